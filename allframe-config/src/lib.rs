@@ -14,7 +14,7 @@ pub mod parse;
 pub mod resolve;
 mod schema_check;
 pub mod source;
-mod suggest;
+pub mod suggest;
 pub mod validate;
 
 pub use diagnostic::{Diagnostic, Diagnostics, Severity};

@@ -26,16 +26,16 @@ pub(crate) fn check(
         check_word(&words, node, path, out);
         return;
     }
-    if is_env_string(schema) {
-        if let Some(text) = as_str(node) {
-            if let Err(e) = EnvString::parse(text) {
-                out.push(
-                    Diagnostic::error(Code::InvalidTemplate, path.clone(), e.to_string())
-                        .with_help("write `${NAME}` or `${NAME:-default}`; `$$` is a literal `$`"),
-                );
-            }
-            return;
+    if is_env_string(schema)
+        && let Some(text) = as_str(node)
+    {
+        if let Err(e) = EnvString::parse(text) {
+            out.push(
+                Diagnostic::error(Code::InvalidTemplate, path.clone(), e.to_string())
+                    .with_help("write `${NAME}` or `${NAME:-default}`; `$$` is a literal `$`"),
+            );
         }
+        return;
     }
     let Some(expected) = schema_type(root, schema) else {
         return;
@@ -230,11 +230,11 @@ fn resolve<'a>(root: &'a Json, mut schema: &'a Json) -> &'a Json {
             .and_then(Json::as_array);
         if let Some(branches) = branches {
             let non_null: Vec<&Json> = branches.iter().filter(|b| !is_null(b)).collect();
-            if let [only] = non_null.as_slice() {
-                if non_null.len() < branches.len() {
-                    schema = only;
-                    continue;
-                }
+            if let [only] = non_null.as_slice()
+                && non_null.len() < branches.len()
+            {
+                schema = only;
+                continue;
             }
         }
         return schema;

@@ -1,10 +1,7 @@
 //! Did-you-mean: the closest accepted word to a misspelt one.
 
 /// The candidate closest to `word`, if one is close enough to be a likely typo.
-pub(crate) fn closest<'a>(
-    word: &str,
-    candidates: impl IntoIterator<Item = &'a str>,
-) -> Option<&'a str> {
+pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let lowered = word.to_ascii_lowercase();
     candidates
         .into_iter()
@@ -15,7 +12,7 @@ pub(crate) fn closest<'a>(
 }
 
 /// `did you mean `x`?` or a list of what is accepted.
-pub(crate) fn help<'a>(word: &str, candidates: &[&'a str]) -> String {
+pub fn help(word: &str, candidates: &[&str]) -> String {
     match closest(word, candidates.iter().copied()) {
         Some(best) => format!("did you mean `{best}`?"),
         None => format!("expected one of: {}", quoted_list(candidates)),
@@ -23,7 +20,7 @@ pub(crate) fn help<'a>(word: &str, candidates: &[&'a str]) -> String {
 }
 
 /// `` `a`, `b`, `c` ``.
-pub(crate) fn quoted_list(words: &[&str]) -> String {
+pub fn quoted_list(words: &[&str]) -> String {
     words
         .iter()
         .map(|w| format!("`{w}`"))

@@ -203,9 +203,10 @@ fn tables_match_type(c: &mut Checker<'_>, service: &ResolvedService) {
             }
             continue;
         }
-        if let Some(owners) = owner_of(table) {
-            if !owners.contains(&kind) {
-                c.push(
+        if let Some(owners) = owner_of(table)
+            && !owners.contains(&kind)
+        {
+            c.push(
                     Diagnostic::error(
                         Code::MisplacedTable,
                         service_path(service).key(table),
@@ -214,7 +215,6 @@ fn tables_match_type(c: &mut Checker<'_>, service: &ResolvedService) {
                     .with_help(format!("set `type = \"{}\"`, or remove `[services.{table}]`", owners[0]))
                     .at_key(),
                 );
-            }
         }
     }
     let needed = required_tables(kind);
@@ -296,20 +296,20 @@ fn identifiers(c: &mut Checker<'_>, service: &ResolvedService) {
             }
         }
     }
-    if let Some(saga) = &s.saga {
-        if !is_pascal(&saga.name) {
-            c.push(
-                Diagnostic::error(
-                    Code::InvalidName,
-                    base.key("saga").key("name"),
-                    format!(
-                        "`{}` is not a PascalCase name; it becomes a Rust trait",
-                        saga.name
-                    ),
-                )
-                .with_help(format!("write it as `{}`", pascal(&saga.name))),
-            );
-        }
+    if let Some(saga) = &s.saga
+        && !is_pascal(&saga.name)
+    {
+        c.push(
+            Diagnostic::error(
+                Code::InvalidName,
+                base.key("saga").key("name"),
+                format!(
+                    "`{}` is not a PascalCase name; it becomes a Rust trait",
+                    saga.name
+                ),
+            )
+            .with_help(format!("write it as `{}`", pascal(&saga.name))),
+        );
     }
     for job in s.jobs.iter().flat_map(|j| j.keys()) {
         if !is_snake(job) {

@@ -1,0 +1,76 @@
+//! The `stateless` archetype: a REST server (and gRPC when declared) over the user's routes,
+//! health endpoints, telemetry, the embedded or configured database, graceful shutdown.
+//!
+//! Obligations on the user's type are spelled as trait bounds the compiler checks, each pointed
+//! at the user's struct: `allframe::Service` (start-up), `allframe::RestApi` (routes), and
+//! `allframe::GrpcApi` when the file lists `grpc` in `protocols`.
+
+use allframe_config::ResolvedService;
+use allframe_config::model::Protocol;
+use proc_macro2::TokenStream;
+use quote::{quote, quote_spanned};
+use syn::spanned::Spanned;
+
+use crate::load::Loaded;
+use crate::{Env, ServiceArgs, migrations, settings};
+
+pub(crate) fn expand(
+    args: &ServiceArgs,
+    item: &syn::ItemStruct,
+    loaded: &Loaded,
+    service: &ResolvedService,
+    env: &Env,
+) -> Result<TokenStream, syn::Error> {
+    let krate = &args.krate;
+    let p = quote!(#krate::__private);
+    let ident = &item.ident;
+    if !item.generics.params.is_empty() {
+        return Err(syn::Error::new(
+            item.generics.span(),
+            "a service struct cannot be generic: the runtime builds exactly one instance of it",
+        ));
+    }
+    let config_path = loaded.path.to_string_lossy().into_owned();
+    let settings = settings::settings(krate, &loaded.architecture, service);
+    let migrations = migrations::migrations(krate, &env.manifest_dir, args.config_span)?;
+
+    let obligations = {
+        let mut checks = vec![quote_spanned!(ident.span()=> #p::assert_rest_api::<#ident>();)];
+        if service.speaks(Protocol::Grpc) {
+            checks.push(quote_spanned!(ident.span()=> #p::assert_grpc_api::<#ident>();));
+        }
+        quote! {
+            /// The obligations `architecture.toml` puts on this service's type.
+            const _: fn() = || { #(#checks)* };
+        }
+    };
+    let grpc = service
+        .speaks(Protocol::Grpc)
+        .then(|| quote_spanned!(ident.span()=> .grpc(#p::grpc_routes::<#ident>)));
+    let doc = format!(
+        "Starts `{}` as declared in `{}`: servers, health, telemetry, database, graceful shutdown.",
+        service.name(),
+        args.config
+    );
+
+    Ok(quote! {
+        #item
+
+        /// Rebuild this crate whenever the architecture file changes.
+        const _: &[u8] = ::core::include_bytes!(#config_path);
+
+        #settings
+
+        #migrations
+
+        #obligations
+
+        #[doc = #doc]
+        fn main() -> ::std::process::ExitCode {
+            #p::Launcher::<#ident>::new(&__ALLFRAME_SETTINGS)
+                .migrations(__ALLFRAME_MIGRATIONS)
+                #grpc
+                .run()
+        }
+    })
+}

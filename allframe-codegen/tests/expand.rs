@@ -1,0 +1,287 @@
+//! In-process expansion tests: build the attribute's input, expand, inspect the items produced.
+
+use allframe_codegen::{Env, expand_service, pretty};
+use proc_macro2::TokenStream;
+use quote::quote;
+
+const ARCH: &str = r#"
+[architecture]
+name = "shop"
+
+[observability]
+logging = "json"
+
+[security.authentication]
+provider = "custom"
+jwt_issuer = "https://${AUTH_HOST:-auth.local}/"
+
+[[services]]
+name = "user-service"
+type = "stateless"
+protocols = ["rest", "grpc"]
+[services.ports]
+inbound = ["rest:8181", "grpc:9191"]
+
+[[services]]
+name = "catalog"
+type = "stateless"
+
+[[services]]
+name = "mailer"
+type = "consumer"
+[services.consumer]
+events = ["UserCreated"]
+"#;
+
+struct Crate {
+    dir: tempfile::TempDir,
+}
+
+impl Crate {
+    fn new(arch: &str) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("architecture.toml"), arch).expect("write");
+        std::fs::create_dir(dir.path().join("migrations")).expect("mkdir");
+        std::fs::write(
+            dir.path().join("migrations/0002_add_email.sql"),
+            "ALTER TABLE users ADD COLUMN email TEXT;",
+        )
+        .expect("write");
+        std::fs::write(
+            dir.path().join("migrations/0001_create_users.sql"),
+            "CREATE TABLE users (id TEXT PRIMARY KEY);",
+        )
+        .expect("write");
+        Self { dir }
+    }
+
+    fn env(&self) -> Env {
+        Env {
+            manifest_dir: self.dir.path().to_owned(),
+            debug: false,
+        }
+    }
+
+    fn expand(&self, attr: TokenStream) -> syn::File {
+        let out = expand_service(
+            attr,
+            quote!(
+                pub struct UserService;
+            ),
+            &self.env(),
+        );
+        syn::parse2(out).expect("expansion is valid Rust")
+    }
+}
+
+fn compile_errors(file: &syn::File) -> Vec<String> {
+    file.items
+        .iter()
+        .filter_map(|item| match item {
+            syn::Item::Macro(m)
+                if m.mac
+                    .path
+                    .segments
+                    .last()
+                    .is_some_and(|s| s.ident == "compile_error") =>
+            {
+                Some(m.mac.parse_body::<syn::LitStr>().expect("message").value())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn static_named<'a>(file: &'a syn::File, name: &str) -> &'a syn::ItemStatic {
+    file.items
+        .iter()
+        .find_map(|item| match item {
+            syn::Item::Static(s) if s.ident == name => Some(s),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no static {name}"))
+}
+
+fn field<'a>(init: &'a syn::Expr, name: &str) -> &'a syn::Expr {
+    let syn::Expr::Struct(s) = init else {
+        panic!("not a struct literal")
+    };
+    &s.fields
+        .iter()
+        .find(|f| matches!(&f.member, syn::Member::Named(i) if i == name))
+        .unwrap_or_else(|| panic!("no field {name}"))
+        .expr
+}
+
+fn lit_int(expr: &syn::Expr) -> u64 {
+    match expr {
+        syn::Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Int(i),
+            ..
+        }) => i.base10_parse().expect("int"),
+        other => panic!("not an int: {}", quote!(#other)),
+    }
+}
+
+#[test]
+fn stateless_service_gets_main_settings_and_migrations() {
+    let c = Crate::new(ARCH);
+    let file = c.expand(quote!(config = "architecture.toml", name = "user-service"));
+    assert!(
+        compile_errors(&file).is_empty(),
+        "{}",
+        pretty(&quote!(#file))
+    );
+
+    let main = file.items.iter().find_map(|i| match i {
+        syn::Item::Fn(f) if f.sig.ident == "main" => Some(f),
+        _ => None,
+    });
+    let main = main.expect("main generated");
+    let body = quote!(#main).to_string();
+    assert!(
+        body.contains(". grpc ("),
+        "grpc registered because protocols lists grpc: {body}"
+    );
+
+    let settings = static_named(&file, "__ALLFRAME_SETTINGS");
+    assert_eq!(lit_int(field(&settings.expr, "rest_port")), 8181);
+    let logging = field(&settings.expr, "logging");
+    assert!(quote!(#logging).to_string().ends_with("Json"));
+    let deferred = field(&settings.expr, "deferred");
+    let deferred = quote!(#deferred).to_string();
+    assert!(
+        deferred.contains("\"security.authentication.jwt_issuer\""),
+        "{deferred}"
+    );
+    assert!(deferred.contains("name : \"AUTH_HOST\""), "{deferred}");
+    assert!(
+        !deferred.contains("auth.local\" )") || deferred.contains("Some (\"auth.local\")"),
+        "default kept as default: {deferred}"
+    );
+
+    let migrations = static_named(&file, "__ALLFRAME_MIGRATIONS");
+    let syn::Expr::Reference(r) = &*migrations.expr else {
+        panic!("not a slice")
+    };
+    let syn::Expr::Array(arr) = &*r.expr else {
+        panic!("not an array")
+    };
+    let versions: Vec<u64> = arr
+        .elems
+        .iter()
+        .map(|e| lit_int(field(e, "version")))
+        .collect();
+    assert_eq!(versions, [1, 2], "sorted by version");
+}
+
+#[test]
+fn rebuilds_when_the_file_changes() {
+    let c = Crate::new(ARCH);
+    let file = c.expand(quote!(config = "architecture.toml", name = "catalog"));
+    let expected = c
+        .dir
+        .path()
+        .join("architecture.toml")
+        .to_string_lossy()
+        .into_owned();
+    let included = file.items.iter().any(|item| match item {
+        syn::Item::Const(k) => {
+            let e = &k.expr;
+            let text = quote!(#e).to_string();
+            text.contains("include_bytes") && text.contains(&format!("{expected:?}"))
+        }
+        _ => false,
+    });
+    assert!(included, "include_bytes! of the config file is emitted");
+    let main = quote!(#file).to_string();
+    assert!(
+        !main.contains(". grpc ("),
+        "no gRPC for a REST-only service"
+    );
+}
+
+#[test]
+fn errors_become_compile_errors_with_a_skeleton() {
+    let c = Crate::new(ARCH);
+    let unknown = c.expand(quote!(config = "architecture.toml", name = "user-servic"));
+    let errors = compile_errors(&unknown);
+    assert_eq!(errors.len(), 1);
+    assert!(
+        errors[0].contains("did you mean `user-service`?"),
+        "{errors:?}"
+    );
+    assert!(
+        unknown
+            .items
+            .iter()
+            .any(|i| matches!(i, syn::Item::Struct(s) if s.ident == "UserService")),
+        "item kept"
+    );
+    assert!(
+        unknown
+            .items
+            .iter()
+            .any(|i| matches!(i, syn::Item::Fn(f) if f.sig.ident == "main")),
+        "skeleton main"
+    );
+
+    let consumer = compile_errors(&c.expand(quote!(config = "architecture.toml", name = "mailer")));
+    assert!(
+        consumer[0].contains("only the `stateless` archetype"),
+        "{consumer:?}"
+    );
+
+    let absolute = compile_errors(&c.expand(quote!(config = "/etc/architecture.toml", name = "x")));
+    assert!(absolute[0].contains("is absolute"), "{absolute:?}");
+
+    let missing = compile_errors(&c.expand(quote!(config = "nope.toml", name = "x")));
+    assert!(
+        missing[0].contains("cannot read `nope.toml`"),
+        "{missing:?}"
+    );
+
+    let typo = compile_errors(&c.expand(quote!(confg = "architecture.toml", name = "x")));
+    assert!(typo.iter().any(|e| e.contains("config")), "{typo:?}");
+}
+
+#[test]
+fn every_file_error_is_reported_at_once() {
+    let c = Crate::new(
+        "[architecture]\nname = \"x\"\n[[services]]\nname = \"A\"\ntype = \"stateless\"\n[[services]]\nname = \"A\"\ntype = \"stateless\"\n",
+    );
+    let errors = compile_errors(&c.expand(quote!(config = "architecture.toml", name = "A")));
+    assert!(errors.len() >= 3, "{errors:?}");
+    assert!(
+        errors.iter().all(|e| e.starts_with("architecture.toml:")),
+        "file:line:col first: {errors:?}"
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("allframe::duplicate-service")),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn crate_override_changes_every_runtime_path() {
+    let c = Crate::new(ARCH);
+    let file = c.expand(quote!(
+        config = "architecture.toml",
+        name = "catalog",
+        crate = "my_runtime"
+    ));
+    let text = quote!(#file).to_string();
+    assert!(text.contains("my_runtime :: __private"), "{text}");
+    assert!(!text.contains("allframe ::"), "{text}");
+}
+
+#[test]
+fn expansion_snapshot() {
+    let c = Crate::new(ARCH);
+    let file = c.expand(quote!(config = "architecture.toml", name = "user-service"));
+    let text =
+        pretty(&quote!(#file)).replace(&c.dir.path().to_string_lossy().into_owned(), "$CRATE");
+    insta::assert_snapshot!(text);
+}
