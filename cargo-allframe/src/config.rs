@@ -1,0 +1,63 @@
+//! Reading and checking `architecture.toml` for the commands: the file's exact bytes (ignite
+//! copies them into the workspace) and the checked [`Architecture`], or a typed error that
+//! names the file.
+
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+
+use allframe_config::{Architecture, SourceFile};
+
+use crate::error::CliError;
+use crate::report::{ConfigReport, Reporter, problems};
+
+/// The default `--config`.
+pub const DEFAULT_CONFIG: &str = "architecture.toml";
+
+/// A checked architecture file.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The path it was read from.
+    pub path: PathBuf,
+    /// Its bytes, exactly as on disk.
+    pub bytes: Vec<u8>,
+    /// The checked model (with its warnings).
+    pub architecture: Architecture,
+}
+
+impl Loaded {
+    /// Renders the file's warnings; returns how many there were.
+    pub fn report_warnings(&self, reporter: &mut Reporter<'_>) -> usize {
+        let Some(report) = self.architecture.warning_report() else {
+            return 0;
+        };
+        let warnings = problems(report, report.warnings());
+        for warning in &warnings {
+            reporter.diagnostic(warning);
+        }
+        warnings.len()
+    }
+}
+
+/// Reads and checks `path`.
+pub fn load(path: &Path) -> Result<Loaded, CliError> {
+    let bytes = std::fs::read(path).map_err(|source| match source.kind() {
+        ErrorKind::NotFound => CliError::ConfigNotFound {
+            path: path.to_path_buf(),
+        },
+        _ => CliError::ReadConfig {
+            path: path.to_path_buf(),
+            source,
+        },
+    })?;
+    let text = String::from_utf8(bytes.clone()).map_err(|_| CliError::NotUtf8 {
+        path: path.to_path_buf(),
+    })?;
+    let source = SourceFile::new(path, text);
+    let architecture =
+        allframe_config::check(&source).map_err(|diagnostics| ConfigReport::new(&diagnostics))?;
+    Ok(Loaded {
+        path: path.to_path_buf(),
+        bytes,
+        architecture,
+    })
+}

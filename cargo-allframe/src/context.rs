@@ -1,0 +1,204 @@
+//! What the templates see: a context built from each resolved service (names in every case,
+//! ports, runtime features, the example entity) and the way generated crates reach the runtime.
+//!
+//! Decisions about a service's crate (which features, which entity) are made here, once; the
+//! templates only spell them out.
+
+use std::path::Path;
+
+use allframe_config::ResolvedService;
+use allframe_config::model::{DatabaseKind, Protocol};
+use serde::Serialize;
+
+use crate::error::CliError;
+use crate::names::{DEFAULT_ENTITY, EntityNames, ServiceNames};
+
+/// The version of `allframe-runtime` generated crates depend on without `--runtime-path`:
+/// this CLI's own version.
+pub const RUNTIME_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Where generated crates take `allframe-runtime` from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RuntimeSource {
+    /// The registry, at this version.
+    Version(String),
+    /// A local checkout: the absolute path of its `allframe-runtime` directory.
+    Path(String),
+}
+
+impl RuntimeSource {
+    /// `--runtime-path DIR` (a checkout of the AllFrame repository), or the registry version.
+    pub fn resolve(checkout: Option<&Path>) -> Result<Self, CliError> {
+        let Some(dir) = checkout else {
+            return Ok(Self::Version(RUNTIME_VERSION.to_owned()));
+        };
+        let missing = || CliError::RuntimePath {
+            dir: dir.to_path_buf(),
+            manifest: dir.join("allframe-runtime").join("Cargo.toml"),
+        };
+        let dir = dir.canonicalize().map_err(|_| missing())?;
+        let crate_dir = dir.join("allframe-runtime");
+        if !crate_dir.join("Cargo.toml").is_file() {
+            return Err(missing());
+        }
+        crate_dir
+            .to_str()
+            .map(|s| Self::Path(s.to_owned()))
+            .ok_or(CliError::NonUtf8Path { path: crate_dir })
+    }
+}
+
+/// A service's part of every template context.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceContext {
+    /// `kebab`, `snake`, `pascal`, `proto_package`.
+    #[serde(flatten)]
+    pub names: ServiceNames,
+    /// One line, without a final period: `User registration and profiles`.
+    pub responsibility: String,
+    /// The REST port from the file.
+    pub http_port: u16,
+    /// The gRPC port from the file, when the service speaks gRPC.
+    pub grpc_port: Option<u16>,
+    /// True when the service speaks gRPC.
+    pub grpc: bool,
+    /// The production database engine (`postgres`, `sqlite`, …).
+    pub database: &'static str,
+    /// The `allframe-runtime` features the crate needs.
+    pub features: Vec<&'static str>,
+    /// The entity of the example code.
+    pub entity: EntityNames,
+}
+
+impl ServiceContext {
+    /// The context of `service`.
+    pub fn new(service: &ResolvedService) -> Self {
+        let grpc = service.speaks(Protocol::Grpc);
+        let mut features = vec!["sqlite"];
+        if service.database == DatabaseKind::Postgres {
+            features.push("postgres");
+        }
+        if grpc {
+            features.push("grpc");
+        }
+        let responsibility = service
+            .raw
+            .responsibility
+            .as_deref()
+            .map(one_line)
+            .filter(|r| !r.is_empty())
+            .unwrap_or_else(|| format!("A {} service", service.kind().as_str()));
+        let entity = service
+            .entities()
+            .first()
+            .map_or(DEFAULT_ENTITY, String::as_str);
+        Self {
+            names: ServiceNames::new(service.name()),
+            responsibility,
+            http_port: service.http_port,
+            grpc_port: service.grpc_port.filter(|_| grpc),
+            grpc,
+            database: service.database.as_str(),
+            features,
+            entity: EntityNames::new(entity),
+        }
+    }
+}
+
+/// One line of prose: whitespace (newlines included) collapsed, no final period.
+fn one_line(text: &str) -> String {
+    let joined = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    joined.trim_end_matches('.').to_owned()
+}
+
+/// The context of the templates of one service crate.
+#[derive(Debug, Serialize)]
+pub struct CrateContext<'a> {
+    /// The service.
+    pub service: &'a ServiceContext,
+    /// Shorthand for `service.entity`.
+    pub entity: &'a EntityNames,
+    /// Shorthand for `service.grpc`.
+    pub grpc: bool,
+    /// Shorthand for `service.responsibility`.
+    pub responsibility: &'a str,
+    /// Shorthand for `service.features`.
+    pub features: &'a [&'static str],
+    /// The runtime's directory with `--runtime-path`.
+    pub runtime_path: Option<&'a str>,
+    /// The runtime's version otherwise.
+    pub runtime_version: &'a str,
+}
+
+impl<'a> CrateContext<'a> {
+    /// The context of `service`'s crate, depending on the runtime from `runtime`.
+    pub fn new(service: &'a ServiceContext, runtime: &'a RuntimeSource) -> Self {
+        let (runtime_path, runtime_version) = match runtime {
+            RuntimeSource::Path(path) => (Some(path.as_str()), RUNTIME_VERSION),
+            RuntimeSource::Version(version) => (None, version.as_str()),
+        };
+        Self {
+            service,
+            entity: &service.entity,
+            grpc: service.grpc,
+            responsibility: &service.responsibility,
+            features: &service.features,
+            runtime_path,
+            runtime_version,
+        }
+    }
+}
+
+/// A service of the file that ignite does not generate (yet).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Skipped {
+    /// Its name.
+    pub name: String,
+    /// Its type, as written.
+    pub kind: &'static str,
+}
+
+/// The context of the workspace's own files.
+#[derive(Debug, Serialize)]
+pub struct WorkspaceContext<'a> {
+    /// The architecture's name.
+    pub architecture: &'a str,
+    /// The generated services.
+    pub services: &'a [ServiceContext],
+    /// The services not generated.
+    pub skipped: &'a [Skipped],
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn responsibilities_become_one_line_without_final_period() {
+        assert_eq!(
+            one_line("  User\nregistration,\n  and profiles.  "),
+            "User registration, and profiles"
+        );
+    }
+
+    #[test]
+    fn runtime_path_must_hold_the_runtime_crate() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let error = RuntimeSource::resolve(Some(dir.path())).expect_err("no runtime there");
+        assert!(matches!(error, CliError::RuntimePath { .. }));
+
+        let runtime = dir.path().join("allframe-runtime");
+        std::fs::create_dir_all(&runtime).expect("mkdir");
+        std::fs::write(runtime.join("Cargo.toml"), "[package]\n").expect("write");
+        let source = RuntimeSource::resolve(Some(dir.path())).expect("a checkout");
+        let expected = runtime.canonicalize().expect("canonical");
+        assert_eq!(
+            source,
+            RuntimeSource::Path(expected.to_string_lossy().into_owned())
+        );
+        assert_eq!(
+            RuntimeSource::resolve(None).expect("version"),
+            RuntimeSource::Version(RUNTIME_VERSION.to_owned())
+        );
+    }
+}

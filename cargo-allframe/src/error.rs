@@ -1,0 +1,172 @@
+//! Everything that stops a command, as one typed error that miette renders with a help line.
+//! Problems inside `architecture.toml` are carried by [`ConfigReport`], which renders each
+//! diagnostic with its source snippet.
+
+use std::path::PathBuf;
+
+use miette::Diagnostic;
+
+use crate::report::ConfigReport;
+
+/// Why a `cargo allframe` command failed.
+#[derive(Debug, thiserror::Error, Diagnostic)]
+pub enum CliError {
+    /// The configuration file does not exist.
+    #[error("the architecture file `{}` does not exist", path.display())]
+    #[diagnostic(
+        code(allframe::config_not_found),
+        help(
+            "pass the architecture file with `--config FILE` (the default is ./architecture.toml)"
+        )
+    )]
+    ConfigNotFound {
+        /// The path given (or the default).
+        path: PathBuf,
+    },
+
+    /// The configuration file could not be read.
+    #[error("cannot read the architecture file `{}`", path.display())]
+    #[diagnostic(code(allframe::config_unreadable))]
+    ReadConfig {
+        /// The file.
+        path: PathBuf,
+        /// The I/O failure.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The configuration file is not UTF-8 text.
+    #[error("the architecture file `{}` is not UTF-8 text", path.display())]
+    #[diagnostic(
+        code(allframe::config_not_text),
+        help("architecture.toml must be a TOML document encoded as UTF-8")
+    )]
+    NotUtf8 {
+        /// The file.
+        path: PathBuf,
+    },
+
+    /// The configuration file has errors.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    InvalidConfig(#[from] ConfigReport),
+
+    /// The output directory holds files that ignite did not write.
+    #[error(
+        "the output directory `{}` is not empty and is not an AllFrame workspace (it has no `.allframe/manifest.json`)",
+        dir.display()
+    )]
+    #[diagnostic(
+        code(allframe::foreign_out_dir),
+        help(
+            "choose an empty or new directory with `--out DIR`, or pass `--force` to write into this one anyway"
+        )
+    )]
+    ForeignOutDir {
+        /// The directory.
+        dir: PathBuf,
+    },
+
+    /// The output path exists and is not a directory.
+    #[error("the output path `{}` exists and is not a directory", dir.display())]
+    #[diagnostic(
+        code(allframe::out_not_a_dir),
+        help("choose a directory with `--out DIR`")
+    )]
+    OutNotADirectory {
+        /// The path.
+        dir: PathBuf,
+    },
+
+    /// The architecture's name cannot be the default output directory.
+    #[error("the architecture name `{name}` cannot be used as a directory name")]
+    #[diagnostic(
+        code(allframe::bad_out_dir_name),
+        help("choose the output directory with `--out DIR`")
+    )]
+    BadWorkspaceName {
+        /// The name from `[architecture] name`.
+        name: String,
+    },
+
+    /// `--runtime-path` does not point at a checkout of this repository.
+    #[error(
+        "`--runtime-path {}` is not a checkout of AllFrame: `{}` does not exist",
+        dir.display(),
+        manifest.display()
+    )]
+    #[diagnostic(
+        code(allframe::bad_runtime_path),
+        help(
+            "pass the root of an AllFrame repository checkout (the directory holding allframe-runtime/), or omit the option to depend on the released runtime"
+        )
+    )]
+    RuntimePath {
+        /// The directory given.
+        dir: PathBuf,
+        /// The manifest looked for.
+        manifest: PathBuf,
+    },
+
+    /// A path that cannot be written into a `Cargo.toml`.
+    #[error("the path `{}` is not valid UTF-8 and cannot be written into Cargo.toml", path.display())]
+    #[diagnostic(code(allframe::non_utf8_path))]
+    NonUtf8Path {
+        /// The path.
+        path: PathBuf,
+    },
+
+    /// `.allframe/manifest.json` is unreadable.
+    #[error("cannot read the ignite manifest `{}`", path.display())]
+    #[diagnostic(
+        code(allframe::bad_manifest),
+        help(
+            "ignite records there what it wrote; delete the file and re-run with `--force` to regenerate every file"
+        )
+    )]
+    Manifest {
+        /// The manifest.
+        path: PathBuf,
+        /// Why it could not be parsed.
+        #[source]
+        source: serde_json::Error,
+    },
+
+    /// A template failed to render (a bug in cargo-allframe).
+    #[error("cannot render the template `{template}`")]
+    #[diagnostic(
+        code(allframe::template),
+        help("this is a bug in cargo-allframe; please report it with your architecture.toml")
+    )]
+    Template {
+        /// The template.
+        template: String,
+        /// The minijinja error.
+        #[source]
+        source: minijinja::Error,
+    },
+
+    /// A file-system operation failed.
+    #[error("cannot {action} `{}`", path.display())]
+    #[diagnostic(code(allframe::io))]
+    Io {
+        /// What was attempted, e.g. `"write"`.
+        action: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// The I/O failure.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl CliError {
+    /// An I/O failure while doing `action` on `path`.
+    pub fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Self::Io {
+            action,
+            path: path.into(),
+            source,
+        }
+    }
+}

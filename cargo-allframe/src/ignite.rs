@@ -1,0 +1,203 @@
+//! `cargo allframe ignite`: check the file, plan the workspace, format the Rust files, decide
+//! per file against the manifest, write (unless `--dry-run`) and summarise.
+
+use std::path::{Path, PathBuf};
+
+use crate::config::{self, DEFAULT_CONFIG};
+use crate::context::{RuntimeSource, Skipped};
+use crate::error::CliError;
+use crate::plan;
+use crate::report::{IgniteWarning, Reporter, count};
+use crate::rustfmt::{self, FormatError};
+use crate::templates::Renderer;
+use crate::workspace::{Action, Decision, PlannedFile, Workspace};
+
+/// The options of `cargo allframe ignite`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct IgniteArgs {
+    /// The architecture file.
+    #[arg(long, value_name = "FILE", default_value = DEFAULT_CONFIG)]
+    pub config: PathBuf,
+    /// The workspace directory to create or update [default: ./<architecture name>].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// A local checkout of AllFrame: generated crates depend on its allframe-runtime by path
+    /// instead of the released version.
+    #[arg(long, value_name = "DIR")]
+    pub runtime_path: Option<PathBuf>,
+    /// Print what would be written, updated and kept; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Overwrite files edited since ignite wrote them, and write into a non-empty directory
+    /// that is not an AllFrame workspace.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// What ignite did (or would do).
+#[derive(Debug)]
+pub struct Outcome {
+    /// The workspace directory.
+    pub root: PathBuf,
+    /// One decision per planned file.
+    pub decisions: Vec<Decision>,
+    /// The generated services.
+    pub services: Vec<String>,
+    /// The services not generated.
+    pub skipped: Vec<Skipped>,
+    /// True when nothing was written.
+    pub dry_run: bool,
+}
+
+impl Outcome {
+    /// How many files got `action`.
+    pub fn count(&self, action: Action) -> usize {
+        self.decisions.iter().filter(|d| d.action == action).count()
+    }
+}
+
+/// Runs ignite, rendering warnings to `reporter`.
+pub fn ignite(args: &IgniteArgs, reporter: &mut Reporter<'_>) -> Result<Outcome, CliError> {
+    let loaded = config::load(&args.config)?;
+    loaded.report_warnings(reporter);
+    let architecture = &loaded.architecture;
+    let root = match &args.out {
+        Some(out) => out.clone(),
+        None => default_out(architecture.name())?,
+    };
+    let runtime = RuntimeSource::resolve(args.runtime_path.as_deref())?;
+    let mut workspace = Workspace::open(&root, args.force, Some(&args.config))?;
+
+    let renderer = Renderer::new()?;
+    let plan = plan::plan(architecture, &loaded.bytes, &runtime, &renderer)?;
+    for skipped in &plan.skipped {
+        reporter.diagnostic(&IgniteWarning::SkippedService {
+            name: skipped.name.clone(),
+            kind: skipped.kind,
+        });
+    }
+    let mut files = plan.files;
+    for warning in format_rust(&mut files) {
+        reporter.diagnostic(&warning);
+    }
+
+    let decisions = workspace.decide(&files, args.force)?;
+    if !args.dry_run {
+        let generator = format!("cargo-allframe {}", env!("CARGO_PKG_VERSION"));
+        workspace.apply(&files, &decisions, &generator)?;
+    }
+    Ok(Outcome {
+        root,
+        decisions,
+        services: plan.services.into_iter().map(|s| s.names.kebab).collect(),
+        skipped: plan.skipped,
+        dry_run: args.dry_run,
+    })
+}
+
+/// `./<name>`, when the architecture's name is a plain directory name.
+fn default_out(name: &str) -> Result<PathBuf, CliError> {
+    let plain =
+        !name.trim().is_empty() && name != "." && name != ".." && !name.contains(['/', '\\', '\0']);
+    if plain {
+        Ok(Path::new(".").join(name))
+    } else {
+        Err(CliError::BadWorkspaceName {
+            name: name.to_owned(),
+        })
+    }
+}
+
+/// Formats every `.rs` file with rustfmt; returns the warnings (rustfmt missing: one warning,
+/// and the remaining files are left as rendered).
+fn format_rust(files: &mut [PlannedFile]) -> Vec<IgniteWarning> {
+    let program = rustfmt::program();
+    let mut warnings = Vec::new();
+    for file in files.iter_mut().filter(|f| f.path.ends_with(".rs")) {
+        let Ok(text) = std::str::from_utf8(&file.contents) else {
+            continue;
+        };
+        match rustfmt::format(&program, text) {
+            Ok(formatted) => file.contents = formatted.into_bytes(),
+            Err(FormatError::Unavailable(reason)) => {
+                warnings.push(IgniteWarning::RustfmtUnavailable { reason });
+                break;
+            }
+            Err(FormatError::Rejected(stderr)) => warnings.push(IgniteWarning::RustfmtFailed {
+                file: file.path.clone(),
+                stderr,
+            }),
+        }
+    }
+    warnings
+}
+
+/// Prints what ignite did, file by file (unchanged files only counted), and the totals.
+pub fn print_summary(outcome: &Outcome, reporter: &mut Reporter<'_>) {
+    let root = outcome.root.display();
+    if outcome.dry_run {
+        reporter.line(format!("Dry run: nothing was written to {root}."));
+    } else {
+        reporter.line(format!(
+            "Ignited {} into {root}.",
+            count(outcome.services.len(), "service")
+        ));
+    }
+    for decision in &outcome.decisions {
+        let note = match decision.action {
+            Action::Unchanged => continue,
+            Action::Keep => " (user-modified, not overwritten)",
+            Action::Overwrite => " (user-modified, overwritten because of --force)",
+            Action::Create | Action::Update => "",
+        };
+        let label = match (outcome.dry_run, decision.action) {
+            (false, action) => action.to_string(),
+            (true, Action::Create) => "would write".into(),
+            (true, Action::Update) => "would update".into(),
+            (true, Action::Keep) => "would keep".into(),
+            (true, _) => "would overwrite".into(),
+        };
+        reporter.line(format!("  {label:<15} {}{note}", decision.path));
+    }
+    let totals = [
+        Action::Create,
+        Action::Update,
+        Action::Overwrite,
+        Action::Keep,
+        Action::Unchanged,
+    ]
+    .into_iter()
+    .filter_map(|action| {
+        let n = outcome.count(action);
+        (n > 0 || matches!(action, Action::Create | Action::Update | Action::Keep))
+            .then(|| format!("{n} {action}"))
+    })
+    .collect::<Vec<_>>()
+    .join(", ");
+    let prefix = if outcome.dry_run { "Would be: " } else { "" };
+    reporter.line(format!("{prefix}{totals}."));
+    if !outcome.dry_run && !outcome.services.is_empty() {
+        reporter.line(format!(
+            "Next: cd {root} && cargo test (see README.md for how to run each service)"
+        ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_out_dir_is_the_architecture_name_when_it_is_a_plain_name() {
+        assert_eq!(
+            default_out("shop").expect("plain"),
+            Path::new(".").join("shop")
+        );
+        for bad in ["", "..", "a/b", r"a\b"] {
+            assert!(matches!(
+                default_out(bad),
+                Err(CliError::BadWorkspaceName { .. })
+            ));
+        }
+    }
+}

@@ -1,0 +1,97 @@
+//! `cargo allframe`: turns one `architecture.toml` into a workspace of service crates
+//! (`ignite`), checks a file with source-snippet diagnostics (`check`) and prints its JSON
+//! Schema (`schema`).
+//!
+//! The binary only parses arguments and calls [`run`]. One module per stage of ignite:
+//! [`config`] (read + check) → [`plan`] (render [`templates`] with a [`context`]) →
+//! [`rustfmt`] → [`workspace`] (decide per file against the manifest, write) → summary in
+//! [`ignite`]. Everything printed goes through [`report::Reporter`].
+
+#![warn(missing_docs)]
+
+pub mod config;
+pub mod context;
+pub mod error;
+pub mod ignite;
+pub mod names;
+pub mod plan;
+pub mod plural;
+pub mod report;
+pub mod rustfmt;
+pub mod templates;
+pub mod workspace;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+pub use error::CliError;
+pub use ignite::IgniteArgs;
+use report::{Reporter, count};
+
+/// `cargo allframe`: the subcommand's options.
+#[derive(Debug, clap::Args)]
+#[command(version, about, long_about = None, display_name = "cargo-allframe")]
+pub struct Opt {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands of `cargo allframe`.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Generate (or update) a workspace of service crates from an architecture file.
+    Ignite(IgniteArgs),
+    /// Check an architecture file and print every problem with its location.
+    Check(CheckArgs),
+    /// Print the JSON Schema of architecture.toml (for editor completion and checks).
+    Schema,
+}
+
+/// The options of `cargo allframe check`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CheckArgs {
+    /// The architecture file.
+    #[arg(long, value_name = "FILE", default_value = config::DEFAULT_CONFIG)]
+    pub config: PathBuf,
+}
+
+/// Runs `opt` against the process's stdout and stderr; the exit status is 1 on any error.
+pub fn run(opt: Opt) -> ExitCode {
+    let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let mut out = std::io::stdout().lock();
+    let mut err = std::io::stderr().lock();
+    let mut reporter = Reporter::new(&mut out, &mut err, color);
+    match execute(opt.command, &mut reporter) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            reporter.diagnostic(&error);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs one command, reporting to `reporter`.
+pub fn execute(command: Command, reporter: &mut Reporter<'_>) -> Result<(), CliError> {
+    match command {
+        Command::Ignite(args) => {
+            let outcome = ignite::ignite(&args, reporter)?;
+            ignite::print_summary(&outcome, reporter);
+        }
+        Command::Check(args) => {
+            let loaded = config::load(&args.config)?;
+            let warnings = loaded.report_warnings(reporter);
+            let architecture = &loaded.architecture;
+            reporter.line(format!(
+                "{}: `{}` is valid ({}, {})",
+                loaded.path.display(),
+                architecture.name(),
+                count(architecture.services().len(), "service"),
+                count(warnings, "warning"),
+            ));
+        }
+        Command::Schema => reporter.line(allframe_config::json_schema::to_pretty_string()),
+    }
+    Ok(())
+}

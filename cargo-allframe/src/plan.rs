@@ -1,0 +1,156 @@
+//! What ignite writes for an architecture: the workspace files, a copy of the architecture
+//! file, and one crate per generated service, rendered from the embedded templates. Pure with
+//! respect to the output directory: planning reads nothing there and writes nothing.
+
+use allframe_config::Architecture;
+use allframe_config::model::ServiceType;
+
+use crate::context::{CrateContext, RuntimeSource, ServiceContext, Skipped, WorkspaceContext};
+use crate::error::CliError;
+use crate::templates::{Renderer, STATELESS, Template, WORKSPACE, When};
+use crate::workspace::PlannedFile;
+
+/// The name of the architecture file's copy at the workspace root (the services' attribute
+/// reads `../../architecture.toml`).
+pub const ARCHITECTURE_FILE: &str = "architecture.toml";
+
+/// Everything ignite would write.
+#[derive(Debug)]
+pub struct Plan {
+    /// The files, workspace files first, then each service's.
+    pub files: Vec<PlannedFile>,
+    /// The generated services, in file order.
+    pub services: Vec<ServiceContext>,
+    /// The services not generated, in file order.
+    pub skipped: Vec<Skipped>,
+}
+
+/// Plans the workspace of `architecture`, whose file's bytes are `architecture_bytes`.
+pub fn plan(
+    architecture: &Architecture,
+    architecture_bytes: &[u8],
+    runtime: &RuntimeSource,
+    renderer: &Renderer,
+) -> Result<Plan, CliError> {
+    let mut services = Vec::new();
+    let mut skipped = Vec::new();
+    for service in architecture.services() {
+        match service.kind() {
+            ServiceType::Stateless => services.push(ServiceContext::new(service)),
+            other => skipped.push(Skipped {
+                name: service.name().to_owned(),
+                kind: other.as_str(),
+            }),
+        }
+    }
+
+    let mut files = Vec::new();
+    let workspace = WorkspaceContext {
+        architecture: architecture.name(),
+        services: &services,
+        skipped: &skipped,
+    };
+    for template in WORKSPACE {
+        let (path, text) = renderer.render(template, &workspace)?;
+        files.push(PlannedFile::new(path, text));
+    }
+    files.push(PlannedFile::new(ARCHITECTURE_FILE, architecture_bytes));
+
+    for service in &services {
+        let context = CrateContext::new(service, runtime);
+        for template in STATELESS.iter().filter(|t| applies(t, service)) {
+            let (path, text) = renderer.render(template, &context)?;
+            files.push(PlannedFile::new(
+                format!("services/{}/{path}", service.names.kebab),
+                text,
+            ));
+        }
+    }
+    Ok(Plan {
+        files,
+        services,
+        skipped,
+    })
+}
+
+fn applies(template: &Template, service: &ServiceContext) -> bool {
+    match template.when {
+        When::Always => true,
+        When::Grpc => service.grpc,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rustfmt;
+    use allframe_config::SourceFile;
+
+    const ARCH: &str = r#"[architecture]
+name = "shop"
+
+[[services]]
+name = "user-service"
+type = "stateless"
+responsibility = "User registration and profiles"
+protocols = ["rest", "grpc"]
+
+[services.domain]
+entities = ["User"]
+
+[[services]]
+name = "catalog"
+type = "stateless"
+"#;
+
+    fn shop_plan() -> Plan {
+        let source = SourceFile::new("architecture.toml", ARCH);
+        let architecture = allframe_config::check(&source).expect("valid");
+        let runtime = RuntimeSource::Version("0.1.0".into());
+        let renderer = Renderer::new().expect("templates parse");
+        plan(&architecture, ARCH.as_bytes(), &runtime, &renderer).expect("plan")
+    }
+
+    #[test]
+    fn rendered_rust_is_already_rustfmt_clean() {
+        let plan = shop_plan();
+        let program = rustfmt::program();
+        let mut checked = 0;
+        for file in plan.files.iter().filter(|f| f.path.ends_with(".rs")) {
+            let text = std::str::from_utf8(&file.contents).expect("utf-8");
+            let formatted = rustfmt::format(&program, text)
+                .unwrap_or_else(|e| panic!("{} does not parse: {e:?}\n{text}", file.path));
+            assert_eq!(formatted, text, "{} is not rustfmt-clean", file.path);
+            checked += 1;
+        }
+        // main, build, domain (2), application (3), presentation (2 + grpc), test, per service.
+        assert_eq!(checked, 11 + 10);
+    }
+
+    #[test]
+    fn grpc_files_only_for_services_that_speak_grpc() {
+        let plan = shop_plan();
+        let has = |path: &str| plan.files.iter().any(|f| f.path == path);
+        assert!(has("services/user-service/proto/user-service.proto"));
+        assert!(has("services/user-service/src/presentation/grpc.rs"));
+        assert!(!has("services/catalog/src/presentation/grpc.rs"));
+        assert!(
+            !plan
+                .files
+                .iter()
+                .any(|f| f.path.starts_with("services/catalog/proto/"))
+        );
+        let presentation = plan
+            .files
+            .iter()
+            .find(|f| f.path == "services/catalog/src/presentation/mod.rs")
+            .expect("presentation module");
+        assert_eq!(
+            String::from_utf8_lossy(&presentation.contents)
+                .matches("pub mod")
+                .count(),
+            1,
+            "only the REST module is declared"
+        );
+    }
+}

@@ -1,0 +1,93 @@
+//! `cargo allframe check` and `schema` through the built binary: exit statuses, and error
+//! messages that name the file, the line and the key.
+
+mod common;
+
+use common::{SHOP, cargo_allframe};
+
+#[test]
+fn a_valid_file_passes_and_its_warnings_are_printed() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("architecture.toml"), SHOP).expect("write");
+    let run = cargo_allframe(dir.path(), &["check"]).ok();
+    assert!(run.stdout.contains("3 services"), "{}", run.stdout);
+
+    // `multi_tenant` disagreeing with `[tenant] enabled` is a warning, not an error.
+    let warned = SHOP.replace(
+        "name = \"shop\"\n",
+        "name = \"shop\"\nmulti_tenant = true\n",
+    );
+    std::fs::write(dir.path().join("warned.toml"), warned).expect("write");
+    let run = cargo_allframe(dir.path(), &["check", "--config", "warned.toml"]).ok();
+    assert!(run.stderr.contains("tenant.enabled"), "{}", run.stderr);
+    assert!(run.stderr.contains("warned.toml:"), "{}", run.stderr);
+    assert!(run.stdout.contains("1 warning"), "{}", run.stdout);
+}
+
+#[test]
+fn a_missing_file_is_named_and_the_option_suggested() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let run = cargo_allframe(dir.path(), &["check", "--config", "nowhere/arch.toml"]).failed();
+    assert!(run.stderr.contains("nowhere/arch.toml"), "{}", run.stderr);
+    assert!(run.stderr.contains("does not exist"), "{}", run.stderr);
+    assert!(run.stderr.contains("--config"), "{}", run.stderr);
+    assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+}
+
+#[test]
+fn a_file_that_is_not_toml_shows_the_syntax_error_with_its_line() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let text = "[architecture]\nname = \"shop\"\n\n[[services]\nname = \"api\"\n";
+    std::fs::write(dir.path().join("broken.toml"), text).expect("write");
+    let run = cargo_allframe(dir.path(), &["check", "--config", "broken.toml"]).failed();
+    assert!(run.stderr.contains("broken.toml:4:"), "{}", run.stderr);
+    assert!(run.stderr.contains("allframe::syntax"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("[[services]"),
+        "the snippet: {}",
+        run.stderr
+    );
+}
+
+#[test]
+fn an_invalid_file_reports_every_problem_with_file_line_and_key() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let text = SHOP
+        .replace(
+            "type = \"stateless\"\nresponsibility",
+            "type = \"stateles\"\nresponsibility",
+        )
+        .replace("name = \"catalog\"", "name = \"catalog\"\nport = 80");
+    std::fs::write(dir.path().join("architecture.toml"), &text).expect("write");
+    let line_of = |needle: &str| {
+        text.lines()
+            .position(|l| l.contains(needle))
+            .expect("present")
+            + 1
+    };
+    let run = cargo_allframe(dir.path(), &["check"]).failed();
+    let stderr = &run.stderr;
+    assert!(stderr.contains("2 errors"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("architecture.toml:{}:", line_of("stateles"))),
+        "{stderr}"
+    );
+    assert!(stderr.contains("services[0].type"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("architecture.toml:{}:", line_of("port = 80"))),
+        "{stderr}"
+    );
+    assert!(stderr.contains("services[1].port"), "{stderr}");
+}
+
+#[test]
+fn schema_prints_the_json_schema_of_the_file() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let run = cargo_allframe(dir.path(), &["schema"]).ok();
+    let schema: serde_json::Value = serde_json::from_str(&run.stdout).expect("JSON");
+    assert!(schema["properties"]["services"].is_object(), "{schema:#}");
+    assert!(
+        schema["properties"]["architecture"].is_object(),
+        "{schema:#}"
+    );
+}

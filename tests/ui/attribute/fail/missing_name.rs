@@ -1,0 +1,3 @@
+// `name` is required.
+#[allframe::service(config = "architecture.toml")]
+pub struct RestOnly;
