@@ -1,0 +1,470 @@
+//! The entry point generated `main()` calls: read the environment, set up logging, open and
+//! migrate the database, build the user's service, serve REST (and gRPC), stop gracefully.
+//!
+//! [`Launcher::run`] owns the tokio runtime and the signals and returns the process exit code;
+//! [`Launcher::start`] does the same start-up inside an existing runtime and hands back a
+//! [`RunningService`], which is how tests run a service in-process on port 0.
+
+use std::marker::PhantomData;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
+use tracing::Level;
+
+use crate::context::{App, Ctx};
+use crate::database::{Database, DatabaseTarget};
+use crate::env::Environment;
+use crate::error::{ApiError, RuntimeError};
+use crate::settings::{EmbeddedMigration, ServiceSettings};
+use crate::shutdown::{self, ALLFRAME_SHUTDOWN_TIMEOUT_SECS, RunningService, Sequence, Signals};
+use crate::tasks::TaskRegistry;
+use crate::{RestApi, Service, deferred, health, server, telemetry};
+
+/// The variable overriding the REST port.
+pub const PORT: &str = "PORT";
+/// The variable overriding the gRPC port.
+pub const GRPC_PORT: &str = "GRPC_PORT";
+/// The variable overriding the address servers bind to (default `0.0.0.0`).
+pub const ALLFRAME_BIND_ADDR: &str = "ALLFRAME_BIND_ADDR";
+
+/// A function building a service's gRPC routes (see [`crate::__private::grpc_routes`]).
+#[cfg(feature = "grpc")]
+pub type GrpcRoutesFn<S> = fn(&App<S>) -> tonic::service::Routes;
+
+/// Starts a service: `Launcher::<S>::new(&SETTINGS).migrations(M).run()`.
+pub struct Launcher<S> {
+    settings: &'static ServiceSettings,
+    migrations: &'static [EmbeddedMigration],
+    env: Environment,
+    #[cfg(feature = "grpc")]
+    grpc: Option<GrpcRoutesFn<S>>,
+    service: PhantomData<fn() -> S>,
+}
+
+impl<S> std::fmt::Debug for Launcher<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Launcher")
+            .field("service", &self.settings.name)
+            .field("migrations", &self.migrations.len())
+            .field("env", &self.env)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Settings decided from the environment at start-up.
+#[derive(Debug)]
+struct RunConfig {
+    rest_addr: SocketAddr,
+    #[cfg_attr(not(feature = "grpc"), allow(dead_code))]
+    grpc_addr: Option<SocketAddr>,
+    shutdown_timeout: Duration,
+    database: DatabaseTarget,
+}
+
+impl RunConfig {
+    fn from_env(
+        settings: &'static ServiceSettings,
+        env: &Environment,
+        grpc: bool,
+    ) -> Result<Self, RuntimeError> {
+        let ip = match env.get_non_empty(ALLFRAME_BIND_ADDR) {
+            None => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            Some(value) => value.trim().parse().map_err(|_| RuntimeError::InvalidEnv {
+                var: ALLFRAME_BIND_ADDR,
+                value,
+                reason: "expected an IP address such as 0.0.0.0, 127.0.0.1 or ::",
+            })?,
+        };
+        let rest_port = port(env, PORT)?.unwrap_or(settings.rest_port);
+        let grpc_addr = if grpc {
+            let grpc_port = port(env, GRPC_PORT)?.or(settings.grpc_port).ok_or(
+                RuntimeError::MissingGrpcPort {
+                    service: settings.name,
+                },
+            )?;
+            Some(SocketAddr::new(ip, grpc_port))
+        } else {
+            None
+        };
+        let shutdown_timeout = match env.get_non_empty(ALLFRAME_SHUTDOWN_TIMEOUT_SECS) {
+            None => Duration::from_secs(settings.shutdown_timeout_secs),
+            Some(value) => match value.trim().parse::<u64>() {
+                Ok(secs) => Duration::from_secs(secs),
+                Err(_) => {
+                    return Err(RuntimeError::InvalidEnv {
+                        var: ALLFRAME_SHUTDOWN_TIMEOUT_SECS,
+                        value,
+                        reason: "expected a whole number of seconds",
+                    });
+                }
+            },
+        };
+        Ok(Self {
+            rest_addr: SocketAddr::new(ip, rest_port),
+            grpc_addr,
+            shutdown_timeout,
+            database: DatabaseTarget::from_env(env, settings.name)?,
+        })
+    }
+}
+
+fn port(env: &Environment, var: &'static str) -> Result<Option<u16>, RuntimeError> {
+    env.get_non_empty(var)
+        .map(|value| {
+            value
+                .trim()
+                .parse::<u16>()
+                .map_err(|_| RuntimeError::InvalidEnv {
+                    var,
+                    value,
+                    reason: "expected a port number from 0 to 65535",
+                })
+        })
+        .transpose()
+}
+
+impl<S> Launcher<S> {
+    /// A launcher for the service described by `settings`, reading the process environment.
+    pub fn new(settings: &'static ServiceSettings) -> Self
+    where
+        S: Service,
+    {
+        Self {
+            settings,
+            migrations: &[],
+            env: Environment::process(),
+            #[cfg(feature = "grpc")]
+            grpc: None,
+            service: PhantomData,
+        }
+    }
+
+    /// The SQL migrations to apply at start-up.
+    pub fn migrations(mut self, migrations: &'static [EmbeddedMigration]) -> Self {
+        self.migrations = migrations;
+        self
+    }
+
+    /// Reads variables from `env` instead of the process environment (for tests).
+    pub fn env(mut self, env: Environment) -> Self {
+        self.env = env;
+        self
+    }
+
+    /// Serves gRPC with the routes `routes` builds, on `GRPC_PORT` or the file's gRPC port.
+    #[cfg(feature = "grpc")]
+    pub fn grpc(mut self, routes: GrpcRoutesFn<S>) -> Self {
+        self.grpc = Some(routes);
+        self
+    }
+
+    /// Builds a tokio runtime, starts the service, serves until SIGTERM or SIGINT, shuts down
+    /// gracefully and returns the exit code: 0 after a clean shutdown, 1 when start-up failed
+    /// or the drain deadline forced work to be aborted.
+    pub fn run(self) -> ExitCode
+    where
+        S: RestApi,
+    {
+        let runtime = match tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(runtime) => runtime,
+            Err(error) => {
+                report_startup_error(&RuntimeError::AsyncRuntime(error));
+                return ExitCode::FAILURE;
+            }
+        };
+        let code = runtime.block_on(async move {
+            let signals = Signals::install();
+            match self.start().await {
+                Err(error) => {
+                    report_startup_error(&error);
+                    ExitCode::FAILURE
+                }
+                Ok(running) => {
+                    let handle = running.shutdown_handle();
+                    tokio::spawn(async move {
+                        let signal = signals.recv().await;
+                        tracing::info!(signal, "shutdown requested");
+                        handle.trigger();
+                    });
+                    running.wait().await.exit_code()
+                }
+            }
+        });
+        runtime.shutdown_timeout(Duration::from_secs(1));
+        code
+    }
+
+    /// Starts the service inside the current tokio runtime and returns once it is serving.
+    /// Nothing listens for signals: trigger shutdown through the returned handle.
+    pub async fn start(self) -> Result<RunningService, RuntimeError>
+    where
+        S: RestApi,
+    {
+        let settings = self.settings;
+        let config = RunConfig::from_env(settings, &self.env, self.has_grpc())?;
+        telemetry::init(settings.logging, &self.env)?;
+        let values = deferred::resolve(settings.deferred, &self.env)?;
+        tracing::info!(
+            service = settings.name,
+            architecture = settings.architecture,
+            archetype = settings.archetype,
+            "starting"
+        );
+
+        let db = Database::connect(&config.database).await?;
+        tracing::info!(
+            backend = %db.backend(),
+            url = %config.database,
+            declared = settings.declared_database,
+            "database connected"
+        );
+        if let Err(error) = db.migrate(self.migrations).await {
+            db.close().await;
+            return Err(error.into());
+        }
+        tracing::info!(embedded = self.migrations.len(), "migrations up to date");
+
+        let shutdown = CancellationToken::new();
+        let tasks = TaskRegistry::new();
+        let ctx = Ctx::new(
+            settings,
+            db.clone(),
+            values,
+            tasks.clone(),
+            shutdown.clone(),
+        );
+        match self.serve(config, ctx.clone(), shutdown.clone()).await {
+            Ok(running) => Ok(running),
+            Err(error) => {
+                // Undo what start-up began: tasks `init` spawned, the pool.
+                shutdown.cancel();
+                tasks.stop(tokio::time::Instant::now()).await;
+                db.close().await;
+                Err(error)
+            }
+        }
+    }
+
+    fn has_grpc(&self) -> bool {
+        #[cfg(feature = "grpc")]
+        {
+            self.grpc.is_some()
+        }
+        #[cfg(not(feature = "grpc"))]
+        {
+            false
+        }
+    }
+
+    async fn serve(
+        self,
+        config: RunConfig,
+        ctx: Ctx,
+        shutdown: CancellationToken,
+    ) -> Result<RunningService, RuntimeError>
+    where
+        S: RestApi,
+    {
+        let settings = self.settings;
+        let service = S::init(&ctx).await.map_err(|source| RuntimeError::Init {
+            service: settings.name,
+            source,
+        })?;
+        let app = App::new(service, ctx.clone());
+        let abort = CancellationToken::new();
+
+        let rest_listener = server::bind("rest", config.rest_addr).await?;
+        #[cfg(feature = "grpc")]
+        let grpc = match (self.grpc, config.grpc_addr) {
+            (Some(routes), Some(addr)) => {
+                let listener = server::bind("grpc", addr).await?;
+                let (router, health) = crate::grpc::router(routes(&app)).await;
+                Some((listener, router, health))
+            }
+            _ => None,
+        };
+
+        let rest = server::spawn(
+            "rest",
+            rest_listener,
+            rest_router(&app),
+            shutdown.clone(),
+            abort.clone(),
+        )?;
+        #[cfg(feature = "grpc")]
+        let (grpc_server, grpc_health) = match grpc {
+            Some((listener, router, health)) => (
+                Some(server::spawn(
+                    "grpc",
+                    listener,
+                    router,
+                    shutdown.clone(),
+                    abort.clone(),
+                )?),
+                Some(health),
+            ),
+            None => (None, None),
+        };
+        #[cfg(not(feature = "grpc"))]
+        let grpc_server: Option<server::Server> = None;
+        let rest_addr = rest.addr;
+        let grpc_addr = grpc_server.as_ref().map(|grpc| grpc.addr);
+        let servers = std::iter::once(rest).chain(grpc_server).collect();
+
+        let done = tokio::spawn(shutdown::run(Sequence {
+            shutdown: shutdown.clone(),
+            abort,
+            servers,
+            tasks: ctx.tasks().clone(),
+            db: ctx.db().clone(),
+            timeout: config.shutdown_timeout,
+            #[cfg(feature = "grpc")]
+            grpc_health,
+        }));
+        tracing::info!(service = settings.name, "ready");
+        Ok(RunningService {
+            rest_addr,
+            grpc_addr,
+            ctx,
+            shutdown,
+            done,
+        })
+    }
+}
+
+/// The REST router: health endpoints first, the user's routes as the fallback (so a user route
+/// on a health path cannot make route registration panic), with panic catching and request
+/// tracing around everything.
+fn rest_router<S: RestApi>(app: &App<S>) -> axum::Router {
+    let user_routes = S::routes().with_state(app.clone());
+    health::routes::<S>()
+        .with_state(app.clone())
+        .fallback_service(user_routes)
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
+                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+        )
+}
+
+fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic payload".to_owned());
+    tracing::error!(panic = %message, "a handler panicked");
+    axum::response::IntoResponse::into_response(ApiError::new(
+        axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+        "internal server error",
+    ))
+}
+
+/// Logs a start-up failure (to stderr when logging is not set up yet).
+fn report_startup_error(error: &RuntimeError) {
+    if tracing::dispatcher::has_been_set() {
+        tracing::error!(error = %error, "start-up failed");
+    } else {
+        eprintln!("error: start-up failed: {error}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::LogFormat;
+
+    static SETTINGS: ServiceSettings = ServiceSettings {
+        architecture: "shop",
+        name: "user-service",
+        archetype: "stateless",
+        rest_port: 8080,
+        grpc_port: Some(9090),
+        logging: LogFormat::Plain,
+        declared_database: "postgres",
+        shutdown_timeout_secs: 30,
+        deferred: &[],
+    };
+
+    fn config(pairs: &[(&str, &str)], grpc: bool) -> Result<RunConfig, RuntimeError> {
+        let temp = std::env::temp_dir().join("allframe-runtime-launcher-tests");
+        let mut all: Vec<(String, String)> = vec![(
+            crate::database::ALLFRAME_DATA_DIR.to_owned(),
+            temp.to_string_lossy().into_owned(),
+        )];
+        all.extend(
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
+        RunConfig::from_env(&SETTINGS, &Environment::from_pairs(all), grpc)
+    }
+
+    #[test]
+    #[cfg(feature = "sqlite")]
+    fn ports_come_from_the_file_unless_overridden() {
+        let defaults = config(&[], true).expect("defaults");
+        assert_eq!(defaults.rest_addr, "0.0.0.0:8080".parse().expect("addr"));
+        assert_eq!(
+            defaults.grpc_addr,
+            Some("0.0.0.0:9090".parse().expect("addr"))
+        );
+        assert_eq!(defaults.shutdown_timeout, Duration::from_secs(30));
+
+        let overridden = config(
+            &[
+                (PORT, "3000"),
+                (GRPC_PORT, "0"),
+                (ALLFRAME_BIND_ADDR, "127.0.0.1"),
+                (ALLFRAME_SHUTDOWN_TIMEOUT_SECS, "5"),
+            ],
+            true,
+        )
+        .expect("overrides");
+        assert_eq!(
+            overridden.rest_addr,
+            "127.0.0.1:3000".parse().expect("addr")
+        );
+        assert_eq!(
+            overridden.grpc_addr,
+            Some("127.0.0.1:0".parse().expect("addr"))
+        );
+        assert_eq!(overridden.shutdown_timeout, Duration::from_secs(5));
+        assert_eq!(config(&[], false).expect("no grpc").grpc_addr, None);
+    }
+
+    #[test]
+    fn invalid_values_are_typed_errors_naming_the_variable() {
+        for (var, value) in [
+            (PORT, "http"),
+            (PORT, "70000"),
+            (GRPC_PORT, "-1"),
+            (ALLFRAME_SHUTDOWN_TIMEOUT_SECS, "soon"),
+            (ALLFRAME_BIND_ADDR, "localhost"),
+        ] {
+            match config(&[(var, value)], true) {
+                Err(RuntimeError::InvalidEnv {
+                    var: named,
+                    value: found,
+                    ..
+                }) => {
+                    assert_eq!(named, var);
+                    assert_eq!(found, value);
+                }
+                other => panic!("{var}={value}: expected InvalidEnv, got {other:?}"),
+            }
+        }
+        let message = config(&[(PORT, "http")], false)
+            .expect_err("bad port")
+            .to_string();
+        assert!(message.contains("PORT"), "{message}");
+    }
+}

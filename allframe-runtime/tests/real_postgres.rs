@@ -1,0 +1,241 @@
+//! Real-services tests against PostgreSQL on 127.0.0.1:5432 (trust auth, database `test`).
+//!
+//! Run with `cargo test -p allframe-runtime --features postgres -- --ignored`. A missing
+//! PostgreSQL fails these tests. Each test works in a fresh schema (through the connection's
+//! `search_path`), so reruns never collide; the schema is dropped at the end.
+#![cfg(feature = "postgres")]
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use allframe_runtime::__private::{
+    EmbeddedMigration, Environment, Launcher, LogFormat, ServiceSettings,
+};
+use allframe_runtime::axum::extract::Path;
+use allframe_runtime::axum::routing::put;
+use allframe_runtime::database::{Backend, Database, DatabaseTarget};
+use allframe_runtime::error::ApiError;
+use allframe_runtime::{BoxError, Ctx, RestApi, Router, Service, sqlx};
+
+/// The server under test; `ALLFRAME_TEST_POSTGRES_URL` may point elsewhere (no query string).
+fn base_url() -> String {
+    std::env::var("ALLFRAME_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+static MIGRATIONS: [EmbeddedMigration; 2] = [
+    EmbeddedMigration {
+        version: 1,
+        description: "create notes",
+        sql: "CREATE TABLE notes (id BIGINT PRIMARY KEY, body TEXT NOT NULL);",
+    },
+    EmbeddedMigration {
+        version: 2,
+        description: "add author",
+        sql: "ALTER TABLE notes ADD COLUMN author TEXT; CREATE INDEX notes_author ON notes (author);",
+    },
+];
+
+/// A schema of its own for one test, and the URL that uses it.
+struct Scratch {
+    admin: Database,
+    schema: String,
+    url: String,
+}
+
+impl Scratch {
+    async fn new(tag: &str) -> Self {
+        let base = base_url();
+        let admin_target = DatabaseTarget::parse(&base).expect("postgres URL");
+        let admin = Database::connect(&admin_target)
+            .await
+            .expect("PostgreSQL must be running on 127.0.0.1:5432 (trust auth, database `test`)");
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("clock")
+            .as_nanos();
+        let schema = format!("allframe_{tag}_{}_{nanos}", std::process::id());
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+            .execute(admin.pool())
+            .await
+            .expect("create schema");
+        let url = format!("{base}?options=-c%20search_path%3D{schema}");
+        Self { admin, schema, url }
+    }
+
+    async fn drop(self) {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP SCHEMA {} CASCADE",
+            self.schema
+        )))
+        .execute(self.admin.pool())
+        .await
+        .expect("drop schema");
+        self.admin.close().await;
+    }
+}
+
+#[tokio::test]
+#[ignore = "real-services: needs PostgreSQL on 127.0.0.1:5432"]
+async fn migrations_apply_and_dollar_placeholders_round_trip() {
+    let scratch = Scratch::new("migrate").await;
+    let target = DatabaseTarget::parse(&scratch.url).expect("target");
+    assert_eq!(target.backend(), Backend::Postgres);
+    let db = Database::connect(&target).await.expect("connect");
+    assert_eq!(db.backend(), Backend::Postgres);
+    db.migrate(&MIGRATIONS).await.expect("migrations apply");
+    db.migrate(&MIGRATIONS)
+        .await
+        .expect("re-applying is idempotent");
+
+    let applied: Vec<i64> =
+        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
+            .fetch_all(db.pool())
+            .await
+            .expect("migration table in the scratch schema");
+    assert_eq!(applied, vec![1, 2]);
+    let in_schema: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = $1 AND table_name = $2",
+    )
+    .bind(scratch.schema.clone())
+    .bind("notes")
+    .fetch_one(db.pool())
+    .await
+    .expect("catalog");
+    assert_eq!(in_schema, 1, "the table lives in this run's schema");
+
+    sqlx::query("INSERT INTO notes (id, body, author) VALUES ($1, $2, $3)")
+        .bind(1_i64)
+        .bind("portable SQL")
+        .bind("ada")
+        .execute(db.pool())
+        .await
+        .expect("insert");
+    let (body, author): (String, Option<String>) =
+        sqlx::query_as("SELECT body, author FROM notes WHERE id = $1")
+            .bind(1_i64)
+            .fetch_one(db.pool())
+            .await
+            .expect("select");
+    assert_eq!(
+        (body.as_str(), author.as_deref()),
+        ("portable SQL", Some("ada"))
+    );
+    db.ping().await.expect("ping");
+    db.close().await;
+    scratch.drop().await;
+}
+
+static SETTINGS: ServiceSettings = ServiceSettings {
+    architecture: "shop",
+    name: "notes-service",
+    archetype: "stateless",
+    rest_port: 8080,
+    grpc_port: None,
+    logging: LogFormat::Structured,
+    declared_database: "postgres",
+    shutdown_timeout_secs: 5,
+    deferred: &[],
+};
+
+struct NotesService;
+
+impl Service for NotesService {
+    async fn init(_cx: &Ctx) -> Result<Self, BoxError> {
+        Ok(Self)
+    }
+}
+
+impl RestApi for NotesService {
+    fn routes() -> Router<Self> {
+        Router::new().route("/notes/{id}", put(put_note).get(get_note))
+    }
+}
+
+async fn put_note(cx: Ctx, Path(id): Path<i64>, body: String) -> Result<&'static str, ApiError> {
+    sqlx::query("INSERT INTO notes (id, body) VALUES ($1, $2)")
+        .bind(id)
+        .bind(body)
+        .execute(cx.db().pool())
+        .await?;
+    Ok("stored")
+}
+
+async fn get_note(cx: Ctx, Path(id): Path<i64>) -> Result<String, ApiError> {
+    Ok(sqlx::query_scalar("SELECT body FROM notes WHERE id = $1")
+        .bind(id)
+        .fetch_one(cx.db().pool())
+        .await?)
+}
+
+#[tokio::test]
+#[ignore = "real-services: needs PostgreSQL on 127.0.0.1:5432"]
+async fn a_service_on_postgres_is_ready_and_serves_from_the_database() {
+    let scratch = Scratch::new("service").await;
+    let running = Launcher::<NotesService>::new(&SETTINGS)
+        .migrations(&MIGRATIONS)
+        .env(Environment::from_pairs([
+            ("DATABASE_URL", scratch.url.clone()),
+            ("ALLFRAME_BIND_ADDR", "127.0.0.1".to_owned()),
+            ("PORT", "0".to_owned()),
+        ]))
+        .start()
+        .await
+        .expect("service starts on PostgreSQL");
+    assert_eq!(running.ctx().db().backend(), Backend::Postgres);
+    let base = format!("http://{}", running.rest_addr());
+    let client = reqwest::Client::new();
+
+    let ready = client
+        .get(format!("{base}/health/ready"))
+        .send()
+        .await
+        .expect("ready");
+    assert_eq!(ready.status(), 200);
+    let body: serde_json::Value = ready.json().await.expect("json");
+    assert_eq!(body["checks"]["database"]["status"], "ok");
+
+    let stored = client
+        .put(format!("{base}/notes/5"))
+        .body("from postgres")
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(stored.status(), 200);
+    let fetched = client
+        .get(format!("{base}/notes/5"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(fetched.text().await.expect("text"), "from postgres");
+    let missing = client
+        .get(format!("{base}/notes/6"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(missing.status(), 404);
+
+    let report = running.shutdown().await;
+    assert!(report.is_clean(), "{report:?}");
+    scratch.drop().await;
+}
+
+#[tokio::test]
+#[ignore = "real-services: needs PostgreSQL on 127.0.0.1:5432"]
+async fn passwords_in_postgres_urls_are_redacted() {
+    let url = base_url().replacen("postgres@", "postgres:s3cret@", 1);
+    assert!(
+        url.contains("s3cret"),
+        "the base URL names the user `postgres`: {url}"
+    );
+    let target = DatabaseTarget::parse(&url).expect("target");
+    assert!(!target.to_string().contains("s3cret"));
+    // Trust auth ignores the password: the connection itself works.
+    let db = Database::connect(&target).await.expect("connect");
+    let one: i64 = sqlx::query_scalar("SELECT $1::BIGINT")
+        .bind(1_i64)
+        .fetch_one(db.pool())
+        .await
+        .expect("select");
+    assert_eq!(one, 1);
+    db.close().await;
+}
