@@ -1,8 +1,7 @@
 //! The `stateless` archetype: a REST server (and gRPC when declared) over the user's routes,
 //! health endpoints, telemetry, the embedded or configured database, graceful shutdown.
 //!
-//! Obligations on the user's type are spelled as trait bounds the compiler checks, each pointed
-//! at the user's struct: `allframe::Service` (start-up), `allframe::RestApi` (routes), and
+//! Obligations on the user's type are the launcher's trait bounds, pointed at the user's struct: `allframe::Service` (start-up), `allframe::RestApi` (routes), and
 //! `allframe::GrpcApi` when the file lists `grpc` in `protocols`.
 
 use allframe_config::ResolvedService;
@@ -34,19 +33,17 @@ pub(crate) fn expand(
     let settings = settings::settings(krate, &loaded.architecture, service);
     let migrations = migrations::migrations(krate, &env.manifest_dir, args.config_span)?;
 
-    let obligations = {
-        let mut checks = vec![quote_spanned!(ident.span()=> #p::assert_rest_api::<#ident>();)];
-        if service.speaks(Protocol::Grpc) {
-            checks.push(quote_spanned!(ident.span()=> #p::assert_grpc_api::<#ident>();));
-        }
-        quote! {
-            /// The obligations `architecture.toml` puts on this service's type.
-            const _: fn() = || { #(#checks)* };
-        }
-    };
+    // Spanned at the user's struct: an unmet obligation (`Service`, `RestApi`, `GrpcApi`) is
+    // reported there, once, with the runtime's `on_unimplemented` message.
     let grpc = service
         .speaks(Protocol::Grpc)
         .then(|| quote_spanned!(ident.span()=> .grpc(#p::grpc_routes::<#ident>)));
+    let launch = quote_spanned! {ident.span()=>
+        #p::Launcher::<#ident>::new(&__ALLFRAME_SETTINGS)
+            .migrations(__ALLFRAME_MIGRATIONS)
+            #grpc
+            .run()
+    };
     let doc = format!(
         "Starts `{}` as declared in `{}`: servers, health, telemetry, database, graceful shutdown.",
         service.name(),
@@ -63,14 +60,9 @@ pub(crate) fn expand(
 
         #migrations
 
-        #obligations
-
         #[doc = #doc]
         fn main() -> ::std::process::ExitCode {
-            #p::Launcher::<#ident>::new(&__ALLFRAME_SETTINGS)
-                .migrations(__ALLFRAME_MIGRATIONS)
-                #grpc
-                .run()
+            #launch
         }
     })
 }

@@ -149,6 +149,14 @@ impl<S> Launcher<S> {
         self
     }
 
+    /// Without the `grpc` feature, registering gRPC routes is a compile error (raised by the
+    /// bound of [`crate::__private::grpc_routes`]) that says to enable the feature.
+    #[cfg(not(feature = "grpc"))]
+    pub fn grpc(self, routes: fn(&App<S>) -> crate::__private::GrpcDisabled) -> Self {
+        let _ = routes;
+        self
+    }
+
     /// Reads variables from `env` instead of the process environment (for tests).
     pub fn env(mut self, env: Environment) -> Self {
         self.env = env;

@@ -136,18 +136,16 @@ pub mod __private {
     };
     pub use crate::{App, BoxError, Ctx, RestApi, Service};
 
-    /// Compile-time obligation: `S` implements `RestApi` (and so `Service`). Generated code
-    /// calls it at the user's struct span so the error points there.
-    pub fn assert_rest_api<S: RestApi>() {}
-
-    /// Compile-time obligation: `S` implements `GrpcApi` (the file declares "grpc").
-    #[cfg(feature = "grpc")]
-    pub fn assert_grpc_api<S: GrpcApi>() {}
-
     /// Without the `grpc` feature, a file declaring "grpc" is a compile error that says to
     /// enable the feature.
     #[cfg(not(feature = "grpc"))]
-    pub fn assert_grpc_api<S: GrpcFeatureEnabled>() {}
+    pub fn grpc_routes<S: GrpcFeatureEnabled>(_app: &crate::App<S>) -> GrpcDisabled {
+        unreachable!("GrpcFeatureEnabled has no implementations")
+    }
+
+    /// Uninhabited: what [`grpc_routes`] would return without the `grpc` feature.
+    #[cfg(not(feature = "grpc"))]
+    pub enum GrpcDisabled {}
 
     /// Never implemented: the bound behind the "enable the grpc feature" error.
     #[cfg(not(feature = "grpc"))]
@@ -156,5 +154,11 @@ pub mod __private {
         label = "this service speaks gRPC",
         note = "enable it: `allframe = {{ package = \"allframe-runtime\", features = [\"grpc\"] }}`"
     )]
-    pub trait GrpcFeatureEnabled {}
+    pub trait GrpcFeatureEnabled: sealed::Sealed {}
+
+    #[cfg(not(feature = "grpc"))]
+    mod sealed {
+        /// Keeps [`super::GrpcFeatureEnabled`] unimplementable outside this crate.
+        pub trait Sealed {}
+    }
 }

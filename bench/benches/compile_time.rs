@@ -1,0 +1,114 @@
+//! What the tools cost, each beside its floor measured in the same run:
+//! - `check`: parse + resolve + validate the seed's reference file, beside `toml::from_str` of it
+//!   into an untyped table (the least any tool reading the file must do);
+//! - `expand`: `#[allframe::service]` for one stateless service, in-process, beside the same
+//!   `toml::from_str` (the file is cached across expansions, as in one compilation);
+//! - `ignite`: the whole reference file into a fresh directory, beside `cp -r` of the tree it
+//!   produced.
+//!
+//! `cargo bench -p allframe-bench --bench compile_time`
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use allframe_codegen::{Env, expand_service};
+use cargo_allframe::ignite::{IgniteArgs, ignite};
+use cargo_allframe::report::Reporter;
+use criterion::{Criterion, criterion_group, criterion_main};
+use quote::quote;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn reference() -> PathBuf {
+    repo().join("examples/reference/architecture.toml")
+}
+
+fn check_and_expand(c: &mut Criterion) {
+    let text = std::fs::read_to_string(reference()).expect("reference file");
+    let mut group = c.benchmark_group("config");
+    group.bench_function("toml::from_str (floor)", |b| {
+        b.iter(|| toml::from_str::<toml::Table>(&text).expect("toml"))
+    });
+    group.bench_function("allframe_config::check", |b| {
+        b.iter(|| {
+            let source = allframe_config::SourceFile::new("architecture.toml", text.clone());
+            allframe_config::check(&source).expect("valid")
+        })
+    });
+    group.finish();
+
+    let env = Env {
+        manifest_dir: reference()
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default(),
+        debug: false,
+    };
+    let mut group = c.benchmark_group("expand");
+    group.bench_function("toml::from_str (floor)", |b| {
+        b.iter(|| toml::from_str::<toml::Table>(&text).expect("toml"))
+    });
+    group.bench_function("user-service", |b| {
+        b.iter(|| {
+            expand_service(
+                quote!(config = "architecture.toml", name = "user-service"),
+                quote!(
+                    pub struct UserService;
+                ),
+                &env,
+            )
+        })
+    });
+    group.finish();
+}
+
+fn ignite_reference(c: &mut Criterion) {
+    let mut group = c.benchmark_group("ignite");
+    group.sample_size(20);
+    let template = tempfile::tempdir().expect("tempdir");
+    let produced = template.path().join("tree");
+    run_ignite(&produced);
+    group.bench_function("cp -r of the output (floor)", |b| {
+        b.iter_with_setup(
+            || tempfile::tempdir().expect("tempdir"),
+            |dir| {
+                let status = Command::new("cp")
+                    .arg("-r")
+                    .arg(&produced)
+                    .arg(dir.path().join("copy"))
+                    .status()
+                    .expect("cp");
+                assert!(status.success());
+                dir
+            },
+        )
+    });
+    group.bench_function("reference architecture", |b| {
+        b.iter_with_setup(
+            || tempfile::tempdir().expect("tempdir"),
+            |dir| {
+                run_ignite(&dir.path().join("out"));
+                dir
+            },
+        )
+    });
+    group.finish();
+}
+
+fn run_ignite(out: &Path) {
+    let args = IgniteArgs {
+        config: reference(),
+        out: Some(out.to_path_buf()),
+        runtime_path: Some(repo()),
+        dry_run: false,
+        force: false,
+    };
+    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+    let mut reporter = Reporter::new(&mut stdout, &mut stderr, false);
+    ignite(&args, &mut reporter).expect("ignite");
+}
+
+criterion_group!(benches, check_and_expand, ignite_reference);
+criterion_main!(benches);
