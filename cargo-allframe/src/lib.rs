@@ -1,9 +1,10 @@
 //! `cargo allframe`: turns one `architecture.toml` into a workspace of service crates
-//! (`ignite`), checks a file with source-snippet diagnostics (`check`) and prints its JSON
-//! Schema (`schema`).
+//! (`ignite`) with its infrastructure and docs, checks a file with source-snippet diagnostics
+//! (`check`), prints its JSON Schema (`schema`) and its diagram (`graph`).
 //!
 //! The binary only parses arguments and calls [`run`]. One module per stage of ignite:
 //! [`config`] (read + check) → [`plan`] (render [`templates`] with a [`context`]) →
+//! [`infra`] (compose, images, k8s, clouds, CI, docs; [`graph`] draws the diagram) →
 //! [`rustfmt`] → [`workspace`] (decide per file against the manifest, write) → summary in
 //! [`ignite`]. Everything printed goes through [`report::Reporter`].
 
@@ -12,7 +13,9 @@
 pub mod config;
 pub mod context;
 pub mod error;
+pub mod graph;
 pub mod ignite;
+pub mod infra;
 pub mod names;
 pub mod plan;
 pub mod plural;
@@ -47,6 +50,19 @@ pub enum Command {
     Check(CheckArgs),
     /// Print the JSON Schema of architecture.toml (for editor completion and checks).
     Schema,
+    /// Print the diagram of the architecture: services, event bus, data stores and flows.
+    Graph(GraphArgs),
+}
+
+/// The options of `cargo allframe graph`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct GraphArgs {
+    /// The architecture file.
+    #[arg(long, value_name = "FILE", default_value = config::DEFAULT_CONFIG)]
+    pub config: PathBuf,
+    /// The output format.
+    #[arg(long, value_enum, default_value = "mermaid")]
+    pub format: graph::Format,
 }
 
 /// The options of `cargo allframe check`.
@@ -92,6 +108,15 @@ pub fn execute(command: Command, reporter: &mut Reporter<'_>) -> Result<(), CliE
             ));
         }
         Command::Schema => reporter.line(allframe_config::json_schema::to_pretty_string()),
+        Command::Graph(args) => {
+            let loaded = config::load(&args.config)?;
+            loaded.report_warnings(reporter);
+            let renderer = templates::Renderer::new()?;
+            let generated = plan::generated_services(&loaded.architecture);
+            let infra = infra::model::build(&loaded.architecture, &generated);
+            let text = infra::graph(&infra, args.format, &renderer)?;
+            reporter.line(text.trim_end());
+        }
     }
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! What ignite writes for an architecture: the workspace files, a copy of the architecture
-//! file, and one crate per generated service, rendered from the embedded templates. Pure with
+//! file, one crate per generated service, and the infrastructure and docs of every service
+//! ([`crate::infra`]), rendered from the embedded templates. Pure with
 //! respect to the output directory: planning reads nothing there and writes nothing.
 
 use allframe_config::Architecture;
@@ -17,7 +18,7 @@ pub const ARCHITECTURE_FILE: &str = "architecture.toml";
 /// Everything ignite would write.
 #[derive(Debug)]
 pub struct Plan {
-    /// The files, workspace files first, then each service's.
+    /// The files: workspace files first, then each service's, then infrastructure and docs.
     pub files: Vec<PlannedFile>,
     /// The generated services, in file order.
     pub services: Vec<ServiceContext>,
@@ -66,11 +67,23 @@ pub fn plan(
             ));
         }
     }
+    let generated = services.iter().map(|s| s.names.kebab.clone()).collect();
+    files.extend(crate::infra::plan(architecture, &generated, renderer)?);
     Ok(Plan {
         files,
         services,
         skipped,
     })
+}
+
+/// The services whose crates ignite generates (the types it has archetypes for).
+pub fn generated_services(architecture: &Architecture) -> std::collections::BTreeSet<String> {
+    architecture
+        .services()
+        .iter()
+        .filter(|s| s.kind() == ServiceType::Stateless)
+        .map(|s| s.name().to_owned())
+        .collect()
 }
 
 fn applies(template: &Template, service: &ServiceContext) -> bool {

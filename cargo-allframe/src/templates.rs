@@ -74,6 +74,153 @@ pub const WORKSPACE: &[Template] = &[
     template!("workspace/gitignore.jinja" => ".gitignore", Always),
 ];
 
+/// The infrastructure, documentation and diagram templates, relative to the workspace root.
+/// Which of them apply, and with which context, is decided in [`crate::infra`].
+pub mod infra {
+    use super::{Template, When};
+
+    /// `infrastructure/docker/docker-compose.yml`.
+    pub const COMPOSE: Template = template!("infra/docker/docker-compose.yml.jinja" => "infrastructure/docker/docker-compose.yml", Always);
+    /// `infrastructure/docker/docker-compose.test.yml`.
+    pub const COMPOSE_TEST: Template = template!("infra/docker/docker-compose.test.yml.jinja" => "infrastructure/docker/docker-compose.test.yml", Always);
+    /// The engines shared by both compose files (included, not rendered alone).
+    pub const COMPOSE_ENGINES: Template = template!("infra/docker/engines.yml.jinja" => "", Always);
+    /// One `Dockerfile` per service.
+    pub const DOCKERFILE: Template = template!("infra/docker/Dockerfile.jinja" => "infrastructure/docker/services/{{ service.name }}/Dockerfile", Always);
+    /// The PostgreSQL init script creating one database per service.
+    pub const POSTGRES_INIT: Template = template!("infra/docker/postgres/init.sql.jinja" => "infrastructure/docker/postgres/init.sql", Always);
+    /// The MySQL init script creating one database per service.
+    pub const MYSQL_INIT: Template = template!("infra/docker/mysql/init.sql.jinja" => "infrastructure/docker/mysql/init.sql", Always);
+    /// The local OpenTelemetry collector's configuration.
+    pub const OTEL_COLLECTOR: Template = template!("infra/docker/otel-collector.yaml.jinja" => "infrastructure/docker/otel-collector.yaml", Always);
+
+    /// `infrastructure/k8s/base/kustomization.yaml`.
+    pub const K8S_KUSTOMIZATION: Template = template!("infra/k8s/base/kustomization.yaml.jinja" => "infrastructure/k8s/base/kustomization.yaml", Always);
+    /// Kustomize configuration for Argo Rollouts' name references.
+    pub const K8S_ROLLOUT_CONFIG: Template = template!("infra/k8s/base/kustomizeconfig-argo-rollouts.yaml.jinja" => "infrastructure/k8s/base/kustomizeconfig/argo-rollouts.yaml", Always);
+    /// The Argo Rollouts analysis of `[deployment] promotion_criteria`.
+    pub const K8S_ANALYSIS: Template = template!("infra/k8s/base/analysis-template.yaml.jinja" => "infrastructure/k8s/base/analysis-template.yaml", Always);
+    /// A service's Deployment or Rollout.
+    pub const K8S_WORKLOAD: Template = template!("infra/k8s/base/workload.yaml.jinja" => "infrastructure/k8s/base/{{ service.name }}/{{ workload_file }}", Always);
+    /// A service's Service (also its canary or preview Service, with `suffix`).
+    pub const K8S_SERVICE: Template = template!("infra/k8s/base/service.yaml.jinja" => "infrastructure/k8s/base/{{ service.name }}/service{{ suffix }}.yaml", Always);
+    /// A service's HorizontalPodAutoscaler.
+    pub const K8S_HPA: Template = template!("infra/k8s/base/hpa.yaml.jinja" => "infrastructure/k8s/base/{{ service.name }}/hpa.yaml", Always);
+    /// A service's PodDisruptionBudget.
+    pub const K8S_PDB: Template = template!("infra/k8s/base/pdb.yaml.jinja" => "infrastructure/k8s/base/{{ service.name }}/pdb.yaml", Always);
+    /// A service's NetworkPolicy.
+    pub const K8S_NETWORK_POLICY: Template = template!("infra/k8s/base/networkpolicy.yaml.jinja" => "infrastructure/k8s/base/{{ service.name }}/networkpolicy.yaml", Always);
+    /// An overlay's kustomization.
+    pub const K8S_OVERLAY: Template = template!("infra/k8s/overlays/kustomization.yaml.jinja" => "infrastructure/k8s/overlays/{{ env.name }}/kustomization.yaml", Always);
+    /// An overlay's Namespace.
+    pub const K8S_NAMESPACE: Template = template!("infra/k8s/overlays/namespace.yaml.jinja" => "infrastructure/k8s/overlays/{{ env.name }}/namespace.yaml", Always);
+
+    /// `.github/workflows/ci.yml` of the generated workspace.
+    pub const CI: Template =
+        template!("infra/ci/ci.yml.jinja" => ".github/workflows/ci.yml", Always);
+    /// `docs/architecture.md`.
+    pub const ARCHITECTURE_DOC: Template =
+        template!("infra/docs/architecture.md.jinja" => "docs/architecture.md", Always);
+    /// The diagram as Mermaid.
+    pub const MERMAID: Template = template!("infra/graph/mermaid.jinja" => "", Always);
+    /// The diagram as Graphviz DOT.
+    pub const DOT: Template = template!("infra/graph/dot.jinja" => "", Always);
+
+    /// Every template of this module, for registration.
+    pub const ALL: &[Template] = &[
+        COMPOSE,
+        COMPOSE_TEST,
+        COMPOSE_ENGINES,
+        DOCKERFILE,
+        POSTGRES_INIT,
+        MYSQL_INIT,
+        OTEL_COLLECTOR,
+        K8S_KUSTOMIZATION,
+        K8S_ROLLOUT_CONFIG,
+        K8S_ANALYSIS,
+        K8S_WORKLOAD,
+        K8S_SERVICE,
+        K8S_HPA,
+        K8S_PDB,
+        K8S_NETWORK_POLICY,
+        K8S_OVERLAY,
+        K8S_NAMESPACE,
+        CI,
+        ARCHITECTURE_DOC,
+        MERMAID,
+        DOT,
+    ];
+}
+
+/// The cloud templates: Terraform roots and modules, Fly.io and Shuttle. Which of them apply is
+/// decided in [`crate::infra::terraform`].
+pub mod cloud {
+    use super::{Template, When};
+
+    /// The AWS root module, relative to the workspace root.
+    pub const AWS: &[Template] = &[
+        template!("infra/terraform/aws/versions.tf.jinja" => "infrastructure/terraform/aws/versions.tf", Always),
+        template!("infra/terraform/aws/variables.tf.jinja" => "infrastructure/terraform/aws/variables.tf", Always),
+        template!("infra/terraform/aws/main.tf.jinja" => "infrastructure/terraform/aws/main.tf", Always),
+        template!("infra/terraform/aws/networking.tf.jinja" => "infrastructure/terraform/aws/networking.tf", Always),
+        template!("infra/terraform/aws/database.tf.jinja" => "infrastructure/terraform/aws/database.tf", Always),
+        template!("infra/terraform/aws/messaging.tf.jinja" => "infrastructure/terraform/aws/messaging.tf", Always),
+        template!("infra/terraform/aws/observability.tf.jinja" => "infrastructure/terraform/aws/observability.tf", Always),
+        template!("infra/terraform/aws/secrets.tf.jinja" => "infrastructure/terraform/aws/secrets.tf", Always),
+        template!("infra/terraform/aws/waf.tf.jinja" => "infrastructure/terraform/aws/waf.tf", Always),
+        template!("infra/terraform/aws/outputs.tf.jinja" => "infrastructure/terraform/aws/outputs.tf", Always),
+    ];
+    /// One Glue schema per event.
+    pub const AWS_SCHEMA: Template = template!("infra/terraform/aws/schema.jinja" => "infrastructure/terraform/aws/schemas/{{ event }}.{{ ext }}", Always);
+    /// One variables file per region.
+    pub const AWS_REGION: Template = template!("infra/terraform/aws/region.tfvars.jinja" => "infrastructure/terraform/aws/regions/{{ region }}.tfvars", Always);
+    /// The Google Cloud root module.
+    pub const GCP: &[Template] = &[
+        template!("infra/terraform/gcp/versions.tf.jinja" => "infrastructure/terraform/gcp/versions.tf", Always),
+        template!("infra/terraform/gcp/variables.tf.jinja" => "infrastructure/terraform/gcp/variables.tf", Always),
+        template!("infra/terraform/gcp/main.tf.jinja" => "infrastructure/terraform/gcp/main.tf", Always),
+        template!("infra/terraform/gcp/networking.tf.jinja" => "infrastructure/terraform/gcp/networking.tf", Always),
+        template!("infra/terraform/gcp/database.tf.jinja" => "infrastructure/terraform/gcp/database.tf", Always),
+        template!("infra/terraform/gcp/messaging.tf.jinja" => "infrastructure/terraform/gcp/messaging.tf", Always),
+        template!("infra/terraform/gcp/observability.tf.jinja" => "infrastructure/terraform/gcp/observability.tf", Always),
+        template!("infra/terraform/gcp/secrets.tf.jinja" => "infrastructure/terraform/gcp/secrets.tf", Always),
+    ];
+    /// One variables file per region.
+    pub const GCP_REGION: Template = template!("infra/terraform/gcp/region.tfvars.jinja" => "infrastructure/terraform/gcp/regions/{{ region }}.tfvars", Always);
+    /// The reusable modules, `modules/<name>/{main,variables,outputs}.tf`.
+    pub const MODULES: &[Template] = &[
+        template!("infra/terraform/modules/lambda-service/main.tf.jinja" => "infrastructure/terraform/modules/lambda-service/main.tf", Always),
+        template!("infra/terraform/modules/lambda-service/variables.tf.jinja" => "infrastructure/terraform/modules/lambda-service/variables.tf", Always),
+        template!("infra/terraform/modules/lambda-service/outputs.tf.jinja" => "infrastructure/terraform/modules/lambda-service/outputs.tf", Always),
+        template!("infra/terraform/modules/fargate-service/main.tf.jinja" => "infrastructure/terraform/modules/fargate-service/main.tf", Always),
+        template!("infra/terraform/modules/fargate-service/variables.tf.jinja" => "infrastructure/terraform/modules/fargate-service/variables.tf", Always),
+        template!("infra/terraform/modules/fargate-service/outputs.tf.jinja" => "infrastructure/terraform/modules/fargate-service/outputs.tf", Always),
+        template!("infra/terraform/modules/cloud-run-service/main.tf.jinja" => "infrastructure/terraform/modules/cloud-run-service/main.tf", Always),
+        template!("infra/terraform/modules/cloud-run-service/variables.tf.jinja" => "infrastructure/terraform/modules/cloud-run-service/variables.tf", Always),
+        template!("infra/terraform/modules/cloud-run-service/outputs.tf.jinja" => "infrastructure/terraform/modules/cloud-run-service/outputs.tf", Always),
+        template!("infra/terraform/modules/canary-deployment/main.tf.jinja" => "infrastructure/terraform/modules/canary-deployment/main.tf", Always),
+        template!("infra/terraform/modules/canary-deployment/variables.tf.jinja" => "infrastructure/terraform/modules/canary-deployment/variables.tf", Always),
+        template!("infra/terraform/modules/canary-deployment/outputs.tf.jinja" => "infrastructure/terraform/modules/canary-deployment/outputs.tf", Always),
+        template!("infra/terraform/modules/dead-letter-queue/main.tf.jinja" => "infrastructure/terraform/modules/dead-letter-queue/main.tf", Always),
+        template!("infra/terraform/modules/dead-letter-queue/variables.tf.jinja" => "infrastructure/terraform/modules/dead-letter-queue/variables.tf", Always),
+        template!("infra/terraform/modules/dead-letter-queue/outputs.tf.jinja" => "infrastructure/terraform/modules/dead-letter-queue/outputs.tf", Always),
+        template!("infra/terraform/modules/schema-registry/main.tf.jinja" => "infrastructure/terraform/modules/schema-registry/main.tf", Always),
+        template!("infra/terraform/modules/schema-registry/variables.tf.jinja" => "infrastructure/terraform/modules/schema-registry/variables.tf", Always),
+        template!("infra/terraform/modules/schema-registry/outputs.tf.jinja" => "infrastructure/terraform/modules/schema-registry/outputs.tf", Always),
+        template!("infra/terraform/modules/secrets-manager/main.tf.jinja" => "infrastructure/terraform/modules/secrets-manager/main.tf", Always),
+        template!("infra/terraform/modules/secrets-manager/variables.tf.jinja" => "infrastructure/terraform/modules/secrets-manager/variables.tf", Always),
+        template!("infra/terraform/modules/secrets-manager/outputs.tf.jinja" => "infrastructure/terraform/modules/secrets-manager/outputs.tf", Always),
+    ];
+    /// `fly.toml` of one service.
+    pub const FLY: Template = template!("infra/fly/fly.toml.jinja" => "infrastructure/fly/{{ service.name }}/fly.toml", Always);
+    /// The Shuttle project file, at the workspace root where Shuttle reads it.
+    pub const SHUTTLE: Template =
+        template!("infra/shuttle/Shuttle.toml.jinja" => "Shuttle.toml", Always);
+
+    /// Every template of this module that is not in a list above, for registration.
+    pub const SINGLE: &[Template] = &[AWS_SCHEMA, AWS_REGION, GCP_REGION, FLY, SHUTTLE];
+}
+
 /// Renders templates: strict about undefined values, block tags take their line with them,
 /// no HTML escaping, trailing newlines kept.
 pub struct Renderer {
@@ -103,7 +250,19 @@ impl Renderer {
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
         env.add_filter("toml_str", toml_str);
-        for template in STATELESS.iter().chain(WORKSPACE) {
+        env.add_filter("yaml", yaml_str);
+        env.add_filter("hcl", hcl_str);
+        env.add_filter("mermaid_label", crate::graph::mermaid_label);
+        env.add_filter("dot_str", crate::graph::dot_str);
+        for template in STATELESS
+            .iter()
+            .chain(WORKSPACE)
+            .chain(infra::ALL)
+            .chain(cloud::AWS)
+            .chain(cloud::GCP)
+            .chain(cloud::MODULES)
+            .chain(cloud::SINGLE)
+        {
             env.add_template(template.name, template.source)
                 .map_err(|source| CliError::Template {
                     template: template.name.into(),
@@ -137,6 +296,29 @@ impl Renderer {
     }
 }
 
+/// The `yaml` filter: a scalar as a YAML double-quoted string (JSON string syntax, which YAML
+/// 1.2 reads the same way), so no value can change the document's structure.
+fn yaml_str(value: Value) -> String {
+    let text = match value.as_str() {
+        Some(text) => text.to_owned(),
+        None => value.to_string(),
+    };
+    serde_json::Value::String(text).to_string()
+}
+
+/// The `hcl` filter: a string as an HCL quoted string with template sequences (`${`, `%{`)
+/// escaped, so a value is never interpolated by Terraform.
+fn hcl_str(value: Value) -> String {
+    let text = match value.as_str() {
+        Some(text) => text.to_owned(),
+        None => value.to_string(),
+    };
+    serde_json::Value::String(text)
+        .to_string()
+        .replace("${", "$${")
+        .replace("%{", "%%{")
+}
+
 /// The `toml_str` filter: a string as a TOML string literal, quoted and escaped.
 fn toml_str(value: &str) -> String {
     toml::Value::String(value.to_owned()).to_string()
@@ -145,6 +327,17 @@ fn toml_str(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn yaml_and_hcl_strings_cannot_break_out_of_their_quotes() {
+        let tricky = "a\": b\n- c ${X} %{if}";
+        let yaml = yaml_str(Value::from(tricky));
+        let parsed: serde_json::Value = serde_json::from_str(&yaml).expect("a JSON string");
+        assert_eq!(parsed.as_str(), Some(tricky));
+        assert_eq!(yaml_str(Value::from(8080)), "\"8080\"");
+        let hcl = hcl_str(Value::from(tricky));
+        assert_eq!(hcl, r#""a\": b\n- c $${X} %%{if}""#);
+    }
 
     #[test]
     fn toml_strings_are_quoted_and_escaped() {

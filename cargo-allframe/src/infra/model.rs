@@ -1,0 +1,862 @@
+//! What the infrastructure and documentation templates see: the whole architecture, every
+//! service (with or without a generated crate), the engines the file uses with their local
+//! host ports, the event flows and the deployment settings.
+//!
+//! Every decision about infrastructure (which engine a service needs, which URL it gets, which
+//! host port an engine takes) is made here, once; templates only spell the decisions out. No
+//! secret is ever put in this model: credentials come from the environment or the cloud's
+//! secret store at deploy or run time.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use allframe_config::model::{
+    CacheBackend, DatabaseKind, DeploymentStrategy, EventBus, IdempotencyStorage, MetricsBackend,
+    SagaStateStore, SchemaRegistry, TelemetryBackend, WsScaling,
+};
+use allframe_config::{Architecture, ResolvedService, Segment};
+use heck::ToSnakeCase;
+use serde::Serialize;
+
+/// The host port tried first for each engine in `docker-compose.yml`.
+pub mod preferred_port {
+    /// PostgreSQL.
+    pub const POSTGRES: u16 = 5432;
+    /// MySQL.
+    pub const MYSQL: u16 = 3306;
+    /// Redis.
+    pub const REDIS: u16 = 6379;
+    /// Memcached.
+    pub const MEMCACHED: u16 = 11211;
+    /// Hazelcast.
+    pub const HAZELCAST: u16 = 5701;
+    /// DynamoDB Local.
+    pub const DYNAMODB: u16 = 8000;
+    /// The Firestore emulator.
+    pub const FIRESTORE: u16 = 8200;
+    /// Kafka (the listener for clients on the host).
+    pub const KAFKA: u16 = 9092;
+    /// NATS.
+    pub const NATS: u16 = 4222;
+    /// RabbitMQ (AMQP).
+    pub const RABBITMQ: u16 = 5672;
+    /// RabbitMQ's management UI.
+    pub const RABBITMQ_UI: u16 = 15672;
+    /// The schema registry.
+    pub const SCHEMA_REGISTRY: u16 = 8081;
+    /// The OpenTelemetry collector (OTLP over gRPC).
+    pub const OTEL_GRPC: u16 = 4317;
+    /// The OpenTelemetry collector (OTLP over HTTP).
+    pub const OTEL_HTTP: u16 = 4318;
+}
+
+/// One environment variable of a container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EnvVar {
+    /// The name, e.g. `DATABASE_URL`.
+    pub name: String,
+    /// The value, e.g. `postgres://allframe@postgres:5432/user_service`.
+    pub value: String,
+}
+
+fn env(name: &str, value: impl Into<String>) -> EnvVar {
+    EnvVar {
+        name: name.to_owned(),
+        value: value.into(),
+    }
+}
+
+/// A value of the file written as `${VAR}`: which variables it needs at deploy or run time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Deferred {
+    /// The key path, e.g. `security.authentication.jwt_issuer`.
+    pub key: String,
+    /// The variables it references, in order, without duplicates.
+    pub variables: Vec<String>,
+}
+
+/// An event a service publishes or receives.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EventFlow {
+    /// The event's name (PascalCase) or a stream topic.
+    pub name: String,
+    /// The services on the other side (producers for consumed events, consumers for produced
+    /// ones); empty when the other side is outside the file.
+    pub peers: Vec<String>,
+}
+
+/// A compose `depends_on` entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Dependency {
+    /// The compose service.
+    pub name: &'static str,
+    /// `service_healthy` for engines with a health check, else `service_started`.
+    pub condition: &'static str,
+}
+
+/// One service of the file, as the infrastructure sees it.
+#[derive(Debug, Clone, Serialize)]
+pub struct InfraService {
+    /// The name (`user-service`): container, binary, crate directory and DNS name.
+    pub name: String,
+    /// snake_case (`user_service`): database and Terraform names.
+    pub snake: String,
+    /// The type, as written.
+    pub kind: &'static str,
+    /// True when ignite generates its crate (only then does its image build).
+    pub has_crate: bool,
+    /// One line, no final period.
+    pub responsibility: String,
+    /// Protocols served, as written.
+    pub protocols: Vec<&'static str>,
+    /// The HTTP port (REST, GraphQL, WebSocket, health).
+    pub http_port: u16,
+    /// The gRPC port.
+    pub grpc_port: Option<u16>,
+    /// A separate metrics port.
+    pub metrics_port: Option<u16>,
+    /// The production database engine.
+    pub database: &'static str,
+    /// The database's name (snake_case of the service), when it has a server database.
+    pub database_name: Option<String>,
+    /// True when it talks to Redis.
+    pub redis: bool,
+    /// True when it publishes or consumes events.
+    pub bus: bool,
+    /// Events it declares (its domain events).
+    pub produces: Vec<EventFlow>,
+    /// Events it receives (consumer events, subscriptions, cache invalidations).
+    pub consumes: Vec<EventFlow>,
+    /// Stream topics read and written (stream processors).
+    pub input_topics: Vec<String>,
+    /// Stream topics written.
+    pub output_topics: Vec<String>,
+    /// True when failed events go to a dead letter queue.
+    pub dlq: bool,
+    /// Deliveries before an event goes to the dead letter queue.
+    pub max_retries: u32,
+    /// Services of this file it calls (BFF aggregates, `ports.outbound`).
+    pub calls: Vec<String>,
+    /// Services it calls that are not in this file.
+    pub external_calls: Vec<String>,
+    /// Services of this file that call it.
+    pub callers: Vec<String>,
+    /// True when it faces clients from outside the system (BFF, gateway, WebSocket).
+    pub public: bool,
+    /// Environment of its container in `docker-compose.yml`.
+    pub compose_env: Vec<EnvVar>,
+    /// The engines it waits for in `docker-compose.yml`.
+    pub depends_on: Vec<Dependency>,
+    /// Its `${VAR}` values.
+    pub deferred: Vec<Deferred>,
+    /// The resilience in effect.
+    pub resilience: allframe_config::model::ResiliencePolicy,
+    /// Idempotency key lifetime in hours, when idempotency is on.
+    pub idempotency_ttl_hours: Option<u32>,
+    /// Inbound rate limit, requests per second.
+    pub rate_limit_rps: u32,
+}
+
+/// A host port mapping of an engine container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Engine {
+    /// The port on the host.
+    pub host: u16,
+}
+
+/// The engines `docker-compose.yml` runs: exactly those the file uses.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Engines {
+    /// PostgreSQL, with the databases to create.
+    pub postgres: Option<Engine>,
+    /// MySQL.
+    pub mysql: Option<Engine>,
+    /// Redis.
+    pub redis: Option<Engine>,
+    /// Memcached.
+    pub memcached: Option<Engine>,
+    /// Hazelcast.
+    pub hazelcast: Option<Engine>,
+    /// DynamoDB Local.
+    pub dynamodb: Option<Engine>,
+    /// The Firestore emulator.
+    pub firestore: Option<Engine>,
+    /// Kafka (KRaft, one node).
+    pub kafka: Option<Engine>,
+    /// NATS with JetStream.
+    pub nats: Option<Engine>,
+    /// RabbitMQ.
+    pub rabbitmq: Option<Engine>,
+    /// RabbitMQ's management UI.
+    pub rabbitmq_ui: Option<Engine>,
+    /// Confluent Schema Registry.
+    pub confluent_registry: Option<Engine>,
+    /// Apicurio Registry.
+    pub apicurio_registry: Option<Engine>,
+    /// OpenTelemetry collector, OTLP/gRPC.
+    pub otel: Option<Engine>,
+    /// OpenTelemetry collector, OTLP/HTTP.
+    pub otel_http: Option<Engine>,
+    /// Names of the compose services that are engines, in file order of the template.
+    pub names: Vec<&'static str>,
+    /// Databases to create in PostgreSQL.
+    pub postgres_databases: Vec<String>,
+    /// Databases to create in MySQL.
+    pub mysql_databases: Vec<String>,
+}
+
+/// `[deployment]` with defaults applied.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeploymentContext {
+    /// `canary`, `blue-green`, `rolling` or `recreate`.
+    pub strategy: &'static str,
+    /// Share of traffic sent to a canary, in percent.
+    pub canary_percentage: u8,
+    /// How long a canary is watched, in minutes.
+    pub canary_duration_minutes: u32,
+    /// Highest error rate at which a canary is promoted.
+    pub error_rate_max: f64,
+    /// Highest p99 latency at which a canary is promoted, in milliseconds.
+    pub latency_p99_ms: u32,
+    /// Roll back automatically.
+    pub rollback_on_failure: bool,
+}
+
+/// The clouds present in `[cloud]`.
+#[derive(Debug, Clone, Serialize)]
+pub struct CloudContext {
+    /// `[cloud] primary`.
+    pub primary: Option<&'static str>,
+    /// `[cloud] regions`.
+    pub regions: Vec<String>,
+    /// `[cloud.aws] runtime`, when AWS is configured.
+    pub aws: Option<&'static str>,
+    /// `[cloud.gcp] runtime`, when Google Cloud is configured.
+    pub gcp: Option<&'static str>,
+    /// True when `[cloud.fly]` is configured.
+    pub fly: bool,
+    /// True when `[cloud.shuttle]` is configured.
+    pub shuttle: bool,
+}
+
+/// A Terraform input variable standing for a `${VAR}` of the file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TfVariable {
+    /// The variable's name: the environment variable in snake_case (`aws_account_id`).
+    pub name: String,
+    /// The environment variable (`AWS_ACCOUNT_ID`): set it as `TF_VAR_aws_account_id`.
+    pub env: String,
+    /// Where the file uses it.
+    pub keys: Vec<String>,
+    /// The `${VAR:-default}` default, when every use gives the same one.
+    pub default: Option<String>,
+}
+
+/// The context of every infrastructure and documentation template.
+#[derive(Debug, Clone, Serialize)]
+pub struct InfraContext {
+    /// `[architecture] name`.
+    pub architecture: String,
+    /// The name as a Terraform/SQL identifier.
+    pub architecture_snake: String,
+    /// `[architecture] version`.
+    pub version: String,
+    /// Every service of the file, in file order.
+    pub services: Vec<InfraService>,
+    /// The engines the file uses locally.
+    pub engines: Engines,
+    /// `[settings] event_bus`, when any service publishes or consumes.
+    pub event_bus: Option<&'static str>,
+    /// The URL services get as `EVENT_BUS_URL` in compose.
+    pub event_bus_url: Option<String>,
+    /// `[settings.events] schema_registry`.
+    pub schema_registry: &'static str,
+    /// `[settings.events] format`.
+    pub event_format: &'static str,
+    /// `[settings.events] compatibility`.
+    pub compatibility: &'static str,
+    /// Every event declared by a service, sorted.
+    pub events: Vec<String>,
+    /// True when traces go to OpenTelemetry.
+    pub otel: bool,
+    /// True when metrics are scraped by Prometheus.
+    pub prometheus: bool,
+    /// `[security] secrets_manager`.
+    pub secrets_manager: &'static str,
+    /// `[security] api_key_rotation_days`.
+    pub rotation_days: Option<u32>,
+    /// `[security] mtls`.
+    pub mtls: bool,
+    /// `[deployment]`.
+    pub deployment: DeploymentContext,
+    /// `[cloud]`.
+    pub cloud: CloudContext,
+    /// Terraform variables for every `${VAR}` of the file.
+    pub variables: Vec<TfVariable>,
+    /// Services of the file without a generated crate.
+    pub without_crate: Vec<String>,
+    /// Environment of the `tests` container of `docker-compose.test.yml`.
+    pub test_env: Vec<EnvVar>,
+    /// What the `tests` container waits for.
+    pub test_dependencies: Vec<Dependency>,
+}
+
+/// Builds the infrastructure context of `architecture`; `generated` names the services whose
+/// crates ignite writes.
+pub fn build(architecture: &Architecture, generated: &BTreeSet<String>) -> InfraContext {
+    let file = architecture.file();
+    let settings = &file.settings;
+    let all = architecture.services();
+    let names: BTreeSet<&str> = all.iter().map(ResolvedService::name).collect();
+
+    let producers = |event: &str| -> Vec<String> {
+        all.iter()
+            .filter(|s| s.events().iter().any(|e| e == event))
+            .map(|s| s.name().to_owned())
+            .collect()
+    };
+    let consumed_by = |service: &ResolvedService| -> Vec<String> {
+        let raw = &service.raw;
+        let mut events: Vec<String> = Vec::new();
+        for list in [
+            raw.consumer.as_ref().map(|c| &c.events),
+            raw.subscriptions.as_ref().map(|s| &s.events),
+            raw.cache.as_ref().map(|c| &c.invalidation),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            for event in list {
+                if !events.contains(event) {
+                    events.push(event.clone());
+                }
+            }
+        }
+        events
+    };
+
+    let uses_bus = |s: &ResolvedService| {
+        let outbound = s.raw.ports.iter().flat_map(|p| &p.outbound);
+        !s.events().is_empty()
+            || !consumed_by(s).is_empty()
+            || s.raw.stream.is_some()
+            || s.messaging.is_some()
+            || outbound.clone().any(|o| {
+                matches!(
+                    o.as_str(),
+                    "event-bus" | "kafka" | "rabbitmq" | "nats" | "sqs" | "pubsub"
+                )
+            })
+    };
+    let any_bus = all.iter().any(uses_bus);
+    let event_bus = any_bus.then_some(settings.event_bus);
+    let otel = settings.observability == TelemetryBackend::Opentelemetry
+        || file.observability.tracing == TelemetryBackend::Opentelemetry;
+
+    let mut engines = engines_of(architecture, event_bus, otel, &uses_bus);
+    let event_bus_url = event_bus.and_then(|bus| match bus {
+        EventBus::Kafka => Some("kafka://kafka:9092".to_owned()),
+        EventBus::Nats => Some("nats://nats:4222".to_owned()),
+        EventBus::Rabbitmq => Some("amqp://guest:guest@rabbitmq:5672/%2f".to_owned()),
+        EventBus::Sqs | EventBus::Pubsub => None,
+    });
+
+    let mut services = Vec::with_capacity(all.len());
+    for s in all {
+        let raw = &s.raw;
+        let outbound: Vec<&str> = raw
+            .ports
+            .iter()
+            .flat_map(|p| &p.outbound)
+            .map(String::as_str)
+            .collect();
+        let mut calls: Vec<String> = Vec::new();
+        let mut external_calls: Vec<String> = Vec::new();
+        let targets = raw
+            .bff
+            .iter()
+            .flat_map(|b| b.aggregates.iter().map(String::as_str))
+            .chain(outbound.iter().copied().filter(|o| names.contains(o)));
+        for target in targets {
+            let list = if names.contains(target) {
+                &mut calls
+            } else {
+                &mut external_calls
+            };
+            if target != s.name() && !list.iter().any(|t| t == target) {
+                list.push(target.to_owned());
+            }
+        }
+        let database_name = matches!(s.database, DatabaseKind::Postgres | DatabaseKind::Mysql)
+            .then(|| s.name().to_snake_case());
+        let redis = uses_redis(s);
+        let bus = uses_bus(s);
+        let consumer = raw.consumer.as_ref();
+        let produces = s
+            .events()
+            .iter()
+            .map(|e| EventFlow {
+                name: e.clone(),
+                peers: all
+                    .iter()
+                    .filter(|o| consumed_by(o).contains(e))
+                    .map(|o| o.name().to_owned())
+                    .collect(),
+            })
+            .collect();
+        let consumes = consumed_by(s)
+            .into_iter()
+            .map(|e| EventFlow {
+                peers: producers(&e),
+                name: e,
+            })
+            .collect();
+
+        let mut compose_env = vec![env("PORT", s.http_port.to_string())];
+        if let Some(port) = s.grpc_port {
+            compose_env.push(env("GRPC_PORT", port.to_string()));
+        }
+        if let Some(port) = s.metrics_port {
+            compose_env.push(env("METRICS_PORT", port.to_string()));
+        }
+        compose_env.push(env("ALLFRAME_DATA_DIR", "/data"));
+        match (s.database, &database_name) {
+            (DatabaseKind::Postgres, Some(db)) => {
+                compose_env.push(env(
+                    "DATABASE_URL",
+                    format!("postgres://allframe@postgres:5432/{db}"),
+                ));
+            }
+            (DatabaseKind::Mysql, Some(db)) => {
+                compose_env.push(env("DATABASE_URL", format!("mysql://root@mysql:3306/{db}")));
+            }
+            (DatabaseKind::Dynamodb, _) => {
+                compose_env.push(env("DYNAMODB_ENDPOINT", "http://dynamodb:8000"));
+            }
+            (DatabaseKind::Firestore, _) => {
+                compose_env.push(env("FIRESTORE_EMULATOR_HOST", "firestore:8200"));
+            }
+            _ => {}
+        }
+        if bus && let Some(url) = &event_bus_url {
+            compose_env.push(env("EVENT_BUS_URL", url.clone()));
+        }
+        if bus {
+            match settings.events.schema_registry {
+                SchemaRegistry::Confluent if engines.confluent_registry.is_some() => {
+                    compose_env.push(env("SCHEMA_REGISTRY_URL", "http://schema-registry:8081"));
+                }
+                SchemaRegistry::Apicurio if engines.apicurio_registry.is_some() => {
+                    compose_env.push(env(
+                        "SCHEMA_REGISTRY_URL",
+                        "http://schema-registry:8080/apis/ccompat/v7",
+                    ));
+                }
+                _ => {}
+            }
+        }
+        if redis {
+            compose_env.push(env("REDIS_URL", "redis://redis:6379"));
+        }
+        if let Some(cache) = &raw.cache {
+            match cache.backend {
+                CacheBackend::Memcached => {
+                    compose_env.push(env("MEMCACHED_URL", "memcache://memcached:11211"));
+                }
+                CacheBackend::Hazelcast => {
+                    compose_env.push(env("HAZELCAST_ADDRESS", "hazelcast:5701"));
+                }
+                CacheBackend::Redis => {}
+            }
+        }
+        for target in &calls {
+            if let Some(peer) = architecture.service(target) {
+                compose_env.push(env(
+                    &format!("{}_URL", target.to_snake_case().to_uppercase()),
+                    format!("http://{target}:{}", peer.http_port),
+                ));
+            }
+        }
+        if otel {
+            compose_env.push(env(
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                "http://otel-collector:4317",
+            ));
+            compose_env.push(env("OTEL_SERVICE_NAME", s.name()));
+        }
+        compose_env.push(env("RUST_LOG", "info"));
+
+        services.push(InfraService {
+            name: s.name().to_owned(),
+            snake: s.name().to_snake_case(),
+            kind: s.kind().as_str(),
+            has_crate: generated.contains(s.name()),
+            responsibility: responsibility(s),
+            protocols: s.protocols.iter().map(|p| p.as_str()).collect(),
+            http_port: s.http_port,
+            grpc_port: s.grpc_port,
+            metrics_port: s.metrics_port,
+            database: s.database.as_str(),
+            database_name,
+            redis,
+            bus,
+            produces,
+            consumes,
+            input_topics: raw
+                .stream
+                .as_ref()
+                .map_or_else(Vec::new, |st| st.input_topics.clone()),
+            output_topics: raw
+                .stream
+                .as_ref()
+                .map_or_else(Vec::new, |st| st.output_topics.clone()),
+            dlq: consumer.is_some_and(|c| c.dlq),
+            max_retries: consumer.map_or(0, |c| c.max_retries),
+            calls,
+            external_calls,
+            callers: Vec::new(),
+            public: matches!(
+                s.kind(),
+                allframe_config::model::ServiceType::Bff
+                    | allframe_config::model::ServiceType::Gateway
+                    | allframe_config::model::ServiceType::WebsocketGateway
+            ),
+            depends_on: dependencies(&compose_env, &engines),
+            compose_env,
+            deferred: architecture
+                .deferred_values(s)
+                .into_iter()
+                .filter(|(key, _)| key.starts_with("services["))
+                .filter(|(_, value)| value.variables().next().is_some())
+                .map(|(key, value)| Deferred {
+                    key,
+                    variables: dedup(value.variables().map(str::to_owned)),
+                })
+                .collect(),
+            resilience: s.resilience,
+            idempotency_ttl_hours: s.idempotency.as_ref().map(|i| i.ttl_hours),
+            rate_limit_rps: s.resilience.rate_limit.rps,
+        });
+    }
+    let callers: BTreeMap<String, Vec<String>> = services
+        .iter()
+        .flat_map(|s| s.calls.iter().map(|t| (t.clone(), s.name.clone())))
+        .fold(BTreeMap::new(), |mut map, (target, caller)| {
+            map.entry(target).or_insert_with(Vec::new).push(caller);
+            map
+        });
+    for service in &mut services {
+        service.callers = callers.get(&service.name).cloned().unwrap_or_default();
+    }
+    engines.postgres_databases = services
+        .iter()
+        .filter(|s| s.database == "postgres")
+        .filter_map(|s| s.database_name.clone())
+        .collect();
+    engines.mysql_databases = services
+        .iter()
+        .filter(|s| s.database == "mysql")
+        .filter_map(|s| s.database_name.clone())
+        .collect();
+
+    let mut events: Vec<String> = all.iter().flat_map(|s| s.events().to_vec()).collect();
+    events.sort();
+    events.dedup();
+
+    let mut test_env = Vec::new();
+    if engines.postgres.is_some() {
+        test_env.push(env(
+            "DATABASE_URL",
+            "postgres://allframe@postgres:5432/allframe",
+        ));
+    }
+    if let Some(url) = &event_bus_url {
+        test_env.push(env("EVENT_BUS_URL", url.clone()));
+    }
+    if engines.redis.is_some() {
+        test_env.push(env("REDIS_URL", "redis://redis:6379"));
+    }
+    let test_dependencies = engines
+        .names
+        .iter()
+        .map(|name| Dependency {
+            name,
+            condition: condition(name),
+        })
+        .collect();
+
+    let deployment = &file.deployment;
+    let cloud = &file.cloud;
+    InfraContext {
+        test_env,
+        test_dependencies,
+        architecture: architecture.name().to_owned(),
+        architecture_snake: architecture.name().to_snake_case(),
+        version: file.architecture.version.clone(),
+        without_crate: services
+            .iter()
+            .filter(|s| !s.has_crate)
+            .map(|s| s.name.clone())
+            .collect(),
+        services,
+        engines,
+        event_bus: event_bus.map(EventBus::as_str),
+        event_bus_url,
+        schema_registry: settings.events.schema_registry.as_str(),
+        event_format: settings.events.format.as_str(),
+        compatibility: settings.events.compatibility.as_str(),
+        events,
+        otel,
+        prometheus: file.observability.metrics == MetricsBackend::Prometheus,
+        secrets_manager: file.security.secrets_manager.as_str(),
+        rotation_days: file.security.api_key_rotation_days,
+        mtls: file.security.mtls,
+        deployment: DeploymentContext {
+            strategy: deployment.strategy.as_str(),
+            canary_percentage: deployment.canary_percentage,
+            canary_duration_minutes: deployment.canary_duration_minutes,
+            error_rate_max: deployment.promotion_criteria.error_rate_max,
+            latency_p99_ms: deployment.promotion_criteria.latency_p99_ms,
+            rollback_on_failure: deployment.rollback_on_failure,
+        },
+        cloud: CloudContext {
+            primary: cloud.primary.map(|p| p.as_str()),
+            regions: cloud.regions.clone(),
+            aws: cloud.aws.as_ref().map(|a| a.runtime.as_str()),
+            gcp: cloud.gcp.as_ref().map(|g| g.runtime.as_str()),
+            fly: cloud.fly.is_some(),
+            shuttle: cloud.shuttle.is_some(),
+        },
+        variables: variables(architecture),
+    }
+}
+
+/// True when the deployment shifts traffic gradually or switches it (Argo Rollouts in k8s).
+pub fn progressive(strategy: DeploymentStrategy) -> bool {
+    matches!(
+        strategy,
+        DeploymentStrategy::Canary | DeploymentStrategy::BlueGreen
+    )
+}
+
+fn responsibility(service: &ResolvedService) -> String {
+    service
+        .raw
+        .responsibility
+        .as_deref()
+        .map(|r| {
+            r.split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+                .trim_end_matches('.')
+                .to_owned()
+        })
+        .filter(|r| !r.is_empty())
+        .unwrap_or_else(|| format!("A {} service", service.kind().as_str()))
+}
+
+fn uses_redis(service: &ResolvedService) -> bool {
+    let raw = &service.raw;
+    service
+        .idempotency
+        .as_ref()
+        .is_some_and(|i| i.storage == IdempotencyStorage::Redis)
+        || raw
+            .saga
+            .as_ref()
+            .is_some_and(|s| s.state_store == Some(SagaStateStore::Redis))
+        || raw
+            .cache
+            .as_ref()
+            .is_some_and(|c| c.backend == CacheBackend::Redis)
+        || raw
+            .websocket
+            .as_ref()
+            .is_some_and(|w| w.scaling == WsScaling::RedisAdapter)
+        || raw
+            .ports
+            .iter()
+            .flat_map(|p| &p.outbound)
+            .any(|o| o == "redis")
+}
+
+/// Decides which engines run locally and gives each a host port no service listens on.
+fn engines_of(
+    architecture: &Architecture,
+    bus: Option<EventBus>,
+    otel: bool,
+    uses_bus: &dyn Fn(&ResolvedService) -> bool,
+) -> Engines {
+    let all = architecture.services();
+    let mut used: BTreeSet<u16> = all
+        .iter()
+        .flat_map(|s| [Some(s.http_port), s.grpc_port, s.metrics_port])
+        .flatten()
+        .collect();
+    let db = |kind: DatabaseKind| all.iter().any(|s| s.database == kind);
+    let cache = |backend: CacheBackend| {
+        all.iter()
+            .any(|s| s.raw.cache.as_ref().is_some_and(|c| c.backend == backend))
+    };
+    // A registry is only useful next to a local broker with a Confluent-compatible API.
+    let local_bus = matches!(
+        bus,
+        Some(EventBus::Kafka | EventBus::Rabbitmq | EventBus::Nats)
+    ) && all.iter().any(uses_bus);
+    let registry = architecture.file().settings.events.schema_registry;
+    let rabbit = bus == Some(EventBus::Rabbitmq);
+    use preferred_port as p;
+    let mut e = Engines::default();
+    // (compose service, in use, slot, preferred host port), in the order the template lists them.
+    let wanted: [(&'static str, bool, &mut Option<Engine>, u16); 15] = [
+        (
+            "postgres",
+            db(DatabaseKind::Postgres),
+            &mut e.postgres,
+            p::POSTGRES,
+        ),
+        ("mysql", db(DatabaseKind::Mysql), &mut e.mysql, p::MYSQL),
+        (
+            "dynamodb",
+            db(DatabaseKind::Dynamodb),
+            &mut e.dynamodb,
+            p::DYNAMODB,
+        ),
+        (
+            "firestore",
+            db(DatabaseKind::Firestore),
+            &mut e.firestore,
+            p::FIRESTORE,
+        ),
+        ("redis", all.iter().any(uses_redis), &mut e.redis, p::REDIS),
+        (
+            "memcached",
+            cache(CacheBackend::Memcached),
+            &mut e.memcached,
+            p::MEMCACHED,
+        ),
+        (
+            "hazelcast",
+            cache(CacheBackend::Hazelcast),
+            &mut e.hazelcast,
+            p::HAZELCAST,
+        ),
+        (
+            "kafka",
+            bus == Some(EventBus::Kafka),
+            &mut e.kafka,
+            p::KAFKA,
+        ),
+        (
+            "schema-registry",
+            local_bus && registry == SchemaRegistry::Confluent && bus == Some(EventBus::Kafka),
+            &mut e.confluent_registry,
+            p::SCHEMA_REGISTRY,
+        ),
+        (
+            "schema-registry",
+            local_bus && registry == SchemaRegistry::Apicurio,
+            &mut e.apicurio_registry,
+            p::SCHEMA_REGISTRY,
+        ),
+        ("nats", bus == Some(EventBus::Nats), &mut e.nats, p::NATS),
+        ("rabbitmq", rabbit, &mut e.rabbitmq, p::RABBITMQ),
+        ("", rabbit, &mut e.rabbitmq_ui, p::RABBITMQ_UI),
+        ("otel-collector", otel, &mut e.otel, p::OTEL_GRPC),
+        ("", otel, &mut e.otel_http, p::OTEL_HTTP),
+    ];
+    let mut names = Vec::new();
+    for (name, on, slot, preferred) in wanted {
+        if !on {
+            continue;
+        }
+        let host = (preferred..=u16::MAX)
+            .find(|port| !used.contains(port))
+            .unwrap_or(preferred);
+        used.insert(host);
+        *slot = Some(Engine { host });
+        if !name.is_empty() {
+            names.push(name);
+        }
+    }
+    e.names = names;
+    e
+}
+
+/// One Terraform variable per environment variable the file's `${VAR}` values reference.
+fn variables(architecture: &Architecture) -> Vec<TfVariable> {
+    let mut by_name: BTreeMap<String, TfVariable> = BTreeMap::new();
+    let mut seen_keys = BTreeSet::new();
+    for service in architecture.services() {
+        for (key, value) in architecture.deferred_values(service) {
+            if !seen_keys.insert(key.clone()) {
+                continue;
+            }
+            for segment in value.segments() {
+                let Segment::Var { name, default } = segment else {
+                    continue;
+                };
+                let entry = by_name.entry(name.clone()).or_insert_with(|| TfVariable {
+                    name: name.to_lowercase(),
+                    env: name.clone(),
+                    keys: Vec::new(),
+                    default: default.clone(),
+                });
+                if !entry.keys.contains(&key) {
+                    entry.keys.push(key.clone());
+                }
+                if entry.default != *default {
+                    entry.default = None;
+                }
+            }
+        }
+    }
+    by_name.into_values().collect()
+}
+
+/// Engines with a health check in the compose files; the others are waited for until started.
+const HEALTHY: &[&str] = &[
+    "postgres",
+    "mysql",
+    "redis",
+    "kafka",
+    "schema-registry",
+    "nats",
+    "rabbitmq",
+];
+
+fn condition(engine: &str) -> &'static str {
+    if engine == "schema-registry" || HEALTHY.contains(&engine) {
+        "service_healthy"
+    } else {
+        "service_started"
+    }
+}
+
+/// The engines a container's environment points at (each URL names its engine's host).
+fn dependencies(environment: &[EnvVar], engines: &Engines) -> Vec<Dependency> {
+    engines
+        .names
+        .iter()
+        .filter(|engine| {
+            environment.iter().any(|var| {
+                var.value.contains(&format!("@{engine}:"))
+                    || var.value.contains(&format!("//{engine}:"))
+                    || var.value.starts_with(&format!("{engine}:"))
+            })
+        })
+        .map(|name| Dependency {
+            name,
+            condition: condition(name),
+        })
+        .collect()
+}
+
+fn dedup(items: impl Iterator<Item = String>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for item in items {
+        if !out.contains(&item) {
+            out.push(item);
+        }
+    }
+    out
+}

@@ -1,0 +1,814 @@
+//! The infrastructure and docs ignite writes: the compose files and Kubernetes manifests parsed
+//! and checked for structure, the clouds and strategies each file asks for (and only those),
+//! `${VAR}` values kept as variables, the diagram, snapshots of whole trees, and re-ignite
+//! keeping edits to infrastructure files.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use allframe_config::SourceFile;
+use cargo_allframe::context::RuntimeSource;
+use cargo_allframe::plan;
+use cargo_allframe::templates::Renderer;
+use common::{cargo_allframe, cargo_allframe_with_env, listed, read, repository};
+use serde_json::Value;
+
+/// The infrastructure, docs and CI files ignite plans for `toml`, by path.
+fn generate(toml: &str) -> BTreeMap<String, String> {
+    let source = SourceFile::new("architecture.toml", toml);
+    let architecture = allframe_config::check(&source).unwrap_or_else(|e| panic!("{e:?}"));
+    let renderer = Renderer::new().expect("templates parse");
+    let runtime = RuntimeSource::Version("0.1.0".into());
+    plan::plan(&architecture, toml.as_bytes(), &runtime, &renderer)
+        .expect("plan")
+        .files
+        .into_iter()
+        .filter(|f| {
+            ["infrastructure/", "docs/", ".github/", "Shuttle.toml"]
+                .iter()
+                .any(|prefix| f.path.starts_with(prefix))
+        })
+        .map(|f| (f.path, String::from_utf8(f.contents).expect("utf-8")))
+        .collect()
+}
+
+fn reference() -> String {
+    read(&repository().join("examples/reference/architecture.toml"))
+}
+
+fn yaml(files: &BTreeMap<String, String>, path: &str) -> Value {
+    let text = files
+        .get(path)
+        .unwrap_or_else(|| panic!("{path} in {:#?}", files.keys()));
+    serde_saphyr::from_str(text).unwrap_or_else(|e| panic!("{path} is not YAML: {e}\n{text}"))
+}
+
+fn keys(value: &Value) -> BTreeSet<String> {
+    value
+        .as_object()
+        .map(|o| o.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+fn set(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(|s| (*s).to_owned()).collect()
+}
+
+/// Host ports a compose service publishes.
+fn host_ports(service: &Value) -> Vec<u16> {
+    service["ports"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            let text = p.as_str().expect("short port syntax");
+            text.split(':').next().unwrap().parse().expect("a port")
+        })
+        .collect()
+}
+
+fn env<'a>(service: &'a Value, name: &str) -> Option<&'a str> {
+    service["environment"][name].as_str()
+}
+
+const REFERENCE_SERVICES: &[&str] = &[
+    "user-service",
+    "web-bff",
+    "order-service",
+    "payment-gateway",
+    "inventory-service",
+    "notification-service",
+    "realtime-gateway",
+    "report-generator",
+    "legacy-erp-adapter",
+    "analytics-processor",
+    "product-cache",
+];
+
+#[test]
+fn compose_runs_every_service_and_exactly_the_engines_of_the_reference_file() {
+    let files = generate(&reference());
+    let compose = yaml(&files, "infrastructure/docker/docker-compose.yml");
+    let services = &compose["services"];
+    let mut expected = set(REFERENCE_SERVICES);
+    expected.extend(set(&[
+        "postgres",
+        "redis",
+        "kafka",
+        "schema-registry",
+        "otel-collector",
+    ]));
+    assert_eq!(keys(services), expected);
+
+    // Every host port is published once.
+    let mut seen = BTreeMap::new();
+    for (name, service) in services.as_object().unwrap() {
+        for port in host_ports(service) {
+            if let Some(other) = seen.insert(port, name.clone()) {
+                panic!("host port {port} published by {other} and {name}");
+            }
+        }
+    }
+
+    // Each service: built from its Dockerfile, health-checked on its own readiness endpoint,
+    // its ports from the file, and waiting for the engines its URLs name.
+    for name in REFERENCE_SERVICES {
+        let service = &services[*name];
+        assert_eq!(
+            service["build"]["dockerfile"].as_str(),
+            Some(format!("infrastructure/docker/services/{name}/Dockerfile").as_str())
+        );
+        let port = env(service, "PORT").expect("PORT");
+        let test = service["healthcheck"]["test"].as_array().expect("test");
+        assert_eq!(
+            test.last().and_then(Value::as_str),
+            Some(format!("http://127.0.0.1:{port}/health/ready").as_str())
+        );
+        assert!(host_ports(service).contains(&port.parse().unwrap()));
+        for dependency in keys(&service["depends_on"]) {
+            assert!(
+                services.get(&dependency).is_some(),
+                "{name} waits for {dependency}"
+            );
+        }
+        let database =
+            env(service, "DATABASE_URL").expect("every reference service is on postgres");
+        assert!(
+            database.starts_with("postgres://allframe@postgres:5432/"),
+            "{database}"
+        );
+        assert_eq!(
+            service["depends_on"]["postgres"]["condition"].as_str(),
+            Some("service_healthy")
+        );
+    }
+    let users = &services["user-service"];
+    assert_eq!(env(users, "GRPC_PORT"), Some("9090"));
+    assert_eq!(host_ports(users), [8080, 9090]);
+    assert_eq!(
+        env(users, "DATABASE_URL"),
+        Some("postgres://allframe@postgres:5432/user_service")
+    );
+    assert_eq!(env(users, "EVENT_BUS_URL"), Some("kafka://kafka:9092"));
+    assert_eq!(env(users, "REDIS_URL"), Some("redis://redis:6379"));
+    assert!(keys(&users["depends_on"]).contains("kafka"));
+    // Only services that use Redis (idempotency store, cache backend) get it.
+    let redis_users: BTreeSet<String> = REFERENCE_SERVICES
+        .iter()
+        .filter(|n| env(&services[**n], "REDIS_URL").is_some())
+        .map(|n| (*n).to_owned())
+        .collect();
+    assert_eq!(redis_users, set(&["user-service", "product-cache"]));
+    // The payment gateway neither publishes nor consumes: no bus.
+    assert_eq!(env(&services["payment-gateway"], "EVENT_BUS_URL"), None);
+    assert_eq!(
+        env(&services["notification-service"], "EVENT_BUS_URL"),
+        Some("kafka://kafka:9092")
+    );
+    // The BFF reaches the services it aggregates by their compose names.
+    assert_eq!(
+        env(&services["web-bff"], "ORDER_SERVICE_URL"),
+        Some("http://order-service:8082")
+    );
+
+    // CI builds an image for each generated crate only, and tests against the test engines.
+    let ci = yaml(&files, ".github/workflows/ci.yml");
+    assert_eq!(
+        keys(&ci["jobs"]),
+        set(&["check", "test", "images", "manifests"])
+    );
+    assert_eq!(
+        ci["jobs"]["images"]["strategy"]["matrix"]["service"],
+        serde_json::json!(["user-service"])
+    );
+    let steps = ci["jobs"]["test"]["steps"].as_array().unwrap();
+    let against = steps
+        .iter()
+        .find(|s| s["name"] == "Tests against the engines")
+        .expect("a step against the engines");
+    assert_eq!(
+        against["env"]["DATABASE_URL"],
+        "postgres://allframe@localhost:5432/allframe"
+    );
+
+    let init = &files["infrastructure/docker/postgres/init.sql"];
+    assert_eq!(
+        init.matches("CREATE DATABASE").count(),
+        REFERENCE_SERVICES.len()
+    );
+
+    // The test stack: the same engines on tmpfs, and a test runner waiting for them.
+    let test = yaml(&files, "infrastructure/docker/docker-compose.test.yml");
+    let mut engines = set(&[
+        "postgres",
+        "redis",
+        "kafka",
+        "schema-registry",
+        "otel-collector",
+    ]);
+    engines.insert("tests".into());
+    assert_eq!(keys(&test["services"]), engines);
+    assert!(test["services"]["postgres"]["tmpfs"].is_array());
+    assert_eq!(
+        test["services"]["tests"]["environment"]["EVENT_BUS_URL"].as_str(),
+        Some("kafka://kafka:9092")
+    );
+    assert_eq!(
+        keys(&test["services"]["tests"]["depends_on"]),
+        set(&[
+            "postgres",
+            "redis",
+            "kafka",
+            "schema-registry",
+            "otel-collector"
+        ])
+    );
+}
+
+const SENSORS: &str = r#"[architecture]
+name = "sensors"
+
+[settings]
+event_bus = "nats"
+default_database = "sqlite"
+observability = "none"
+
+[observability]
+tracing = "none"
+
+[deployment]
+strategy = "blue-green"
+
+[cloud]
+primary = "gcp"
+regions = ["eu-west-1"]
+
+[cloud.gcp]
+project_id = "${GCP_PROJECT_ID}"
+runtime = "cloud-run"
+
+[[services]]
+name = "ingest"
+type = "producer"
+
+[services.domain]
+events = ["ReadingTaken"]
+
+[services.ports]
+inbound = ["rest:4222"]
+
+[[services]]
+name = "alerts"
+type = "consumer"
+
+[services.consumer]
+events = ["ReadingTaken"]
+max_retries = 7
+"#;
+
+#[test]
+fn compose_engines_follow_the_bus_and_databases_and_avoid_service_ports() {
+    let files = generate(SENSORS);
+    let compose = yaml(&files, "infrastructure/docker/docker-compose.yml");
+    let services = &compose["services"];
+    // SQLite services need no database engine; no tracing, no collector.
+    assert_eq!(keys(services), set(&["ingest", "alerts", "nats"]));
+    // `ingest` listens on 4222, so NATS takes the next free host port.
+    assert_eq!(host_ports(&services["ingest"]), [4222]);
+    assert_eq!(host_ports(&services["nats"]), [4223]);
+    assert_eq!(
+        env(&services["alerts"], "EVENT_BUS_URL"),
+        Some("nats://nats:4222")
+    );
+    assert_eq!(env(&services["alerts"], "DATABASE_URL"), None);
+    assert!(!files.contains_key("infrastructure/docker/postgres/init.sql"));
+    assert!(!files.contains_key("infrastructure/docker/otel-collector.yaml"));
+
+    let quiet = generate(
+        "[architecture]\nname = \"solo\"\n\n[settings]\ndefault_database = \"sqlite\"\n\n[[services]]\nname = \"api\"\ntype = \"stateless\"\n",
+    );
+    let compose = yaml(&quiet, "infrastructure/docker/docker-compose.yml");
+    // No service publishes or consumes: no bus, although `event_bus` defaults to kafka.
+    assert_eq!(keys(&compose["services"]), set(&["api", "otel-collector"]));
+    let test = yaml(&quiet, "infrastructure/docker/docker-compose.test.yml");
+    assert!(test["services"]["tests"].get("environment").is_none());
+}
+
+#[test]
+fn rabbitmq_and_mysql_get_their_engines_and_urls() {
+    let files = generate(
+        r#"[architecture]
+name = "shop"
+
+[settings]
+event_bus = "rabbitmq"
+default_database = "mysql"
+
+[[services]]
+name = "orders"
+type = "stateless"
+
+[services.domain]
+events = ["OrderPlaced"]
+"#,
+    );
+    let compose = yaml(&files, "infrastructure/docker/docker-compose.yml");
+    let services = &compose["services"];
+    assert_eq!(
+        keys(services),
+        set(&["orders", "mysql", "rabbitmq", "otel-collector"])
+    );
+    let orders = &services["orders"];
+    assert_eq!(
+        env(orders, "DATABASE_URL"),
+        Some("mysql://root@mysql:3306/orders")
+    );
+    assert_eq!(
+        env(orders, "EVENT_BUS_URL"),
+        Some("amqp://guest:guest@rabbitmq:5672/%2f")
+    );
+    assert_eq!(host_ports(&services["rabbitmq"]), [5672, 15672]);
+    assert!(files["infrastructure/docker/mysql/init.sql"].contains("`orders`"));
+}
+
+/// Every manifest under `infrastructure/k8s/base`, by path.
+fn manifests(files: &BTreeMap<String, String>) -> BTreeMap<String, Value> {
+    files
+        .keys()
+        .filter(|p| p.starts_with("infrastructure/k8s/") && p.ends_with(".yaml"))
+        .map(|p| (p.clone(), yaml(files, p)))
+        .collect()
+}
+
+#[test]
+fn canary_manifests_are_argo_rollouts_with_probes_and_the_promotion_criteria() {
+    let files = generate(&reference());
+    let all = manifests(&files);
+    let kustomization = &all["infrastructure/k8s/base/kustomization.yaml"];
+    let resources: BTreeSet<String> = kustomization["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| format!("infrastructure/k8s/base/{}", r.as_str().unwrap()))
+        .collect();
+    for resource in &resources {
+        assert!(
+            all.contains_key(resource),
+            "{resource} is listed but not generated"
+        );
+    }
+    for name in REFERENCE_SERVICES {
+        let rollout = &all[&format!("infrastructure/k8s/base/{name}/rollout.yaml")];
+        assert_eq!(rollout["kind"], "Rollout");
+        let canary = &rollout["spec"]["strategy"]["canary"];
+        assert_eq!(canary["steps"][0]["setWeight"], 10);
+        assert_eq!(canary["steps"][2]["pause"]["duration"], "15m");
+        assert_eq!(canary["stableService"].as_str(), Some(*name));
+        let canary_service = canary["canaryService"].as_str().unwrap();
+        assert!(
+            resources.contains(&format!(
+                "infrastructure/k8s/base/{name}/service-canary.yaml"
+            )),
+            "{canary_service}"
+        );
+        let container = &rollout["spec"]["template"]["spec"]["containers"][0];
+        assert_eq!(
+            container["livenessProbe"]["httpGet"]["path"],
+            "/health/live"
+        );
+        assert_eq!(
+            container["readinessProbe"]["httpGet"]["path"],
+            "/health/ready"
+        );
+        assert!(container["resources"]["requests"]["cpu"].is_string());
+        assert!(container["resources"]["limits"]["memory"].is_string());
+        let hpa = &all[&format!("infrastructure/k8s/base/{name}/hpa.yaml")];
+        assert_eq!(hpa["spec"]["scaleTargetRef"]["kind"], "Rollout");
+        assert_eq!(hpa["spec"]["scaleTargetRef"]["name"].as_str(), Some(*name));
+        let pdb = &all[&format!("infrastructure/k8s/base/{name}/pdb.yaml")];
+        assert_eq!(
+            pdb["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"].as_str(),
+            Some(*name)
+        );
+    }
+    let users = &all["infrastructure/k8s/base/user-service/rollout.yaml"];
+    let ports = &users["spec"]["template"]["spec"]["containers"][0]["ports"];
+    assert_eq!(ports[0]["containerPort"], 8080);
+    assert_eq!(ports[1]["containerPort"], 9090);
+
+    // The analysis measures the promotion criteria of [deployment].
+    let analysis = &all["infrastructure/k8s/base/analysis-template.yaml"];
+    let metrics = analysis["spec"]["metrics"].as_array().unwrap();
+    assert!(
+        metrics[0]["successCondition"]
+            .as_str()
+            .unwrap()
+            .ends_with("<= 0.01")
+    );
+    assert!(
+        metrics[1]["successCondition"]
+            .as_str()
+            .unwrap()
+            .ends_with("<= 0.5")
+    );
+
+    // Only the services that call user-service may reach it; the BFF also takes the ingress.
+    let policy = &all["infrastructure/k8s/base/user-service/networkpolicy.yaml"];
+    let callers: Vec<&str> = policy["spec"]["ingress"][0]["from"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            f["podSelector"]["matchLabels"]["app.kubernetes.io/name"]
+                .as_str()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(callers, ["web-bff"]);
+    let bff = &all["infrastructure/k8s/base/web-bff/networkpolicy.yaml"];
+    assert_eq!(
+        bff["spec"]["ingress"][0]["from"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"],
+        "ingress-nginx"
+    );
+
+    for (overlay, min, max) in [("dev", 1, 2), ("staging", 2, 4), ("production", 3, 12)] {
+        let k = &all[&format!("infrastructure/k8s/overlays/{overlay}/kustomization.yaml")];
+        assert_eq!(k["namespace"], format!("e-commerce-platform-{overlay}"));
+        let patch = k["patches"][0]["patch"].as_str().unwrap();
+        let ops: Value = serde_saphyr::from_str(patch).expect("a JSON patch in YAML");
+        assert_eq!(ops[0]["value"], min);
+        assert_eq!(ops[1]["value"], max);
+        assert_eq!(k["patches"][1]["target"]["kind"], "Rollout");
+    }
+}
+
+#[test]
+fn blue_green_and_rolling_strategies_shape_the_workloads() {
+    let files = generate(SENSORS);
+    let all = manifests(&files);
+    let rollout = &all["infrastructure/k8s/base/alerts/rollout.yaml"];
+    let blue_green = &rollout["spec"]["strategy"]["blueGreen"];
+    assert_eq!(blue_green["activeService"], "alerts");
+    assert_eq!(blue_green["previewService"], "alerts-preview");
+    assert_eq!(
+        all["infrastructure/k8s/base/alerts/service-preview.yaml"]["metadata"]["name"],
+        "alerts-preview"
+    );
+
+    let rolling = generate(&SENSORS.replace("blue-green", "rolling"));
+    let all = manifests(&rolling);
+    assert!(
+        !all.keys()
+            .any(|p| p.contains("rollout") || p.contains("analysis"))
+    );
+    let deployment = &all["infrastructure/k8s/base/alerts/deployment.yaml"];
+    assert_eq!(deployment["kind"], "Deployment");
+    assert_eq!(deployment["spec"]["strategy"]["type"], "RollingUpdate");
+    assert_eq!(
+        all["infrastructure/k8s/base/alerts/hpa.yaml"]["spec"]["scaleTargetRef"]["kind"],
+        "Deployment"
+    );
+    let recreate = generate(&SENSORS.replace("blue-green", "recreate"));
+    let deployment = yaml(&recreate, "infrastructure/k8s/base/alerts/deployment.yaml");
+    assert_eq!(deployment["spec"]["strategy"]["type"], "Recreate");
+}
+
+#[test]
+fn only_the_clouds_of_the_file_are_generated() {
+    let files = generate(SENSORS);
+    let has = |prefix: &str| files.keys().any(|p| p.starts_with(prefix));
+    assert!(has("infrastructure/terraform/gcp/"));
+    assert!(has("infrastructure/terraform/modules/cloud-run-service/"));
+    assert!(!has("infrastructure/terraform/aws/"));
+    assert!(!has("infrastructure/terraform/modules/lambda-service/"));
+    assert!(!has("infrastructure/fly/"));
+    assert!(!files.contains_key("Shuttle.toml"));
+    // AWS region names map to the nearest Google Cloud region.
+    assert_eq!(
+        files["infrastructure/terraform/gcp/regions/europe-west1.tfvars"].trim(),
+        "region = \"europe-west1\""
+    );
+    // On Pub/Sub, the consumer's subscription dead-letters after its max_retries deliveries.
+    let pubsub = generate(&SENSORS.replace("\"nats\"", "\"pubsub\""));
+    let messaging = &pubsub["infrastructure/terraform/gcp/messaging.tf"];
+    assert!(
+        messaging.contains("max_delivery_attempts = 7"),
+        "{messaging}"
+    );
+    assert!(messaging.contains("resource \"google_pubsub_topic\" \"alerts_dlq\""));
+
+    let full = generate(&reference());
+    for name in REFERENCE_SERVICES {
+        let fly: toml::Table =
+            toml::from_str(&full[&format!("infrastructure/fly/{name}/fly.toml")])
+                .expect("fly.toml is TOML");
+        assert_eq!(fly["app"].as_str(), Some(format!("my-org-{name}").as_str()));
+        assert_eq!(fly["deploy"]["strategy"].as_str(), Some("canary"));
+        assert_eq!(fly["primary_region"].as_str(), Some("iad"));
+        assert_eq!(
+            fly["http_service"]["checks"][0]["path"].as_str(),
+            Some("/health/ready")
+        );
+        assert!(!fly["env"].as_table().unwrap().contains_key("DATABASE_URL"));
+    }
+    let shuttle: toml::Table = toml::from_str(&full["Shuttle.toml"]).expect("TOML");
+    assert_eq!(shuttle["name"].as_str(), Some("my-project"));
+    for region in ["us-east-1", "eu-west-1"] {
+        assert!(full.contains_key(&format!(
+            "infrastructure/terraform/aws/regions/{region}.tfvars"
+        )));
+    }
+    // Lambda runtime, canary: CodeDeploy per service, Glue only when the registry is glue.
+    let main = &full["infrastructure/terraform/aws/main.tf"];
+    assert_eq!(
+        main.matches("source = \"../modules/lambda-service\"")
+            .count(),
+        11
+    );
+    assert_eq!(
+        main.matches("source = \"../modules/canary-deployment\"")
+            .count(),
+        11
+    );
+    assert!(!full.keys().any(|p| p.contains("schema-registry")));
+    let glue = generate(&reference().replace("\"confluent\"", "\"glue\""));
+    assert!(glue.contains_key("infrastructure/terraform/aws/schemas/UserCreated.avsc"));
+    assert!(
+        glue["infrastructure/terraform/aws/messaging.tf"].contains("../modules/schema-registry")
+    );
+}
+
+#[test]
+fn deferred_values_become_terraform_variables_and_are_never_written() {
+    let arch = SENSORS.replace(
+        "[[services]]\nname = \"ingest\"",
+        "[security.authentication]\nprovider = \"custom\"\njwt_issuer = \"https://${AUTH_DOMAIN}/\"\n\n[[services]]\nname = \"ingest\"",
+    );
+    let files = generate(&arch);
+    let variables = &files["infrastructure/terraform/gcp/variables.tf"];
+    assert!(
+        variables.contains("variable \"auth_domain\""),
+        "{variables}"
+    );
+    assert!(
+        variables.contains("variable \"gcp_project_id\""),
+        "{variables}"
+    );
+    let main = &files["infrastructure/terraform/gcp/main.tf"];
+    assert!(main.contains("project = var.gcp_project_id"), "{main}");
+    assert!(
+        main.contains("AUTH_DOMAIN") && main.contains("= var.auth_domain"),
+        "{main}"
+    );
+
+    // Set in the environment of ignite, the values still appear nowhere.
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("architecture.toml"), &arch).expect("write");
+    cargo_allframe_with_env(
+        dir.path(),
+        &["ignite", "--out", "ws"],
+        &[
+            ("AUTH_DOMAIN", "auth-secret-7f3a"),
+            ("GCP_PROJECT_ID", "project-secret-91c2"),
+        ],
+    )
+    .ok();
+    for (path, bytes) in common::snapshot(&dir.path().join("ws")) {
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(
+            !text.contains("secret-7f3a") && !text.contains("secret-91c2"),
+            "{} holds a value of the environment",
+            path.display()
+        );
+    }
+}
+
+#[test]
+fn the_diagram_shows_services_the_bus_stores_and_event_flows() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("architecture.toml"), reference()).expect("write");
+    let dot = cargo_allframe(dir.path(), &["graph", "--format", "dot"])
+        .ok()
+        .stdout;
+    assert!(
+        dot.starts_with("digraph \"e-commerce-platform\" {"),
+        "{dot}"
+    );
+    let nodes: BTreeSet<&str> = dot
+        .lines()
+        .filter(|l| l.contains("[shape="))
+        .map(|l| l.trim().split(' ').next().unwrap())
+        .collect();
+    let edges: Vec<(&str, &str)> = dot
+        .lines()
+        .filter_map(|l| l.trim().split_once(" -> "))
+        .map(|(from, rest)| (from, rest.split([' ', ';']).next().unwrap()))
+        .collect();
+    for (from, to) in &edges {
+        assert!(nodes.contains(from) && nodes.contains(to), "{from} -> {to}");
+    }
+    assert!(edges.contains(&("svc_user_service", "bus")));
+    assert!(edges.contains(&("bus", "svc_notification_service")));
+    assert!(edges.contains(&("svc_web_bff", "ext_product_service")));
+    assert!(edges.contains(&("svc_user_service", "redis")));
+    assert!(dot.contains("label=\"OrderCreated, PaymentSucceeded, ShipmentDispatched\""));
+
+    let mermaid = cargo_allframe(dir.path(), &["graph"]).ok().stdout;
+    assert!(mermaid.starts_with("flowchart LR\n"));
+    let doc = generate(&reference())["docs/architecture.md"].clone();
+    assert!(
+        doc.contains(&format!("```mermaid\n{}", mermaid.trim_end())),
+        "{doc}"
+    );
+    // The docs say which services have no crate yet.
+    assert!(doc.contains(
+        "| `web-bff` | bff | rest, graphql | HTTP 8081 | postgres | not generated yet |"
+    ));
+    assert!(doc.contains("| `user-service` | stateless | rest, grpc | HTTP 8080, gRPC 9090 | postgres + Redis | `services/user-service` |"));
+}
+
+#[test]
+fn reignite_keeps_an_edited_infrastructure_file() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("architecture.toml");
+    std::fs::write(&config, SENSORS).expect("write");
+    cargo_allframe(dir.path(), &["ignite", "--out", "ws"]).ok();
+    let ws = dir.path().join("ws");
+    let compose = ws.join("infrastructure/docker/docker-compose.yml");
+    let edited = format!("{}\n# my own override\n", read(&compose));
+    std::fs::write(&compose, &edited).expect("edit");
+    let untouched = ws.join("infrastructure/k8s/base/alerts/hpa.yaml");
+
+    std::fs::write(
+        &config,
+        SENSORS.replace("max_retries = 7", "max_retries = 9"),
+    )
+    .expect("write");
+    let run = cargo_allframe(dir.path(), &["ignite", "--out", "ws"]).ok();
+    assert_eq!(read(&compose), edited);
+    let files = listed(&run.stdout);
+    assert!(
+        files["infrastructure/docker/docker-compose.yml"].starts_with("kept"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(files["docs/architecture.md"], "updated", "{}", run.stdout);
+    assert!(read(&ws.join("docs/architecture.md")).contains("after 9 failed deliveries"));
+    assert!(read(&untouched).contains("HorizontalPodAutoscaler"));
+}
+
+/// Every generated file under the infrastructure, docs and CI directories, one after another.
+fn tree(files: &BTreeMap<String, String>) -> String {
+    files
+        .iter()
+        .map(|(path, text)| format!("=== {path}\n{text}"))
+        .collect()
+}
+
+#[test]
+fn snapshot_of_the_reference_tree() {
+    insta::assert_snapshot!("reference", tree(&generate(&reference())));
+}
+
+/// Small architectures exercising each cloud, runtime, bus and deployment strategy.
+fn cases() -> Vec<(&'static str, String)> {
+    let base = "[architecture]\nname = \"shop\"\n\n[[services]]\nname = \"orders\"\ntype = \"stateless\"\nprotocols = [\"rest\", \"grpc\"]\n\n[services.domain]\nevents = [\"OrderPlaced\"]\n\n[[services]]\nname = \"mailer\"\ntype = \"consumer\"\n\n[services.consumer]\nevents = [\"OrderPlaced\"]\nmax_retries = 4\n";
+    let sections = [
+        (
+            "aws_fargate_canary_sqs",
+            "[settings]\nevent_bus = \"sqs\"\n\n[deployment]\nstrategy = \"canary\"\ncanary_percentage = 20\n\n[cloud]\nregions = [\"us-east-1\"]\n\n[cloud.aws]\naccount_id = \"${AWS_ACCOUNT_ID}\"\nruntime = \"fargate\"\n",
+        ),
+        (
+            "aws_ecs_recreate_rabbitmq",
+            "[settings]\nevent_bus = \"rabbitmq\"\n\n[deployment]\nstrategy = \"recreate\"\n\n[cloud.aws]\nruntime = \"ecs\"\n",
+        ),
+        (
+            "aws_eks_rolling_glue",
+            "[settings.events]\nschema_registry = \"glue\"\nformat = \"json-schema\"\n\n[cloud.aws]\nruntime = \"eks\"\n",
+        ),
+        (
+            "gcp_gke_kafka",
+            "[cloud.gcp]\nproject_id = \"shop-prod\"\nruntime = \"gke\"\n",
+        ),
+        (
+            "gcp_functions_pubsub_canary",
+            "[settings]\nevent_bus = \"pubsub\"\n\n[deployment]\nstrategy = \"canary\"\n\n[security]\napi_key_rotation_days = 30\n\n[cloud.gcp]\nruntime = \"cloud-functions\"\n",
+        ),
+        (
+            "fly_and_shuttle_blue_green",
+            "[deployment]\nstrategy = \"blue-green\"\n\n[cloud]\nregions = [\"eu-central-1\"]\n\n[cloud.fly]\norg = \"acme\"\n\n[cloud.shuttle]\nproject = \"${SHUTTLE_PROJECT}\"\n",
+        ),
+    ];
+    let mut out = vec![
+        ("reference", reference()),
+        ("gcp_cloud_run_blue_green_nats", SENSORS.to_owned()),
+    ];
+    for (name, sections) in sections {
+        out.push((
+            name,
+            base.replacen(
+                "\n\n[[services]]",
+                &format!("\n\n{sections}\n[[services]]"),
+                1,
+            ),
+        ));
+    }
+    out
+}
+
+#[test]
+fn snapshots_per_cloud_and_strategy() {
+    for (name, arch) in cases().into_iter().skip(1) {
+        insta::assert_snapshot!(name, tree(&generate(&arch)));
+    }
+}
+
+/// Runs `program` with `args` in `dir`; a missing tool or a failure fails the test.
+fn run_tool(dir: &std::path::Path, program: &str, args: &[String]) {
+    let output = std::process::Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run `{program}` (install it, see docs/infrastructure.md): {e}")
+        });
+    assert!(
+        output.status.success(),
+        "`{program} {}` failed in {}:\n{}\n{}",
+        args.join(" "),
+        dir.display(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// The external validators on every generated tree: the Compose specification's schema,
+/// the Kubernetes schemas with unknown fields rejected, `terraform fmt`, and a python-hcl2
+/// check that every reference between resources, modules and variables resolves.
+#[test]
+#[ignore = "validators: needs check-jsonschema, kubernetes-validate, terraform, python-hcl2"]
+fn generated_trees_pass_the_external_validators() {
+    let checker =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/validators/check_hcl_refs.py");
+    for (name, arch) in cases() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let files = generate(&arch);
+        for (path, text) in &files {
+            let target = dir.path().join(path);
+            std::fs::create_dir_all(target.parent().unwrap()).expect("mkdir");
+            std::fs::write(&target, text).expect("write");
+        }
+        let compose: Vec<String> = ["docker-compose.yml", "docker-compose.test.yml"]
+            .iter()
+            .map(|f| format!("infrastructure/docker/{f}"))
+            .collect();
+        let mut args = vec![
+            "--builtin-schema".to_owned(),
+            "vendor.compose-spec".to_owned(),
+        ];
+        args.extend(compose);
+        run_tool(dir.path(), "check-jsonschema", &args);
+
+        // Argo Rollouts have no schema there: their pod template is checked as a Deployment's.
+        let mut manifests = vec!["--strict".to_owned()];
+        for (path, text) in files.iter().filter(|(p, _)| {
+            p.starts_with("infrastructure/k8s/")
+                && !p.ends_with("kustomization.yaml")
+                && !p.contains("kustomizeconfig")
+        }) {
+            manifests.push(path.clone());
+            if path.ends_with("rollout.yaml") {
+                let mut rollout: Value = serde_saphyr::from_str(text).expect("YAML");
+                rollout["apiVersion"] = "apps/v1".into();
+                rollout["kind"] = "Deployment".into();
+                rollout["spec"].as_object_mut().unwrap().remove("strategy");
+                let as_deployment = path.replace("rollout.yaml", "rollout-as-deployment.yaml");
+                std::fs::write(dir.path().join(&as_deployment), rollout.to_string())
+                    .expect("write");
+                manifests.push(as_deployment);
+            }
+        }
+        run_tool(dir.path(), "kubernetes-validate", &manifests);
+
+        if files
+            .keys()
+            .any(|p| p.starts_with("infrastructure/terraform/"))
+        {
+            let tf = "infrastructure/terraform".to_owned();
+            run_tool(
+                dir.path(),
+                "terraform",
+                &[
+                    "fmt".into(),
+                    "-check".into(),
+                    "-recursive".into(),
+                    "-diff".into(),
+                    tf.clone(),
+                ],
+            );
+            run_tool(dir.path(), "python3", &[checker.display().to_string(), tf]);
+        }
+        eprintln!("{name}: valid");
+    }
+}
