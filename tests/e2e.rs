@@ -2,7 +2,8 @@
 //! its own tests, start a service on the embedded SQLite default, write through REST and read
 //! back (also after a restart), then SIGTERM it and expect exit code 0 within the deadline.
 //!
-//! The generated workspace builds into `target/e2e` so repeated runs reuse its dependencies.
+//! The generated workspace builds into `<target dir>/e2e` (`CARGO_TARGET_DIR` when set, else
+//! the repository's `target/`) so repeated runs reuse its dependencies.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -12,11 +13,18 @@ use allframe_tests::{free_port, repo_root};
 use cargo_allframe::ignite::{IgniteArgs, ignite};
 use cargo_allframe::report::Reporter;
 
+fn e2e_target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target"))
+        .join("e2e")
+}
+
 fn cargo(workspace: &Path, args: &[&str]) {
     let status = Command::new(env!("CARGO"))
         .args(args)
         .current_dir(workspace)
-        .env("CARGO_TARGET_DIR", repo_root().join("target/e2e"))
+        .env("CARGO_TARGET_DIR", e2e_target_dir())
         .status()
         .expect("cargo runs");
     assert!(
@@ -128,7 +136,7 @@ fn ignite_build_run_and_stop_a_stateless_service() {
     cargo(&out, &["build", "--workspace"]);
     cargo(&out, &["test", "--workspace"]);
 
-    let binary = repo.join("target/e2e/debug/user-service");
+    let binary = e2e_target_dir().join("debug/user-service");
     let data = work.path().join("data");
     let client = reqwest::blocking::Client::new();
 
