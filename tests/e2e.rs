@@ -63,10 +63,9 @@ impl Service {
     fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
-            if let Ok(r) = reqwest::blocking::get(format!("{}/health/ready", self.base)) {
-                if r.status() == 200 {
-                    return;
-                }
+            let ready = reqwest::blocking::get(format!("{}/health/ready", self.base));
+            if ready.is_ok_and(|r| r.status() == 200) {
+                return;
             }
             std::thread::sleep(Duration::from_millis(100));
         }

@@ -11,6 +11,7 @@ pub mod args;
 mod fallback;
 pub mod load;
 mod migrations;
+mod patterns;
 mod settings;
 mod stateless;
 

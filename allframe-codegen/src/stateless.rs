@@ -11,7 +11,7 @@ use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 
 use crate::load::Loaded;
-use crate::{Env, ServiceArgs, migrations, settings};
+use crate::{Env, ServiceArgs, migrations, patterns, settings};
 
 pub(crate) fn expand(
     args: &ServiceArgs,
@@ -38,10 +38,16 @@ pub(crate) fn expand(
     let grpc = service
         .speaks(Protocol::Grpc)
         .then(|| quote_spanned!(ident.span()=> .grpc(#p::grpc_routes::<#ident>)));
+    let messaging = patterns::messaging(&p, service, args.name_span)?;
+    let idempotency = patterns::idempotency(&p, service);
+    let tenant = patterns::tenant(&loaded.architecture);
     let launch = quote_spanned! {ident.span()=>
         #p::Launcher::<#ident>::new(&__ALLFRAME_SETTINGS)
             .migrations(__ALLFRAME_MIGRATIONS)
             #grpc
+            #messaging
+            #idempotency
+            #tenant
             .run()
     };
     let doc = format!(

@@ -21,10 +21,25 @@ type = "stateless"
 protocols = ["rest", "grpc"]
 [services.ports]
 inbound = ["rest:8181", "grpc:9191"]
+[services.idempotency]
+key_header = "X-Request-Key"
+ttl_hours = 12
+storage = "redis"
+[services.messaging]
+pattern = "outbox"
+outbox_polling_ms = 250
+[services.retry]
+max_attempts = 7
 
 [[services]]
 name = "catalog"
 type = "stateless"
+
+[[services]]
+name = "direct"
+type = "stateless"
+[services.messaging]
+pattern = "direct"
 
 [[services]]
 name = "mailer"
@@ -231,6 +246,13 @@ fn errors_become_compile_errors_with_a_skeleton() {
         consumer[0].contains("only the `stateless` archetype"),
         "{consumer:?}"
     );
+
+    let transactional = Crate::new(
+        "[architecture]\nname = \"x\"\n[[services]]\nname = \"t\"\ntype = \"stateless\"\n[services.messaging]\npattern = \"transactional\"\n",
+    );
+    let errors =
+        compile_errors(&transactional.expand(quote!(config = "architecture.toml", name = "t")));
+    assert!(errors[0].contains("does not implement yet"), "{errors:?}");
 
     let absolute = compile_errors(&c.expand(quote!(config = "/etc/architecture.toml", name = "x")));
     assert!(absolute[0].contains("is absolute"), "{absolute:?}");

@@ -8,7 +8,7 @@
 use std::convert::Infallible;
 use std::fmt;
 use std::ops::Deref;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
@@ -16,6 +16,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::database::Database;
 use crate::deferred::ResolvedValues;
+use crate::messaging::{
+    EventBus, EventContext, Messaging, MessagingError, OutboxMetricsSnapshot, UnitOfWork,
+};
 use crate::settings::ServiceSettings;
 use crate::tasks::TaskRegistry;
 
@@ -44,6 +47,7 @@ struct CtxInner {
     values: ResolvedValues,
     tasks: TaskRegistry,
     shutdown: CancellationToken,
+    messaging: OnceLock<Messaging>,
 }
 
 impl Ctx {
@@ -61,6 +65,7 @@ impl Ctx {
                 values,
                 tasks,
                 shutdown,
+                messaging: OnceLock::new(),
             }),
         }
     }
@@ -94,6 +99,44 @@ impl Ctx {
     /// Completes when graceful shutdown begins.
     pub async fn shutdown_started(&self) {
         self.inner.shutdown.cancelled().await;
+    }
+
+    /// Opens a unit of work: one database transaction for the handler's state change and the
+    /// events it publishes (see [`UnitOfWork`]). Events carry a fresh correlation id; use
+    /// [`Ctx::begin_with`] to carry the request's.
+    pub async fn begin(&self) -> Result<UnitOfWork, MessagingError> {
+        self.begin_with(EventContext::default()).await
+    }
+
+    /// Opens a unit of work whose events carry `context` (correlation, causation, trace,
+    /// tenant), e.g. the [`EventContext`] extracted from the request.
+    pub async fn begin_with(&self, context: EventContext) -> Result<UnitOfWork, MessagingError> {
+        match self.messaging() {
+            Some(messaging) => messaging.begin_with(context).await,
+            None => UnitOfWork::begin(self.db(), None, self.settings().name, context).await,
+        }
+    }
+
+    /// The service's messaging, when it declares `[services.messaging]`.
+    pub fn messaging(&self) -> Option<&Messaging> {
+        self.inner.messaging.get()
+    }
+
+    /// The event bus, when the service declares `[services.messaging]`.
+    pub fn bus(&self) -> Option<&EventBus> {
+        self.messaging().map(Messaging::bus)
+    }
+
+    /// The outbox relay metrics of this process (lag, throughput), when messaging is on.
+    pub fn outbox_metrics(&self) -> Option<OutboxMetricsSnapshot> {
+        self.messaging().map(Messaging::metrics)
+    }
+
+    /// Installs the service's messaging (once, at start-up).
+    pub(crate) fn install_messaging(&self, messaging: Messaging) {
+        if self.inner.messaging.set(messaging).is_err() {
+            tracing::warn!("messaging was already installed; keeping the first");
+        }
     }
 }
 

@@ -182,6 +182,9 @@ pub enum RuntimeError {
     /// The tokio runtime could not be built.
     #[error("cannot start the async runtime: {0}")]
     AsyncRuntime(#[source] std::io::Error),
+    /// The idempotency layer could not be set up (`REDIS_URL` missing, table creation, …).
+    #[error(transparent)]
+    Idempotency(#[from] crate::idempotency::IdempotencyError),
 }
 
 #[cfg(test)]

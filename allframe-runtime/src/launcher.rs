@@ -19,6 +19,8 @@ use crate::context::{App, Ctx};
 use crate::database::{Database, DatabaseTarget};
 use crate::env::Environment;
 use crate::error::{ApiError, RuntimeError};
+use crate::idempotency::{self, IdempotencyLayer, IdempotencySettings};
+use crate::messaging::{self, MessagingPlan, OutboxSettings};
 use crate::settings::{EmbeddedMigration, ServiceSettings};
 use crate::shutdown::{self, ALLFRAME_SHUTDOWN_TIMEOUT_SECS, RunningService, Sequence, Signals};
 use crate::tasks::TaskRegistry;
@@ -42,6 +44,9 @@ pub struct Launcher<S> {
     env: Environment,
     #[cfg(feature = "grpc")]
     grpc: Option<GrpcRoutesFn<S>>,
+    idempotency: Option<IdempotencySettings>,
+    messaging: Option<MessagingPlan>,
+    tenant_header: Option<&'static str>,
     service: PhantomData<fn() -> S>,
 }
 
@@ -139,6 +144,9 @@ impl<S> Launcher<S> {
             env: Environment::process(),
             #[cfg(feature = "grpc")]
             grpc: None,
+            idempotency: None,
+            messaging: None,
+            tenant_header: None,
             service: PhantomData,
         }
     }
@@ -154,6 +162,33 @@ impl<S> Launcher<S> {
     #[cfg(not(feature = "grpc"))]
     pub fn grpc(self, routes: fn(&App<S>) -> crate::__private::GrpcDisabled) -> Self {
         let _ = routes;
+        self
+    }
+
+    /// Protects the REST routes with idempotency keys (`[services.idempotency] enabled = true`):
+    /// the store is opened at start-up and the layer wraps every route.
+    pub fn idempotency(mut self, settings: IdempotencySettings) -> Self {
+        self.idempotency = Some(settings);
+        self
+    }
+
+    /// Publishes through the transactional outbox (`[services.messaging] pattern = "outbox"`):
+    /// opens the event bus (`EVENT_BUS_URL`), creates the outbox tables and runs the relay as
+    /// a background task until shutdown.
+    pub fn outbox(mut self, settings: OutboxSettings) -> Self {
+        self.messaging = Some(MessagingPlan::Outbox(settings));
+        self
+    }
+
+    /// Publishes right after commit, without an outbox (`pattern = "direct"`).
+    pub fn direct_publish(mut self) -> Self {
+        self.messaging = Some(MessagingPlan::Direct);
+        self
+    }
+
+    /// Tenancy is on: events carry the tenant id read from this request header.
+    pub fn tenant_header(mut self, header: &'static str) -> Self {
+        self.tenant_header = Some(header);
         self
     }
 
@@ -281,11 +316,23 @@ impl<S> Launcher<S> {
         S: RestApi,
     {
         let settings = self.settings;
+        if let Some(plan) = self.messaging {
+            messaging::launch(&ctx, plan, self.tenant_header, &self.env)
+                .await
+                .map_err(|error| RuntimeError::Init {
+                    service: settings.name,
+                    source: Box::new(error),
+                })?;
+        }
         let service = S::init(&ctx).await.map_err(|source| RuntimeError::Init {
             service: settings.name,
             source,
         })?;
         let app = App::new(service, ctx.clone());
+        let idempotency = match &self.idempotency {
+            Some(settings) => Some(idempotency::start(settings, &self.env, &ctx).await?),
+            None => None,
+        };
         let abort = CancellationToken::new();
 
         let rest_listener = server::bind("rest", config.rest_addr).await?;
@@ -302,7 +349,7 @@ impl<S> Launcher<S> {
         let rest = server::spawn(
             "rest",
             rest_listener,
-            rest_router(&app),
+            rest_router(&app, idempotency),
             shutdown.clone(),
             abort.clone(),
         )?;
@@ -349,18 +396,23 @@ impl<S> Launcher<S> {
 
 /// The REST router: health endpoints first, the user's routes as the fallback (so a user route
 /// on a health path cannot make route registration panic), with panic catching and request
-/// tracing around everything.
-fn rest_router<S: RestApi>(app: &App<S>) -> axum::Router {
+/// tracing around everything. The idempotency layer, when enabled, sits outside panic catching
+/// so that a panicking handler's 500 releases its key.
+fn rest_router<S: RestApi>(app: &App<S>, idempotency: Option<IdempotencyLayer>) -> axum::Router {
     let user_routes = S::routes().with_state(app.clone());
-    health::routes::<S>()
+    let router = health::routes::<S>()
         .with_state(app.clone())
         .fallback_service(user_routes)
-        .layer(CatchPanicLayer::custom(panic_response))
-        .layer(
-            TraceLayer::new_for_http()
-                .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
-                .on_response(DefaultOnResponse::new().level(Level::INFO)),
-        )
+        .layer(CatchPanicLayer::custom(panic_response));
+    let router = match idempotency {
+        Some(layer) => router.layer(layer),
+        None => router,
+    };
+    router.layer(
+        TraceLayer::new_for_http()
+            .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
+            .on_response(DefaultOnResponse::new().level(Level::INFO)),
+    )
 }
 
 fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {

@@ -35,7 +35,9 @@ pub mod error;
 #[cfg(feature = "grpc")]
 mod grpc;
 pub mod health;
+pub mod idempotency;
 mod launcher;
+pub mod messaging;
 mod server;
 pub mod settings;
 mod shutdown;
@@ -49,6 +51,7 @@ pub use allframe_macros::service;
 pub use context::{App, Ctx};
 pub use database::{Backend, Database};
 pub use error::ApiError;
+pub use messaging::{Event, EventContext, UnitOfWork};
 pub use settings::{LogFormat, ServiceSettings};
 pub use tasks::TaskRegistry;
 pub use tokio_util::sync::CancellationToken;
@@ -125,9 +128,11 @@ pub mod __private {
     pub use crate::env::Environment;
     #[cfg(feature = "grpc")]
     pub use crate::grpc::grpc_routes;
+    pub use crate::idempotency::{IdempotencySettings, Storage as IdempotencyStorage};
     #[cfg(feature = "grpc")]
     pub use crate::launcher::GrpcRoutesFn;
     pub use crate::launcher::{ALLFRAME_BIND_ADDR, GRPC_PORT, Launcher, PORT};
+    pub use crate::messaging::{OutboxSettings, RetrySettings};
     pub use crate::settings::{
         DeferredValue, EmbeddedMigration, LogFormat, Segment, ServiceSettings,
     };

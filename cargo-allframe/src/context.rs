@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use allframe_config::ResolvedService;
-use allframe_config::model::{DatabaseKind, Protocol};
+use allframe_config::model::{DatabaseKind, EventBus, IdempotencyStorage, Protocol};
 use serde::Serialize;
 
 use crate::error::CliError;
@@ -72,7 +72,7 @@ pub struct ServiceContext {
 
 impl ServiceContext {
     /// The context of `service`.
-    pub fn new(service: &ResolvedService) -> Self {
+    pub fn new(service: &ResolvedService, bus: EventBus) -> Self {
         let grpc = service.speaks(Protocol::Grpc);
         let mut features = vec!["sqlite"];
         if service.database == DatabaseKind::Postgres {
@@ -80,6 +80,22 @@ impl ServiceContext {
         }
         if grpc {
             features.push("grpc");
+        }
+        if service
+            .idempotency
+            .as_ref()
+            .is_some_and(|i| i.storage == IdempotencyStorage::Redis)
+        {
+            features.push("redis");
+        }
+        if service.messaging.is_some() {
+            // The embedded local bus needs nothing more; the declared production bus does.
+            match bus {
+                EventBus::Nats => features.push("nats"),
+                EventBus::Rabbitmq => features.push("rabbitmq"),
+                EventBus::Kafka => features.push("kafka"),
+                EventBus::Sqs | EventBus::Pubsub => {}
+            }
         }
         let responsibility = service
             .raw

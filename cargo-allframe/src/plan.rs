@@ -37,7 +37,10 @@ pub fn plan(
     let mut skipped = Vec::new();
     for service in architecture.services() {
         match service.kind() {
-            ServiceType::Stateless => services.push(ServiceContext::new(service)),
+            ServiceType::Stateless => services.push(ServiceContext::new(
+                service,
+                architecture.file().settings.event_bus,
+            )),
             other => skipped.push(Skipped {
                 name: service.name().to_owned(),
                 kind: other.as_str(),

@@ -306,3 +306,24 @@ fn a_directory_holding_only_its_architecture_file_is_ignited_in_place() {
         run.stdout
     );
 }
+
+#[test]
+fn declared_patterns_pull_in_their_runtime_features() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(
+        dir.path().join("architecture.toml"),
+        "[architecture]\nname = \"pat\"\n[settings]\nevent_bus = \"rabbitmq\"\n\
+         [[services]]\nname = \"orders\"\ntype = \"stateless\"\n\
+         [services.idempotency]\nstorage = \"redis\"\n[services.messaging]\npattern = \"outbox\"\n\
+         [[services]]\nname = \"plain\"\ntype = \"stateless\"\n[services.database]\ntype = \"sqlite\"\n",
+    )
+    .expect("write the architecture");
+    cargo_allframe(dir.path(), &["ignite", "--config", "architecture.toml"]).ok();
+    let orders = toml_file(&dir.path().join("pat/services/orders/Cargo.toml"));
+    assert_eq!(
+        features(&orders),
+        ["sqlite", "postgres", "redis", "rabbitmq"]
+    );
+    let plain = toml_file(&dir.path().join("pat/services/plain/Cargo.toml"));
+    assert_eq!(features(&plain), ["sqlite"], "nothing undeclared");
+}

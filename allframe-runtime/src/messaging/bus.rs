@@ -1,0 +1,708 @@
+//! The event bus abstraction: one trait pair every adapter implements, and the [`EventBus`]
+//! enum the runtime holds, chosen at run time from `EVENT_BUS_URL`.
+//!
+//! An adapter is one module behind one cargo feature. It implements [`BusAdapter`] (publish a
+//! batch in order, open a subscription for a consumer group) and [`BusSubscription`] (next
+//! delivery, ack, nack, close), adds a variant to [`EventBus`] and [`Subscription`] under its
+//! feature, one arm to the `dispatch!` macro below, and a scheme to [`EventBus::connect`]. The
+//! traits use `impl Future` (static dispatch, no boxing); the enums dispatch by `match`, so
+//! there is no `dyn` over generic methods. [`EventBus::custom`] wraps any other adapter (test
+//! doubles, engines AllFrame does not ship) behind a private object-safe shim.
+//!
+//! This module decides nothing about delivery policy (retries, dead letters): that is the
+//! relay's and the consumer's business.
+
+use std::fmt;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::FutureExt as _;
+use futures_util::future::BoxFuture;
+
+use super::envelope::{Envelope, EnvelopeError};
+#[cfg(feature = "kafka")]
+use super::kafka::{KafkaBus, KafkaSubscription};
+#[cfg(feature = "sqlite")]
+use super::local::{LocalBus, LocalBusOptions, LocalSubscription};
+#[cfg(feature = "nats")]
+use super::nats::{NatsBus, NatsSubscription};
+#[cfg(feature = "rabbitmq")]
+use super::rabbitmq::{RabbitBus, RabbitSubscription};
+use crate::BoxError;
+use crate::env::Environment;
+
+/// The variable naming the event bus.
+pub const EVENT_BUS_URL: &str = "EVENT_BUS_URL";
+/// The local bus file inside the data directory.
+pub const DEFAULT_BUS_FILE: &str = "bus.db";
+/// The schemes `EVENT_BUS_URL` accepts.
+pub const ACCEPTED_BUS_SCHEMES: &str =
+    "`local:`, `sqlite:` (local bus), `nats://`, `amqp://`/`amqps://`, `kafka://`";
+
+/// One message to publish: the topic and the envelope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboundMessage {
+    /// The topic, see [`super::topic_name`].
+    pub topic: String,
+    /// The event.
+    pub envelope: Envelope,
+}
+
+/// Identifies a delivery within its subscription (an offset, a delivery tag, a sequence).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DeliveryTag(u64);
+
+impl DeliveryTag {
+    /// A tag with the adapter's own value.
+    pub const fn new(value: u64) -> Self {
+        Self(value)
+    }
+
+    /// The adapter's value.
+    pub const fn value(self) -> u64 {
+        self.0
+    }
+}
+
+/// One message handed to a consumer; acknowledge it after handling it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    topic: String,
+    envelope: Envelope,
+    tag: DeliveryTag,
+}
+
+impl Delivery {
+    /// A delivery (for adapters).
+    pub fn new(topic: String, envelope: Envelope, tag: DeliveryTag) -> Self {
+        Self {
+            topic,
+            envelope,
+            tag,
+        }
+    }
+
+    /// The topic it came from.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// The event.
+    pub fn envelope(&self) -> &Envelope {
+        &self.envelope
+    }
+
+    /// The adapter's tag.
+    pub fn tag(&self) -> DeliveryTag {
+        self.tag
+    }
+
+    /// Decodes the payload, see [`Envelope::decode`].
+    pub fn decode<E>(&self) -> Result<E, EnvelopeError>
+    where
+        E: super::Event + serde::de::DeserializeOwned,
+    {
+        self.envelope.decode()
+    }
+}
+
+/// Where a consumer group that has never committed an offset starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StartFrom {
+    /// The oldest message the bus still holds (the default: events published before the
+    /// consumer first started are not missed).
+    #[default]
+    Earliest,
+    /// Only messages published after the group first subscribed.
+    Latest,
+}
+
+/// What to subscribe to: a consumer group and its topics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubscribeOptions {
+    /// The consumer group, see [`super::consumer_group`]: each group sees every message once
+    /// (at least once); members of one group share the work.
+    pub group: String,
+    /// The topics, see [`super::topic_name`].
+    pub topics: Vec<String>,
+    /// Where a new group starts.
+    pub start: StartFrom,
+}
+
+impl SubscribeOptions {
+    /// `group` on `topics`, starting at the earliest message.
+    pub fn new(
+        group: impl Into<String>,
+        topics: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Self {
+        Self {
+            group: group.into(),
+            topics: topics.into_iter().map(Into::into).collect(),
+            start: StartFrom::Earliest,
+        }
+    }
+
+    /// Sets where a new group starts.
+    pub fn start(mut self, start: StartFrom) -> Self {
+        self.start = start;
+        self
+    }
+}
+
+/// Failures of a bus: configuration, connection, storage, protocol.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BusError {
+    /// `EVENT_BUS_URL` could not be understood (the URL itself is never included: it may hold
+    /// a password).
+    #[error("EVENT_BUS_URL is not a valid bus URL ({reason}); accepted: {ACCEPTED_BUS_SCHEMES}")]
+    InvalidUrl {
+        /// What was wrong.
+        reason: String,
+    },
+    /// `EVENT_BUS_URL` names a scheme no adapter handles.
+    #[error(
+        "EVENT_BUS_URL has the unsupported scheme `{scheme}`; accepted: {ACCEPTED_BUS_SCHEMES}"
+    )]
+    UnsupportedScheme {
+        /// The scheme found.
+        scheme: String,
+    },
+    /// `EVENT_BUS_URL` names a bus whose adapter is not compiled in.
+    #[error(
+        "EVENT_BUS_URL names {bus}, but allframe-runtime was built without its `{feature}` \
+         feature; enable it: `allframe = {{ package = \"allframe-runtime\", features = [\"{feature}\"] }}`"
+    )]
+    FeatureDisabled {
+        /// The bus's name.
+        bus: &'static str,
+        /// The cargo feature that brings its adapter.
+        feature: &'static str,
+    },
+    /// The directory of the local bus file could not be created.
+    #[error("cannot create the local bus directory `{}` (set ALLFRAME_DATA_DIR or EVENT_BUS_URL): {source}", path.display())]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// The I/O failure.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The local bus's SQLite file failed.
+    #[error("local event bus storage failed: {0}")]
+    Local(#[source] sqlx::Error),
+    /// A stored or received message is not a valid envelope.
+    #[error("a message on topic `{topic}` is not a valid event envelope: {source}")]
+    Envelope {
+        /// The topic.
+        topic: String,
+        /// What was wrong.
+        #[source]
+        source: EnvelopeError,
+    },
+    /// This subscriber no longer owns the topic for its group (it was idle past its lease);
+    /// unacknowledged deliveries will be delivered again, possibly to another member.
+    #[error(
+        "consumer group `{group}` lost its claim on topic `{topic}`; unacknowledged messages will be redelivered"
+    )]
+    LeaseLost {
+        /// The group.
+        group: String,
+        /// The topic.
+        topic: String,
+    },
+    /// An ack or nack named a delivery this subscription did not hand out.
+    #[error("the delivery from topic `{topic}` does not belong to this subscription")]
+    ForeignDelivery {
+        /// The topic of the delivery.
+        topic: String,
+    },
+    /// A subscription needs at least one topic.
+    #[error("a subscription needs at least one topic")]
+    NoTopics,
+    /// An operation did not finish in time.
+    #[error("the event bus did not answer within {} ms", .0.as_millis())]
+    Timeout(Duration),
+    /// An adapter's own failure.
+    #[error("{bus} event bus: {source}")]
+    Adapter {
+        /// The adapter's name.
+        bus: &'static str,
+        /// The failure.
+        #[source]
+        source: BoxError,
+    },
+}
+
+/// A batch publish that failed: the first `delivered` messages are on the bus (in order), the
+/// rest are not.
+#[derive(Debug, thiserror::Error)]
+#[error("publishing stopped after {delivered} message(s) of the batch: {source}")]
+pub struct PublishError {
+    /// How many leading messages of the batch the bus confirmed.
+    pub delivered: usize,
+    /// Why it stopped.
+    #[source]
+    pub source: BusError,
+}
+
+impl PublishError {
+    /// Nothing of the batch was published.
+    pub fn nothing(source: BusError) -> Self {
+        Self {
+            delivered: 0,
+            source,
+        }
+    }
+}
+
+/// What every bus adapter implements.
+///
+/// `publish` must publish the batch in order (a message is on the bus only after all messages
+/// before it in the batch), return only once the bus has durably accepted it, and on failure
+/// report how many leading messages were confirmed. Subscriptions deliver at least once: a
+/// message is delivered again until it is acknowledged.
+pub trait BusAdapter: Send + Sync + 'static {
+    /// The adapter's subscription type.
+    type Subscription: BusSubscription;
+
+    /// A short name for logs and errors, e.g. `"local"`, `"kafka"`.
+    fn name(&self) -> &'static str;
+
+    /// Publishes `messages` in order.
+    fn publish<'a>(
+        &'a self,
+        messages: &'a [OutboundMessage],
+    ) -> impl Future<Output = Result<(), PublishError>> + Send + 'a;
+
+    /// Joins `options.group` on `options.topics`.
+    fn subscribe(
+        &self,
+        options: SubscribeOptions,
+    ) -> impl Future<Output = Result<Self::Subscription, BusError>> + Send + '_;
+}
+
+/// One member of a consumer group.
+///
+/// Within a topic, deliveries come in publish order. Acknowledgements are cumulative per topic
+/// (as Kafka offsets): handle deliveries in order and ack each after handling it.
+pub trait BusSubscription: Send + 'static {
+    /// Waits for the next delivery.
+    fn next(&mut self) -> impl Future<Output = Result<Delivery, BusError>> + Send + '_;
+
+    /// Confirms `delivery` was handled; it is not delivered to this group again.
+    fn ack<'a>(
+        &'a mut self,
+        delivery: &'a Delivery,
+    ) -> impl Future<Output = Result<(), BusError>> + Send + 'a;
+
+    /// Gives `delivery` back: it (and what followed it on its topic) is delivered again.
+    fn nack<'a>(
+        &'a mut self,
+        delivery: &'a Delivery,
+    ) -> impl Future<Output = Result<(), BusError>> + Send + 'a;
+
+    /// Leaves the group, releasing this member's share at once (rather than when its claim
+    /// expires).
+    fn close(self) -> impl Future<Output = Result<(), BusError>> + Send
+    where
+        Self: Sized;
+}
+
+/// The event bus of a service: one variant per adapter compiled in.
+#[derive(Clone)]
+#[non_exhaustive]
+pub enum EventBus {
+    /// The embedded SQLite-backed log shared by the services on one machine.
+    #[cfg(feature = "sqlite")]
+    Local(LocalBus),
+    /// NATS JetStream (`nats://`).
+    #[cfg(feature = "nats")]
+    Nats(NatsBus),
+    /// RabbitMQ (`amqp://`, `amqps://`).
+    #[cfg(feature = "rabbitmq")]
+    Rabbit(RabbitBus),
+    /// Kafka (`kafka://`).
+    #[cfg(feature = "kafka")]
+    Kafka(KafkaBus),
+    /// Any other adapter, see [`EventBus::custom`].
+    Custom(CustomBus),
+}
+
+/// A subscription on an [`EventBus`].
+#[non_exhaustive]
+pub enum Subscription {
+    /// On the local bus.
+    #[cfg(feature = "sqlite")]
+    Local(LocalSubscription),
+    /// On NATS JetStream.
+    #[cfg(feature = "nats")]
+    Nats(NatsSubscription),
+    /// On RabbitMQ.
+    #[cfg(feature = "rabbitmq")]
+    Rabbit(RabbitSubscription),
+    /// On Kafka.
+    #[cfg(feature = "kafka")]
+    Kafka(KafkaSubscription),
+    /// On a custom adapter.
+    Custom(Box<dyn DynSubscription>),
+}
+
+/// Calls the same method on whichever adapter the enum holds.
+macro_rules! dispatch {
+    ($value:expr, $enum:ident, $bus:ident => $body:expr, custom $custom:ident => $custom_body:expr) => {
+        match $value {
+            #[cfg(feature = "sqlite")]
+            $enum::Local($bus) => $body,
+            #[cfg(feature = "nats")]
+            $enum::Nats($bus) => $body,
+            #[cfg(feature = "rabbitmq")]
+            $enum::Rabbit($bus) => $body,
+            #[cfg(feature = "kafka")]
+            $enum::Kafka($bus) => $body,
+            $enum::Custom($custom) => $custom_body,
+        }
+    };
+}
+
+impl EventBus {
+    /// Opens the bus `url` names; unset (or `local:`) means the local bus file
+    /// `<data_dir>/bus.db`, its directory created if missing.
+    pub async fn connect(url: Option<&str>, data_dir: &Path) -> Result<Self, BusError> {
+        let url = url.map(str::trim).filter(|url| !url.is_empty());
+        match url {
+            None | Some("local:" | "local://") => Self::local_default(data_dir).await,
+            Some(url) if url.starts_with("sqlite:") => Self::local_url(url).await,
+            Some(url) => {
+                let scheme = match url.split_once("://") {
+                    Some((scheme, _)) if !scheme.is_empty() => scheme.to_ascii_lowercase(),
+                    _ => {
+                        return Err(BusError::InvalidUrl {
+                            reason: "expected `scheme://…`, `local:` or `sqlite:PATH`".into(),
+                        });
+                    }
+                };
+                Err(match scheme.as_str() {
+                    #[cfg(feature = "nats")]
+                    "nats" => return Ok(Self::Nats(NatsBus::connect(url).await?)),
+                    #[cfg(not(feature = "nats"))]
+                    "nats" => BusError::FeatureDisabled {
+                        bus: "NATS JetStream",
+                        feature: "nats",
+                    },
+                    #[cfg(feature = "rabbitmq")]
+                    "amqp" | "amqps" => return Ok(Self::Rabbit(RabbitBus::connect(url).await?)),
+                    #[cfg(not(feature = "rabbitmq"))]
+                    "amqp" | "amqps" => BusError::FeatureDisabled {
+                        bus: "RabbitMQ",
+                        feature: "rabbitmq",
+                    },
+                    #[cfg(feature = "kafka")]
+                    "kafka" => return Ok(Self::Kafka(KafkaBus::connect(url).await?)),
+                    #[cfg(not(feature = "kafka"))]
+                    "kafka" => BusError::FeatureDisabled {
+                        bus: "Kafka",
+                        feature: "kafka",
+                    },
+                    _ => BusError::UnsupportedScheme { scheme },
+                })
+            }
+        }
+    }
+
+    /// Opens the bus from `EVENT_BUS_URL` and `ALLFRAME_DATA_DIR`.
+    pub(crate) async fn from_env(env: &Environment) -> Result<Self, BusError> {
+        let data_dir = env
+            .get_non_empty(crate::database::ALLFRAME_DATA_DIR)
+            .unwrap_or_else(|| crate::database::DEFAULT_DATA_DIR.to_owned());
+        let url = env.get_non_empty(EVENT_BUS_URL);
+        Self::connect(url.as_deref(), Path::new(&data_dir)).await
+    }
+
+    #[cfg(feature = "sqlite")]
+    async fn local_default(data_dir: &Path) -> Result<Self, BusError> {
+        let dir_error = |source| BusError::DataDir {
+            path: data_dir.to_path_buf(),
+            source,
+        };
+        let dir = std::path::absolute(data_dir).map_err(dir_error)?;
+        std::fs::create_dir_all(&dir).map_err(dir_error)?;
+        let bus = LocalBus::open(&dir.join(DEFAULT_BUS_FILE), LocalBusOptions::default()).await?;
+        Ok(Self::Local(bus))
+    }
+
+    #[cfg(not(feature = "sqlite"))]
+    async fn local_default(_data_dir: &Path) -> Result<Self, BusError> {
+        Err(BusError::FeatureDisabled {
+            bus: "the local bus",
+            feature: "sqlite",
+        })
+    }
+
+    #[cfg(feature = "sqlite")]
+    async fn local_url(url: &str) -> Result<Self, BusError> {
+        Ok(Self::Local(
+            LocalBus::open_url(url, LocalBusOptions::default()).await?,
+        ))
+    }
+
+    #[cfg(not(feature = "sqlite"))]
+    async fn local_url(_url: &str) -> Result<Self, BusError> {
+        Self::local_default(Path::new("")).await
+    }
+
+    /// Wraps any adapter, e.g. a test double or an engine AllFrame does not ship.
+    pub fn custom<A: BusAdapter>(adapter: A) -> Self {
+        Self::Custom(CustomBus(Arc::new(adapter)))
+    }
+
+    /// The adapter's name, e.g. `"local"`.
+    pub fn name(&self) -> &'static str {
+        dispatch!(self, EventBus, bus => bus.name(), custom bus => bus.0.name_dyn())
+    }
+
+    /// Publishes `messages` in order, see [`BusAdapter::publish`].
+    pub async fn publish(&self, messages: &[OutboundMessage]) -> Result<(), PublishError> {
+        if messages.is_empty() {
+            return Ok(());
+        }
+        dispatch!(self, EventBus,
+            bus => bus.publish(messages).await,
+            custom bus => bus.0.publish_dyn(messages).await)
+    }
+
+    /// Joins a consumer group, see [`BusAdapter::subscribe`].
+    pub async fn subscribe(&self, options: SubscribeOptions) -> Result<Subscription, BusError> {
+        if options.topics.is_empty() {
+            return Err(BusError::NoTopics);
+        }
+        dispatch!(self, EventBus,
+            bus => bus.subscribe(options).await.map(Subscription::from),
+            custom bus => bus.0.subscribe_dyn(options).await.map(Subscription::Custom))
+    }
+}
+
+impl fmt::Debug for EventBus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            #[cfg(feature = "sqlite")]
+            Self::Local(bus) => f.debug_tuple("Local").field(bus).finish(),
+            #[cfg(feature = "nats")]
+            Self::Nats(bus) => f.debug_tuple("Nats").field(bus).finish(),
+            #[cfg(feature = "rabbitmq")]
+            Self::Rabbit(bus) => f.debug_tuple("Rabbit").field(bus).finish(),
+            #[cfg(feature = "kafka")]
+            Self::Kafka(bus) => f.debug_tuple("Kafka").field(bus).finish(),
+            Self::Custom(bus) => f.debug_tuple("Custom").field(&bus.0.name_dyn()).finish(),
+        }
+    }
+}
+
+impl BusAdapter for EventBus {
+    type Subscription = Subscription;
+
+    fn name(&self) -> &'static str {
+        EventBus::name(self)
+    }
+
+    fn publish<'a>(
+        &'a self,
+        messages: &'a [OutboundMessage],
+    ) -> impl Future<Output = Result<(), PublishError>> + Send + 'a {
+        EventBus::publish(self, messages)
+    }
+
+    fn subscribe(
+        &self,
+        options: SubscribeOptions,
+    ) -> impl Future<Output = Result<Subscription, BusError>> + Send + '_ {
+        EventBus::subscribe(self, options)
+    }
+}
+
+impl BusSubscription for Subscription {
+    async fn next(&mut self) -> Result<Delivery, BusError> {
+        dispatch!(self, Subscription,
+            sub => sub.next().await,
+            custom sub => sub.next_dyn().await)
+    }
+
+    async fn ack(&mut self, delivery: &Delivery) -> Result<(), BusError> {
+        dispatch!(self, Subscription,
+            sub => sub.ack(delivery).await,
+            custom sub => sub.ack_dyn(delivery).await)
+    }
+
+    async fn nack(&mut self, delivery: &Delivery) -> Result<(), BusError> {
+        dispatch!(self, Subscription,
+            sub => sub.nack(delivery).await,
+            custom sub => sub.nack_dyn(delivery).await)
+    }
+
+    async fn close(self) -> Result<(), BusError> {
+        dispatch!(self, Subscription,
+            sub => sub.close().await,
+            custom sub => sub.close_dyn().await)
+    }
+}
+
+impl fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            #[cfg(feature = "sqlite")]
+            Self::Local(sub) => f.debug_tuple("Local").field(sub).finish(),
+            #[cfg(feature = "nats")]
+            Self::Nats(sub) => f.debug_tuple("Nats").field(sub).finish(),
+            #[cfg(feature = "rabbitmq")]
+            Self::Rabbit(sub) => f.debug_tuple("Rabbit").field(sub).finish(),
+            #[cfg(feature = "kafka")]
+            Self::Kafka(sub) => f.debug_tuple("Kafka").field(sub).finish(),
+            Self::Custom(_) => f.debug_tuple("Custom").finish_non_exhaustive(),
+        }
+    }
+}
+
+#[cfg(feature = "sqlite")]
+impl From<LocalSubscription> for Subscription {
+    fn from(subscription: LocalSubscription) -> Self {
+        Self::Local(subscription)
+    }
+}
+
+#[cfg(feature = "nats")]
+impl From<NatsSubscription> for Subscription {
+    fn from(subscription: NatsSubscription) -> Self {
+        Self::Nats(subscription)
+    }
+}
+
+#[cfg(feature = "rabbitmq")]
+impl From<RabbitSubscription> for Subscription {
+    fn from(subscription: RabbitSubscription) -> Self {
+        Self::Rabbit(subscription)
+    }
+}
+
+#[cfg(feature = "kafka")]
+impl From<KafkaSubscription> for Subscription {
+    fn from(subscription: KafkaSubscription) -> Self {
+        Self::Kafka(subscription)
+    }
+}
+
+/// A custom adapter behind [`EventBus::custom`]. Opaque.
+#[derive(Clone)]
+pub struct CustomBus(Arc<dyn DynAdapter>);
+
+/// The object-safe form of [`BusAdapter`], implemented for every adapter.
+trait DynAdapter: Send + Sync {
+    fn name_dyn(&self) -> &'static str;
+    fn publish_dyn<'a>(
+        &'a self,
+        messages: &'a [OutboundMessage],
+    ) -> BoxFuture<'a, Result<(), PublishError>>;
+    fn subscribe_dyn(
+        &self,
+        options: SubscribeOptions,
+    ) -> BoxFuture<'_, Result<Box<dyn DynSubscription>, BusError>>;
+}
+
+impl<A: BusAdapter> DynAdapter for A {
+    fn name_dyn(&self) -> &'static str {
+        BusAdapter::name(self)
+    }
+
+    fn publish_dyn<'a>(
+        &'a self,
+        messages: &'a [OutboundMessage],
+    ) -> BoxFuture<'a, Result<(), PublishError>> {
+        self.publish(messages).boxed()
+    }
+
+    fn subscribe_dyn(
+        &self,
+        options: SubscribeOptions,
+    ) -> BoxFuture<'_, Result<Box<dyn DynSubscription>, BusError>> {
+        async move {
+            let subscription = self.subscribe(options).await?;
+            Ok(Box::new(subscription) as Box<dyn DynSubscription>)
+        }
+        .boxed()
+    }
+}
+
+/// The object-safe form of [`BusSubscription`], implemented for every subscription type.
+pub trait DynSubscription: Send {
+    /// See [`BusSubscription::next`].
+    fn next_dyn(&mut self) -> BoxFuture<'_, Result<Delivery, BusError>>;
+    /// See [`BusSubscription::ack`].
+    fn ack_dyn<'a>(&'a mut self, delivery: &'a Delivery) -> BoxFuture<'a, Result<(), BusError>>;
+    /// See [`BusSubscription::nack`].
+    fn nack_dyn<'a>(&'a mut self, delivery: &'a Delivery) -> BoxFuture<'a, Result<(), BusError>>;
+    /// See [`BusSubscription::close`].
+    fn close_dyn(self: Box<Self>) -> BoxFuture<'static, Result<(), BusError>>;
+}
+
+impl<S: BusSubscription> DynSubscription for S {
+    fn next_dyn(&mut self) -> BoxFuture<'_, Result<Delivery, BusError>> {
+        self.next().boxed()
+    }
+
+    fn ack_dyn<'a>(&'a mut self, delivery: &'a Delivery) -> BoxFuture<'a, Result<(), BusError>> {
+        self.ack(delivery).boxed()
+    }
+
+    fn nack_dyn<'a>(&'a mut self, delivery: &'a Delivery) -> BoxFuture<'a, Result<(), BusError>> {
+        self.nack(delivery).boxed()
+    }
+
+    fn close_dyn(self: Box<Self>) -> BoxFuture<'static, Result<(), BusError>> {
+        (*self).close().boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn engine_schemes_name_their_feature_and_never_echo_the_url() {
+        let dir = std::env::temp_dir();
+        for (url, feature) in [
+            ("nats://127.0.0.1:4222", "nats"),
+            ("amqp://guest:hunter2@127.0.0.1:5672/%2f", "rabbitmq"),
+            ("kafka://127.0.0.1:9092", "kafka"),
+        ] {
+            let built = match feature {
+                "nats" => cfg!(feature = "nats"),
+                "rabbitmq" => cfg!(feature = "rabbitmq"),
+                _ => cfg!(feature = "kafka"),
+            };
+            let result = EventBus::connect(Some(url), &dir).await;
+            if built {
+                // The adapter is compiled in: connecting may succeed (a broker is running)
+                // or fail, but a failure never echoes the password.
+                if let Err(error) = result {
+                    assert!(!error.to_string().contains("hunter2"), "{error}");
+                }
+                continue;
+            }
+            let error = result.expect_err(url);
+            assert!(
+                matches!(&error, BusError::FeatureDisabled { feature: f, .. } if *f == feature),
+                "{error}"
+            );
+            assert!(!error.to_string().contains("hunter2"));
+        }
+        let error = EventBus::connect(Some("redis://x"), &dir)
+            .await
+            .expect_err("redis");
+        assert!(matches!(&error, BusError::UnsupportedScheme { scheme } if scheme == "redis"));
+        let error = EventBus::connect(Some("what"), &dir)
+            .await
+            .expect_err("junk");
+        assert!(matches!(error, BusError::InvalidUrl { .. }));
+    }
+}

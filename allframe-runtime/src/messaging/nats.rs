@@ -1,0 +1,480 @@
+//! The NATS JetStream adapter (feature `nats`, `EVENT_BUS_URL=nats://…`), through async-nats.
+//!
+//! Naming: one stream per architecture, `ALLFRAME_<architecture>`, capturing the subjects
+//! `<architecture>.>`; a topic is used as the subject as it is. A consumer group is one durable
+//! pull consumer per (group, topic), filtered on the topic (one filter per consumer works on
+//! every JetStream server from 2.9 on); its name is the group and topic with `.` replaced by
+//! `_` plus a hash of both, so distinct pairs never share a consumer.
+//!
+//! Publishing sends one message at a time and waits for JetStream's publish ack (the stream
+//! stored it) before sending the next, so a batch reaches the stream as an in-order prefix.
+//! Each message carries `Nats-Msg-Id` = the envelope id: a relay retry within the stream's
+//! duplicate window is stored once. The envelope headers become NATS headers, the payload the
+//! body. Acks are explicit and confirmed by the server (`double_ack`); a nack naks the delivery
+//! and every later unacknowledged delivery of its topic, so they come back in order.
+//!
+//! This module is the adapter only: no retry or dead-letter policy.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, AckKind, consumer::pull, message::PublishMessage, stream};
+use futures_util::StreamExt as _;
+use futures_util::stream::SelectAll;
+
+use super::bus::{
+    BusAdapter, BusError, BusSubscription, Delivery, DeliveryTag, OutboundMessage, PublishError,
+    StartFrom, SubscribeOptions,
+};
+use super::envelope::Envelope;
+
+const BUS: &str = "nats";
+
+/// How many later deliveries one nack may bounce back before the rewind is given up (the
+/// nacked message went to another member of the group).
+const MAX_BOUNCED: usize = 4096;
+
+/// Tuning of the NATS adapter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NatsBusOptions {
+    /// How long to wait for the server when connecting.
+    pub connect_timeout: Duration,
+    /// How long a delivery may stay unacknowledged before JetStream delivers it again.
+    pub ack_wait: Duration,
+    /// How long a stream keeps messages (`max_age` of streams this adapter creates).
+    pub max_age: Duration,
+    /// The window in which a repeated `Nats-Msg-Id` is stored once.
+    pub duplicate_window: Duration,
+}
+
+impl Default for NatsBusOptions {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(10),
+            ack_wait: Duration::from_secs(30),
+            max_age: Duration::from_secs(7 * 24 * 60 * 60),
+            duplicate_window: Duration::from_secs(2 * 60),
+        }
+    }
+}
+
+/// The NATS JetStream bus. Cheap to clone.
+#[derive(Clone)]
+pub struct NatsBus {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    client: async_nats::Client,
+    jetstream: jetstream::Context,
+    options: NatsBusOptions,
+    /// The streams this process has created or found, by name.
+    streams: tokio::sync::Mutex<HashMap<String, stream::Stream>>,
+}
+
+impl fmt::Debug for NatsBus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NatsBus")
+            .field("state", &self.inner.client.connection_state())
+            .finish_non_exhaustive()
+    }
+}
+
+fn adapter_error(error: impl std::error::Error + Send + Sync + 'static) -> BusError {
+    BusError::Adapter {
+        bus: BUS,
+        source: Box::new(error),
+    }
+}
+
+/// The stream that holds `topic`: `ALLFRAME_<first part of the topic>`.
+pub fn stream_name(topic: &str) -> String {
+    format!("ALLFRAME_{}", architecture_of(topic))
+}
+
+fn architecture_of(topic: &str) -> &str {
+    topic.split('.').next().unwrap_or(topic)
+}
+
+/// The durable consumer of `group` on `topic`.
+pub fn consumer_name(group: &str, topic: &str) -> String {
+    let readable = format!("{group}__{topic}").replace('.', "_");
+    format!("{readable}_{:016x}", fnv1a(&[group, "\n", topic]))
+}
+
+fn fnv1a(parts: &[&str]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in parts.iter().flat_map(|part| part.bytes()) {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash
+}
+
+impl NatsBus {
+    /// Connects to the server `url` names (`nats://[user:password@]host:port`), with default
+    /// options. The URL is never included in errors.
+    pub async fn connect(url: &str) -> Result<Self, BusError> {
+        Self::connect_with(url, NatsBusOptions::default()).await
+    }
+
+    /// Connects with `options`. After the first connection the client reconnects by itself;
+    /// publishes fail (and are retried by the relay) while it is away.
+    pub async fn connect_with(url: &str, options: NatsBusOptions) -> Result<Self, BusError> {
+        let connect = async_nats::ConnectOptions::new()
+            .connection_timeout(options.connect_timeout)
+            .max_reconnects(None);
+        let client = async_nats::connect_with_options(url, connect)
+            .await
+            .map_err(|error| adapter_error(ConnectFailed(error.kind())))?;
+        let jetstream = jetstream::new(client.clone());
+        Ok(Self {
+            inner: Arc::new(Inner {
+                client,
+                jetstream,
+                options,
+                streams: tokio::sync::Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    /// The JetStream context, e.g. to inspect streams.
+    pub fn jetstream(&self) -> &jetstream::Context {
+        &self.inner.jetstream
+    }
+
+    /// The stream holding `topic`, created (file storage, limits retention) if missing.
+    async fn stream_for(&self, topic: &str) -> Result<stream::Stream, BusError> {
+        let name = stream_name(topic);
+        let mut streams = self.inner.streams.lock().await;
+        if let Some(stream) = streams.get(&name) {
+            return Ok(stream.clone());
+        }
+        let config = stream::Config {
+            name: name.clone(),
+            subjects: vec![format!("{}.>", architecture_of(topic))],
+            storage: stream::StorageType::File,
+            retention: stream::RetentionPolicy::Limits,
+            max_age: self.inner.options.max_age,
+            duplicate_window: self.inner.options.duplicate_window,
+            ..Default::default()
+        };
+        let stream = self
+            .inner
+            .jetstream
+            .get_or_create_stream(config)
+            .await
+            .map_err(adapter_error)?;
+        streams.insert(name, stream.clone());
+        Ok(stream)
+    }
+
+    /// Publishes `messages` in order, each confirmed by JetStream before the next is sent.
+    pub async fn publish(&self, messages: &[OutboundMessage]) -> Result<(), PublishError> {
+        for (delivered, message) in messages.iter().enumerate() {
+            let failed = |source| PublishError { delivered, source };
+            self.stream_for(&message.topic).await.map_err(failed)?;
+            let envelope = &message.envelope;
+            let mut headers = async_nats::HeaderMap::new();
+            for (name, value) in envelope.headers() {
+                headers.insert(name, value);
+            }
+            let publish = PublishMessage::build()
+                .payload(envelope.payload.clone().into())
+                .headers(headers)
+                .message_id(envelope.id.hyphenated().to_string());
+            let ack = self
+                .inner
+                .jetstream
+                .send_publish(message.topic.clone(), publish)
+                .await
+                .map_err(|error| failed(adapter_error(error)))?;
+            ack.await.map_err(|error| failed(adapter_error(error)))?;
+        }
+        Ok(())
+    }
+
+    /// Joins `options.group` on `options.topics`: one durable pull consumer per topic.
+    pub async fn subscribe(&self, options: SubscribeOptions) -> Result<NatsSubscription, BusError> {
+        if options.topics.is_empty() {
+            return Err(BusError::NoTopics);
+        }
+        let mut topics = options.topics;
+        topics.sort();
+        topics.dedup();
+        let deliver_policy = match options.start {
+            StartFrom::Earliest => jetstream::consumer::DeliverPolicy::All,
+            StartFrom::Latest => jetstream::consumer::DeliverPolicy::New,
+        };
+        let mut consumers = Vec::with_capacity(topics.len());
+        for topic in &topics {
+            let stream = self.stream_for(topic).await?;
+            let name = consumer_name(&options.group, topic);
+            let config = pull::Config {
+                durable_name: Some(name.clone()),
+                description: Some(format!(
+                    "AllFrame consumer group `{}` on `{topic}`",
+                    options.group
+                )),
+                filter_subject: topic.clone(),
+                deliver_policy,
+                ack_policy: jetstream::consumer::AckPolicy::Explicit,
+                ack_wait: self.inner.options.ack_wait,
+                max_deliver: -1,
+                ..Default::default()
+            };
+            let consumer: jetstream::consumer::PullConsumer = stream
+                .get_or_create_consumer(&name, config)
+                .await
+                .map_err(adapter_error)?;
+            consumers.push(consumer);
+        }
+        let mut subscription = NatsSubscription {
+            group: options.group,
+            topics,
+            consumers,
+            messages: SelectAll::new(),
+            pending: BTreeMap::new(),
+            rewinds: HashMap::new(),
+        };
+        subscription.open_streams().await?;
+        Ok(subscription)
+    }
+}
+
+impl BusAdapter for NatsBus {
+    type Subscription = NatsSubscription;
+
+    fn name(&self) -> &'static str {
+        BUS
+    }
+
+    async fn publish(&self, messages: &[OutboundMessage]) -> Result<(), PublishError> {
+        NatsBus::publish(self, messages).await
+    }
+
+    async fn subscribe(&self, options: SubscribeOptions) -> Result<NatsSubscription, BusError> {
+        NatsBus::subscribe(self, options).await
+    }
+}
+
+/// The client could not connect (only the kind is kept: the server's message may echo the
+/// URL).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot connect to the NATS server: {0}")]
+pub struct ConnectFailed(async_nats::ConnectErrorKind);
+
+/// A member of a consumer group on NATS JetStream.
+pub struct NatsSubscription {
+    group: String,
+    topics: Vec<String>,
+    consumers: Vec<jetstream::consumer::PullConsumer>,
+    messages: SelectAll<pull::Stream>,
+    /// Handed out and not yet acknowledged, by (topic, stream sequence).
+    pending: BTreeMap<(String, u64), jetstream::Message>,
+    /// Topics rewound by a nack: the nacked sequence and the later ones already bounced.
+    rewinds: HashMap<String, Rewind>,
+}
+
+struct Rewind {
+    from: u64,
+    bounced: HashSet<u64>,
+}
+
+impl fmt::Debug for NatsSubscription {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NatsSubscription")
+            .field("group", &self.group)
+            .field("topics", &self.topics)
+            .field("unacknowledged", &self.pending.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl NatsSubscription {
+    async fn open_streams(&mut self) -> Result<(), BusError> {
+        let mut messages = SelectAll::new();
+        for consumer in &self.consumers {
+            messages.push(consumer.messages().await.map_err(adapter_error)?);
+        }
+        self.messages = messages;
+        Ok(())
+    }
+
+    /// Waits for the next delivery. Missed heartbeats (the server restarting) are waited out;
+    /// other failures are returned, and the next call carries on.
+    pub async fn next(&mut self) -> Result<Delivery, BusError> {
+        loop {
+            let Some(item) = self.messages.next().await else {
+                self.open_streams().await?;
+                continue;
+            };
+            let message = match item {
+                Ok(message) => message,
+                Err(error) if matches!(error.kind(), pull::MessagesErrorKind::MissingHeartbeat) => {
+                    tracing::warn!(group = %self.group, "NATS: missed heartbeats, waiting for the server");
+                    continue;
+                }
+                Err(error) => return Err(adapter_error(error)),
+            };
+            let topic = message.subject.as_str().to_owned();
+            let sequence = message
+                .info()
+                .map_err(|source| BusError::Adapter { bus: BUS, source })?
+                .stream_sequence;
+            if let Some(rewind) = self.rewinds.get_mut(&topic) {
+                if sequence == rewind.from {
+                    self.rewinds.remove(&topic);
+                } else if sequence > rewind.from && rewind.bounced.insert(sequence) {
+                    if rewind.bounced.len() > MAX_BOUNCED {
+                        self.rewinds.remove(&topic);
+                    }
+                    message
+                        .ack_with(AckKind::Nak(None))
+                        .await
+                        .map_err(|source| BusError::Adapter { bus: BUS, source })?;
+                    continue;
+                }
+            }
+            let headers: Vec<(&str, &str)> = message
+                .headers
+                .iter()
+                .flat_map(|headers| headers.iter())
+                .filter_map(|(name, values)| Some((name.as_ref(), values.first()?.as_str())))
+                .collect();
+            let envelope =
+                Envelope::from_headers(headers, message.payload.to_vec()).map_err(|source| {
+                    BusError::Envelope {
+                        topic: topic.clone(),
+                        source,
+                    }
+                })?;
+            self.pending.insert((topic.clone(), sequence), message);
+            return Ok(Delivery::new(topic, envelope, DeliveryTag::new(sequence)));
+        }
+    }
+
+    fn check_topic(&self, delivery: &Delivery) -> Result<(), BusError> {
+        if self.topics.iter().any(|t| t == delivery.topic()) {
+            Ok(())
+        } else {
+            Err(BusError::ForeignDelivery {
+                topic: delivery.topic().to_owned(),
+            })
+        }
+    }
+
+    /// Takes the pending deliveries of `topic` in `range` of sequences, in order.
+    fn take_pending(
+        &mut self,
+        topic: &str,
+        range: impl std::ops::RangeBounds<u64>,
+    ) -> Vec<((String, u64), jetstream::Message)> {
+        let keys: Vec<(String, u64)> = self
+            .pending
+            .range((topic.to_owned(), 0)..=(topic.to_owned(), u64::MAX))
+            .map(|(key, _)| key.clone())
+            .filter(|(_, sequence)| range.contains(sequence))
+            .collect();
+        keys.into_iter()
+            .filter_map(|key| self.pending.remove_entry(&key))
+            .collect()
+    }
+
+    /// Acknowledges `delivery` and every earlier unacknowledged delivery of its topic, each
+    /// confirmed by the server.
+    pub async fn ack(&mut self, delivery: &Delivery) -> Result<(), BusError> {
+        self.check_topic(delivery)?;
+        let mut taken = self
+            .take_pending(delivery.topic(), ..=delivery.tag().value())
+            .into_iter();
+        while let Some((key, message)) = taken.next() {
+            if let Err(error) = message.double_ack().await {
+                self.pending.insert(key, message);
+                self.pending.extend(taken);
+                return Err(adapter_error(AckFailed(error.to_string())));
+            }
+        }
+        Ok(())
+    }
+
+    /// Naks `delivery` and every later unacknowledged delivery of its topic; deliveries of the
+    /// topic already on their way are bounced, so the topic comes back in order.
+    pub async fn nack(&mut self, delivery: &Delivery) -> Result<(), BusError> {
+        self.check_topic(delivery)?;
+        let from = delivery.tag().value();
+        let taken = self.take_pending(delivery.topic(), from..);
+        let mut bounced = HashSet::new();
+        let mut failure = None;
+        for ((_, sequence), message) in taken {
+            bounced.insert(sequence);
+            if let Err(error) = message.ack_with(AckKind::Nak(None)).await {
+                failure.get_or_insert(error);
+            }
+        }
+        bounced.remove(&from);
+        self.rewinds
+            .insert(delivery.topic().to_owned(), Rewind { from, bounced });
+        match failure {
+            None => Ok(()),
+            Some(error) => Err(adapter_error(AckFailed(error.to_string()))),
+        }
+    }
+
+    /// Leaves the group: unacknowledged deliveries are nak'd so other members get them at once.
+    pub async fn close(mut self) -> Result<(), BusError> {
+        let mut failure = None;
+        for (_, message) in std::mem::take(&mut self.pending) {
+            if let Err(error) = message.ack_with(AckKind::Nak(None)).await {
+                failure.get_or_insert(error);
+            }
+        }
+        match failure {
+            None => Ok(()),
+            Some(error) => Err(adapter_error(AckFailed(error.to_string()))),
+        }
+    }
+}
+
+/// An ack or nak was not accepted by the server.
+#[derive(Debug, thiserror::Error)]
+#[error("the acknowledgement was not confirmed by the server: {0}")]
+pub struct AckFailed(String);
+
+impl BusSubscription for NatsSubscription {
+    async fn next(&mut self) -> Result<Delivery, BusError> {
+        NatsSubscription::next(self).await
+    }
+
+    async fn ack(&mut self, delivery: &Delivery) -> Result<(), BusError> {
+        NatsSubscription::ack(self, delivery).await
+    }
+
+    async fn nack(&mut self, delivery: &Delivery) -> Result<(), BusError> {
+        NatsSubscription::nack(self, delivery).await
+    }
+
+    async fn close(self) -> Result<(), BusError> {
+        NatsSubscription::close(self).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_valid_and_distinct() {
+        assert_eq!(
+            stream_name("shop.user-service.UserCreated"),
+            "ALLFRAME_shop"
+        );
+        let a = consumer_name("shop.a_b", "shop.x.E");
+        let b = consumer_name("shop.a.b", "shop.x.E");
+        assert_ne!(a, b);
+        assert!(a.starts_with("shop_a_b__shop_x_E_"));
+        assert!(!a.contains('.'));
+    }
+}

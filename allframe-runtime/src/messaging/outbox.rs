@@ -1,0 +1,463 @@
+//! The outbox table in the service's own database, and the SQL that claims, marks and prunes
+//! its rows. The relay loop and its policy live in [`super::relay`]; this module only talks
+//! to the database.
+//!
+//! Rows are ordered by `seq` (an identity column on PostgreSQL, `AUTOINCREMENT` on SQLite).
+//! Every aggregate hashes to one of [`PARTITIONS`] partitions, and a relay publishes a
+//! partition's rows only while it holds that partition:
+//!
+//! - **PostgreSQL**: the partition rows are locked with `SELECT … FOR UPDATE SKIP LOCKED`
+//!   inside the batch transaction, which stays open while the batch is published and is
+//!   committed together with the `published_at` marks. A relay that dies releases its locks
+//!   with its connection.
+//! - **SQLite**: there is one writer at a time, and holding the write lock while a broker
+//!   answers would stall every request. So a relay takes a *lease* on the partitions in a short
+//!   `BEGIN IMMEDIATE` transaction, publishes, then marks the rows and releases the lease in a
+//!   second one. A relay that dies leaves its lease to expire.
+//!
+//! Two relays therefore never publish rows of the same aggregate at the same time, and each
+//! publishes a partition's rows in `seq` order: order per aggregate holds across relays,
+//! while different partitions are published in parallel.
+
+use std::fmt::Write as _;
+use std::time::{Duration, SystemTime};
+
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row as _};
+
+use super::bus::OutboundMessage;
+use super::envelope::{Envelope, unix_millis};
+use crate::database::{Backend, Database};
+
+/// The outbox table.
+pub const OUTBOX_TABLE: &str = "allframe_outbox";
+/// How many partitions aggregates are spread over (fixed: rows store their partition).
+pub const PARTITIONS: i64 = 64;
+/// The PostgreSQL `NOTIFY` channel a commit with events signals.
+pub const NOTIFY_CHANNEL: &str = "allframe_outbox";
+/// The advisory lock key serialising the creation of the outbox tables on PostgreSQL.
+const INSTALL_LOCK_KEY: i64 = 0x616c_6c66_6f62_7831;
+
+const POSTGRES_SCHEMA: [&str; 4] = [
+    "CREATE TABLE IF NOT EXISTS allframe_outbox (
+        seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+        partition_no BIGINT NOT NULL,
+        topic TEXT NOT NULL,
+        event_type TEXT NOT NULL,
+        aggregate_type TEXT NOT NULL,
+        aggregate_id TEXT NOT NULL,
+        headers TEXT NOT NULL,
+        payload BYTEA NOT NULL,
+        created_at BIGINT NOT NULL,
+        published_at BIGINT,
+        attempts BIGINT NOT NULL DEFAULT 0,
+        last_error TEXT
+    )",
+    "CREATE INDEX IF NOT EXISTS allframe_outbox_pending
+        ON allframe_outbox (partition_no, seq) WHERE published_at IS NULL",
+    "CREATE INDEX IF NOT EXISTS allframe_outbox_published
+        ON allframe_outbox (published_at) WHERE published_at IS NOT NULL",
+    "CREATE TABLE IF NOT EXISTS allframe_outbox_partitions (
+        partition_no BIGINT PRIMARY KEY,
+        lease_owner TEXT,
+        lease_until BIGINT NOT NULL DEFAULT 0
+    )",
+];
+
+const SQLITE_SCHEMA: [&str; 4] = [
+    "CREATE TABLE IF NOT EXISTS allframe_outbox (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        partition_no BIGINT NOT NULL,
+        topic TEXT NOT NULL,
+        event_type TEXT NOT NULL,
+        aggregate_type TEXT NOT NULL,
+        aggregate_id TEXT NOT NULL,
+        headers TEXT NOT NULL,
+        payload BLOB NOT NULL,
+        created_at BIGINT NOT NULL,
+        published_at BIGINT,
+        attempts BIGINT NOT NULL DEFAULT 0,
+        last_error TEXT
+    )",
+    POSTGRES_SCHEMA[1],
+    POSTGRES_SCHEMA[2],
+    POSTGRES_SCHEMA[3],
+];
+
+/// The partitions whose next rows are oldest, with unpublished rows. PostgreSQL locks them.
+const PG_CLAIM: &str = "SELECT p.partition_no FROM allframe_outbox_partitions p
+    WHERE EXISTS (SELECT 1 FROM allframe_outbox o
+                  WHERE o.partition_no = p.partition_no AND o.published_at IS NULL)
+    ORDER BY (SELECT MIN(o.seq) FROM allframe_outbox o
+              WHERE o.partition_no = p.partition_no AND o.published_at IS NULL)
+    LIMIT $1
+    FOR UPDATE OF p SKIP LOCKED";
+
+/// The same on SQLite, skipping partitions leased by another relay.
+const SQLITE_CLAIM: &str = "SELECT p.partition_no FROM allframe_outbox_partitions p
+    WHERE (p.lease_owner IS NULL OR p.lease_owner = $1 OR p.lease_until < $2)
+      AND EXISTS (SELECT 1 FROM allframe_outbox o
+                  WHERE o.partition_no = p.partition_no AND o.published_at IS NULL)
+    ORDER BY (SELECT MIN(o.seq) FROM allframe_outbox o
+              WHERE o.partition_no = p.partition_no AND o.published_at IS NULL)
+    LIMIT $3";
+
+/// Creates the outbox tables if missing (idempotent; safe when several instances start at
+/// once). The launcher calls it for services whose messaging pattern is `outbox`.
+pub async fn install(db: &Database) -> Result<(), sqlx::Error> {
+    let mut partitions =
+        String::from("INSERT INTO allframe_outbox_partitions (partition_no, lease_until) VALUES ");
+    for partition in 0..PARTITIONS {
+        let sep = if partition == 0 { "" } else { ", " };
+        let _ = write!(partitions, "{sep}({partition}, 0)");
+    }
+    partitions.push_str(" ON CONFLICT (partition_no) DO NOTHING");
+
+    let (mut tx, schema) = match db.backend() {
+        Backend::Postgres => {
+            let mut tx = db.pool().begin().await?;
+            sqlx::query("SELECT COUNT(*) FROM (SELECT pg_advisory_xact_lock($1)) AS locked")
+                .bind(INSTALL_LOCK_KEY)
+                .execute(&mut *tx)
+                .await?;
+            (tx, POSTGRES_SCHEMA)
+        }
+        Backend::Sqlite => (
+            db.pool().begin_with("BEGIN IMMEDIATE").await?,
+            SQLITE_SCHEMA,
+        ),
+    };
+    for statement in schema {
+        sqlx::query(statement).execute(&mut *tx).await?;
+    }
+    sqlx::query(sqlx::AssertSqlSafe(partitions))
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await
+}
+
+/// The partition of an aggregate: FNV-1a over its type and id, modulo [`PARTITIONS`].
+pub fn partition_of(aggregate_type: &str, aggregate_id: &str) -> i64 {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    let mut hash = OFFSET;
+    let bytes = aggregate_type
+        .bytes()
+        .chain(std::iter::once(0x1f))
+        .chain(aggregate_id.bytes());
+    for byte in bytes {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(PRIME);
+    }
+    // PARTITIONS is a small positive constant: the remainder always fits.
+    i64::try_from(hash % PARTITIONS.unsigned_abs()).unwrap_or(0)
+}
+
+/// Writes one outbox row on `conn` (inside the unit of work's transaction).
+pub(crate) async fn insert(
+    conn: &mut AnyConnection,
+    message: &OutboundMessage,
+) -> Result<(), sqlx::Error> {
+    let envelope = &message.envelope;
+    sqlx::query(
+        "INSERT INTO allframe_outbox (id, partition_no, topic, event_type, aggregate_type,
+            aggregate_id, headers, payload, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(envelope.id.hyphenated().to_string())
+    .bind(partition_of(
+        &envelope.aggregate_type,
+        &envelope.aggregate_id,
+    ))
+    .bind(&message.topic)
+    .bind(&envelope.event_type)
+    .bind(&envelope.aggregate_type)
+    .bind(&envelope.aggregate_id)
+    .bind(envelope.headers_json())
+    .bind(&envelope.payload)
+    .bind(unix_millis(SystemTime::now()))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Signals relays listening on PostgreSQL (delivered at commit).
+pub(crate) async fn notify(conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
+    sqlx::query("NOTIFY allframe_outbox").execute(conn).await?;
+    Ok(())
+}
+
+/// One claimed outbox row.
+#[derive(Debug)]
+pub(crate) struct OutboxRow {
+    pub(crate) seq: i64,
+    pub(crate) created_at: i64,
+    pub(crate) message: OutboundMessage,
+}
+
+/// Why a claimed row could not be read.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ClaimError {
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error("outbox row {seq} is not a valid envelope: {source}")]
+    Corrupt {
+        seq: i64,
+        #[source]
+        source: super::envelope::EnvelopeError,
+    },
+}
+
+/// Work claimed by one relay: rows in `seq` order and what holds them.
+pub(crate) struct Batch {
+    pub(crate) rows: Vec<OutboxRow>,
+    hold: Hold,
+}
+
+enum Hold {
+    /// PostgreSQL: the transaction holding the partition row locks.
+    Locked(sqlx::Transaction<'static, sqlx::Any>),
+    /// SQLite: a lease on these partitions.
+    Leased { partitions: Vec<i64> },
+}
+
+impl Batch {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+}
+
+/// Claims up to `max_partitions` partitions with pending rows and reads up to `limit` of their
+/// rows in `seq` order. `None` when there is nothing to claim.
+pub(crate) async fn claim(
+    db: &Database,
+    relay: &str,
+    max_partitions: u32,
+    limit: u32,
+    lease: Duration,
+) -> Result<Option<Batch>, ClaimError> {
+    match db.backend() {
+        Backend::Postgres => {
+            let mut tx = db.pool().begin().await?;
+            let partitions: Vec<i64> = sqlx::query_scalar(PG_CLAIM)
+                .bind(i64::from(max_partitions))
+                .fetch_all(&mut *tx)
+                .await?;
+            if partitions.is_empty() {
+                tx.rollback().await?;
+                return Ok(None);
+            }
+            let rows = fetch(&mut tx, &partitions, limit).await?;
+            Ok(Some(Batch {
+                rows,
+                hold: Hold::Locked(tx),
+            }))
+        }
+        Backend::Sqlite => {
+            let now = unix_millis(SystemTime::now());
+            let until =
+                now.saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 4));
+            let mut tx = db.pool().begin_with("BEGIN IMMEDIATE").await?;
+            let partitions: Vec<i64> = sqlx::query_scalar(SQLITE_CLAIM)
+                .bind(relay)
+                .bind(now)
+                .bind(i64::from(max_partitions))
+                .fetch_all(&mut *tx)
+                .await?;
+            if partitions.is_empty() {
+                tx.rollback().await?;
+                return Ok(None);
+            }
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "UPDATE allframe_outbox_partitions SET lease_owner = $1, lease_until = $2
+                 WHERE partition_no IN ({})",
+                list(&partitions)
+            )))
+            .bind(relay)
+            .bind(until)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            let mut conn = db.pool().acquire().await?;
+            let rows = fetch(&mut conn, &partitions, limit).await?;
+            Ok(Some(Batch {
+                rows,
+                hold: Hold::Leased { partitions },
+            }))
+        }
+    }
+}
+
+async fn fetch(
+    conn: &mut AnyConnection,
+    partitions: &[i64],
+    limit: u32,
+) -> Result<Vec<OutboxRow>, ClaimError> {
+    let rows: Vec<AnyRow> = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT seq, topic, headers, payload, created_at FROM allframe_outbox
+         WHERE published_at IS NULL AND partition_no IN ({})
+         ORDER BY seq LIMIT $1",
+        list(partitions)
+    )))
+    .bind(i64::from(limit))
+    .fetch_all(conn)
+    .await?;
+    rows.into_iter()
+        .map(|row| {
+            let seq: i64 = row.try_get("seq")?;
+            let headers: String = row.try_get("headers")?;
+            let payload: Vec<u8> = row.try_get("payload")?;
+            let envelope = Envelope::from_headers_json(&headers, payload)
+                .map_err(|source| ClaimError::Corrupt { seq, source })?;
+            Ok(OutboxRow {
+                seq,
+                created_at: row.try_get("created_at")?,
+                message: OutboundMessage {
+                    topic: row.try_get("topic")?,
+                    envelope,
+                },
+            })
+        })
+        .collect()
+}
+
+/// Marks the first `published` rows of `batch` as published and releases what held them.
+pub(crate) async fn complete(
+    db: &Database,
+    relay: &str,
+    batch: Batch,
+    published: usize,
+) -> Result<(), sqlx::Error> {
+    let now = unix_millis(SystemTime::now());
+    let seqs: Vec<i64> = batch.rows.iter().take(published).map(|r| r.seq).collect();
+    let mark = (!seqs.is_empty()).then(|| {
+        format!(
+            "UPDATE allframe_outbox SET published_at = $1 WHERE seq IN ({})",
+            list(&seqs)
+        )
+    });
+    match batch.hold {
+        Hold::Locked(mut tx) => {
+            if let Some(mark) = mark {
+                sqlx::query(sqlx::AssertSqlSafe(mark))
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await
+        }
+        Hold::Leased { partitions } => {
+            let mut tx = db.pool().begin_with("BEGIN IMMEDIATE").await?;
+            if let Some(mark) = mark {
+                sqlx::query(sqlx::AssertSqlSafe(mark))
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "UPDATE allframe_outbox_partitions SET lease_owner = NULL, lease_until = 0
+                 WHERE lease_owner = $1 AND partition_no IN ({})",
+                list(&partitions)
+            )))
+            .bind(relay)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await
+        }
+    }
+}
+
+/// Records a failed publish attempt on the row that could not be published.
+pub(crate) async fn record_failure(
+    db: &Database,
+    seq: i64,
+    error: &str,
+) -> Result<(), sqlx::Error> {
+    let error: String = error.chars().take(2000).collect();
+    sqlx::query(
+        "UPDATE allframe_outbox SET attempts = attempts + 1, last_error = $1 WHERE seq = $2",
+    )
+    .bind(error)
+    .bind(seq)
+    .execute(db.pool())
+    .await?;
+    Ok(())
+}
+
+/// The backlog: unpublished rows and when the oldest was written (Unix ms).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backlog {
+    /// Rows not yet published.
+    pub pending: u64,
+    /// `created_at` of the oldest of them.
+    pub oldest_created_at: Option<i64>,
+}
+
+/// Reads the backlog.
+pub async fn backlog(db: &Database) -> Result<Backlog, sqlx::Error> {
+    let (pending, oldest): (i64, Option<i64>) = sqlx::query_as(
+        "SELECT COUNT(*), MIN(created_at) FROM allframe_outbox WHERE published_at IS NULL",
+    )
+    .fetch_one(db.pool())
+    .await?;
+    Ok(Backlog {
+        pending: pending.unsigned_abs(),
+        oldest_created_at: oldest,
+    })
+}
+
+/// Deletes rows published more than `older_than` ago, in chunks; returns how many.
+pub async fn prune(db: &Database, older_than: Duration) -> Result<u64, sqlx::Error> {
+    const CHUNK: u64 = 1000;
+    let cutoff = unix_millis(SystemTime::now() - older_than);
+    let mut total = 0;
+    loop {
+        let done = sqlx::query(
+            "DELETE FROM allframe_outbox WHERE seq IN (
+                SELECT seq FROM allframe_outbox
+                WHERE published_at IS NOT NULL AND published_at < $1
+                ORDER BY seq LIMIT 1000)",
+        )
+        .bind(cutoff)
+        .execute(db.pool())
+        .await?;
+        total += done.rows_affected();
+        if done.rows_affected() < CHUNK {
+            return Ok(total);
+        }
+    }
+}
+
+/// `1, 2, 3`: integers we produced, safe to splice into SQL.
+fn list(values: &[i64]) -> String {
+    let mut out = String::new();
+    for (i, value) in values.iter().enumerate() {
+        let sep = if i == 0 { "" } else { ", " };
+        let _ = write!(out, "{sep}{value}");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partitions_are_stable_and_in_range() {
+        let p = partition_of("User", "42");
+        assert_eq!(p, partition_of("User", "42"));
+        assert!((0..PARTITIONS).contains(&p));
+        let spread: std::collections::HashSet<i64> = (0..1000)
+            .map(|i| partition_of("User", &i.to_string()))
+            .collect();
+        assert_eq!(spread.len(), 64, "1000 aggregates reach every partition");
+    }
+
+    #[test]
+    fn lists_are_comma_separated() {
+        assert_eq!(list(&[1, 2, 30]), "1, 2, 30");
+        assert_eq!(list(&[]), "");
+    }
+}

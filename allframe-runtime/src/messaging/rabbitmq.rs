@@ -1,0 +1,660 @@
+//! The RabbitMQ adapter (feature `rabbitmq`, `EVENT_BUS_URL=amqp://…` / `amqps://…`), through
+//! lapin.
+//!
+//! Naming: one durable topic exchange per architecture, named after the architecture (the first
+//! part of every topic); a topic is the routing key as it is. A consumer group is one durable
+//! classic queue named after the group, bound to the exchange with each of its topics as the
+//! binding key; the members of a group are competing consumers of that queue.
+//!
+//! Publishing uses a channel in confirm mode: a batch is published in order on that one channel
+//! (the broker routes it in that order), persistent (`delivery_mode = 2`), and `publish` returns
+//! once the broker confirmed every message of it. The envelope headers become the AMQP header
+//! table (long strings), and the usual properties are set as well (`message_id`, `type`,
+//! `app_id`, `correlation_id`, `content_type`, `timestamp`). A queue only receives what was
+//! published after it was bound: a group's queue must be declared (the first `subscribe`)
+//! before the events it must see. When a connection fails it is dropped and the next publish,
+//! or the subscription's next `next`, opens a new one.
+//!
+//! This module is the adapter only: no retry or dead-letter policy.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use futures_util::StreamExt as _;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
+    ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+};
+use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+use lapin::{
+    Acker, BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, Consumer,
+    ExchangeKind,
+};
+use uuid::Uuid;
+
+use super::bus::{
+    BusAdapter, BusError, BusSubscription, Delivery, DeliveryTag, OutboundMessage, PublishError,
+    SubscribeOptions,
+};
+use super::envelope::Envelope;
+
+const BUS: &str = "rabbitmq";
+
+/// How many later deliveries one nack may bounce back before the rewind is given up (the
+/// nacked message went to another member of the group).
+const MAX_BOUNCED: usize = 4096;
+
+/// Tuning of the RabbitMQ adapter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RabbitBusOptions {
+    /// How many unacknowledged deliveries the broker sends one member ahead (`basic.qos`).
+    pub prefetch: u16,
+    /// The longest pause between two reconnection attempts of a subscription.
+    pub max_reconnect_interval: Duration,
+}
+
+impl Default for RabbitBusOptions {
+    fn default() -> Self {
+        Self {
+            prefetch: 256,
+            max_reconnect_interval: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The failures of this adapter beyond the client's own.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RabbitError {
+    /// The publishing channel is gone.
+    #[error("the publishing channel is closed")]
+    NoChannel,
+    /// The broker refused to take a message (`basic.nack` in confirm mode).
+    #[error("the broker refused the message (negative publisher confirm)")]
+    Refused,
+    /// The channel was not in confirm mode.
+    #[error("the broker did not confirm the message (publisher confirms are off)")]
+    NotConfirmed,
+}
+
+fn client_error(error: lapin::Error) -> BusError {
+    BusError::Adapter {
+        bus: BUS,
+        source: Box::new(error),
+    }
+}
+
+fn rabbit_error(error: RabbitError) -> BusError {
+    BusError::Adapter {
+        bus: BUS,
+        source: Box::new(error),
+    }
+}
+
+/// The exchange that carries `topic`: its first part (the architecture).
+pub fn exchange_name(topic: &str) -> &str {
+    topic.split('.').next().unwrap_or(topic)
+}
+
+/// The RabbitMQ bus. Cheap to clone.
+#[derive(Clone)]
+pub struct RabbitBus {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// Secret: it may hold a password; never printed.
+    url: String,
+    options: RabbitBusOptions,
+    publisher: tokio::sync::Mutex<Option<Publisher>>,
+}
+
+/// The publishing connection and its confirm-mode channel.
+struct Publisher {
+    _connection: Connection,
+    channel: Channel,
+    exchanges: HashSet<String>,
+}
+
+impl fmt::Debug for RabbitBus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RabbitBus")
+            .field("options", &self.inner.options)
+            .finish_non_exhaustive()
+    }
+}
+
+async fn open_channel(url: &str) -> Result<(Connection, Channel), BusError> {
+    let connection = Connection::connect(url, ConnectionProperties::default())
+        .await
+        .map_err(client_error)?;
+    let channel = connection.create_channel().await.map_err(client_error)?;
+    Ok((connection, channel))
+}
+
+async fn declare_exchange(channel: &Channel, name: &str) -> Result<(), BusError> {
+    channel
+        .exchange_declare(
+            ShortString::from(name),
+            ExchangeKind::Topic,
+            ExchangeDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .map_err(client_error)
+}
+
+fn properties(envelope: &Envelope) -> BasicProperties {
+    let mut headers = FieldTable::default();
+    for (name, value) in envelope.headers() {
+        headers.insert(
+            ShortString::from(name),
+            AMQPValue::LongString(LongString::from(value)),
+        );
+    }
+    let timestamp = envelope
+        .occurred_at
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs());
+    BasicProperties::default()
+        .with_delivery_mode(2)
+        .with_content_type(ShortString::from(envelope.format.content_type()))
+        .with_message_id(ShortString::from(envelope.id.hyphenated().to_string()))
+        .with_type(ShortString::from(envelope.event_type.as_str()))
+        .with_app_id(ShortString::from(envelope.source.as_str()))
+        .with_correlation_id(ShortString::from(envelope.correlation_id.as_str()))
+        .with_timestamp(timestamp)
+        .with_headers(headers)
+}
+
+impl RabbitBus {
+    /// Connects to the broker `url` names (`amqp://user:password@host:port/vhost`), with
+    /// default options. The URL is never included in errors.
+    pub async fn connect(url: &str) -> Result<Self, BusError> {
+        Self::connect_with(url, RabbitBusOptions::default()).await
+    }
+
+    /// Connects with `options`; the connection is checked at once.
+    pub async fn connect_with(url: &str, options: RabbitBusOptions) -> Result<Self, BusError> {
+        let publisher = Self::open_publisher(url).await?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                url: url.to_owned(),
+                options,
+                publisher: tokio::sync::Mutex::new(Some(publisher)),
+            }),
+        })
+    }
+
+    async fn open_publisher(url: &str) -> Result<Publisher, BusError> {
+        let (connection, channel) = open_channel(url).await?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .map_err(client_error)?;
+        Ok(Publisher {
+            _connection: connection,
+            channel,
+            exchanges: HashSet::new(),
+        })
+    }
+
+    /// Publishes `messages` in order on one confirm-mode channel and waits for every confirm.
+    pub async fn publish(&self, messages: &[OutboundMessage]) -> Result<(), PublishError> {
+        let mut guard = self.inner.publisher.lock().await;
+        if guard.is_none() {
+            *guard = Some(
+                Self::open_publisher(&self.inner.url)
+                    .await
+                    .map_err(PublishError::nothing)?,
+            );
+        }
+        let Some(publisher) = guard.as_mut() else {
+            return Err(PublishError::nothing(rabbit_error(RabbitError::NoChannel)));
+        };
+        let result = Self::publish_on(publisher, messages).await;
+        if result.is_err() {
+            // The channel may be closed or in an unknown state: the next publish reconnects.
+            *guard = None;
+        }
+        result
+    }
+
+    async fn publish_on(
+        publisher: &mut Publisher,
+        messages: &[OutboundMessage],
+    ) -> Result<(), PublishError> {
+        let mut confirms = Vec::with_capacity(messages.len());
+        for (index, message) in messages.iter().enumerate() {
+            let exchange = exchange_name(&message.topic);
+            if !publisher.exchanges.contains(exchange) {
+                if let Err(source) = declare_exchange(&publisher.channel, exchange).await {
+                    return Err(Self::settle(confirms, index, source).await);
+                }
+                publisher.exchanges.insert(exchange.to_owned());
+            }
+            let sent = publisher
+                .channel
+                .basic_publish(
+                    ShortString::from(exchange),
+                    ShortString::from(message.topic.as_str()),
+                    BasicPublishOptions::default(),
+                    &message.envelope.payload,
+                    properties(&message.envelope),
+                )
+                .await;
+            match sent {
+                Ok(confirm) => confirms.push(confirm),
+                Err(error) => return Err(Self::settle(confirms, index, client_error(error)).await),
+            }
+        }
+        match Self::confirmed_prefix(confirms).await {
+            (delivered, Some(source)) => Err(PublishError { delivered, source }),
+            (_, None) => Ok(()),
+        }
+    }
+
+    /// Waits for the confirms of what was sent before a failure at `index`.
+    async fn settle(
+        confirms: Vec<lapin::PublisherConfirm>,
+        index: usize,
+        source: BusError,
+    ) -> PublishError {
+        match Self::confirmed_prefix(confirms).await {
+            (delivered, Some(earlier)) => PublishError {
+                delivered,
+                source: earlier,
+            },
+            (delivered, None) => {
+                debug_assert_eq!(delivered, index);
+                PublishError { delivered, source }
+            }
+        }
+    }
+
+    /// How many leading confirms are positive, and the first failure if any.
+    async fn confirmed_prefix(confirms: Vec<lapin::PublisherConfirm>) -> (usize, Option<BusError>) {
+        let count = confirms.len();
+        for (index, confirm) in confirms.into_iter().enumerate() {
+            let failure = match confirm.await {
+                Ok(Confirmation::Ack(_)) => continue,
+                Ok(Confirmation::Nack(_)) => rabbit_error(RabbitError::Refused),
+                Ok(Confirmation::NotRequested) => rabbit_error(RabbitError::NotConfirmed),
+                Err(error) => client_error(error),
+            };
+            return (index, Some(failure));
+        }
+        (count, None)
+    }
+
+    /// Joins `options.group`: declares its durable queue, binds it to every topic and consumes
+    /// from it. `options.start` has no effect: a queue holds what was published after it was
+    /// bound, from the first subscription on.
+    pub async fn subscribe(
+        &self,
+        options: SubscribeOptions,
+    ) -> Result<RabbitSubscription, BusError> {
+        if options.topics.is_empty() {
+            return Err(BusError::NoTopics);
+        }
+        let mut topics = options.topics;
+        topics.sort();
+        topics.dedup();
+        let mut subscription = RabbitSubscription {
+            url: self.inner.url.clone(),
+            options: self.inner.options,
+            group: options.group,
+            topics,
+            link: None,
+            next_tag: 1,
+            pending: BTreeMap::new(),
+            rewinds: HashMap::new(),
+        };
+        subscription.link = Some(subscription.open().await?);
+        Ok(subscription)
+    }
+}
+
+impl BusAdapter for RabbitBus {
+    type Subscription = RabbitSubscription;
+
+    fn name(&self) -> &'static str {
+        BUS
+    }
+
+    async fn publish(&self, messages: &[OutboundMessage]) -> Result<(), PublishError> {
+        RabbitBus::publish(self, messages).await
+    }
+
+    async fn subscribe(&self, options: SubscribeOptions) -> Result<RabbitSubscription, BusError> {
+        RabbitBus::subscribe(self, options).await
+    }
+}
+
+/// A member of a consumer group on RabbitMQ.
+pub struct RabbitSubscription {
+    url: String,
+    options: RabbitBusOptions,
+    group: String,
+    topics: Vec<String>,
+    /// Boxed: the connection and consumer are large and live as long as the subscription.
+    link: Option<Box<Link>>,
+    next_tag: u64,
+    /// Handed out and not yet acknowledged, by this subscription's own tag.
+    pending: BTreeMap<u64, Pending>,
+    /// Topics rewound by a nack: the nacked event and the later ones already bounced.
+    rewinds: HashMap<String, Rewind>,
+}
+
+/// The consuming connection.
+struct Link {
+    connection: Connection,
+    consumer: Consumer,
+}
+
+struct Pending {
+    topic: String,
+    acker: Acker,
+}
+
+struct Rewind {
+    id: Uuid,
+    bounced: HashSet<Uuid>,
+}
+
+impl fmt::Debug for RabbitSubscription {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RabbitSubscription")
+            .field("group", &self.group)
+            .field("topics", &self.topics)
+            .field("connected", &self.link.is_some())
+            .field("unacknowledged", &self.pending.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn header_text(value: &AMQPValue) -> Option<&str> {
+    match value {
+        AMQPValue::LongString(text) => std::str::from_utf8(text.as_bytes()).ok(),
+        AMQPValue::ShortString(text) => Some(text.as_str()),
+        _ => None,
+    }
+}
+
+impl RabbitSubscription {
+    /// Opens a connection, declares the queue and its bindings, and starts consuming.
+    async fn open(&self) -> Result<Box<Link>, BusError> {
+        let (connection, channel) = open_channel(&self.url).await?;
+        channel
+            .basic_qos(self.options.prefetch, BasicQosOptions::default())
+            .await
+            .map_err(client_error)?;
+        let queue = ShortString::from(self.group.as_str());
+        channel
+            .queue_declare(
+                queue.clone(),
+                QueueDeclareOptions {
+                    durable: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .map_err(client_error)?;
+        for topic in &self.topics {
+            let exchange = exchange_name(topic);
+            declare_exchange(&channel, exchange).await?;
+            channel
+                .queue_bind(
+                    queue.clone(),
+                    ShortString::from(exchange),
+                    ShortString::from(topic.as_str()),
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await
+                .map_err(client_error)?;
+        }
+        let consumer = channel
+            .basic_consume(
+                queue,
+                ShortString::from(""),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(client_error)?;
+        Ok(Box::new(Link {
+            connection,
+            consumer,
+        }))
+    }
+
+    /// Waits for the next delivery. A lost connection is reopened with backoff (deliveries
+    /// not yet acknowledged are redelivered by the broker); acks of deliveries from the lost
+    /// connection then fail.
+    pub async fn next(&mut self) -> Result<Delivery, BusError> {
+        let mut pause = Duration::from_millis(100);
+        loop {
+            let Some(link) = self.link.as_mut() else {
+                match self.open().await {
+                    Ok(link) => {
+                        self.link = Some(link);
+                        pause = Duration::from_millis(100);
+                    }
+                    Err(error) => {
+                        tracing::warn!(group = %self.group, error = %error, "RabbitMQ: reconnecting");
+                        tokio::time::sleep(pause).await;
+                        pause = (pause * 2).min(self.options.max_reconnect_interval);
+                    }
+                }
+                continue;
+            };
+            let message = match link.consumer.next().await {
+                Some(Ok(message)) => message,
+                Some(Err(error)) => {
+                    tracing::warn!(group = %self.group, error = %error, "RabbitMQ: consumer failed");
+                    self.drop_link();
+                    continue;
+                }
+                None => {
+                    self.drop_link();
+                    continue;
+                }
+            };
+            let topic = message.routing_key.as_str().to_owned();
+            let headers: Vec<(&str, &str)> = message
+                .properties
+                .headers()
+                .iter()
+                .flat_map(|table| table.inner().iter())
+                .filter_map(|(name, value)| Some((name.as_str(), header_text(value)?)))
+                .collect();
+            let envelope =
+                Envelope::from_headers(headers, message.data.clone()).map_err(|source| {
+                    BusError::Envelope {
+                        topic: topic.clone(),
+                        source,
+                    }
+                })?;
+            if let Some(rewind) = self.rewinds.get_mut(&topic) {
+                if envelope.id == rewind.id {
+                    self.rewinds.remove(&topic);
+                } else if rewind.bounced.insert(envelope.id) {
+                    if rewind.bounced.len() > MAX_BOUNCED {
+                        self.rewinds.remove(&topic);
+                    }
+                    message
+                        .acker
+                        .nack(BasicNackOptions {
+                            multiple: false,
+                            requeue: true,
+                        })
+                        .await
+                        .map_err(client_error)?;
+                    continue;
+                }
+            }
+            let tag = self.next_tag;
+            self.next_tag += 1;
+            self.pending.insert(
+                tag,
+                Pending {
+                    topic: topic.clone(),
+                    acker: message.acker,
+                },
+            );
+            return Ok(Delivery::new(topic, envelope, DeliveryTag::new(tag)));
+        }
+    }
+
+    /// Forgets the connection; the broker requeues what it had delivered on it.
+    fn drop_link(&mut self) {
+        self.link = None;
+        self.pending.clear();
+    }
+
+    fn check(&self, delivery: &Delivery) -> Result<(), BusError> {
+        if self.topics.iter().any(|t| t == delivery.topic()) {
+            Ok(())
+        } else {
+            Err(BusError::ForeignDelivery {
+                topic: delivery.topic().to_owned(),
+            })
+        }
+    }
+
+    fn take(&mut self, topic: &str, keep: impl Fn(u64) -> bool) -> Vec<(u64, Pending)> {
+        let tags: Vec<u64> = self
+            .pending
+            .iter()
+            .filter(|(tag, pending)| pending.topic == topic && keep(**tag))
+            .map(|(tag, _)| *tag)
+            .collect();
+        tags.into_iter()
+            .filter_map(|tag| self.pending.remove_entry(&tag))
+            .collect()
+    }
+
+    /// Acknowledges `delivery` and every earlier unacknowledged delivery of its topic.
+    pub async fn ack(&mut self, delivery: &Delivery) -> Result<(), BusError> {
+        self.check(delivery)?;
+        let last = delivery.tag().value();
+        let mut failure = None;
+        for (_, pending) in self.take(delivery.topic(), |tag| tag <= last) {
+            if let Err(error) = pending.acker.ack(BasicAckOptions::default()).await {
+                failure.get_or_insert(error);
+            }
+        }
+        failure.map_or(Ok(()), |error| Err(client_error(error)))
+    }
+
+    /// Requeues `delivery` and every later unacknowledged delivery of its topic; deliveries of
+    /// the topic already on their way are bounced once, so the topic comes back in order.
+    pub async fn nack(&mut self, delivery: &Delivery) -> Result<(), BusError> {
+        self.check(delivery)?;
+        let first = delivery.tag().value();
+        let mut failure = None;
+        for (_, pending) in self.take(delivery.topic(), |tag| tag >= first) {
+            let requeue = BasicNackOptions {
+                multiple: false,
+                requeue: true,
+            };
+            if let Err(error) = pending.acker.nack(requeue).await {
+                failure.get_or_insert(error);
+            }
+        }
+        self.rewinds.insert(
+            delivery.topic().to_owned(),
+            Rewind {
+                id: delivery.envelope().id,
+                bounced: HashSet::new(),
+            },
+        );
+        failure.map_or(Ok(()), |error| Err(client_error(error)))
+    }
+
+    /// Leaves the group: unacknowledged deliveries are requeued at once and the connection
+    /// closed.
+    pub async fn close(mut self) -> Result<(), BusError> {
+        let mut failure = None;
+        for (_, pending) in std::mem::take(&mut self.pending) {
+            let requeue = BasicNackOptions {
+                multiple: false,
+                requeue: true,
+            };
+            if let Err(error) = pending.acker.nack(requeue).await {
+                failure.get_or_insert(error);
+            }
+        }
+        if let Some(link) = self.link.take()
+            && let Err(error) = link
+                .connection
+                .close(200, ShortString::from("consumer closed"))
+                .await
+        {
+            failure.get_or_insert(error);
+        }
+        failure.map_or(Ok(()), |error| Err(client_error(error)))
+    }
+}
+
+impl BusSubscription for RabbitSubscription {
+    async fn next(&mut self) -> Result<Delivery, BusError> {
+        RabbitSubscription::next(self).await
+    }
+
+    async fn ack(&mut self, delivery: &Delivery) -> Result<(), BusError> {
+        RabbitSubscription::ack(self, delivery).await
+    }
+
+    async fn nack(&mut self, delivery: &Delivery) -> Result<(), BusError> {
+        RabbitSubscription::nack(self, delivery).await
+    }
+
+    async fn close(self) -> Result<(), BusError> {
+        RabbitSubscription::close(self).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::SystemTime;
+
+    use super::*;
+
+    #[test]
+    fn exchange_is_the_architecture() {
+        assert_eq!(exchange_name("shop.user-service.UserCreated"), "shop");
+    }
+
+    #[test]
+    fn headers_are_long_strings_and_properties_are_set() {
+        let envelope = Envelope {
+            id: Uuid::now_v7(),
+            event_type: "UserCreated".into(),
+            schema_version: 1,
+            aggregate_type: "User".into(),
+            aggregate_id: "7".into(),
+            occurred_at: SystemTime::now(),
+            source: "user-service".into(),
+            correlation_id: "c".into(),
+            causation_id: None,
+            traceparent: None,
+            tracestate: None,
+            tenant_id: None,
+            format: super::super::envelope::PayloadFormat::Json,
+            payload: b"{}".to_vec(),
+        };
+        let props = properties(&envelope);
+        assert_eq!(props.delivery_mode(), &Some(2));
+        let table = props.headers().as_ref().expect("headers");
+        let id = table.inner().get("ce-id").and_then(header_text);
+        assert_eq!(id, Some(envelope.id.hyphenated().to_string().as_str()));
+    }
+}

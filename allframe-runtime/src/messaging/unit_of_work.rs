@@ -1,0 +1,202 @@
+//! The unit of work: one database transaction for the handler's state change and its events.
+//!
+//! `cx.begin()` opens a transaction (on SQLite `BEGIN IMMEDIATE`, so the write lock is taken
+//! up front and a read-then-write handler cannot fail half-way on a lock upgrade); the handler
+//! runs its own SQL on [`UnitOfWork::conn`] and calls [`UnitOfWork::publish`], which only
+//! serialises the event into an envelope in memory. [`UnitOfWork::commit`] then, for the
+//! `outbox` pattern, inserts the outbox rows on the same transaction and commits: both or
+//! neither. For `direct`, it commits and then publishes straight to the bus (no guarantee if
+//! the process dies in between). Dropping the unit of work, or [`UnitOfWork::rollback`], rolls
+//! the transaction back and discards the events: nothing is published.
+
+use std::time::SystemTime;
+
+use sqlx::{Any, AnyConnection, Transaction};
+use uuid::Uuid;
+
+use super::bus::OutboundMessage;
+use super::envelope::{Envelope, PayloadFormat, truncate_to_millis};
+use super::event::{Event, EventContext, check_event};
+use super::{Messaging, MessagingError, PublishPattern, outbox};
+use crate::database::{Backend, Database};
+
+/// A database transaction plus the events to publish with it. See the module docs.
+///
+/// ```no_run
+/// # use allframe_runtime::{Ctx, error::ApiError, sqlx};
+/// # #[derive(serde::Serialize)] struct UserCreated { id: i64 }
+/// # impl allframe_runtime::messaging::Event for UserCreated {
+/// #     const TYPE: &'static str = "UserCreated"; const VERSION: u32 = 1;
+/// #     const AGGREGATE_TYPE: &'static str = "User";
+/// #     fn aggregate_id(&self) -> String { self.id.to_string() }
+/// # }
+/// async fn create_user(cx: Ctx) -> Result<(), ApiError> {
+///     let mut uow = cx.begin().await?;
+///     sqlx::query("INSERT INTO users (id) VALUES ($1)").bind(7_i64).execute(uow.conn()).await?;
+///     uow.publish(UserCreated { id: 7 })?;
+///     uow.commit().await?;
+///     Ok(())
+/// }
+/// ```
+pub struct UnitOfWork {
+    tx: Transaction<'static, Any>,
+    backend: Backend,
+    publisher: Option<Messaging>,
+    service: &'static str,
+    context: EventContext,
+    correlation_id: String,
+    events: Vec<OutboundMessage>,
+}
+
+impl std::fmt::Debug for UnitOfWork {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UnitOfWork")
+            .field("backend", &self.backend)
+            .field("service", &self.service)
+            .field("correlation_id", &self.correlation_id)
+            .field("events", &self.events.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl UnitOfWork {
+    /// Opens the transaction. `publisher` is `None` when the service has no messaging.
+    pub(crate) async fn begin(
+        db: &Database,
+        publisher: Option<Messaging>,
+        service: &'static str,
+        context: EventContext,
+    ) -> Result<Self, MessagingError> {
+        let tx = match db.backend() {
+            Backend::Sqlite => db.pool().begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => db.pool().begin().await?,
+        };
+        let correlation_id = context
+            .correlation_id
+            .clone()
+            .unwrap_or_else(|| Uuid::now_v7().hyphenated().to_string());
+        Ok(Self {
+            tx,
+            backend: db.backend(),
+            publisher,
+            service,
+            context,
+            correlation_id,
+            events: Vec::new(),
+        })
+    }
+
+    /// The transaction's connection: run the handler's queries on it,
+    /// `sqlx::query(..).execute(uow.conn())`.
+    pub fn conn(&mut self) -> &mut AnyConnection {
+        &mut self.tx
+    }
+
+    /// The context the events are stamped with.
+    pub fn context(&self) -> &EventContext {
+        &self.context
+    }
+
+    /// The correlation id every event of this unit of work carries.
+    pub fn correlation_id(&self) -> &str {
+        &self.correlation_id
+    }
+
+    /// Replaces the context (correlation, causation, trace, tenant) for events published
+    /// from now on.
+    pub fn set_context(&mut self, context: EventContext) {
+        if let Some(correlation_id) = &context.correlation_id {
+            self.correlation_id.clone_from(correlation_id);
+        }
+        self.context = context;
+    }
+
+    /// Adds an event, published only if the unit of work commits. Returns the envelope id.
+    ///
+    /// Serialisation happens here, so a payload that cannot be serialised fails at the call
+    /// rather than at commit. Fails with [`MessagingError::NotConfigured`] when the service
+    /// declares no messaging.
+    pub fn publish<E: Event>(&mut self, event: E) -> Result<Uuid, MessagingError> {
+        const { check_event::<E>() };
+        let Some(publisher) = &self.publisher else {
+            return Err(MessagingError::NotConfigured {
+                service: self.service,
+            });
+        };
+        let payload = serde_json::to_vec(&event).map_err(|source| MessagingError::Serialize {
+            event_type: E::TYPE,
+            source,
+        })?;
+        let context = &self.context;
+        let envelope = Envelope {
+            id: Uuid::now_v7(),
+            event_type: E::TYPE.to_owned(),
+            schema_version: E::VERSION,
+            aggregate_type: E::AGGREGATE_TYPE.to_owned(),
+            aggregate_id: event.aggregate_id(),
+            occurred_at: truncate_to_millis(SystemTime::now()),
+            source: self.service.to_owned(),
+            correlation_id: self.correlation_id.clone(),
+            causation_id: context.causation_id.clone(),
+            traceparent: context.traceparent.clone(),
+            tracestate: context.tracestate.clone(),
+            tenant_id: context.tenant_id.clone(),
+            format: PayloadFormat::Json,
+            payload,
+        };
+        let id = envelope.id;
+        self.events.push(OutboundMessage {
+            topic: publisher.topic(E::TYPE),
+            envelope,
+        });
+        Ok(id)
+    }
+
+    /// The events published into this unit of work so far.
+    pub fn events(&self) -> &[OutboundMessage] {
+        &self.events
+    }
+
+    /// Commits the state change and the events together (see the module docs for `direct`).
+    pub async fn commit(self) -> Result<(), MessagingError> {
+        let Self {
+            mut tx,
+            backend,
+            publisher,
+            events,
+            ..
+        } = self;
+        let Some(publisher) = publisher.filter(|_| !events.is_empty()) else {
+            tx.commit().await?;
+            return Ok(());
+        };
+        match publisher.config().pattern {
+            PublishPattern::Outbox => {
+                for message in &events {
+                    outbox::insert(&mut tx, message).await?;
+                }
+                if backend == Backend::Postgres {
+                    outbox::notify(&mut tx).await?;
+                }
+                tx.commit().await?;
+                publisher.wake().notify_waiters();
+                Ok(())
+            }
+            PublishPattern::Direct => {
+                tx.commit().await?;
+                publisher.bus().publish(&events).await.map_err(|source| {
+                    MessagingError::DirectPublish {
+                        events: events.len(),
+                        source,
+                    }
+                })
+            }
+        }
+    }
+
+    /// Rolls back: neither the state change nor the events happen.
+    pub async fn rollback(self) -> Result<(), MessagingError> {
+        self.tx.rollback().await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,552 @@
+//! Shared by the idempotency suites (SQLite in `idempotency.rs`; PostgreSQL and Redis in
+//! `real_idempotency_*.rs`): a service whose handlers count their executions, started in-process
+//! on port 0 with the idempotency layer, and the scenarios every store must pass.
+#![allow(dead_code)] // each suite uses the scenarios its store supports
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{LazyLock, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use allframe_runtime::__private::{
+    Environment, IdempotencySettings, IdempotencyStorage, Launcher, LogFormat, RunningService,
+    ServiceSettings,
+};
+use allframe_runtime::axum::Json;
+use allframe_runtime::axum::extract::Path as UrlPath;
+use allframe_runtime::axum::http::{HeaderMap, StatusCode, header};
+use allframe_runtime::axum::response::IntoResponse;
+use allframe_runtime::axum::routing::post;
+use allframe_runtime::error::RuntimeError;
+use allframe_runtime::{BoxError, Ctx, RestApi, Router, Service};
+use reqwest::Response;
+use serde_json::{Value, json};
+
+/// The key header, as the file would declare it.
+pub const KEY: &str = "Idempotency-Key";
+
+pub static SETTINGS: ServiceSettings = ServiceSettings {
+    architecture: "shop",
+    name: "payment-service",
+    archetype: "stateless",
+    rest_port: 8080,
+    grpc_port: None,
+    logging: LogFormat::Plain,
+    declared_database: "postgres",
+    shutdown_timeout_secs: 5,
+    deferred: &[],
+};
+
+/// Executions per tag, across every service of the test binary (tags are unique per test).
+static EXECUTIONS: LazyLock<Mutex<HashMap<String, usize>>> = LazyLock::new(Default::default);
+
+/// Records one execution for `tag`, returning how many there have been.
+fn executed(tag: &str) -> usize {
+    let mut map = EXECUTIONS.lock().expect("executions lock");
+    let count = map.entry(tag.to_owned()).or_default();
+    *count += 1;
+    *count
+}
+
+/// How many times a handler ran for `tag`.
+pub fn executions(tag: &str) -> usize {
+    EXECUTIONS
+        .lock()
+        .expect("executions lock")
+        .get(tag)
+        .copied()
+        .unwrap_or(0)
+}
+
+/// A fresh suffix, so keys and tags never collide across tests or runs (Redis outlives them).
+pub fn nonce() -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_nanos();
+    format!("{}-{nanos}", std::process::id())
+}
+
+pub struct PaymentService;
+
+impl Service for PaymentService {
+    async fn init(_cx: &Ctx) -> Result<Self, BoxError> {
+        Ok(Self)
+    }
+}
+
+impl RestApi for PaymentService {
+    fn routes() -> Router<Self> {
+        Router::new()
+            .route(
+                "/payments/{tag}",
+                post(create)
+                    .put(create)
+                    .patch(create)
+                    .delete(create)
+                    .get(read),
+            )
+            .route("/slow/{tag}/{ms}", post(slow))
+            .route("/flaky/{tag}", post(flaky))
+            .route("/big/{tag}", post(big))
+    }
+}
+
+/// 201 with a `Location`, echoing the body and saying which execution this was.
+async fn create(UrlPath(tag): UrlPath<String>, body: String) -> impl IntoResponse {
+    let n = executed(&tag);
+    (
+        StatusCode::CREATED,
+        [(header::LOCATION, format!("/payments/{tag}/{n}"))],
+        Json(json!({ "tag": tag, "execution": n, "echo": body })),
+    )
+}
+
+async fn read(UrlPath(tag): UrlPath<String>) -> Json<Value> {
+    let n = executed(&tag);
+    Json(json!({ "tag": tag, "execution": n }))
+}
+
+/// Counts, then takes `ms` milliseconds.
+async fn slow(UrlPath((tag, ms)): UrlPath<(String, u64)>) -> impl IntoResponse {
+    let n = executed(&tag);
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+    (
+        StatusCode::CREATED,
+        Json(json!({ "tag": tag, "execution": n })),
+    )
+}
+
+/// Fails with 500 on its first execution, succeeds afterwards.
+async fn flaky(UrlPath(tag): UrlPath<String>) -> impl IntoResponse {
+    let n = executed(&tag);
+    if n == 1 {
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({ "error": "upstream down" })),
+        )
+    } else {
+        (StatusCode::OK, Json(json!({ "tag": tag, "execution": n })))
+    }
+}
+
+/// Answers a 2 MiB body: larger than the 1 MiB the layer stores.
+async fn big(UrlPath(tag): UrlPath<String>) -> impl IntoResponse {
+    executed(&tag);
+    (StatusCode::CREATED, "x".repeat(2 * 1024 * 1024))
+}
+
+/// A running service and a client for it.
+pub struct Harness {
+    pub running: RunningService,
+    pub client: reqwest::Client,
+    /// Unique to this harness: scenarios put it in their tags and keys.
+    pub nonce: String,
+}
+
+/// Starts the service with idempotency on `storage`, its SQLite data in `dir`, plus `extra`
+/// variables (`DATABASE_URL`, `REDIS_URL`, `ALLFRAME_IDEMPOTENCY_TTL_SECS`, …).
+pub async fn try_start(
+    storage: IdempotencyStorage,
+    dir: &Path,
+    extra: &[(&str, &str)],
+) -> Result<RunningService, RuntimeError> {
+    let mut pairs = vec![
+        (
+            "ALLFRAME_DATA_DIR".to_owned(),
+            dir.to_string_lossy().into_owned(),
+        ),
+        ("PORT".to_owned(), "0".to_owned()),
+        ("ALLFRAME_BIND_ADDR".to_owned(), "127.0.0.1".to_owned()),
+    ];
+    pairs.extend(
+        extra
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
+    Launcher::<PaymentService>::new(&SETTINGS)
+        .idempotency(IdempotencySettings {
+            key_header: KEY,
+            ttl_hours: 24,
+            storage,
+        })
+        .env(Environment::from_pairs(pairs))
+        .start()
+        .await
+}
+
+impl Harness {
+    pub async fn start(storage: IdempotencyStorage, dir: &Path, extra: &[(&str, &str)]) -> Self {
+        let running = try_start(storage, dir, extra)
+            .await
+            .expect("service starts");
+        Self {
+            running,
+            client: reqwest::Client::new(),
+            nonce: nonce(),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.running.rest_addr())
+    }
+
+    /// `name` made unique to this harness (a tag or a key).
+    pub fn unique(&self, name: &str) -> String {
+        format!("{name}-{}", self.nonce)
+    }
+
+    /// A POST with `key` (when given) and `body`.
+    pub async fn post(&self, path: &str, key: Option<&str>, body: &str) -> Response {
+        let mut request = self.client.post(self.url(path)).body(body.to_owned());
+        if let Some(key) = key {
+            request = request.header(KEY, key);
+        }
+        request.send().await.expect("request")
+    }
+
+    pub async fn stop(self) {
+        let report = self.running.shutdown().await;
+        assert_eq!(report.aborted_connections, 0, "{report:?}");
+    }
+}
+
+fn replayed(headers: &HeaderMap) -> bool {
+    headers
+        .get("idempotent-replayed")
+        .is_some_and(|v| v == "true")
+}
+
+async fn error_of(response: Response) -> String {
+    let body: Value = response.json().await.expect("json error body");
+    body["error"].as_str().expect("error message").to_owned()
+}
+
+/// A repeat with the same key and request gets the first response back, marked, without running.
+pub async fn replays_the_first_response(h: &Harness) {
+    let tag = h.unique("replay");
+    let key = h.unique("key-replay");
+    let path = format!("/payments/{tag}");
+    let first = h.post(&path, Some(&key), r#"{"amount":10}"#).await;
+    assert_eq!(first.status(), 201);
+    assert!(!replayed(first.headers()));
+    let location = first.headers()[header::LOCATION].clone();
+    let content_type = first.headers()[header::CONTENT_TYPE].clone();
+    let first_body: Value = first.json().await.expect("json");
+    assert_eq!(first_body["execution"], 1);
+
+    for _ in 0..3 {
+        let again = h.post(&path, Some(&key), r#"{"amount":10}"#).await;
+        assert_eq!(again.status(), 201);
+        assert!(replayed(again.headers()), "marked as a replay");
+        assert_eq!(again.headers()[header::LOCATION], location);
+        assert_eq!(again.headers()[header::CONTENT_TYPE], content_type);
+        let body: Value = again.json().await.expect("json");
+        assert_eq!(body, first_body, "the stored body, byte for byte");
+    }
+    assert_eq!(executions(&tag), 1, "the handler ran once");
+
+    // Every unsafe method is protected, each key on its own.
+    for (i, method) in ["PUT", "PATCH", "DELETE"].into_iter().enumerate() {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let key = h.unique(&format!("key-{method}"));
+        for _ in 0..2 {
+            let answer = h
+                .client
+                .request(method.clone(), h.url(&path))
+                .header(KEY, &key)
+                .body("same")
+                .send()
+                .await
+                .expect("request");
+            assert_eq!(answer.status(), 201, "{method}");
+        }
+        assert_eq!(executions(&tag), 2 + i, "{method} ran once");
+    }
+}
+
+/// Safe methods and requests without a key run every time.
+pub async fn passes_through_without_a_key_or_for_safe_methods(h: &Harness) {
+    let tag = h.unique("passthrough");
+    let path = format!("/payments/{tag}");
+    for _ in 0..2 {
+        let answer = h.post(&path, None, "{}").await;
+        assert_eq!(answer.status(), 201);
+        assert!(!replayed(answer.headers()));
+    }
+    for _ in 0..2 {
+        let answer = h
+            .client
+            .get(h.url(&path))
+            .header(KEY, h.unique("key-get"))
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(answer.status(), 200);
+        assert!(!replayed(answer.headers()));
+    }
+    assert_eq!(executions(&tag), 4);
+    let health = h
+        .client
+        .get(h.url("/health/ready"))
+        .header(KEY, "anything")
+        .send()
+        .await
+        .expect("ready");
+    assert_eq!(health.status(), 200);
+}
+
+/// The same key with another body, path or method is 422 and does not run.
+pub async fn refuses_a_key_reused_for_another_request(h: &Harness) {
+    let tag = h.unique("mismatch");
+    let key = h.unique("key-mismatch");
+    let path = format!("/payments/{tag}");
+    assert_eq!(
+        h.post(&path, Some(&key), r#"{"amount":10}"#).await.status(),
+        201
+    );
+    let other_body = h.post(&path, Some(&key), r#"{"amount":99}"#).await;
+    assert_eq!(other_body.status(), 422);
+    assert!(error_of(other_body).await.contains("different request"));
+    let other_path = h
+        .post(&format!("{path}?dry_run=1"), Some(&key), r#"{"amount":10}"#)
+        .await;
+    assert_eq!(other_path.status(), 422);
+    let other_method = h
+        .client
+        .put(h.url(&path))
+        .header(KEY, &key)
+        .body(r#"{"amount":10}"#)
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(other_method.status(), 422);
+    assert_eq!(executions(&tag), 1);
+    // The original request still replays.
+    let again = h.post(&path, Some(&key), r#"{"amount":10}"#).await;
+    assert_eq!(again.status(), 201);
+    assert!(replayed(again.headers()));
+}
+
+/// Empty, over-long, non-visible-ASCII and repeated keys are 400 and do not run.
+pub async fn refuses_malformed_keys(h: &Harness) {
+    let tag = h.unique("malformed");
+    let path = format!("/payments/{tag}");
+    let too_long = "k".repeat(256);
+    for bad in [
+        "",
+        "\"\"",
+        "with space",
+        "tab\there",
+        "quote\"inside",
+        &too_long,
+    ] {
+        let answer = h.post(&path, Some(bad), "{}").await;
+        assert_eq!(answer.status(), 400, "key {bad:?}");
+        let message = error_of(answer).await;
+        assert!(message.contains("idempotency-key"), "{message}");
+    }
+    let non_ascii = h
+        .client
+        .post(h.url(&path))
+        .header(
+            KEY,
+            reqwest::header::HeaderValue::from_bytes("clé".as_bytes()).expect("obs-text value"),
+        )
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(non_ascii.status(), 400);
+    let twice = h
+        .client
+        .post(h.url(&path))
+        .header(KEY, "a")
+        .header(KEY, "b")
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(twice.status(), 400);
+    assert!(error_of(twice).await.contains("more than once"));
+    assert_eq!(executions(&tag), 0);
+    // The longest valid key, and the quoted form of a key, are accepted.
+    let longest = format!("{}{}", h.nonce, "k".repeat(255 - h.nonce.len()));
+    assert_eq!(h.post(&path, Some(&longest), "{}").await.status(), 201);
+    let quoted = h.post(&path, Some(&format!("\"{longest}\"")), "{}").await;
+    assert!(replayed(quoted.headers()), "\"k\" and k are the same key");
+    assert_eq!(executions(&tag), 1);
+}
+
+/// With `ALLFRAME_IDEMPOTENCY_TTL_SECS=1`: replayed at first, run again once the TTL passed.
+pub async fn forgets_keys_after_the_ttl(h: &Harness) {
+    let tag = h.unique("ttl");
+    let key = h.unique("key-ttl");
+    let path = format!("/payments/{tag}");
+    assert_eq!(h.post(&path, Some(&key), "{}").await.status(), 201);
+    let again = h.post(&path, Some(&key), "{}").await;
+    assert!(replayed(again.headers()));
+    assert_eq!(executions(&tag), 1);
+    tokio::time::sleep(Duration::from_millis(1_300)).await;
+    let after = h.post(&path, Some(&key), "{}").await;
+    assert_eq!(after.status(), 201);
+    assert!(!replayed(after.headers()), "the key expired: it runs again");
+    assert_eq!(executions(&tag), 2);
+}
+
+/// While the first request runs, a duplicate gets 409 (with `Retry-After`) and does not run;
+/// afterwards it gets the replay.
+pub async fn answers_409_while_the_first_is_in_flight(h: &Harness) {
+    let tag = h.unique("inflight");
+    let key = h.unique("key-inflight");
+    let path = format!("/slow/{tag}/800");
+    let first = {
+        let client = h.client.clone();
+        let url = h.url(&path);
+        let key = key.clone();
+        tokio::spawn(async move { client.post(url).header(KEY, key).send().await })
+    };
+    for _ in 0..200 {
+        if executions(&tag) == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(executions(&tag), 1, "the first request started");
+    let duplicate = h.post(&path, Some(&key), "").await;
+    assert_eq!(duplicate.status(), 409);
+    assert_eq!(duplicate.headers()[header::RETRY_AFTER], "1");
+    assert!(error_of(duplicate).await.contains("still being processed"));
+    let first = first.await.expect("join").expect("first request");
+    assert_eq!(first.status(), 201);
+    let after = h.post(&path, Some(&key), "").await;
+    assert_eq!(after.status(), 201);
+    assert!(replayed(after.headers()));
+    assert_eq!(executions(&tag), 1);
+}
+
+/// 200 concurrent requests with one key: exactly one execution; the rest are 409s or replays.
+pub async fn runs_once_under_200_concurrent_duplicates(h: &Harness) {
+    let tag = h.unique("concurrent");
+    let key = h.unique("key-concurrent");
+    let url = h.url(&format!("/slow/{tag}/200"));
+    let mut requests = tokio::task::JoinSet::new();
+    for _ in 0..200 {
+        let client = h.client.clone();
+        let url = url.clone();
+        let key = key.clone();
+        requests.spawn(async move {
+            let answer = client
+                .post(url)
+                .header(KEY, key)
+                .body("{}")
+                .send()
+                .await
+                .expect("request");
+            (answer.status().as_u16(), replayed(answer.headers()))
+        });
+    }
+    let mut originals = 0;
+    let mut replays = 0;
+    let mut conflicts = 0;
+    while let Some(outcome) = requests.join_next().await {
+        match outcome.expect("join") {
+            (201, false) => originals += 1,
+            (201, true) => replays += 1,
+            (409, _) => conflicts += 1,
+            other => panic!("unexpected answer {other:?}"),
+        }
+    }
+    assert_eq!(executions(&tag), 1, "exactly one execution");
+    assert_eq!(originals, 1, "one original answer");
+    assert_eq!(replays + conflicts, 199);
+    assert!(
+        conflicts > 0,
+        "some duplicates overlapped the first request"
+    );
+}
+
+/// A 5xx releases the key: the retry runs, and its success is what is replayed afterwards.
+pub async fn releases_the_key_after_a_5xx(h: &Harness) {
+    let tag = h.unique("flaky");
+    let key = h.unique("key-flaky");
+    let path = format!("/flaky/{tag}");
+    assert_eq!(h.post(&path, Some(&key), "").await.status(), 500);
+    let retry = h.post(&path, Some(&key), "").await;
+    assert_eq!(retry.status(), 200, "the retry ran");
+    assert!(!replayed(retry.headers()));
+    let again = h.post(&path, Some(&key), "").await;
+    assert_eq!(again.status(), 200);
+    assert!(replayed(again.headers()));
+    assert_eq!(executions(&tag), 2);
+}
+
+/// The same key under two tenants is two keys.
+pub async fn scopes_keys_per_tenant(h: &Harness) {
+    let tag = h.unique("tenant");
+    let key = h.unique("key-tenant");
+    let path = format!("/payments/{tag}");
+    for tenant in ["acme", "globex", "acme"] {
+        let answer = h
+            .client
+            .post(h.url(&path))
+            .header(KEY, &key)
+            .header("X-Tenant-ID", tenant)
+            .body("{}")
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(answer.status(), 201);
+    }
+    // No tenant header: yet another scope.
+    assert_eq!(h.post(&path, Some(&key), "{}").await.status(), 201);
+    assert_eq!(
+        executions(&tag),
+        3,
+        "acme, globex and no tenant each ran once"
+    );
+}
+
+/// Bodies: a request over 2 MiB is 413 without running; a response over 1 MiB is sent in full
+/// and replayed without its body.
+pub async fn handles_large_bodies(h: &Harness) {
+    let tag = h.unique("big");
+    let path = format!("/payments/{tag}");
+    let huge = "x".repeat(2 * 1024 * 1024 + 1);
+    let refused = h.post(&path, Some(&h.unique("key-huge")), &huge).await;
+    assert_eq!(refused.status(), 413);
+    assert_eq!(executions(&tag), 0);
+
+    let key = h.unique("key-big");
+    let path = format!("/big/{tag}");
+    let first = h.post(&path, Some(&key), "").await;
+    assert_eq!(first.status(), 201);
+    assert_eq!(
+        first.bytes().await.expect("body").len(),
+        2 * 1024 * 1024,
+        "sent in full"
+    );
+    let again = h.post(&path, Some(&key), "").await;
+    assert_eq!(again.status(), 201);
+    assert!(replayed(again.headers()));
+    assert_eq!(again.headers()["idempotent-body-omitted"], "true");
+    assert_eq!(again.bytes().await.expect("body").len(), 0);
+    assert_eq!(executions(&tag), 1);
+}
+
+/// With the store down, a request carrying a key is 503 and does not run; one without a key
+/// still runs.
+pub async fn refuses_with_503_when_the_store_is_down(h: &Harness) {
+    let tag = h.unique("down");
+    let path = format!("/payments/{tag}");
+    let started = std::time::Instant::now();
+    let refused = h.post(&path, Some(&h.unique("key-down")), "{}").await;
+    assert_eq!(refused.status(), 503);
+    assert_eq!(refused.headers()[header::RETRY_AFTER], "1");
+    assert!(error_of(refused).await.contains("not processed"));
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the store timeout bounds the wait"
+    );
+    assert_eq!(executions(&tag), 0, "never runs unprotected");
+    assert_eq!(h.post(&path, None, "{}").await.status(), 201);
+    assert_eq!(executions(&tag), 1);
+}

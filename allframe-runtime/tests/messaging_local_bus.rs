@@ -1,0 +1,338 @@
+//! The local bus: a durable SQLite log shared through one file. Round trip with headers
+//! intact, consumer groups with per-group offsets across two pools on one file (as two
+//! processes), one active member per group and topic with take-over, at-least-once
+//! redelivery, nack, `Latest` start, deduplication, and the outbox relay feeding it.
+#![cfg(feature = "sqlite")]
+
+mod messaging_support;
+
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use allframe_runtime::CancellationToken;
+use allframe_runtime::messaging::{
+    BusError, BusSubscription, Delivery, Envelope, EventBus, LocalBus, LocalBusOptions, Messaging,
+    OutboundMessage, OutboxSettings, PayloadFormat, PublishPattern, StartFrom, SubscribeOptions,
+    Uuid, consumer_group,
+};
+use messaging_support::*;
+
+fn message(account: &str, n: u64) -> OutboundMessage {
+    let millis = SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_000 + n);
+    OutboundMessage {
+        topic: TOPIC.to_owned(),
+        envelope: Envelope {
+            id: Uuid::now_v7(),
+            event_type: "Deposited".into(),
+            schema_version: 1,
+            aggregate_type: "Account".into(),
+            aggregate_id: account.into(),
+            occurred_at: millis,
+            source: "ledger-service".into(),
+            correlation_id: format!("corr-{n}"),
+            causation_id: None,
+            traceparent: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into()),
+            tracestate: None,
+            tenant_id: Some("acme".into()),
+            format: PayloadFormat::Json,
+            payload: serde_json::to_vec(&Deposited {
+                account: account.into(),
+                n,
+            })
+            .expect("json"),
+        },
+    }
+}
+
+fn options() -> LocalBusOptions {
+    LocalBusOptions {
+        poll_interval: Duration::from_millis(20),
+        lease: Duration::from_millis(400),
+        ..LocalBusOptions::default()
+    }
+}
+
+async fn open(path: &Path) -> LocalBus {
+    LocalBus::open(path, options()).await.expect("bus opens")
+}
+
+async fn next_within(sub: &mut impl BusSubscription, ms: u64) -> Option<Delivery> {
+    match tokio::time::timeout(Duration::from_millis(ms), sub.next()).await {
+        Ok(delivery) => Some(delivery.expect("delivery")),
+        Err(_) => None,
+    }
+}
+
+fn n_of(delivery: &Delivery) -> u64 {
+    delivery.decode::<Deposited>().expect("decodes").n
+}
+
+#[tokio::test]
+async fn round_trip_keeps_the_envelope_and_acks_commit_the_group_offset() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let bus = open(&temp.path().join("bus.db")).await;
+    let sent: Vec<OutboundMessage> = (0..3).map(|n| message("alice", n)).collect();
+    bus.publish(&sent).await.expect("publish");
+    assert_eq!(bus.len(TOPIC).await.expect("len"), 3);
+
+    let mut sub = bus
+        .subscribe(SubscribeOptions::new("bank.audit", [TOPIC]))
+        .await
+        .expect("subscribe");
+    for expected in &sent {
+        let delivery = next_within(&mut sub, 2_000).await.expect("delivered");
+        assert_eq!(delivery.topic(), TOPIC);
+        assert_eq!(
+            delivery.envelope(),
+            &expected.envelope,
+            "every field survives"
+        );
+        sub.ack(&delivery).await.expect("ack");
+    }
+    let committed = bus
+        .committed_offset("bank.audit", TOPIC)
+        .await
+        .expect("offset")
+        .expect("group known");
+    assert_eq!(
+        committed, 4,
+        "the next message the group will read is seq 4"
+    );
+    assert!(next_within(&mut sub, 100).await.is_none(), "nothing more");
+    sub.close().await.expect("close");
+}
+
+#[tokio::test]
+async fn consumer_groups_on_two_pools_of_one_file_each_see_everything() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let path = temp.path().join("bus.db");
+    // Two pools on one file, as a producer process and a consumer process.
+    let producer = open(&path).await;
+    let consumer = open(&path).await;
+    let mut audit = consumer
+        .subscribe(SubscribeOptions::new("bank.audit", [TOPIC]))
+        .await
+        .expect("subscribe");
+    let mut mailer = consumer
+        .subscribe(SubscribeOptions::new("bank.mailer", [TOPIC]))
+        .await
+        .expect("subscribe");
+
+    for n in 0..5 {
+        producer
+            .publish(&[message("bob", n)])
+            .await
+            .expect("publish");
+    }
+    for sub in [&mut audit, &mut mailer] {
+        let mut got = Vec::new();
+        while let Some(delivery) = next_within(sub, 1_000).await {
+            got.push(n_of(&delivery));
+            sub.ack(&delivery).await.expect("ack");
+            if got.len() == 5 {
+                break;
+            }
+        }
+        assert_eq!(
+            got,
+            vec![0, 1, 2, 3, 4],
+            "each group sees every message in order"
+        );
+    }
+    assert_eq!(
+        producer
+            .committed_offset("bank.audit", TOPIC)
+            .await
+            .expect("offset"),
+        producer
+            .committed_offset("bank.mailer", TOPIC)
+            .await
+            .expect("offset"),
+    );
+}
+
+#[tokio::test]
+async fn one_member_per_group_owns_a_topic_and_another_takes_over_on_close() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let path = temp.path().join("bus.db");
+    let bus_a = open(&path).await;
+    let bus_b = open(&path).await;
+    let group = consumer_group("bank", "notification-service");
+    bus_a
+        .publish(&(0..10).map(|n| message("carol", n)).collect::<Vec<_>>())
+        .await
+        .expect("publish");
+
+    let mut first = bus_a
+        .subscribe(SubscribeOptions::new(group.clone(), [TOPIC]))
+        .await
+        .expect("subscribe");
+    let mut second = bus_b
+        .subscribe(SubscribeOptions::new(group.clone(), [TOPIC]))
+        .await
+        .expect("subscribe");
+    for expected in 0..4 {
+        let delivery = next_within(&mut first, 1_000).await.expect("owner reads");
+        assert_eq!(n_of(&delivery), expected);
+        first.ack(&delivery).await.expect("ack");
+    }
+    assert_eq!(first.owned_topics(), vec![TOPIC]);
+    assert!(
+        next_within(&mut second, 200).await.is_none(),
+        "the other member stands by while the owner holds the topic"
+    );
+
+    // The owner reads #4 but leaves without acking it: the next owner starts there.
+    let unacked = next_within(&mut first, 1_000).await.expect("owner reads");
+    assert_eq!(n_of(&unacked), 4);
+    first.close().await.expect("close");
+    let mut got = Vec::new();
+    while got.len() < 6 {
+        let delivery = next_within(&mut second, 2_000).await.expect("take-over");
+        got.push(n_of(&delivery));
+        second.ack(&delivery).await.expect("ack");
+    }
+    assert_eq!(
+        got,
+        vec![4, 5, 6, 7, 8, 9],
+        "at least once: #4 is redelivered"
+    );
+}
+
+#[tokio::test]
+async fn a_stalled_member_is_replaced_when_its_lease_expires() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let path = temp.path().join("bus.db");
+    let bus = open(&path).await;
+    bus.publish(&[message("dave", 0), message("dave", 1)])
+        .await
+        .expect("publish");
+    let mut stalled = bus
+        .subscribe(SubscribeOptions::new("bank.g", [TOPIC]))
+        .await
+        .expect("subscribe");
+    let read = next_within(&mut stalled, 1_000).await.expect("read");
+    assert_eq!(n_of(&read), 0);
+    // The member now hangs (no ack, no renewal) as a crashed or frozen process would.
+
+    let other = open(&path).await;
+    let mut survivor = other
+        .subscribe(SubscribeOptions::new("bank.g", [TOPIC]))
+        .await
+        .expect("subscribe");
+    let started = std::time::Instant::now();
+    let redelivered = next_within(&mut survivor, 3_000)
+        .await
+        .expect("after the lease");
+    assert_eq!(n_of(&redelivered), 0, "the unacked message comes again");
+    assert!(started.elapsed() >= Duration::from_millis(200));
+    survivor.ack(&redelivered).await.expect("ack");
+
+    // The stalled member wakes up: its ack is refused, it no longer owns the topic.
+    let error = stalled.ack(&read).await.expect_err("not the owner");
+    assert!(matches!(error, BusError::LeaseLost { .. }), "{error}");
+    assert!(
+        next_within(&mut stalled, 150).await.is_none(),
+        "it stands by while the survivor holds the topic"
+    );
+    let next = next_within(&mut survivor, 1_000).await.expect("next");
+    assert_eq!(n_of(&next), 1);
+}
+
+#[tokio::test]
+async fn nack_redelivers_and_latest_skips_history_and_ids_are_stored_once() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let bus = open(&temp.path().join("bus.db")).await;
+    let twice = message("erin", 0);
+    bus.publish(&[twice.clone(), message("erin", 1)])
+        .await
+        .expect("publish");
+    bus.publish(std::slice::from_ref(&twice))
+        .await
+        .expect("republish");
+    assert_eq!(
+        bus.len(TOPIC).await.expect("len"),
+        2,
+        "a republished id is stored once"
+    );
+
+    let mut sub = bus
+        .subscribe(SubscribeOptions::new("bank.retrying", [TOPIC]))
+        .await
+        .expect("subscribe");
+    let first = next_within(&mut sub, 1_000).await.expect("first");
+    sub.nack(&first).await.expect("nack");
+    let again = next_within(&mut sub, 1_000).await.expect("again");
+    assert_eq!(again, first, "nacked: delivered again");
+    sub.ack(&again).await.expect("ack");
+    assert_eq!(n_of(&next_within(&mut sub, 1_000).await.expect("next")), 1);
+
+    let mut late = bus
+        .subscribe(SubscribeOptions::new("bank.late", [TOPIC]).start(StartFrom::Latest))
+        .await
+        .expect("subscribe");
+    assert!(
+        next_within(&mut late, 150).await.is_none(),
+        "history skipped"
+    );
+    bus.publish(&[message("erin", 2)]).await.expect("publish");
+    assert_eq!(n_of(&next_within(&mut late, 1_000).await.expect("new")), 2);
+}
+
+#[tokio::test]
+async fn event_bus_urls_pick_the_local_file() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let data_dir = temp.path().join("data");
+    let bus = EventBus::connect(None, &data_dir).await.expect("default");
+    assert_eq!(bus.name(), "local");
+    assert!(
+        data_dir.join("bus.db").is_file(),
+        "<data dir>/bus.db is created"
+    );
+    EventBus::connect(Some("local:"), &data_dir)
+        .await
+        .expect("explicit default");
+    let elsewhere = temp.path().join("elsewhere.db");
+    let url = format!("sqlite://{}", elsewhere.display());
+    EventBus::connect(Some(&url), &data_dir)
+        .await
+        .expect("sqlite URL");
+    assert!(elsewhere.is_file());
+    let error = EventBus::connect(Some("sqlite::memory:"), &data_dir)
+        .await
+        .expect_err("memory");
+    assert!(matches!(error, BusError::InvalidUrl { .. }), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_outbox_relay_feeds_the_local_bus_end_to_end() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let db = sqlite_db(temp.path(), "ledger.db").await;
+    let bus_path = temp.path().join("bus.db");
+    let producer_bus = EventBus::Local(open(&bus_path).await);
+    let messaging = Messaging::new(db.clone(), producer_bus, config(PublishPattern::Outbox));
+    let token = CancellationToken::new();
+    let relay = tokio::spawn(
+        messaging
+            .relay(OutboxSettings::with_polling_ms(20))
+            .run(token.clone()),
+    );
+    write_interleaved(&messaging, 3, 20).await;
+
+    // A consumer in "another process".
+    let consumer = open(&bus_path).await;
+    let mut sub = consumer
+        .subscribe(SubscribeOptions::new("bank.reports", [TOPIC]))
+        .await
+        .expect("subscribe");
+    let mut seen = Vec::new();
+    while seen.len() < 60 {
+        let delivery = next_within(&mut sub, 5_000).await.expect("delivered");
+        seen.push(delivery.decode::<Deposited>().expect("decodes"));
+        sub.ack(&delivery).await.expect("ack");
+    }
+    assert_complete_and_ordered(&seen, 3, 20);
+    token.cancel();
+    relay.await.expect("relay");
+    assert_eq!(unpublished(&db).await, 0);
+}

@@ -1,0 +1,326 @@
+//! The outbox relay on SQLite: two relays at once keep per-aggregate order and publish every
+//! row once; a relay killed mid-batch and restarted loses nothing; broker errors back off with
+//! the retry policy and lose nothing; shutdown drains; commits wake the relay; pruning and
+//! metrics.
+#![cfg(feature = "sqlite")]
+
+mod messaging_support;
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use allframe_runtime::CancellationToken;
+use allframe_runtime::messaging::{OutboxSettings, RetrySettings, outbox};
+use allframe_runtime::sqlx;
+use messaging_support::*;
+use tokio::time::Instant;
+
+fn fast(settings: OutboxSettings) -> OutboxSettings {
+    OutboxSettings {
+        polling_ms: 20,
+        backlog_interval_ms: 50,
+        ..settings
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_relays_at_once_publish_everything_once_in_order_per_aggregate() {
+    const ACCOUNTS: usize = 20;
+    const ROUNDS: u64 = 30;
+    let temp = tempfile::tempdir().expect("temp dir");
+    // Two pools on one file: as two service processes sharing the embedded database.
+    let db_a = sqlite_db(temp.path(), "ledger.db").await;
+    let db_b = sqlite_db(temp.path(), "ledger.db").await;
+    let bus = RecordingBus::new();
+    let messaging_a = outbox_messaging(&db_a, &bus);
+    let messaging_b = outbox_messaging(&db_b, &bus);
+    let settings = fast(OutboxSettings {
+        batch_size: 16,
+        partitions_per_claim: 2,
+        ..OutboxSettings::DEFAULT
+    });
+    let token = CancellationToken::new();
+    let relay_a = tokio::spawn(messaging_a.relay(settings).run(token.clone()));
+    let relay_b = tokio::spawn(messaging_b.relay(settings).run(token.clone()));
+
+    // Written while both relays run, from both "processes".
+    let writer_a = {
+        let messaging = messaging_a.clone();
+        tokio::spawn(async move { write_interleaved(&messaging, ACCOUNTS / 2, ROUNDS).await })
+    };
+    for n in 0..ROUNDS {
+        for account in ACCOUNTS / 2..ACCOUNTS {
+            deposit(&messaging_b, &format!("acct-{account}"), n, 1).await;
+        }
+    }
+    writer_a.await.expect("writer");
+
+    let total = ACCOUNTS * ROUNDS as usize;
+    let seen = bus.wait_for(total, Duration::from_secs(30)).await;
+    token.cancel();
+    relay_a.await.expect("relay a");
+    relay_b.await.expect("relay b");
+
+    assert_complete_and_ordered(&decode_all(&seen), ACCOUNTS, ROUNDS);
+    assert_eq!(
+        bus.seen().await.len(),
+        total,
+        "without crashes, exclusive claims publish every row exactly once"
+    );
+    let (a, b) = (
+        messaging_a.metrics().published_total,
+        messaging_b.metrics().published_total,
+    );
+    assert_eq!(a + b, total as u64);
+    assert!(a > 0 && b > 0, "both relays did work: {a} + {b}");
+    assert_eq!(unpublished(&db_a).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_killed_mid_batch_loses_nothing_when_restarted() {
+    const ACCOUNTS: usize = 5;
+    const ROUNDS: u64 = 10;
+    let temp = tempfile::tempdir().expect("temp dir");
+    let db = sqlite_db(temp.path(), "ledger.db").await;
+    let bus = RecordingBus::new();
+    let messaging = outbox_messaging(&db, &bus);
+    write_interleaved(&messaging, ACCOUNTS, ROUNDS).await;
+    let total = ACCOUNTS * ROUNDS as usize;
+
+    // The bus takes 5 messages of the first batch, then the relay is killed mid-publish.
+    let settings = fast(OutboxSettings {
+        lease_ms: 600,
+        publish_timeout_ms: 300,
+        ..OutboxSettings::DEFAULT
+    });
+    bus.set_fault(Fault::HangAfter(5));
+    let relay = messaging.relay(settings);
+    let first_id = relay.id().to_owned();
+    let killed = tokio::spawn(relay.run(CancellationToken::new()));
+    assert_eq!(bus.wait_for(5, Duration::from_secs(10)).await.len(), 5);
+    killed.abort();
+    assert!(killed.await.expect_err("aborted").is_cancelled());
+    assert_eq!(
+        unpublished(&db).await,
+        i64::try_from(total).expect("small"),
+        "nothing was marked: the batch was never confirmed"
+    );
+
+    // A restarted relay (another process: another id) takes over once the dead one's claim
+    // expires, and publishes everything, the killed batch included.
+    let started = Instant::now();
+    let restarted = messaging.relay(settings);
+    assert_ne!(restarted.id(), first_id);
+    let published = loop {
+        let n = restarted.drain().await.expect("drain");
+        if n > 0 || started.elapsed() > Duration::from_secs(10) {
+            break n;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(published, total);
+    assert!(
+        started.elapsed() >= Duration::from_millis(500),
+        "the dead relay's claim held until it expired"
+    );
+    let seen = bus.seen().await;
+    assert_eq!(
+        seen.len(),
+        total + 5,
+        "at least once: the 5 are published again"
+    );
+    assert_complete_and_ordered(&decode_all(&seen), ACCOUNTS, ROUNDS);
+    assert_eq!(unpublished(&db).await, 0);
+}
+
+#[tokio::test]
+async fn a_relay_restarted_with_its_id_resumes_its_claims_at_once() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let db = sqlite_db(temp.path(), "ledger.db").await;
+    let bus = RecordingBus::new();
+    let messaging = outbox_messaging(&db, &bus);
+    write_interleaved(&messaging, 3, 4).await;
+    bus.set_fault(Fault::HangAfter(2));
+    let relay = messaging.relay(OutboxSettings::DEFAULT).with_id("ledger-1");
+    let killed = tokio::spawn(async move { relay.run_once().await });
+    bus.wait_for(2, Duration::from_secs(10)).await;
+    killed.abort();
+    let _ = killed.await;
+
+    let restarted = messaging.relay(OutboxSettings::DEFAULT).with_id("ledger-1");
+    assert_eq!(
+        restarted.drain().await.expect("drain"),
+        12,
+        "no wait for the lease"
+    );
+    assert_complete_and_ordered(&decode_all(&bus.seen().await), 3, 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_errors_back_off_with_the_retry_policy_and_lose_nothing() {
+    const ACCOUNTS: usize = 4;
+    const ROUNDS: u64 = 10;
+    let temp = tempfile::tempdir().expect("temp dir");
+    let db = sqlite_db(temp.path(), "ledger.db").await;
+    let bus = RecordingBus::new();
+    let messaging = outbox_messaging(&db, &bus);
+    write_interleaved(&messaging, ACCOUNTS, ROUNDS).await;
+    let total = ACCOUNTS * ROUNDS as usize;
+
+    bus.set_fault(Fault::FailCalls(4));
+    let retry = RetrySettings {
+        max_attempts: 3,
+        initial_interval_ms: 50,
+        max_interval_ms: 400,
+        multiplier: 2.0,
+    };
+    let settings = fast(OutboxSettings {
+        batch_size: 8,
+        retry,
+        ..OutboxSettings::DEFAULT
+    });
+    let token = CancellationToken::new();
+    let relay = tokio::spawn(messaging.relay(settings).run(token.clone()));
+
+    // While the broker refuses, the backlog gauges show the lag.
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    let during = messaging.metrics();
+    assert!(during.publish_failures_total >= 1, "{during:?}");
+    assert_eq!(during.pending, total as u64, "{during:?}");
+    assert!(during.oldest_pending_age_ms > 0, "{during:?}");
+
+    let seen = bus.wait_for(total, Duration::from_secs(20)).await;
+    token.cancel();
+    relay.await.expect("relay");
+
+    assert_eq!(bus.failures.load(Ordering::SeqCst), 4);
+    let times = bus.failure_times.lock().expect("lock").clone();
+    for (i, pair) in times.windows(2).enumerate() {
+        let expected = retry
+            .delay(u32::try_from(i + 1).expect("small"))
+            .mul_f64(0.8);
+        let gap = pair[1] - pair[0];
+        assert!(
+            gap >= expected,
+            "retry {i}: waited {gap:?}, policy says ≥ {expected:?}"
+        );
+    }
+    assert_eq!(
+        seen.len(),
+        total,
+        "nothing lost, nothing skipped, nothing doubled"
+    );
+    assert_complete_and_ordered(&decode_all(&seen), ACCOUNTS, ROUNDS);
+    let after = messaging.metrics();
+    assert_eq!(after.publish_failures_total, 4);
+    assert_eq!(after.consecutive_failures, 0);
+    assert_eq!(after.published_total, total as u64);
+
+    let attempts: i64 = sqlx::query_scalar("SELECT MAX(attempts) FROM allframe_outbox")
+        .fetch_one(db.pool())
+        .await
+        .expect("attempts");
+    assert_eq!(
+        attempts, 4,
+        "the row at the head of the batch records each attempt"
+    );
+}
+
+#[tokio::test]
+async fn a_partly_confirmed_batch_marks_only_the_confirmed_rows() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let db = sqlite_db(temp.path(), "ledger.db").await;
+    let bus = RecordingBus::new();
+    let messaging = outbox_messaging(&db, &bus);
+    deposit(&messaging, "acct-0", 0, 10).await;
+    bus.set_fault(Fault::FailAfter(3));
+    let relay = messaging.relay(OutboxSettings::DEFAULT);
+    assert!(relay.run_once().await.is_err());
+    assert_eq!(unpublished(&db).await, 7, "the 3 confirmed rows are marked");
+    assert_eq!(relay.drain().await.expect("drain"), 7);
+    let seen = bus.seen().await;
+    assert_eq!(
+        seen.len(),
+        10,
+        "no duplicates: the confirmed prefix was not republished"
+    );
+    assert_complete_and_ordered(&decode_all(&seen), 1, 10);
+}
+
+#[tokio::test]
+async fn shutdown_drains_the_outbox_and_gives_up_cleanly_when_the_bus_is_down() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let db = sqlite_db(temp.path(), "ledger.db").await;
+    let bus = RecordingBus::new();
+    let messaging = outbox_messaging(&db, &bus);
+    write_interleaved(&messaging, 3, 100).await;
+
+    // Cancelled before its first round: it still publishes everything before returning.
+    let token = CancellationToken::new();
+    token.cancel();
+    messaging
+        .relay(OutboxSettings::with_polling_ms(60_000))
+        .run(token.clone())
+        .await;
+    assert_eq!(bus.seen().await.len(), 300);
+    assert_eq!(unpublished(&db).await, 0);
+
+    // With the bus down, the drain stops at the first failure and the rows stay.
+    write_interleaved(&messaging, 3, 2).await;
+    bus.set_fault(Fault::FailCalls(1000));
+    let started = Instant::now();
+    messaging.relay(OutboxSettings::DEFAULT).run(token).await;
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(unpublished(&db).await, 6, "kept for the next start");
+}
+
+#[tokio::test]
+async fn a_commit_wakes_an_idle_relay_at_once() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let db = sqlite_db(temp.path(), "ledger.db").await;
+    let bus = RecordingBus::new();
+    let messaging = outbox_messaging(&db, &bus);
+    let token = CancellationToken::new();
+    let relay = tokio::spawn(
+        messaging
+            .relay(OutboxSettings::with_polling_ms(60_000))
+            .run(token.clone()),
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let committed = Instant::now();
+    deposit(&messaging, "acct-0", 0, 1).await;
+    assert_eq!(bus.wait_for(1, Duration::from_secs(5)).await.len(), 1);
+    assert!(
+        committed.elapsed() < Duration::from_secs(2),
+        "woken by the commit, not the 60 s poll"
+    );
+    token.cancel();
+    relay.await.expect("relay");
+}
+
+#[tokio::test]
+async fn published_rows_are_pruned_on_schedule_and_pending_ones_never() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let db = sqlite_db(temp.path(), "ledger.db").await;
+    let bus = RecordingBus::new();
+    let messaging = outbox_messaging(&db, &bus);
+    deposit(&messaging, "acct-0", 0, 5).await;
+    let settings = fast(OutboxSettings {
+        retention_secs: 0,
+        prune_interval_secs: 1,
+        ..OutboxSettings::DEFAULT
+    });
+    let token = CancellationToken::new();
+    let relay = tokio::spawn(messaging.relay(settings).run(token.clone()));
+    bus.wait_for(5, Duration::from_secs(5)).await;
+    tokio::time::sleep(Duration::from_millis(1_300)).await;
+    token.cancel();
+    relay.await.expect("relay");
+    assert_eq!(outbox_rows(&db).await, 0, "published rows pruned");
+    assert_eq!(messaging.metrics().pruned_total, 5);
+
+    // Pending rows are never pruned, however old.
+    deposit(&messaging, "acct-0", 5, 2).await;
+    assert_eq!(outbox::prune(&db, Duration::ZERO).await.expect("prune"), 0);
+    assert_eq!(unpublished(&db).await, 2);
+}

@@ -1,0 +1,287 @@
+//! Real-services suite: the Kafka adapter against a Kafka-compatible broker (tansu) that each
+//! test starts on a free loopback port with in-memory storage. The binary comes from
+//! `TANSU_BIN`, default `/root/.cache/allframe/tansu/bin/tansu`; a missing binary fails the
+//! tests with the command that builds it. Run with
+//! `cargo test -p allframe-runtime --all-features -- --ignored`.
+//!
+//! Every test has its own broker, topics and fresh group ids.
+#![cfg(feature = "kafka")]
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use allframe_runtime::messaging::{
+    BusSubscription as _, Delivery, Envelope, EventBus, OutboundMessage, PayloadFormat,
+    SubscribeOptions, Subscription, Uuid,
+};
+
+const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+const DEFAULT_TANSU: &str = "/root/.cache/allframe/tansu/bin/tansu";
+
+/// A tansu broker, killed when dropped.
+struct Broker {
+    child: Child,
+    port: u16,
+    bin: PathBuf,
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Broker {
+    fn start() -> Self {
+        let bin =
+            PathBuf::from(std::env::var("TANSU_BIN").unwrap_or_else(|_| DEFAULT_TANSU.into()));
+        assert!(
+            bin.is_file(),
+            "the Kafka-compatible broker is missing at {}: build it with \
+             `cargo install tansu --locked --features dynostore --root /root/.cache/allframe/tansu` \
+             (or set TANSU_BIN)",
+            bin.display()
+        );
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free port")
+            .port();
+        let listener = format!("tcp://127.0.0.1:{port}");
+        let child = Command::new(&bin)
+            .args([
+                "broker",
+                "--listener-url",
+                &listener,
+                "--advertised-listener-url",
+                &listener,
+                "--storage-engine",
+                "memory://tansu/",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start tansu");
+        let broker = Self { child, port, bin };
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "tansu did not listen");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        broker
+    }
+
+    fn url(&self) -> String {
+        format!("kafka://127.0.0.1:{}", self.port)
+    }
+
+    fn create_topic(&self, name: &str, partitions: u32) {
+        let status = Command::new(&self.bin)
+            .args([
+                "topic",
+                "create",
+                name,
+                "--partitions",
+                &partitions.to_string(),
+                "--broker",
+                &format!("tcp://127.0.0.1:{}", self.port),
+            ])
+            .stdout(Stdio::null())
+            .status()
+            .expect("run tansu topic create");
+        assert!(status.success(), "creating topic {name} failed: {status}");
+    }
+
+    async fn bus(&self) -> EventBus {
+        EventBus::connect(Some(&self.url()), &std::env::temp_dir())
+            .await
+            .expect("connect to tansu")
+    }
+}
+
+fn fresh(prefix: &str) -> String {
+    format!("{prefix}{}", Uuid::now_v7().simple())
+}
+
+fn envelope(aggregate_id: &str, n: u32) -> Envelope {
+    let millis = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_millis();
+    Envelope {
+        id: Uuid::now_v7(),
+        event_type: "OrderPlaced".into(),
+        schema_version: 2,
+        aggregate_type: "Order".into(),
+        aggregate_id: aggregate_id.into(),
+        occurred_at: UNIX_EPOCH + Duration::from_millis(u64::try_from(millis).expect("ms")),
+        source: "order-service".into(),
+        correlation_id: format!("corr-{n}"),
+        causation_id: Some(format!("cause-{n}")),
+        traceparent: Some(TRACEPARENT.into()),
+        tracestate: Some("congo=t61rcWkgMzE".into()),
+        tenant_id: Some("acme".into()),
+        format: PayloadFormat::Json,
+        payload: format!(r#"{{"n":{n}}}"#).into_bytes(),
+    }
+}
+
+fn message(topic: &str, aggregate_id: &str, n: u32) -> OutboundMessage {
+    OutboundMessage {
+        topic: topic.to_owned(),
+        envelope: envelope(aggregate_id, n),
+    }
+}
+
+fn n_of(delivery: &Delivery) -> u32 {
+    let value: serde_json::Value =
+        serde_json::from_slice(&delivery.envelope().payload).expect("json");
+    u32::try_from(value["n"].as_u64().expect("n")).expect("u32")
+}
+
+async fn subscribe(bus: &EventBus, group: &str, topics: &[&str]) -> Subscription {
+    bus.subscribe(SubscribeOptions::new(group, topics.iter().copied()))
+        .await
+        .expect("subscribe")
+}
+
+async fn next(subscription: &mut Subscription) -> Delivery {
+    tokio::time::timeout(Duration::from_secs(30), subscription.next())
+        .await
+        .expect("a delivery within 30 s")
+        .expect("next")
+}
+
+#[tokio::test]
+#[ignore = "real-services: Kafka-compatible broker (tansu) started by the test"]
+async fn round_trip_keeps_every_header_and_the_trace_context() {
+    let broker = Broker::start();
+    let topic = fresh("shop.order-service.OrderPlaced");
+    broker.create_topic(&topic, 1);
+    let bus = broker.bus().await;
+    assert_eq!(bus.name(), "kafka");
+    let sent = message(&topic, "o-1", 1);
+    bus.publish(std::slice::from_ref(&sent))
+        .await
+        .expect("publish");
+    let mut subscription = subscribe(&bus, &fresh("g"), &[&topic]).await;
+    let delivery = next(&mut subscription).await;
+    assert_eq!(delivery.topic(), topic);
+    assert_eq!(
+        delivery.envelope(),
+        &sent.envelope,
+        "the envelope survives exactly"
+    );
+    subscription.ack(&delivery).await.expect("ack");
+    subscription.close().await.expect("close");
+}
+
+#[tokio::test]
+#[ignore = "real-services: Kafka-compatible broker (tansu) started by the test"]
+async fn two_groups_each_get_every_event_and_order_per_aggregate_holds() {
+    let broker = Broker::start();
+    let topic = fresh("shop.order-service.OrderPlaced");
+    broker.create_topic(&topic, 3);
+    let bus = broker.bus().await;
+    let batch: Vec<OutboundMessage> = (0..60)
+        .map(|n| message(&topic, &format!("o-{}", n % 5), n))
+        .collect();
+    bus.publish(&batch).await.expect("publish");
+    for group in [fresh("billing"), fresh("shipping")] {
+        let mut subscription = subscribe(&bus, &group, &[&topic]).await;
+        let mut per_aggregate: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+        for _ in 0..60 {
+            let delivery = next(&mut subscription).await;
+            per_aggregate
+                .entry(delivery.envelope().aggregate_id.clone())
+                .or_default()
+                .push(n_of(&delivery));
+            subscription.ack(&delivery).await.expect("ack");
+        }
+        for (aggregate, ns) in &per_aggregate {
+            let mut sorted = ns.clone();
+            sorted.sort_unstable();
+            assert_eq!(ns, &sorted, "order of aggregate {aggregate}");
+            assert_eq!(ns.len(), 12);
+        }
+        subscription.close().await.expect("close");
+    }
+}
+
+#[tokio::test]
+#[ignore = "real-services: Kafka-compatible broker (tansu) started by the test"]
+async fn nack_redelivers_the_event_and_what_followed_in_order() {
+    let broker = Broker::start();
+    let topic = fresh("shop.order-service.OrderPlaced");
+    broker.create_topic(&topic, 1);
+    let bus = broker.bus().await;
+    let batch: Vec<OutboundMessage> = (1..=4).map(|n| message(&topic, "o-1", n)).collect();
+    bus.publish(&batch).await.expect("publish");
+    let mut subscription = subscribe(&bus, &fresh("g"), &[&topic]).await;
+    let first = next(&mut subscription).await;
+    subscription.ack(&first).await.expect("ack");
+    let second = next(&mut subscription).await;
+    let third = next(&mut subscription).await;
+    assert_eq!((n_of(&first), n_of(&second), n_of(&third)), (1, 2, 3));
+    subscription.nack(&second).await.expect("nack");
+    let mut order = Vec::new();
+    for _ in 0..3 {
+        let delivery = next(&mut subscription).await;
+        order.push(n_of(&delivery));
+        subscription.ack(&delivery).await.expect("ack");
+    }
+    assert_eq!(order, [2, 3, 4]);
+    subscription.close().await.expect("close");
+}
+
+#[tokio::test]
+#[ignore = "real-services: Kafka-compatible broker (tansu) started by the test"]
+async fn members_of_one_group_share_the_partitions() {
+    let broker = Broker::start();
+    let topic = fresh("shop.order-service.OrderPlaced");
+    broker.create_topic(&topic, 4);
+    let bus = broker.bus().await;
+    let group = fresh("billing");
+    let total = 200_u32;
+    let mut members = Vec::new();
+    for _ in 0..2 {
+        let mut subscription = subscribe(&bus, &group, &[&topic]).await;
+        members.push(tokio::spawn(async move {
+            let mut seen = Vec::new();
+            while let Ok(Ok(delivery)) =
+                tokio::time::timeout(Duration::from_secs(10), subscription.next()).await
+            {
+                seen.push(n_of(&delivery));
+                subscription.ack(&delivery).await.expect("ack");
+            }
+            subscription.close().await.expect("close");
+            seen
+        }));
+    }
+    // Let both members join before the events arrive.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let batch: Vec<OutboundMessage> = (0..total)
+        .map(|n| message(&topic, &format!("o-{}", n % 16), n))
+        .collect();
+    bus.publish(&batch).await.expect("publish");
+    let mut all = Vec::new();
+    let mut per_member = Vec::new();
+    for member in members {
+        let seen = member.await.expect("member");
+        per_member.push(seen.len());
+        all.extend(seen);
+    }
+    let unique: HashSet<u32> = all.iter().copied().collect();
+    assert_eq!(
+        unique.len(),
+        total as usize,
+        "every event handled: {per_member:?}"
+    );
+    assert!(
+        per_member.iter().all(|count| *count > 0),
+        "both members worked: {per_member:?}"
+    );
+}

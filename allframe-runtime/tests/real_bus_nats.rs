@@ -1,0 +1,391 @@
+//! Real-services suite: the NATS JetStream adapter against the server at
+//! `nats://127.0.0.1:4222` (override with `NATS_URL`), started with `-js -sd
+//! /var/lib/nats-server`. Run with `cargo test -p allframe-runtime --all-features -- --ignored`.
+//! A missing server fails these tests.
+//!
+//! Every test uses a fresh architecture name, so its stream (`ALLFRAME_<architecture>`),
+//! topics and consumer groups are its own. The fault test stops and restarts the server: it
+//! takes the file's lock for writing, the other tests take it for reading.
+#![cfg(feature = "nats")]
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, LazyLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use allframe_runtime::messaging::{
+    BusSubscription as _, Delivery, Envelope, EventBus, OutboundMessage, PayloadFormat,
+    SubscribeOptions, Subscription, Uuid,
+};
+use tokio::sync::RwLock;
+
+const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+/// Held for reading by ordinary tests, for writing by the test that restarts the server.
+static BROKER: LazyLock<RwLock<()>> = LazyLock::new(|| RwLock::new(()));
+
+fn url() -> String {
+    std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_owned())
+}
+
+async fn connect() -> EventBus {
+    match EventBus::connect(Some(&url()), &std::env::temp_dir()).await {
+        Ok(bus) => bus,
+        Err(error) => panic!(
+            "NATS JetStream must run at {} for the real-services suite \
+             (nats-server -a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server): {error}",
+            url()
+        ),
+    }
+}
+
+/// A fresh architecture name: its own stream, topics and groups.
+fn architecture() -> String {
+    format!("t{}", Uuid::now_v7().simple())
+}
+
+fn envelope(aggregate_id: &str, n: u32) -> Envelope {
+    let millis = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_millis();
+    Envelope {
+        id: Uuid::now_v7(),
+        event_type: "OrderPlaced".into(),
+        schema_version: 2,
+        aggregate_type: "Order".into(),
+        aggregate_id: aggregate_id.into(),
+        occurred_at: UNIX_EPOCH + Duration::from_millis(u64::try_from(millis).expect("ms")),
+        source: "order-service".into(),
+        correlation_id: format!("corr-{n}"),
+        causation_id: Some(format!("cause-{n}")),
+        traceparent: Some(TRACEPARENT.into()),
+        tracestate: Some("congo=t61rcWkgMzE".into()),
+        tenant_id: Some("acme".into()),
+        format: PayloadFormat::Json,
+        payload: format!(r#"{{"n":{n}}}"#).into_bytes(),
+    }
+}
+
+fn message(topic: &str, aggregate_id: &str, n: u32) -> OutboundMessage {
+    OutboundMessage {
+        topic: topic.to_owned(),
+        envelope: envelope(aggregate_id, n),
+    }
+}
+
+fn n_of(delivery: &Delivery) -> u32 {
+    let value: serde_json::Value =
+        serde_json::from_slice(&delivery.envelope().payload).expect("json");
+    u32::try_from(value["n"].as_u64().expect("n")).expect("u32")
+}
+
+async fn subscribe(bus: &EventBus, group: &str, topics: &[&str]) -> Subscription {
+    bus.subscribe(SubscribeOptions::new(group, topics.iter().copied()))
+        .await
+        .expect("subscribe")
+}
+
+async fn next(subscription: &mut Subscription) -> Delivery {
+    tokio::time::timeout(Duration::from_secs(20), subscription.next())
+        .await
+        .expect("a delivery within 20 s")
+        .expect("next")
+}
+
+/// Nothing arrives within `wait`.
+async fn assert_quiet(subscription: &mut Subscription, wait: Duration) {
+    if let Ok(result) = tokio::time::timeout(wait, subscription.next()).await {
+        panic!("unexpected delivery: {:?}", result.map(|d| n_of(&d)));
+    }
+}
+
+#[tokio::test]
+#[ignore = "real-services: NATS JetStream at 127.0.0.1:4222"]
+async fn round_trip_keeps_every_header_and_the_trace_context() {
+    let _shared = BROKER.read().await;
+    let bus = connect().await;
+    assert_eq!(bus.name(), "nats");
+    let arch = architecture();
+    let topic = format!("{arch}.order-service.OrderPlaced");
+    let group = format!("{arch}.billing");
+    let mut subscription = subscribe(&bus, &group, &[&topic]).await;
+    let sent = message(&topic, "o-1", 1);
+    bus.publish(std::slice::from_ref(&sent))
+        .await
+        .expect("publish");
+    let delivery = next(&mut subscription).await;
+    assert_eq!(delivery.topic(), topic);
+    assert_eq!(
+        delivery.envelope(),
+        &sent.envelope,
+        "the envelope survives exactly"
+    );
+    assert_eq!(
+        delivery.envelope().traceparent.as_deref(),
+        Some(TRACEPARENT)
+    );
+    subscription.ack(&delivery).await.expect("ack");
+    subscription.close().await.expect("close");
+
+    // Acknowledged: the group does not see it again.
+    let mut again = subscribe(&bus, &group, &[&topic]).await;
+    assert_quiet(&mut again, Duration::from_secs(2)).await;
+    again.close().await.expect("close");
+}
+
+#[tokio::test]
+#[ignore = "real-services: NATS JetStream at 127.0.0.1:4222"]
+async fn two_groups_each_get_every_event() {
+    let _shared = BROKER.read().await;
+    let bus = connect().await;
+    let arch = architecture();
+    let topic = format!("{arch}.order-service.OrderPlaced");
+    let mut billing = subscribe(&bus, &format!("{arch}.billing"), &[&topic]).await;
+    let mut shipping = subscribe(&bus, &format!("{arch}.shipping"), &[&topic]).await;
+    let batch: Vec<OutboundMessage> = (0..30).map(|n| message(&topic, "o-1", n)).collect();
+    bus.publish(&batch).await.expect("publish");
+    for subscription in [&mut billing, &mut shipping] {
+        let mut seen = Vec::new();
+        for _ in 0..30 {
+            let delivery = next(subscription).await;
+            seen.push(n_of(&delivery));
+            subscription.ack(&delivery).await.expect("ack");
+        }
+        assert_eq!(seen, (0..30).collect::<Vec<_>>(), "every event, in order");
+    }
+}
+
+#[tokio::test]
+#[ignore = "real-services: NATS JetStream at 127.0.0.1:4222"]
+async fn members_of_one_group_share_the_work() {
+    let _shared = BROKER.read().await;
+    let bus = connect().await;
+    let arch = architecture();
+    let topic = format!("{arch}.order-service.OrderPlaced");
+    let group = format!("{arch}.billing");
+    let total = 300_u32;
+    let mut members = Vec::new();
+    for _ in 0..2 {
+        let mut subscription = subscribe(&bus, &group, &[&topic]).await;
+        members.push(tokio::spawn(async move {
+            let mut seen = Vec::new();
+            while let Ok(Ok(delivery)) =
+                tokio::time::timeout(Duration::from_secs(3), subscription.next()).await
+            {
+                seen.push(n_of(&delivery));
+                tokio::time::sleep(Duration::from_millis(2)).await;
+                subscription.ack(&delivery).await.expect("ack");
+            }
+            subscription.close().await.expect("close");
+            seen
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for n in 0..total {
+        let aggregate = format!("o-{}", n % 7);
+        bus.publish(&[message(&topic, &aggregate, n)])
+            .await
+            .expect("publish");
+    }
+    let mut all = Vec::new();
+    let mut per_member = Vec::new();
+    for member in members {
+        let seen = member.await.expect("member");
+        per_member.push(seen.len());
+        all.extend(seen);
+    }
+    let unique: HashSet<u32> = all.iter().copied().collect();
+    assert_eq!(unique.len(), total as usize, "every event handled");
+    assert_eq!(all.len(), unique.len(), "no duplicates without failures");
+    assert!(
+        per_member.iter().all(|count| *count > 0),
+        "both members worked: {per_member:?}"
+    );
+}
+
+#[tokio::test]
+#[ignore = "real-services: NATS JetStream at 127.0.0.1:4222"]
+async fn order_per_aggregate_is_kept_across_topics_and_batches() {
+    let _shared = BROKER.read().await;
+    let bus = connect().await;
+    let arch = architecture();
+    let placed = format!("{arch}.order-service.OrderPlaced");
+    let paid = format!("{arch}.order-service.OrderPaid");
+    let mut subscription = subscribe(&bus, &format!("{arch}.billing"), &[&placed, &paid]).await;
+    let mut expected: BTreeMap<(String, String), Vec<u32>> = BTreeMap::new();
+    let mut n = 0;
+    for round in 0..10 {
+        let batch: Vec<OutboundMessage> = (0..3)
+            .flat_map(|aggregate| {
+                let topic = if round % 2 == 0 { &placed } else { &paid };
+                (0..4).map(move |_| (topic.clone(), format!("o-{aggregate}")))
+            })
+            .map(|(topic, aggregate)| {
+                n += 1;
+                expected
+                    .entry((topic.clone(), aggregate.clone()))
+                    .or_default()
+                    .push(n);
+                message(&topic, &aggregate, n)
+            })
+            .collect();
+        bus.publish(&batch).await.expect("publish");
+    }
+    let mut got: BTreeMap<(String, String), Vec<u32>> = BTreeMap::new();
+    for _ in 0..n {
+        let delivery = next(&mut subscription).await;
+        got.entry((
+            delivery.topic().to_owned(),
+            delivery.envelope().aggregate_id.clone(),
+        ))
+        .or_default()
+        .push(n_of(&delivery));
+        subscription.ack(&delivery).await.expect("ack");
+    }
+    assert_eq!(got, expected, "per (topic, aggregate) publish order");
+}
+
+#[tokio::test]
+#[ignore = "real-services: NATS JetStream at 127.0.0.1:4222"]
+async fn nack_redelivers_the_event_and_what_followed_in_order() {
+    let _shared = BROKER.read().await;
+    let bus = connect().await;
+    let arch = architecture();
+    let topic = format!("{arch}.order-service.OrderPlaced");
+    let group = format!("{arch}.billing");
+    let mut subscription = subscribe(&bus, &group, &[&topic]).await;
+    let batch: Vec<OutboundMessage> = (1..=4).map(|n| message(&topic, "o-1", n)).collect();
+    bus.publish(&batch).await.expect("publish");
+    let first = next(&mut subscription).await;
+    assert_eq!(n_of(&first), 1);
+    subscription.ack(&first).await.expect("ack");
+    let second = next(&mut subscription).await;
+    let third = next(&mut subscription).await;
+    assert_eq!((n_of(&second), n_of(&third)), (2, 3));
+    subscription.nack(&second).await.expect("nack");
+    let mut order = Vec::new();
+    for _ in 0..3 {
+        let delivery = next(&mut subscription).await;
+        order.push(n_of(&delivery));
+        subscription.ack(&delivery).await.expect("ack");
+    }
+    assert_eq!(order, [2, 3, 4], "the nacked event, then what followed it");
+    assert_quiet(&mut subscription, Duration::from_secs(1)).await;
+    subscription.close().await.expect("close");
+}
+
+/// Restarts the server when dropped, so a failing test never leaves it stopped.
+struct Restart;
+
+impl Restart {
+    fn stop() -> Self {
+        let status = Command::new("start-stop-daemon")
+            .args(["--stop", "--exec", "/usr/sbin/nats-server"])
+            .status()
+            .expect("run start-stop-daemon");
+        assert!(status.success(), "stopping nats-server failed: {status}");
+        Self
+    }
+}
+
+impl Drop for Restart {
+    fn drop(&mut self) {
+        let status = Command::new("start-stop-daemon")
+            .args([
+                "--start",
+                "--oknodo",
+                "--background",
+                "--exec",
+                "/usr/sbin/nats-server",
+                "--",
+                "-a",
+                "127.0.0.1",
+                "-p",
+                "4222",
+                "-js",
+                "-sd",
+                "/var/lib/nats-server",
+                "-l",
+                "/var/log/nats-server.log",
+            ])
+            .status();
+        if !matches!(status, Ok(status) if status.success()) {
+            eprintln!("restarting nats-server failed: {status:?}");
+        }
+    }
+}
+
+#[tokio::test]
+#[ignore = "real-services: NATS JetStream at 127.0.0.1:4222; stops and restarts it"]
+async fn server_restart_while_publishing_loses_nothing() {
+    let _exclusive = BROKER.write().await;
+    let bus = connect().await;
+    let arch = architecture();
+    let topic = format!("{arch}.order-service.OrderPlaced");
+    let mut subscription = subscribe(&bus, &format!("{arch}.billing"), &[&topic]).await;
+    let total = 10_000_u32;
+    let messages: Vec<OutboundMessage> = (0..total)
+        .map(|n| message(&topic, &format!("o-{}", n % 16), n))
+        .collect();
+    let expected: HashSet<Uuid> = messages.iter().map(|m| m.envelope.id).collect();
+
+    let progress = Arc::new(AtomicUsize::new(0));
+    let publisher = {
+        let bus = bus.clone();
+        let progress = Arc::clone(&progress);
+        tokio::spawn(async move {
+            let mut failures = 0_u32;
+            for chunk in messages.chunks(100) {
+                let mut rest = chunk;
+                while !rest.is_empty() {
+                    match bus.publish(rest).await {
+                        Ok(()) => {
+                            progress.fetch_add(rest.len(), Ordering::Relaxed);
+                            rest = &[];
+                        }
+                        Err(error) => {
+                            failures += 1;
+                            progress.fetch_add(error.delivered, Ordering::Relaxed);
+                            rest = &rest[error.delivered..];
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                    }
+                }
+            }
+            failures
+        })
+    };
+    // Mid-stream: a fifth of the events are on the bus.
+    while progress.load(Ordering::Relaxed) < total as usize / 5 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let outage = Restart::stop();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    drop(outage);
+
+    let mut seen: HashMap<Uuid, u32> = HashMap::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(180);
+    while !expected.iter().all(|id| seen.contains_key(id)) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only {} of {total} events arrived",
+            seen.len()
+        );
+        match tokio::time::timeout(Duration::from_secs(5), subscription.next()).await {
+            Ok(Ok(delivery)) => {
+                *seen.entry(delivery.envelope().id).or_default() += 1;
+                // An ack lost in the outage only means a redelivery.
+                let _ = subscription.ack(&delivery).await;
+            }
+            Ok(Err(_)) => tokio::time::sleep(Duration::from_millis(100)).await,
+            Err(_) => {}
+        }
+    }
+    let failures = publisher.await.expect("publisher");
+    eprintln!("publish failures retried during the outage: {failures}");
+    assert_eq!(progress.load(Ordering::Relaxed), total as usize);
+    assert!(seen.keys().all(|id| expected.contains(id)));
+    subscription.close().await.expect("close");
+}
