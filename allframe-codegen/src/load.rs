@@ -46,9 +46,8 @@ pub fn load(args: &ServiceArgs, env: &Env) -> Result<Loaded, syn::Error> {
         syn::Error::new(
             args.config_span,
             format!(
-                "cannot read `{}` ({e}); the path is resolved from {}: check `config = \"…\"`",
-                args.config,
-                env.manifest_dir.display()
+                "cannot read `{}` ({e}); `config` is resolved relative to this crate's Cargo.toml: check the path",
+                args.config
             ),
         )
     })?;
