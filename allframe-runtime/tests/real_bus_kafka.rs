@@ -213,7 +213,7 @@ async fn two_groups_each_get_every_event_and_order_per_aggregate_holds() {
 
 #[tokio::test]
 #[ignore = "real-services: Kafka-compatible broker (tansu) started by the test"]
-async fn nack_redelivers_the_event_and_what_followed_in_order() {
+async fn kafka_nack_redelivers_the_event_and_what_followed_in_order() {
     let broker = Broker::start();
     let topic = fresh("shop.order-service.OrderPlaced");
     broker.create_topic(&topic, 1);
