@@ -1,12 +1,13 @@
 //! The reliability patterns a service's file turns on, as launcher calls: the outbox relay or
-//! direct publishing (`[services.messaging]`), the idempotency layer (`[services.idempotency]`)
-//! and the tenant header events carry (`[tenant]`). Each returns nothing when the file does not
+//! direct publishing (`[services.messaging]`), the idempotency layer (`[services.idempotency]`),
+//! the Prometheus endpoint (`[observability] metrics`) and the tenant header events carry
+//! (`[tenant]`). Each returns nothing when the file does not
 //! ask for the pattern, so the expansion only wires what is declared.
 
-use allframe_config::model::{IdempotencyStorage, MessagingPattern};
+use allframe_config::model::{IdempotencyStorage, MessagingPattern, MetricsBackend};
 use allframe_config::{Architecture, ResolvedService};
 use proc_macro2::{Literal, Span, TokenStream};
-use quote::quote;
+use quote::{quote, quote_spanned};
 
 /// `.outbox(OutboxSettings { … })` or `.direct_publish()`.
 pub(crate) fn messaging(
@@ -51,13 +52,21 @@ pub(crate) fn messaging(
     }
 }
 
-/// `.idempotency(IdempotencySettings { … })` when the file enables it.
-pub(crate) fn idempotency(p: &TokenStream, service: &ResolvedService) -> Option<TokenStream> {
+/// `.idempotency(IdempotencySettings { … })` when the file enables it. Redis storage goes
+/// through a function bounded on the runtime's `redis` feature, spanned at `span` (the user's
+/// struct), so building without the feature is a compile error there.
+pub(crate) fn idempotency(
+    p: &TokenStream,
+    service: &ResolvedService,
+    span: Span,
+) -> Option<TokenStream> {
     let policy = service.idempotency.as_ref()?;
     let header = &policy.key_header;
     let ttl = Literal::u32_unsuffixed(policy.ttl_hours);
     let storage = match policy.storage {
-        IdempotencyStorage::Redis => quote!(#p::IdempotencyStorage::Redis),
+        IdempotencyStorage::Redis => {
+            quote_spanned!(span=> #p::redis_idempotency_storage::<#p::RedisFeature>())
+        }
         IdempotencyStorage::Postgres => quote!(#p::IdempotencyStorage::Postgres),
         IdempotencyStorage::Sqlite => quote!(#p::IdempotencyStorage::Sqlite),
     };
@@ -68,6 +77,31 @@ pub(crate) fn idempotency(p: &TokenStream, service: &ResolvedService) -> Option<
             storage: #storage,
         })
     })
+}
+
+/// `.metrics(MetricsSettings { port })` when `[observability] metrics = "prometheus"` (the
+/// default): `/metrics` on the REST port, or on the service's declared `metrics` port. OTLP
+/// push is not implemented: it is a compile error at `span` rather than a silent no-op.
+pub(crate) fn metrics(
+    p: &TokenStream,
+    arch: &Architecture,
+    service: &ResolvedService,
+    span: Span,
+) -> Result<Option<TokenStream>, syn::Error> {
+    match arch.file().observability.metrics {
+        MetricsBackend::None => Ok(None),
+        MetricsBackend::Otlp => Err(syn::Error::new(
+            span,
+            "`[observability] metrics = \"otlp\"` (push) is not implemented by this version of allframe yet; use `metrics = \"prometheus\"` (scraped at /metrics, e.g. by an OpenTelemetry collector's prometheus receiver) or `\"none\"`",
+        )),
+        MetricsBackend::Prometheus => {
+            let port = match service.metrics_port.map(Literal::u16_unsuffixed) {
+                Some(port) => quote!(::core::option::Option::Some(#port)),
+                None => quote!(::core::option::Option::None),
+            };
+            Ok(Some(quote!(.metrics(#p::MetricsSettings { port: #port }))))
+        }
+    }
 }
 
 /// `.tenant_header("X-Tenant-ID")` when tenancy is on.

@@ -39,7 +39,8 @@ pub(crate) fn expand(
         .speaks(Protocol::Grpc)
         .then(|| quote_spanned!(ident.span()=> .grpc(#p::grpc_routes::<#ident>)));
     let messaging = patterns::messaging(&p, service, args.name_span)?;
-    let idempotency = patterns::idempotency(&p, service);
+    let idempotency = patterns::idempotency(&p, service, ident.span());
+    let metrics = patterns::metrics(&p, &loaded.architecture, service, args.name_span)?;
     let tenant = patterns::tenant(&loaded.architecture);
     let launch = quote_spanned! {ident.span()=>
         #p::Launcher::<#ident>::new(&__ALLFRAME_SETTINGS)
@@ -47,6 +48,7 @@ pub(crate) fn expand(
             #grpc
             #messaging
             #idempotency
+            #metrics
             #tenant
             .run()
     };

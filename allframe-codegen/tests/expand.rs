@@ -267,6 +267,53 @@ fn errors_become_compile_errors_with_a_skeleton() {
     assert!(typo.iter().any(|e| e.contains("config")), "{typo:?}");
 }
 
+/// The `.metrics(…)` call of the generated `main`, as tokens (empty when there is none).
+fn metrics_call(arch: &str) -> Result<String, Vec<String>> {
+    let file = Crate::new(arch).expand(quote!(config = "architecture.toml", name = "m"));
+    let errors = compile_errors(&file);
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let main = file
+        .items
+        .iter()
+        .find_map(|i| match i {
+            syn::Item::Fn(f) if f.sig.ident == "main" => Some(f),
+            _ => None,
+        })
+        .expect("main generated");
+    let body = quote!(#main).to_string();
+    Ok(body
+        .split(". metrics (")
+        .nth(1)
+        .map(|rest| rest.split(". run").next().unwrap_or_default().to_owned())
+        .unwrap_or_default())
+}
+
+#[test]
+fn prometheus_endpoint_follows_observability_metrics() {
+    let base = "[architecture]\nname = \"x\"\n[[services]]\nname = \"m\"\ntype = \"stateless\"\n";
+    let default = metrics_call(base).expect("expands");
+    assert!(
+        default.contains("port : :: core :: option :: Option :: None"),
+        "{default}"
+    );
+
+    let own_port = format!("{base}[services.ports]\ninbound = [\"http:8080\", \"metrics:9464\"]\n");
+    let own_port = metrics_call(&own_port).expect("expands");
+    assert!(own_port.contains("Option :: Some (9464)"), "{own_port}");
+
+    let none = format!("{base}[observability]\nmetrics = \"none\"\n");
+    assert_eq!(metrics_call(&none).expect("expands"), "");
+
+    let otlp = format!("{base}[observability]\nmetrics = \"otlp\"\n");
+    let errors = metrics_call(&otlp).expect_err("otlp is refused");
+    assert!(
+        errors[0].contains("`[observability] metrics = \"otlp\"`"),
+        "{errors:?}"
+    );
+}
+
 #[test]
 fn every_file_error_is_reported_at_once() {
     let c = Crate::new(

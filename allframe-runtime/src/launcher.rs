@@ -21,6 +21,7 @@ use crate::env::Environment;
 use crate::error::{ApiError, RuntimeError};
 use crate::idempotency::{self, IdempotencyLayer, IdempotencySettings};
 use crate::messaging::{self, MessagingPlan, OutboxSettings};
+use crate::metrics::{METRICS_PORT, Metrics, MetricsSettings};
 use crate::settings::{EmbeddedMigration, ServiceSettings};
 use crate::shutdown::{self, ALLFRAME_SHUTDOWN_TIMEOUT_SECS, RunningService, Sequence, Signals};
 use crate::tasks::TaskRegistry;
@@ -47,6 +48,7 @@ pub struct Launcher<S> {
     idempotency: Option<IdempotencySettings>,
     messaging: Option<MessagingPlan>,
     tenant_header: Option<&'static str>,
+    metrics: Option<MetricsSettings>,
     service: PhantomData<fn() -> S>,
 }
 
@@ -66,6 +68,8 @@ struct RunConfig {
     rest_addr: SocketAddr,
     #[cfg_attr(not(feature = "grpc"), allow(dead_code))]
     grpc_addr: Option<SocketAddr>,
+    /// A listener of its own for `/metrics`; `None` serves it on the REST port.
+    metrics_addr: Option<SocketAddr>,
     shutdown_timeout: Duration,
     database: DatabaseTarget,
 }
@@ -75,6 +79,7 @@ impl RunConfig {
         settings: &'static ServiceSettings,
         env: &Environment,
         grpc: bool,
+        metrics: Option<MetricsSettings>,
     ) -> Result<Self, RuntimeError> {
         let ip = match env.get_non_empty(ALLFRAME_BIND_ADDR) {
             None => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
@@ -95,6 +100,12 @@ impl RunConfig {
         } else {
             None
         };
+        let metrics_addr = match metrics {
+            Some(metrics) => port(env, METRICS_PORT)?
+                .or(metrics.port)
+                .map(|port| SocketAddr::new(ip, port)),
+            None => None,
+        };
         let shutdown_timeout = match env.get_non_empty(ALLFRAME_SHUTDOWN_TIMEOUT_SECS) {
             None => Duration::from_secs(settings.shutdown_timeout_secs),
             Some(value) => match value.trim().parse::<u64>() {
@@ -111,6 +122,7 @@ impl RunConfig {
         Ok(Self {
             rest_addr: SocketAddr::new(ip, rest_port),
             grpc_addr,
+            metrics_addr,
             shutdown_timeout,
             database: DatabaseTarget::from_env(env, settings.name)?,
         })
@@ -147,6 +159,7 @@ impl<S> Launcher<S> {
             idempotency: None,
             messaging: None,
             tenant_header: None,
+            metrics: None,
             service: PhantomData,
         }
     }
@@ -189,6 +202,13 @@ impl<S> Launcher<S> {
     /// Tenancy is on: events carry the tenant id read from this request header.
     pub fn tenant_header(mut self, header: &'static str) -> Self {
         self.tenant_header = Some(header);
+        self
+    }
+
+    /// Serves Prometheus metrics (`[observability] metrics = "prometheus"`): `/metrics` on the
+    /// REST port, or on a port of its own when `settings.port` or `METRICS_PORT` gives one.
+    pub fn metrics(mut self, settings: MetricsSettings) -> Self {
+        self.metrics = Some(settings);
         self
     }
 
@@ -251,7 +271,7 @@ impl<S> Launcher<S> {
         S: RestApi,
     {
         let settings = self.settings;
-        let config = RunConfig::from_env(settings, &self.env, self.has_grpc())?;
+        let config = RunConfig::from_env(settings, &self.env, self.has_grpc(), self.metrics)?;
         telemetry::init(settings.logging, &self.env)?;
         let values = deferred::resolve(settings.deferred, &self.env)?;
         tracing::info!(
@@ -333,9 +353,21 @@ impl<S> Launcher<S> {
             Some(settings) => Some(idempotency::start(settings, &self.env, &ctx).await?),
             None => None,
         };
+        let metrics = self.metrics.map(|_| Metrics::new(&ctx));
         let abort = CancellationToken::new();
 
         let rest_listener = server::bind("rest", config.rest_addr).await?;
+        let metrics_server = match (&metrics, config.metrics_addr) {
+            (Some(metrics), Some(addr)) => Some(server::spawn(
+                "metrics",
+                server::bind("metrics", addr).await?,
+                metrics.router(),
+                shutdown.clone(),
+                abort.clone(),
+            )?),
+            _ => None,
+        };
+        let endpoint_on_rest = config.metrics_addr.is_none();
         #[cfg(feature = "grpc")]
         let grpc = match (self.grpc, config.grpc_addr) {
             (Some(routes), Some(addr)) => {
@@ -349,7 +381,7 @@ impl<S> Launcher<S> {
         let rest = server::spawn(
             "rest",
             rest_listener,
-            rest_router(&app, idempotency),
+            rest_router(&app, idempotency, metrics.as_ref(), endpoint_on_rest),
             shutdown.clone(),
             abort.clone(),
         )?;
@@ -371,7 +403,11 @@ impl<S> Launcher<S> {
         let grpc_server: Option<server::Server> = None;
         let rest_addr = rest.addr;
         let grpc_addr = grpc_server.as_ref().map(|grpc| grpc.addr);
-        let servers = std::iter::once(rest).chain(grpc_server).collect();
+        let metrics_addr = metrics_server.as_ref().map(|server| server.addr);
+        let servers = std::iter::once(rest)
+            .chain(grpc_server)
+            .chain(metrics_server)
+            .collect();
 
         let done = tokio::spawn(shutdown::run(Sequence {
             shutdown: shutdown.clone(),
@@ -387,6 +423,7 @@ impl<S> Launcher<S> {
         Ok(RunningService {
             rest_addr,
             grpc_addr,
+            metrics_addr,
             ctx,
             shutdown,
             done,
@@ -394,14 +431,28 @@ impl<S> Launcher<S> {
     }
 }
 
-/// The REST router: health endpoints first, the user's routes as the fallback (so a user route
-/// on a health path cannot make route registration panic), with panic catching and request
-/// tracing around everything. The idempotency layer, when enabled, sits outside panic catching
-/// so that a panicking handler's 500 releases its key.
-fn rest_router<S: RestApi>(app: &App<S>, idempotency: Option<IdempotencyLayer>) -> axum::Router {
-    let user_routes = S::routes().with_state(app.clone());
-    let router = health::routes::<S>()
-        .with_state(app.clone())
+/// The REST router: health endpoints (and `/metrics` when it shares the REST port) first, the
+/// user's routes as the fallback (so a user route on a health path cannot make route
+/// registration panic), with panic catching and request tracing around everything. The
+/// idempotency layer, when enabled, sits outside panic catching so that a panicking handler's
+/// 500 releases its key. Request metrics count the user's matched routes only.
+fn rest_router<S: RestApi>(
+    app: &App<S>,
+    idempotency: Option<IdempotencyLayer>,
+    metrics: Option<&Metrics>,
+    endpoint_on_rest: bool,
+) -> axum::Router {
+    let user_routes = match metrics {
+        Some(metrics) => metrics.instrument(S::routes()),
+        None => S::routes(),
+    }
+    .with_state(app.clone());
+    let runtime_routes = health::routes::<S>().with_state(app.clone());
+    let runtime_routes = match metrics {
+        Some(metrics) if endpoint_on_rest => runtime_routes.merge(metrics.router()),
+        _ => runtime_routes,
+    };
+    let router = runtime_routes
         .fallback_service(user_routes)
         .layer(CatchPanicLayer::custom(panic_response));
     let router = match idempotency {
@@ -465,7 +516,7 @@ mod tests {
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
         );
-        RunConfig::from_env(&SETTINGS, &Environment::from_pairs(all), grpc)
+        RunConfig::from_env(&SETTINGS, &Environment::from_pairs(all), grpc, None)
     }
 
     #[test]

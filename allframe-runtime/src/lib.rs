@@ -38,6 +38,7 @@ pub mod health;
 pub mod idempotency;
 mod launcher;
 pub mod messaging;
+pub mod metrics;
 mod server;
 pub mod settings;
 mod shutdown;
@@ -133,6 +134,7 @@ pub mod __private {
     pub use crate::launcher::GrpcRoutesFn;
     pub use crate::launcher::{ALLFRAME_BIND_ADDR, GRPC_PORT, Launcher, PORT};
     pub use crate::messaging::{OutboxSettings, RetrySettings};
+    pub use crate::metrics::MetricsSettings;
     pub use crate::settings::{
         DeferredValue, EmbeddedMigration, LogFormat, Segment, ServiceSettings,
     };
@@ -140,6 +142,27 @@ pub mod __private {
         ALLFRAME_SHUTDOWN_TIMEOUT_SECS, RunningService, ShutdownHandle, ShutdownReport,
     };
     pub use crate::{App, BoxError, Ctx, RestApi, Service};
+
+    /// `[services.idempotency] storage = "redis"`: compiles only when allframe-runtime has its
+    /// `redis` feature, so a missing feature is a compile error rather than a start-up error.
+    pub const fn redis_idempotency_storage<F: RedisFeatureEnabled>() -> IdempotencyStorage {
+        IdempotencyStorage::Redis
+    }
+
+    /// The type [`redis_idempotency_storage`] is called with.
+    #[derive(Debug)]
+    pub struct RedisFeature;
+
+    /// Implemented for [`RedisFeature`] only when the `redis` feature is on.
+    #[diagnostic::on_unimplemented(
+        message = "architecture.toml sets `[services.idempotency] storage = \"redis\"`, but allframe-runtime is built without its `redis` feature",
+        label = "this service keeps its idempotency keys in Redis",
+        note = "enable it: `allframe = {{ package = \"allframe-runtime\", features = [\"redis\"] }}`, or use `storage = \"sqlite\"` / `\"postgres\"`"
+    )]
+    pub trait RedisFeatureEnabled {}
+
+    #[cfg(feature = "redis")]
+    impl RedisFeatureEnabled for RedisFeature {}
 
     /// Without the `grpc` feature, a file declaring "grpc" is a compile error that says to
     /// enable the feature.

@@ -82,6 +82,7 @@ impl ShutdownReport {
 pub struct RunningService {
     pub(crate) rest_addr: SocketAddr,
     pub(crate) grpc_addr: Option<SocketAddr>,
+    pub(crate) metrics_addr: Option<SocketAddr>,
     pub(crate) ctx: Ctx,
     pub(crate) shutdown: CancellationToken,
     pub(crate) done: JoinHandle<ShutdownReport>,
@@ -91,6 +92,11 @@ impl RunningService {
     /// The address the REST server is bound to (with the real port when 0 was asked for).
     pub fn rest_addr(&self) -> SocketAddr {
         self.rest_addr
+    }
+
+    /// The address of the metrics listener, when `/metrics` has a port of its own.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// The address the gRPC server is bound to, when gRPC routes were registered.

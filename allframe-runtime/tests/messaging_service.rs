@@ -10,11 +10,11 @@ use std::path::Path;
 use std::time::Duration;
 
 use allframe_runtime::__private::{
-    EmbeddedMigration, Environment, Launcher, LogFormat, OutboxSettings, RunningService,
-    ServiceSettings,
+    EmbeddedMigration, Environment, Launcher, LogFormat, MetricsSettings, OutboxSettings,
+    RunningService, ServiceSettings,
 };
 use allframe_runtime::axum::extract::Path as UrlPath;
-use allframe_runtime::axum::routing::{get, post};
+use allframe_runtime::axum::routing::post;
 use allframe_runtime::error::{ApiError, RuntimeError};
 use allframe_runtime::messaging::{
     BusError, EventContext, LocalBus, LocalBusOptions, MessagingError, SubscribeOptions, topic_name,
@@ -50,9 +50,7 @@ impl Service for Ledger {
 
 impl RestApi for Ledger {
     fn routes() -> Router<Self> {
-        Router::new()
-            .route("/deposits/{account}/{n}", post(deposit))
-            .route("/outbox/metrics", get(metrics))
+        Router::new().route("/deposits/{account}/{n}", post(deposit))
     }
 }
 
@@ -72,13 +70,6 @@ async fn deposit(
     uow.publish(Deposited { account, n })?;
     uow.commit().await?;
     Ok("ok")
-}
-
-async fn metrics(cx: Ctx) -> Result<String, ApiError> {
-    let snapshot = cx
-        .outbox_metrics()
-        .ok_or_else(|| ApiError::not_found("no outbox"))?;
-    Ok(snapshot.to_prometheus(cx.settings().name))
 }
 
 async fn start(
@@ -101,6 +92,7 @@ async fn start(
     );
     let launcher = Launcher::<Ledger>::new(&SETTINGS)
         .migrations(&MIGRATIONS)
+        .metrics(MetricsSettings::default())
         .env(Environment::from_pairs(pairs));
     let launcher = if outbox {
         launcher
@@ -157,16 +149,25 @@ async fn handler_events_reach_the_local_bus_through_the_launchers_relay() {
         sub.ack(&delivery).await.expect("ack");
     }
 
-    let metrics = reqwest::get(format!("http://{}/outbox/metrics", running.rest_addr()))
+    // The launcher's Prometheus endpoint exposes the relay's throughput and the handler's
+    // request count, labelled with the matched route template.
+    let metrics = reqwest::get(format!("http://{}/metrics", running.rest_addr()))
         .await
         .expect("metrics")
         .text()
         .await
         .expect("body");
     assert!(
-        metrics.contains("allframe_outbox_published_total{service=\"ledger-service\"} 5"),
+        metrics.contains("allframe_outbox_published_total{service=\"ledger-service\"} 5\n"),
         "{metrics}"
     );
+    assert!(
+        metrics.contains(
+            "http_server_requests_total{service=\"ledger-service\",method=\"POST\",route=\"/deposits/{account}/{n}\",status=\"200\"} 5\n"
+        ),
+        "{metrics}"
+    );
+    assert!(metrics.ends_with("# EOF\n"), "{metrics}");
     let report = running.shutdown().await;
     assert!(report.is_clean(), "{report:?}");
 }

@@ -6,8 +6,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use allframe_runtime::__private::{
-    DeferredValue, EmbeddedMigration, Environment, Launcher, LogFormat, RunningService, Segment,
-    ServiceSettings,
+    DeferredValue, EmbeddedMigration, Environment, Launcher, LogFormat, MetricsSettings,
+    RunningService, Segment, ServiceSettings,
 };
 use allframe_runtime::axum::Json;
 use allframe_runtime::axum::extract::Path as UrlPath;
@@ -286,6 +286,94 @@ async fn serves_health_and_database_backed_routes_then_shuts_down_cleanly() {
         "background task saw cancellation"
     );
     db.close().await;
+}
+
+#[tokio::test]
+async fn metrics_get_a_listener_of_their_own_and_count_route_templates() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let pairs = vec![
+        (
+            "ALLFRAME_DATA_DIR".to_owned(),
+            temp.path().to_string_lossy().into_owned(),
+        ),
+        ("PORT".to_owned(), "0".to_owned()),
+        ("METRICS_PORT".to_owned(), "0".to_owned()),
+        ("ALLFRAME_BIND_ADDR".to_owned(), "127.0.0.1".to_owned()),
+        ("GREETING_TARGET".to_owned(), "metrics".to_owned()),
+    ];
+    let running = Launcher::<UserService>::new(&SETTINGS)
+        .migrations(&MIGRATIONS)
+        .metrics(MetricsSettings { port: Some(9464) })
+        .env(Environment::from_pairs(pairs))
+        .start()
+        .await
+        .expect("service starts");
+    let metrics_addr = running.metrics_addr().expect("a metrics listener");
+    assert_ne!(metrics_addr.port(), 0);
+    assert_ne!(metrics_addr, running.rest_addr());
+    let client = reqwest::Client::new();
+    for id in [1, 2, 3] {
+        let answer = client
+            .get(url(&running, &format!("/users/{id}")))
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(answer.status(), 404);
+    }
+    let health = client
+        .get(url(&running, "/health/live"))
+        .send()
+        .await
+        .expect("live");
+    assert_eq!(health.status(), 200);
+    let on_rest = client
+        .get(url(&running, "/metrics"))
+        .send()
+        .await
+        .expect("rest");
+    assert_eq!(
+        on_rest.status(),
+        404,
+        "not on the REST port when it has its own"
+    );
+
+    let scrape = client
+        .get(format!("http://{metrics_addr}/metrics"))
+        .send()
+        .await
+        .expect("scrape");
+    assert_eq!(scrape.status(), 200);
+    assert!(
+        scrape.headers()["content-type"]
+            .to_str()
+            .expect("ascii")
+            .starts_with("application/openmetrics-text"),
+    );
+    let text = scrape.text().await.expect("body");
+    let requests: Vec<&str> = text
+        .lines()
+        .filter(|line| line.starts_with("http_server_requests_total{"))
+        .collect();
+    assert_eq!(requests.len(), 1, "one series for three ids: {text}");
+    assert!(requests[0].contains("route=\"/users/{id}\""), "{text}");
+    assert!(requests[0].contains("status=\"404\""), "{text}");
+    assert!(requests[0].ends_with(" 3"), "{text}");
+    assert!(
+        text.contains("http_server_request_duration_seconds_count{service=\"user-service\",method=\"GET\",route=\"/users/{id}\"} 3"),
+        "{text}"
+    );
+    assert!(!text.contains("/health"), "probes are not counted: {text}");
+    assert!(
+        !text.contains("allframe_outbox"),
+        "no messaging, no outbox series: {text}"
+    );
+
+    let report = running.shutdown().await;
+    assert!(report.is_clean(), "{report:?}");
+    assert!(
+        tokio::net::TcpStream::connect(metrics_addr).await.is_err(),
+        "the metrics listener stops with the service"
+    );
 }
 
 #[tokio::test]

@@ -1,11 +1,10 @@
 //! Outbox relay metrics: counters and gauges shared by the relays of one process.
 //!
 //! The relays update them; handlers read them through `Ctx::outbox_metrics()`; the relay logs
-//! them periodically; [`OutboxMetricsSnapshot::to_prometheus`] renders the Prometheus text
-//! format for whoever serves it. Lag is the age of the oldest unpublished row; throughput is
+//! them periodically; the service's `/metrics` endpoint (`crate::metrics`) exposes them to
+//! Prometheus. Lag is the age of the oldest unpublished row; throughput is
 //! the `published_total` counter over time. Plain atomics: no registry, no I/O.
 
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Live metrics of the outbox relays of one service process.
@@ -81,73 +80,6 @@ impl OutboxMetrics {
     }
 }
 
-impl OutboxMetricsSnapshot {
-    /// The Prometheus text exposition of these values, labelled with `service`.
-    pub fn to_prometheus(&self, service: &str) -> String {
-        let service: String = service
-            .chars()
-            .filter(|c| !matches!(c, '"' | '\\' | '\n'))
-            .collect();
-        let rows: [(&str, &str, &str, u64); 8] = [
-            (
-                "allframe_outbox_published_total",
-                "counter",
-                "Outbox rows published.",
-                self.published_total,
-            ),
-            (
-                "allframe_outbox_batches_total",
-                "counter",
-                "Outbox batches published.",
-                self.batches_total,
-            ),
-            (
-                "allframe_outbox_publish_failures_total",
-                "counter",
-                "Failed outbox publish attempts.",
-                self.publish_failures_total,
-            ),
-            (
-                "allframe_outbox_pruned_total",
-                "counter",
-                "Published outbox rows pruned.",
-                self.pruned_total,
-            ),
-            (
-                "allframe_outbox_pending",
-                "gauge",
-                "Unpublished outbox rows.",
-                self.pending,
-            ),
-            (
-                "allframe_outbox_lag_milliseconds",
-                "gauge",
-                "Age of the oldest unpublished outbox row.",
-                self.oldest_pending_age_ms,
-            ),
-            (
-                "allframe_outbox_last_latency_milliseconds",
-                "gauge",
-                "Commit-to-publish time of the last batch's oldest row.",
-                self.last_latency_ms,
-            ),
-            (
-                "allframe_outbox_consecutive_failures",
-                "gauge",
-                "Failed publish attempts since the last success.",
-                self.consecutive_failures,
-            ),
-        ];
-        let mut out = String::new();
-        for (name, kind, help, value) in rows {
-            let _ = writeln!(out, "# HELP {name} {help}");
-            let _ = writeln!(out, "# TYPE {name} {kind}");
-            let _ = writeln!(out, "{name}{{service=\"{service}\"}} {value}");
-        }
-        out
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,8 +97,5 @@ mod tests {
         assert_eq!(snapshot.batches_total, 2);
         assert_eq!(snapshot.consecutive_failures, 2);
         assert_eq!(snapshot.oldest_pending_age_ms, 1500);
-        let text = snapshot.to_prometheus("user-service");
-        assert!(text.contains("allframe_outbox_published_total{service=\"user-service\"} 15\n"));
-        assert!(text.contains("# TYPE allframe_outbox_pending gauge\n"));
     }
 }

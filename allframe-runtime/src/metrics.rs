@@ -1,0 +1,280 @@
+//! The Prometheus scrape endpoint (`[observability] metrics = "prometheus"`, the default).
+//!
+//! One [`Metrics`] registry per service process, built on the `prometheus-client` crate and
+//! rendered in the OpenMetrics text format at [`METRICS_PATH`]:
+//!
+//! - `http_server_requests_total{method, route, status}` and
+//!   `http_server_request_duration_seconds{method, route}` for the user's REST routes. `route` is
+//!   the matched route template (`/users/{id}`), never the raw path, so label cardinality stays
+//!   bounded by the routes the service declares;
+//! - the outbox relay's `allframe_outbox_*` counters and gauges (lag, throughput, failures), read
+//!   at scrape time from the service's messaging when it has any.
+//!
+//! Every series carries a `service` label. The endpoint is served on the REST port unless the
+//! file declares a `metrics` port (or `METRICS_PORT` is set), in which case it gets a listener
+//! of its own that shuts down with the others.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::context::Ctx;
+use crate::messaging::OutboxMetricsSnapshot;
+
+/// The path of the scrape endpoint.
+pub const METRICS_PATH: &str = "/metrics";
+/// The variable overriding the metrics port (a separate listener).
+pub const METRICS_PORT: &str = "METRICS_PORT";
+/// The content type of the OpenMetrics text format.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// What the file says about metrics, baked in by `#[allframe::service]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MetricsSettings {
+    /// A port of its own for the endpoint (a `metrics` entry in the service's ports);
+    /// `None` serves it on the REST port. `METRICS_PORT` overrides it.
+    pub port: Option<u16>,
+}
+
+/// The labels of one request counter series.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    method: String,
+    route: String,
+    status: u16,
+}
+
+/// The labels of one request duration series.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    method: String,
+    route: String,
+}
+
+/// The metrics registry of one service process. Cheap to clone. (Help texts carry no final
+/// period: the encoder adds one.)
+#[derive(Clone)]
+pub struct Metrics {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    durations: Family<RouteLabels, Histogram>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+/// Request duration buckets: 1 ms to about 16 s, doubling.
+fn duration_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.001, 2.0, 15))
+}
+
+impl Metrics {
+    /// A registry for the service of `ctx`, with the HTTP families and the outbox collector.
+    pub fn new(ctx: &Ctx) -> Self {
+        let service = ctx.settings().name;
+        let mut registry =
+            Registry::with_labels([(Cow::Borrowed("service"), Cow::Borrowed(service))].into_iter());
+        let requests = Family::<RequestLabels, Counter>::default();
+        let durations =
+            Family::<RouteLabels, Histogram>::new_with_constructor(duration_histogram as fn() -> _);
+        registry.register(
+            "http_server_requests",
+            "HTTP requests answered, by method, route template and status",
+            requests.clone(),
+        );
+        registry.register(
+            "http_server_request_duration_seconds",
+            "Time to answer an HTTP request, by method and route template",
+            durations.clone(),
+        );
+        registry.register_collector(Box::new(OutboxCollector { ctx: ctx.clone() }));
+        Self {
+            inner: Arc::new(Inner {
+                registry,
+                requests,
+                durations,
+            }),
+        }
+    }
+
+    /// Every metric in the OpenMetrics text format.
+    pub fn render(&self) -> String {
+        let mut text = String::new();
+        // Writing into a String cannot fail; the encoder's own errors are formatting errors.
+        if let Err(error) =
+            prometheus_client::encoding::text::encode(&mut text, &self.inner.registry)
+        {
+            tracing::error!(%error, "rendering metrics failed");
+        }
+        text
+    }
+
+    /// Counts one answered request.
+    fn observe(&self, method: &str, route: &str, status: StatusCode, seconds: f64) {
+        self.inner
+            .requests
+            .get_or_create(&RequestLabels {
+                method: method.to_owned(),
+                route: route.to_owned(),
+                status: status.as_u16(),
+            })
+            .inc();
+        self.inner
+            .durations
+            .get_or_create(&RouteLabels {
+                method: method.to_owned(),
+                route: route.to_owned(),
+            })
+            .observe(seconds);
+    }
+
+    /// The router serving [`METRICS_PATH`].
+    pub fn router(&self) -> axum::Router {
+        axum::Router::new()
+            .route(METRICS_PATH, get(scrape))
+            .with_state(self.clone())
+    }
+
+    /// Adds request metrics to `routes`: only requests that matched one of them are counted,
+    /// labelled with the matched template (a router without routes is returned as is).
+    pub fn instrument<T>(&self, routes: axum::Router<T>) -> axum::Router<T>
+    where
+        T: Clone + Send + Sync + 'static,
+    {
+        if !routes.has_routes() {
+            return routes;
+        }
+        routes.route_layer(axum::middleware::from_fn_with_state(self.clone(), track))
+    }
+}
+
+async fn scrape(State(metrics): State<Metrics>) -> Response {
+    let mut response = metrics.render().into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
+    response
+}
+
+async fn track(State(metrics): State<Metrics>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().as_str().to_owned();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
+    let response = next.run(request).await;
+    metrics.observe(
+        &method,
+        &route,
+        response.status(),
+        started.elapsed().as_secs_f64(),
+    );
+    response
+}
+
+/// Reads the outbox relay metrics at scrape time.
+#[derive(Debug)]
+struct OutboxCollector {
+    ctx: Ctx,
+}
+
+fn gauge(value: u64) -> ConstGauge<i64> {
+    ConstGauge::new(i64::try_from(value).unwrap_or(i64::MAX))
+}
+
+impl Collector for OutboxCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let Some(outbox) = self.ctx.outbox_metrics() else {
+            return Ok(());
+        };
+        let OutboxMetricsSnapshot {
+            published_total,
+            batches_total,
+            publish_failures_total,
+            pruned_total,
+            pending,
+            oldest_pending_age_ms,
+            last_latency_ms,
+            consecutive_failures,
+        } = outbox;
+        let counters = [
+            (
+                "allframe_outbox_published",
+                "Outbox rows published",
+                published_total,
+            ),
+            (
+                "allframe_outbox_batches",
+                "Outbox batches published",
+                batches_total,
+            ),
+            (
+                "allframe_outbox_publish_failures",
+                "Failed outbox publish attempts",
+                publish_failures_total,
+            ),
+            (
+                "allframe_outbox_pruned",
+                "Published outbox rows pruned",
+                pruned_total,
+            ),
+        ];
+        for (name, help, value) in counters {
+            let counter = ConstCounter::new(value);
+            counter.encode(encoder.encode_descriptor(
+                name,
+                help,
+                None,
+                counter.metric_type(),
+            )?)?;
+        }
+        let gauges = [
+            (
+                "allframe_outbox_pending",
+                "Unpublished outbox rows",
+                pending,
+            ),
+            (
+                "allframe_outbox_lag_milliseconds",
+                "Age of the oldest unpublished outbox row",
+                oldest_pending_age_ms,
+            ),
+            (
+                "allframe_outbox_last_latency_milliseconds",
+                "Commit-to-publish time of the last batch's oldest row",
+                last_latency_ms,
+            ),
+            (
+                "allframe_outbox_consecutive_failures",
+                "Failed publish attempts since the last success",
+                consecutive_failures,
+            ),
+        ];
+        for (name, help, value) in gauges {
+            let gauge = gauge(value);
+            gauge.encode(encoder.encode_descriptor(name, help, None, gauge.metric_type())?)?;
+        }
+        Ok(())
+    }
+}
