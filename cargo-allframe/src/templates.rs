@@ -210,6 +210,17 @@ pub mod cloud {
         template!("infra/terraform/modules/secrets-manager/main.tf.jinja" => "infrastructure/terraform/modules/secrets-manager/main.tf", Always),
         template!("infra/terraform/modules/secrets-manager/variables.tf.jinja" => "infrastructure/terraform/modules/secrets-manager/variables.tf", Always),
         template!("infra/terraform/modules/secrets-manager/outputs.tf.jinja" => "infrastructure/terraform/modules/secrets-manager/outputs.tf", Always),
+        template!("infra/terraform/modules/fly-service/versions.tf.jinja" => "infrastructure/terraform/modules/fly-service/versions.tf", Always),
+        template!("infra/terraform/modules/fly-service/main.tf.jinja" => "infrastructure/terraform/modules/fly-service/main.tf", Always),
+        template!("infra/terraform/modules/fly-service/variables.tf.jinja" => "infrastructure/terraform/modules/fly-service/variables.tf", Always),
+        template!("infra/terraform/modules/fly-service/outputs.tf.jinja" => "infrastructure/terraform/modules/fly-service/outputs.tf", Always),
+    ];
+    /// The Fly.io root module (`[cloud.fly]`).
+    pub const FLY_ROOT: &[Template] = &[
+        template!("infra/terraform/fly/versions.tf.jinja" => "infrastructure/terraform/fly/versions.tf", Always),
+        template!("infra/terraform/fly/variables.tf.jinja" => "infrastructure/terraform/fly/variables.tf", Always),
+        template!("infra/terraform/fly/main.tf.jinja" => "infrastructure/terraform/fly/main.tf", Always),
+        template!("infra/terraform/fly/outputs.tf.jinja" => "infrastructure/terraform/fly/outputs.tf", Always),
     ];
     /// `fly.toml` of one service.
     pub const FLY: Template = template!("infra/fly/fly.toml.jinja" => "infrastructure/fly/{{ service.name }}/fly.toml", Always);
@@ -261,6 +272,7 @@ impl Renderer {
             .chain(cloud::AWS)
             .chain(cloud::GCP)
             .chain(cloud::MODULES)
+            .chain(cloud::FLY_ROOT)
             .chain(cloud::SINGLE)
         {
             env.add_template(template.name, template.source)

@@ -699,6 +699,10 @@ fn cases() -> Vec<(&'static str, String)> {
             "fly_and_shuttle_blue_green",
             "[deployment]\nstrategy = \"blue-green\"\n\n[cloud]\nregions = [\"eu-central-1\"]\n\n[cloud.fly]\norg = \"acme\"\n\n[cloud.shuttle]\nproject = \"${SHUTTLE_PROJECT}\"\n",
         ),
+        (
+            "fly_regions_deferred_org",
+            "[cloud]\nregions = [\"us-east-1\", \"eu-west-1\", \"eu-west-2\"]\n\n[cloud.fly]\norg = \"${FLY_ORG}\"\n",
+        ),
     ];
     let mut out = vec![
         ("reference", reference()),
@@ -811,4 +815,76 @@ fn generated_trees_pass_the_external_validators() {
         }
         eprintln!("{name}: valid");
     }
+}
+
+/// The Terraform files of `files` under `dir`, by path.
+fn terraform_under<'a>(files: &'a BTreeMap<String, String>, dir: &str) -> BTreeSet<&'a str> {
+    files
+        .keys()
+        .filter(|p| p.starts_with(dir))
+        .map(String::as_str)
+        .collect()
+}
+
+fn variables_of_fly(files: &BTreeMap<String, String>) -> &str {
+    &files["infrastructure/terraform/fly/variables.tf"]
+}
+
+#[test]
+fn fly_gets_a_terraform_root_with_one_module_per_service_fanned_out_over_regions() {
+    let files = generate(&reference());
+    let main = &files["infrastructure/terraform/fly/main.tf"];
+    assert_eq!(
+        main.matches("source = \"../modules/fly-service\"").count(),
+        REFERENCE_SERVICES.len()
+    );
+    for name in REFERENCE_SERVICES {
+        // The app of the Terraform root is the app of the service's fly.toml.
+        let fly: toml::Table =
+            toml::from_str(&files[&format!("infrastructure/fly/{name}/fly.toml")]).expect("TOML");
+        let app = fly["app"].as_str().unwrap();
+        assert!(
+            main.contains(&format!("app_name            = \"{app}\"")),
+            "{main}"
+        );
+        assert!(main.contains(&format!("\"registry.fly.io/{app}:${{var.image_tag}}\"")));
+    }
+    // [cloud] regions map to Fly regions: one Machine set per region.
+    let variables = variables_of_fly(&files);
+    assert!(
+        variables.contains("default     = [\"iad\", \"lhr\"]"),
+        "{variables}"
+    );
+    assert!(
+        variables.contains("default     = \"my-org\""),
+        "{variables}"
+    );
+    let module = &files["infrastructure/terraform/modules/fly-service/main.tf"];
+    for resource in ["fly_app", "fly_ip", "fly_machine"] {
+        assert!(
+            module.contains(&format!("resource \"{resource}\"")),
+            "{module}"
+        );
+    }
+    assert!(module.contains("setproduct(var.regions, range(var.machines_per_region))"));
+    let versions = &files["infrastructure/terraform/modules/fly-service/versions.tf"];
+    assert!(
+        versions.contains("source  = \"fly-apps/fly\""),
+        "{versions}"
+    );
+    // Connection URLs are Fly secrets, never part of the Machines' environment.
+    assert!(
+        !main
+            .lines()
+            .any(|l| l.trim_start().starts_with("DATABASE_URL") && l.contains(" = ")),
+        "{main}"
+    );
+    assert!(main.contains("# Secrets: `fly secrets set DATABASE_URL=… --app my-org-web-bff`."));
+
+    // Without [cloud.fly], none of it.
+    let gcp = generate(SENSORS);
+    assert!(terraform_under(&gcp, "infrastructure/terraform/fly/").is_empty());
+    assert!(terraform_under(&gcp, "infrastructure/terraform/modules/fly-service/").is_empty());
+    assert!(terraform_under(&gcp, "infrastructure/terraform/modules/shuttle-service/").is_empty());
+    assert!(terraform_under(&gcp, "infrastructure/terraform/shuttle/").is_empty());
 }

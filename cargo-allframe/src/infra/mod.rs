@@ -9,6 +9,7 @@
 //! the user's edits to them. Nothing here reads or writes the output directory.
 
 pub mod model;
+pub mod paas;
 pub mod terraform;
 
 use std::collections::BTreeSet;

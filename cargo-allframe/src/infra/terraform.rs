@@ -1,13 +1,13 @@
 //! The cloud part of the infrastructure: Terraform roots for AWS and Google Cloud with their
-//! reusable modules, `fly.toml` per service and the Shuttle project file — only for the clouds
-//! present in `[cloud]`.
+//! reusable modules — only for the clouds present in `[cloud]` — and, through [`super::paas`],
+//! Fly.io and Shuttle.
 //!
 //! Values the file writes as `${VAR}` become Terraform input variables (`TF_VAR_…`), never
 //! literal values; connection URLs and credentials live in the cloud's secret store, whose
 //! values Terraform never sets. Terraform formatting (`terraform fmt`) aligns the `=` of
 //! consecutive attributes, so this module computes the padding of generated map keys.
 
-use allframe_config::model::{AwsRuntime, DeploymentStrategy, EventFormat, GcpRuntime};
+use allframe_config::model::{AwsRuntime, EventFormat, GcpRuntime};
 use allframe_config::{Architecture, EnvString, Segment};
 use minijinja::context;
 use minijinja::value::Value;
@@ -499,6 +499,16 @@ pub fn plan(
         }
     }
 
+    // Fly.io and Shuttle.
+    modules.extend(super::paas::plan(
+        infra,
+        architecture,
+        &services,
+        renderer,
+        &common,
+        &mut files,
+    )?);
+
     modules.retain(|m| !m.is_empty());
     modules.sort_unstable();
     modules.dedup();
@@ -507,48 +517,9 @@ pub fn plan(
             .iter()
             .filter(|tpl| tpl.name.contains(&format!("/{module}/")))
         {
-            render(template, common.clone())?;
+            let (path, text) = renderer.render(template, &common)?;
+            files.push(PlannedFile::new(path, text));
         }
-    }
-
-    if let Some(fly) = &cloud.fly {
-        let strategy = match file.deployment.strategy {
-            DeploymentStrategy::Canary => "canary",
-            DeploymentStrategy::BlueGreen => "bluegreen",
-            DeploymentStrategy::Rolling => "rolling",
-            DeploymentStrategy::Recreate => "immediate",
-        };
-        let org = (!fly.org.is_deferred()).then(|| fly.org.raw().to_owned());
-        for service in &services {
-            let fly_app = match &org {
-                Some(org) => format!("{org}-{}", service.service.name),
-                None => format!("{}-{}", infra.architecture, service.service.name),
-            };
-            let service_env: Vec<&TfEnv> =
-                service.env.iter().filter(|e| e.literal.is_some()).collect();
-            render(
-                &t::FLY,
-                context! {
-                    service => v(&service.service),
-                    fly_app,
-                    fly_region => regions.first().and_then(|r| fly_region(r)),
-                    fly_strategy => strategy,
-                    service_env => v(service_env),
-                    ..common.clone()
-                },
-            )?;
-        }
-    }
-
-    if let Some(shuttle) = &cloud.shuttle {
-        render(
-            &t::SHUTTLE,
-            context! {
-                shuttle_project => (!shuttle.project.is_deferred()).then(|| shuttle.project.raw().to_owned()),
-                shuttle_project_raw => shuttle.project.raw(),
-                ..common.clone()
-            },
-        )?;
     }
     Ok(files)
 }
