@@ -214,6 +214,10 @@ pub mod cloud {
         template!("infra/terraform/modules/fly-service/main.tf.jinja" => "infrastructure/terraform/modules/fly-service/main.tf", Always),
         template!("infra/terraform/modules/fly-service/variables.tf.jinja" => "infrastructure/terraform/modules/fly-service/variables.tf", Always),
         template!("infra/terraform/modules/fly-service/outputs.tf.jinja" => "infrastructure/terraform/modules/fly-service/outputs.tf", Always),
+        template!("infra/terraform/modules/shuttle-service/versions.tf.jinja" => "infrastructure/terraform/modules/shuttle-service/versions.tf", Always),
+        template!("infra/terraform/modules/shuttle-service/main.tf.jinja" => "infrastructure/terraform/modules/shuttle-service/main.tf", Always),
+        template!("infra/terraform/modules/shuttle-service/variables.tf.jinja" => "infrastructure/terraform/modules/shuttle-service/variables.tf", Always),
+        template!("infra/terraform/modules/shuttle-service/outputs.tf.jinja" => "infrastructure/terraform/modules/shuttle-service/outputs.tf", Always),
     ];
     /// The Fly.io root module (`[cloud.fly]`).
     pub const FLY_ROOT: &[Template] = &[
@@ -221,6 +225,12 @@ pub mod cloud {
         template!("infra/terraform/fly/variables.tf.jinja" => "infrastructure/terraform/fly/variables.tf", Always),
         template!("infra/terraform/fly/main.tf.jinja" => "infrastructure/terraform/fly/main.tf", Always),
         template!("infra/terraform/fly/outputs.tf.jinja" => "infrastructure/terraform/fly/outputs.tf", Always),
+    ];
+    /// The Shuttle root module (`[cloud.shuttle]`).
+    pub const SHUTTLE_ROOT: &[Template] = &[
+        template!("infra/terraform/shuttle/versions.tf.jinja" => "infrastructure/terraform/shuttle/versions.tf", Always),
+        template!("infra/terraform/shuttle/variables.tf.jinja" => "infrastructure/terraform/shuttle/variables.tf", Always),
+        template!("infra/terraform/shuttle/main.tf.jinja" => "infrastructure/terraform/shuttle/main.tf", Always),
     ];
     /// `fly.toml` of one service.
     pub const FLY: Template = template!("infra/fly/fly.toml.jinja" => "infrastructure/fly/{{ service.name }}/fly.toml", Always);
@@ -273,6 +283,7 @@ impl Renderer {
             .chain(cloud::GCP)
             .chain(cloud::MODULES)
             .chain(cloud::FLY_ROOT)
+            .chain(cloud::SHUTTLE_ROOT)
             .chain(cloud::SINGLE)
         {
             env.add_template(template.name, template.source)

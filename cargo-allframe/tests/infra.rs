@@ -703,6 +703,10 @@ fn cases() -> Vec<(&'static str, String)> {
             "fly_regions_deferred_org",
             "[cloud]\nregions = [\"us-east-1\", \"eu-west-1\", \"eu-west-2\"]\n\n[cloud.fly]\norg = \"${FLY_ORG}\"\n",
         ),
+        (
+            "shuttle_literal_project",
+            "[cloud.shuttle]\nproject = \"shop-prod\"\n",
+        ),
     ];
     let mut out = vec![
         ("reference", reference()),
@@ -887,4 +891,85 @@ fn fly_gets_a_terraform_root_with_one_module_per_service_fanned_out_over_regions
     assert!(terraform_under(&gcp, "infrastructure/terraform/modules/fly-service/").is_empty());
     assert!(terraform_under(&gcp, "infrastructure/terraform/modules/shuttle-service/").is_empty());
     assert!(terraform_under(&gcp, "infrastructure/terraform/shuttle/").is_empty());
+}
+
+#[test]
+fn shuttle_deploys_through_the_cli_with_secrets_from_the_environment() {
+    let files = generate(&reference());
+    let module = &files["infrastructure/terraform/modules/shuttle-service/main.tf"];
+    assert!(
+        module.contains("resource \"terraform_data\" \"deploy\""),
+        "{module}"
+    );
+    assert!(
+        module.contains("shuttle --name \"$SHUTTLE_PROJECT\" deploy \"$@\""),
+        "{module}"
+    );
+    let variables = &files["infrastructure/terraform/modules/shuttle-service/variables.tf"];
+    let secrets = variables
+        .split("variable ")
+        .find(|v| v.starts_with("\"secrets\""))
+        .expect("a secrets variable");
+    assert!(secrets.contains("sensitive   = true"), "{secrets}");
+    let root = &files["infrastructure/terraform/shuttle/main.tf"];
+    assert!(
+        root.contains("project         = var.shuttle_project"),
+        "{root}"
+    );
+    assert!(
+        files["infrastructure/terraform/shuttle/variables.tf"]
+            .contains("default     = \"my-project\"")
+    );
+}
+
+#[test]
+fn fly_and_shuttle_names_from_the_environment_stay_variables() {
+    let arch = reference()
+        .replace("org = \"my-org\"", "org = \"${FLY_ORG}\"")
+        .replace(
+            "project = \"my-project\"",
+            "project = \"${SHUTTLE_PROJECT}\"",
+        );
+    let files = generate(&arch);
+    let fly = &files["infrastructure/terraform/fly/main.tf"];
+    assert!(fly.contains("org                 = var.fly_org"), "{fly}");
+    let variables = &files["infrastructure/terraform/fly/variables.tf"];
+    assert!(variables.contains("variable \"fly_org\""));
+    assert!(!variables.contains("default     = \"my-org\""));
+    assert!(
+        files["infrastructure/terraform/shuttle/main.tf"]
+            .contains("project         = var.shuttle_project")
+    );
+    assert!(
+        files["infrastructure/terraform/shuttle/variables.tf"].contains("TF_VAR_shuttle_project")
+    );
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("architecture.toml"), &arch).expect("write");
+    cargo_allframe_with_env(
+        dir.path(),
+        &["ignite", "--out", "ws"],
+        &[
+            ("FLY_ORG", "fly-secret-org-5d1e"),
+            ("SHUTTLE_PROJECT", "shuttle-secret-77ab"),
+            ("AWS_ACCOUNT_ID", "aws-secret-0c4f"),
+            ("GCP_PROJECT_ID", "gcp-secret-e9a0"),
+        ],
+    )
+    .ok();
+    for (path, bytes) in common::snapshot(&dir.path().join("ws")) {
+        let text = String::from_utf8_lossy(&bytes);
+        for value in [
+            "secret-org-5d1e",
+            "secret-77ab",
+            "secret-0c4f",
+            "secret-e9a0",
+        ] {
+            assert!(
+                !text.contains(value),
+                "{} holds a value of the environment",
+                path.display()
+            );
+        }
+    }
 }

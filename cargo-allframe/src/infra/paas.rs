@@ -1,8 +1,10 @@
 //! Fly.io and Shuttle: `fly.toml` per service and the `terraform/fly` root instantiating the
-//! `fly-service` module per service (`[cloud.fly]`); `Shuttle.toml` (`[cloud.shuttle]`).
+//! `fly-service` module per service (`[cloud.fly]`); `Shuttle.toml` and the `terraform/shuttle`
+//! root running the Shuttle CLI through the `shuttle-service` module (`[cloud.shuttle]`).
 //!
 //! As in the other roots, `${VAR}` values are Terraform variables and credentials are never in
-//! a file: Fly secrets are set with `fly secrets set`.
+//! a file: Fly secrets are set with `fly secrets set`, Shuttle secrets come from a sensitive
+//! variable set in the environment of `terraform apply`.
 
 use allframe_config::Architecture;
 use allframe_config::model::DeploymentStrategy;
@@ -109,11 +111,20 @@ pub fn plan(
         render(
             &t::SHUTTLE,
             context! {
-                shuttle_project => literal,
+                shuttle_project => literal.clone(),
                 shuttle_project_raw => project.raw(),
                 ..common.clone()
             },
         )?;
+        let shuttle_context = context! {
+            shuttle_project => if project.is_deferred() { hcl_expr(project) } else { "var.shuttle_project".to_owned() },
+            shuttle_project_literal => literal,
+            ..common.clone()
+        };
+        for template in t::SHUTTLE_ROOT {
+            render(template, shuttle_context.clone())?;
+        }
+        modules.push("shuttle-service");
     }
     Ok(modules)
 }
