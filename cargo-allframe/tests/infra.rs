@@ -707,6 +707,22 @@ fn cases() -> Vec<(&'static str, String)> {
             "shuttle_literal_project",
             "[cloud.shuttle]\nproject = \"shop-prod\"\n",
         ),
+        (
+            "flags_unleash_aws_lambda",
+            "[feature_flags]\nprovider = \"unleash\"\ndefault_strategy = \"gradual-rollout\"\nsync_interval_seconds = 15\n\n[cloud]\nregions = [\"us-east-1\", \"eu-west-1\"]\n\n[cloud.aws]\nruntime = \"lambda\"\n",
+        ),
+        (
+            "flags_launchdarkly_gcp",
+            "[feature_flags]\nprovider = \"launchdarkly\"\n\n[settings]\nevent_bus = \"pubsub\"\n\n[cloud.gcp]\nproject_id = \"${GCP_PROJECT_ID}\"\nruntime = \"cloud-run\"\n",
+        ),
+        (
+            "flags_flagsmith_fargate_and_gke",
+            "[feature_flags]\nprovider = \"flagsmith\"\ndefault_strategy = \"user-ids\"\n\n[settings]\nevent_bus = \"sqs\"\n\n[cloud]\nregions = [\"eu-central-1\"]\n\n[cloud.aws]\nruntime = \"fargate\"\n\n[cloud.gcp]\nproject_id = \"shop-prod\"\nruntime = \"gke\"\n",
+        ),
+        (
+            "flags_unleash_without_cloud",
+            "[feature_flags]\nprovider = \"unleash\"\n",
+        ),
     ];
     let mut out = vec![
         ("reference", reference()),
@@ -883,7 +899,17 @@ fn fly_gets_a_terraform_root_with_one_module_per_service_fanned_out_over_regions
             .any(|l| l.trim_start().starts_with("DATABASE_URL") && l.contains(" = ")),
         "{main}"
     );
-    assert!(main.contains("# Secrets: `fly secrets set DATABASE_URL=… --app my-org-web-bff`."));
+    // [feature_flags] (unleash): the endpoint is a variable, the SDK key one more Fly secret.
+    assert!(main.contains(
+        "# Secrets: `fly secrets set DATABASE_URL=… FEATURE_FLAGS_SDK_KEY=… --app my-org-web-bff`."
+    ));
+    assert_eq!(
+        main.matches("FEATURE_FLAGS_URL                   = var.feature_flags_url")
+            .count(),
+        REFERENCE_SERVICES.len(),
+        "{main}"
+    );
+    assert!(variables_of_fly(&files).contains("variable \"feature_flags_url\""));
 
     // Without [cloud.fly], none of it.
     let gcp = generate(SENSORS);
@@ -972,4 +998,141 @@ fn fly_and_shuttle_names_from_the_environment_stay_variables() {
             );
         }
     }
+}
+
+/// `base` (two services) with `sections` before its services.
+fn with_sections(sections: &str) -> String {
+    let (_, base) = cases()
+        .into_iter()
+        .find(|(name, _)| *name == "shuttle_literal_project")
+        .expect("the case");
+    base.replace("[cloud.shuttle]\nproject = \"shop-prod\"\n", sections)
+}
+
+#[test]
+fn feature_flag_infrastructure_follows_the_provider_and_reaches_the_services() {
+    for (provider, resources, source) in [
+        (
+            "unleash",
+            &[
+                "unleash_project",
+                "unleash_environment",
+                "unleash_project_environment",
+                "unleash_api_token",
+            ][..],
+            "Unleash/unleash",
+        ),
+        (
+            "launchdarkly",
+            &["launchdarkly_project"][..],
+            "launchdarkly/launchdarkly",
+        ),
+        (
+            "flagsmith",
+            &["flagsmith_project", "flagsmith_environment"][..],
+            "Flagsmith/flagsmith",
+        ),
+    ] {
+        let files = generate(&with_sections(&format!(
+            "[feature_flags]\nprovider = \"{provider}\"\nsync_interval_seconds = 30\n\n[cloud]\nregions = [\"us-east-1\", \"eu-west-1\"]\n\n[cloud.aws]\nruntime = \"fargate\"\n\n[cloud.gcp]\nproject_id = \"shop-prod\"\n"
+        )));
+        let module = &files["infrastructure/terraform/modules/feature-flags/main.tf"];
+        for resource in resources {
+            assert!(
+                module.contains(&format!("resource \"{resource}\"")),
+                "{provider}: {module}"
+            );
+        }
+        let versions = &files["infrastructure/terraform/modules/feature-flags/versions.tf"];
+        assert!(
+            versions.contains(&format!("source  = \"{source}\"")),
+            "{versions}"
+        );
+        assert!(
+            files["infrastructure/terraform/modules/feature-flags/outputs.tf"]
+                .contains("output \"server_keys\"")
+        );
+        // The root, applied once, stores each environment's key in both clouds' secret stores;
+        // the AWS secret is replicated to the other region.
+        let root = &files["infrastructure/terraform/feature-flags/main.tf"];
+        assert!(
+            root.contains("source   = \"../modules/secrets-manager\""),
+            "{root}"
+        );
+        assert!(root.contains("resource \"google_secret_manager_secret_version\" \"sdk_key\""));
+        let variables = &files["infrastructure/terraform/feature-flags/variables.tf"];
+        assert!(
+            variables.contains("default     = \"us-east-1\""),
+            "{variables}"
+        );
+        assert!(
+            variables.contains("default     = [\"eu-west-1\"]"),
+            "{variables}"
+        );
+        assert!(variables.contains("default     = [\"dev\", \"staging\", \"production\"]"));
+        // Every service learns the provider, the endpoint and where its key is.
+        let aws = &files["infrastructure/terraform/aws/main.tf"];
+        assert_eq!(
+            aws.matches(&format!(
+                "FEATURE_FLAGS_PROVIDER              = \"{provider}\""
+            ))
+            .count(),
+            2,
+            "{aws}"
+        );
+        assert_eq!(
+            aws.matches("FEATURE_FLAGS_SYNC_INTERVAL_SECONDS = \"30\"")
+                .count(),
+            2
+        );
+        assert_eq!(aws.matches("FEATURE_FLAGS_SECRET_ARN            = data.aws_secretsmanager_secret.feature_flags.arn").count(), 2);
+        assert_eq!(
+            aws.matches("Resource = [data.aws_secretsmanager_secret.feature_flags.arn]")
+                .count(),
+            2
+        );
+        assert!(files.contains_key("infrastructure/terraform/aws/feature-flags.tf"));
+        let gcp = &files["infrastructure/terraform/gcp/main.tf"];
+        assert_eq!(
+            gcp.matches(
+                "FEATURE_FLAGS_SDK_KEY = data.google_secret_manager_secret.feature_flags.secret_id"
+            )
+            .count(),
+            2,
+            "{gcp}"
+        );
+        assert!(files["infrastructure/terraform/gcp/feature-flags.tf"].contains("secretAccessor"));
+    }
+
+    // `env` flags (the default) need no infrastructure.
+    for sections in [
+        "[feature_flags]\nprovider = \"env\"\n\n[cloud.aws]\nruntime = \"lambda\"\n",
+        "[cloud.aws]\nruntime = \"lambda\"\n",
+    ] {
+        let files = generate(&with_sections(sections));
+        assert!(terraform_under(&files, "infrastructure/terraform/feature-flags/").is_empty());
+        assert!(
+            terraform_under(&files, "infrastructure/terraform/modules/feature-flags/").is_empty()
+        );
+        assert!(!files.contains_key("infrastructure/terraform/aws/feature-flags.tf"));
+        assert!(!files["infrastructure/terraform/aws/main.tf"].contains("FEATURE_FLAGS"));
+    }
+
+    // Without a cloud, the root only creates the flag project and outputs the keys.
+    let alone = generate(&with_sections("[feature_flags]\nprovider = \"unleash\"\n"));
+    assert_eq!(
+        terraform_under(&alone, "infrastructure/terraform/"),
+        [
+            "infrastructure/terraform/feature-flags/main.tf",
+            "infrastructure/terraform/feature-flags/outputs.tf",
+            "infrastructure/terraform/feature-flags/variables.tf",
+            "infrastructure/terraform/feature-flags/versions.tf",
+            "infrastructure/terraform/modules/feature-flags/main.tf",
+            "infrastructure/terraform/modules/feature-flags/outputs.tf",
+            "infrastructure/terraform/modules/feature-flags/variables.tf",
+            "infrastructure/terraform/modules/feature-flags/versions.tf",
+        ]
+        .into_iter()
+        .collect::<BTreeSet<_>>()
+    );
 }

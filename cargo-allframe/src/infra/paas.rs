@@ -12,8 +12,9 @@ use minijinja::context;
 use minijinja::value::Value;
 use serde::Serialize;
 
+use super::flags::FlagsContext;
 use super::model::InfraContext;
-use super::terraform::{TfEnv, TfService, fly_region, hcl_expr};
+use super::terraform::{TfEnv, TfService, fly_region, hcl_expr, pad};
 use super::v;
 use crate::error::CliError;
 use crate::templates::{Renderer, cloud as t};
@@ -46,6 +47,7 @@ pub fn plan(
     infra: &InfraContext,
     architecture: &Architecture,
     services: &[TfService],
+    flags: Option<&FlagsContext>,
     renderer: &Renderer,
     common: &Value,
     files: &mut Vec<PlannedFile>,
@@ -87,10 +89,25 @@ pub fn plan(
                     ..common.clone()
                 },
             )?;
-            fly_services.push(FlyService {
-                service: service.clone(),
-                fly_app,
-            });
+            let mut service = service.clone();
+            if let Some(flags) = flags {
+                // The SDK key is a Fly secret; the rest is plain environment.
+                for (name, expression) in super::flags::service_env(flags, "fly") {
+                    service.env.push(TfEnv {
+                        name: name.to_owned(),
+                        pad: String::new(),
+                        literal: None,
+                        variable: None,
+                        expression: Some(expression),
+                    });
+                }
+                service.secret_keys.push(super::flags::SDK_KEY);
+                let width = service.env.iter().map(|e| e.name.len()).max().unwrap_or(0);
+                for entry in &mut service.env {
+                    entry.pad = pad(&entry.name, width);
+                }
+            }
+            fly_services.push(FlyService { service, fly_app });
         }
         let fly_context = context! {
             tf_services => v(&fly_services),
