@@ -210,7 +210,43 @@ pub mod cloud {
         template!("infra/terraform/modules/secrets-manager/main.tf.jinja" => "infrastructure/terraform/modules/secrets-manager/main.tf", Always),
         template!("infra/terraform/modules/secrets-manager/variables.tf.jinja" => "infrastructure/terraform/modules/secrets-manager/variables.tf", Always),
         template!("infra/terraform/modules/secrets-manager/outputs.tf.jinja" => "infrastructure/terraform/modules/secrets-manager/outputs.tf", Always),
+        template!("infra/terraform/modules/fly-service/versions.tf.jinja" => "infrastructure/terraform/modules/fly-service/versions.tf", Always),
+        template!("infra/terraform/modules/fly-service/main.tf.jinja" => "infrastructure/terraform/modules/fly-service/main.tf", Always),
+        template!("infra/terraform/modules/fly-service/variables.tf.jinja" => "infrastructure/terraform/modules/fly-service/variables.tf", Always),
+        template!("infra/terraform/modules/fly-service/outputs.tf.jinja" => "infrastructure/terraform/modules/fly-service/outputs.tf", Always),
+        template!("infra/terraform/modules/shuttle-service/versions.tf.jinja" => "infrastructure/terraform/modules/shuttle-service/versions.tf", Always),
+        template!("infra/terraform/modules/shuttle-service/main.tf.jinja" => "infrastructure/terraform/modules/shuttle-service/main.tf", Always),
+        template!("infra/terraform/modules/shuttle-service/variables.tf.jinja" => "infrastructure/terraform/modules/shuttle-service/variables.tf", Always),
+        template!("infra/terraform/modules/shuttle-service/outputs.tf.jinja" => "infrastructure/terraform/modules/shuttle-service/outputs.tf", Always),
+        template!("infra/terraform/modules/feature-flags/versions.tf.jinja" => "infrastructure/terraform/modules/feature-flags/versions.tf", Always),
+        template!("infra/terraform/modules/feature-flags/main.tf.jinja" => "infrastructure/terraform/modules/feature-flags/main.tf", Always),
+        template!("infra/terraform/modules/feature-flags/variables.tf.jinja" => "infrastructure/terraform/modules/feature-flags/variables.tf", Always),
+        template!("infra/terraform/modules/feature-flags/outputs.tf.jinja" => "infrastructure/terraform/modules/feature-flags/outputs.tf", Always),
     ];
+    /// The Fly.io root module (`[cloud.fly]`).
+    pub const FLY_ROOT: &[Template] = &[
+        template!("infra/terraform/fly/versions.tf.jinja" => "infrastructure/terraform/fly/versions.tf", Always),
+        template!("infra/terraform/fly/variables.tf.jinja" => "infrastructure/terraform/fly/variables.tf", Always),
+        template!("infra/terraform/fly/main.tf.jinja" => "infrastructure/terraform/fly/main.tf", Always),
+        template!("infra/terraform/fly/outputs.tf.jinja" => "infrastructure/terraform/fly/outputs.tf", Always),
+    ];
+    /// The Shuttle root module (`[cloud.shuttle]`).
+    pub const SHUTTLE_ROOT: &[Template] = &[
+        template!("infra/terraform/shuttle/versions.tf.jinja" => "infrastructure/terraform/shuttle/versions.tf", Always),
+        template!("infra/terraform/shuttle/variables.tf.jinja" => "infrastructure/terraform/shuttle/variables.tf", Always),
+        template!("infra/terraform/shuttle/main.tf.jinja" => "infrastructure/terraform/shuttle/main.tf", Always),
+    ];
+    /// The feature flag root module (`[feature_flags]` with a flag service), applied once.
+    pub const FLAGS_ROOT: &[Template] = &[
+        template!("infra/terraform/feature-flags/versions.tf.jinja" => "infrastructure/terraform/feature-flags/versions.tf", Always),
+        template!("infra/terraform/feature-flags/variables.tf.jinja" => "infrastructure/terraform/feature-flags/variables.tf", Always),
+        template!("infra/terraform/feature-flags/main.tf.jinja" => "infrastructure/terraform/feature-flags/main.tf", Always),
+        template!("infra/terraform/feature-flags/outputs.tf.jinja" => "infrastructure/terraform/feature-flags/outputs.tf", Always),
+    ];
+    /// The feature flag wiring of the AWS root.
+    pub const AWS_FLAGS: Template = template!("infra/terraform/aws/feature-flags.tf.jinja" => "infrastructure/terraform/aws/feature-flags.tf", Always);
+    /// The feature flag wiring of the Google Cloud root.
+    pub const GCP_FLAGS: Template = template!("infra/terraform/gcp/feature-flags.tf.jinja" => "infrastructure/terraform/gcp/feature-flags.tf", Always);
     /// `fly.toml` of one service.
     pub const FLY: Template = template!("infra/fly/fly.toml.jinja" => "infrastructure/fly/{{ service.name }}/fly.toml", Always);
     /// The Shuttle project file, at the workspace root where Shuttle reads it.
@@ -218,7 +254,9 @@ pub mod cloud {
         template!("infra/shuttle/Shuttle.toml.jinja" => "Shuttle.toml", Always);
 
     /// Every template of this module that is not in a list above, for registration.
-    pub const SINGLE: &[Template] = &[AWS_SCHEMA, AWS_REGION, GCP_REGION, FLY, SHUTTLE];
+    pub const SINGLE: &[Template] = &[
+        AWS_SCHEMA, AWS_REGION, GCP_REGION, FLY, SHUTTLE, AWS_FLAGS, GCP_FLAGS,
+    ];
 }
 
 /// Renders templates: strict about undefined values, block tags take their line with them,
@@ -261,6 +299,9 @@ impl Renderer {
             .chain(cloud::AWS)
             .chain(cloud::GCP)
             .chain(cloud::MODULES)
+            .chain(cloud::FLY_ROOT)
+            .chain(cloud::SHUTTLE_ROOT)
+            .chain(cloud::FLAGS_ROOT)
             .chain(cloud::SINGLE)
         {
             env.add_template(template.name, template.source)

@@ -4,6 +4,8 @@
 //! keeping edits to infrastructure files.
 
 mod common;
+#[path = "infra/paas_and_flags.rs"]
+mod paas_and_flags;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -698,6 +700,30 @@ fn cases() -> Vec<(&'static str, String)> {
         (
             "fly_and_shuttle_blue_green",
             "[deployment]\nstrategy = \"blue-green\"\n\n[cloud]\nregions = [\"eu-central-1\"]\n\n[cloud.fly]\norg = \"acme\"\n\n[cloud.shuttle]\nproject = \"${SHUTTLE_PROJECT}\"\n",
+        ),
+        (
+            "fly_regions_deferred_org",
+            "[cloud]\nregions = [\"us-east-1\", \"eu-west-1\", \"eu-west-2\"]\n\n[cloud.fly]\norg = \"${FLY_ORG}\"\n",
+        ),
+        (
+            "shuttle_literal_project",
+            "[cloud.shuttle]\nproject = \"shop-prod\"\n",
+        ),
+        (
+            "flags_unleash_aws_lambda",
+            "[feature_flags]\nprovider = \"unleash\"\ndefault_strategy = \"gradual-rollout\"\nsync_interval_seconds = 15\n\n[cloud]\nregions = [\"us-east-1\", \"eu-west-1\"]\n\n[cloud.aws]\nruntime = \"lambda\"\n",
+        ),
+        (
+            "flags_launchdarkly_gcp",
+            "[feature_flags]\nprovider = \"launchdarkly\"\n\n[settings]\nevent_bus = \"pubsub\"\n\n[cloud.gcp]\nproject_id = \"${GCP_PROJECT_ID}\"\nruntime = \"cloud-run\"\n",
+        ),
+        (
+            "flags_flagsmith_fargate_and_gke",
+            "[feature_flags]\nprovider = \"flagsmith\"\ndefault_strategy = \"user-ids\"\n\n[settings]\nevent_bus = \"sqs\"\n\n[cloud]\nregions = [\"eu-central-1\"]\n\n[cloud.aws]\nruntime = \"fargate\"\n\n[cloud.gcp]\nproject_id = \"shop-prod\"\nruntime = \"gke\"\n",
+        ),
+        (
+            "flags_unleash_without_cloud",
+            "[feature_flags]\nprovider = \"unleash\"\n",
         ),
     ];
     let mut out = vec![

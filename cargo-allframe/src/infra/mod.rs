@@ -8,7 +8,9 @@
 //! with which context. The files go through the same manifest as the crates, so re-ignite keeps
 //! the user's edits to them. Nothing here reads or writes the output directory.
 
+pub mod flags;
 pub mod model;
+pub mod paas;
 pub mod terraform;
 
 use std::collections::BTreeSet;

@@ -1,13 +1,13 @@
 //! The cloud part of the infrastructure: Terraform roots for AWS and Google Cloud with their
-//! reusable modules, `fly.toml` per service and the Shuttle project file — only for the clouds
-//! present in `[cloud]`.
+//! reusable modules — only for the clouds present in `[cloud]` — and, through [`super::paas`]
+//! and [`super::flags`], Fly.io, Shuttle and the feature flag service.
 //!
 //! Values the file writes as `${VAR}` become Terraform input variables (`TF_VAR_…`), never
 //! literal values; connection URLs and credentials live in the cloud's secret store, whose
 //! values Terraform never sets. Terraform formatting (`terraform fmt`) aligns the `=` of
 //! consecutive attributes, so this module computes the padding of generated map keys.
 
-use allframe_config::model::{AwsRuntime, DeploymentStrategy, EventFormat, GcpRuntime};
+use allframe_config::model::{AwsRuntime, EventFormat, GcpRuntime};
 use allframe_config::{Architecture, EnvString, Segment};
 use minijinja::context;
 use minijinja::value::Value;
@@ -96,7 +96,7 @@ pub struct SchemaFile {
 }
 
 /// Spaces that bring `key` to `width` characters.
-fn pad(key: &str, width: usize) -> String {
+pub(super) fn pad(key: &str, width: usize) -> String {
     " ".repeat(width.saturating_sub(key.chars().count()))
 }
 
@@ -338,9 +338,11 @@ pub fn plan(
         .min()
         .or_else(|| services.iter().map(|s| s.service.rate_limit_rps).min())
         .unwrap_or(1000);
+    let flags = super::flags::context(architecture);
     let common = context! {
         tf_services => v(&services),
         variables,
+        flags => v(&flags),
         ..base.clone()
     };
     let regions = &cloud.regions;
@@ -394,6 +396,9 @@ pub fn plan(
                     "\"rediss://${aws_elasticache_replication_group.main.primary_endpoint_address}:6379\"".to_owned(),
                 ));
             }
+            if let Some(flags) = &flags {
+                out.extend(super::flags::service_env(flags, "aws"));
+            }
             out
         });
         let aws_context = context! {
@@ -429,6 +434,9 @@ pub fn plan(
         for region in regions {
             render(&t::AWS_REGION, context! { region, ..aws_context.clone() })?;
         }
+        if flags.is_some() {
+            render(&t::AWS_FLAGS, aws_context.clone())?;
+        }
         modules.push(match runtime {
             AwsRuntime::Lambda => "lambda-service",
             AwsRuntime::Fargate | AwsRuntime::Ecs => "fargate-service",
@@ -448,16 +456,29 @@ pub fn plan(
         let runtime = gcp.runtime;
         let project = gcp.project_id.as_ref();
         let deferred = project.is_some_and(EnvString::is_deferred);
-        let gcp_services = wire(&services, |s| {
+        let mut gcp_services = wire(&services, |s| {
+            let mut out = Vec::new();
             if s.service.redis {
-                vec![(
+                out.push((
                     "REDIS_URL",
                     "\"rediss://${google_redis_instance.main.host}:${google_redis_instance.main.port}\"".to_owned(),
-                )]
-            } else {
-                Vec::new()
+                ));
             }
+            if let Some(flags) = &flags {
+                out.extend(super::flags::service_env(flags, "gcp"));
+            }
+            out
         });
+        if flags.is_some() {
+            // FEATURE_FLAGS_SDK_KEY joins each service's secret environment: align with it.
+            for service in &mut gcp_services {
+                service.secret_pads = service
+                    .secret_keys
+                    .iter()
+                    .map(|k| pad(k, super::flags::SDK_KEY.len()))
+                    .collect();
+            }
+        }
         let entries: Vec<(String, String)> = gcp_services
             .iter()
             .flat_map(|s| {
@@ -494,8 +515,29 @@ pub fn plan(
                 context! { region => gcp_region(region), ..gcp_context.clone() },
             )?;
         }
+        if flags.is_some() {
+            render(&t::GCP_FLAGS, gcp_context.clone())?;
+        }
         if runtime != GcpRuntime::Gke {
             modules.push("cloud-run-service");
+        }
+    }
+
+    // Fly.io and Shuttle, the feature flag service.
+    modules.extend(super::paas::plan(
+        infra,
+        architecture,
+        &services,
+        flags.as_ref(),
+        renderer,
+        &common,
+        &mut files,
+    )?);
+    if flags.is_some() {
+        super::flags::plan(architecture, renderer, &common, &mut files)?;
+        modules.push("feature-flags");
+        if cloud.aws.is_some() {
+            modules.push("secrets-manager");
         }
     }
 
@@ -507,48 +549,9 @@ pub fn plan(
             .iter()
             .filter(|tpl| tpl.name.contains(&format!("/{module}/")))
         {
-            render(template, common.clone())?;
+            let (path, text) = renderer.render(template, &common)?;
+            files.push(PlannedFile::new(path, text));
         }
-    }
-
-    if let Some(fly) = &cloud.fly {
-        let strategy = match file.deployment.strategy {
-            DeploymentStrategy::Canary => "canary",
-            DeploymentStrategy::BlueGreen => "bluegreen",
-            DeploymentStrategy::Rolling => "rolling",
-            DeploymentStrategy::Recreate => "immediate",
-        };
-        let org = (!fly.org.is_deferred()).then(|| fly.org.raw().to_owned());
-        for service in &services {
-            let fly_app = match &org {
-                Some(org) => format!("{org}-{}", service.service.name),
-                None => format!("{}-{}", infra.architecture, service.service.name),
-            };
-            let service_env: Vec<&TfEnv> =
-                service.env.iter().filter(|e| e.literal.is_some()).collect();
-            render(
-                &t::FLY,
-                context! {
-                    service => v(&service.service),
-                    fly_app,
-                    fly_region => regions.first().and_then(|r| fly_region(r)),
-                    fly_strategy => strategy,
-                    service_env => v(service_env),
-                    ..common.clone()
-                },
-            )?;
-        }
-    }
-
-    if let Some(shuttle) = &cloud.shuttle {
-        render(
-            &t::SHUTTLE,
-            context! {
-                shuttle_project => (!shuttle.project.is_deferred()).then(|| shuttle.project.raw().to_owned()),
-                shuttle_project_raw => shuttle.project.raw(),
-                ..common.clone()
-            },
-        )?;
     }
     Ok(files)
 }

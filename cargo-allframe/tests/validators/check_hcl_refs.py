@@ -4,8 +4,10 @@
 Provider schemas cannot be fetched here, so `terraform validate` is out of reach; this parses
 every `.tf` file with python-hcl2 and checks, per module directory:
 
-- each `var.X`, `local.X`, `module.X`, `data.T.N` and `T.N` (resource) reference names a
-  variable, local, module call, data source or resource declared in that module;
+- each `var.X`, `local.X`, `module.X`, `data.T.N` and `T.N` (resource of the aws, google, fly,
+  unleash, launchdarkly and flagsmith providers, or `terraform_data`) reference names a
+  variable, local, module call, data source (also one scoped to a `check` block) or resource
+  declared in that module;
 - each `module` block with a local `source` passes only variables the called module declares,
   and passes every variable that has no default;
 - each `module.X.Y` reference names an output of the called module.
@@ -28,7 +30,8 @@ BUILTIN_ROOTS = {
 # `.key`/`.value`; they are collected per file from the source text.
 REFERENCE = re.compile(
     r"(?<![\w.\"-])(var|local|module|data)\.([A-Za-z_][\w-]*)(?:\.([A-Za-z_][\w-]*))?"
-    r"|(?<![\w.\"-])((?:aws|google)_[a-z0-9_]+)\.([A-Za-z_][\w-]*)"
+    r"|(?<![\w.\"-])((?:aws|google|fly|unleash|launchdarkly|flagsmith)_[a-z0-9_]+|terraform_data)"
+    r"\.([A-Za-z_][\w-]*)"
 )
 
 
@@ -87,7 +90,15 @@ def load(directory):
         for block in parsed.get("module", []):
             for name, body in block.items():
                 module["modules"][unquote(name)] = body
-        for block in parsed.get("data", []):
+        # Data sources, including those scoped to a `check` block (visible in its assertions).
+        scoped = [
+            data
+            for check in parsed.get("check", [])
+            for body in check.values()
+            if isinstance(body, dict)
+            for data in body.get("data", [])
+        ]
+        for block in parsed.get("data", []) + scoped:
             for kind, named in block.items():
                 for name in named:
                     module["data"].add((unquote(kind), unquote(name)))
