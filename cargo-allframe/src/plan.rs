@@ -39,6 +39,7 @@ pub fn plan(
         match service.kind() {
             ServiceType::Stateless => services.push(ServiceContext::new(
                 service,
+                architecture.name(),
                 architecture.file().settings.event_bus,
             )),
             other => skipped.push(Skipped {
@@ -93,6 +94,7 @@ fn applies(template: &Template, service: &ServiceContext) -> bool {
     match template.when {
         When::Always => true,
         When::Grpc => service.grpc,
+        When::Messaging => service.messaging.is_some(),
     }
 }
 
