@@ -116,6 +116,12 @@ protocols = ["rest", "grpc"]
 [services.domain]
 entities = ["User"]
 
+[services.messaging]
+pattern = "outbox"
+
+[services.idempotency]
+enabled = true
+
 [[services]]
 name = "catalog"
 type = "stateless"
@@ -141,8 +147,9 @@ type = "stateless"
             assert_eq!(formatted, text, "{} is not rustfmt-clean", file.path);
             checked += 1;
         }
-        // main, build, domain (2), application (3), presentation (2 + grpc), test, per service.
-        assert_eq!(checked, 11 + 10);
+        // main, build, domain (2, + the event with messaging), application (3), presentation
+        // (2, + grpc), test, per service.
+        assert_eq!(checked, 12 + 10);
     }
 
     #[test]
