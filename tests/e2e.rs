@@ -1,6 +1,8 @@
 //! End to end: ignite the quick-start architecture, lint and build the generated workspace, run
 //! its own tests, start a service on the embedded SQLite default, write through REST and read
-//! back (also after a restart), then SIGTERM it and expect exit code 0 within the deadline.
+//! back (also after a restart), see the write's event published through the outbox to the local
+//! bus and a repeated idempotent request replayed, then SIGTERM it and expect exit code 0 within
+//! the deadline.
 //!
 //! The generated workspace builds into `<target dir>/e2e` (`CARGO_TARGET_DIR` when set, else
 //! the repository's `target/`) so repeated runs reuse its dependencies.
@@ -9,6 +11,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use allframe::messaging::{
+    DEFAULT_BUS_FILE, Envelope, LocalBus, LocalBusOptions, SubscribeOptions, topic_name,
+};
 use allframe_tests::{free_port, repo_root};
 use cargo_allframe::ignite::{IgniteArgs, ignite};
 use cargo_allframe::report::Reporter;
@@ -99,6 +104,36 @@ impl Drop for Service {
     }
 }
 
+/// The `UserCreated` events on the local bus in `data_dir`, read by a fresh consumer group until
+/// one is about `id` (20 s at most).
+fn user_created_events_until(data_dir: &Path, id: &str) -> Vec<Envelope> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    runtime.block_on(async {
+        let bus = LocalBus::open(&data_dir.join(DEFAULT_BUS_FILE), LocalBusOptions::default())
+            .await
+            .expect("open the local bus");
+        let topic = topic_name("quickstart", "user-service", "UserCreated");
+        let mut subscription = bus
+            .subscribe(SubscribeOptions::new("e2e-check", [topic]))
+            .await
+            .expect("subscribe");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        let mut events: Vec<Envelope> = Vec::new();
+        while !events.iter().any(|e| e.aggregate_id == id) {
+            let delivery = tokio::time::timeout_at(deadline, subscription.next())
+                .await
+                .unwrap_or_else(|_| panic!("no UserCreated for {id} within 20 s: {events:?}"))
+                .expect("read the bus");
+            events.push(delivery.envelope().clone());
+        }
+        subscription.close().await.expect("leave the group");
+        events
+    })
+}
+
 #[test]
 fn ignite_build_run_and_stop_a_stateless_service() {
     let repo = repo_root();
@@ -165,6 +200,41 @@ fn ignite_build_run_and_stop_a_stateless_service() {
         .send()
         .expect("GET");
     assert_eq!(missing.status(), 404);
+
+    // The create handler's unit of work wrote `UserCreated` to the outbox; the relay published it.
+    let events = user_created_events_until(&data, &id);
+    let [event] = events.as_slice() else {
+        panic!("exactly one event for one user: {events:?}");
+    };
+    assert_eq!(event.event_type, "UserCreated");
+    assert_eq!(event.source, "user-service");
+    let payload: serde_json::Value = serde_json::from_slice(&event.payload).expect("json payload");
+    assert_eq!(payload, user, "the event carries the created user");
+
+    // The file enables idempotency: the same key runs the request once.
+    let keyed = |name: &str| {
+        client
+            .post(format!("{}/users", service.base))
+            .header("Idempotency-Key", "e2e-grace")
+            .json(&serde_json::json!({ "name": name }))
+            .send()
+            .expect("POST /users with a key")
+    };
+    let first = keyed("Grace");
+    assert_eq!(first.status(), 201);
+    let first: serde_json::Value = first.json().expect("json");
+    let again = keyed("Grace");
+    assert_eq!(again.status(), 201);
+    assert_eq!(
+        again
+            .headers()
+            .get("idempotent-replayed")
+            .and_then(|v| v.to_str().ok()),
+        Some("true")
+    );
+    assert_eq!(again.json::<serde_json::Value>().expect("json"), first);
+    let other_body = keyed("Hopper");
+    assert_eq!(other_body.status(), 422, "same key, another body");
 
     let (status, took) = service.terminate();
     assert_eq!(status.code(), Some(0), "clean shutdown exits 0");

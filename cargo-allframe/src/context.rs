@@ -11,7 +11,7 @@ use allframe_config::model::{DatabaseKind, EventBus, IdempotencyStorage, Protoco
 use serde::Serialize;
 
 use crate::error::CliError;
-use crate::names::{DEFAULT_ENTITY, EntityNames, ServiceNames};
+use crate::names::{DEFAULT_ENTITY, EntityNames, EventNames, ServiceNames};
 
 /// The version of `allframe-runtime` generated crates depend on without `--runtime-path`:
 /// this CLI's own version.
@@ -68,11 +68,37 @@ pub struct ServiceContext {
     pub features: Vec<&'static str>,
     /// The entity of the example code.
     pub entity: EntityNames,
+    /// The `[architecture] name`: the first part of the service's topic names.
+    pub architecture: String,
+    /// How the service publishes, when it declares `[services.messaging]`.
+    pub messaging: Option<MessagingContext>,
+    /// The idempotency layer, when the file enables it.
+    pub idempotency: Option<IdempotencyContext>,
+}
+
+/// `[services.messaging]` as the example code needs it.
+#[derive(Debug, Clone, Serialize)]
+pub struct MessagingContext {
+    /// `outbox` or `direct` (`transactional` is refused by `#[allframe::service]`).
+    pub pattern: &'static str,
+    /// The event the create command publishes: the service's first declared event, else
+    /// `<Entity>Created`.
+    pub event: EventNames,
+}
+
+/// `[services.idempotency]` as the example code needs it.
+#[derive(Debug, Clone, Serialize)]
+pub struct IdempotencyContext {
+    /// The request header carrying the key: `Idempotency-Key`.
+    pub key_header: String,
+    /// True when keys live in Redis (`REDIS_URL` must be set to run the service).
+    pub redis: bool,
 }
 
 impl ServiceContext {
-    /// The context of `service`.
-    pub fn new(service: &ResolvedService, bus: EventBus) -> Self {
+    /// The context of `service`, a service of the architecture named `architecture` whose
+    /// declared production bus is `bus`.
+    pub fn new(service: &ResolvedService, architecture: &str, bus: EventBus) -> Self {
         let grpc = service.speaks(Protocol::Grpc);
         let mut features = vec!["sqlite"];
         if service.database == DatabaseKind::Postgres {
@@ -108,6 +134,25 @@ impl ServiceContext {
             .entities()
             .first()
             .map_or(DEFAULT_ENTITY, String::as_str);
+        let entity = EntityNames::new(entity);
+        let messaging = service.messaging.as_ref().map(|m| MessagingContext {
+            pattern: m.pattern.as_str(),
+            event: EventNames::new(
+                &service
+                    .events()
+                    .first()
+                    .cloned()
+                    .unwrap_or_else(|| format!("{}Created", entity.pascal)),
+                &entity,
+            ),
+        });
+        let idempotency = service
+            .idempotency
+            .as_ref()
+            .map(|policy| IdempotencyContext {
+                key_header: policy.key_header.clone(),
+                redis: policy.storage == IdempotencyStorage::Redis,
+            });
         Self {
             names: ServiceNames::new(service.name()),
             responsibility,
@@ -116,7 +161,10 @@ impl ServiceContext {
             grpc,
             database: service.database.as_str(),
             features,
-            entity: EntityNames::new(entity),
+            entity,
+            architecture: architecture.to_owned(),
+            messaging,
+            idempotency,
         }
     }
 }
@@ -140,6 +188,12 @@ pub struct CrateContext<'a> {
     pub responsibility: &'a str,
     /// Shorthand for `service.features`.
     pub features: &'a [&'static str],
+    /// Shorthand for `service.messaging`.
+    pub messaging: Option<&'a MessagingContext>,
+    /// Shorthand for `service.messaging.event`: the event the create command publishes.
+    pub event: Option<&'a EventNames>,
+    /// Shorthand for `service.idempotency`.
+    pub idempotency: Option<&'a IdempotencyContext>,
     /// The runtime's directory with `--runtime-path`.
     pub runtime_path: Option<&'a str>,
     /// The runtime's version otherwise.
@@ -159,6 +213,9 @@ impl<'a> CrateContext<'a> {
             grpc: service.grpc,
             responsibility: &service.responsibility,
             features: &service.features,
+            messaging: service.messaging.as_ref(),
+            event: service.messaging.as_ref().map(|m| &m.event),
+            idempotency: service.idempotency.as_ref(),
             runtime_path,
             runtime_version,
         }

@@ -97,6 +97,41 @@ impl EntityNames {
     }
 }
 
+/// The spellings of the domain event the example code publishes, e.g. `UserCreated`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EventNames {
+    /// The stable type name on the bus (`Event::TYPE`), as written in the file: `UserCreated`.
+    pub name: String,
+    /// The Rust type, UpperCamelCase: `UserCreated`; `<Name>Event` when that would be the
+    /// entity's own type (or its module), or `Self`.
+    pub pascal: String,
+    /// snake_case (the file name): `user_created`.
+    pub snake: String,
+    /// The module name: `user_created` (a raw identifier for keywords).
+    pub module: String,
+}
+
+impl EventNames {
+    /// The spellings of the event `name` (PascalCase in the file) of a service whose example
+    /// entity is `entity`.
+    pub fn new(name: &str, entity: &EntityNames) -> Self {
+        let mut pascal = name.to_upper_camel_case();
+        if pascal == entity.pascal
+            || pascal.to_snake_case() == entity.snake
+            || RESERVED.contains(&pascal.as_str())
+        {
+            pascal.push_str("Event");
+        }
+        let snake = pascal.to_snake_case();
+        Self {
+            name: name.to_owned(),
+            module: rust_ident(&snake),
+            snake,
+            pascal,
+        }
+    }
+}
+
 /// The spellings of a service's name, e.g. `user-service`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ServiceNames {
@@ -154,6 +189,27 @@ mod tests {
         let e = EntityNames::new("Data");
         assert_eq!(e.grpc_service, "DataService");
         assert_eq!(e.grpc_server_module, "data_service_server");
+    }
+
+    #[test]
+    fn event_spellings_never_clash_with_the_entity() {
+        let user = EntityNames::new("User");
+        let e = EventNames::new("UserCreated", &user);
+        assert_eq!(
+            (e.name.as_str(), e.pascal.as_str()),
+            ("UserCreated", "UserCreated")
+        );
+        assert_eq!(e.module, "user_created");
+        let e = EventNames::new("User", &user);
+        assert_eq!((e.name.as_str(), e.pascal.as_str()), ("User", "UserEvent"));
+        assert_eq!(e.module, "user_event");
+        let e = EventNames::new("APIKeyIssued", &user);
+        assert_eq!(
+            (e.name.as_str(), e.pascal.as_str()),
+            ("APIKeyIssued", "ApiKeyIssued")
+        );
+        assert_eq!(EventNames::new("Self", &user).pascal, "SelfEvent");
+        assert_eq!(EventNames::new("Match", &user).module, "r#match");
     }
 
     #[test]

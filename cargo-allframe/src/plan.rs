@@ -39,6 +39,7 @@ pub fn plan(
         match service.kind() {
             ServiceType::Stateless => services.push(ServiceContext::new(
                 service,
+                architecture.name(),
                 architecture.file().settings.event_bus,
             )),
             other => skipped.push(Skipped {
@@ -93,6 +94,7 @@ fn applies(template: &Template, service: &ServiceContext) -> bool {
     match template.when {
         When::Always => true,
         When::Grpc => service.grpc,
+        When::Messaging => service.messaging.is_some(),
     }
 }
 
@@ -113,6 +115,12 @@ protocols = ["rest", "grpc"]
 
 [services.domain]
 entities = ["User"]
+
+[services.messaging]
+pattern = "outbox"
+
+[services.idempotency]
+enabled = true
 
 [[services]]
 name = "catalog"
@@ -139,8 +147,9 @@ type = "stateless"
             assert_eq!(formatted, text, "{} is not rustfmt-clean", file.path);
             checked += 1;
         }
-        // main, build, domain (2), application (3), presentation (2 + grpc), test, per service.
-        assert_eq!(checked, 11 + 10);
+        // main, build, domain (2, + the event with messaging), application (3), presentation
+        // (2, + grpc), test, per service.
+        assert_eq!(checked, 12 + 10);
     }
 
     #[test]

@@ -19,6 +19,8 @@ pub enum When {
     Always,
     /// Only for services that speak gRPC.
     Grpc,
+    /// Only for services that declare `[services.messaging]`.
+    Messaging,
 }
 
 /// One embedded template.
@@ -52,6 +54,7 @@ pub const STATELESS: &[Template] = &[
     template!("stateless/src/main.rs.jinja" => "src/main.rs", Always),
     template!("stateless/src/domain/mod.rs.jinja" => "src/domain/mod.rs", Always),
     template!("stateless/src/domain/entity.rs.jinja" => "src/domain/{{ entity.snake }}.rs", Always),
+    template!("stateless/src/domain/event.rs.jinja" => "src/domain/{{ event.snake }}.rs", Messaging),
     template!("stateless/src/application/mod.rs.jinja" => "src/application/mod.rs", Always),
     template!("stateless/src/application/commands.rs.jinja" => "src/application/commands.rs", Always),
     template!("stateless/src/application/queries.rs.jinja" => "src/application/queries.rs", Always),
