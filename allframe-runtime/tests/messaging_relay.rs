@@ -32,6 +32,9 @@ async fn two_relays_at_once_publish_everything_once_in_order_per_aggregate() {
     let db_a = sqlite_db(temp.path(), "ledger.db").await;
     let db_b = sqlite_db(temp.path(), "ledger.db").await;
     let bus = RecordingBus::new();
+    // A broker round trip per batch: neither relay can publish everything before the other's
+    // first claim, even when the scheduler favours one of them on a loaded machine.
+    bus.set_round_trip(Duration::from_millis(5));
     let messaging_a = outbox_messaging(&db_a, &bus);
     let messaging_b = outbox_messaging(&db_b, &bus);
     let settings = fast(OutboxSettings {

@@ -138,7 +138,8 @@ async fn panics() -> &'static str {
     panic!("a bug in a handler")
 }
 
-async fn start(dir: &Path, extra: &[(&str, &str)]) -> Result<RunningService, RuntimeError> {
+/// The environment of a test service: data in `dir`, port 0 on loopback, plus `extra`.
+fn test_env(dir: &Path, extra: &[(&str, &str)]) -> Environment {
     let mut pairs = vec![
         (
             "ALLFRAME_DATA_DIR".to_owned(),
@@ -152,9 +153,13 @@ async fn start(dir: &Path, extra: &[(&str, &str)]) -> Result<RunningService, Run
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
     );
+    Environment::from_pairs(pairs)
+}
+
+async fn start(dir: &Path, extra: &[(&str, &str)]) -> Result<RunningService, RuntimeError> {
     Launcher::<UserService>::new(&SETTINGS)
         .migrations(&MIGRATIONS)
-        .env(Environment::from_pairs(pairs))
+        .env(test_env(dir, extra))
         .start()
         .await
 }
@@ -291,20 +296,13 @@ async fn serves_health_and_database_backed_routes_then_shuts_down_cleanly() {
 #[tokio::test]
 async fn metrics_get_a_listener_of_their_own_and_count_route_templates() {
     let temp = tempfile::tempdir().expect("temp dir");
-    let pairs = vec![
-        (
-            "ALLFRAME_DATA_DIR".to_owned(),
-            temp.path().to_string_lossy().into_owned(),
-        ),
-        ("PORT".to_owned(), "0".to_owned()),
-        ("METRICS_PORT".to_owned(), "0".to_owned()),
-        ("ALLFRAME_BIND_ADDR".to_owned(), "127.0.0.1".to_owned()),
-        ("GREETING_TARGET".to_owned(), "metrics".to_owned()),
-    ];
     let running = Launcher::<UserService>::new(&SETTINGS)
         .migrations(&MIGRATIONS)
         .metrics(MetricsSettings { port: Some(9464) })
-        .env(Environment::from_pairs(pairs))
+        .env(test_env(
+            temp.path(),
+            &[("METRICS_PORT", "0"), ("GREETING_TARGET", "metrics")],
+        ))
         .start()
         .await
         .expect("service starts");

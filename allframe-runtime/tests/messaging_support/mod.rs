@@ -165,6 +165,8 @@ pub struct RecordingBus {
     pub calls: Arc<AtomicUsize>,
     pub failures: Arc<AtomicUsize>,
     pub failure_times: Arc<std::sync::Mutex<Vec<tokio::time::Instant>>>,
+    /// How long every publish takes, like a broker's round trip (none by default).
+    round_trip: Arc<std::sync::Mutex<Duration>>,
 }
 
 impl RecordingBus {
@@ -175,7 +177,13 @@ impl RecordingBus {
             calls: Arc::default(),
             failures: Arc::default(),
             failure_times: Arc::default(),
+            round_trip: Arc::default(),
         }
+    }
+
+    /// Makes every publish take `round_trip`, as a real broker's acknowledgement does.
+    pub fn set_round_trip(&self, round_trip: Duration) {
+        *self.round_trip.lock().expect("lock") = round_trip;
     }
 
     pub fn set_fault(&self, fault: Fault) {
@@ -214,6 +222,10 @@ impl BusAdapter for RecordingBus {
 
     async fn publish(&self, messages: &[OutboundMessage]) -> Result<(), PublishError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
+        let round_trip = *self.round_trip.lock().expect("lock");
+        if !round_trip.is_zero() {
+            tokio::time::sleep(round_trip).await;
+        }
         let fault = {
             let mut fault = self.fault.lock().expect("lock");
             let now = *fault;
