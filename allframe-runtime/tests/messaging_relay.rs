@@ -99,6 +99,9 @@ async fn a_relay_killed_mid_batch_loses_nothing_when_restarted() {
     bus.set_fault(Fault::HangAfter(5));
     let relay = messaging.relay(settings);
     let first_id = relay.id().to_owned();
+    // The claim happens after this instant, so its lease (600 ms) cannot expire before
+    // `spawned + 600 ms`, however slowly the machine runs the rest.
+    let spawned = Instant::now();
     let killed = tokio::spawn(relay.run(CancellationToken::new()));
     assert_eq!(bus.wait_for(5, Duration::from_secs(10)).await.len(), 5);
     killed.abort();
@@ -123,7 +126,7 @@ async fn a_relay_killed_mid_batch_loses_nothing_when_restarted() {
     };
     assert_eq!(published, total);
     assert!(
-        started.elapsed() >= Duration::from_millis(500),
+        spawned.elapsed() >= Duration::from_millis(600),
         "the dead relay's claim held until it expired"
     );
     let seen = bus.seen().await;

@@ -108,16 +108,30 @@ fn default_out(name: &str) -> Result<PathBuf, CliError> {
     }
 }
 
-/// Formats every `.rs` file with rustfmt; returns the warnings (rustfmt missing: one warning,
-/// and the remaining files are left as rendered).
+/// Formats every `.rs` file with one rustfmt run; returns the warnings (rustfmt missing: one
+/// warning, and the files are left as rendered).
 fn format_rust(files: &mut [PlannedFile]) -> Vec<IgniteWarning> {
     let program = rustfmt::program();
+    let mut rust: Vec<&mut PlannedFile> = files
+        .iter_mut()
+        .filter(|f| f.path.ends_with(".rs") && std::str::from_utf8(&f.contents).is_ok())
+        .collect();
+    let owned: Vec<(String, String)> = rust
+        .iter()
+        .map(|f| {
+            (
+                f.path.clone(),
+                String::from_utf8_lossy(&f.contents).into_owned(),
+            )
+        })
+        .collect();
+    let sources: Vec<(&str, &str)> = owned
+        .iter()
+        .map(|(path, source)| (path.as_str(), source.as_str()))
+        .collect();
     let mut warnings = Vec::new();
-    for file in files.iter_mut().filter(|f| f.path.ends_with(".rs")) {
-        let Ok(text) = std::str::from_utf8(&file.contents) else {
-            continue;
-        };
-        match rustfmt::format(&program, text) {
+    for (file, result) in rust.iter_mut().zip(rustfmt::format_all(&program, &sources)) {
+        match result {
             Ok(formatted) => file.contents = formatted.into_bytes(),
             Err(FormatError::Unavailable(reason)) => {
                 warnings.push(IgniteWarning::RustfmtUnavailable { reason });

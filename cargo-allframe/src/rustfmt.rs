@@ -1,5 +1,7 @@
-//! Formats generated Rust files with `rustfmt --edition 2024`, fed through stdin. When rustfmt
-//! cannot run, the text stays as rendered and the caller is told once.
+//! Formats generated Rust files with `rustfmt --edition 2024`: one file through stdin, or a
+//! whole batch with one rustfmt process over a scratch directory (ignite's case: starting one
+//! process per file dominated its run time). When rustfmt cannot run, the text stays as
+//! rendered and the caller is told once.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -59,6 +61,62 @@ pub fn format(program: &str, source: &str) -> Result<String, FormatError> {
         .map_err(|_| FormatError::Rejected("rustfmt produced output that is not UTF-8".into()))
 }
 
+/// Every `(relative path, source)` of `files` formatted by `program`, in order, with one
+/// rustfmt process. The files are laid out at their relative paths in a scratch directory, so
+/// `mod x;` declarations resolve as in the real tree. When that process reports a failure, the
+/// sources are formatted one by one instead, so that each rejection is attributed to its file.
+pub fn format_all(program: &str, files: &[(&str, &str)]) -> Vec<Result<String, FormatError>> {
+    match format_batch(program, files) {
+        Ok(formatted) => formatted.into_iter().map(Ok).collect(),
+        Err(FormatError::Unavailable(reason)) => files
+            .iter()
+            .map(|_| Err(FormatError::Unavailable(reason.clone())))
+            .collect(),
+        Err(FormatError::Rejected(_)) => files
+            .iter()
+            .map(|(_, source)| format(program, source))
+            .collect(),
+    }
+}
+
+fn format_batch(program: &str, files: &[(&str, &str)]) -> Result<Vec<String>, FormatError> {
+    if files.is_empty() {
+        return Ok(Vec::new());
+    }
+    let scratch = tempfile::tempdir()
+        .map_err(|e| FormatError::Unavailable(format!("a scratch directory for rustfmt: {e}")))?;
+    let unavailable = |path: &std::path::Path, e: std::io::Error| {
+        FormatError::Unavailable(format!("{}: {e}", path.display()))
+    };
+    let mut paths = Vec::with_capacity(files.len());
+    for (relative, source) in files {
+        let path = scratch.path().join(relative);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| unavailable(parent, e))?;
+        }
+        std::fs::write(&path, source).map_err(|e| unavailable(&path, e))?;
+        paths.push(path);
+    }
+    let output = Command::new(program)
+        .args(["--edition", "2024", "--quiet"])
+        .args(&paths)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| FormatError::Unavailable(format!("`{program}`: {e}")))?;
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr).trim().to_owned();
+        return Err(if stderr.is_empty() || stderr.contains("not installed") {
+            FormatError::Unavailable(format!("`{program}` exited with {}", output.status))
+        } else {
+            FormatError::Rejected(stderr)
+        });
+    }
+    paths
+        .iter()
+        .map(|path| std::fs::read_to_string(path).map_err(|e| unavailable(path, e)))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -75,5 +133,42 @@ mod tests {
             format("/nonexistent/rustfmt", "fn main() {}"),
             Err(FormatError::Unavailable(_))
         ));
+    }
+
+    #[test]
+    fn formats_a_batch_in_order_and_attributes_a_rejection_to_its_file() {
+        let program = program();
+        // `mod b;` resolves to the listed `src/b.rs`, as in a generated crate.
+        let all = format_all(
+            &program,
+            &[
+                ("src/main.rs", "mod  b ;fn  main( ){}"),
+                ("src/b.rs", "struct  B ;"),
+            ],
+        );
+        assert_eq!(
+            all,
+            [
+                Ok("mod b;\nfn main() {}\n".to_owned()),
+                Ok("struct B;\n".to_owned())
+            ]
+        );
+        let mixed = format_all(
+            &program,
+            &[
+                ("a.rs", "fn  a( ){}"),
+                ("b.rs", "fn b( {"),
+                ("c.rs", "const  C:u8=1;"),
+            ],
+        );
+        assert_eq!(mixed[0], Ok("fn a() {}\n".to_owned()));
+        assert!(
+            matches!(mixed[1], Err(FormatError::Rejected(_))),
+            "{mixed:?}"
+        );
+        assert_eq!(mixed[2], Ok("const C: u8 = 1;\n".to_owned()));
+        let missing = format_all("/nonexistent/rustfmt", &[("a.rs", "fn a() {}")]);
+        assert!(matches!(missing[0], Err(FormatError::Unavailable(_))));
+        assert!(format_all(&program, &[]).is_empty());
     }
 }
