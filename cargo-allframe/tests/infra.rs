@@ -6,6 +6,8 @@
 mod common;
 #[path = "infra/paas_and_flags.rs"]
 mod paas_and_flags;
+#[path = "infra/pulumi.rs"]
+mod pulumi;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -16,8 +18,16 @@ use cargo_allframe::templates::Renderer;
 use common::{cargo_allframe, cargo_allframe_with_env, listed, read, repository};
 use serde_json::Value;
 
-/// The infrastructure, docs and CI files ignite plans for `toml`, by path.
+/// The infrastructure, docs and CI files ignite plans for `toml`, by path; the Pulumi
+/// programs have their own tests and snapshots (`infra/pulumi.rs`).
 fn generate(toml: &str) -> BTreeMap<String, String> {
+    let mut files = planned(toml);
+    files.retain(|path, _| !path.starts_with("infrastructure/pulumi/"));
+    files
+}
+
+/// Every infrastructure, docs and CI file ignite plans for `toml`, by path.
+fn planned(toml: &str) -> BTreeMap<String, String> {
     let source = SourceFile::new("architecture.toml", toml);
     let architecture = allframe_config::check(&source).unwrap_or_else(|e| panic!("{e:?}"));
     let renderer = Renderer::new().expect("templates parse");

@@ -38,7 +38,7 @@ const LOCAL_ONLY_ENV: &[&str] = &[
 ];
 
 /// Words in a variable's name that mark it as sensitive in Terraform.
-const SENSITIVE_WORDS: &[&str] = &["SECRET", "PASSWORD", "TOKEN", "KEY", "CREDENTIAL"];
+pub(super) const SENSITIVE_WORDS: &[&str] = &["SECRET", "PASSWORD", "TOKEN", "KEY", "CREDENTIAL"];
 
 /// One entry of a service's environment in Terraform: a literal or a variable.
 #[derive(Debug, Clone, Serialize)]
@@ -201,7 +201,7 @@ pub fn log_retention(days: Option<u32>) -> u32 {
         .unwrap_or(3653)
 }
 
-fn tf_services(infra: &InfraContext) -> Vec<TfService> {
+pub(super) fn tf_services(infra: &InfraContext) -> Vec<TfService> {
     let name_width = infra
         .services
         .iter()
