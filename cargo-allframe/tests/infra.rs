@@ -781,15 +781,18 @@ fn run_tool(dir: &std::path::Path, program: &str, args: &[String]) {
 
 /// The external validators on every generated tree: the Compose specification's schema,
 /// the Kubernetes schemas with unknown fields rejected, `terraform fmt`, and a python-hcl2
-/// check that every reference between resources, modules and variables resolves.
+/// check that every reference between resources, modules and variables resolves, and a PyYAML
+/// check of the Pulumi programs' interpolations.
 #[test]
-#[ignore = "validators: needs check-jsonschema, kubernetes-validate, terraform, python-hcl2"]
+#[ignore = "validators: needs check-jsonschema, kubernetes-validate, terraform, python-hcl2, pyyaml"]
 fn generated_trees_pass_the_external_validators() {
     let checker =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/validators/check_hcl_refs.py");
+    let pulumi_checker = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/validators/check_pulumi_refs.py");
     for (name, arch) in cases() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let files = generate(&arch);
+        let files = planned(&arch);
         for (path, text) in &files {
             let target = dir.path().join(path);
             std::fs::create_dir_all(target.parent().unwrap()).expect("mkdir");
@@ -844,6 +847,19 @@ fn generated_trees_pass_the_external_validators() {
                 ],
             );
             run_tool(dir.path(), "python3", &[checker.display().to_string(), tf]);
+        }
+        if files
+            .keys()
+            .any(|p| p.starts_with("infrastructure/pulumi/"))
+        {
+            run_tool(
+                dir.path(),
+                "python3",
+                &[
+                    pulumi_checker.display().to_string(),
+                    "infrastructure/pulumi".into(),
+                ],
+            );
         }
         eprintln!("{name}: valid");
     }
