@@ -17,7 +17,9 @@ use minijinja::value::Value;
 use serde::Serialize;
 
 use super::model::{InfraContext, InfraService};
-use super::terraform::{SENSITIVE_WORDS, TfService, gcp_region, log_retention, tf_services};
+use super::terraform::{
+    SENSITIVE_WORDS, TfService, gcp_region, log_retention, public_rps, tf_services,
+};
 use super::{OVERLAYS, v};
 use crate::error::CliError;
 use crate::templates::{Renderer, cloud as t};
@@ -314,6 +316,8 @@ pub fn plan(
             aws_account => aws.account_id.as_ref().map(|a| if a.is_deferred() { expr(a) } else { literal(a.raw()) }),
             aws_db_services => v(&dbs),
             log_retention_days => log_retention(file.compliance.data_retention_days),
+            waf_rps => public_rps(&tf),
+            waf_limit => (u64::from(public_rps(&tf)) * 60).max(10),
             ..base.clone()
         };
         render(&t::PULUMI_AWS, context)?;

@@ -65,6 +65,8 @@ const TYPES: &[&str] = &[
     "aws:secretsmanager:SecretRotation",
     "aws:sqs:Queue",
     "aws:sqs:QueuePolicy",
+    "aws:wafv2:WebAcl",
+    "aws:wafv2:WebAclAssociation",
     "gcp:artifactregistry:Repository",
     "gcp:cloudrunv2:Service",
     "gcp:cloudrunv2:ServiceIamMember",
