@@ -262,6 +262,8 @@ pub mod cloud {
     pub const PULUMI_GCP: Template = template!("infra/pulumi/gcp/Pulumi.yaml.jinja" => "infrastructure/pulumi/gcp/Pulumi.yaml", Always);
     /// The Pulumi YAML program joining the per-cloud stacks (more than one cloud).
     pub const PULUMI_MULTI: Template = template!("infra/pulumi/multi-cloud/Pulumi.yaml.jinja" => "infrastructure/pulumi/multi-cloud/Pulumi.yaml", Always);
+    /// One Glue schema per event, read by the AWS Pulumi program.
+    pub const PULUMI_AWS_SCHEMA: Template = template!("infra/terraform/aws/schema.jinja" => "infrastructure/pulumi/aws/schemas/{{ event }}.{{ ext }}", Always);
     /// The config of one stack of a Pulumi program.
     pub const PULUMI_STACK: Template = template!("infra/pulumi/stack.yaml.jinja" => "infrastructure/pulumi/{{ dir }}/Pulumi.{{ stack.name }}.yaml", Always);
     /// Parts the Pulumi programs include; never rendered alone.

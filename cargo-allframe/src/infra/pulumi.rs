@@ -10,7 +10,7 @@
 //! marks the variable sensitive), never literal values. Pulumi YAML has no loops, so the
 //! templates unroll what the Terraform writes with `for_each` or `count`.
 
-use allframe_config::model::{AwsRuntime, GcpRuntime};
+use allframe_config::model::{AwsRuntime, EventFormat, GcpRuntime};
 use allframe_config::{Architecture, EnvString, Segment};
 use minijinja::context;
 use minijinja::value::Value;
@@ -307,6 +307,13 @@ pub fn plan(
         });
         let project = format!("{}-aws", infra.architecture);
         let dbs = db_services(&list);
+        let format = file.settings.events.format;
+        let ext = match format {
+            EventFormat::Avro => "avsc",
+            EventFormat::Protobuf => "proto",
+            EventFormat::JsonSchema => "json",
+        };
+        let glue = infra.schema_registry == "glue" && !infra.events.is_empty();
         let context = context! {
             project => &project,
             p_services => v(&list),
@@ -316,11 +323,26 @@ pub fn plan(
             aws_account => aws.account_id.as_ref().map(|a| if a.is_deferred() { expr(a) } else { literal(a.raw()) }),
             aws_db_services => v(&dbs),
             log_retention_days => log_retention(file.compliance.data_retention_days),
+            glue,
+            glue_format => match format {
+                EventFormat::Avro => "AVRO",
+                EventFormat::Protobuf => "PROTOBUF",
+                EventFormat::JsonSchema => "JSON",
+            },
+            schema_ext => ext,
             waf_rps => public_rps(&tf),
             waf_limit => (u64::from(public_rps(&tf)) * 60).max(10),
             ..base.clone()
         };
-        render(&t::PULUMI_AWS, context)?;
+        render(&t::PULUMI_AWS, context.clone())?;
+        if glue {
+            for event in &infra.events {
+                render(
+                    &t::PULUMI_AWS_SCHEMA,
+                    context! { event, ext, ..context.clone() },
+                )?;
+            }
+        }
         let mut own: Vec<(&str, bool)> = Vec::new();
         if alb {
             own.extend([("domain_name", false), ("certificate_arn", false)]);

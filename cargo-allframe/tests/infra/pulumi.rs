@@ -43,6 +43,8 @@ const TYPES: &[&str] = &[
     "aws:ecs:Cluster",
     "aws:ecs:Service",
     "aws:ecs:TaskDefinition",
+    "aws:glue:Registry",
+    "aws:glue:Schema",
     "aws:eks:Cluster",
     "aws:eks:NodeGroup",
     "aws:elasticache:ReplicationGroup",
@@ -252,7 +254,11 @@ fn check_program(path: &str, text: &str) -> BTreeMap<String, bool> {
         strings(&program[section], &mut texts, &mut functions);
     }
     assert!(
-        functions.is_subset(&["fn::invoke".to_owned(), "fn::toJSON".to_owned()].into()),
+        functions.is_subset(
+            &["fn::invoke", "fn::toJSON", "fn::readFile"]
+                .map(str::to_owned)
+                .into()
+        ),
         "{path}: {functions:?}"
     );
     for text in texts {
@@ -280,6 +286,16 @@ fn check_tree(name: &str, files: &BTreeMap<String, String>) {
     for (path, text) in files.iter().filter(|(p, _)| p.ends_with("/Pulumi.yaml")) {
         let config = check_program(path, text);
         let dir = path.trim_end_matches("Pulumi.yaml");
+        // Files the program reads are generated beside it.
+        for line in text.lines() {
+            if let Some(file) = line.trim().strip_prefix("fn::readFile: ./") {
+                let read = format!("{dir}{file}");
+                assert!(
+                    files.contains_key(&read),
+                    "{path} reads {read}, not generated"
+                );
+            }
+        }
         let program: Value = serde_saphyr::from_str(text).unwrap();
         let project = program["name"].as_str().unwrap();
         let stacks: Vec<(&String, &String)> = files
@@ -333,8 +349,8 @@ fn pulumi_cases() -> Vec<(&'static str, String)> {
             "[settings]\nevent_bus = \"sqs\"\n\n[cloud]\nregions = [\"us-east-1\", \"eu-west-1\"]\n\n[cloud.aws]\naccount_id = \"${AWS_ACCOUNT_ID}\"\nruntime = \"lambda\"\n",
         ),
         (
-            "pulumi_aws_fargate_kafka",
-            "[settings]\nevent_bus = \"kafka\"\n\n[cloud.aws]\nruntime = \"fargate\"\n",
+            "pulumi_aws_fargate_kafka_glue",
+            "[settings]\nevent_bus = \"kafka\"\n\n[settings.events]\nschema_registry = \"glue\"\n\n[cloud.aws]\nruntime = \"fargate\"\n",
         ),
         (
             "pulumi_gcp_cloud_run_pubsub",
@@ -393,7 +409,7 @@ fn only_the_clouds_of_the_file_get_programs() {
     let cases: BTreeMap<&str, String> = cases().into_iter().chain(pulumi_cases()).collect();
     let fly = pulumi(&cases["fly_and_shuttle_blue_green"]);
     assert!(fly.is_empty(), "{:?}", fly.keys());
-    let aws = pulumi(&cases["pulumi_aws_fargate_kafka"]);
+    let aws = pulumi(&cases["pulumi_aws_fargate_kafka_glue"]);
     assert!(has(&aws, "aws") && !has(&aws, "gcp") && !has(&aws, "multi-cloud"));
 
     let both = pulumi(&cases["pulumi_multi_cloud"]);
@@ -507,7 +523,7 @@ fn consumers_get_their_dead_letter_queues_and_runtimes_their_resources() {
     );
 
     // Fargate: a task, a service and a host rule per service; MSK for Kafka.
-    let fargate = program("pulumi_aws_fargate_kafka", "aws");
+    let fargate = program("pulumi_aws_fargate_kafka_glue", "aws");
     for name in ["orders", "mailer"] {
         assert_eq!(
             fargate["resources"][&format!("{name}-service")]["type"],
@@ -521,6 +537,14 @@ fn consumers_get_their_dead_letter_queues_and_runtimes_their_resources() {
     assert_eq!(
         fargate["resources"]["msk-cluster"]["type"],
         "aws:msk:ServerlessCluster"
+    );
+    // The WAF on the load balancer; the Glue schemas read from the files beside the program.
+    let waf = &fargate["resources"]["web-acl-load-balancer"]["properties"];
+    assert_eq!(waf["resourceArn"], "${load-balancer.arn}");
+    let schema = &fargate["resources"]["orderplaced-schema"]["properties"];
+    assert_eq!(
+        schema["schemaDefinition"]["fn::readFile"],
+        "./schemas/OrderPlaced.json"
     );
 
     // Pub/Sub: a subscription dead-lettering after max(max_retries, 5) deliveries.
