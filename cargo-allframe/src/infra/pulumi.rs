@@ -65,6 +65,24 @@ pub struct PulumiConfig {
     pub default: Option<String>,
     /// Whether Pulumi keeps it encrypted.
     pub secret: bool,
+    /// The keys of architecture.toml that use it.
+    pub keys: Vec<String>,
+}
+
+/// The config keys of the program on `cloud` (`aws`, `gcp`): those of another cloud's section
+/// only (`[cloud.gcp] project_id` on AWS) are left out, as Pulumi requires every key without
+/// a default to be set.
+fn for_cloud(config: &[PulumiConfig], cloud: &str) -> Vec<PulumiConfig> {
+    let own = format!("cloud.{cloud}.");
+    config
+        .iter()
+        .filter(|c| {
+            c.keys
+                .iter()
+                .any(|k| !k.starts_with("cloud.") || k.starts_with(&own))
+        })
+        .cloned()
+        .collect()
 }
 
 /// A `key: value` of a stack's config, the value a YAML scalar.
@@ -251,14 +269,11 @@ pub fn plan(
             ),
             default: var.default.as_deref().map(literal),
             secret: SENSITIVE_WORDS.iter().any(|w| var.env.contains(w)),
+            keys: var.keys.clone(),
         })
         .collect();
-    let required_vars: Vec<PulumiConfig> = config
-        .iter()
-        .filter(|c| c.default.is_none())
-        .cloned()
-        .collect();
-    let required = |own: &[(&str, bool)]| -> Vec<PulumiConfig> {
+    // The keys a stack must set: the program's own, then the `${VAR}` without default.
+    let required = |own: &[(&str, bool)], config: &[PulumiConfig]| -> Vec<PulumiConfig> {
         own.iter()
             .map(|(name, secret)| PulumiConfig {
                 name: (*name).to_owned(),
@@ -266,8 +281,9 @@ pub fn plan(
                 description: String::new(),
                 default: None,
                 secret: *secret,
+                keys: Vec::new(),
             })
-            .chain(required_vars.iter().cloned())
+            .chain(config.iter().filter(|c| c.default.is_none()).cloned())
             .collect()
     };
     let db_services = |list: &[PulumiService]| -> Vec<PulumiService> {
@@ -282,6 +298,7 @@ pub fn plan(
 
     if let Some(aws) = &cloud.aws {
         let runtime = aws.runtime;
+        let config = for_cloud(&config, "aws");
         let alb = matches!(runtime, AwsRuntime::Fargate | AwsRuntime::Ecs);
         let list = services(&tf, |s| {
             let mut out = Vec::new();
@@ -366,7 +383,7 @@ pub fn plan(
         }) {
             render(
                 &t::PULUMI_STACK,
-                context! { dir => "aws", project => &project, stack => v(&stack), required => v(required(&own)), provider => "aws" },
+                context! { dir => "aws", project => &project, stack => v(&stack), required => v(required(&own, &config)), provider => "aws" },
             )?;
         }
         let mut outputs = vec!["imageRepositories"];
@@ -390,6 +407,7 @@ pub fn plan(
 
     if let Some(gcp) = &cloud.gcp {
         let runtime = gcp.runtime;
+        let config = for_cloud(&config, "gcp");
         let gke = runtime == GcpRuntime::Gke;
         let project_id = gcp.project_id.as_ref();
         let deferred = project_id.is_some_and(EnvString::is_deferred);
@@ -470,7 +488,7 @@ pub fn plan(
         }) {
             render(
                 &t::PULUMI_STACK,
-                context! { dir => "gcp", project => &project, stack => v(&stack), required => v(required(&own)), provider => "gcp" },
+                context! { dir => "gcp", project => &project, stack => v(&stack), required => v(required(&own, &config)), provider => "gcp" },
             )?;
         }
         programs.push(CloudProgram {

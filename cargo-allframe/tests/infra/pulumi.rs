@@ -471,6 +471,11 @@ fn stacks_follow_the_overlays_and_fan_out_over_regions() {
         stack["config"]["e-commerce-platform-gcp:environment"],
         "production"
     );
+    // A `${VAR}` of another cloud's section is not a key of this cloud's program.
+    let aws_text = &files["infrastructure/pulumi/aws/Pulumi.yaml"];
+    assert!(aws_text.contains("  aws_account_id:\n") && !aws_text.contains("gcp_project_id"));
+    let gcp_text = &files["infrastructure/pulumi/gcp/Pulumi.yaml"];
+    assert!(gcp_text.contains("  gcp_project_id:\n") && !gcp_text.contains("aws_account_id"));
     let dev: Value =
         serde_saphyr::from_str(&files["infrastructure/pulumi/aws/Pulumi.dev.yaml"]).unwrap();
     assert_eq!(dev["config"]["e-commerce-platform-aws:region"], "us-east-1");
