@@ -256,9 +256,41 @@ pub mod cloud {
     pub const SHUTTLE: Template =
         template!("infra/shuttle/Shuttle.toml.jinja" => "Shuttle.toml", Always);
 
+    /// The Pulumi YAML program on AWS.
+    pub const PULUMI_AWS: Template = template!("infra/pulumi/aws/Pulumi.yaml.jinja" => "infrastructure/pulumi/aws/Pulumi.yaml", Always);
+    /// The Pulumi YAML program on Google Cloud.
+    pub const PULUMI_GCP: Template = template!("infra/pulumi/gcp/Pulumi.yaml.jinja" => "infrastructure/pulumi/gcp/Pulumi.yaml", Always);
+    /// The Pulumi YAML program joining the per-cloud stacks (more than one cloud).
+    pub const PULUMI_MULTI: Template = template!("infra/pulumi/multi-cloud/Pulumi.yaml.jinja" => "infrastructure/pulumi/multi-cloud/Pulumi.yaml", Always);
+    /// One Glue schema per event, read by the AWS Pulumi program.
+    pub const PULUMI_AWS_SCHEMA: Template = template!("infra/terraform/aws/schema.jinja" => "infrastructure/pulumi/aws/schemas/{{ event }}.{{ ext }}", Always);
+    /// The config of one stack of a Pulumi program.
+    pub const PULUMI_STACK: Template = template!("infra/pulumi/stack.yaml.jinja" => "infrastructure/pulumi/{{ dir }}/Pulumi.{{ stack.name }}.yaml", Always);
+    /// Parts the Pulumi programs include; never rendered alone.
+    pub const PULUMI_PARTS: &[Template] = &[
+        template!("infra/pulumi/aws/runtime.yaml.jinja" => "", Always),
+        template!("infra/pulumi/aws/data.yaml.jinja" => "", Always),
+        template!("infra/pulumi/gcp/runtime.yaml.jinja" => "", Always),
+        template!("infra/pulumi/gcp/data.yaml.jinja" => "", Always),
+    ];
+
     /// Every template of this module that is not in a list above, for registration.
     pub const SINGLE: &[Template] = &[
-        AWS_SCHEMA, AWS_REGION, GCP_REGION, FLY, SHUTTLE, AWS_FLAGS, GCP_FLAGS,
+        AWS_SCHEMA,
+        AWS_REGION,
+        GCP_REGION,
+        FLY,
+        SHUTTLE,
+        AWS_FLAGS,
+        GCP_FLAGS,
+        PULUMI_AWS,
+        PULUMI_GCP,
+        PULUMI_MULTI,
+        PULUMI_STACK,
+        PULUMI_PARTS[0],
+        PULUMI_PARTS[1],
+        PULUMI_PARTS[2],
+        PULUMI_PARTS[3],
     ];
 }
 

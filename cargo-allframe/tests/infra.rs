@@ -6,6 +6,8 @@
 mod common;
 #[path = "infra/paas_and_flags.rs"]
 mod paas_and_flags;
+#[path = "infra/pulumi.rs"]
+mod pulumi;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -16,8 +18,16 @@ use cargo_allframe::templates::Renderer;
 use common::{cargo_allframe, cargo_allframe_with_env, listed, read, repository};
 use serde_json::Value;
 
-/// The infrastructure, docs and CI files ignite plans for `toml`, by path.
+/// The infrastructure, docs and CI files ignite plans for `toml`, by path; the Pulumi
+/// programs have their own tests and snapshots (`infra/pulumi.rs`).
 fn generate(toml: &str) -> BTreeMap<String, String> {
+    let mut files = planned(toml);
+    files.retain(|path, _| !path.starts_with("infrastructure/pulumi/"));
+    files
+}
+
+/// Every infrastructure, docs and CI file ignite plans for `toml`, by path.
+fn planned(toml: &str) -> BTreeMap<String, String> {
     let source = SourceFile::new("architecture.toml", toml);
     let architecture = allframe_config::check(&source).unwrap_or_else(|e| panic!("{e:?}"));
     let renderer = Renderer::new().expect("templates parse");
@@ -771,15 +781,18 @@ fn run_tool(dir: &std::path::Path, program: &str, args: &[String]) {
 
 /// The external validators on every generated tree: the Compose specification's schema,
 /// the Kubernetes schemas with unknown fields rejected, `terraform fmt`, and a python-hcl2
-/// check that every reference between resources, modules and variables resolves.
+/// check that every reference between resources, modules and variables resolves, and a PyYAML
+/// check of the Pulumi programs' interpolations.
 #[test]
-#[ignore = "validators: needs check-jsonschema, kubernetes-validate, terraform, python-hcl2"]
+#[ignore = "validators: needs check-jsonschema, kubernetes-validate, terraform, python-hcl2, pyyaml"]
 fn generated_trees_pass_the_external_validators() {
     let checker =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/validators/check_hcl_refs.py");
+    let pulumi_checker = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/validators/check_pulumi_refs.py");
     for (name, arch) in cases() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let files = generate(&arch);
+        let files = planned(&arch);
         for (path, text) in &files {
             let target = dir.path().join(path);
             std::fs::create_dir_all(target.parent().unwrap()).expect("mkdir");
@@ -834,6 +847,19 @@ fn generated_trees_pass_the_external_validators() {
                 ],
             );
             run_tool(dir.path(), "python3", &[checker.display().to_string(), tf]);
+        }
+        if files
+            .keys()
+            .any(|p| p.starts_with("infrastructure/pulumi/"))
+        {
+            run_tool(
+                dir.path(),
+                "python3",
+                &[
+                    pulumi_checker.display().to_string(),
+                    "infrastructure/pulumi".into(),
+                ],
+            );
         }
         eprintln!("{name}: valid");
     }

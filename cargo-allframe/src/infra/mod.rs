@@ -1,7 +1,8 @@
 //! The infrastructure and documentation ignite writes beside the service crates, for the whole
 //! architecture (every service, crate or not): `infrastructure/docker` (compose files and a
 //! Dockerfile per service), `infrastructure/k8s` (kustomize base and overlays),
-//! `infrastructure/terraform` and the other clouds present in `[cloud]`,
+//! `infrastructure/terraform` and the other clouds present in `[cloud]`, `infrastructure/pulumi`
+//! (Pulumi YAML programs for AWS and Google Cloud),
 //! `.github/workflows/ci.yml` and `docs/architecture.md`.
 //!
 //! [`model`] decides what every file says; this module only chooses which templates apply and
@@ -11,6 +12,7 @@
 pub mod flags;
 pub mod model;
 pub mod paas;
+pub mod pulumi;
 pub mod terraform;
 
 use std::collections::BTreeSet;
@@ -171,6 +173,7 @@ pub fn plan(
     render(&t::ARCHITECTURE_DOC, context! { diagram, ..base.clone() })?;
 
     files.extend(terraform::plan(&infra, architecture, renderer, &base)?);
+    files.extend(pulumi::plan(&infra, architecture, renderer, &base)?);
     Ok(files)
 }
 

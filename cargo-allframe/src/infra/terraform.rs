@@ -38,7 +38,7 @@ const LOCAL_ONLY_ENV: &[&str] = &[
 ];
 
 /// Words in a variable's name that mark it as sensitive in Terraform.
-const SENSITIVE_WORDS: &[&str] = &["SECRET", "PASSWORD", "TOKEN", "KEY", "CREDENTIAL"];
+pub(super) const SENSITIVE_WORDS: &[&str] = &["SECRET", "PASSWORD", "TOKEN", "KEY", "CREDENTIAL"];
 
 /// One entry of a service's environment in Terraform: a literal or a variable.
 #[derive(Debug, Clone, Serialize)]
@@ -201,7 +201,19 @@ pub fn log_retention(days: Option<u32>) -> u32 {
         .unwrap_or(3653)
 }
 
-fn tf_services(infra: &InfraContext) -> Vec<TfService> {
+/// The per-client rate the WAF allows: the lowest `[resilience] rate_limit` of the services
+/// clients reach (of all services when none is public), 1000 requests per second by default.
+pub(super) fn public_rps(services: &[TfService]) -> u32 {
+    services
+        .iter()
+        .filter(|s| s.service.public)
+        .map(|s| s.service.rate_limit_rps)
+        .min()
+        .or_else(|| services.iter().map(|s| s.service.rate_limit_rps).min())
+        .unwrap_or(1000)
+}
+
+pub(super) fn tf_services(infra: &InfraContext) -> Vec<TfService> {
     let name_width = infra
         .services
         .iter()
@@ -331,13 +343,7 @@ pub fn plan(
         .filter(|s| s.service.database_name.is_some())
         .collect();
     let sampling = file.observability.sampling.rate;
-    let public_rps = services
-        .iter()
-        .filter(|s| s.service.public)
-        .map(|s| s.service.rate_limit_rps)
-        .min()
-        .or_else(|| services.iter().map(|s| s.service.rate_limit_rps).min())
-        .unwrap_or(1000);
+    let public_rps = public_rps(&services);
     let flags = super::flags::context(architecture);
     let common = context! {
         tf_services => v(&services),
