@@ -3,7 +3,7 @@
 //! shell over [`expand_service`], so every behaviour here is tested with plain `cargo test`.
 //!
 //! Stages, one module each: [`args`] (the attribute) → [`load`] (find, read, check and cache
-//! the file) → an archetype module ([`stateless`]) → [`fallback`] (errors plus a skeleton, so one
+//! the file) → an archetype module (`stateless`) → `fallback` (errors plus a skeleton, so one
 //! mistake does not cascade). Generated code reaches the runtime only through
 //! `<crate>::__private`.
 

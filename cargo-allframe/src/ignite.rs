@@ -18,7 +18,7 @@ pub struct IgniteArgs {
     /// The architecture file.
     #[arg(long, value_name = "FILE", default_value = DEFAULT_CONFIG)]
     pub config: PathBuf,
-    /// The workspace directory to create or update [default: ./<architecture name>].
+    /// The workspace directory to create or update (default: `./<architecture name>`).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// A local checkout of AllFrame: generated crates depend on its allframe-runtime by path

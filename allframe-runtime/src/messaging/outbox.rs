@@ -1,5 +1,5 @@
 //! The outbox table in the service's own database, and the SQL that claims, marks and prunes
-//! its rows. The relay loop and its policy live in [`super::relay`]; this module only talks
+//! its rows. The relay loop and its policy live in `super::relay` ([`super::Relay`]); this module only talks
 //! to the database.
 //!
 //! Rows are ordered by `seq` (an identity column on PostgreSQL, `AUTOINCREMENT` on SQLite).
