@@ -2,7 +2,10 @@
 //! `feature-flags` module and the `terraform/feature-flags` root (applied once, not per region)
 //! creating the flag project, one environment per deployment environment (the k8s overlays) and
 //! their SDK keys, stored in the cloud's secret store; the AWS and Google Cloud roots give the
-//! services the provider, the endpoint, the sync interval and the key's secret.
+//! services the provider, the endpoint, the sync interval and the key's secret. The k8s
+//! manifests (endpoint from a ConfigMap per overlay, key from the Secret
+//! `<architecture>-feature-flags`), `fly.toml` (`[env]`; the key is a Fly secret) and
+//! docker-compose (endpoint and key from the developer's shell) pass the same settings on.
 //!
 //! `provider = "env"` (the default) needs no infrastructure: nothing is generated.
 

@@ -109,6 +109,8 @@ pub fn plan(
         },
         with_crate => v(infra.services.iter().filter(|s| s.has_crate).map(|s| &s.name).collect::<Vec<_>>()),
         host_test_env => v(host_test_env(&infra)),
+        // `[feature_flags]` unless its provider is `env`: compose, k8s and fly.toml pass it on.
+        flags => v(flags::context(architecture)),
         ..v(&infra)
     };
     let mut files = Vec::new();

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::common::{self, cargo_allframe_with_env};
-use super::{REFERENCE_SERVICES, SENSORS, cases, generate, reference};
+use super::{REFERENCE_SERVICES, SENSORS, cases, generate, reference, yaml};
 
 /// The Terraform files of `files` under `dir`, by path.
 fn terraform_under<'a>(files: &'a BTreeMap<String, String>, dir: &str) -> BTreeSet<&'a str> {
@@ -305,4 +305,114 @@ fn feature_flag_infrastructure_follows_the_provider_and_reaches_the_services() {
         .into_iter()
         .collect::<BTreeSet<_>>()
     );
+}
+
+/// The `FEATURE_FLAGS_*` entries of the first container of `workload`, by name.
+fn flag_env(workload: &serde_json::Value) -> BTreeMap<String, serde_json::Value> {
+    workload["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()
+        .expect("env")
+        .iter()
+        .filter(|e| e["name"].as_str().unwrap().starts_with("FEATURE_FLAGS"))
+        .map(|e| (e["name"].as_str().unwrap().to_owned(), e.clone()))
+        .collect()
+}
+
+#[test]
+fn k8s_fly_and_compose_services_get_the_flag_settings_but_never_the_key() {
+    // The reference file: unleash, a canary (Rollouts), Fly.io.
+    let files = generate(&reference());
+    let compose = yaml(&files, "infrastructure/docker/docker-compose.yml");
+    for name in REFERENCE_SERVICES {
+        let rollout = yaml(
+            &files,
+            &format!("infrastructure/k8s/base/{name}/rollout.yaml"),
+        );
+        let env = flag_env(&rollout);
+        assert_eq!(env["FEATURE_FLAGS_PROVIDER"]["value"], "unleash", "{env:?}");
+        assert_eq!(env["FEATURE_FLAGS_SYNC_INTERVAL_SECONDS"]["value"], "10");
+        assert_eq!(
+            env["FEATURE_FLAGS_DEFAULT_STRATEGY"]["value"],
+            "gradual-rollout"
+        );
+        let url = &env["FEATURE_FLAGS_URL"]["valueFrom"]["configMapKeyRef"];
+        assert_eq!(url["name"], "e-commerce-platform-feature-flags");
+        let key = &env["FEATURE_FLAGS_SDK_KEY"];
+        assert!(key.get("value").is_none(), "{key}");
+        assert_eq!(
+            key["valueFrom"]["secretKeyRef"],
+            serde_json::json!({"name": "e-commerce-platform-feature-flags", "key": "FEATURE_FLAGS_SDK_KEY"})
+        );
+
+        let fly: toml::Table =
+            toml::from_str(&files[&format!("infrastructure/fly/{name}/fly.toml")]).expect("TOML");
+        let fly_env = fly["env"].as_table().expect("[env]");
+        assert_eq!(fly_env["FEATURE_FLAGS_PROVIDER"].as_str(), Some("unleash"));
+        assert_eq!(
+            fly_env["FEATURE_FLAGS_SYNC_INTERVAL_SECONDS"].as_str(),
+            Some("10")
+        );
+        assert!(!fly_env.contains_key("FEATURE_FLAGS_SDK_KEY"));
+
+        // Compose: the provider, overridable, and the endpoint and key from the shell.
+        let service_env = &compose["services"][name]["environment"];
+        assert_eq!(
+            service_env["FEATURE_FLAGS_PROVIDER"],
+            "${FEATURE_FLAGS_PROVIDER:-unleash}"
+        );
+        assert_eq!(service_env["FEATURE_FLAGS_URL"], "${FEATURE_FLAGS_URL:-}");
+        assert_eq!(
+            service_env["FEATURE_FLAGS_SDK_KEY"],
+            "${FEATURE_FLAGS_SDK_KEY:-}"
+        );
+    }
+    // The endpoint is a ConfigMap key of the base, replaced by every overlay.
+    let base = yaml(&files, "infrastructure/k8s/base/kustomization.yaml");
+    let generators = base["configMapGenerator"].as_array().unwrap();
+    assert!(
+        generators
+            .iter()
+            .any(|g| g["name"] == "e-commerce-platform-feature-flags"
+                && g["literals"] == serde_json::json!(["FEATURE_FLAGS_URL="]))
+    );
+    for overlay in ["dev", "staging", "production"] {
+        let k = yaml(
+            &files,
+            &format!("infrastructure/k8s/overlays/{overlay}/kustomization.yaml"),
+        );
+        assert_eq!(k["configMapGenerator"][0]["behavior"], "merge", "{k}");
+        assert_eq!(
+            k["configMapGenerator"][0]["name"],
+            "e-commerce-platform-feature-flags"
+        );
+    }
+    // Kustomize renames the generated ConfigMap in the Rollouts' references too.
+    assert!(
+        files["infrastructure/k8s/base/kustomizeconfig/argo-rollouts.yaml"]
+            .contains("path: spec/template/spec/containers/env/valueFrom/configMapKeyRef/name")
+    );
+    // A hosted service has a known endpoint.
+    let hosted =
+        generate(&reference().replace("provider = \"unleash\"", "provider = \"launchdarkly\""));
+    let fly: toml::Table =
+        toml::from_str(&hosted["infrastructure/fly/web-bff/fly.toml"]).expect("TOML");
+    assert_eq!(
+        fly["env"]["FEATURE_FLAGS_URL"].as_str(),
+        Some("https://sdk.launchdarkly.com")
+    );
+    assert!(
+        hosted["infrastructure/k8s/base/kustomization.yaml"]
+            .contains("- FEATURE_FLAGS_URL=https://sdk.launchdarkly.com")
+    );
+
+    // `env` flags: nothing to pass on.
+    let env = generate(&reference().replace("provider = \"unleash\"", "provider = \"env\""));
+    for (path, text) in &env {
+        if path.starts_with("infrastructure/k8s/")
+            || path.starts_with("infrastructure/fly/")
+            || path.starts_with("infrastructure/docker/")
+        {
+            assert!(!text.contains("FEATURE_FLAGS"), "{path}: {text}");
+        }
+    }
 }
