@@ -236,6 +236,35 @@ fn ignite_build_run_and_stop_a_stateless_service() {
     let other_body = keyed("Hopper");
     assert_eq!(other_body.status(), 422, "same key, another body");
 
+    // `[observability] metrics = "prometheus"` is the default: the macro mounted `/metrics`,
+    // counting the POSTs above by route template and exposing the relay's throughput.
+    let metrics = client
+        .get(format!("{}/metrics", service.base))
+        .send()
+        .expect("GET /metrics")
+        .text()
+        .expect("metrics text");
+    let created = metrics
+        .lines()
+        .find(|line| {
+            line.starts_with("http_server_requests_total{")
+                && line.contains("method=\"POST\",route=\"/users\",status=\"201\"")
+        })
+        .unwrap_or_else(|| panic!("POST /users counted: {metrics}"));
+    // Ada and Grace; the replay and the 422 are answered by the idempotency layer, in front of
+    // routing, so they reach no route.
+    assert!(created.ends_with(" 2"), "{created}");
+    let published = metrics
+        .lines()
+        .find(|line| line.starts_with("allframe_outbox_published_total{"))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse::<u64>().ok())
+        .unwrap_or_else(|| panic!("the relay's counter: {metrics}"));
+    assert!(
+        published >= 1,
+        "UserCreated for Ada was published: {metrics}"
+    );
+
     let (status, took) = service.terminate();
     assert_eq!(status.code(), Some(0), "clean shutdown exits 0");
     assert!(
