@@ -345,12 +345,19 @@ async fn broker_restart_while_publishing_loses_nothing() {
     let expected: HashSet<Uuid> = messages.iter().map(|m| m.envelope.id).collect();
 
     let progress = Arc::new(AtomicUsize::new(0));
+    // Set once the member has its first delivery: past the first chunk, the publisher waits
+    // for it, so the outage comes while both publish and consumption are under way.
+    let live = Arc::new(tokio::sync::Notify::new());
     let publisher = {
         let bus = bus.clone();
         let progress = Arc::clone(&progress);
+        let live = Arc::clone(&live);
         tokio::spawn(async move {
             let mut failures = 0_u32;
-            for chunk in messages.chunks(100) {
+            for (i, chunk) in messages.chunks(100).enumerate() {
+                if i == 1 {
+                    live.notified().await;
+                }
                 let mut rest = chunk;
                 while !rest.is_empty() {
                     match bus.publish(rest).await {
@@ -370,28 +377,31 @@ async fn broker_restart_while_publishing_loses_nothing() {
             failures
         })
     };
-    // Mid-stream: a fifth of the events are on the bus.
-    while progress.load(Ordering::Relaxed) < total as usize / 5 {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    broker.kill();
-    let at_outage = progress.load(Ordering::Relaxed);
-    // The outage lasts a while: publishes and fetches meet a closed port.
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    broker.restart();
-
     // First sightings per aggregate, to check their order; every sighting, to count repeats.
     let mut first_seen: BTreeMap<String, Vec<u32>> = BTreeMap::new();
     let mut seen: HashMap<Uuid, u32> = HashMap::new();
+    let mut outage_at = None;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
     while seen.len() < expected.len() {
         assert!(
             tokio::time::Instant::now() < deadline,
-            "only {} of {total} events arrived",
+            "only {} of {total} events arrived (outage at {outage_at:?} published)",
             seen.len()
         );
+        // Mid-stream: the member consumes and a fifth of the events are on the bus.
+        let published = progress.load(Ordering::Relaxed);
+        if outage_at.is_none() && !seen.is_empty() && published >= total as usize / 5 {
+            outage_at = Some(published);
+            broker.kill();
+            // The outage lasts a while: publishes, fetches and commits meet a closed port.
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            broker.restart();
+        }
         match tokio::time::timeout(Duration::from_secs(5), subscription.next()).await {
             Ok(Ok(delivery)) => {
+                if seen.is_empty() {
+                    live.notify_one();
+                }
                 let id = delivery.envelope().id;
                 assert!(expected.contains(&id), "an event this test did not publish");
                 let count = seen.entry(id).or_default();
@@ -409,10 +419,11 @@ async fn broker_restart_while_publishing_loses_nothing() {
             Err(_) => {}
         }
     }
+    assert!(outage_at.is_some(), "the broker was restarted mid-stream");
     let failures = publisher.await.expect("publisher");
     let repeats: u32 = seen.values().map(|count| count - 1).sum();
     eprintln!(
-        "outage after {at_outage} events; publish failures retried: {failures}; \
+        "outage after {outage_at:?} events; publish failures retried: {failures}; \
          redeliveries: {repeats}"
     );
     assert_eq!(progress.load(Ordering::Relaxed), total as usize);
