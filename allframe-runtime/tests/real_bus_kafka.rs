@@ -330,6 +330,13 @@ async fn members_of_one_group_share_the_partitions() {
     );
 }
 
+/// The broker is killed while a member consumes and a fifth of the events are written, and
+/// restarted on the same port and storage; the publisher retries what failed, the member
+/// carries on. Every event must arrive, with order per aggregate kept.
+///
+/// Known tansu 0.6 limitation (not the adapter's): a `sqlite://` fetch with a large backlog
+/// (thousands of header-heavy records; tansu limits a fetch by key and value bytes only)
+/// can stall a consumer, so a member that falls far behind may stop receiving.
 #[tokio::test]
 #[ignore = "real-services: Kafka-compatible broker (tansu) started by the test"]
 async fn broker_restart_while_publishing_loses_nothing() {
@@ -385,8 +392,9 @@ async fn broker_restart_while_publishing_loses_nothing() {
     while seen.len() < expected.len() {
         assert!(
             tokio::time::Instant::now() < deadline,
-            "only {} of {total} events arrived (outage at {outage_at:?} published)",
-            seen.len()
+            "only {} of {total} events arrived (outage at {outage_at:?} published, {} published)",
+            seen.len(),
+            progress.load(Ordering::Relaxed)
         );
         // Mid-stream: the member consumes and a fifth of the events are on the bus.
         let published = progress.load(Ordering::Relaxed);
