@@ -9,21 +9,24 @@
 //! enqueued in order and `publish` returns once every delivery report is positive (the
 //! in-sync replicas have the records). The envelope headers become Kafka record headers, the
 //! payload the record value. Consumers never auto-commit: `ack` commits the offset after the
-//! delivery (cumulative per partition), `nack` seeks the partition back to the delivery.
+//! delivery (cumulative per partition); `nack` hands the delivery and what followed it on its
+//! partition out again from this member's own copies, without a seek (see [`KafkaSubscription::nack`]).
 //!
 //! This module is the adapter only: no retry or dead-letter policy.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rdkafka::ClientConfig;
-use rdkafka::consumer::{CommitMode, Consumer as _, StreamConsumer};
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer as _, ConsumerContext, Rebalance, StreamConsumer,
+};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, Headers as _, Message as _, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::{ClientConfig, ClientContext};
 
 use super::bus::{
     BusAdapter, BusError, BusSubscription, Delivery, DeliveryTag, OutboundMessage, PublishError,
@@ -38,7 +41,7 @@ const BUS: &str = "kafka";
 pub struct KafkaBusOptions {
     /// How long a record may wait for its delivery report (`message.timeout.ms`).
     pub delivery_timeout: Duration,
-    /// How long to wait for the cluster when connecting, committing or seeking.
+    /// How long to wait for the cluster when connecting.
     pub request_timeout: Duration,
     /// How long a group member may go silent before the group rebalances.
     pub session_timeout: Duration,
@@ -204,7 +207,7 @@ impl KafkaBus {
             StartFrom::Earliest => "earliest",
             StartFrom::Latest => "latest",
         };
-        let consumer: StreamConsumer = ClientConfig::new()
+        let consumer: StreamConsumer<RebalanceWatch> = ClientConfig::new()
             .set("bootstrap.servers", &self.inner.servers)
             .set("group.id", &options.group)
             .set("enable.auto.commit", "false")
@@ -214,18 +217,17 @@ impl KafkaBus {
                 "session.timeout.ms",
                 self.inner.options.session_timeout.as_millis().to_string(),
             )
-            .create()
+            .create_with_context(RebalanceWatch::default())
             .map_err(kafka_error)?;
         let names: Vec<&str> = topics.iter().map(String::as_str).collect();
         consumer.subscribe(&names).map_err(kafka_error)?;
         Ok(KafkaSubscription {
             consumer: Arc::new(consumer),
-            options: self.inner.options,
             group: options.group,
             topics,
             next_tag: 1,
             pending: BTreeMap::new(),
-            rewinds: HashMap::new(),
+            replay: VecDeque::new(),
         })
     }
 }
@@ -246,24 +248,67 @@ impl BusAdapter for KafkaBus {
     }
 }
 
+/// Partitions taken from this member by a rebalance, noted by the consumer's callbacks and
+/// applied by the subscription before its next step.
+#[derive(Default)]
+struct RebalanceWatch {
+    revoked: Mutex<Vec<(String, i32)>>,
+}
+
+impl ClientContext for RebalanceWatch {}
+
+impl ConsumerContext for RebalanceWatch {
+    fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(list) = rebalance {
+            let mut revoked = self
+                .revoked
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            revoked.extend(
+                list.elements()
+                    .iter()
+                    .map(|e| (e.topic().to_owned(), e.partition())),
+            );
+        }
+    }
+}
+
+impl RebalanceWatch {
+    fn take_revoked(&self) -> Vec<(String, i32)> {
+        std::mem::take(
+            &mut *self
+                .revoked
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+}
+
 /// A member of a consumer group on Kafka.
 pub struct KafkaSubscription {
-    consumer: Arc<StreamConsumer>,
-    options: KafkaBusOptions,
+    consumer: Arc<StreamConsumer<RebalanceWatch>>,
     group: String,
     topics: Vec<String>,
     next_tag: u64,
     /// Handed out and not yet acknowledged, by this subscription's own tag.
-    pending: BTreeMap<u64, Position>,
-    /// Partitions rewound by a nack, with the offset they restart at.
-    rewinds: HashMap<(String, i32), i64>,
+    pending: BTreeMap<u64, Held>,
+    /// Nacked records to hand out again before anything new, in offset order per partition.
+    replay: VecDeque<Held>,
 }
 
+/// A record handed out by this member: where it sits, and its envelope for a replay.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Position {
+struct Held {
     topic: String,
     partition: i32,
     offset: i64,
+    envelope: Envelope,
+}
+
+impl Held {
+    fn on(&self, topic: &str, partition: i32) -> bool {
+        self.topic == topic && self.partition == partition
+    }
 }
 
 impl fmt::Debug for KafkaSubscription {
@@ -272,61 +317,73 @@ impl fmt::Debug for KafkaSubscription {
             .field("group", &self.group)
             .field("topics", &self.topics)
             .field("unacknowledged", &self.pending.len())
+            .field("to_replay", &self.replay.len())
             .finish_non_exhaustive()
     }
 }
 
 impl KafkaSubscription {
-    /// Waits for the next record, in offset order per partition.
+    /// Waits for the next record: first what a `nack` put back, then the partitions' records,
+    /// in offset order per partition.
     pub async fn next(&mut self) -> Result<Delivery, BusError> {
-        loop {
-            let message = self.consumer.recv().await.map_err(kafka_error)?;
-            let topic = message.topic().to_owned();
-            let partition = message.partition();
-            let offset = message.offset();
-            let key = (topic.clone(), partition);
-            if let Some(from) = self.rewinds.get(&key).copied() {
-                if offset == from {
-                    self.rewinds.remove(&key);
-                } else if offset > from {
-                    // Fetched before the seek took effect: it comes again after `from`.
-                    continue;
-                }
-            }
-            let headers: Vec<(&str, &str)> = message
-                .headers()
-                .map(|headers| {
-                    headers
-                        .iter()
-                        .filter_map(|h| Some((h.key, std::str::from_utf8(h.value?).ok()?)))
-                        .collect()
-                })
-                .unwrap_or_default();
-            let payload = message.payload().unwrap_or_default().to_vec();
-            let envelope =
-                Envelope::from_headers(headers, payload).map_err(|source| BusError::Envelope {
-                    topic: topic.clone(),
-                    source,
-                })?;
-            let tag = self.next_tag;
-            self.next_tag += 1;
-            self.pending.insert(
-                tag,
-                Position {
-                    topic: topic.clone(),
-                    partition,
-                    offset,
-                },
-            );
-            return Ok(Delivery::new(topic, envelope, DeliveryTag::new(tag)));
+        self.forget_revoked();
+        if let Some(held) = self.replay.pop_front() {
+            return Ok(self.hand_out(held));
+        }
+        let message = self.consumer.recv().await.map_err(kafka_error)?;
+        let topic = message.topic().to_owned();
+        let headers: Vec<(&str, &str)> = message
+            .headers()
+            .map(|headers| {
+                headers
+                    .iter()
+                    .filter_map(|h| Some((h.key, std::str::from_utf8(h.value?).ok()?)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let payload = message.payload().unwrap_or_default().to_vec();
+        let envelope =
+            Envelope::from_headers(headers, payload).map_err(|source| BusError::Envelope {
+                topic: topic.clone(),
+                source,
+            })?;
+        let held = Held {
+            topic,
+            partition: message.partition(),
+            offset: message.offset(),
+            envelope,
+        };
+        drop(message);
+        // A rebalance during `recv` may have taken partitions (this record's is still ours).
+        self.forget_revoked();
+        Ok(self.hand_out(held))
+    }
+
+    fn hand_out(&mut self, held: Held) -> Delivery {
+        let tag = self.next_tag;
+        self.next_tag += 1;
+        let delivery = Delivery::new(
+            held.topic.clone(),
+            held.envelope.clone(),
+            DeliveryTag::new(tag),
+        );
+        self.pending.insert(tag, held);
+        delivery
+    }
+
+    /// Drops what this member holds of partitions a rebalance took away: their new owner
+    /// starts from the committed offset, so nothing unacknowledged is lost.
+    fn forget_revoked(&mut self) {
+        for (topic, partition) in self.consumer.context().take_revoked() {
+            self.pending.retain(|_, held| !held.on(&topic, partition));
+            self.replay.retain(|held| !held.on(&topic, partition));
         }
     }
 
-    fn position(&self, delivery: &Delivery) -> Result<Position, BusError> {
+    fn held(&self, delivery: &Delivery) -> Result<&Held, BusError> {
         self.pending
             .get(&delivery.tag().value())
-            .filter(|p| p.topic == delivery.topic())
-            .cloned()
+            .filter(|held| held.topic == delivery.topic())
             .ok_or_else(|| BusError::ForeignDelivery {
                 topic: delivery.topic().to_owned(),
             })
@@ -340,12 +397,14 @@ impl KafkaSubscription {
                 topic: delivery.topic().to_owned(),
             });
         }
-        let Ok(at) = self.position(delivery) else {
-            // Already covered by a later ack, or by a nack's rewind.
+        self.forget_revoked();
+        let Ok(held) = self.held(delivery) else {
+            // Covered by a later ack, put back by a nack, or its partition was revoked.
             return Ok(());
         };
+        let (topic, partition, offset) = (held.topic.clone(), held.partition, held.offset);
         let mut list = TopicPartitionList::new();
-        list.add_partition_offset(&at.topic, at.partition, Offset::Offset(at.offset + 1))
+        list.add_partition_offset(&topic, partition, Offset::Offset(offset + 1))
             .map_err(kafka_error)?;
         let consumer = Arc::clone(&self.consumer);
         tokio::task::spawn_blocking(move || consumer.commit(&list, CommitMode::Sync))
@@ -354,37 +413,46 @@ impl KafkaSubscription {
             .map_err(kafka_error)?;
         let tag = delivery.tag().value();
         self.pending
-            .retain(|t, p| !(p.topic == at.topic && p.partition == at.partition && *t <= tag));
+            .retain(|t, held| !(held.on(&topic, partition) && *t <= tag));
         Ok(())
     }
 
-    /// Seeks the delivery's partition back to it: it and what followed it come again.
+    /// Puts the delivery and every later unacknowledged one of its partition back: `next`
+    /// hands them out again, in offset order, before anything new of that partition. Nothing
+    /// is committed, so if this member leaves first, the partition's next owner gets them.
+    ///
+    /// No seek: the records come from this member's copies. A broker may serve fetches from
+    /// record-batch boundaries only (tansu's object-store engine returns the batches whose base
+    /// offset is at or after the fetch offset), and a seek into the middle of a batch would
+    /// then never bring the nacked record back.
     pub async fn nack(&mut self, delivery: &Delivery) -> Result<(), BusError> {
-        let at = self.position(delivery)?;
-        let consumer = Arc::clone(&self.consumer);
-        let timeout = self.options.request_timeout;
-        let seek = at.clone();
-        tokio::task::spawn_blocking(move || {
-            consumer.seek(
-                &seek.topic,
-                seek.partition,
-                Offset::Offset(seek.offset),
-                timeout,
-            )
-        })
-        .await
-        .map_err(join_error)?
-        .map_err(kafka_error)?;
-        self.pending.retain(|_, p| {
-            !(p.topic == at.topic && p.partition == at.partition && p.offset >= at.offset)
+        self.forget_revoked();
+        let held = self.held(delivery)?;
+        let (topic, partition, from) = (held.topic.clone(), held.partition, held.offset);
+        let mut again: Vec<Held> = Vec::new();
+        self.pending.retain(|_, held| {
+            let back = held.on(&topic, partition) && held.offset >= from;
+            if back {
+                again.push(held.clone());
+            }
+            !back
         });
-        self.rewinds
-            .insert((at.topic.clone(), at.partition), at.offset);
+        // Records of the partition already put back by an earlier nack come after these.
+        self.replay.retain(|held| {
+            let back = held.on(&topic, partition);
+            if back {
+                again.push(held.clone());
+            }
+            !back
+        });
+        again.sort_by_key(|held| held.offset);
+        again.dedup_by_key(|held| held.offset);
+        self.replay.extend(again);
         Ok(())
     }
 
     /// Leaves the group at once (the group rebalances without waiting for the session
-    /// timeout).
+    /// timeout); what is unacknowledged goes to the partitions' next owners.
     pub async fn close(self) -> Result<(), BusError> {
         let consumer = self.consumer;
         tokio::task::spawn_blocking(move || {
@@ -417,6 +485,116 @@ impl BusSubscription for KafkaSubscription {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::messaging::PayloadFormat;
+
+    /// A subscription that never reaches a broker: enough for the bookkeeping of `nack`.
+    fn offline_subscription() -> KafkaSubscription {
+        let consumer: StreamConsumer<RebalanceWatch> = ClientConfig::new()
+            .set("bootstrap.servers", "127.0.0.1:1")
+            .set("group.id", "offline")
+            .create_with_context(RebalanceWatch::default())
+            .expect("consumer");
+        KafkaSubscription {
+            consumer: Arc::new(consumer),
+            group: "offline".into(),
+            topics: vec!["t".into()],
+            next_tag: 1,
+            pending: BTreeMap::new(),
+            replay: VecDeque::new(),
+        }
+    }
+
+    fn held(partition: i32, offset: i64) -> Held {
+        Held {
+            topic: "t".into(),
+            partition,
+            offset,
+            envelope: Envelope {
+                id: uuid::Uuid::now_v7(),
+                event_type: "E".into(),
+                schema_version: 1,
+                aggregate_type: "A".into(),
+                aggregate_id: format!("a-{partition}"),
+                occurred_at: std::time::UNIX_EPOCH,
+                source: "s".into(),
+                correlation_id: "c".into(),
+                causation_id: None,
+                traceparent: None,
+                tracestate: None,
+                tenant_id: None,
+                format: PayloadFormat::Json,
+                payload: format!("{offset}").into_bytes(),
+            },
+        }
+    }
+
+    fn offsets(subscription: &KafkaSubscription) -> Vec<(i32, i64)> {
+        subscription
+            .replay
+            .iter()
+            .map(|h| (h.partition, h.offset))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn nack_puts_back_the_delivery_and_what_followed_on_its_partition_in_order() {
+        let mut subscription = offline_subscription();
+        let d10 = subscription.hand_out(held(0, 10));
+        let other = subscription.hand_out(held(1, 5));
+        let d11 = subscription.hand_out(held(0, 11));
+        let d12 = subscription.hand_out(held(0, 12));
+
+        subscription.nack(&d12).await.expect("nack 12");
+        subscription.nack(&d11).await.expect("nack 11");
+        assert_eq!(offsets(&subscription), [(0, 11), (0, 12)]);
+        // Put back: its old tag is no longer pending; the other partition is untouched.
+        assert!(subscription.nack(&d12).await.is_err());
+        assert_eq!(subscription.pending.len(), 2);
+
+        let again = subscription.next().await.expect("replay");
+        assert_eq!(again.envelope(), d11.envelope());
+        assert_ne!(again.tag(), d11.tag());
+        let then = subscription.next().await.expect("replay");
+        assert_eq!(then.envelope(), d12.envelope());
+
+        // A nack of an earlier delivery takes back the replayed ones too, in order.
+        subscription.nack(&d10).await.expect("nack 10");
+        assert_eq!(offsets(&subscription), [(0, 10), (0, 11), (0, 12)]);
+        assert_eq!(
+            subscription
+                .pending
+                .values()
+                .map(|h| h.offset)
+                .collect::<Vec<_>>(),
+            [5]
+        );
+        assert_eq!(subscription.held(&other).expect("held").partition, 1);
+    }
+
+    #[tokio::test]
+    async fn a_revoked_partition_is_forgotten() {
+        let mut subscription = offline_subscription();
+        let first = subscription.hand_out(held(0, 1));
+        subscription.hand_out(held(1, 1));
+        subscription.nack(&first).await.expect("nack");
+        subscription
+            .consumer
+            .context()
+            .revoked
+            .lock()
+            .expect("lock")
+            .push(("t".into(), 0));
+        subscription.forget_revoked();
+        assert!(subscription.replay.is_empty());
+        assert_eq!(
+            subscription
+                .pending
+                .values()
+                .map(|h| h.partition)
+                .collect::<Vec<_>>(),
+            [1]
+        );
+    }
 
     #[test]
     fn urls_name_bootstrap_servers_only() {
