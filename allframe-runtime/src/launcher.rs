@@ -199,6 +199,15 @@ impl<S> Launcher<S> {
         self
     }
 
+    /// Publishes through the bus's own transactions (`pattern = "transactional"`): each unit
+    /// of work's events go into a bus transaction committed right after the database commit,
+    /// aborted when it fails. Needs Kafka (`EVENT_BUS_URL=kafka://…`) or the local bus; with
+    /// NATS or RabbitMQ the service refuses to start.
+    pub fn transactional_publish(mut self) -> Self {
+        self.messaging = Some(MessagingPlan::Transactional);
+        self
+    }
+
     /// Tenancy is on: events carry the tenant id read from this request header.
     pub fn tenant_header(mut self, header: &'static str) -> Self {
         self.tenant_header = Some(header);

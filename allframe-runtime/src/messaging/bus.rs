@@ -30,6 +30,7 @@ use super::local::{LocalBus, LocalBusOptions, LocalSubscription};
 use super::nats::{NatsBus, NatsSubscription};
 #[cfg(feature = "rabbitmq")]
 use super::rabbitmq::{RabbitBus, RabbitSubscription};
+use super::transaction::BusTransaction;
 use crate::BoxError;
 use crate::env::Environment;
 
@@ -225,6 +226,16 @@ pub enum BusError {
     /// An operation did not finish in time.
     #[error("the event bus did not answer within {} ms", .0.as_millis())]
     Timeout(Duration),
+    /// Pattern `transactional` was asked of a bus without transactions.
+    #[error(
+        "pattern `transactional` needs an event bus with transactions, but EVENT_BUS_URL names \
+         {bus}, which has none; use a `kafka://` EVENT_BUS_URL (or the local bus), or pattern \
+         `outbox` in `[services.messaging]`"
+    )]
+    TransactionsUnsupported {
+        /// The bus's name.
+        bus: &'static str,
+    },
     /// An adapter's own failure.
     #[error("{bus} event bus: {source}")]
     Adapter {
@@ -412,6 +423,19 @@ impl EventBus {
         }
     }
 
+    /// Refuses, before connecting, a URL naming a bus without transactions (pattern
+    /// `transactional`): `nats://` and `amqp(s)://`.
+    pub(crate) fn refuse_without_transactions(url: Option<&str>) -> Result<(), BusError> {
+        let scheme = url
+            .and_then(|url| url.trim().split_once("://"))
+            .map(|(scheme, _)| scheme.to_ascii_lowercase());
+        match scheme.as_deref() {
+            Some("nats") => Err(BusError::TransactionsUnsupported { bus: "nats" }),
+            Some("amqp" | "amqps") => Err(BusError::TransactionsUnsupported { bus: "rabbitmq" }),
+            _ => Ok(()),
+        }
+    }
+
     /// Opens the bus from `EVENT_BUS_URL` and `ALLFRAME_DATA_DIR`.
     pub(crate) async fn from_env(env: &Environment) -> Result<Self, BusError> {
         let data_dir = env
@@ -419,6 +443,11 @@ impl EventBus {
             .unwrap_or_else(|| crate::database::DEFAULT_DATA_DIR.to_owned());
         let url = env.get_non_empty(EVENT_BUS_URL);
         Self::connect(url.as_deref(), Path::new(&data_dir)).await
+    }
+
+    /// The `EVENT_BUS_URL` of `env`, if set.
+    pub(crate) fn url_from_env(env: &Environment) -> Option<String> {
+        env.get_non_empty(EVENT_BUS_URL)
     }
 
     #[cfg(feature = "sqlite")]
@@ -471,6 +500,38 @@ impl EventBus {
         dispatch!(self, EventBus,
             bus => bus.publish(messages).await,
             custom bus => bus.0.publish_dyn(messages).await)
+    }
+
+    /// This bus, able to open [`BusTransaction`]s (pattern `transactional`). Kafka gets a
+    /// transactional producer with `transactional_id` (initialised here, fencing an older
+    /// producer with the same id); the local bus needs nothing. NATS JetStream, RabbitMQ and
+    /// custom adapters fail with [`BusError::TransactionsUnsupported`].
+    pub async fn with_transactions(&self, transactional_id: &str) -> Result<Self, BusError> {
+        let _ = transactional_id;
+        match self {
+            #[cfg(feature = "sqlite")]
+            Self::Local(_) => Ok(self.clone()),
+            #[cfg(feature = "kafka")]
+            Self::Kafka(bus) => Ok(Self::Kafka(bus.with_transactions(transactional_id).await?)),
+            #[allow(unreachable_patterns)]
+            _ => Err(BusError::TransactionsUnsupported { bus: self.name() }),
+        }
+    }
+
+    /// Opens a bus transaction. The bus must come from [`EventBus::with_transactions`] (the
+    /// local bus always can); otherwise [`BusError::TransactionsUnsupported`].
+    pub async fn begin_transaction(&self) -> Result<BusTransaction, BusError> {
+        match self {
+            #[cfg(feature = "sqlite")]
+            Self::Local(bus) => Ok(BusTransaction::Local {
+                bus: bus.clone(),
+                messages: Vec::new(),
+            }),
+            #[cfg(feature = "kafka")]
+            Self::Kafka(bus) => Ok(BusTransaction::Kafka(bus.begin_transaction().await?)),
+            #[allow(unreachable_patterns)]
+            _ => Err(BusError::TransactionsUnsupported { bus: self.name() }),
+        }
     }
 
     /// Joins a consumer group, see [`BusAdapter::subscribe`].

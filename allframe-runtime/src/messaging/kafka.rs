@@ -12,6 +12,11 @@
 //! delivery (cumulative per partition); `nack` hands the delivery and what followed it on its
 //! partition out again from this member's own copies, without a seek (see [`KafkaSubscription::nack`]).
 //!
+//! Pattern `transactional` ([`KafkaBus::with_transactions`]) adds a transactional producer
+//! (`transactional.id` = `<architecture>.<service>.<instance uuid>`) whose transactions hold a
+//! unit of work's events; consumers read with `isolation.level=read_committed`, so events of
+//! an aborted transaction are never delivered.
+//!
 //! This module is the adapter only: no retry or dead-letter policy.
 
 use std::collections::{BTreeMap, VecDeque};
@@ -99,6 +104,8 @@ struct Inner {
     servers: String,
     options: KafkaBusOptions,
     producer: FutureProducer,
+    /// The transactional producer (pattern `transactional`), one transaction at a time.
+    transactional: Option<Arc<tokio::sync::Mutex<FutureProducer>>>,
 }
 
 impl fmt::Debug for KafkaBus {
@@ -141,54 +148,70 @@ impl KafkaBus {
                 servers,
                 options,
                 producer,
+                transactional: None,
             }),
+        })
+    }
+
+    /// This bus with a transactional producer (`transactional.id` = `transactional_id`),
+    /// initialised here: `init_transactions` registers the id with the cluster's transaction
+    /// coordinator and fences any older producer that used it.
+    pub async fn with_transactions(&self, transactional_id: &str) -> Result<Self, BusError> {
+        let options = self.inner.options;
+        let producer: FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", &self.inner.servers)
+            .set("transactional.id", transactional_id)
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set(
+                "message.timeout.ms",
+                options.delivery_timeout.as_millis().to_string(),
+            )
+            .set(
+                "transaction.timeout.ms",
+                (options.delivery_timeout.as_millis() * 2).to_string(),
+            )
+            .set("linger.ms", "2")
+            .create()
+            .map_err(kafka_error)?;
+        let init = producer.clone();
+        let timeout = options.request_timeout * 3;
+        tokio::task::spawn_blocking(move || init.init_transactions(timeout))
+            .await
+            .map_err(join_error)?
+            .map_err(kafka_error)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                servers: self.inner.servers.clone(),
+                options,
+                producer: self.inner.producer.clone(),
+                transactional: Some(Arc::new(tokio::sync::Mutex::new(producer))),
+            }),
+        })
+    }
+
+    /// Opens a transaction on the transactional producer, waiting for the one in progress (a
+    /// producer has one transaction at a time). Needs [`KafkaBus::with_transactions`].
+    pub async fn begin_transaction(&self) -> Result<KafkaTransaction, BusError> {
+        let Some(producer) = &self.inner.transactional else {
+            return Err(BusError::Adapter {
+                bus: BUS,
+                source: "this Kafka bus has no transactional producer (open it with \
+                         `with_transactions`)"
+                    .into(),
+            });
+        };
+        let guard = Arc::clone(producer).lock_owned().await;
+        guard.begin_transaction().map_err(kafka_error)?;
+        Ok(KafkaTransaction {
+            producer: Some(guard),
+            timeout: self.inner.options.delivery_timeout,
         })
     }
 
     /// Publishes `messages` in order (key = aggregate id) and waits for every delivery report.
     pub async fn publish(&self, messages: &[OutboundMessage]) -> Result<(), PublishError> {
-        let mut reports = Vec::with_capacity(messages.len());
-        let mut failure = None;
-        for message in messages {
-            let envelope = &message.envelope;
-            let mut headers = OwnedHeaders::new_with_capacity(14);
-            for (key, value) in envelope.headers() {
-                headers = headers.insert(Header {
-                    key,
-                    value: Some(value.as_str()),
-                });
-            }
-            let record = FutureRecord::to(&message.topic)
-                .key(envelope.aggregate_id.as_str())
-                .payload(envelope.payload.as_slice())
-                .headers(headers);
-            match self.inner.producer.send_result(record) {
-                Ok(report) => reports.push(report),
-                Err((error, _)) => {
-                    failure = Some(kafka_error(error));
-                    break;
-                }
-            }
-        }
-        let enqueued = reports.len();
-        for (delivered, report) in reports.into_iter().enumerate() {
-            let error = match report.await {
-                Ok(Ok(_)) => continue,
-                Ok(Err((error, _))) => kafka_error(error),
-                Err(_) => kafka_error(KafkaError::Canceled),
-            };
-            return Err(PublishError {
-                delivered,
-                source: error,
-            });
-        }
-        // Every enqueued record was delivered; the next one could not be enqueued.
-        failure.map_or(Ok(()), |source| {
-            Err(PublishError {
-                delivered: enqueued,
-                source,
-            })
-        })
+        send_all(&self.inner.producer, messages).await
     }
 
     /// Joins `options.group` (`group.id`) on `options.topics`; offsets are committed by `ack`
@@ -212,6 +235,7 @@ impl KafkaBus {
             .set("group.id", &options.group)
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
+            .set("isolation.level", "read_committed")
             .set("auto.offset.reset", reset)
             .set(
                 "session.timeout.ms",
@@ -229,6 +253,137 @@ impl KafkaBus {
             pending: BTreeMap::new(),
             replay: VecDeque::new(),
         })
+    }
+}
+
+/// Enqueues `messages` in order (key = aggregate id) on `producer` and waits for every
+/// delivery report.
+async fn send_all(
+    producer: &FutureProducer,
+    messages: &[OutboundMessage],
+) -> Result<(), PublishError> {
+    let mut reports = Vec::with_capacity(messages.len());
+    let mut failure = None;
+    for message in messages {
+        let envelope = &message.envelope;
+        let mut headers = OwnedHeaders::new_with_capacity(14);
+        for (key, value) in envelope.headers() {
+            headers = headers.insert(Header {
+                key,
+                value: Some(value.as_str()),
+            });
+        }
+        let record = FutureRecord::to(&message.topic)
+            .key(envelope.aggregate_id.as_str())
+            .payload(envelope.payload.as_slice())
+            .headers(headers);
+        match producer.send_result(record) {
+            Ok(report) => reports.push(report),
+            Err((error, _)) => {
+                failure = Some(kafka_error(error));
+                break;
+            }
+        }
+    }
+    let enqueued = reports.len();
+    for (delivered, report) in reports.into_iter().enumerate() {
+        let error = match report.await {
+            Ok(Ok(_)) => continue,
+            Ok(Err((error, _))) => kafka_error(error),
+            Err(_) => kafka_error(KafkaError::Canceled),
+        };
+        return Err(PublishError {
+            delivered,
+            source: error,
+        });
+    }
+    // Every enqueued record was delivered; the next one could not be enqueued.
+    failure.map_or(Ok(()), |source| {
+        Err(PublishError {
+            delivered: enqueued,
+            source,
+        })
+    })
+}
+
+/// A transaction of a [`KafkaBus`]'s transactional producer, see
+/// [`super::BusTransaction`]. Dropped without [`commit`](Self::commit) or
+/// [`abort`](Self::abort), it is aborted in the background.
+pub struct KafkaTransaction {
+    producer: Option<tokio::sync::OwnedMutexGuard<FutureProducer>>,
+    timeout: Duration,
+}
+
+impl fmt::Debug for KafkaTransaction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KafkaTransaction").finish_non_exhaustive()
+    }
+}
+
+impl KafkaTransaction {
+    fn producer(&self) -> &FutureProducer {
+        self.producer
+            .as_ref()
+            .expect("an open transaction holds its producer")
+    }
+
+    /// Sends `messages` in order into the transaction and waits for their delivery reports;
+    /// `read_committed` consumers see them only after [`commit`](Self::commit).
+    pub async fn send(&mut self, messages: &[OutboundMessage]) -> Result<(), BusError> {
+        send_all(self.producer(), messages)
+            .await
+            .map_err(|error| error.source)
+    }
+
+    /// Commits the transaction: its messages become visible together. On failure the
+    /// transaction is aborted when the error allows it.
+    pub async fn commit(mut self) -> Result<(), BusError> {
+        let guard = self
+            .producer
+            .take()
+            .expect("an open transaction holds its producer");
+        let timeout = self.timeout;
+        tokio::task::spawn_blocking(move || {
+            let result = guard.commit_transaction(timeout);
+            if let Err(KafkaError::Transaction(error)) = &result
+                && error.txn_requires_abort()
+                && let Err(abort) = guard.abort_transaction(timeout)
+            {
+                tracing::warn!(error = %abort, "aborting the failed Kafka transaction failed");
+            }
+            result
+        })
+        .await
+        .map_err(join_error)?
+        .map_err(kafka_error)
+    }
+
+    /// Aborts the transaction: none of its messages become visible.
+    pub async fn abort(mut self) -> Result<(), BusError> {
+        let guard = self
+            .producer
+            .take()
+            .expect("an open transaction holds its producer");
+        let timeout = self.timeout;
+        tokio::task::spawn_blocking(move || guard.abort_transaction(timeout))
+            .await
+            .map_err(join_error)?
+            .map_err(kafka_error)
+    }
+}
+
+impl Drop for KafkaTransaction {
+    fn drop(&mut self) {
+        if let Some(guard) = self.producer.take()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            let timeout = self.timeout;
+            runtime.spawn_blocking(move || {
+                if let Err(error) = guard.abort_transaction(timeout) {
+                    tracing::warn!(%error, "aborting a dropped Kafka transaction failed");
+                }
+            });
+        }
     }
 }
 

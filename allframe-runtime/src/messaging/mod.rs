@@ -34,6 +34,7 @@ pub mod outbox;
 mod rabbitmq;
 mod relay;
 mod topic;
+mod transaction;
 mod unit_of_work;
 
 pub use bus::{
@@ -44,7 +45,7 @@ pub use bus::{
 pub use envelope::{Envelope, EnvelopeError, PayloadFormat};
 pub use event::{Event, EventContext, MAX_NAME_LEN, is_valid_name};
 #[cfg(feature = "kafka")]
-pub use kafka::{KafkaBus, KafkaBusOptions, KafkaSubscription};
+pub use kafka::{KafkaBus, KafkaBusOptions, KafkaSubscription, KafkaTransaction};
 #[cfg(feature = "sqlite")]
 pub use local::{LocalBus, LocalBusOptions, LocalSubscription};
 pub use metrics::{OutboxMetrics, OutboxMetricsSnapshot};
@@ -54,6 +55,7 @@ pub use nats::{NatsBus, NatsBusOptions, NatsSubscription};
 pub use rabbitmq::{RabbitBus, RabbitBusOptions, RabbitSubscription};
 pub use relay::{OutboxSettings, Relay, RelayError, RetrySettings};
 pub use topic::{consumer_group, topic_name};
+pub use transaction::BusTransaction;
 pub use unit_of_work::UnitOfWork;
 pub use uuid::Uuid;
 
@@ -71,6 +73,9 @@ pub enum PublishPattern {
     /// Events are published right after the commit, without an outbox: lost if the process
     /// or the bus fails in between (for consumers that tolerate gaps).
     Direct,
+    /// Events are sent into a bus transaction (Kafka, or the local bus) opened before the
+    /// database commit and committed after it; aborted when the database commit fails.
+    Transactional,
 }
 
 impl PublishPattern {
@@ -79,6 +84,7 @@ impl PublishPattern {
         match self {
             Self::Outbox => "outbox",
             Self::Direct => "direct",
+            Self::Transactional => "transactional",
         }
     }
 }
@@ -131,6 +137,19 @@ pub enum MessagingError {
         /// The bus failure.
         #[source]
         source: PublishError,
+    },
+    /// `transactional` pattern: the state committed, but committing the bus transaction that
+    /// held its events failed afterwards (they may or may not be visible, see
+    /// `docs/messaging.md`).
+    #[error(
+        "the transaction committed, but committing the bus transaction of its {events} event(s) failed (pattern `transactional`): {source}"
+    )]
+    TransactionalCommit {
+        /// How many events the unit of work held.
+        events: usize,
+        /// The bus failure.
+        #[source]
+        source: BusError,
     },
     /// The event bus could not be opened.
     #[error(transparent)]
@@ -261,6 +280,8 @@ pub(crate) enum MessagingPlan {
     Outbox(OutboxSettings),
     /// Direct pattern.
     Direct,
+    /// Transactional pattern.
+    Transactional,
 }
 
 /// Start-up: opens the bus from the environment, creates the outbox tables, installs
@@ -272,7 +293,10 @@ pub(crate) async fn launch(
     env: &Environment,
 ) -> Result<(), MessagingError> {
     let settings = ctx.settings();
-    let bus = EventBus::from_env(env).await?;
+    if plan == MessagingPlan::Transactional {
+        EventBus::refuse_without_transactions(EventBus::url_from_env(env).as_deref())?;
+    }
+    let mut bus = EventBus::from_env(env).await?;
     let pattern = match plan {
         MessagingPlan::Outbox(_) => {
             outbox::install(ctx.db())
@@ -281,6 +305,16 @@ pub(crate) async fn launch(
             PublishPattern::Outbox
         }
         MessagingPlan::Direct => PublishPattern::Direct,
+        MessagingPlan::Transactional => {
+            let id = format!(
+                "{}.{}.{}",
+                settings.architecture,
+                settings.name,
+                Uuid::new_v4().simple()
+            );
+            bus = bus.with_transactions(&id).await?;
+            PublishPattern::Transactional
+        }
     };
     let messaging = Messaging::new(
         ctx.db().clone(),

@@ -6,8 +6,11 @@
 //! serialises the event into an envelope in memory. [`UnitOfWork::commit`] then, for the
 //! `outbox` pattern, inserts the outbox rows on the same transaction and commits: both or
 //! neither. For `direct`, it commits and then publishes straight to the bus (no guarantee if
-//! the process dies in between). Dropping the unit of work, or [`UnitOfWork::rollback`], rolls
-//! the transaction back and discards the events: nothing is published.
+//! the process dies in between). For `transactional`, it opens a bus transaction, sends the
+//! events into it, commits the database transaction, then commits the bus transaction; a
+//! failed database commit aborts the bus transaction, so consumers see nothing. Dropping the
+//! unit of work, or [`UnitOfWork::rollback`], rolls the transaction back and discards the
+//! events: nothing is published.
 
 use std::time::SystemTime;
 
@@ -191,12 +194,43 @@ impl UnitOfWork {
                     }
                 })
             }
+            PublishPattern::Transactional => {
+                // Bus transaction first: if it cannot be opened or filled, `tx` is dropped
+                // and rolled back, and nothing happened.
+                let mut bus_tx = publisher.bus().begin_transaction().await?;
+                if let Err(error) = bus_tx.send(&events).await {
+                    abort_logged(bus_tx).await;
+                    return Err(error.into());
+                }
+                if let Err(error) = tx.commit().await {
+                    abort_logged(bus_tx).await;
+                    return Err(error.into());
+                }
+                bus_tx
+                    .commit()
+                    .await
+                    .map_err(|source| MessagingError::TransactionalCommit {
+                        events: events.len(),
+                        source,
+                    })
+            }
         }
     }
 
     /// Rolls back: neither the state change nor the events happen.
+    ///
+    /// (Pattern `transactional` opens its bus transaction only in [`UnitOfWork::commit`], so
+    /// there is none to abort here.)
     pub async fn rollback(self) -> Result<(), MessagingError> {
         self.tx.rollback().await?;
         Ok(())
+    }
+}
+
+/// Aborts a bus transaction whose database transaction did not commit; a failure is logged
+/// (the bus discards an unfinished transaction when its timeout expires).
+async fn abort_logged(transaction: super::BusTransaction) {
+    if let Err(error) = transaction.abort().await {
+        tracing::warn!(%error, "aborting the bus transaction failed");
     }
 }

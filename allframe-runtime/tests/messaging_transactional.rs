@@ -1,0 +1,266 @@
+//! Pattern `transactional` on the local bus: a unit of work's events are sent into a bus
+//! transaction committed after the database commit, so they become visible only then, all
+//! together; a unit of work rolled back, dropped, or whose database commit fails publishes
+//! nothing. The launcher refuses the pattern on buses without transactions (NATS, RabbitMQ),
+//! and a custom bus fails the commit with nothing changed.
+#![cfg(feature = "sqlite")]
+
+mod messaging_support;
+
+use std::path::Path;
+
+use allframe_runtime::__private::{
+    EmbeddedMigration, Environment, Launcher, LogFormat, RunningService, ServiceSettings,
+};
+use allframe_runtime::error::RuntimeError;
+use allframe_runtime::messaging::{
+    BusError, EventBus, LocalBus, LocalBusOptions, Messaging, MessagingError, PublishPattern,
+};
+use allframe_runtime::{BoxError, Ctx, Database, RestApi, Router, Service, sqlx};
+use messaging_support::*;
+
+async fn local_bus(dir: &Path) -> LocalBus {
+    LocalBus::open(&dir.join("bus.db"), LocalBusOptions::default())
+        .await
+        .expect("local bus")
+}
+
+async fn on_the_bus(bus: &LocalBus) -> u64 {
+    bus.len(TOPIC).await.expect("len")
+}
+
+async fn balance(db: &Database, account: &str) -> Option<i64> {
+    sqlx::query_scalar("SELECT balance FROM accounts WHERE id = $1")
+        .bind(account)
+        .fetch_optional(db.pool())
+        .await
+        .expect("balance")
+}
+
+fn event(account: &str, n: u64) -> Deposited {
+    Deposited {
+        account: account.into(),
+        n,
+    }
+}
+
+#[tokio::test]
+async fn events_become_visible_together_and_only_after_the_commit() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let db = sqlite_db(temp.path(), "uow.db").await;
+    let bus = local_bus(temp.path()).await;
+    let messaging = Messaging::new(
+        db.clone(),
+        EventBus::Local(bus.clone()),
+        config(PublishPattern::Transactional),
+    );
+
+    let mut uow = messaging.begin().await.expect("begin");
+    sqlx::query("INSERT INTO accounts (id, balance) VALUES ('alice', 3)")
+        .execute(uow.conn())
+        .await
+        .expect("insert");
+    for n in 0..3 {
+        uow.publish(event("alice", n)).expect("publish");
+    }
+    assert_eq!(on_the_bus(&bus).await, 0, "nothing before the commit");
+    uow.commit().await.expect("commit");
+    assert_eq!(balance(&db, "alice").await, Some(3));
+    assert_eq!(on_the_bus(&bus).await, 3, "all three after the commit");
+    assert_eq!(outbox_rows(&db).await, 0, "no outbox involved");
+
+    let mut sub = bus
+        .subscribe(allframe_runtime::messaging::SubscribeOptions::new(
+            "bank.audit-service",
+            [TOPIC],
+        ))
+        .await
+        .expect("subscribe");
+    for n in 0..3 {
+        let delivery = sub.next().await.expect("delivery");
+        assert_eq!(delivery.decode::<Deposited>().expect("decodes").n, n);
+        sub.ack(&delivery).await.expect("ack");
+    }
+    db.close().await;
+}
+
+#[tokio::test]
+async fn a_failed_database_commit_rollback_or_drop_publishes_nothing() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let db = sqlite_db(temp.path(), "uow.db").await;
+    // A deferred foreign key: the violation surfaces at COMMIT, after the events were sent
+    // into the bus transaction.
+    sqlx::query(
+        "CREATE TABLE transfers (id INTEGER PRIMARY KEY,
+            account TEXT NOT NULL REFERENCES accounts (id) DEFERRABLE INITIALLY DEFERRED)",
+    )
+    .execute(db.pool())
+    .await
+    .expect("transfers table");
+    let bus = local_bus(temp.path()).await;
+    let messaging = Messaging::new(
+        db.clone(),
+        EventBus::Local(bus.clone()),
+        config(PublishPattern::Transactional),
+    );
+
+    let mut uow = messaging.begin().await.expect("begin");
+    sqlx::query("INSERT INTO transfers (id, account) VALUES (1, 'nobody')")
+        .execute(uow.conn())
+        .await
+        .expect("deferred: accepted until commit");
+    uow.publish(event("nobody", 0)).expect("publish");
+    uow.publish(event("nobody", 1)).expect("publish");
+    let error = uow
+        .commit()
+        .await
+        .expect_err("the foreign key fails the commit");
+    assert!(matches!(error, MessagingError::Database(_)), "{error}");
+    assert_eq!(on_the_bus(&bus).await, 0, "the bus transaction was aborted");
+
+    let mut uow = messaging.begin().await.expect("begin");
+    uow.publish(event("carol", 0)).expect("publish");
+    uow.rollback().await.expect("rollback");
+    let mut uow = messaging.begin().await.expect("begin");
+    uow.publish(event("carol", 1)).expect("publish");
+    drop(uow);
+    assert_eq!(
+        on_the_bus(&bus).await,
+        0,
+        "rollback and drop publish nothing"
+    );
+
+    deposit(&messaging, "carol", 7, 1).await;
+    assert_eq!(on_the_bus(&bus).await, 1, "a later unit of work commits");
+    db.close().await;
+}
+
+#[tokio::test]
+async fn a_bus_without_transactions_fails_the_commit_and_changes_nothing() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let db = sqlite_db(temp.path(), "uow.db").await;
+    let bus = RecordingBus::new();
+    let messaging = Messaging::new(
+        db.clone(),
+        EventBus::custom(bus.clone()),
+        config(PublishPattern::Transactional),
+    );
+    let mut uow = messaging.begin().await.expect("begin");
+    sqlx::query("INSERT INTO accounts (id, balance) VALUES ('dan', 1)")
+        .execute(uow.conn())
+        .await
+        .expect("insert");
+    uow.publish(event("dan", 0)).expect("publish");
+    let error = uow.commit().await.expect_err("no transactions");
+    assert!(
+        matches!(
+            error,
+            MessagingError::Bus(BusError::TransactionsUnsupported { .. })
+        ),
+        "{error}"
+    );
+    assert_eq!(balance(&db, "dan").await, None, "the state rolled back");
+    assert!(bus.seen().await.is_empty());
+    db.close().await;
+}
+
+static SETTINGS: ServiceSettings = ServiceSettings {
+    architecture: "bank",
+    name: "ledger-service",
+    archetype: "stateless",
+    rest_port: 8080,
+    grpc_port: None,
+    logging: LogFormat::Plain,
+    declared_database: "postgres",
+    shutdown_timeout_secs: 5,
+    deferred: &[],
+};
+
+static MIGRATIONS: [EmbeddedMigration; 1] = [EmbeddedMigration {
+    version: 1,
+    description: "create accounts",
+    sql: "CREATE TABLE accounts (id TEXT PRIMARY KEY, balance BIGINT NOT NULL);",
+}];
+
+struct Ledger;
+
+impl Service for Ledger {
+    async fn init(_cx: &Ctx) -> Result<Self, BoxError> {
+        Ok(Ledger)
+    }
+}
+
+impl RestApi for Ledger {
+    fn routes() -> Router<Self> {
+        Router::new()
+    }
+}
+
+async fn start(dir: &Path, bus_url: Option<&str>) -> Result<RunningService, RuntimeError> {
+    let mut pairs = vec![
+        (
+            "ALLFRAME_DATA_DIR".to_owned(),
+            dir.to_string_lossy().into_owned(),
+        ),
+        ("PORT".to_owned(), "0".to_owned()),
+        ("ALLFRAME_BIND_ADDR".to_owned(), "127.0.0.1".to_owned()),
+    ];
+    if let Some(url) = bus_url {
+        pairs.push(("EVENT_BUS_URL".to_owned(), url.to_owned()));
+    }
+    Launcher::<Ledger>::new(&SETTINGS)
+        .migrations(&MIGRATIONS)
+        .transactional_publish()
+        .env(Environment::from_pairs(pairs))
+        .start()
+        .await
+}
+
+#[tokio::test]
+async fn the_launcher_refuses_transactional_on_nats_and_rabbitmq() {
+    for (url, bus) in [
+        ("nats://127.0.0.1:4222", "nats"),
+        ("amqp://guest:hunter2@127.0.0.1:5672/%2f", "rabbitmq"),
+        ("amqps://127.0.0.1:5671", "rabbitmq"),
+    ] {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let error = start(temp.path(), Some(url)).await.expect_err(url);
+        let RuntimeError::Init { source, .. } = &error else {
+            panic!("unexpected error: {error}");
+        };
+        let messaging = source
+            .downcast_ref::<MessagingError>()
+            .expect("a typed messaging error");
+        assert!(
+            matches!(
+                messaging,
+                MessagingError::Bus(BusError::TransactionsUnsupported { bus: b }) if *b == bus
+            ),
+            "{messaging}"
+        );
+        let message = error.to_string();
+        for needle in ["`transactional`", "EVENT_BUS_URL", bus, "`outbox`"] {
+            assert!(message.contains(needle), "{needle} in: {message}");
+        }
+        assert!(!message.contains("hunter2"), "{message}");
+    }
+}
+
+#[tokio::test]
+async fn the_launcher_runs_transactional_on_the_local_bus() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let running = start(temp.path(), None).await.expect("starts");
+    let cx = running.ctx().clone();
+    let mut uow = cx.begin().await.expect("begin");
+    sqlx::query("INSERT INTO accounts (id, balance) VALUES ('erin', 2)")
+        .execute(uow.conn())
+        .await
+        .expect("insert");
+    uow.publish(event("erin", 0)).expect("publish");
+    uow.publish(event("erin", 1)).expect("publish");
+    uow.commit().await.expect("commit");
+    let bus = local_bus(temp.path()).await;
+    assert_eq!(on_the_bus(&bus).await, 2);
+    let report = running.shutdown().await;
+    assert!(report.is_clean(), "{report:?}");
+}
