@@ -1,5 +1,5 @@
-//! The reliability patterns a service's file turns on, as launcher calls: the outbox relay or
-//! direct publishing (`[services.messaging]`), the idempotency layer (`[services.idempotency]`),
+//! The reliability patterns a service's file turns on, as launcher calls: the outbox relay,
+//! direct or transactional publishing (`[services.messaging]`), the idempotency layer (`[services.idempotency]`),
 //! the Prometheus endpoint (`[observability] metrics`) and the tenant header events carry
 //! (`[tenant]`). Each returns nothing when the file does not
 //! ask for the pattern, so the expansion only wires what is declared.
@@ -9,15 +9,10 @@ use allframe_config::{Architecture, ResolvedService};
 use proc_macro2::{Literal, Span, TokenStream};
 use quote::{quote, quote_spanned};
 
-/// `.outbox(OutboxSettings { … })` or `.direct_publish()`.
-pub(crate) fn messaging(
-    p: &TokenStream,
-    service: &ResolvedService,
-    span: Span,
-) -> Result<Option<TokenStream>, syn::Error> {
-    let Some(messaging) = &service.messaging else {
-        return Ok(None);
-    };
+/// `.outbox(OutboxSettings { … })`, `.direct_publish()` or `.transactional_publish()`.
+/// (`allframe check` already refused `transactional` on a bus without transactions.)
+pub(crate) fn messaging(p: &TokenStream, service: &ResolvedService) -> Option<TokenStream> {
+    let messaging = service.messaging.as_ref()?;
     match messaging.pattern {
         MessagingPattern::Outbox => {
             let polling = Literal::u64_unsuffixed(messaging.outbox_polling_ms);
@@ -28,7 +23,7 @@ pub(crate) fn messaging(
                 Literal::u64_unsuffixed(r.max_interval_ms),
             );
             let multiplier = Literal::f64_suffixed(r.multiplier);
-            Ok(Some(quote! {
+            Some(quote! {
                 .outbox(#p::OutboxSettings {
                     polling_ms: #polling,
                     retry: #p::RetrySettings {
@@ -39,16 +34,10 @@ pub(crate) fn messaging(
                     },
                     ..#p::OutboxSettings::DEFAULT
                 })
-            }))
+            })
         }
-        MessagingPattern::Direct => Ok(Some(quote!(.direct_publish()))),
-        MessagingPattern::Transactional => Err(syn::Error::new(
-            span,
-            format!(
-                "service `{}` declares `[services.messaging] pattern = \"transactional\"`, which this version of allframe does not implement yet; use `pattern = \"outbox\"` for the same guarantee through the database",
-                service.name()
-            ),
-        )),
+        MessagingPattern::Direct => Some(quote!(.direct_publish())),
+        MessagingPattern::Transactional => Some(quote!(.transactional_publish())),
     }
 }
 

@@ -38,7 +38,7 @@ pub(crate) fn expand(
     let grpc = service
         .speaks(Protocol::Grpc)
         .then(|| quote_spanned!(ident.span()=> .grpc(#p::grpc_routes::<#ident>)));
-    let messaging = patterns::messaging(&p, service, args.name_span)?;
+    let messaging = patterns::messaging(&p, service);
     let idempotency = patterns::idempotency(&p, service, ident.span());
     let metrics = patterns::metrics(&p, &loaded.architecture, service, args.name_span)?;
     let tenant = patterns::tenant(&loaded.architecture);
