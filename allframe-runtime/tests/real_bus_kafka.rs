@@ -8,10 +8,9 @@
 //! Every test has its own broker, topics and fresh group ids.
 #![cfg(feature = "kafka")]
 
+mod kafka_support;
+
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -21,134 +20,9 @@ use allframe_runtime::messaging::{
     SubscribeOptions, Subscription, Uuid,
 };
 
+use kafka_support::{Broker, fresh};
+
 const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-const DEFAULT_TANSU: &str = "/root/.cache/allframe/tansu/bin/tansu";
-
-/// A tansu broker, killed when dropped.
-struct Broker {
-    child: Child,
-    port: u16,
-    bin: PathBuf,
-    storage: &'static str,
-    /// The broker's working directory; `sqlite://` storage lives in it.
-    dir: tempfile::TempDir,
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Broker {
-    /// A broker with in-memory storage.
-    fn start() -> Self {
-        Self::start_with("memory://tansu/")
-    }
-
-    /// A broker with durable SQLite storage in its own directory: a restart keeps the data.
-    fn start_durable() -> Self {
-        Self::start_with("sqlite://tansu.db")
-    }
-
-    fn start_with(storage: &'static str) -> Self {
-        let bin =
-            PathBuf::from(std::env::var("TANSU_BIN").unwrap_or_else(|_| DEFAULT_TANSU.into()));
-        assert!(
-            bin.is_file(),
-            "the Kafka-compatible broker is missing at {}: build it with \
-             `cargo install tansu --locked --features dynostore,libsql \
-             --root /root/.cache/allframe/tansu` (or set TANSU_BIN)",
-            bin.display()
-        );
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .expect("a free port")
-            .port();
-        let dir = tempfile::tempdir().expect("a broker directory");
-        let child = Self::spawn(&bin, port, storage, dir.path());
-        let broker = Self {
-            child,
-            port,
-            bin,
-            storage,
-            dir,
-        };
-        broker.wait_listening();
-        broker
-    }
-
-    fn spawn(bin: &Path, port: u16, storage: &str, dir: &Path) -> Child {
-        let listener = format!("tcp://127.0.0.1:{port}");
-        Command::new(bin)
-            .args([
-                "broker",
-                "--listener-url",
-                &listener,
-                "--advertised-listener-url",
-                &listener,
-                "--storage-engine",
-                storage,
-            ])
-            .current_dir(dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start tansu")
-    }
-
-    fn wait_listening(&self) {
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(std::time::Instant::now() < deadline, "tansu did not listen");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    /// Kills the broker process (no clean shutdown).
-    fn kill(&mut self) {
-        self.child.kill().expect("kill tansu");
-        self.child.wait().expect("reap tansu");
-    }
-
-    /// Starts the broker again on the same port and storage.
-    fn restart(&mut self) {
-        self.child = Self::spawn(&self.bin, self.port, self.storage, self.dir.path());
-        self.wait_listening();
-    }
-
-    fn url(&self) -> String {
-        format!("kafka://127.0.0.1:{}", self.port)
-    }
-
-    fn create_topic(&self, name: &str, partitions: u32) {
-        let status = Command::new(&self.bin)
-            .args([
-                "topic",
-                "create",
-                name,
-                "--partitions",
-                &partitions.to_string(),
-                "--broker",
-                &format!("tcp://127.0.0.1:{}", self.port),
-            ])
-            .stdout(Stdio::null())
-            .status()
-            .expect("run tansu topic create");
-        assert!(status.success(), "creating topic {name} failed: {status}");
-    }
-
-    async fn bus(&self) -> EventBus {
-        EventBus::connect(Some(&self.url()), &std::env::temp_dir())
-            .await
-            .expect("connect to tansu")
-    }
-}
-
-fn fresh(prefix: &str) -> String {
-    format!("{prefix}{}", Uuid::now_v7().simple())
-}
 
 fn envelope(aggregate_id: &str, n: u32) -> Envelope {
     let millis = SystemTime::now()
