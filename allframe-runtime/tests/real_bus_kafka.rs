@@ -8,69 +8,22 @@
 //! Every test has its own broker, topics and fresh group ids.
 #![cfg(feature = "kafka")]
 
+mod bus_support;
 mod kafka_support;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use allframe_runtime::messaging::{
-    BusSubscription as _, Delivery, Envelope, EventBus, OutboundMessage, PayloadFormat,
-    SubscribeOptions, Subscription, Uuid,
+    BusSubscription as _, Delivery, OutboundMessage, Subscription, Uuid,
 };
-
+use bus_support::{message, n_of, next_within, subscribe};
 use kafka_support::{Broker, fresh};
 
-const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-
-fn envelope(aggregate_id: &str, n: u32) -> Envelope {
-    let millis = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock")
-        .as_millis();
-    Envelope {
-        id: Uuid::now_v7(),
-        event_type: "OrderPlaced".into(),
-        schema_version: 2,
-        aggregate_type: "Order".into(),
-        aggregate_id: aggregate_id.into(),
-        occurred_at: UNIX_EPOCH + Duration::from_millis(u64::try_from(millis).expect("ms")),
-        source: "order-service".into(),
-        correlation_id: format!("corr-{n}"),
-        causation_id: Some(format!("cause-{n}")),
-        traceparent: Some(TRACEPARENT.into()),
-        tracestate: Some("congo=t61rcWkgMzE".into()),
-        tenant_id: Some("acme".into()),
-        format: PayloadFormat::Json,
-        payload: format!(r#"{{"n":{n}}}"#).into_bytes(),
-    }
-}
-
-fn message(topic: &str, aggregate_id: &str, n: u32) -> OutboundMessage {
-    OutboundMessage {
-        topic: topic.to_owned(),
-        envelope: envelope(aggregate_id, n),
-    }
-}
-
-fn n_of(delivery: &Delivery) -> u32 {
-    let value: serde_json::Value =
-        serde_json::from_slice(&delivery.envelope().payload).expect("json");
-    u32::try_from(value["n"].as_u64().expect("n")).expect("u32")
-}
-
-async fn subscribe(bus: &EventBus, group: &str, topics: &[&str]) -> Subscription {
-    bus.subscribe(SubscribeOptions::new(group, topics.iter().copied()))
-        .await
-        .expect("subscribe")
-}
-
 async fn next(subscription: &mut Subscription) -> Delivery {
-    tokio::time::timeout(Duration::from_secs(30), subscription.next())
-        .await
-        .expect("a delivery within 30 s")
-        .expect("next")
+    next_within(subscription, Duration::from_secs(30)).await
 }
 
 #[tokio::test]

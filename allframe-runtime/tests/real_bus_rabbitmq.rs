@@ -8,19 +8,19 @@
 //! takes the file's lock for writing, the other tests take it for reading.
 #![cfg(feature = "rabbitmq")]
 
+mod bus_support;
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use allframe_runtime::messaging::{
-    BusSubscription as _, Delivery, Envelope, EventBus, OutboundMessage, PayloadFormat,
-    SubscribeOptions, Subscription, Uuid,
+    BusSubscription as _, Delivery, EventBus, OutboundMessage, Subscription, Uuid,
 };
+use bus_support::{TRACEPARENT, architecture, assert_quiet, message, n_of, next_within, subscribe};
 use tokio::sync::RwLock;
-
-const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
 /// Held for reading by ordinary tests, for writing by the test that restarts the server.
 static BROKER: LazyLock<RwLock<()>> = LazyLock::new(|| RwLock::new(()));
@@ -39,65 +39,8 @@ async fn connect() -> EventBus {
     }
 }
 
-/// A fresh architecture name: its own exchange, topics and group queues.
-fn architecture() -> String {
-    format!("t{}", Uuid::now_v7().simple())
-}
-
-fn envelope(aggregate_id: &str, n: u32) -> Envelope {
-    let millis = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock")
-        .as_millis();
-    Envelope {
-        id: Uuid::now_v7(),
-        event_type: "OrderPlaced".into(),
-        schema_version: 2,
-        aggregate_type: "Order".into(),
-        aggregate_id: aggregate_id.into(),
-        occurred_at: UNIX_EPOCH + Duration::from_millis(u64::try_from(millis).expect("ms")),
-        source: "order-service".into(),
-        correlation_id: format!("corr-{n}"),
-        causation_id: Some(format!("cause-{n}")),
-        traceparent: Some(TRACEPARENT.into()),
-        tracestate: Some("congo=t61rcWkgMzE".into()),
-        tenant_id: Some("acme".into()),
-        format: PayloadFormat::Json,
-        payload: format!(r#"{{"n":{n}}}"#).into_bytes(),
-    }
-}
-
-fn message(topic: &str, aggregate_id: &str, n: u32) -> OutboundMessage {
-    OutboundMessage {
-        topic: topic.to_owned(),
-        envelope: envelope(aggregate_id, n),
-    }
-}
-
-fn n_of(delivery: &Delivery) -> u32 {
-    let value: serde_json::Value =
-        serde_json::from_slice(&delivery.envelope().payload).expect("json");
-    u32::try_from(value["n"].as_u64().expect("n")).expect("u32")
-}
-
-async fn subscribe(bus: &EventBus, group: &str, topics: &[&str]) -> Subscription {
-    bus.subscribe(SubscribeOptions::new(group, topics.iter().copied()))
-        .await
-        .expect("subscribe")
-}
-
 async fn next(subscription: &mut Subscription) -> Delivery {
-    tokio::time::timeout(Duration::from_secs(20), subscription.next())
-        .await
-        .expect("a delivery within 20 s")
-        .expect("next")
-}
-
-/// Nothing arrives within `wait`.
-async fn assert_quiet(subscription: &mut Subscription, wait: Duration) {
-    if let Ok(result) = tokio::time::timeout(wait, subscription.next()).await {
-        panic!("unexpected delivery: {:?}", result.map(|d| n_of(&d)));
-    }
+    next_within(subscription, Duration::from_secs(20)).await
 }
 
 #[tokio::test]
