@@ -502,17 +502,24 @@ impl EventBus {
             custom bus => bus.0.publish_dyn(messages).await)
     }
 
-    /// This bus, able to open [`BusTransaction`]s (pattern `transactional`). Kafka gets a
-    /// transactional producer with `transactional_id` (initialised here, fencing an older
-    /// producer with the same id); the local bus needs nothing. NATS JetStream, RabbitMQ and
+    /// This bus, able to open [`BusTransaction`]s (pattern `transactional`). Kafka gets
+    /// `producers` transactional producers with ids `<transactional_id>-<i>` (the first
+    /// initialised here, fencing an older producer with the same id), so that many
+    /// transactions at once; the local bus needs nothing. NATS JetStream, RabbitMQ and
     /// custom adapters fail with [`BusError::TransactionsUnsupported`].
-    pub async fn with_transactions(&self, transactional_id: &str) -> Result<Self, BusError> {
-        let _ = transactional_id;
+    pub async fn with_transactions(
+        &self,
+        transactional_id: &str,
+        producers: usize,
+    ) -> Result<Self, BusError> {
+        let _ = (transactional_id, producers);
         match self {
             #[cfg(feature = "sqlite")]
             Self::Local(_) => Ok(self.clone()),
             #[cfg(feature = "kafka")]
-            Self::Kafka(bus) => Ok(Self::Kafka(bus.with_transactions(transactional_id).await?)),
+            Self::Kafka(bus) => Ok(Self::Kafka(
+                bus.with_transactions(transactional_id, producers).await?,
+            )),
             #[allow(unreachable_patterns)]
             _ => Err(BusError::TransactionsUnsupported { bus: self.name() }),
         }

@@ -12,10 +12,12 @@
 //! delivery (cumulative per partition); `nack` hands the delivery and what followed it on its
 //! partition out again from this member's own copies, without a seek (see [`KafkaSubscription::nack`]).
 //!
-//! Pattern `transactional` ([`KafkaBus::with_transactions`]) adds a transactional producer
-//! (`transactional.id` = `<architecture>.<service>.<instance uuid>`) whose transactions hold a
-//! unit of work's events; consumers read with `isolation.level=read_committed`, so events of
-//! an aborted transaction are never delivered.
+//! Pattern `transactional` ([`KafkaBus::with_transactions`]) adds a pool of transactional
+//! producers (`transactional.id` = `<architecture>.<service>.<instance uuid>-<i>`) whose
+//! transactions hold a unit of work's events; consumers read with
+//! `isolation.level=read_committed`, so a broker that tracks aborted transactions never
+//! delivers their events. The pool, and how a fenced or broken producer is replaced, are in
+//! `kafka_transaction.rs`.
 //!
 //! This module is the adapter only: no retry or dead-letter policy.
 
@@ -38,8 +40,9 @@ use super::bus::{
     StartFrom, SubscribeOptions,
 };
 use super::envelope::Envelope;
+use super::kafka_transaction::{KafkaTransaction, TransactionalProducers};
 
-const BUS: &str = "kafka";
+pub(super) const BUS: &str = "kafka";
 
 /// Tuning of the Kafka adapter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,14 +65,14 @@ impl Default for KafkaBusOptions {
     }
 }
 
-fn kafka_error(error: KafkaError) -> BusError {
+pub(super) fn kafka_error(error: KafkaError) -> BusError {
     BusError::Adapter {
         bus: BUS,
         source: Box::new(error),
     }
 }
 
-fn join_error(error: tokio::task::JoinError) -> BusError {
+pub(super) fn join_error(error: tokio::task::JoinError) -> BusError {
     BusError::Adapter {
         bus: BUS,
         source: Box::new(error),
@@ -104,8 +107,8 @@ struct Inner {
     servers: String,
     options: KafkaBusOptions,
     producer: FutureProducer,
-    /// The transactional producer (pattern `transactional`), one transaction at a time.
-    transactional: Option<Arc<tokio::sync::Mutex<FutureProducer>>>,
+    /// The transactional producers (pattern `transactional`).
+    transactional: Option<Arc<TransactionalProducers>>,
 }
 
 impl fmt::Debug for KafkaBus {
@@ -153,14 +156,18 @@ impl KafkaBus {
         })
     }
 
-    /// This bus with a transactional producer (`transactional.id` = `transactional_id`),
-    /// initialised here: `init_transactions` registers the id with the cluster's transaction
-    /// coordinator and fences any older producer that used it.
-    pub async fn with_transactions(&self, transactional_id: &str) -> Result<Self, BusError> {
+    /// This bus with `producers` transactional producers (at least one; `transactional.id` =
+    /// `<transactional_id>-<i>`), so that many transactions at once. The first is initialised here:
+    /// `init_transactions` registers its id with the cluster's transaction coordinator and
+    /// fences any older producer that used it; the others start on first use.
+    pub async fn with_transactions(
+        &self,
+        transactional_id: &str,
+        producers: usize,
+    ) -> Result<Self, BusError> {
         let options = self.inner.options;
-        let producer: FutureProducer = ClientConfig::new()
-            .set("bootstrap.servers", &self.inner.servers)
-            .set("transactional.id", transactional_id)
+        let mut base = ClientConfig::new();
+        base.set("bootstrap.servers", &self.inner.servers)
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set(
@@ -171,29 +178,29 @@ impl KafkaBus {
                 "transaction.timeout.ms",
                 (options.delivery_timeout.as_millis() * 2).to_string(),
             )
-            .set("linger.ms", "2")
-            .create()
-            .map_err(kafka_error)?;
-        let init = producer.clone();
-        let timeout = options.request_timeout * 3;
-        tokio::task::spawn_blocking(move || init.init_transactions(timeout))
-            .await
-            .map_err(join_error)?
-            .map_err(kafka_error)?;
+            .set("linger.ms", "2");
+        let producers = TransactionalProducers::start(
+            &base,
+            transactional_id,
+            producers,
+            options.request_timeout * 3,
+            options.delivery_timeout,
+        )
+        .await?;
         Ok(Self {
             inner: Arc::new(Inner {
                 servers: self.inner.servers.clone(),
                 options,
                 producer: self.inner.producer.clone(),
-                transactional: Some(Arc::new(tokio::sync::Mutex::new(producer))),
+                transactional: Some(Arc::new(producers)),
             }),
         })
     }
 
-    /// Opens a transaction on the transactional producer, waiting for the one in progress (a
-    /// producer has one transaction at a time). Needs [`KafkaBus::with_transactions`].
+    /// Opens a transaction on a free transactional producer, waiting for one when every
+    /// producer is in a transaction. Needs [`KafkaBus::with_transactions`].
     pub async fn begin_transaction(&self) -> Result<KafkaTransaction, BusError> {
-        let Some(producer) = &self.inner.transactional else {
+        let Some(producers) = &self.inner.transactional else {
             return Err(BusError::Adapter {
                 bus: BUS,
                 source: "this Kafka bus has no transactional producer (open it with \
@@ -201,12 +208,7 @@ impl KafkaBus {
                     .into(),
             });
         };
-        let guard = Arc::clone(producer).lock_owned().await;
-        guard.begin_transaction().map_err(kafka_error)?;
-        Ok(KafkaTransaction {
-            producer: Some(guard),
-            timeout: self.inner.options.delivery_timeout,
-        })
+        producers.begin().await
     }
 
     /// Publishes `messages` in order (key = aggregate id) and waits for every delivery report.
@@ -258,7 +260,7 @@ impl KafkaBus {
 
 /// Enqueues `messages` in order (key = aggregate id) on `producer` and waits for every
 /// delivery report.
-async fn send_all(
+pub(super) async fn send_all(
     producer: &FutureProducer,
     messages: &[OutboundMessage],
 ) -> Result<(), PublishError> {
@@ -304,87 +306,6 @@ async fn send_all(
             source,
         })
     })
-}
-
-/// A transaction of a [`KafkaBus`]'s transactional producer, see
-/// [`super::BusTransaction`]. Dropped without [`commit`](Self::commit) or
-/// [`abort`](Self::abort), it is aborted in the background.
-pub struct KafkaTransaction {
-    producer: Option<tokio::sync::OwnedMutexGuard<FutureProducer>>,
-    timeout: Duration,
-}
-
-impl fmt::Debug for KafkaTransaction {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("KafkaTransaction").finish_non_exhaustive()
-    }
-}
-
-impl KafkaTransaction {
-    fn producer(&self) -> &FutureProducer {
-        self.producer
-            .as_ref()
-            .expect("an open transaction holds its producer")
-    }
-
-    /// Sends `messages` in order into the transaction and waits for their delivery reports;
-    /// `read_committed` consumers see them only after [`commit`](Self::commit).
-    pub async fn send(&mut self, messages: &[OutboundMessage]) -> Result<(), BusError> {
-        send_all(self.producer(), messages)
-            .await
-            .map_err(|error| error.source)
-    }
-
-    /// Commits the transaction: its messages become visible together. On failure the
-    /// transaction is aborted when the error allows it.
-    pub async fn commit(mut self) -> Result<(), BusError> {
-        let guard = self
-            .producer
-            .take()
-            .expect("an open transaction holds its producer");
-        let timeout = self.timeout;
-        tokio::task::spawn_blocking(move || {
-            let result = guard.commit_transaction(timeout);
-            if let Err(KafkaError::Transaction(error)) = &result
-                && error.txn_requires_abort()
-                && let Err(abort) = guard.abort_transaction(timeout)
-            {
-                tracing::warn!(error = %abort, "aborting the failed Kafka transaction failed");
-            }
-            result
-        })
-        .await
-        .map_err(join_error)?
-        .map_err(kafka_error)
-    }
-
-    /// Aborts the transaction: none of its messages become visible.
-    pub async fn abort(mut self) -> Result<(), BusError> {
-        let guard = self
-            .producer
-            .take()
-            .expect("an open transaction holds its producer");
-        let timeout = self.timeout;
-        tokio::task::spawn_blocking(move || guard.abort_transaction(timeout))
-            .await
-            .map_err(join_error)?
-            .map_err(kafka_error)
-    }
-}
-
-impl Drop for KafkaTransaction {
-    fn drop(&mut self) {
-        if let Some(guard) = self.producer.take()
-            && let Ok(runtime) = tokio::runtime::Handle::try_current()
-        {
-            let timeout = self.timeout;
-            runtime.spawn_blocking(move || {
-                if let Err(error) = guard.abort_transaction(timeout) {
-                    tracing::warn!(%error, "aborting a dropped Kafka transaction failed");
-                }
-            });
-        }
-    }
 }
 
 impl BusAdapter for KafkaBus {

@@ -24,6 +24,8 @@ pub mod envelope;
 mod event;
 #[cfg(feature = "kafka")]
 mod kafka;
+#[cfg(feature = "kafka")]
+mod kafka_transaction;
 #[cfg(feature = "sqlite")]
 mod local;
 mod metrics;
@@ -45,7 +47,9 @@ pub use bus::{
 pub use envelope::{Envelope, EnvelopeError, PayloadFormat};
 pub use event::{Event, EventContext, MAX_NAME_LEN, is_valid_name};
 #[cfg(feature = "kafka")]
-pub use kafka::{KafkaBus, KafkaBusOptions, KafkaSubscription, KafkaTransaction};
+pub use kafka::{KafkaBus, KafkaBusOptions, KafkaSubscription};
+#[cfg(feature = "kafka")]
+pub use kafka_transaction::KafkaTransaction;
 #[cfg(feature = "sqlite")]
 pub use local::{LocalBus, LocalBusOptions, LocalSubscription};
 pub use metrics::{OutboxMetrics, OutboxMetricsSnapshot};
@@ -157,6 +161,40 @@ pub enum MessagingError {
     /// The outbox tables could not be created.
     #[error("cannot create the outbox tables: {0}")]
     Install(#[source] sqlx::Error),
+    /// A messaging environment variable holds a value that cannot be used.
+    #[error("environment variable {var}={value:?} is invalid: {reason}")]
+    InvalidEnv {
+        /// The variable.
+        var: &'static str,
+        /// Its value.
+        value: String,
+        /// What was expected.
+        reason: &'static str,
+    },
+}
+
+/// Pattern `transactional` on Kafka: how many units of work of one service instance can hold a
+/// Kafka transaction at once (one transactional producer each), 1 to 64; default
+/// [`DEFAULT_TRANSACTIONAL_PRODUCERS`].
+pub const ALLFRAME_KAFKA_TRANSACTIONAL_PRODUCERS: &str = "ALLFRAME_KAFKA_TRANSACTIONAL_PRODUCERS";
+
+/// How many transactional producers a service instance keeps when
+/// [`ALLFRAME_KAFKA_TRANSACTIONAL_PRODUCERS`] is unset.
+pub const DEFAULT_TRANSACTIONAL_PRODUCERS: usize = 4;
+
+/// The transactional producer count `env` asks for, or the default.
+fn transactional_producers(env: &Environment) -> Result<usize, MessagingError> {
+    let Some(value) = env.get_non_empty(ALLFRAME_KAFKA_TRANSACTIONAL_PRODUCERS) else {
+        return Ok(DEFAULT_TRANSACTIONAL_PRODUCERS);
+    };
+    match value.trim().parse::<usize>() {
+        Ok(count) if (1..=64).contains(&count) => Ok(count),
+        _ => Err(MessagingError::InvalidEnv {
+            var: ALLFRAME_KAFKA_TRANSACTIONAL_PRODUCERS,
+            value,
+            reason: "expected a whole number from 1 to 64",
+        }),
+    }
 }
 
 impl From<MessagingError> for ApiError {
@@ -312,7 +350,8 @@ pub(crate) async fn launch(
                 settings.name,
                 Uuid::new_v4().simple()
             );
-            bus = bus.with_transactions(&id).await?;
+            let producers = transactional_producers(env)?;
+            bus = bus.with_transactions(&id, producers).await?;
             PublishPattern::Transactional
         }
     };
@@ -345,4 +384,41 @@ pub(crate) async fn launch(
     }
     ctx.install_messaging(messaging);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn producers(value: Option<&str>) -> Result<usize, MessagingError> {
+        let pairs = value.map(|value| {
+            (
+                ALLFRAME_KAFKA_TRANSACTIONAL_PRODUCERS.to_owned(),
+                value.to_owned(),
+            )
+        });
+        transactional_producers(&Environment::from_pairs(pairs))
+    }
+
+    #[test]
+    fn the_transactional_producer_count_defaults_and_is_read_from_the_environment() {
+        assert_eq!(producers(None).ok(), Some(DEFAULT_TRANSACTIONAL_PRODUCERS));
+        assert_eq!(producers(Some(" 12 ")).ok(), Some(12));
+    }
+
+    #[test]
+    fn an_unusable_transactional_producer_count_is_a_clear_error() {
+        for value in ["0", "65", "four", "-1"] {
+            let error = producers(Some(value)).expect_err(value);
+            assert!(
+                matches!(
+                    &error,
+                    MessagingError::InvalidEnv { var, value: seen, .. }
+                        if *var == ALLFRAME_KAFKA_TRANSACTIONAL_PRODUCERS && seen == value
+                ),
+                "{error}"
+            );
+            assert!(error.to_string().contains("from 1 to 64"), "{error}");
+        }
+    }
 }

@@ -11,7 +11,7 @@ use std::fmt;
 
 use super::bus::{BusError, OutboundMessage};
 #[cfg(feature = "kafka")]
-use super::kafka::KafkaTransaction;
+use super::kafka_transaction::KafkaTransaction;
 #[cfg(feature = "sqlite")]
 use super::local::LocalBus;
 
