@@ -17,9 +17,13 @@ use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use allframe_runtime::messaging::{
-    BusSubscription as _, Delivery, EventBus, OutboundMessage, Subscription, Uuid,
+    BusSubscription as _, Delivery, EventBus, NatsBus, NatsBusOptions, OutboundMessage,
+    Subscription, Uuid, nats_consumer_name,
 };
-use bus_support::{TRACEPARENT, architecture, assert_quiet, message, n_of, next_within, subscribe};
+use bus_support::{
+    TRACEPARENT, architecture, assert_quiet, message, n_of, next_within, subscribe,
+    two_members_keep_order_per_aggregate,
+};
 use tokio::sync::RwLock;
 
 /// Held for reading by ordinary tests, for writing by the test that restarts the server.
@@ -38,6 +42,19 @@ async fn connect() -> EventBus {
             url()
         ),
     }
+}
+
+/// A bus whose groups let `max_in_flight` messages per topic out at once (members compete).
+async fn connect_with_in_flight(max_in_flight: u32) -> EventBus {
+    let options = NatsBusOptions {
+        max_in_flight,
+        ..NatsBusOptions::default()
+    };
+    EventBus::Nats(
+        NatsBus::connect_with(&url(), options)
+            .await
+            .expect("NATS JetStream at 127.0.0.1:4222"),
+    )
 }
 
 async fn next(subscription: &mut Subscription) -> Delivery {
@@ -102,49 +119,16 @@ async fn two_groups_each_get_every_event() {
 
 #[tokio::test]
 #[ignore = "real-services: NATS JetStream at 127.0.0.1:4222"]
-async fn members_of_one_group_share_the_work() {
+async fn members_of_one_group_take_turns_in_order() {
     let _shared = BROKER.read().await;
     let bus = connect().await;
     let arch = architecture();
     let topic = format!("{arch}.order-service.OrderPlaced");
     let group = format!("{arch}.billing");
-    let total = 300_u32;
-    let mut members = Vec::new();
-    for _ in 0..2 {
-        let mut subscription = subscribe(&bus, &group, &[&topic]).await;
-        members.push(tokio::spawn(async move {
-            let mut seen = Vec::new();
-            while let Ok(Ok(delivery)) =
-                tokio::time::timeout(Duration::from_secs(3), subscription.next()).await
-            {
-                seen.push(n_of(&delivery));
-                tokio::time::sleep(Duration::from_millis(2)).await;
-                subscription.ack(&delivery).await.expect("ack");
-            }
-            subscription.close().await.expect("close");
-            seen
-        }));
-    }
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    for n in 0..total {
-        let aggregate = format!("o-{}", n % 7);
-        bus.publish(&[message(&topic, &aggregate, n)])
-            .await
-            .expect("publish");
-    }
-    let mut all = Vec::new();
-    let mut per_member = Vec::new();
-    for member in members {
-        let seen = member.await.expect("member");
-        per_member.push(seen.len());
-        all.extend(seen);
-    }
-    let unique: HashSet<u32> = all.iter().copied().collect();
-    assert_eq!(unique.len(), total as usize, "every event handled");
-    assert_eq!(all.len(), unique.len(), "no duplicates without failures");
+    let log = two_members_keep_order_per_aggregate(&bus, &topic, &group, 300, 60).await;
     assert!(
-        per_member.iter().all(|count| *count > 0),
-        "both members worked: {per_member:?}"
+        log.iter().any(|(member, _, _)| *member == 1),
+        "the second member handled events"
     );
 }
 
@@ -194,7 +178,8 @@ async fn order_per_aggregate_is_kept_across_topics_and_batches() {
 #[ignore = "real-services: NATS JetStream at 127.0.0.1:4222"]
 async fn nack_redelivers_the_event_and_what_followed_in_order() {
     let _shared = BROKER.read().await;
-    let bus = connect().await;
+    // Several deliveries in flight at once, so that the nack has later ones to bring back.
+    let bus = connect_with_in_flight(16).await;
     let arch = architecture();
     let topic = format!("{arch}.order-service.OrderPlaced");
     let group = format!("{arch}.billing");
@@ -217,6 +202,67 @@ async fn nack_redelivers_the_event_and_what_followed_in_order() {
     assert_eq!(order, [2, 3, 4], "the nacked event, then what followed it");
     assert_quiet(&mut subscription, Duration::from_secs(1)).await;
     subscription.close().await.expect("close");
+}
+
+#[tokio::test]
+#[ignore = "real-services: NATS JetStream at 127.0.0.1:4222"]
+async fn one_in_flight_the_next_comes_after_the_ack_and_a_nack_brings_it_back_first() {
+    let _shared = BROKER.read().await;
+    let bus = connect().await;
+    let arch = architecture();
+    let topic = format!("{arch}.order-service.OrderPlaced");
+    let mut subscription = subscribe(&bus, &format!("{arch}.billing"), &[&topic]).await;
+    let batch: Vec<OutboundMessage> = (1..=3).map(|n| message(&topic, "o-1", n)).collect();
+    bus.publish(&batch).await.expect("publish");
+    let first = next(&mut subscription).await;
+    assert_eq!(n_of(&first), 1);
+    assert_quiet(&mut subscription, Duration::from_millis(500)).await;
+    subscription.nack(&first).await.expect("nack");
+    let mut order = Vec::new();
+    for _ in 0..3 {
+        let delivery = next(&mut subscription).await;
+        order.push(n_of(&delivery));
+        subscription.ack(&delivery).await.expect("ack");
+    }
+    assert_eq!(
+        order,
+        [1, 2, 3],
+        "the nacked event first, then what followed it"
+    );
+    subscription.close().await.expect("close");
+}
+
+#[tokio::test]
+#[ignore = "real-services: NATS JetStream at 127.0.0.1:4222"]
+async fn a_group_declared_with_another_in_flight_limit_is_updated_in_place() {
+    let _shared = BROKER.read().await;
+    let arch = architecture();
+    let topic = format!("{arch}.order-service.OrderPlaced");
+    let group = format!("{arch}.billing");
+    let competing = connect_with_in_flight(64).await;
+    let subscription = subscribe(&competing, &group, &[&topic]).await;
+    subscription.close().await.expect("close");
+    competing
+        .publish(&[message(&topic, "o-1", 1)])
+        .await
+        .expect("publish");
+
+    let bus = connect().await;
+    let mut subscription = subscribe(&bus, &group, &[&topic]).await;
+    let delivery = next(&mut subscription).await;
+    assert_eq!(n_of(&delivery), 1, "the group kept its position");
+    subscription.ack(&delivery).await.expect("ack");
+    subscription.close().await.expect("close");
+
+    let client = async_nats::connect(url()).await.expect("connect");
+    let info = async_nats::jetstream::new(client)
+        .get_stream(format!("ALLFRAME_{arch}"))
+        .await
+        .expect("stream")
+        .consumer_info(nats_consumer_name(&group, &topic))
+        .await
+        .expect("consumer info");
+    assert_eq!(info.config.max_ack_pending, 1);
 }
 
 /// Restarts the server when dropped, so a failing test never leaves it stopped.

@@ -17,9 +17,13 @@ use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use allframe_runtime::messaging::{
-    BusSubscription as _, Delivery, EventBus, OutboundMessage, Subscription, Uuid,
+    BusError, BusSubscription as _, Delivery, EventBus, OutboundMessage, SubscribeOptions,
+    Subscription, Uuid,
 };
-use bus_support::{TRACEPARENT, architecture, assert_quiet, message, n_of, next_within, subscribe};
+use bus_support::{
+    TRACEPARENT, architecture, assert_quiet, message, n_of, next_within, subscribe,
+    two_members_keep_order_per_aggregate,
+};
 use tokio::sync::RwLock;
 
 /// Held for reading by ordinary tests, for writing by the test that restarts the server.
@@ -101,50 +105,81 @@ async fn two_groups_each_get_every_event() {
 
 #[tokio::test]
 #[ignore = "real-services: RabbitMQ at 127.0.0.1:5672"]
-async fn members_of_one_group_share_the_work() {
+async fn members_of_one_group_take_over_from_each_other_in_order() {
     let _shared = BROKER.read().await;
     let bus = connect().await;
     let arch = architecture();
     let topic = format!("{arch}.order-service.OrderPlaced");
     let group = format!("{arch}.billing");
-    let total = 300_u32;
-    let mut members = Vec::new();
-    for _ in 0..2 {
-        let mut subscription = subscribe(&bus, &group, &[&topic]).await;
-        members.push(tokio::spawn(async move {
-            let mut seen = Vec::new();
-            while let Ok(Ok(delivery)) =
-                tokio::time::timeout(Duration::from_secs(3), subscription.next()).await
-            {
-                seen.push(n_of(&delivery));
-                tokio::time::sleep(Duration::from_millis(2)).await;
-                subscription.ack(&delivery).await.expect("ack");
-            }
-            subscription.close().await.expect("close");
-            seen
-        }));
-    }
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    for n in 0..total {
-        let aggregate = format!("o-{}", n % 7);
-        bus.publish(&[message(&topic, &aggregate, n)])
-            .await
-            .expect("publish");
-    }
-    let mut all = Vec::new();
-    let mut per_member = Vec::new();
-    for member in members {
-        let seen = member.await.expect("member");
-        per_member.push(seen.len());
-        all.extend(seen);
-    }
-    let unique: HashSet<u32> = all.iter().copied().collect();
-    assert_eq!(unique.len(), total as usize, "every event handled");
-    assert_eq!(all.len(), unique.len(), "no duplicates without failures");
-    assert!(
-        per_member.iter().all(|count| *count > 0),
-        "both members worked: {per_member:?}"
+    let log = two_members_keep_order_per_aggregate(&bus, &topic, &group, 300, 100).await;
+    // A single active consumer: the second member got nothing until the first one left.
+    let first_of_second = log
+        .iter()
+        .position(|(member, _, _)| *member == 1)
+        .expect("the second member took over");
+    assert_eq!(
+        first_of_second, 100,
+        "the first member handled 100 before leaving"
     );
+    assert!(
+        log[first_of_second..]
+            .iter()
+            .all(|(member, _, _)| *member == 1)
+    );
+}
+
+#[tokio::test]
+#[ignore = "real-services: RabbitMQ at 127.0.0.1:5672"]
+async fn a_group_queue_declared_without_a_single_active_consumer_is_a_clear_conflict() {
+    use lapin::options::{QueueDeclareOptions, QueueDeleteOptions};
+    use lapin::types::{FieldTable, ShortString};
+
+    let _shared = BROKER.read().await;
+    let arch = architecture();
+    let group = format!("{arch}.billing");
+    let connection = lapin::Connection::connect(&url(), lapin::ConnectionProperties::default())
+        .await
+        .expect("connect");
+    let channel = connection.create_channel().await.expect("channel");
+    channel
+        .queue_declare(
+            ShortString::from(group.as_str()),
+            QueueDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .expect("an old-style group queue");
+
+    let bus = connect().await;
+    let topic = format!("{arch}.order-service.OrderPlaced");
+    let error = bus
+        .subscribe(SubscribeOptions::new(group.as_str(), [topic.as_str()]))
+        .await
+        .expect_err("the queue's arguments cannot be changed");
+    assert!(
+        matches!(&error, BusError::Conflict { object, .. } if object.contains(&group)),
+        "{error:?}"
+    );
+    let message = error.to_string();
+    assert!(message.contains("x-single-active-consumer"), "{message}");
+    assert!(
+        message.contains(&format!("rabbitmqctl delete_queue {group}")),
+        "{message}"
+    );
+
+    let channel = connection.create_channel().await.expect("channel");
+    channel
+        .queue_delete(
+            ShortString::from(group.as_str()),
+            QueueDeleteOptions::default(),
+        )
+        .await
+        .expect("delete the queue");
+    let subscription = subscribe(&bus, &group, &[&topic]).await;
+    subscription.close().await.expect("close");
 }
 
 #[tokio::test]

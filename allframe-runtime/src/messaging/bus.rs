@@ -223,6 +223,19 @@ pub enum BusError {
     /// A subscription needs at least one topic.
     #[error("a subscription needs at least one topic")]
     NoTopics,
+    /// A broker object exists with settings this version cannot use (declared by an earlier
+    /// version, or by hand), and the broker cannot change them in place.
+    #[error("{bus}: {object} exists with settings this version cannot use: {detail}; {fix}")]
+    Conflict {
+        /// The bus.
+        bus: &'static str,
+        /// The object, e.g. ``queue `shop.billing` ``.
+        object: String,
+        /// What differs.
+        detail: String,
+        /// How to fix it.
+        fix: String,
+    },
     /// An operation did not finish in time.
     #[error("the event bus did not answer within {} ms", .0.as_millis())]
     Timeout(Duration),

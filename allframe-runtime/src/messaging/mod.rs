@@ -54,7 +54,7 @@ pub use kafka_transaction::KafkaTransaction;
 pub use local::{LocalBus, LocalBusOptions, LocalSubscription};
 pub use metrics::{OutboxMetrics, OutboxMetricsSnapshot};
 #[cfg(feature = "nats")]
-pub use nats::{NatsBus, NatsBusOptions, NatsSubscription};
+pub use nats::{NatsBus, NatsBusOptions, NatsSubscription, consumer_name as nats_consumer_name};
 #[cfg(feature = "rabbitmq")]
 pub use rabbitmq::{RabbitBus, RabbitBusOptions, RabbitSubscription};
 pub use relay::{OutboxSettings, Relay, RelayError, RetrySettings};

@@ -4,7 +4,10 @@
 //! `<architecture>.>`; a topic is used as the subject as it is. A consumer group is one durable
 //! pull consumer per (group, topic), filtered on the topic (one filter per consumer works on
 //! every JetStream server from 2.9 on); its name is the group and topic with `.` replaced by
-//! `_` plus a hash of both, so distinct pairs never share a consumer.
+//! `_` plus a hash of both ([`consumer_name`]), so distinct pairs never share a consumer. By
+//! default it keeps one message in flight (`max_ack_pending = 1`,
+//! [`NatsBusOptions::max_in_flight`]): the members of a group take turns, and order per
+//! aggregate holds with any number of members.
 //!
 //! Publishing sends one message at a time and waits for JetStream's publish ack (the stream
 //! stored it) before sending the next, so a batch reaches the stream as an in-order prefix.
@@ -47,6 +50,13 @@ pub struct NatsBusOptions {
     pub max_age: Duration,
     /// The window in which a repeated `Nats-Msg-Id` is stored once.
     pub duplicate_window: Duration,
+    /// How many messages of one (group, topic) may be out unacknowledged at once, over all the
+    /// group's members (the consumer's `max_ack_pending`). With 1, the default, members take
+    /// turns and order per aggregate holds with any number of them; a member must ack or nack
+    /// a delivery before it gets the next of that topic. With more, members compete for the
+    /// messages and throughput grows, but order per aggregate holds only with one active
+    /// member.
+    pub max_in_flight: u32,
 }
 
 impl Default for NatsBusOptions {
@@ -56,6 +66,7 @@ impl Default for NatsBusOptions {
             ack_wait: Duration::from_secs(30),
             max_age: Duration::from_secs(7 * 24 * 60 * 60),
             duplicate_window: Duration::from_secs(2 * 60),
+            max_in_flight: 1,
         }
     }
 }
@@ -223,12 +234,45 @@ impl NatsBus {
                 ack_policy: jetstream::consumer::AckPolicy::Explicit,
                 ack_wait: self.inner.options.ack_wait,
                 max_deliver: -1,
+                // With 1 (the default): the next message goes out, to whichever member pulls,
+                // only after the previous one is acknowledged (or nak'd, or its ack_wait ran
+                // out and it goes out again first), so order per aggregate holds with any
+                // number of members.
+                max_ack_pending: i64::from(self.inner.options.max_in_flight.max(1)),
                 ..Default::default()
             };
-            let consumer: jetstream::consumer::PullConsumer = stream
-                .get_or_create_consumer(&name, config)
+            let mut consumer: jetstream::consumer::PullConsumer = stream
+                .get_or_create_consumer(&name, config.clone())
                 .await
                 .map_err(adapter_error)?;
+            let existing = &consumer.cached_info().config;
+            let (limit, started) = (existing.max_ack_pending, existing.deliver_policy);
+            if limit != config.max_ack_pending {
+                // Declared with another in-flight limit (or before there was one): update it
+                // in place, keeping where it started.
+                let wanted = config.max_ack_pending;
+                let stream_name = stream.cached_info().config.name.clone();
+                let update = pull::Config {
+                    deliver_policy: started,
+                    ..config
+                };
+                consumer =
+                    stream
+                        .create_consumer(update)
+                        .await
+                        .map_err(|error| BusError::Conflict {
+                            bus: BUS,
+                            object: format!("consumer `{name}`"),
+                            detail: format!(
+                                "`max_ack_pending` is {limit}, not {wanted}, and the server \
+                             refused to change it ({error})"
+                            ),
+                            fix: format!(
+                                "stop the group's members and delete it (`nats consumer rm \
+                             {stream_name} {name}`); the first subscribe creates it anew"
+                            ),
+                        })?;
+            }
             consumers.push(consumer);
         }
         let mut subscription = NatsSubscription {

@@ -4,7 +4,9 @@
 //! Naming: one durable topic exchange per architecture, named after the architecture (the first
 //! part of every topic); a topic is the routing key as it is. A consumer group is one durable
 //! classic queue named after the group, bound to the exchange with each of its topics as the
-//! binding key; the members of a group are competing consumers of that queue.
+//! binding key, with a single active consumer (`x-single-active-consumer`): one member of a
+//! group receives the queue at a time, in order, and another takes over when it leaves, so
+//! order per aggregate holds with any number of members.
 //!
 //! Publishing uses a channel in confirm mode: a batch is published in order on that one channel
 //! (the broker routes it in that order), persistent (`delivery_mode = 2`), and `publish` returns
@@ -27,6 +29,7 @@ use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
     ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
 };
+use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{
     Acker, BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, Consumer,
@@ -83,6 +86,38 @@ fn client_error(error: lapin::Error) -> BusError {
     BusError::Adapter {
         bus: BUS,
         source: Box::new(error),
+    }
+}
+
+/// The queue argument that makes a group's queue deliver to one member at a time.
+const SINGLE_ACTIVE_CONSUMER: &str = "x-single-active-consumer";
+
+/// A failed declaration of `queue`: a queue that exists with other arguments (declared before
+/// groups used a single active consumer, or by hand) is a [`BusError::Conflict`] saying how to
+/// fix it, since RabbitMQ cannot change a queue's arguments.
+fn declare_error(error: lapin::Error, queue: &str) -> BusError {
+    let precondition_failed = matches!(
+        error.kind(),
+        lapin::ErrorKind::ProtocolError(amqp)
+            if matches!(
+                amqp.kind(),
+                AMQPErrorKind::Soft(AMQPSoftError::PRECONDITIONFAILED)
+            )
+    );
+    if !precondition_failed {
+        return client_error(error);
+    }
+    BusError::Conflict {
+        bus: BUS,
+        object: format!("queue `{queue}`"),
+        detail: format!(
+            "its arguments differ from `{SINGLE_ACTIVE_CONSUMER}: true`, which consumer groups \
+             need for order per aggregate with several members ({error})"
+        ),
+        fix: format!(
+            "stop the group's members, let it drain, delete it (`rabbitmqctl delete_queue \
+             {queue}`) and start them again: the first subscribe declares it anew"
+        ),
     }
 }
 
@@ -395,6 +430,14 @@ impl RabbitSubscription {
             .await
             .map_err(client_error)?;
         let queue = ShortString::from(self.group.as_str());
+        // Single active consumer: one member of the group at a time gets the queue, in order;
+        // the others stand by and take over (from the first unacknowledged message) when it
+        // goes. That keeps order per aggregate with any number of members.
+        let mut arguments = FieldTable::default();
+        arguments.insert(
+            ShortString::from(SINGLE_ACTIVE_CONSUMER),
+            AMQPValue::Boolean(true),
+        );
         channel
             .queue_declare(
                 queue.clone(),
@@ -402,10 +445,10 @@ impl RabbitSubscription {
                     durable: true,
                     ..Default::default()
                 },
-                FieldTable::default(),
+                arguments,
             )
             .await
-            .map_err(client_error)?;
+            .map_err(|error| declare_error(error, &self.group))?;
         for topic in &self.topics {
             let exchange = exchange_name(topic);
             declare_exchange(&channel, exchange).await?;
