@@ -26,7 +26,9 @@ use allframe_runtime::messaging::{KafkaBus, KafkaBusOptions};
 use allframe_runtime::{BoxError, Ctx, RestApi, Router, Service, sqlx};
 use bus_support::{message, n_of, next_within};
 use kafka_proxy::KafkaProxy;
-use messaging_support::{Deposited, TOPIC, config, sqlite_db};
+use messaging_support::{
+    Deposited, TOPIC, config, create_deferred_transfers, insert_orphan_transfer, sqlite_db,
+};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::DefaultProducerContext;
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
@@ -369,15 +371,7 @@ async fn a_failed_database_commit_aborts_the_kafka_transaction() {
     let proxy = KafkaProxy::start(&broker.addr()).await;
     let temp = tempfile::tempdir().expect("temp dir");
     let db = sqlite_db(temp.path(), "uow.db").await;
-    // A deferred foreign key: the violation surfaces at COMMIT, after the events were sent
-    // into the Kafka transaction.
-    sqlx::query(
-        "CREATE TABLE transfers (id INTEGER PRIMARY KEY,
-            account TEXT NOT NULL REFERENCES accounts (id) DEFERRABLE INITIALLY DEFERRED)",
-    )
-    .execute(db.pool())
-    .await
-    .expect("transfers table");
+    create_deferred_transfers(&db).await;
     let bus = transactional_bus_at(&proxy.url(), 1, KafkaBusOptions::default()).await;
     let messaging = Messaging::new(
         db.clone(),
@@ -390,10 +384,7 @@ async fn a_failed_database_commit_aborts_the_kafka_transaction() {
     uow.commit().await.expect("the first unit of work commits");
 
     let mut uow = messaging.begin().await.expect("begin");
-    sqlx::query("INSERT INTO transfers (id, account) VALUES (1, 'nobody')")
-        .execute(uow.conn())
-        .await
-        .expect("deferred: accepted until commit");
+    insert_orphan_transfer(&mut uow).await;
     uow.publish(event("nobody", 2)).expect("publish");
     let error = uow
         .commit()

@@ -88,15 +88,7 @@ async fn events_become_visible_together_and_only_after_the_commit() {
 async fn a_failed_database_commit_rollback_or_drop_publishes_nothing() {
     let temp = tempfile::tempdir().expect("temp dir");
     let db = sqlite_db(temp.path(), "uow.db").await;
-    // A deferred foreign key: the violation surfaces at COMMIT, after the events were sent
-    // into the bus transaction.
-    sqlx::query(
-        "CREATE TABLE transfers (id INTEGER PRIMARY KEY,
-            account TEXT NOT NULL REFERENCES accounts (id) DEFERRABLE INITIALLY DEFERRED)",
-    )
-    .execute(db.pool())
-    .await
-    .expect("transfers table");
+    create_deferred_transfers(&db).await;
     let bus = local_bus(temp.path()).await;
     let messaging = Messaging::new(
         db.clone(),
@@ -105,10 +97,7 @@ async fn a_failed_database_commit_rollback_or_drop_publishes_nothing() {
     );
 
     let mut uow = messaging.begin().await.expect("begin");
-    sqlx::query("INSERT INTO transfers (id, account) VALUES (1, 'nobody')")
-        .execute(uow.conn())
-        .await
-        .expect("deferred: accepted until commit");
+    insert_orphan_transfer(&mut uow).await;
     uow.publish(event("nobody", 0)).expect("publish");
     uow.publish(event("nobody", 1)).expect("publish");
     let error = uow

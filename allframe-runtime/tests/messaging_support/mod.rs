@@ -65,6 +65,27 @@ pub async fn prepare(db: &Database) {
     outbox::install(db).await.expect("outbox tables");
 }
 
+/// Adds a `transfers` table whose foreign key to `accounts` is checked only at COMMIT, so
+/// that [`insert_orphan_transfer`] makes a unit of work's commit fail after its events were
+/// handed to the bus.
+pub async fn create_deferred_transfers(db: &Database) {
+    sqlx::query(
+        "CREATE TABLE transfers (id INTEGER PRIMARY KEY,
+            account TEXT NOT NULL REFERENCES accounts (id) DEFERRABLE INITIALLY DEFERRED)",
+    )
+    .execute(db.pool())
+    .await
+    .expect("transfers table");
+}
+
+/// Inserts a transfer to an account that does not exist: accepted now, refused at COMMIT.
+pub async fn insert_orphan_transfer(uow: &mut allframe_runtime::messaging::UnitOfWork) {
+    sqlx::query("INSERT INTO transfers (id, account) VALUES (1, 'nobody')")
+        .execute(uow.conn())
+        .await
+        .expect("deferred: accepted until commit");
+}
+
 /// One unit of work per call: adds to the account's balance and publishes `Deposited`s
 /// numbered `from..from + count`.
 pub async fn deposit(messaging: &Messaging, account: &str, from: u64, count: u64) {
