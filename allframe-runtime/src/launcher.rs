@@ -363,6 +363,13 @@ impl<S> Launcher<S> {
             None => None,
         };
         let metrics = self.metrics.map(|_| Metrics::new(&ctx));
+        let idempotency = match (idempotency, &metrics) {
+            (Some(layer), Some(metrics)) => {
+                let metrics = metrics.clone();
+                Some(layer.observe(move |outcome| metrics.count_idempotency(outcome)))
+            }
+            (layer, _) => layer,
+        };
         let abort = CancellationToken::new();
 
         let rest_listener = server::bind("rest", config.rest_addr).await?;

@@ -8,7 +8,11 @@
 //!   the matched route template (`/users/{id}`), never the raw path, so label cardinality stays
 //!   bounded by the routes the service declares;
 //! - the outbox relay's `allframe_outbox_*` counters and gauges (lag, throughput, failures), read
-//!   at scrape time from the service's messaging when it has any.
+//!   at scrape time from the service's messaging when it has any;
+//! - `allframe_idempotency_requests_total{outcome}` when idempotency keys are on: how the layer
+//!   answered each protected request (`executed`, `replayed`, `in_flight`, `mismatch`,
+//!   `invalid`, `too_large`, `store_unavailable`). Its own answers never reach a route, so they
+//!   are counted here rather than in the request families.
 //!
 //! Every series carries a `service` label. The endpoint is served on the REST port unless the
 //! file declares a `metrics` port (or `METRICS_PORT` is set), in which case it gets a listener
@@ -57,6 +61,12 @@ struct RequestLabels {
     status: u16,
 }
 
+/// The label of one idempotency outcome series.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
+
 /// The labels of one request duration series.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RouteLabels {
@@ -75,6 +85,7 @@ struct Inner {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     durations: Family<RouteLabels, Histogram>,
+    idempotency: Family<OutcomeLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -108,13 +119,31 @@ impl Metrics {
             durations.clone(),
         );
         registry.register_collector(Box::new(OutboxCollector { ctx: ctx.clone() }));
+        let idempotency = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "allframe_idempotency_requests",
+            "Requests carrying an idempotency key, by how the idempotency layer answered them",
+            idempotency.clone(),
+        );
         Self {
             inner: Arc::new(Inner {
                 registry,
                 requests,
                 durations,
+                idempotency,
             }),
         }
+    }
+
+    /// Counts `outcome` in `allframe_idempotency_requests_total` (see
+    /// [`crate::idempotency::IdempotencyLayer::observe`]).
+    pub fn count_idempotency(&self, outcome: crate::idempotency::IdempotencyOutcome) {
+        self.inner
+            .idempotency
+            .get_or_create(&OutcomeLabels {
+                outcome: outcome.as_str(),
+            })
+            .inc();
     }
 
     /// Every metric in the OpenMetrics text format.

@@ -6,8 +6,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use allframe_runtime::__private::{
-    DeferredValue, EmbeddedMigration, Environment, Launcher, LogFormat, MetricsSettings,
-    RunningService, Segment, ServiceSettings,
+    DeferredValue, EmbeddedMigration, Environment, IdempotencySettings, IdempotencyStorage,
+    Launcher, LogFormat, MetricsSettings, RunningService, Segment, ServiceSettings,
 };
 use allframe_runtime::axum::Json;
 use allframe_runtime::axum::extract::Path as UrlPath;
@@ -372,6 +372,91 @@ async fn metrics_get_a_listener_of_their_own_and_count_route_templates() {
         tokio::net::TcpStream::connect(metrics_addr).await.is_err(),
         "the metrics listener stops with the service"
     );
+}
+
+#[tokio::test]
+async fn metrics_count_how_the_idempotency_layer_answered() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let running = Launcher::<UserService>::new(&SETTINGS)
+        .migrations(&MIGRATIONS)
+        .metrics(MetricsSettings::default())
+        .idempotency(IdempotencySettings {
+            key_header: "Idempotency-Key",
+            ttl_hours: 24,
+            storage: IdempotencyStorage::Sqlite,
+        })
+        .env(test_env(temp.path(), &[("GREETING_TARGET", "keys")]))
+        .start()
+        .await
+        .expect("service starts");
+    let client = reqwest::Client::new();
+    let create = |key: &str, email: &str| {
+        client
+            .post(url(&running, "/users"))
+            .header("Idempotency-Key", key)
+            .json(&json!({ "id": 7, "email": email }))
+            .send()
+    };
+    assert_eq!(
+        create("k-1", "ada@example.com")
+            .await
+            .expect("first")
+            .status(),
+        201
+    );
+    assert_eq!(
+        create("k-1", "ada@example.com")
+            .await
+            .expect("replay")
+            .status(),
+        201
+    );
+    assert_eq!(
+        create("k-1", "bob@example.com")
+            .await
+            .expect("other body")
+            .status(),
+        422
+    );
+    assert_eq!(
+        create("", "ada@example.com")
+            .await
+            .expect("empty key")
+            .status(),
+        400
+    );
+
+    let text = client
+        .get(url(&running, "/metrics"))
+        .send()
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("body");
+    for (outcome, count) in [
+        ("executed", 1),
+        ("replayed", 1),
+        ("mismatch", 1),
+        ("invalid", 1),
+    ] {
+        let series = format!(
+            "allframe_idempotency_requests_total{{service=\"user-service\",outcome=\"{outcome}\"}} {count}"
+        );
+        assert!(text.contains(&series), "{series} in {text}");
+    }
+    let created: Vec<&str> = text
+        .lines()
+        .filter(|line| line.starts_with("http_server_requests_total{") && line.contains("/users"))
+        .collect();
+    assert_eq!(
+        created.len(),
+        1,
+        "only the executed request reached the route: {text}"
+    );
+    assert!(created[0].ends_with(" 1"), "{text}");
+    let report = running.shutdown().await;
+    assert!(report.is_clean(), "{report:?}");
 }
 
 #[tokio::test]

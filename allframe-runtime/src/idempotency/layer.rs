@@ -102,6 +102,45 @@ struct Shared {
     config: IdempotencyConfig,
     store: Arc<dyn IdempotencyStore>,
     clock: Arc<dyn Clock>,
+    observer: Option<Observer>,
+}
+
+/// Told how each protected request was answered, see [`IdempotencyLayer::observe`].
+type Observer = Arc<dyn Fn(IdempotencyOutcome) + Send + Sync>;
+
+/// How the idempotency layer answered a protected request (an unsafe method carrying a key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum IdempotencyOutcome {
+    /// The first request with its key: the handler ran.
+    Executed,
+    /// A repeat of a completed request: its stored response was replayed.
+    Replayed,
+    /// A repeat while the first was still running: 409, the handler did not run.
+    InFlight,
+    /// The key was used before with a different request: 422.
+    Mismatch,
+    /// A malformed or over-long key, or an unreadable body: 400.
+    Invalid,
+    /// A body over the limit: 413.
+    TooLarge,
+    /// The store did not answer: 503, the handler did not run.
+    StoreUnavailable,
+}
+
+impl IdempotencyOutcome {
+    /// The outcome's name, as in metric labels (`executed`, `replayed`, `in_flight`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Executed => "executed",
+            Self::Replayed => "replayed",
+            Self::InFlight => "in_flight",
+            Self::Mismatch => "mismatch",
+            Self::Invalid => "invalid",
+            Self::TooLarge => "too_large",
+            Self::StoreUnavailable => "store_unavailable",
+        }
+    }
 }
 
 impl std::fmt::Debug for IdempotencyLayer {
@@ -121,6 +160,7 @@ impl IdempotencyLayer {
                 config,
                 store,
                 clock: Arc::new(SystemClock),
+                observer: None,
             }),
         }
     }
@@ -132,6 +172,20 @@ impl IdempotencyLayer {
                 config: self.shared.config.clone(),
                 store: Arc::clone(&self.shared.store),
                 clock,
+                observer: self.shared.observer.clone(),
+            }),
+        }
+    }
+
+    /// The same layer telling `observer` how it answered each protected request (the launcher
+    /// counts them in `/metrics`).
+    pub fn observe(self, observer: impl Fn(IdempotencyOutcome) + Send + Sync + 'static) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                config: self.shared.config.clone(),
+                store: Arc::clone(&self.shared.store),
+                clock: Arc::clone(&self.shared.clock),
+                observer: Some(Arc::new(observer)),
             }),
         }
     }
@@ -235,18 +289,37 @@ fn scoped_key(config: &IdempotencyConfig, headers: &HeaderMap) -> Result<String,
     Ok(scoped_id(&config.service, tenant, key))
 }
 
-async fn protect<S>(
-    shared: Arc<Shared>,
-    mut inner: S,
-    request: Request,
-) -> Result<Response, S::Error>
+async fn protect<S>(shared: Arc<Shared>, inner: S, request: Request) -> Result<Response, S::Error>
 where
     S: Service<Request, Response = Response>,
 {
+    let observer = shared.observer.clone();
+    let (outcome, answer) = answer(shared, inner, request).await;
+    if let Some(observer) = observer {
+        observer(outcome);
+    }
+    answer
+}
+
+/// Answers a protected request, and says how.
+async fn answer<S>(
+    shared: Arc<Shared>,
+    mut inner: S,
+    request: Request,
+) -> (IdempotencyOutcome, Result<Response, S::Error>)
+where
+    S: Service<Request, Response = Response>,
+{
+    use IdempotencyOutcome as Outcome;
     let config = &shared.config;
     let id = match scoped_key(config, request.headers()) {
         Ok(id) => id,
-        Err(message) => return Ok(reject(StatusCode::BAD_REQUEST, message)),
+        Err(message) => {
+            return (
+                Outcome::Invalid,
+                Ok(reject(StatusCode::BAD_REQUEST, message)),
+            );
+        }
     };
     let (parts, body) = request.into_parts();
     let declared_length = parts
@@ -255,17 +328,22 @@ where
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared_length.is_some_and(|len| len > config.max_request_bytes as u64) {
-        return Ok(too_large(config.max_request_bytes));
+        return (Outcome::TooLarge, Ok(too_large(config.max_request_bytes)));
     }
     let body = match collect(body, config.max_request_bytes).await {
         Collected::Full(bytes) => bytes,
-        Collected::TooLarge { .. } => return Ok(too_large(config.max_request_bytes)),
+        Collected::TooLarge { .. } => {
+            return (Outcome::TooLarge, Ok(too_large(config.max_request_bytes)));
+        }
         Collected::Failed(error) => {
             tracing::debug!(error = %error, "could not read a request body");
-            return Ok(reject(
-                StatusCode::BAD_REQUEST,
-                "the request body could not be read",
-            ));
+            return (
+                Outcome::Invalid,
+                Ok(reject(
+                    StatusCode::BAD_REQUEST,
+                    "the request body could not be read",
+                )),
+            );
         }
     };
     let fingerprint = Fingerprint::of(&parts.method, &parts.uri, &body);
@@ -281,7 +359,7 @@ where
         Ok(begun) => begun,
         Err(error) => {
             tracing::error!(error = %error, store = shared.store.name(), "idempotency store unavailable; request refused");
-            return Ok(unavailable());
+            return (Outcome::StoreUnavailable, Ok(unavailable()));
         }
     };
     let existing = match begun {
@@ -293,17 +371,20 @@ where
                 settled: false,
             };
             let request = Request::from_parts(parts, Body::from(body));
-            return run(claimed, inner.call(request)).await;
+            return (Outcome::Executed, run(claimed, inner.call(request)).await);
         }
         Begin::Existing(existing) => existing,
     };
     if existing.fingerprint != fingerprint {
-        return Ok(reject(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "this idempotency key was already used with a different request (method, path or body)",
-        ));
+        return (
+            Outcome::Mismatch,
+            Ok(reject(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "this idempotency key was already used with a different request (method, path or body)",
+            )),
+        );
     }
-    Ok(match existing.response {
+    match existing.response {
         None => {
             let mut answer = reject(
                 StatusCode::CONFLICT,
@@ -312,10 +393,10 @@ where
             answer
                 .headers_mut()
                 .insert(RETRY_AFTER, HeaderValue::from_static("1"));
-            answer
+            (Outcome::InFlight, Ok(answer))
         }
-        Some(stored) => replay(stored),
-    })
+        Some(stored) => (Outcome::Replayed, Ok(replay(stored))),
+    }
 }
 
 /// Runs the claimed request, extending the claim while it runs, then stores or releases it.

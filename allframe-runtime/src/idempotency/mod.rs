@@ -35,7 +35,7 @@ pub mod redis_store;
 pub mod sql_store;
 pub mod store;
 
-pub use layer::{Idempotency, IdempotencyConfig, IdempotencyLayer};
+pub use layer::{Idempotency, IdempotencyConfig, IdempotencyLayer, IdempotencyOutcome};
 #[cfg(feature = "redis")]
 pub use redis_store::RedisStore;
 pub use sql_store::SqlStore;
