@@ -3,9 +3,17 @@
 use std::net::TcpListener;
 use std::path::PathBuf;
 
+/// This crate's directory: `CARGO_MANIFEST_DIR` as `cargo test` sets it when running the
+/// test, not as it was when this library was compiled (cargo does not rebuild for a moved
+/// checkout, so a target directory shared by two checkouts would point at the other one).
+pub fn manifest_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
+}
+
 /// The repository's root directory.
 pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    manifest_dir()
         .parent()
         .map(PathBuf::from)
         .unwrap_or_default()

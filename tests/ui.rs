@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 fn trybuild_project_dir() -> PathBuf {
     let metadata = cargo_metadata::MetadataCommand::new()
-        .manifest_path(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))
+        .manifest_path(allframe_tests::manifest_dir().join("Cargo.toml"))
         .no_deps()
         .exec()
         .expect("cargo metadata");
@@ -23,7 +23,7 @@ fn trybuild_project_dir() -> PathBuf {
 fn ui() {
     let project = trybuild_project_dir();
     std::fs::create_dir_all(&project).expect("trybuild project dir");
-    let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("ui/fixtures");
+    let fixtures = allframe_tests::manifest_dir().join("ui/fixtures");
     for entry in std::fs::read_dir(&fixtures).expect("fixtures") {
         let path = entry.expect("fixture").path();
         let name = path.file_name().expect("file name");

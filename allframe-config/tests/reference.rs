@@ -5,7 +5,10 @@ use allframe_config::model::*;
 use allframe_config::{Architecture, SourceFile, check};
 
 fn load(path: &str) -> Architecture {
-    let full = format!("{}/../{path}", env!("CARGO_MANIFEST_DIR"));
+    // The directory `cargo test` runs this from, not the one it was compiled in.
+    let dir = std::env::var("CARGO_MANIFEST_DIR")
+        .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned());
+    let full = format!("{dir}/../{path}");
     let source = SourceFile::read(std::path::Path::new(&full)).expect("readable example");
     match check(&source) {
         Ok(arch) => arch,

@@ -18,7 +18,10 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use quote::quote;
 
 fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+    // The directory `cargo bench` runs this from, not the one it was compiled in.
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
+        .join("..")
 }
 
 fn reference() -> PathBuf {

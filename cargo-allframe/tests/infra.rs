@@ -786,10 +786,9 @@ fn run_tool(dir: &std::path::Path, program: &str, args: &[String]) {
 #[test]
 #[ignore = "validators: needs check-jsonschema, kubernetes-validate, terraform, python-hcl2, pyyaml"]
 fn generated_trees_pass_the_external_validators() {
-    let checker =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/validators/check_hcl_refs.py");
-    let pulumi_checker = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/validators/check_pulumi_refs.py");
+    let manifest_dir = common::manifest_dir();
+    let checker = manifest_dir.join("tests/validators/check_hcl_refs.py");
+    let pulumi_checker = manifest_dir.join("tests/validators/check_pulumi_refs.py");
     for (name, arch) in cases() {
         let dir = tempfile::tempdir().expect("temp dir");
         let files = planned(&arch);

@@ -93,9 +93,17 @@ pub fn cargo_allframe_with_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) 
     }
 }
 
+/// This crate's directory: `CARGO_MANIFEST_DIR` as `cargo test` sets it when running the
+/// test, not as it was when the binary was compiled (a target directory shared by two
+/// checkouts can hand one a binary built from the other).
+pub fn manifest_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
+}
+
 /// The root of this repository (holding allframe-runtime/).
 pub fn repository() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    manifest_dir()
         .parent()
         .expect("the crate lives in the repository")
         .to_path_buf()
