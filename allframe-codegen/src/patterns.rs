@@ -1,10 +1,13 @@
 //! The reliability patterns a service's file turns on, as launcher calls: the outbox relay,
 //! direct or transactional publishing (`[services.messaging]`), the idempotency layer (`[services.idempotency]`),
-//! the Prometheus endpoint (`[observability] metrics`) and the tenant header events carry
-//! (`[tenant]`). Each returns nothing when the file does not
+//! the Prometheus endpoint (`[observability] metrics`), span export (`[observability] tracing`)
+//! and the tenant header events carry (`[tenant]`). Each returns nothing when the file does not
 //! ask for the pattern, so the expansion only wires what is declared.
 
-use allframe_config::model::{IdempotencyStorage, MessagingPattern, MetricsBackend};
+use allframe_config::model::{
+    IdempotencyStorage, MessagingPattern, MetricsBackend, Propagation, SamplingStrategy,
+    TelemetryBackend,
+};
 use allframe_config::{Architecture, ResolvedService};
 use proc_macro2::{Literal, Span, TokenStream};
 use quote::{quote, quote_spanned};
@@ -91,6 +94,43 @@ pub(crate) fn metrics(
             Ok(Some(quote!(.metrics(#p::MetricsSettings { port: #port }))))
         }
     }
+}
+
+/// `.tracing(TracingSettings { … })` when `[observability] tracing = "opentelemetry"` (the
+/// default): sampling as the file says, B3 and baggage propagation when `propagation` lists
+/// them. Jaeger propagation is not implemented: a compile error at `span`, not a silent
+/// no-op.
+pub(crate) fn tracing(
+    p: &TokenStream,
+    arch: &Architecture,
+    span: Span,
+) -> Result<Option<TokenStream>, syn::Error> {
+    let observability = &arch.file().observability;
+    if observability.tracing == TelemetryBackend::None {
+        return Ok(None);
+    }
+    if observability.propagation.contains(&Propagation::Jaeger) {
+        return Err(syn::Error::new(
+            span,
+            "`[observability] propagation` lists \"jaeger\", which this version of allframe does not implement; use \"traceparent\" (W3C trace context, which Jaeger reads) and, for Zipkin-style callers, \"b3\"",
+        ));
+    }
+    let rate = Literal::f64_suffixed(observability.sampling.rate);
+    let sampling = match observability.sampling.strategy {
+        SamplingStrategy::Always => quote!(#p::TraceSampling::Always),
+        SamplingStrategy::Never => quote!(#p::TraceSampling::Never),
+        SamplingStrategy::Probabilistic => quote!(#p::TraceSampling::Ratio(#rate)),
+        SamplingStrategy::ParentBased => quote!(#p::TraceSampling::ParentBased(#rate)),
+    };
+    let b3 = observability.propagation.contains(&Propagation::B3);
+    let baggage = observability.propagation.contains(&Propagation::Baggage);
+    Ok(Some(quote! {
+        .tracing(#p::TracingSettings {
+            sampling: #sampling,
+            b3: #b3,
+            baggage: #baggage,
+        })
+    }))
 }
 
 /// `.tenant_header("X-Tenant-ID")` when tenancy is on.

@@ -41,6 +41,7 @@ pub(crate) fn expand(
     let messaging = patterns::messaging(&p, service);
     let idempotency = patterns::idempotency(&p, service, ident.span());
     let metrics = patterns::metrics(&p, &loaded.architecture, service, args.name_span)?;
+    let tracing = patterns::tracing(&p, &loaded.architecture, args.name_span)?;
     let tenant = patterns::tenant(&loaded.architecture);
     let launch = quote_spanned! {ident.span()=>
         #p::Launcher::<#ident>::new(&__ALLFRAME_SETTINGS)
@@ -49,6 +50,7 @@ pub(crate) fn expand(
             #messaging
             #idempotency
             #metrics
+            #tracing
             #tenant
             .run()
     };

@@ -277,6 +277,12 @@ fn errors_become_compile_errors_with_a_skeleton() {
 
 /// The `.metrics(…)` call of the generated `main`, as tokens (empty when there is none).
 fn metrics_call(arch: &str) -> Result<String, Vec<String>> {
+    launcher_call(arch, "metrics")
+}
+
+/// The `.<method>(…)` call of the generated `main`, as tokens up to the next call (empty
+/// when there is none).
+fn launcher_call(arch: &str, method: &str) -> Result<String, Vec<String>> {
     let file = Crate::new(arch).expand(quote!(config = "architecture.toml", name = "m"));
     let errors = compile_errors(&file);
     if !errors.is_empty() {
@@ -292,10 +298,46 @@ fn metrics_call(arch: &str) -> Result<String, Vec<String>> {
         .expect("main generated");
     let body = quote!(#main).to_string();
     Ok(body
-        .split(". metrics (")
+        .split(&format!(". {method} ("))
         .nth(1)
-        .map(|rest| rest.split(". run").next().unwrap_or_default().to_owned())
+        .map(|rest| {
+            let end = rest.find(") .").unwrap_or(rest.len());
+            rest[..end].to_owned()
+        })
         .unwrap_or_default())
+}
+
+#[test]
+fn span_export_follows_observability_tracing() {
+    let base = "[architecture]\nname = \"x\"\n[[services]]\nname = \"m\"\ntype = \"stateless\"\n";
+    let default = launcher_call(base, "tracing").expect("expands");
+    assert!(
+        default.contains("TraceSampling :: ParentBased (1f64)") && default.contains("b3 : false"),
+        "tracing defaults to opentelemetry, parent-based, W3C only: {default}"
+    );
+
+    let declared = format!(
+        "{base}[observability]\ntracing = \"opentelemetry\"\npropagation = [\"traceparent\", \"b3\", \"baggage\"]\n\
+         sampling = {{ strategy = \"probabilistic\", rate = 0.1 }}\n"
+    );
+    let declared = launcher_call(&declared, "tracing").expect("expands");
+    for part in [
+        "TraceSampling :: Ratio (0.1f64)",
+        "b3 : true",
+        "baggage : true",
+    ] {
+        assert!(declared.contains(part), "{part} in {declared}");
+    }
+
+    let none = format!("{base}[observability]\ntracing = \"none\"\n");
+    assert_eq!(launcher_call(&none, "tracing").expect("expands"), "");
+
+    let jaeger = format!("{base}[observability]\npropagation = [\"jaeger\"]\n");
+    let errors = launcher_call(&jaeger, "tracing").expect_err("jaeger is refused");
+    assert!(
+        errors[0].contains("\"jaeger\"") && errors[0].contains("\"traceparent\""),
+        "{errors:?}"
+    );
 }
 
 #[test]

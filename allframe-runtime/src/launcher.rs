@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
 use crate::context::{App, Ctx};
@@ -25,6 +25,7 @@ use crate::metrics::{METRICS_PORT, Metrics, MetricsSettings};
 use crate::settings::{EmbeddedMigration, ServiceSettings};
 use crate::shutdown::{self, ALLFRAME_SHUTDOWN_TIMEOUT_SECS, RunningService, Sequence, Signals};
 use crate::tasks::TaskRegistry;
+use crate::telemetry::TracingSettings;
 use crate::{RestApi, Service, deferred, health, server, telemetry};
 
 /// The variable overriding the REST port.
@@ -49,6 +50,7 @@ pub struct Launcher<S> {
     messaging: Option<MessagingPlan>,
     tenant_header: Option<&'static str>,
     metrics: Option<MetricsSettings>,
+    tracing: Option<TracingSettings>,
     service: PhantomData<fn() -> S>,
 }
 
@@ -160,6 +162,7 @@ impl<S> Launcher<S> {
             messaging: None,
             tenant_header: None,
             metrics: None,
+            tracing: None,
             service: PhantomData,
         }
     }
@@ -211,6 +214,15 @@ impl<S> Launcher<S> {
     /// Tenancy is on: events carry the tenant id read from this request header.
     pub fn tenant_header(mut self, header: &'static str) -> Self {
         self.tenant_header = Some(header);
+        self
+    }
+
+    /// Exports spans with OpenTelemetry (`[observability] tracing = "opentelemetry"`, feature
+    /// `otel`): over OTLP/gRPC to `OTEL_EXPORTER_OTLP_ENDPOINT`, requests continuing the
+    /// caller's trace, events carrying the request span's context. Without the feature the
+    /// service starts and says at start-up that nothing is exported.
+    pub fn tracing(mut self, settings: TracingSettings) -> Self {
+        self.tracing = Some(settings);
         self
     }
 
@@ -281,7 +293,13 @@ impl<S> Launcher<S> {
     {
         let settings = self.settings;
         let config = RunConfig::from_env(settings, &self.env, self.has_grpc(), self.metrics)?;
-        telemetry::init(settings.logging, &self.env)?;
+        let (_, span_export) = telemetry::install(
+            settings.logging,
+            &self.env,
+            self.tracing
+                .as_ref()
+                .map(|tracing| (tracing, settings.name)),
+        )?;
         let values = deferred::resolve(settings.deferred, &self.env)?;
         tracing::info!(
             service = settings.name,
@@ -312,7 +330,10 @@ impl<S> Launcher<S> {
             tasks.clone(),
             shutdown.clone(),
         );
-        match self.serve(config, ctx.clone(), shutdown.clone()).await {
+        match self
+            .serve(config, ctx.clone(), shutdown.clone(), span_export)
+            .await
+        {
             Ok(running) => Ok(running),
             Err(error) => {
                 // Undo what start-up began: tasks `init` spawned, the pool.
@@ -340,6 +361,7 @@ impl<S> Launcher<S> {
         config: RunConfig,
         ctx: Ctx,
         shutdown: CancellationToken,
+        span_export: Option<telemetry::SpanExport>,
     ) -> Result<RunningService, RuntimeError>
     where
         S: RestApi,
@@ -434,6 +456,7 @@ impl<S> Launcher<S> {
             timeout: config.shutdown_timeout,
             #[cfg(feature = "grpc")]
             grpc_health,
+            span_export,
         }));
         tracing::info!(service = settings.name, "ready");
         Ok(RunningService {
@@ -477,9 +500,27 @@ fn rest_router<S: RestApi>(
     };
     router.layer(
         TraceLayer::new_for_http()
-            .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
+            .make_span_with(RequestSpan)
             .on_response(DefaultOnResponse::new().level(Level::INFO)),
     )
+}
+
+/// The span of one request (`request` at INFO, with method, URI and version), a child of the
+/// caller's trace when spans are exported and the request carries trace headers.
+#[derive(Debug, Clone, Copy)]
+struct RequestSpan;
+
+impl<B> tower_http::trace::MakeSpan<B> for RequestSpan {
+    fn make_span(&mut self, request: &axum::http::Request<B>) -> tracing::Span {
+        let span = tracing::info_span!(
+            "request",
+            method = %request.method(),
+            uri = %request.uri(),
+            version = ?request.version(),
+        );
+        telemetry::adopt_remote_parent(&span, request.headers());
+        span
+    }
 }
 
 fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {

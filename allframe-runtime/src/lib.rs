@@ -141,6 +141,7 @@ pub mod __private {
     pub use crate::shutdown::{
         ALLFRAME_SHUTDOWN_TIMEOUT_SECS, RunningService, ShutdownHandle, ShutdownReport,
     };
+    pub use crate::telemetry::{TraceSampling, TracingSettings};
     pub use crate::{App, BoxError, Ctx, RestApi, Service};
 
     /// `[services.idempotency] storage = "redis"`: compiles only when allframe-runtime has its

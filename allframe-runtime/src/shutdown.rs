@@ -154,6 +154,8 @@ pub(crate) struct Sequence {
     pub(crate) timeout: Duration,
     #[cfg(feature = "grpc")]
     pub(crate) grpc_health: Option<crate::grpc::GrpcHealth>,
+    /// Span export to flush last, so the shutdown's own spans go out too.
+    pub(crate) span_export: Option<crate::telemetry::SpanExport>,
 }
 
 /// Waits for the trigger, then stops everything in order.
@@ -217,6 +219,9 @@ pub(crate) async fn run(sequence: Sequence) -> ShutdownReport {
         tracing::warn!("the database pool did not close in time");
     }
 
+    if let Some(export) = sequence.span_export {
+        export.finish().await;
+    }
     report.elapsed = started.elapsed();
     if report.is_clean() {
         tracing::info!(

@@ -7,7 +7,9 @@
 use std::path::Path;
 
 use allframe_config::ResolvedService;
-use allframe_config::model::{DatabaseKind, EventBus, IdempotencyStorage, Protocol};
+use allframe_config::model::{
+    DatabaseKind, EventBus, IdempotencyStorage, Protocol, TelemetryBackend,
+};
 use serde::Serialize;
 
 use crate::error::CliError;
@@ -97,8 +99,13 @@ pub struct IdempotencyContext {
 
 impl ServiceContext {
     /// The context of `service`, a service of the architecture named `architecture` whose
-    /// declared production bus is `bus`.
-    pub fn new(service: &ResolvedService, architecture: &str, bus: EventBus) -> Self {
+    /// declared production bus is `bus` and whose span export is `tracing`.
+    pub fn new(
+        service: &ResolvedService,
+        architecture: &str,
+        bus: EventBus,
+        tracing: TelemetryBackend,
+    ) -> Self {
         let grpc = service.speaks(Protocol::Grpc);
         let mut features = vec!["sqlite"];
         if service.database == DatabaseKind::Postgres {
@@ -113,6 +120,9 @@ impl ServiceContext {
             .is_some_and(|i| i.storage == IdempotencyStorage::Redis)
         {
             features.push("redis");
+        }
+        if tracing == TelemetryBackend::Opentelemetry {
+            features.push("otel");
         }
         if service.messaging.is_some() {
             // The embedded local bus needs nothing more; the declared production bus does.

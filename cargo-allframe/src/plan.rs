@@ -41,6 +41,7 @@ pub fn plan(
                 service,
                 architecture.name(),
                 architecture.file().settings.event_bus,
+                architecture.file().observability.tracing,
             )),
             other => skipped.push(Skipped {
                 name: service.name().to_owned(),

@@ -78,7 +78,7 @@ fn generated_manifests_declare_what_each_service_needs() {
     assert_eq!(allframe["path"].as_str(), runtime.to_str());
     assert_eq!(allframe["default-features"].as_bool(), Some(false));
     assert!(allframe.get("version").is_none());
-    assert_eq!(features(&users), ["sqlite", "postgres", "grpc"]);
+    assert_eq!(features(&users), ["sqlite", "postgres", "grpc", "otel"]);
     let deps = table(&users, "dependencies");
     for dep in ["serde", "uuid", "prost", "tonic", "tonic-prost"] {
         assert!(deps.contains_key(dep), "{dep} in {deps:#?}");
@@ -90,7 +90,7 @@ fn generated_manifests_declare_what_each_service_needs() {
 
     // REST only, SQLite: no gRPC crates, no build dependencies.
     let catalog = toml_file(&ws.join("services/catalog/Cargo.toml"));
-    assert_eq!(features(&catalog), ["sqlite"]);
+    assert_eq!(features(&catalog), ["sqlite", "otel"]);
     let deps = table(&catalog, "dependencies");
     assert_eq!(
         deps.keys().map(String::as_str).collect::<Vec<_>>(),
@@ -322,8 +322,20 @@ fn declared_patterns_pull_in_their_runtime_features() {
     let orders = toml_file(&dir.path().join("pat/services/orders/Cargo.toml"));
     assert_eq!(
         features(&orders),
-        ["sqlite", "postgres", "redis", "rabbitmq"]
+        ["sqlite", "postgres", "redis", "otel", "rabbitmq"],
+        "`[observability] tracing` defaults to opentelemetry"
     );
     let plain = toml_file(&dir.path().join("pat/services/plain/Cargo.toml"));
-    assert_eq!(features(&plain), ["sqlite"], "nothing undeclared");
+    assert_eq!(features(&plain), ["sqlite", "otel"], "nothing undeclared");
+
+    // `tracing = "none"` exports nothing, so the service does without the feature.
+    std::fs::write(
+        dir.path().join("quiet.toml"),
+        "[architecture]\nname = \"quiet\"\n[observability]\ntracing = \"none\"\n\
+         [[services]]\nname = \"plain\"\ntype = \"stateless\"\n[services.database]\ntype = \"sqlite\"\n",
+    )
+    .expect("write the architecture");
+    cargo_allframe(dir.path(), &["ignite", "--config", "quiet.toml"]).ok();
+    let quiet = toml_file(&dir.path().join("quiet/services/plain/Cargo.toml"));
+    assert_eq!(features(&quiet), ["sqlite"]);
 }

@@ -131,6 +131,12 @@ impl UnitOfWork {
             source,
         })?;
         let context = &self.context;
+        // With span export on, the span publishing the event (the request's) is the parent its
+        // consumers continue; otherwise the trace context the request or message brought.
+        let (traceparent, tracestate) = match crate::telemetry::current_trace_context() {
+            Some((traceparent, tracestate)) => (Some(traceparent), tracestate),
+            None => (context.traceparent.clone(), context.tracestate.clone()),
+        };
         let envelope = Envelope {
             id: Uuid::now_v7(),
             event_type: E::TYPE.to_owned(),
@@ -141,8 +147,8 @@ impl UnitOfWork {
             source: self.service.to_owned(),
             correlation_id: self.correlation_id.clone(),
             causation_id: context.causation_id.clone(),
-            traceparent: context.traceparent.clone(),
-            tracestate: context.tracestate.clone(),
+            traceparent,
+            tracestate,
             tenant_id: context.tenant_id.clone(),
             format: PayloadFormat::Json,
             payload,

@@ -1,10 +1,17 @@
-//! Logging set-up: one global `tracing` subscriber per process, in the file's [`LogFormat`].
+//! Logging and tracing set-up: one global `tracing` subscriber per process, in the file's
+//! [`LogFormat`], and with `[observability] tracing = "opentelemetry"` (feature `otel`) an
+//! OpenTelemetry layer exporting spans over OTLP (see [`TracingSettings`]).
 //!
 //! Filtered by `RUST_LOG` (default `info`), written to standard output without ANSI colours.
 //! Installing twice is harmless (the first subscriber stays), so in-process tests may start
 //! several services. This module does not decide *what* is logged.
 
-use tracing_subscriber::EnvFilter;
+#[cfg(feature = "otel")]
+mod otel;
+
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_subscriber::{EnvFilter, Layer as _};
 
 use crate::env::Environment;
 use crate::settings::LogFormat;
@@ -29,6 +36,70 @@ pub enum TelemetryError {
         #[source]
         source: tracing_subscriber::filter::ParseError,
     },
+    /// The OTLP span exporter could not be built.
+    #[cfg(feature = "otel")]
+    #[error("cannot export traces to {endpoint} (OTEL_EXPORTER_OTLP_ENDPOINT): {source}")]
+    Exporter {
+        /// The collector endpoint.
+        endpoint: String,
+        /// The exporter's complaint.
+        #[source]
+        source: opentelemetry_otlp::ExporterBuildError,
+    },
+}
+
+/// `[observability] tracing = "opentelemetry"`, baked in by `#[allframe::service]`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TracingSettings {
+    /// `[observability] sampling`.
+    pub sampling: TraceSampling,
+    /// Whether Zipkin B3 headers are read (and written) beside W3C trace context
+    /// (`propagation` lists `"b3"`).
+    pub b3: bool,
+    /// Whether W3C `baggage` is propagated (`propagation` lists `"baggage"`).
+    pub baggage: bool,
+}
+
+/// Which traces are kept (`[observability] sampling = { strategy, rate }`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum TraceSampling {
+    /// `always`: every trace.
+    Always,
+    /// `never`: none.
+    Never,
+    /// `probabilistic`: this fraction of traces, by trace id, whatever the caller decided.
+    Ratio(f64),
+    /// `parent-based`: the caller's decision when a request carries one, else this fraction.
+    ParentBased(f64),
+}
+
+/// The OTLP collector endpoint for traces (`http://host:4317`, gRPC).
+pub const OTEL_EXPORTER_OTLP_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
+/// A traces-only endpoint, taking precedence over [`OTEL_EXPORTER_OTLP_ENDPOINT`].
+pub const OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT";
+
+/// The span export of a running service, flushed and stopped at shutdown.
+#[derive(Debug)]
+pub(crate) struct SpanExport {
+    #[cfg(feature = "otel")]
+    provider: opentelemetry_sdk::trace::SdkTracerProvider,
+}
+
+impl SpanExport {
+    /// Exports what is buffered and stops the exporter (blocking work, off the async threads).
+    pub(crate) async fn finish(self) {
+        #[cfg(feature = "otel")]
+        {
+            let provider = self.provider;
+            let stopped = tokio::task::spawn_blocking(move || {
+                provider.shutdown_with_timeout(std::time::Duration::from_secs(5))
+            })
+            .await;
+            if let Ok(Err(error)) = stopped {
+                tracing::warn!(%error, "flushing the last spans failed");
+            }
+        }
+    }
 }
 
 /// The filter from `RUST_LOG`, or `info`.
@@ -43,21 +114,64 @@ pub fn filter(env: &Environment) -> Result<EnvFilter, TelemetryError> {
 /// Installs the global subscriber. Returns `false` when one was already installed (then the
 /// existing one is kept and nothing changes).
 pub fn init(format: LogFormat, env: &Environment) -> Result<bool, TelemetryError> {
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter(env)?)
+    install(format, env, None).map(|(installed, _)| installed)
+}
+
+/// Installs the global subscriber, with span export when `tracing` asks for it (and the
+/// `otel` feature is on); returns whether it was installed and the export to finish at
+/// shutdown.
+pub(crate) fn install(
+    format: LogFormat,
+    env: &Environment,
+    tracing: Option<(&TracingSettings, &'static str)>,
+) -> Result<(bool, Option<SpanExport>), TelemetryError> {
+    let filter = filter(env)?;
+    let lines = tracing_subscriber::fmt::layer()
         .with_ansi(false)
         .with_writer(std::io::stdout);
-    let installed = match format {
-        LogFormat::Structured => builder.try_init(),
-        LogFormat::Json => builder
+    let lines = match format {
+        LogFormat::Structured => lines.boxed(),
+        LogFormat::Json => lines
             .json()
             .flatten_event(true)
             .with_current_span(true)
             .with_span_list(false)
-            .try_init(),
-        LogFormat::Plain => builder.compact().with_target(false).try_init(),
+            .boxed(),
+        LogFormat::Plain => lines.compact().with_target(false).boxed(),
     };
-    Ok(installed.is_ok())
+    let registry = tracing_subscriber::registry().with(filter).with(lines);
+    #[cfg(feature = "otel")]
+    if let Some((settings, service)) = tracing {
+        return otel::install(registry, settings, service, env);
+    }
+    if tracing.is_some() {
+        let installed = registry.try_init().is_ok();
+        tracing::warn!(
+            "architecture.toml sets `[observability] tracing = \"opentelemetry\"`, but \
+             allframe-runtime is built without its `otel` feature: no spans are exported; \
+             enable it (`features = [\"otel\"]`; ignite does) or set `tracing = \"none\"`"
+        );
+        return Ok((installed, None));
+    }
+    Ok((registry.try_init().is_ok(), None))
+}
+
+/// Makes `span` (a request's) a child of the trace the request's headers carry (W3C
+/// `traceparent`, and B3 when configured), when spans are exported.
+pub(crate) fn adopt_remote_parent(span: &tracing::Span, headers: &axum::http::HeaderMap) {
+    #[cfg(feature = "otel")]
+    otel::adopt_remote_parent(span, headers);
+    #[cfg(not(feature = "otel"))]
+    let _ = (span, headers);
+}
+
+/// The W3C `traceparent` and `tracestate` of the current span, when spans are exported and
+/// the span is being traced (events written now carry it).
+pub(crate) fn current_trace_context() -> Option<(String, Option<String>)> {
+    #[cfg(feature = "otel")]
+    return otel::current_trace_context();
+    #[cfg(not(feature = "otel"))]
+    None
 }
 
 #[cfg(test)]
