@@ -15,17 +15,16 @@ mod messaging_support;
 
 use std::time::Duration;
 
-use allframe_runtime::__private::{
-    EmbeddedMigration, Environment, Launcher, LogFormat, ServiceSettings,
-};
+use allframe_runtime::__private::Launcher;
 use allframe_runtime::messaging::MessagingError;
 use allframe_runtime::messaging::{
     BusSubscription as _, EventBus, Messaging, PublishPattern, SubscribeOptions, Subscription,
 };
 use allframe_runtime::messaging::{KafkaBus, KafkaBusOptions};
-use allframe_runtime::{BoxError, Ctx, RestApi, Router, Service, sqlx};
+use allframe_runtime::sqlx;
 use bus_support::{message, n_of, next_within};
 use kafka_proxy::KafkaProxy;
+use messaging_support::ledger::{self, Ledger, MIGRATIONS, SETTINGS};
 use messaging_support::{
     Deposited, TOPIC, config, create_deferred_transfers, insert_orphan_transfer, sqlite_db,
 };
@@ -160,38 +159,6 @@ async fn a_committed_unit_of_work_reaches_a_read_committed_consumer_whole() {
     subscription.close().await.expect("close");
 }
 
-static SETTINGS: ServiceSettings = ServiceSettings {
-    architecture: "bank",
-    name: "ledger-service",
-    archetype: "stateless",
-    rest_port: 8080,
-    grpc_port: None,
-    logging: LogFormat::Plain,
-    declared_database: "postgres",
-    shutdown_timeout_secs: 5,
-    deferred: &[],
-};
-
-static MIGRATIONS: [EmbeddedMigration; 1] = [EmbeddedMigration {
-    version: 1,
-    description: "create accounts",
-    sql: "CREATE TABLE accounts (id TEXT PRIMARY KEY, balance BIGINT NOT NULL);",
-}];
-
-struct Ledger;
-
-impl Service for Ledger {
-    async fn init(_cx: &Ctx) -> Result<Self, BoxError> {
-        Ok(Ledger)
-    }
-}
-
-impl RestApi for Ledger {
-    fn routes() -> Router<Self> {
-        Router::new()
-    }
-}
-
 #[tokio::test]
 async fn the_launcher_publishes_transactionally_on_kafka() {
     let broker = Broker::start();
@@ -200,15 +167,10 @@ async fn the_launcher_publishes_transactionally_on_kafka() {
     let running = Launcher::<Ledger>::new(&SETTINGS)
         .migrations(&MIGRATIONS)
         .transactional_publish()
-        .env(Environment::from_pairs([
-            (
-                "ALLFRAME_DATA_DIR".to_owned(),
-                temp.path().to_string_lossy().into_owned(),
-            ),
-            ("PORT".to_owned(), "0".to_owned()),
-            ("ALLFRAME_BIND_ADDR".to_owned(), "127.0.0.1".to_owned()),
-            ("EVENT_BUS_URL".to_owned(), broker.url()),
-        ]))
+        .env(ledger::env(
+            temp.path(),
+            &[("EVENT_BUS_URL", &broker.url())],
+        ))
         .start()
         .await
         .expect("starts");

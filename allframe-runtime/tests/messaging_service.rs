@@ -9,91 +9,24 @@ mod messaging_support;
 use std::path::Path;
 use std::time::Duration;
 
-use allframe_runtime::__private::{
-    EmbeddedMigration, Environment, Launcher, LogFormat, MetricsSettings, OutboxSettings,
-    RunningService, ServiceSettings,
-};
-use allframe_runtime::axum::extract::Path as UrlPath;
-use allframe_runtime::axum::routing::post;
-use allframe_runtime::error::{ApiError, RuntimeError};
+use allframe_runtime::__private::{Launcher, MetricsSettings, OutboxSettings, RunningService};
+use allframe_runtime::error::RuntimeError;
 use allframe_runtime::messaging::{
-    BusError, EventContext, LocalBus, LocalBusOptions, MessagingError, SubscribeOptions, topic_name,
+    BusError, LocalBus, LocalBusOptions, MessagingError, SubscribeOptions, topic_name,
 };
-use allframe_runtime::{BoxError, Ctx, RestApi, Router, Service, sqlx};
+use allframe_runtime::sqlx;
 use messaging_support::Deposited;
-
-static SETTINGS: ServiceSettings = ServiceSettings {
-    architecture: "bank",
-    name: "ledger-service",
-    archetype: "stateless",
-    rest_port: 8080,
-    grpc_port: None,
-    logging: LogFormat::Plain,
-    declared_database: "postgres",
-    shutdown_timeout_secs: 5,
-    deferred: &[],
-};
-
-static MIGRATIONS: [EmbeddedMigration; 1] = [EmbeddedMigration {
-    version: 1,
-    description: "create accounts",
-    sql: "CREATE TABLE accounts (id TEXT PRIMARY KEY, balance BIGINT NOT NULL);",
-}];
-
-struct Ledger;
-
-impl Service for Ledger {
-    async fn init(_cx: &Ctx) -> Result<Self, BoxError> {
-        Ok(Ledger)
-    }
-}
-
-impl RestApi for Ledger {
-    fn routes() -> Router<Self> {
-        Router::new().route("/deposits/{account}/{n}", post(deposit))
-    }
-}
-
-async fn deposit(
-    cx: Ctx,
-    events: EventContext,
-    UrlPath((account, n)): UrlPath<(String, u64)>,
-) -> Result<&'static str, ApiError> {
-    let mut uow = cx.begin_with(events).await?;
-    sqlx::query(
-        "INSERT INTO accounts (id, balance) VALUES ($1, 1)
-         ON CONFLICT (id) DO UPDATE SET balance = accounts.balance + 1",
-    )
-    .bind(&account)
-    .execute(uow.conn())
-    .await?;
-    uow.publish(Deposited { account, n })?;
-    uow.commit().await?;
-    Ok("ok")
-}
+use messaging_support::ledger::{self, Ledger, MIGRATIONS, SETTINGS};
 
 async fn start(
     dir: &Path,
     outbox: bool,
     extra: &[(&str, &str)],
 ) -> Result<RunningService, RuntimeError> {
-    let mut pairs = vec![
-        (
-            "ALLFRAME_DATA_DIR".to_owned(),
-            dir.to_string_lossy().into_owned(),
-        ),
-        ("PORT".to_owned(), "0".to_owned()),
-        ("ALLFRAME_BIND_ADDR".to_owned(), "127.0.0.1".to_owned()),
-    ];
-    pairs.extend(
-        extra
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
-    );
     let launcher = Launcher::<Ledger>::new(&SETTINGS)
         .migrations(&MIGRATIONS)
         .metrics(MetricsSettings::default())
-        .env(Environment::from_pairs(pairs));
+        .env(ledger::env(dir, extra));
     let launcher = if outbox {
         launcher
             .outbox(OutboxSettings::with_polling_ms(50))

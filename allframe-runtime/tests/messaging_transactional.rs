@@ -9,14 +9,13 @@ mod messaging_support;
 
 use std::path::Path;
 
-use allframe_runtime::__private::{
-    EmbeddedMigration, Environment, Launcher, LogFormat, RunningService, ServiceSettings,
-};
+use allframe_runtime::__private::{Launcher, RunningService};
 use allframe_runtime::error::RuntimeError;
 use allframe_runtime::messaging::{
     BusError, EventBus, LocalBus, LocalBusOptions, Messaging, MessagingError, PublishPattern,
 };
-use allframe_runtime::{BoxError, Ctx, Database, RestApi, Router, Service, sqlx};
+use allframe_runtime::{Database, sqlx};
+use messaging_support::ledger::{self, Ledger, MIGRATIONS, SETTINGS};
 use messaging_support::*;
 
 async fn local_bus(dir: &Path) -> LocalBus {
@@ -153,54 +152,15 @@ async fn a_bus_without_transactions_fails_the_commit_and_changes_nothing() {
     db.close().await;
 }
 
-static SETTINGS: ServiceSettings = ServiceSettings {
-    architecture: "bank",
-    name: "ledger-service",
-    archetype: "stateless",
-    rest_port: 8080,
-    grpc_port: None,
-    logging: LogFormat::Plain,
-    declared_database: "postgres",
-    shutdown_timeout_secs: 5,
-    deferred: &[],
-};
-
-static MIGRATIONS: [EmbeddedMigration; 1] = [EmbeddedMigration {
-    version: 1,
-    description: "create accounts",
-    sql: "CREATE TABLE accounts (id TEXT PRIMARY KEY, balance BIGINT NOT NULL);",
-}];
-
-struct Ledger;
-
-impl Service for Ledger {
-    async fn init(_cx: &Ctx) -> Result<Self, BoxError> {
-        Ok(Ledger)
-    }
-}
-
-impl RestApi for Ledger {
-    fn routes() -> Router<Self> {
-        Router::new()
-    }
-}
-
 async fn start(dir: &Path, bus_url: Option<&str>) -> Result<RunningService, RuntimeError> {
-    let mut pairs = vec![
-        (
-            "ALLFRAME_DATA_DIR".to_owned(),
-            dir.to_string_lossy().into_owned(),
-        ),
-        ("PORT".to_owned(), "0".to_owned()),
-        ("ALLFRAME_BIND_ADDR".to_owned(), "127.0.0.1".to_owned()),
-    ];
-    if let Some(url) = bus_url {
-        pairs.push(("EVENT_BUS_URL".to_owned(), url.to_owned()));
-    }
+    let extra: Vec<(&str, &str)> = bus_url
+        .map(|url| ("EVENT_BUS_URL", url))
+        .into_iter()
+        .collect();
     Launcher::<Ledger>::new(&SETTINGS)
         .migrations(&MIGRATIONS)
         .transactional_publish()
-        .env(Environment::from_pairs(pairs))
+        .env(ledger::env(dir, &extra))
         .start()
         .await
 }

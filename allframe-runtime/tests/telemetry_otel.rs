@@ -12,18 +12,9 @@ mod messaging_support;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use allframe_runtime::__private::{
-    EmbeddedMigration, Environment, Launcher, LogFormat, ServiceSettings, TraceSampling,
-    TracingSettings,
-};
-use allframe_runtime::axum::extract::Path as UrlPath;
-use allframe_runtime::axum::routing::post;
-use allframe_runtime::error::ApiError;
-use allframe_runtime::messaging::{
-    BusSubscription as _, EventContext, SubscribeOptions, topic_name,
-};
-use allframe_runtime::{BoxError, Ctx, RestApi, Router, Service};
-use messaging_support::Deposited;
+use allframe_runtime::__private::{Launcher, TraceSampling, TracingSettings};
+use allframe_runtime::messaging::{BusSubscription as _, SubscribeOptions, topic_name};
+use messaging_support::ledger::{self, Ledger, MIGRATIONS, SETTINGS};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
     TraceService, TraceServiceServer,
 };
@@ -31,45 +22,6 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use opentelemetry_proto::tonic::trace::v1::Span;
-
-static SETTINGS: ServiceSettings = ServiceSettings {
-    architecture: "bank",
-    name: "ledger-service",
-    archetype: "stateless",
-    rest_port: 8080,
-    grpc_port: None,
-    logging: LogFormat::Plain,
-    declared_database: "postgres",
-    shutdown_timeout_secs: 5,
-    deferred: &[],
-};
-
-static MIGRATIONS: [EmbeddedMigration; 0] = [];
-
-struct Ledger;
-
-impl Service for Ledger {
-    async fn init(_cx: &Ctx) -> Result<Self, BoxError> {
-        Ok(Ledger)
-    }
-}
-
-impl RestApi for Ledger {
-    fn routes() -> Router<Self> {
-        Router::new().route("/deposits/{account}/{n}", post(deposit))
-    }
-}
-
-async fn deposit(
-    cx: Ctx,
-    events: EventContext,
-    UrlPath((account, n)): UrlPath<(String, u64)>,
-) -> Result<&'static str, ApiError> {
-    let mut uow = cx.begin_with(events).await?;
-    uow.publish(Deposited { account, n })?;
-    uow.commit().await?;
-    Ok("ok")
-}
 
 /// The fake collector: keeps every span it is sent.
 #[derive(Clone, Default)]
@@ -123,18 +75,13 @@ async fn request_spans_are_exported_in_the_callers_trace_and_events_carry_them()
             b3: true,
             baggage: false,
         })
-        .env(Environment::from_pairs([
-            (
-                "ALLFRAME_DATA_DIR".to_owned(),
-                temp.path().to_string_lossy().into_owned(),
-            ),
-            ("PORT".to_owned(), "0".to_owned()),
-            ("ALLFRAME_BIND_ADDR".to_owned(), "127.0.0.1".to_owned()),
-            (
-                "OTEL_EXPORTER_OTLP_ENDPOINT".to_owned(),
-                format!("http://{collector_addr}"),
-            ),
-        ]))
+        .env(ledger::env(
+            temp.path(),
+            &[(
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                &format!("http://{collector_addr}"),
+            )],
+        ))
         .start()
         .await
         .expect("service starts");

@@ -2,6 +2,8 @@
 //! helpers that open databases, write events and check per-aggregate order.
 #![allow(dead_code)]
 
+pub mod ledger;
+
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
