@@ -24,7 +24,8 @@ use allframe_runtime::messaging::{KafkaBus, KafkaBusOptions};
 use allframe_runtime::sqlx;
 use bus_support::{message, n_of, next_within};
 use kafka_proxy::KafkaProxy;
-use messaging_support::ledger::{self, Ledger, MIGRATIONS, SETTINGS};
+use messaging_support::launch_env::test_env;
+use messaging_support::ledger::{Ledger, MIGRATIONS, SETTINGS};
 use messaging_support::{
     Deposited, TOPIC, config, create_deferred_transfers, insert_orphan_transfer, sqlite_db,
 };
@@ -167,10 +168,7 @@ async fn the_launcher_publishes_transactionally_on_kafka() {
     let running = Launcher::<Ledger>::new(&SETTINGS)
         .migrations(&MIGRATIONS)
         .transactional_publish()
-        .env(ledger::env(
-            temp.path(),
-            &[("EVENT_BUS_URL", &broker.url())],
-        ))
+        .env(test_env(temp.path(), &[("EVENT_BUS_URL", &broker.url())]))
         .start()
         .await
         .expect("starts");

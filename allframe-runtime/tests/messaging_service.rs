@@ -16,7 +16,8 @@ use allframe_runtime::messaging::{
 };
 use allframe_runtime::sqlx;
 use messaging_support::Deposited;
-use messaging_support::ledger::{self, Ledger, MIGRATIONS, SETTINGS};
+use messaging_support::launch_env::test_env;
+use messaging_support::ledger::{Ledger, MIGRATIONS, SETTINGS};
 
 async fn start(
     dir: &Path,
@@ -26,7 +27,7 @@ async fn start(
     let launcher = Launcher::<Ledger>::new(&SETTINGS)
         .migrations(&MIGRATIONS)
         .metrics(MetricsSettings::default())
-        .env(ledger::env(dir, extra));
+        .env(test_env(dir, extra));
     let launcher = if outbox {
         launcher
             .outbox(OutboxSettings::with_polling_ms(50))

@@ -15,7 +15,8 @@ use allframe_runtime::messaging::{
     BusError, EventBus, LocalBus, LocalBusOptions, Messaging, MessagingError, PublishPattern,
 };
 use allframe_runtime::{Database, sqlx};
-use messaging_support::ledger::{self, Ledger, MIGRATIONS, SETTINGS};
+use messaging_support::launch_env::test_env;
+use messaging_support::ledger::{Ledger, MIGRATIONS, SETTINGS};
 use messaging_support::*;
 
 async fn local_bus(dir: &Path) -> LocalBus {
@@ -160,7 +161,7 @@ async fn start(dir: &Path, bus_url: Option<&str>) -> Result<RunningService, Runt
     Launcher::<Ledger>::new(&SETTINGS)
         .migrations(&MIGRATIONS)
         .transactional_publish()
-        .env(ledger::env(dir, &extra))
+        .env(test_env(dir, &extra))
         .start()
         .await
 }

@@ -2,6 +2,8 @@
 //! database, deferred values, background tasks, and graceful shutdown (drain, deadline, abort).
 #![cfg(feature = "sqlite")]
 
+mod launch_env;
+
 use std::path::Path;
 use std::time::Duration;
 
@@ -16,6 +18,7 @@ use allframe_runtime::axum::routing::{get, post};
 use allframe_runtime::database::DatabaseTarget;
 use allframe_runtime::error::{ApiError, RuntimeError};
 use allframe_runtime::{BoxError, Ctx, Database, RestApi, Router, Service, sqlx};
+use launch_env::test_env;
 use serde_json::{Value, json};
 
 static SETTINGS: ServiceSettings = ServiceSettings {
@@ -136,24 +139,6 @@ async fn slow(cx: Ctx, UrlPath(ms): UrlPath<u64>) -> Result<&'static str, ApiErr
 
 async fn panics() -> &'static str {
     panic!("a bug in a handler")
-}
-
-/// The environment of a test service: data in `dir`, port 0 on loopback, plus `extra`.
-fn test_env(dir: &Path, extra: &[(&str, &str)]) -> Environment {
-    let mut pairs = vec![
-        (
-            "ALLFRAME_DATA_DIR".to_owned(),
-            dir.to_string_lossy().into_owned(),
-        ),
-        ("PORT".to_owned(), "0".to_owned()),
-        ("ALLFRAME_BIND_ADDR".to_owned(), "127.0.0.1".to_owned()),
-    ];
-    pairs.extend(
-        extra
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
-    );
-    Environment::from_pairs(pairs)
 }
 
 async fn start(dir: &Path, extra: &[(&str, &str)]) -> Result<RunningService, RuntimeError> {

@@ -14,7 +14,8 @@ use std::time::Duration;
 
 use allframe_runtime::__private::{Launcher, TraceSampling, TracingSettings};
 use allframe_runtime::messaging::{BusSubscription as _, SubscribeOptions, topic_name};
-use messaging_support::ledger::{self, Ledger, MIGRATIONS, SETTINGS};
+use messaging_support::launch_env::test_env;
+use messaging_support::ledger::{Ledger, MIGRATIONS, SETTINGS};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
     TraceService, TraceServiceServer,
 };
@@ -75,7 +76,7 @@ async fn request_spans_are_exported_in_the_callers_trace_and_events_carry_them()
             b3: true,
             baggage: false,
         })
-        .env(ledger::env(
+        .env(test_env(
             temp.path(),
             &[(
                 "OTEL_EXPORTER_OTLP_ENDPOINT",

@@ -140,20 +140,21 @@ pub(crate) fn install(
         LogFormat::Plain => lines.compact().with_target(false).boxed(),
     };
     let registry = tracing_subscriber::registry().with(filter).with(lines);
-    #[cfg(feature = "otel")]
-    if let Some((settings, service)) = tracing {
-        return otel::install(registry, settings, service, env);
+    match tracing {
+        #[cfg(feature = "otel")]
+        Some((settings, service)) => otel::install(registry, settings, service, env),
+        #[cfg(not(feature = "otel"))]
+        Some(_) => {
+            let installed = registry.try_init().is_ok();
+            tracing::warn!(
+                "architecture.toml sets `[observability] tracing = \"opentelemetry\"`, but \
+                 allframe-runtime is built without its `otel` feature: no spans are exported; \
+                 enable it (`features = [\"otel\"]`; ignite does) or set `tracing = \"none\"`"
+            );
+            Ok((installed, None))
+        }
+        None => Ok((registry.try_init().is_ok(), None)),
     }
-    if tracing.is_some() {
-        let installed = registry.try_init().is_ok();
-        tracing::warn!(
-            "architecture.toml sets `[observability] tracing = \"opentelemetry\"`, but \
-             allframe-runtime is built without its `otel` feature: no spans are exported; \
-             enable it (`features = [\"otel\"]`; ignite does) or set `tracing = \"none\"`"
-        );
-        return Ok((installed, None));
-    }
-    Ok((registry.try_init().is_ok(), None))
 }
 
 /// Makes `span` (a request's) a child of the trace the request's headers carry (W3C

@@ -3,14 +3,16 @@
 //! on port 0 with the idempotency layer, and the scenarios every store must pass.
 #![allow(dead_code)] // each suite uses the scenarios its store supports
 
+#[path = "../launch_env/mod.rs"]
+mod launch_env;
+
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{LazyLock, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use allframe_runtime::__private::{
-    Environment, IdempotencySettings, IdempotencyStorage, Launcher, LogFormat, RunningService,
-    ServiceSettings,
+    IdempotencySettings, IdempotencyStorage, Launcher, LogFormat, RunningService, ServiceSettings,
 };
 use allframe_runtime::axum::Json;
 use allframe_runtime::axum::extract::Path as UrlPath;
@@ -151,26 +153,13 @@ pub async fn try_start(
     dir: &Path,
     extra: &[(&str, &str)],
 ) -> Result<RunningService, RuntimeError> {
-    let mut pairs = vec![
-        (
-            "ALLFRAME_DATA_DIR".to_owned(),
-            dir.to_string_lossy().into_owned(),
-        ),
-        ("PORT".to_owned(), "0".to_owned()),
-        ("ALLFRAME_BIND_ADDR".to_owned(), "127.0.0.1".to_owned()),
-    ];
-    pairs.extend(
-        extra
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
-    );
     Launcher::<PaymentService>::new(&SETTINGS)
         .idempotency(IdempotencySettings {
             key_header: KEY,
             ttl_hours: 24,
             storage,
         })
-        .env(Environment::from_pairs(pairs))
+        .env(launch_env::test_env(dir, extra))
         .start()
         .await
 }

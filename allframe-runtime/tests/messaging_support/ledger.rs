@@ -2,7 +2,7 @@
 //! table, and `POST /deposits/{account}/{n}`, whose unit of work adds to the account and
 //! publishes `Deposited { account, n }` with the request's event context.
 
-use allframe_runtime::__private::{EmbeddedMigration, Environment, LogFormat, ServiceSettings};
+use allframe_runtime::__private::{EmbeddedMigration, LogFormat, ServiceSettings};
 use allframe_runtime::axum::extract::Path as UrlPath;
 use allframe_runtime::axum::routing::post;
 use allframe_runtime::error::ApiError;
@@ -59,23 +59,4 @@ async fn deposit(
     uow.publish(Deposited { account, n })?;
     uow.commit().await?;
     Ok("ok")
-}
-
-/// The environment of a test service: data under `dir`, any free port on loopback, and
-/// `extra` variables.
-pub fn env(dir: &std::path::Path, extra: &[(&str, &str)]) -> Environment {
-    let mut pairs = vec![
-        (
-            "ALLFRAME_DATA_DIR".to_owned(),
-            dir.to_string_lossy().into_owned(),
-        ),
-        ("PORT".to_owned(), "0".to_owned()),
-        ("ALLFRAME_BIND_ADDR".to_owned(), "127.0.0.1".to_owned()),
-    ];
-    pairs.extend(
-        extra
-            .iter()
-            .map(|(key, value)| ((*key).to_owned(), (*value).to_owned())),
-    );
-    Environment::from_pairs(pairs)
 }

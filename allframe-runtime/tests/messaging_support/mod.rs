@@ -2,6 +2,8 @@
 //! helpers that open databases, write events and check per-aggregate order.
 #![allow(dead_code)]
 
+#[path = "../launch_env/mod.rs"]
+pub mod launch_env;
 pub mod ledger;
 
 use std::collections::{HashMap, HashSet};

@@ -1,0 +1,25 @@
+//! The environment every in-process test service starts with, shared by the launcher tests
+//! (`service.rs` includes it directly; `messaging_support` and `idempotency_support` by path).
+#![allow(dead_code)]
+
+use std::path::Path;
+
+use allframe_runtime::__private::Environment;
+
+/// Data under `dir`, any free port on loopback, and `extra` variables.
+pub fn test_env(dir: &Path, extra: &[(&str, &str)]) -> Environment {
+    let mut pairs = vec![
+        (
+            "ALLFRAME_DATA_DIR".to_owned(),
+            dir.to_string_lossy().into_owned(),
+        ),
+        ("PORT".to_owned(), "0".to_owned()),
+        ("ALLFRAME_BIND_ADDR".to_owned(), "127.0.0.1".to_owned()),
+    ];
+    pairs.extend(
+        extra
+            .iter()
+            .map(|(key, value)| ((*key).to_owned(), (*value).to_owned())),
+    );
+    Environment::from_pairs(pairs)
+}
