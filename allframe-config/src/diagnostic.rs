@@ -34,8 +34,11 @@ pub enum Code {
     InvalidTemplate,
     /// Two services with one name.
     DuplicateService,
-    /// A service name that is not a crate name and DNS label.
+    /// A name that cannot become what it names: not a DNS label, crate, type or method name,
+    /// or a reserved word.
     InvalidName,
+    /// Two names that become one type, module or method.
+    NameClash,
     /// A type-specific table on a service of another type.
     MisplacedTable,
     /// A table the service's type needs is missing.
@@ -68,6 +71,7 @@ impl Code {
             Code::InvalidTemplate => "allframe::invalid-template",
             Code::DuplicateService => "allframe::duplicate-service",
             Code::InvalidName => "allframe::invalid-name",
+            Code::NameClash => "allframe::name-clash",
             Code::MisplacedTable => "allframe::misplaced-table",
             Code::MissingTable => "allframe::missing-table",
             Code::SagaMismatch => "allframe::saga-mismatch",

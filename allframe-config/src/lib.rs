@@ -10,6 +10,7 @@ pub mod diagnostic;
 pub mod interpolate;
 pub mod json_schema;
 pub mod model;
+pub mod names;
 pub mod parse;
 pub mod resolve;
 mod schema_check;

@@ -331,10 +331,10 @@ fn type_error(expected: &str, node: Node<'_>, path: &KeyPath) -> Diagnostic {
         path.clone(),
         format!("expected {expected}, found {}", found(node)),
     )
-    .with_help(format!(
-        "write `{}` as {expected}",
-        path.last_key().unwrap_or("the value")
-    ))
+    .with_help(match path.last_key() {
+        Some(key) => format!("write `{key}` as {expected}"),
+        None => format!("write `{path}` as {expected}"),
+    })
 }
 
 fn location_suffix(path: &KeyPath) -> String {

@@ -1,7 +1,7 @@
 //! Every spelling of a service's and an entity's name that the templates need, derived once
 //! from the names in `architecture.toml`. Pure functions; nothing here touches the file system.
 
-use heck::{ToSnakeCase, ToUpperCamelCase};
+use allframe_config::names::{is_keyword, pascal as to_pascal, snake as to_snake};
 use serde::Serialize;
 
 use crate::plural;
@@ -9,24 +9,16 @@ use crate::plural;
 /// The entity used for the example code when a service declares none.
 pub const DEFAULT_ENTITY: &str = "Item";
 
-/// Rust keywords that may be written as raw identifiers (`r#type`).
-const RAW_KEYWORDS: &[&str] = &[
-    "as", "async", "await", "break", "const", "continue", "dyn", "else", "enum", "extern", "false",
-    "fn", "for", "if", "impl", "in", "let", "loop", "match", "mod", "move", "mut", "pub", "ref",
-    "return", "static", "struct", "trait", "true", "type", "unsafe", "use", "where", "while",
-    "abstract", "become", "box", "do", "final", "macro", "override", "priv", "typeof", "unsized",
-    "virtual", "yield", "try", "gen",
-];
-
 /// Keywords that cannot be raw identifiers.
-const RESERVED: &[&str] = &["crate", "self", "super", "Self"];
+const NOT_RAW: &[&str] = &["crate", "self", "super", "Self"];
 
 /// A name usable as a Rust identifier: keywords become raw identifiers (`r#type`); the few
-/// that cannot (`self`, `crate`, …) get a trailing underscore.
+/// that cannot (`self`, `crate`, …) get a trailing underscore. The checked file names no keyword
+/// (`allframe_config::names`); this keeps the spelling total for the default entity.
 pub fn rust_ident(name: &str) -> String {
-    if RESERVED.contains(&name) {
+    if NOT_RAW.contains(&name) {
         format!("{name}_")
-    } else if RAW_KEYWORDS.contains(&name) {
+    } else if is_keyword(name) {
         format!("r#{name}")
     } else {
         name.to_owned()
@@ -75,8 +67,8 @@ pub struct EntityNames {
 impl EntityNames {
     /// The spellings of `name` (written in PascalCase in the file).
     pub fn new(name: &str) -> Self {
-        let pascal = name.to_upper_camel_case();
-        let snake = pascal.to_snake_case();
+        let pascal = to_pascal(name);
+        let snake = to_snake(&pascal);
         let plural_pascal = plural::plural_pascal(&pascal);
         let grpc_service = if plural_pascal == pascal {
             format!("{pascal}Service")
@@ -115,14 +107,14 @@ impl EventNames {
     /// The spellings of the event `name` (PascalCase in the file) of a service whose example
     /// entity is `entity`.
     pub fn new(name: &str, entity: &EntityNames) -> Self {
-        let mut pascal = name.to_upper_camel_case();
+        let mut pascal = to_pascal(name);
         if pascal == entity.pascal
-            || pascal.to_snake_case() == entity.snake
-            || RESERVED.contains(&pascal.as_str())
+            || to_snake(&pascal) == entity.snake
+            || NOT_RAW.contains(&pascal.as_str())
         {
             pascal.push_str("Event");
         }
-        let snake = pascal.to_snake_case();
+        let snake = to_snake(&pascal);
         Self {
             name: name.to_owned(),
             module: rust_ident(&snake),
@@ -148,9 +140,9 @@ pub struct ServiceNames {
 impl ServiceNames {
     /// The spellings of `name` (a valid service name: lowercase, digits and `-`).
     pub fn new(name: &str) -> Self {
-        let snake = name.to_snake_case();
-        let mut pascal = name.to_upper_camel_case();
-        if RESERVED.contains(&pascal.as_str()) {
+        let snake = to_snake(name);
+        let mut pascal = to_pascal(name);
+        if NOT_RAW.contains(&pascal.as_str()) {
             pascal.push_str("Service");
         }
         Self {

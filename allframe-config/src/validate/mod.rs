@@ -1,5 +1,9 @@
 //! Stage 3: checks across the whole file, after types are known. Every problem is pushed; none
-//! stops the others. Each check is one function.
+//! stops the others. Each check is one function; the checks of names live in [`names`].
+
+mod names;
+
+pub use names::is_service_name;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::str::FromStr;
@@ -33,6 +37,29 @@ struct Checker<'a> {
     arch: &'a Architecture,
     source: &'a SourceFile,
     out: &'a mut Diagnostics,
+    /// Every service's name.
+    service_names: BTreeSet<&'a str>,
+    /// Every event some service declares in `[services.domain] events`.
+    produced: BTreeSet<&'a str>,
+    /// Did-you-mean comparisons left. A lookup compares a word with every candidate, so a file
+    /// with thousands of unknown references among thousands of names gets suggestions for the
+    /// first ones only, and its check stays linear in its size.
+    suggestions_left: usize,
+}
+
+/// How many word comparisons the did-you-mean lookups of one check make at most (a few
+/// milliseconds).
+const SUGGESTION_BUDGET: usize = 20_000;
+
+/// The closest of `candidates` to `word`, when comparing with all of them fits in `budget`.
+fn closest<'a>(
+    budget: &mut usize,
+    word: &str,
+    candidates: impl Iterator<Item = &'a str>,
+) -> Option<&'a str> {
+    let (_, most) = candidates.size_hint();
+    *budget = budget.checked_sub(most.unwrap_or(usize::MAX))?;
+    suggest::closest(word, candidates)
 }
 
 impl Checker<'_> {
@@ -43,11 +70,35 @@ impl Checker<'_> {
 
 /// Runs every check of `arch`, pushing into `out`.
 pub fn validate(arch: &Architecture, source: &SourceFile, out: &mut Diagnostics) {
-    let mut c = Checker { arch, source, out };
-    names(&mut c);
+    let mut c = Checker {
+        arch,
+        source,
+        out,
+        service_names: arch.services().iter().map(|s| s.name()).collect(),
+        produced: arch
+            .services()
+            .iter()
+            .flat_map(|s| s.events().iter().map(String::as_str))
+            .collect(),
+        suggestions_left: SUGGESTION_BUDGET,
+    };
+    names::architecture_name(&mut c);
+    if arch.services().is_empty() {
+        c.push(
+            Diagnostic::error(
+                Code::MissingTable,
+                KeyPath::root(),
+                "the architecture declares no services, so there is nothing to generate",
+            )
+            .with_help("add a service: `[[services]]` with `name = \"user-service\"` and `type = \"stateless\"`"),
+        );
+    }
+    names::service_names(&mut c);
+    names::events_across_services(&mut c);
+    names::regions(&mut c);
     for service in arch.services() {
         tables_match_type(&mut c, service);
-        identifiers(&mut c, service);
+        names::identifiers(&mut c, service);
         saga(&mut c, service);
         schedule(&mut c, service);
         messaging(&mut c, service);
@@ -59,73 +110,6 @@ pub fn validate(arch: &Architecture, source: &SourceFile, out: &mut Diagnostics)
 
 fn service_path(service: &ResolvedService) -> KeyPath {
     KeyPath::root().key("services").index(service.index)
-}
-
-/// A valid service name is a DNS label and a crate name: `a-z`, `0-9`, `-`, starting with a
-/// letter, not ending with `-`, at most 63 characters.
-pub fn is_service_name(name: &str) -> bool {
-    let bytes = name.as_bytes();
-    !bytes.is_empty()
-        && bytes.len() <= 63
-        && bytes[0].is_ascii_lowercase()
-        && bytes[bytes.len() - 1] != b'-'
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
-}
-
-fn kebab(name: &str) -> String {
-    let mut out = String::new();
-    for (i, ch) in name.chars().enumerate() {
-        if ch.is_ascii_uppercase() && i > 0 && !out.ends_with('-') {
-            out.push('-');
-        }
-        match ch {
-            c if c.is_ascii_alphanumeric() => out.push(c.to_ascii_lowercase()),
-            _ if !out.ends_with('-') => out.push('-'),
-            _ => {}
-        }
-    }
-    let trimmed = out
-        .trim_matches('-')
-        .trim_start_matches(|c: char| c.is_ascii_digit());
-    let mut result: String = trimmed.trim_matches('-').chars().take(63).collect();
-    if result.is_empty() {
-        result.push_str("service");
-    }
-    result
-}
-
-fn names(c: &mut Checker<'_>) {
-    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
-    for service in c.arch.services() {
-        let path = service_path(service).key("name");
-        let name = service.name();
-        if !is_service_name(name) {
-            c.push(
-                Diagnostic::error(
-                    Code::InvalidName,
-                    path.clone(),
-                    format!("`{name}` is not a valid service name: it must be a DNS label and a crate name"),
-                )
-                .with_help(format!(
-                    "use lowercase letters, digits and `-`, starting with a letter, at most 63 characters, e.g. `{}`",
-                    kebab(name)
-                )),
-            );
-        }
-        if let Some(first) = seen.insert(name, service.index) {
-            seen.insert(name, first);
-            c.push(
-                Diagnostic::error(
-                    Code::DuplicateService,
-                    path,
-                    format!("service `{name}` is declared twice (first as services[{first}])"),
-                )
-                .with_help("give each service a unique name"),
-            );
-        }
-    }
 }
 
 /// The type a type-specific table belongs to; `None` for tables any service may carry.
@@ -237,95 +221,6 @@ fn tables_match_type(c: &mut Checker<'_>, service: &ResolvedService) {
     }
 }
 
-fn is_pascal(name: &str) -> bool {
-    let mut chars = name.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_uppercase())
-        && chars.all(|c| c.is_ascii_alphanumeric())
-}
-
-fn is_snake(name: &str) -> bool {
-    let mut chars = name.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_lowercase())
-        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-}
-
-fn pascal(name: &str) -> String {
-    name.split(|c: char| !c.is_ascii_alphanumeric())
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let mut chars = p.chars();
-            chars
-                .next()
-                .map(|f| f.to_ascii_uppercase().to_string() + chars.as_str())
-                .unwrap_or_default()
-        })
-        .collect()
-}
-
-fn identifiers(c: &mut Checker<'_>, service: &ResolvedService) {
-    let base = service_path(service);
-    let s = &service.raw;
-    let mut lists: Vec<(KeyPath, &Vec<String>)> = Vec::new();
-    if let Some(d) = &s.domain {
-        lists.push((base.key("domain").key("entities"), &d.entities));
-        lists.push((base.key("domain").key("events"), &d.events));
-    }
-    if let Some(q) = &s.cqrs {
-        lists.push((base.key("cqrs").key("projections"), &q.projections));
-    }
-    if let Some(consumer) = &s.consumer {
-        lists.push((base.key("consumer").key("events"), &consumer.events));
-    }
-    if let Some(saga) = &s.saga {
-        lists.push((base.key("saga").key("steps"), &saga.steps));
-        lists.push((base.key("saga").key("compensation"), &saga.compensation));
-    }
-    for (path, names) in lists {
-        for (i, name) in names.iter().enumerate() {
-            if !is_pascal(name) {
-                c.push(
-                    Diagnostic::error(
-                        Code::InvalidName,
-                        path.index(i),
-                        format!(
-                            "`{name}` is not a PascalCase name; it becomes a Rust type or method"
-                        ),
-                    )
-                    .with_help(format!("write it as `{}`", pascal(name))),
-                );
-            }
-        }
-    }
-    if let Some(saga) = &s.saga
-        && !is_pascal(&saga.name)
-    {
-        c.push(
-            Diagnostic::error(
-                Code::InvalidName,
-                base.key("saga").key("name"),
-                format!(
-                    "`{}` is not a PascalCase name; it becomes a Rust trait",
-                    saga.name
-                ),
-            )
-            .with_help(format!("write it as `{}`", pascal(&saga.name))),
-        );
-    }
-    for job in s.jobs.iter().flat_map(|j| j.keys()) {
-        if !is_snake(job) {
-            c.push(
-                Diagnostic::error(
-                    Code::InvalidName,
-                    base.key("jobs").key(job),
-                    format!("job name `{job}` is not snake_case; it becomes a Rust method"),
-                )
-                .with_help("use lowercase letters, digits and `_`, starting with a letter")
-                .at_key(),
-            );
-        }
-    }
-}
-
 fn saga(c: &mut Checker<'_>, service: &ResolvedService) {
     let Some(saga) = &service.raw.saga else {
         return;
@@ -428,23 +323,17 @@ fn messaging(c: &mut Checker<'_>, service: &ResolvedService) {
 
 fn references(c: &mut Checker<'_>, service: &ResolvedService) {
     let base = service_path(service);
-    let names: BTreeSet<&str> = c.arch.services().iter().map(|s| s.name()).collect();
-    let produced: BTreeSet<&str> = c
-        .arch
-        .services()
-        .iter()
-        .flat_map(|s| s.events().iter().map(String::as_str))
-        .collect();
 
     if let Some(bff) = &service.raw.bff {
         for (i, target) in bff.aggregates.iter().enumerate() {
-            if !names.contains(target.as_str()) {
+            if !c.service_names.contains(target.as_str()) {
                 let mut d = Diagnostic::warning(
                     Code::UnknownReference,
                     base.key("bff").key("aggregates").index(i),
                     format!("`{target}` is not a service in this file; it is treated as external"),
                 );
-                if let Some(best) = suggest::closest(target, names.iter().copied()) {
+                let names = c.service_names.iter().copied();
+                if let Some(best) = closest(&mut c.suggestions_left, target, names) {
                     d = d.with_help(format!("did you mean `{best}`?"));
                 }
                 c.push(d);
@@ -467,7 +356,7 @@ fn references(c: &mut Checker<'_>, service: &ResolvedService) {
             "events"
         };
         for (i, event) in events.into_iter().flatten().enumerate() {
-            if !produced.contains(event.as_str()) {
+            if !c.produced.contains(event.as_str()) {
                 let mut d = Diagnostic::warning(
                     Code::UnknownReference,
                     base.key(table).key(key).index(i),
@@ -475,7 +364,8 @@ fn references(c: &mut Checker<'_>, service: &ResolvedService) {
                         "no service in this file declares the event `{event}` in `[services.domain] events`; it must come from outside"
                     ),
                 );
-                if let Some(best) = suggest::closest(event, produced.iter().copied()) {
+                let produced = c.produced.iter().copied();
+                if let Some(best) = closest(&mut c.suggestions_left, event, produced) {
                     d = d.with_help(format!("did you mean `{best}`?"));
                 }
                 c.push(d);
@@ -490,12 +380,21 @@ fn references(c: &mut Checker<'_>, service: &ResolvedService) {
         .flat_map(|p| &p.outbound)
         .enumerate()
     {
-        if !names.contains(target.as_str()) && !OUTBOUND_ENGINES.contains(&target.as_str()) {
-            let candidates: Vec<&str> = names
+        if !c.service_names.contains(target.as_str())
+            && !OUTBOUND_ENGINES.contains(&target.as_str())
+        {
+            let candidates = c
+                .service_names
                 .iter()
                 .copied()
-                .chain(OUTBOUND_ENGINES.iter().copied())
-                .collect();
+                .chain(OUTBOUND_ENGINES.iter().copied());
+            let hint = match closest(&mut c.suggestions_left, target, candidates) {
+                Some(best) => format!("did you mean `{best}`?"),
+                None => format!(
+                    "name a service of this file or one of {}",
+                    suggest::quoted_list(OUTBOUND_ENGINES)
+                ),
+            };
             c.push(
                 Diagnostic::error(
                     Code::UnknownReference,
@@ -503,8 +402,7 @@ fn references(c: &mut Checker<'_>, service: &ResolvedService) {
                     format!("`{target}` is neither a service in this file nor a known engine"),
                 )
                 .with_help(format!(
-                    "{}; external APIs belong in `[services.integrations]` or an anti-corruption-layer service",
-                    suggest::help(target, &candidates)
+                    "{hint}; external APIs belong in `[services.integrations]` or an anti-corruption-layer service"
                 )),
             );
         }

@@ -1,0 +1,375 @@
+//! Names that become code, directories or DNS labels: the architecture's and the services' names,
+//! the entities, events, projections, saga steps and jobs each service declares, and the regions
+//! files are named after. A name passes only when the code generated from it compiles: no
+//! keyword, no prelude or imported name, no two names that become one module, no crate a service
+//! depends on. Every suggestion printed is itself a valid name.
+
+use std::collections::BTreeMap;
+
+use super::{Checker, service_path};
+use crate::diagnostic::{Code, Diagnostic};
+use crate::names::{
+    crate_name_conflict, is_keyword, is_pascal, is_snake, snake, suggest_kebab, suggest_pascal,
+    type_name_conflict,
+};
+use crate::resolve::ResolvedService;
+use crate::source::KeyPath;
+
+/// A valid service name is a DNS label and a crate name: `a-z`, `0-9`, `-`, starting with a
+/// letter, not ending with `-`, at most 63 characters.
+pub fn is_service_name(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= 63
+        && bytes[0].is_ascii_lowercase()
+        && bytes[bytes.len() - 1] != b'-'
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+}
+
+/// `[architecture] name`: a DNS label like a service name (it prefixes topics, names the
+/// workspace directory, the compose project and the cloud resources).
+pub(super) fn architecture_name(c: &mut Checker<'_>) {
+    let name = c.arch.name();
+    if !is_service_name(name) {
+        c.push(
+            Diagnostic::error(
+                Code::InvalidName,
+                KeyPath::root().key("architecture").key("name"),
+                format!(
+                    "{} is not a valid architecture name: it names the workspace directory, topics and cloud resources, so it must be a DNS label",
+                    quoted(name)
+                ),
+            )
+            .with_help(format!(
+                "use lowercase letters, digits and `-`, starting with a letter, at most 63 characters, e.g. `{}`",
+                suggest_kebab(name, "my-system")
+            )),
+        );
+    }
+}
+
+/// Service names: valid, not a reserved crate, declared once.
+pub(super) fn service_names(c: &mut Checker<'_>) {
+    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+    for service in c.arch.services() {
+        let path = service_path(service).key("name");
+        let name = service.name();
+        if !is_service_name(name) {
+            c.push(
+                Diagnostic::error(
+                    Code::InvalidName,
+                    path.clone(),
+                    format!(
+                        "{} is not a valid service name: it must be a DNS label and a crate name",
+                        quoted(name)
+                    ),
+                )
+                .with_help(format!(
+                    "use lowercase letters, digits and `-`, starting with a letter, at most 63 characters, e.g. `{}`",
+                    suggest_kebab(name, "my-service")
+                )),
+            );
+        } else if let Some(reason) = crate_name_conflict(name) {
+            c.push(
+                Diagnostic::error(
+                    Code::InvalidName,
+                    path.clone(),
+                    format!("`{name}` cannot name a service crate: it is {reason}"),
+                )
+                .with_help(format!("rename the service, e.g. `{name}-service`")),
+            );
+        }
+        if let Some(first) = seen.insert(name, service.index) {
+            seen.insert(name, first);
+            c.push(
+                Diagnostic::error(
+                    Code::DuplicateService,
+                    path,
+                    format!("service `{name}` is declared twice (first as services[{first}])"),
+                )
+                .with_help("give each service a unique name"),
+            );
+        }
+    }
+}
+
+/// What a name of the file becomes, for the messages.
+#[derive(Clone, Copy)]
+enum Becomes {
+    /// A Rust type (and its snake_case module): entities, events, projections, sagas.
+    Type,
+    /// A Rust method, from a PascalCase name: saga steps and compensations.
+    Method,
+}
+
+/// One declared name and where it is written.
+struct Declared<'a> {
+    name: &'a str,
+    path: KeyPath,
+}
+
+/// The type and method names one service declares.
+pub(super) fn identifiers(c: &mut Checker<'_>, service: &ResolvedService) {
+    let base = service_path(service);
+    let s = &service.raw;
+    let mut types: Vec<(KeyPath, &Vec<String>, &'static str)> = Vec::new();
+    if let Some(d) = &s.domain {
+        types.push((base.key("domain").key("entities"), &d.entities, "entity"));
+        types.push((base.key("domain").key("events"), &d.events, "event"));
+    }
+    if let Some(q) = &s.cqrs {
+        types.push((
+            base.key("cqrs").key("projections"),
+            &q.projections,
+            "projection",
+        ));
+    }
+    if let Some(consumer) = &s.consumer {
+        types.push((
+            base.key("consumer").key("events"),
+            &consumer.events,
+            "event",
+        ));
+    }
+    // Entities, events and projections become modules of one crate: no two may share a
+    // snake_case name unless they are the same event named twice.
+    let mut modules: BTreeMap<String, (&str, &'static str, KeyPath)> = BTreeMap::new();
+    for (path, names, what) in &types {
+        let mut in_list: BTreeMap<&str, usize> = BTreeMap::new();
+        for (i, name) in names.iter().enumerate() {
+            let at = path.index(i);
+            if let Some(first) = in_list.insert(name, i) {
+                in_list.insert(name, first);
+                c.push(
+                    Diagnostic::error(
+                        Code::NameClash,
+                        at,
+                        format!("{what} `{name}` is listed twice (first at index {first})"),
+                    )
+                    .with_help("remove the repeated name"),
+                );
+                continue;
+            }
+            if !check_type_name(c, name, at.clone(), what, Becomes::Type) {
+                continue;
+            }
+            let module = snake(name);
+            match modules.get(&module) {
+                Some((other, other_what, _)) if *other == name.as_str() && other_what == what => {}
+                Some((other, other_what, other_path)) => {
+                    let message = format!(
+                        "{what} `{name}` and {other_what} `{other}` ({other_path}) both become the module `{module}`"
+                    );
+                    let help = if *other_what == "entity" && *what == "event" {
+                        format!("name the event for what happened, e.g. `{name}Changed`")
+                    } else {
+                        "give them names that differ in more than letter case".to_owned()
+                    };
+                    c.push(Diagnostic::error(Code::NameClash, at, message).with_help(help));
+                }
+                None => {
+                    modules.insert(module, (name, what, at));
+                }
+            }
+        }
+    }
+    if let Some(saga) = &s.saga {
+        let path = base.key("saga");
+        check_type_name(c, &saga.name, path.key("name"), "saga", Becomes::Type);
+        let methods = saga
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(i, name)| (path.key("steps").index(i), name))
+            .chain(
+                saga.compensation
+                    .iter()
+                    .enumerate()
+                    .map(|(i, name)| (path.key("compensation").index(i), name)),
+            )
+            .map(|(path, name)| Declared { name, path });
+        unique_methods(c, methods, "saga step");
+    }
+    for job in s.jobs.iter().flat_map(|j| j.keys()) {
+        let path = base.key("jobs").key(job);
+        if !is_snake(job) {
+            c.push(
+                Diagnostic::error(
+                    Code::InvalidName,
+                    path,
+                    format!("job name `{job}` is not snake_case; it becomes a Rust method"),
+                )
+                .with_help(format!(
+                    "use lowercase letters, digits and `_`, starting with a letter, e.g. `{}`",
+                    snake(&suggest_pascal(job, "NightlyJob"))
+                ))
+                .at_key(),
+            );
+        } else if is_keyword(job) {
+            c.push(
+                Diagnostic::error(
+                    Code::InvalidName,
+                    path,
+                    format!("job name `{job}` is a Rust keyword; it becomes a Rust method"),
+                )
+                .with_help(format!("rename the job, e.g. `{job}_job`"))
+                .at_key(),
+            );
+        }
+    }
+}
+
+/// Checks one PascalCase name that becomes a type or a method; false when it is unusable.
+fn check_type_name(
+    c: &mut Checker<'_>,
+    name: &str,
+    path: KeyPath,
+    what: &str,
+    becomes: Becomes,
+) -> bool {
+    let role = match becomes {
+        Becomes::Type => "a Rust type",
+        Becomes::Method => "a Rust method",
+    };
+    if !is_pascal(name) {
+        c.push(
+            Diagnostic::error(
+                Code::InvalidName,
+                path,
+                format!(
+                    "{what} {} is not a PascalCase name; it becomes {role}",
+                    quoted(name)
+                ),
+            )
+            .with_help(format!(
+                "write it as `{}`",
+                usable(&suggest_pascal(name, "Renamed"), what)
+            )),
+        );
+        return false;
+    }
+    let conflict = match becomes {
+        Becomes::Type => type_name_conflict(name),
+        Becomes::Method => {
+            (is_keyword(name) || is_keyword(&snake(name))).then_some("a Rust keyword")
+        }
+    };
+    if let Some(reason) = conflict {
+        c.push(
+            Diagnostic::error(
+                Code::InvalidName,
+                path,
+                format!("{what} `{name}` is {reason}, so it cannot become {role}"),
+            )
+            .with_help(format!(
+                "choose a more specific name, e.g. `{}`",
+                usable(name, what)
+            )),
+        );
+        return false;
+    }
+    true
+}
+
+/// `name` when it is usable, else `name` with a suffix for `what` that makes it usable.
+fn usable(name: &str, what: &str) -> String {
+    if type_name_conflict(name).is_none() {
+        return name.to_owned();
+    }
+    let suffix = match what {
+        "event" => "Happened",
+        "projection" => "View",
+        "saga" => "Saga",
+        "saga step" => "Step",
+        _ => "Record",
+    };
+    format!("{name}{suffix}")
+}
+
+/// Saga steps and compensations: each a valid PascalCase name whose snake_case method exists
+/// once.
+fn unique_methods<'a>(c: &mut Checker<'_>, names: impl Iterator<Item = Declared<'a>>, what: &str) {
+    let mut seen: BTreeMap<String, (&str, KeyPath)> = BTreeMap::new();
+    for Declared { name, path } in names {
+        if !check_type_name(c, name, path.clone(), what, Becomes::Method) {
+            continue;
+        }
+        let method = snake(name);
+        if let Some((other, other_path)) = seen.get(&method) {
+            let message = if *other == name {
+                format!("{what} `{name}` is listed twice (first at {other_path})")
+            } else {
+                format!(
+                    "{what} `{name}` and `{other}` ({other_path}) both become the method `{method}`"
+                )
+            };
+            c.push(
+                Diagnostic::error(Code::NameClash, path, message)
+                    .with_help("every step and compensation needs its own name"),
+            );
+        } else {
+            seen.insert(method, (name, path));
+        }
+    }
+}
+
+/// Events named anywhere in the file share one set of types: two different spellings that
+/// become one module are an error.
+pub(super) fn events_across_services(c: &mut Checker<'_>) {
+    let mut modules: BTreeMap<String, (&str, KeyPath)> = BTreeMap::new();
+    for service in c.arch.services() {
+        let base = service_path(service).key("domain").key("events");
+        for (i, name) in service.events().iter().enumerate() {
+            if !is_pascal(name) {
+                continue;
+            }
+            let module = snake(name);
+            match modules.get(&module) {
+                Some((other, other_path)) if *other != name.as_str() => c.push(
+                    Diagnostic::error(
+                        Code::NameClash,
+                        base.index(i),
+                        format!(
+                            "event `{name}` and event `{other}` ({other_path}) differ only in letter case; both become the module `{module}` of the shared event types"
+                        ),
+                    )
+                    .with_help(format!("spell the event the same way everywhere, e.g. `{other}`")),
+                ),
+                Some(_) => {}
+                None => {
+                    modules.insert(module, (name, base.index(i)));
+                }
+            }
+        }
+    }
+}
+
+/// `[cloud] regions`: each becomes a file name (`regions/<region>.tfvars`) and a stack name.
+pub(super) fn regions(c: &mut Checker<'_>) {
+    let path = KeyPath::root().key("cloud").key("regions");
+    for (i, region) in c.arch.file().cloud.regions.iter().enumerate() {
+        if !is_service_name(region) {
+            c.push(
+                Diagnostic::error(
+                    Code::InvalidName,
+                    path.index(i),
+                    format!(
+                        "{} is not a cloud region name; regions name files and stacks",
+                        quoted(region)
+                    ),
+                )
+                .with_help(format!(
+                    "write the provider's region id, lowercase letters, digits and `-`, e.g. `{}`",
+                    suggest_kebab(region, "us-east-1")
+                )),
+            );
+        }
+    }
+}
+
+/// A value quoted for a message, with control characters escaped so a message stays one line.
+pub(super) fn quoted(value: &str) -> String {
+    format!("`{}`", value.escape_debug())
+}
