@@ -8,7 +8,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use allframe_config::{Architecture, Diagnostics, ResolvedService, Severity, SourceFile};
+use allframe_config::{
+    Architecture, Diagnostics, ReadError, ResolvedService, Severity, SourceFile,
+};
 use proc_macro2::Span;
 
 use crate::{Env, ServiceArgs};
@@ -42,27 +44,32 @@ pub fn load(args: &ServiceArgs, env: &Env) -> Result<Loaded, syn::Error> {
         ));
     }
     let path = env.manifest_dir.join(relative);
-    let text = std::fs::read_to_string(&path).map_err(|e| {
-        syn::Error::new(
-            args.config_span,
-            format!(
-                "cannot read `{}` ({e}); `config` is resolved relative to this crate's Cargo.toml: check the path",
-                args.config
-            ),
-        )
-    })?;
+    let source = match SourceFile::read_as(&path, &args.config) {
+        Ok(source) => source,
+        Err(e) => {
+            let hint = match e {
+                ReadError::NotFound { .. } => {
+                    "`config` is resolved relative to this crate's Cargo.toml: check the path"
+                }
+                _ => e.help(),
+            };
+            return Err(syn::Error::new(
+                args.config_span,
+                format!("cannot read the architecture file: {e}; {hint}"),
+            ));
+        }
+    };
     let checked = {
         let mut map = cache()
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         match map.get(&path) {
-            Some((cached_text, checked)) if *cached_text == text => checked.clone(),
+            Some((cached_text, checked)) if cached_text == source.text() => checked.clone(),
             _ => {
-                let source = SourceFile::new(&args.config, text.clone());
                 let checked = allframe_config::check(&source)
                     .map(Arc::new)
                     .map_err(Arc::new);
-                map.insert(path.clone(), (text, checked.clone()));
+                map.insert(path.clone(), (source.text().to_owned(), checked.clone()));
                 checked
             }
         }

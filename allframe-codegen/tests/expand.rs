@@ -267,9 +267,16 @@ fn errors_become_compile_errors_with_a_skeleton() {
 
     let missing = compile_errors(&c.expand(quote!(config = "nope.toml", name = "x")));
     assert!(
-        missing[0].contains("cannot read `nope.toml`"),
+        missing[0].contains("`nope.toml` does not exist"),
         "{missing:?}"
     );
+
+    // The macro reads the file with the CLI's bounds: a huge file is refused before it is read.
+    let huge = c.dir.path().join("huge.toml");
+    let size = allframe_config::MAX_FILE_BYTES as usize + 1;
+    std::fs::write(&huge, vec![b'#'; size]).expect("write");
+    let huge = compile_errors(&c.expand(quote!(config = "huge.toml", name = "x")));
+    assert!(huge[0].contains("larger than 4 MiB"), "{huge:?}");
 
     let typo = compile_errors(&c.expand(quote!(confg = "architecture.toml", name = "x")));
     assert!(typo.iter().any(|e| e.contains("config")), "{typo:?}");

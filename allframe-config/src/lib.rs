@@ -22,7 +22,7 @@ pub use diagnostic::{Diagnostic, Diagnostics, Severity};
 pub use interpolate::{EnvString, Segment, UnsetVariable};
 pub use model::ArchitectureFile;
 pub use resolve::{Architecture, ResolvedService};
-pub use source::{KeyPath, SourceFile};
+pub use source::{KeyPath, MAX_FILE_BYTES, ReadError, SourceFile};
 
 /// Reads, resolves and validates one file. `Err` holds at least one error; `Ok` may carry
 /// warnings in [`Architecture::warnings`].

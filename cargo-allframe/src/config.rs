@@ -2,7 +2,6 @@
 //! copies them into the workspace) and the checked [`Architecture`], or a typed error that
 //! names the file.
 
-use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
 use allframe_config::{Architecture, SourceFile};
@@ -38,21 +37,13 @@ impl Loaded {
     }
 }
 
-/// Reads and checks `path`.
+/// Reads and checks `path` (a regular file of at most [`allframe_config::MAX_FILE_BYTES`]).
 pub fn load(path: &Path) -> Result<Loaded, CliError> {
-    let bytes = std::fs::read(path).map_err(|source| match source.kind() {
-        ErrorKind::NotFound => CliError::ConfigNotFound {
-            path: path.to_path_buf(),
-        },
-        _ => CliError::ReadConfig {
-            path: path.to_path_buf(),
-            source,
-        },
+    let source = SourceFile::read(path).map_err(|source| CliError::ReadConfig {
+        help: source.help(),
+        source,
     })?;
-    let text = String::from_utf8(bytes.clone()).map_err(|_| CliError::NotUtf8 {
-        path: path.to_path_buf(),
-    })?;
-    let source = SourceFile::new(path, text);
+    let bytes = source.text().as_bytes().to_vec();
     let architecture =
         allframe_config::check(&source).map_err(|diagnostics| ConfigReport::new(&diagnostics))?;
     Ok(Loaded {

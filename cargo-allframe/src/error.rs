@@ -11,39 +11,17 @@ use crate::report::ConfigReport;
 /// Why a `cargo allframe` command failed.
 #[derive(Debug, thiserror::Error, Diagnostic)]
 pub enum CliError {
-    /// The configuration file does not exist.
-    #[error("the architecture file `{}` does not exist", path.display())]
-    #[diagnostic(
-        code(allframe::config_not_found),
-        help(
-            "pass the architecture file with `--config FILE` (the default is ./architecture.toml)"
-        )
-    )]
-    ConfigNotFound {
-        /// The path given (or the default).
-        path: PathBuf,
-    },
-
-    /// The configuration file could not be read.
-    #[error("cannot read the architecture file `{}`", path.display())]
+    /// The configuration file could not be read: missing, not a regular file, too large, not
+    /// UTF-8, or unreadable.
+    #[error("the architecture file {source}")]
     #[diagnostic(code(allframe::config_unreadable))]
     ReadConfig {
-        /// The file.
-        path: PathBuf,
-        /// The I/O failure.
+        /// Why.
         #[source]
-        source: std::io::Error,
-    },
-
-    /// The configuration file is not UTF-8 text.
-    #[error("the architecture file `{}` is not UTF-8 text", path.display())]
-    #[diagnostic(
-        code(allframe::config_not_text),
-        help("architecture.toml must be a TOML document encoded as UTF-8")
-    )]
-    NotUtf8 {
-        /// The file.
-        path: PathBuf,
+        source: allframe_config::ReadError,
+        /// A likely fix.
+        #[help]
+        help: &'static str,
     },
 
     /// The configuration file has errors.

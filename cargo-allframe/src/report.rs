@@ -10,19 +10,100 @@ use std::sync::Arc;
 
 use allframe_config::{Diagnostic as ConfigDiagnostic, Diagnostics, Severity};
 use miette::{
-    Diagnostic, GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource, SourceCode,
+    Diagnostic, GraphicalReportHandler, GraphicalTheme, LabeledSpan, MietteError,
+    MietteSpanContents, SourceCode, SourceSpan, SpanContents,
 };
+
+/// The text of `architecture.toml` under its name, with the offset of every line: a snippet is
+/// read from its own lines, where miette's `String` source scans the file from its start for
+/// each one (thousands of warnings on a large file made rendering quadratic).
+#[derive(Debug)]
+pub struct IndexedSource {
+    name: String,
+    text: String,
+    line_starts: Vec<usize>,
+}
+
+impl IndexedSource {
+    /// `text`, reported as `name`.
+    pub fn new(name: impl Into<String>, text: impl Into<String>) -> Self {
+        let text = text.into();
+        let line_starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        Self {
+            name: name.into(),
+            text,
+            line_starts,
+        }
+    }
+
+    /// The 0-based line holding byte `offset`.
+    fn line_of(&self, offset: usize) -> usize {
+        self.line_starts.partition_point(|start| *start <= offset) - 1
+    }
+}
+
+impl SourceCode for IndexedSource {
+    fn read_span<'a>(
+        &'a self,
+        span: &SourceSpan,
+        before: usize,
+        after: usize,
+    ) -> Result<Box<dyn SpanContents<'a> + 'a>, MietteError> {
+        // The same window as miette's own sources: `before` lines above the span's first line
+        // (or the span's start without them); the span's last byte; then the rest of the line
+        // after the span and `after` more lines.
+        let (start, end) = (span.offset(), span.offset() + span.len());
+        if end.saturating_sub(1) > self.text.len() {
+            return Err(MietteError::OutOfBounds);
+        }
+        let first = self.line_of(start.min(self.text.len()));
+        // miette counts the rest of the span's line from the first newline at or after here.
+        let after_span = end.max(1).min(self.text.len());
+        let newline_after = self.line_starts.last().is_some_and(|s| *s > after_span);
+        let (from, line, column) = if before == 0 {
+            let column = if after > 0 && newline_after {
+                0
+            } else {
+                start - self.line_starts[first]
+            };
+            (start, first, column)
+        } else {
+            let line = first.saturating_sub(before);
+            (self.line_starts[line], line, 0)
+        };
+        let to = if after == 0 {
+            end.max(1).min(self.text.len())
+        } else {
+            self.line_starts
+                .get(self.line_of(after_span) + after + 1)
+                .copied()
+                .unwrap_or(self.text.len())
+        }
+        .max(from);
+        let line_count = self.line_starts.partition_point(|s| *s <= to) - 1;
+        Ok(Box::new(MietteSpanContents::new_named(
+            self.name.clone(),
+            &self.text.as_bytes()[from..to],
+            (from, to - from).into(),
+            line,
+            column,
+            line_count,
+        )))
+    }
+}
 
 /// One problem of `architecture.toml`, renderable by miette with its snippet.
 #[derive(Debug)]
 pub struct ConfigProblem {
     diagnostic: ConfigDiagnostic,
-    source: NamedSource<Arc<String>>,
+    source: Arc<IndexedSource>,
 }
 
 impl ConfigProblem {
     /// `diagnostic`, shown against `source` (the file's text under its name).
-    pub fn new(diagnostic: ConfigDiagnostic, source: NamedSource<Arc<String>>) -> Self {
+    pub fn new(diagnostic: ConfigDiagnostic, source: Arc<IndexedSource>) -> Self {
         Self { diagnostic, source }
     }
 
@@ -64,7 +145,7 @@ impl Diagnostic for ConfigProblem {
     }
 
     fn source_code(&self) -> Option<&dyn SourceCode> {
-        Some(&self.source)
+        Some(self.source.as_ref())
     }
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
@@ -85,10 +166,12 @@ pub fn problems<'a>(
     diagnostics: &Diagnostics,
     selected: impl Iterator<Item = &'a ConfigDiagnostic>,
 ) -> Vec<ConfigProblem> {
-    let text = Arc::new(diagnostics.text().to_owned());
-    let name = diagnostics.file().display().to_string();
+    let source = Arc::new(IndexedSource::new(
+        diagnostics.file().display().to_string(),
+        diagnostics.text(),
+    ));
     selected
-        .map(|d| ConfigProblem::new(d.clone(), NamedSource::new(&name, Arc::clone(&text))))
+        .map(|d| ConfigProblem::new(d.clone(), Arc::clone(&source)))
         .collect()
 }
 
@@ -265,6 +348,38 @@ mod tests {
         let (mut out, mut err) = (Vec::new(), Vec::new());
         Reporter::new(&mut out, &mut err, false).diagnostic(diagnostic);
         String::from_utf8(err).expect("utf-8")
+    }
+
+    #[test]
+    fn indexed_snippets_are_the_ones_miette_reads_from_the_whole_text() {
+        for text in [
+            "[a]\nx = 1\n\n[[b]]\nname = \"api\"\ntype = \"stateles\"\nlast = true",
+            "\n\nx = 1\n",
+        ] {
+            same_snippets_as_miette(text);
+        }
+    }
+
+    fn same_snippets_as_miette(text: &str) {
+        let indexed = IndexedSource::new("f.toml", text);
+        for start in 0..text.len() {
+            for len in 0..=(text.len() - start).min(12) {
+                for (before, after) in [(0, 0), (1, 1), (2, 3), (0, 2), (3, 0)] {
+                    let span = SourceSpan::from((start, len));
+                    let theirs = text.read_span(&span, before, after).expect("in bounds");
+                    let ours = indexed.read_span(&span, before, after).expect("in bounds");
+                    let at = format!("{start}+{len} ({before}, {after})");
+                    assert_eq!(ours.data(), theirs.data(), "{at}");
+                    assert_eq!(ours.span(), theirs.span(), "{at}");
+                    assert_eq!(ours.line(), theirs.line(), "{at}");
+                    assert_eq!(ours.column(), theirs.column(), "{at}");
+                    assert_eq!(ours.line_count(), theirs.line_count(), "{at}");
+                    assert_eq!(ours.name(), Some("f.toml"));
+                }
+            }
+        }
+        let beyond = SourceSpan::from((text.len() + 1, 1));
+        assert!(indexed.read_span(&beyond, 1, 1).is_err());
     }
 
     #[test]

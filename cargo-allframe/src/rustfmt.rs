@@ -88,6 +88,9 @@ fn format_batch(program: &str, files: &[(&str, &str)]) -> Result<Vec<String>, Fo
     let unavailable = |path: &std::path::Path, e: std::io::Error| {
         FormatError::Unavailable(format!("{}: {e}", path.display()))
     };
+    // An empty configuration at the top ends rustfmt's search for one above every file.
+    let config = scratch.path().join("rustfmt.toml");
+    std::fs::write(&config, "").map_err(|e| unavailable(&config, e))?;
     let mut paths = Vec::with_capacity(files.len());
     for (relative, source) in files {
         let path = scratch.path().join(relative);
@@ -97,9 +100,17 @@ fn format_batch(program: &str, files: &[(&str, &str)]) -> Result<Vec<String>, Fo
         std::fs::write(&path, source).map_err(|e| unavailable(&path, e))?;
         paths.push(path);
     }
+    // rustfmt follows `mod x;` into x.rs: a file its parent module declares is formatted through
+    // the parent, and naming it too would format it again.
+    let declared = declared_modules(files);
+    let roots = paths
+        .iter()
+        .zip(files)
+        .filter(|(_, (relative, _))| !declared.contains(*relative))
+        .map(|(path, _)| path);
     let output = Command::new(program)
         .args(["--edition", "2024", "--quiet"])
-        .args(&paths)
+        .args(roots)
         .stdin(Stdio::null())
         .output()
         .map_err(|e| FormatError::Unavailable(format!("`{program}`: {e}")))?;
@@ -115,6 +126,60 @@ fn format_batch(program: &str, files: &[(&str, &str)]) -> Result<Vec<String>, Fo
         .iter()
         .map(|path| std::fs::read_to_string(path).map_err(|e| unavailable(path, e)))
         .collect()
+}
+
+/// The files of `files` that another file of `files` declares as a module (`mod x;` in
+/// `src/main.rs` declares `src/x.rs` or `src/x/mod.rs`; in `src/a/mod.rs`, `src/a/x.rs` …).
+fn declared_modules<'a>(files: &[(&'a str, &str)]) -> std::collections::HashSet<&'a str> {
+    let present: std::collections::HashSet<&str> = files.iter().map(|(path, _)| *path).collect();
+    let mut declared = std::collections::HashSet::new();
+    for (path, source) in files {
+        let (dir, file) = path.rsplit_once('/').unwrap_or(("", path));
+        // Children of `main.rs`, `lib.rs` and `mod.rs` live beside them; those of `a.rs` in `a/`.
+        let base = match file {
+            "main.rs" | "lib.rs" | "mod.rs" => dir.to_owned(),
+            other => match other.strip_suffix(".rs") {
+                Some(stem) if dir.is_empty() => stem.to_owned(),
+                Some(stem) => format!("{dir}/{stem}"),
+                None => continue,
+            },
+        };
+        let prefix = if base.is_empty() {
+            String::new()
+        } else {
+            format!("{base}/")
+        };
+        for name in source.lines().filter_map(module_declaration) {
+            let name = name.trim_start_matches("r#");
+            for candidate in [
+                format!("{prefix}{name}.rs"),
+                format!("{prefix}{name}/mod.rs"),
+            ] {
+                if let Some(child) = present.get(candidate.as_str()) {
+                    declared.insert(*child);
+                }
+            }
+        }
+    }
+    declared
+}
+
+/// `x` when `line` is an out-of-line module declaration `mod x;` (with any visibility).
+fn module_declaration(line: &str) -> Option<&str> {
+    let line = line.trim();
+    let rest = if let Some(rest) = line.strip_prefix("pub") {
+        let rest = rest.trim_start();
+        match rest.strip_prefix('(') {
+            Some(scoped) => scoped.split_once(')')?.1.trim_start(),
+            None => rest,
+        }
+    } else {
+        line
+    };
+    let name = rest.strip_prefix("mod ")?.trim().strip_suffix(';')?.trim();
+    name.chars()
+        .all(|c| c.is_alphanumeric() || c == '_' || c == '#')
+        .then_some(name)
 }
 
 #[cfg(test)]
@@ -167,6 +232,34 @@ mod tests {
             "{mixed:?}"
         );
         assert_eq!(mixed[2], Ok("const C: u8 = 1;\n".to_owned()));
+        // A declared module is formatted once, through its parent; an undeclared one on its own.
+        let tree = format_all(
+            &program,
+            &[
+                (
+                    "src/main.rs",
+                    "pub(crate) mod  a ;\nmod r#type;\nfn main(){}",
+                ),
+                ("src/a/mod.rs", "pub mod b;"),
+                ("src/a/b.rs", "fn  b( ){}"),
+                ("src/type.rs", "fn  t( ){}"),
+                ("src/loose.rs", "fn  l( ){}"),
+            ],
+        );
+        assert_eq!(tree[2], Ok("fn b() {}\n".to_owned()));
+        assert_eq!(tree[3], Ok("fn t() {}\n".to_owned()));
+        assert_eq!(tree[4], Ok("fn l() {}\n".to_owned()));
+        let declared = declared_modules(&[
+            ("src/main.rs", "pub(crate) mod  a ;\nmod r#type;\n// mod c;"),
+            ("src/a/mod.rs", "pub mod b;"),
+            ("src/a/b.rs", ""),
+            ("src/type.rs", ""),
+            ("src/c.rs", ""),
+        ]);
+        let mut declared: Vec<&str> = declared.into_iter().collect();
+        declared.sort_unstable();
+        assert_eq!(declared, ["src/a/b.rs", "src/a/mod.rs", "src/type.rs"]);
+
         let missing = format_all("/nonexistent/rustfmt", &[("a.rs", "fn a() {}")]);
         assert!(matches!(missing[0], Err(FormatError::Unavailable(_))));
         assert!(format_all(&program, &[]).is_empty());

@@ -35,6 +35,31 @@ fn a_missing_file_is_named_and_the_option_suggested() {
 }
 
 #[test]
+fn devices_fifos_and_oversized_files_are_refused_at_once() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let fifo = dir.path().join("fifo.toml");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo runs");
+    assert!(made.success());
+    std::fs::write(
+        dir.path().join("huge.toml"),
+        vec![b'#'; allframe_config::MAX_FILE_BYTES as usize + 1],
+    )
+    .expect("write");
+    for (config, says) in [
+        ("/dev/zero", "is a character device, not a regular file"),
+        ("fifo.toml", "is a FIFO, not a regular file"),
+        ("huge.toml", "is larger than 4 MiB"),
+    ] {
+        let run = cargo_allframe(dir.path(), &["check", "--config", config]).failed();
+        assert!(run.stderr.contains(says), "{config}: {}", run.stderr);
+        assert!(run.stderr.contains(config), "{}", run.stderr);
+    }
+}
+
+#[test]
 fn a_file_that_is_not_toml_shows_the_syntax_error_with_its_line() {
     let dir = tempfile::tempdir().expect("temp dir");
     let text = "[architecture]\nname = \"shop\"\n\n[[services]\nname = \"api\"\n";
