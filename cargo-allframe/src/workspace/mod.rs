@@ -182,12 +182,7 @@ impl Workspace {
         match ws.inspect(&state)? {
             Some(Kind::Dir) => {}
             None if access == Access::Preview => return ws.check_foreign(force, allowed),
-            None => {
-                ws.fs
-                    .create_dir(&state)
-                    .map_err(|e| CliError::io("create", &state, e))?;
-                ws.scaffold.push(state);
-            }
+            None => ws.create_dir(state)?,
             Some(Kind::Symlink) => return Err(CliError::Symlink { path: state }),
             Some(_) => {
                 return Err(CliError::Obstructed {
@@ -235,12 +230,25 @@ impl Workspace {
             }
         }
         for dir in missing.into_iter().rev() {
-            self.fs
-                .create_dir(&dir)
-                .map_err(|e| CliError::io("create", &dir, e))?;
-            self.scaffold.push(dir);
+            self.create_dir(dir)?;
         }
         Ok(())
+    }
+
+    /// Creates the directory `dir`, remembering it; one that another ignite created meanwhile
+    /// is theirs.
+    fn create_dir(&mut self, dir: PathBuf) -> Result<(), CliError> {
+        match self.fs.create_dir(&dir) {
+            Ok(()) => {
+                self.scaffold.push(dir);
+                Ok(())
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => match self.fs.kind(&dir) {
+                Ok(Some(Kind::Dir)) => Ok(()),
+                _ => Err(CliError::io("create", &dir, e)),
+            },
+            Err(e) => Err(CliError::io("create", &dir, e)),
+        }
     }
 
     /// What is at `path`, not following a link.

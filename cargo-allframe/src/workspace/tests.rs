@@ -344,3 +344,487 @@ fn a_directory_where_a_file_belongs_is_refused_before_writing() {
     }
     assert_eq!(tree(&root), before);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Staged writes, interrupted runs and their recovery
+
+/// The shop without its catalog service, and without messaging.
+fn shop_v1() -> String {
+    SHOP.replace("[services.messaging]\npattern = \"outbox\"\n", "")
+        .replace(
+            "[[services]]\nname = \"catalog\"\ntype = \"stateless\"\n",
+            "",
+        )
+}
+
+/// A starting point of a run, set up in a new temporary directory; returns it and the root.
+type Scenario = fn() -> (tempfile::TempDir, PathBuf);
+
+/// The first run into a directory that does not exist yet.
+fn brand_new() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let root = dir.path().join("ws");
+    (dir, root)
+}
+
+/// A workspace written from the shop's first version, with two files edited by the user.
+fn edited_workspace() -> (tempfile::TempDir, PathBuf) {
+    let (dir, root) = brand_new();
+    static V1: std::sync::OnceLock<Vec<PlannedFile>> = std::sync::OnceLock::new();
+    let v1 = V1.get_or_init(|| shop_plan(&shop_v1()));
+    run(&root, v1, false).expect("first version");
+    for path in ["README.md", "services/user-service/src/main.rs"] {
+        let path = root.join(path);
+        let text = std::fs::read_to_string(&path).expect("read");
+        std::fs::write(&path, format!("{text}\n// mine\n")).expect("edit");
+    }
+    (dir, root)
+}
+
+/// How many operations of `op` a clean run of `plan` over `scenario` makes, and the tree it
+/// leaves.
+fn clean_run(
+    scenario: Scenario,
+    plan: &[PlannedFile],
+    force: bool,
+) -> (BTreeMap<Op, usize>, BTreeMap<PathBuf, Entry>) {
+    let (_dir, root) = scenario();
+    let counting = Arc::new(Faulty::counting());
+    run_with(counting.clone(), &root, plan, force).expect("clean run");
+    let counts = [Op::CreateDir, Op::Write, Op::Rename]
+        .into_iter()
+        .map(|op| (op, counting.count(op)))
+        .collect();
+    (counts, tree(&root))
+}
+
+use super::fs::{Faulty, Op};
+
+/// The small plan's first version, with its README edited by the user.
+fn edited_small() -> (tempfile::TempDir, PathBuf) {
+    let (dir, root) = brand_new();
+    run(&root, &small("v1"), false).expect("first version");
+    std::fs::write(root.join("README.md"), "mine").expect("edit");
+    (dir, root)
+}
+
+/// A run to interrupt: where it starts, what it writes, and whether to try every `k` (the
+/// shop's hundred files on a slow disk take too long; a sample of `k` covers its beginning,
+/// middle and end).
+struct Case {
+    name: &'static str,
+    scenario: Scenario,
+    plan: Vec<PlannedFile>,
+    every_k: bool,
+}
+
+fn cases() -> Vec<Case> {
+    let shop = shop_plan(SHOP);
+    vec![
+        Case {
+            name: "brand-new small",
+            scenario: brand_new,
+            plan: small("v2"),
+            every_k: true,
+        },
+        Case {
+            name: "edited small",
+            scenario: edited_small,
+            plan: small("v2"),
+            every_k: true,
+        },
+        Case {
+            name: "brand-new shop",
+            scenario: brand_new,
+            plan: shop.clone(),
+            every_k: false,
+        },
+        Case {
+            name: "edited shop",
+            scenario: edited_workspace,
+            plan: shop,
+            every_k: false,
+        },
+    ]
+}
+
+/// The `k`s of `1..=n` to fail: all of them, or the first three, the middle and the last three.
+fn ks(n: usize, every: bool) -> Vec<usize> {
+    let mut ks: Vec<usize> = if every {
+        (1..=n).collect()
+    } else {
+        [1, 2, 3, n / 2, n.saturating_sub(2), n.saturating_sub(1), n]
+            .into_iter()
+            .filter(|k| (1..=n).contains(k))
+            .collect()
+    };
+    ks.sort_unstable();
+    ks.dedup();
+    ks
+}
+
+#[test]
+fn a_failure_before_anything_is_in_place_leaves_the_directory_exactly_as_it_was() {
+    for case in cases() {
+        let (counts, _) = clean_run(case.scenario, &case.plan, false);
+        // Directory creations, staged files and the manifest's intent record (the first write,
+        // the first rename); the last write is the final manifest's, after the files are in
+        // place.
+        let writes = counts[&Op::Write];
+        let failures = ks(counts[&Op::CreateDir], case.every_k)
+            .into_iter()
+            .map(|k| (Op::CreateDir, k))
+            .chain(
+                ks(writes - 1, case.every_k)
+                    .into_iter()
+                    .map(|k| (Op::Write, k)),
+            )
+            .chain([(Op::Rename, 1)]);
+        for (op, k) in failures {
+            let (_dir, root) = (case.scenario)();
+            let before = tree(&root);
+            let error = run_with(Arc::new(Faulty::new(op, k)), &root, &case.plan, false)
+                .expect_err("the injected failure stops the run");
+            let name = case.name;
+            assert!(
+                !matches!(error, CliError::Interrupted { .. }),
+                "{name}, {op:?} #{k}: {error:?}"
+            );
+            assert_eq!(tree(&root), before, "{name}, {op:?} #{k}: {error:?}");
+            if before.is_empty() {
+                assert!(!root.exists(), "{name}, {op:?} #{k}");
+            }
+        }
+    }
+}
+
+#[test]
+fn an_interrupted_run_is_completed_by_the_next_plain_run() {
+    for case in cases() {
+        let name = case.name;
+        let (counts, expected) = clean_run(case.scenario, &case.plan, false);
+        assert!(temps(&expected).is_empty());
+        assert!(!expected.contains_key(Path::new(LOCK)));
+        // The renames of the intent record, of each file and of the final manifest; and the
+        // final manifest's write.
+        let failures = ks(counts[&Op::Rename], case.every_k)
+            .into_iter()
+            .map(|k| (Op::Rename, k))
+            .chain([(Op::Write, counts[&Op::Write])]);
+        for (op, k) in failures {
+            let (_dir, root) = (case.scenario)();
+            let error = run_with(Arc::new(Faulty::new(op, k)), &root, &case.plan, false)
+                .expect_err("the injected failure stops the run");
+            if (op, k) != (Op::Rename, 1) {
+                assert!(
+                    matches!(error, CliError::Interrupted { .. }),
+                    "{name}, {op:?} #{k}: {error:?}"
+                );
+            }
+            let left = tree(&root);
+            assert!(temps(&left).is_empty(), "{name}, {op:?} #{k}: {left:?}");
+            // Not foreign, and nothing ignite wrote counts as the user's.
+            let decisions = run(&root, &case.plan, false).expect("the next plain run");
+            assert!(
+                decisions.iter().all(|d| d.action != Action::Overwrite),
+                "{name}, {op:?} #{k}"
+            );
+            assert_eq!(tree(&root), expected, "{name}, {op:?} #{k}");
+        }
+    }
+}
+
+#[test]
+fn files_an_interrupted_run_put_in_place_stay_ignites_when_the_plan_changes() {
+    // The user changes the architecture before re-running: what the interrupted run renamed
+    // into place is neither the recorded nor the new content, and must still not count as
+    // edited.
+    let edits: [(Scenario, &[&str]); 2] = [(brand_new, &[]), (edited_small, &["README.md"])];
+    for (scenario, edited) in edits {
+        let (counts, _) = clean_run(scenario, &small("v2"), false);
+        let (_, expected) = clean_run(scenario, &small("v3"), false);
+        for k in 2..counts[&Op::Rename] {
+            let (_dir, root) = scenario();
+            run_with(
+                Arc::new(Faulty::new(Op::Rename, k)),
+                &root,
+                &small("v2"),
+                false,
+            )
+            .expect_err("the injected failure stops the run");
+            let decisions = run(&root, &small("v3"), false).expect("the next plain run");
+            let kept: Vec<_> = decisions
+                .iter()
+                .filter(|d| d.action == Action::Keep)
+                .map(|d| d.path.as_str())
+                .collect();
+            assert_eq!(kept, edited, "rename #{k}");
+            assert_eq!(tree(&root), expected, "rename #{k}");
+        }
+    }
+}
+
+#[test]
+fn an_interrupted_forced_run_is_completed_without_force() {
+    for case in cases().into_iter().filter(|c| c.name.starts_with("edited")) {
+        let (counts, expected) = clean_run(case.scenario, &case.plan, true);
+        for k in ks(counts[&Op::Rename], case.every_k)
+            .into_iter()
+            .filter(|k| *k > 1)
+        {
+            let (_dir, root) = (case.scenario)();
+            run_with(
+                Arc::new(Faulty::new(Op::Rename, k)),
+                &root,
+                &case.plan,
+                true,
+            )
+            .expect_err("the injected failure stops the run");
+            run(&root, &case.plan, false).expect("the next plain run");
+            assert_eq!(tree(&root), expected, "{}, rename #{k}", case.name);
+        }
+    }
+}
+
+#[test]
+fn leftovers_of_a_crashed_run_are_never_foreign_never_listed_and_swept() {
+    let plan = small("v1");
+    let (_, expected) = clean_run(brand_new, &plan, false);
+
+    // Crashed right after taking the lock: only its lock file is left.
+    let (_dir, root) = brand_new();
+    std::fs::create_dir_all(root.join(STATE_DIR)).expect("mkdir");
+    std::fs::write(root.join(LOCK), "").expect("lock file");
+    run(&root, &plan, false).expect("not foreign");
+    assert_eq!(tree(&root), expected);
+
+    // Crashed while staging: the intent is recorded, some files are staged.
+    let (_dir, root) = brand_new();
+    std::fs::create_dir_all(root.join("services/a/src")).expect("mkdir");
+    std::fs::create_dir_all(root.join(STATE_DIR)).expect("mkdir");
+    std::fs::write(root.join(LOCK), "").expect("lock file");
+    let intent = Manifest {
+        generator: "test".into(),
+        files: BTreeMap::new(),
+        pending: plan
+            .iter()
+            .map(|f| (f.path.clone(), sha256(&f.contents)))
+            .collect(),
+    };
+    let manifest = root.join(MANIFEST);
+    std::fs::write(&manifest, intent.to_bytes(&manifest).expect("json")).expect("intent");
+    for temp in [
+        ".Cargo.toml.allframe-tmp-4242",
+        "services/a/src/.main.rs.allframe-tmp-4242",
+        ".allframe/.manifest.json.allframe-tmp-4243",
+    ] {
+        std::fs::write(root.join(temp), "half").expect("temp");
+    }
+    let ws = Workspace::open(&root, false, None).expect("not foreign");
+    let decisions = ws.decide(&plan, false).expect("decide");
+    assert!(decisions.iter().all(|d| d.action == Action::Create));
+    assert_eq!(ws.orphans(&plan).expect("orphans"), Vec::<String>::new());
+    drop(ws);
+    run(&root, &plan, false).expect("completes");
+    assert_eq!(tree(&root), expected);
+
+    // A directory holding nothing but temporary files is not foreign either.
+    let (_dir, root) = brand_new();
+    std::fs::create_dir(&root).expect("mkdir");
+    std::fs::write(root.join(".README.md.allframe-tmp-7"), "half").expect("temp");
+    run(&root, &plan, false).expect("not foreign");
+    assert_eq!(tree(&root), expected);
+}
+
+#[cfg(unix)]
+#[test]
+fn a_replaced_file_keeps_its_permissions() {
+    use std::os::unix::fs::PermissionsExt;
+    let (_dir, root) = brand_new();
+    run(&root, &small("v1"), false).expect("v1");
+    let script = root.join("services/a/src/main.rs");
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o750)).expect("chmod");
+    run(&root, &small("v2"), false).expect("v2");
+    let mode = std::fs::metadata(&script)
+        .expect("stat")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o750);
+    assert!(
+        std::fs::read_to_string(&script)
+            .expect("read")
+            .contains("v2")
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// One ignite at a time; dry runs write nothing
+
+#[test]
+fn a_second_ignite_is_refused_while_the_first_holds_the_workspace() {
+    let (_dir, root) = brand_new();
+    let first = Workspace::open(&root, false, None).expect("first");
+    for second in [
+        Workspace::open(&root, false, None),
+        Workspace::open(&root, true, None),
+        Workspace::preview(&root, false, None),
+    ] {
+        match second {
+            Err(CliError::Locked { lock }) => assert_eq!(lock, root.join(LOCK)),
+            other => panic!("expected a refusal: {other:?}"),
+        }
+    }
+    drop(first);
+    assert!(!root.exists(), "the first changed nothing and left nothing");
+    run(&root, &small("v1"), false).expect("free again");
+    assert!(!root.join(LOCK).exists(), "no lock file left behind");
+}
+
+#[test]
+fn concurrent_ignites_never_interleave() {
+    let plan = shop_plan(SHOP);
+    let (_, expected) = clean_run(brand_new, &plan, false);
+    let (_dir, root) = brand_new();
+    for round in 0..4 {
+        let start = std::sync::Barrier::new(6);
+        let results: Vec<_> = std::thread::scope(|scope| {
+            let runs: Vec<_> = (0..6)
+                .map(|_| {
+                    scope.spawn(|| {
+                        start.wait();
+                        run(&root, &plan, false)
+                    })
+                })
+                .collect();
+            runs.into_iter()
+                .map(|r| r.join().expect("no panic"))
+                .collect()
+        });
+        for result in &results {
+            assert!(
+                matches!(result, Ok(_) | Err(CliError::Locked { .. })),
+                "round {round}: {result:?}"
+            );
+        }
+        assert!(
+            results.iter().any(Result::is_ok) || round > 0,
+            "{results:?}"
+        );
+        assert_eq!(tree(&root), expected, "round {round}");
+    }
+}
+
+#[test]
+fn a_preview_creates_nothing_and_cannot_write() {
+    let (dir, root) = brand_new();
+    let preview = Workspace::preview(&root, false, None).expect("absent dir");
+    let decisions = preview.decide(&small("v1"), false).expect("decide");
+    assert!(decisions.iter().all(|d| d.action == Action::Create));
+    drop(preview);
+    assert!(tree(dir.path()).is_empty());
+
+    run(&root, &small("v1"), false).expect("v1");
+    let before = tree(&root);
+    let mut preview = Workspace::preview(&root, false, None).expect("workspace");
+    let decisions = preview.decide(&small("v2"), false).expect("decide");
+    assert!(matches!(
+        preview.apply(&small("v2"), &decisions, "test"),
+        Err(CliError::PreviewOnly { .. })
+    ));
+    drop(preview);
+    assert_eq!(tree(&root), before, "no lock file, nothing written");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Orphans
+
+fn with_service_b(version: &str) -> Vec<PlannedFile> {
+    let mut plan = small(version);
+    plan.extend([
+        PlannedFile::new("services/b/Cargo.toml", format!("b {version}")),
+        PlannedFile::new("services/b/src/main.rs", format!("b main {version}")),
+        PlannedFile::new(
+            "infrastructure/docker/b/Dockerfile",
+            format!("FROM b {version}"),
+        ),
+    ]);
+    plan
+}
+
+#[test]
+fn orphans_are_kept_on_disk_and_in_the_manifest_and_listed() {
+    let (_dir, root) = brand_new();
+    run(&root, &with_service_b("v1"), false).expect("v1");
+    std::fs::write(root.join("services/b/src/main.rs"), "edited").expect("edit");
+    std::fs::remove_file(root.join("infrastructure/docker/b/Dockerfile")).expect("rm");
+
+    for _ in 0..2 {
+        let mut ws = Workspace::open(&root, false, None).expect("open");
+        let v2 = small("v2");
+        assert_eq!(
+            ws.orphans(&v2).expect("orphans"),
+            ["services/b/Cargo.toml", "services/b/src/main.rs"]
+        );
+        let decisions = ws.decide(&v2, false).expect("decide");
+        ws.apply(&v2, &decisions, "test").expect("apply");
+        let files = &ws.manifest().files;
+        assert_eq!(files["services/b/Cargo.toml"], sha256(b"b v1"));
+        assert_eq!(files["services/b/src/main.rs"], sha256(b"b main v1"));
+        assert!(!files.contains_key("infrastructure/docker/b/Dockerfile"));
+        assert_eq!(files["services/a/Cargo.toml"], sha256(b"a v2"));
+        assert_eq!(
+            std::fs::read_to_string(root.join("services/b/src/main.rs")).expect("kept"),
+            "edited"
+        );
+        assert_eq!(
+            std::fs::read_to_string(root.join("services/b/Cargo.toml")).expect("kept"),
+            "b v1"
+        );
+    }
+
+    // The service comes back: its untouched file is ignite's again, the edited one is kept.
+    let ws = Workspace::open(&root, false, None).expect("open");
+    let back = with_service_b("v3");
+    let decisions = ws.decide(&back, false).expect("decide");
+    let action = |path: &str| {
+        decisions
+            .iter()
+            .find(|d| d.path == path)
+            .map(|d| d.action)
+            .expect("decided")
+    };
+    assert_eq!(action("services/b/Cargo.toml"), Action::Update);
+    assert_eq!(action("services/b/src/main.rs"), Action::Keep);
+    assert_eq!(ws.orphans(&back).expect("orphans"), Vec::<String>::new());
+}
+
+#[test]
+fn files_an_interrupted_run_put_in_place_are_orphans_when_the_plan_drops_them() {
+    let (_dir, root) = brand_new();
+    run(&root, &small("v1"), false).expect("v1");
+    let v2 = with_service_b("v2");
+    // Stop before the last file (infrastructure/docker/b/Dockerfile) and the final manifest.
+    let (counts, _) = clean_run(
+        || {
+            let (dir, root) = brand_new();
+            run(&root, &small("v1"), false).expect("v1");
+            (dir, root)
+        },
+        &v2,
+        false,
+    );
+    run_with(
+        Arc::new(Faulty::new(Op::Rename, counts[&Op::Rename] - 1)),
+        &root,
+        &v2,
+        false,
+    )
+    .expect_err("interrupted");
+    let ws = Workspace::open(&root, false, None).expect("open");
+    assert!(!ws.manifest().files.contains_key("services/b/Cargo.toml"));
+    assert_eq!(
+        ws.orphans(&small("v3")).expect("orphans"),
+        ["services/b/Cargo.toml", "services/b/src/main.rs"],
+        "written by the interrupted run: ignite's; the Dockerfile never got there"
+    );
+}
