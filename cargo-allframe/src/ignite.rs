@@ -319,6 +319,61 @@ mod tests {
     use super::*;
 
     #[test]
+    fn orphans_group_into_crates_no_longer_generated_and_other_files() {
+        let plan = [
+            PlannedFile::new("services/users/Cargo.toml", ""),
+            PlannedFile::new("README.md", ""),
+        ];
+        let orphans = Orphans::group(
+            vec![
+                "infrastructure/docker/services/orders/Dockerfile".into(),
+                "services/orders/Cargo.toml".into(),
+                "services/orders/src/main.rs".into(),
+                "services/users/proto/users.proto".into(),
+                "services/audit/Cargo.toml".into(),
+                "services/stray.txt".into(),
+            ],
+            &plan,
+        );
+        assert_eq!(
+            orphans.services,
+            [
+                OrphanedService {
+                    name: "audit".into(),
+                    files: vec!["services/audit/Cargo.toml".into()],
+                },
+                OrphanedService {
+                    name: "orders".into(),
+                    files: vec![
+                        "services/orders/Cargo.toml".into(),
+                        "services/orders/src/main.rs".into()
+                    ],
+                },
+            ]
+        );
+        // A crate still generated keeps its orphaned files listed one by one.
+        assert_eq!(
+            orphans.files,
+            [
+                "infrastructure/docker/services/orders/Dockerfile",
+                "services/users/proto/users.proto",
+                "services/stray.txt",
+            ]
+        );
+        assert_eq!(orphans.len(), 6);
+        let warnings: Vec<String> = orphans.warnings().iter().map(ToString::to_string).collect();
+        assert_eq!(warnings.len(), 3, "{warnings:#?}");
+        assert!(warnings[1].starts_with("`services/orders/` is no longer generated"));
+        assert!(
+            warnings[1].ends_with("its 2 files are kept"),
+            "{}",
+            warnings[1]
+        );
+        assert!(warnings[2].starts_with("3 files ignite wrote earlier are no longer generated"));
+        assert!(Orphans::group(Vec::new(), &plan).warnings().is_empty());
+    }
+
+    #[test]
     fn default_out_dir_is_the_architecture_name_when_it_is_a_plain_name() {
         assert_eq!(
             default_out("shop").expect("plain"),

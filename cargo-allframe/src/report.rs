@@ -209,7 +209,12 @@ pub enum IgniteWarning {
     },
 
     /// Other files ignite wrote earlier that are no longer generated.
-    #[error("{} that ignite wrote earlier {} no longer generated and kept: {list}", count(*files, "file"), if *files == 1 { "is" } else { "are" })]
+    #[error(
+        "{} ignite wrote earlier {} no longer generated and {} on disk: {list}",
+        count(*files, "file"),
+        if *files == 1 { "is" } else { "are" },
+        if *files == 1 { "stays" } else { "stay" }
+    )]
     #[diagnostic(
         severity(Warning),
         code(allframe::orphaned_files),
