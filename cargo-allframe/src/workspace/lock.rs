@@ -52,11 +52,6 @@ impl Lock {
         self.exclusive
     }
 
-    /// The lock file.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Removes the lock file while still holding the lock (exclusive holder only); releasing
     /// happens when `self` is dropped.
     pub fn remove_file(&mut self) {
