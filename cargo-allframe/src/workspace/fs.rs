@@ -3,7 +3,7 @@
 //!
 //! The operations are the small set the staged write needs: look at a path without following a
 //! link, read, list, create a directory, create a new file, rename, remove. Nothing here decides
-//! what to write or in which order; that is [`super::commit`].
+//! what to write or in which order; that is [`super::Workspace::apply`].
 
 use std::ffi::OsString;
 use std::fmt;

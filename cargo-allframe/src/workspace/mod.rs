@@ -8,10 +8,11 @@
 //!
 //! Nothing below the output directory is ever followed when it is a symbolic link: a link
 //! where ignite reads or writes is refused before anything is written. A run holds
-//! `.allframe/lock` ([`lock`]) from [`Workspace::open`] to its end, and writes in two phases
-//! ([`commit`]): every file is staged as a temporary file beside its destination, then renamed
-//! into place, with the manifest recording beforehand what is about to be renamed, so that a
-//! run that fails part-way is completed by the next plain ignite.
+//! `.allframe/lock` ([`lock`]) from [`Workspace::open`] (module `open`) to its end, and writes
+//! in two phases (module `commit`, driven by [`Workspace::apply`]): every file is staged as a
+//! temporary file beside its destination, then renamed into place, with the manifest recording
+//! beforehand what is about to be renamed, so that a run that fails part-way is completed by
+//! the next plain ignite. docs/ignite.md describes the guarantees.
 //!
 //! This module never decides *what* to generate.
 
@@ -19,6 +20,7 @@ mod commit;
 pub mod fs;
 pub mod lock;
 pub mod manifest;
+mod open;
 #[cfg(test)]
 mod tests;
 
@@ -134,76 +136,6 @@ enum Found {
 }
 
 impl Workspace {
-    /// Opens `root` for writing, on the real file system. A directory that exists, is not
-    /// empty and has no manifest is refused unless `force`; with `force` an unreadable manifest
-    /// counts as absent. `allowed` (the architecture file being ignited) does not count as
-    /// content: a directory holding only its own `architecture.toml` can be ignited in place.
-    /// Refused with [`CliError::Locked`] while another ignite holds the workspace.
-    pub fn open(root: &Path, force: bool, allowed: Option<&Path>) -> Result<Self, CliError> {
-        Self::open_with(Arc::new(RealFs), root, Access::Write, force, allowed)
-    }
-
-    /// Opens `root` for a dry run, on the real file system: like [`Workspace::open`], but
-    /// nothing is created (not the directory, not the lock file) and [`Workspace::apply`]
-    /// refuses.
-    pub fn preview(root: &Path, force: bool, allowed: Option<&Path>) -> Result<Self, CliError> {
-        Self::open_with(Arc::new(RealFs), root, Access::Preview, force, allowed)
-    }
-
-    /// Opens `root` through `fs`, for `access`; see [`Workspace::open`].
-    pub fn open_with(
-        fs: Arc<dyn Fs>,
-        root: &Path,
-        access: Access,
-        force: bool,
-        allowed: Option<&Path>,
-    ) -> Result<Self, CliError> {
-        let mut ws = Self {
-            fs,
-            root: root.to_path_buf(),
-            manifest: Manifest::default(),
-            found: None,
-            lock: None,
-            scaffold: Vec::new(),
-            changed: false,
-        };
-        match ws.fs.follow(root) {
-            Ok(Some(Kind::Dir)) => {}
-            Ok(Some(_)) => {
-                return Err(CliError::OutNotADirectory {
-                    dir: root.to_path_buf(),
-                });
-            }
-            Ok(None) if access == Access::Preview => return Ok(ws),
-            Ok(None) => ws.create_root()?,
-            Err(e) => return Err(CliError::io("inspect", root, e)),
-        }
-        let state = root.join(STATE_DIR);
-        match ws.inspect(&state)? {
-            Some(Kind::Dir) => {}
-            None if access == Access::Preview => return ws.check_foreign(force, allowed),
-            None => ws.create_dir(state)?,
-            Some(Kind::Symlink) => return Err(CliError::Symlink { path: state }),
-            Some(_) => {
-                return Err(CliError::Obstructed {
-                    path: state,
-                    needed: "a directory",
-                });
-            }
-        }
-        let lock = root.join(LOCK);
-        ws.lock = match access {
-            Access::Write => Some(Lock::exclusive(&lock)?),
-            Access::Preview => Lock::shared_if_present(&lock)?,
-        };
-        ws.read_manifest(force)?;
-        if ws.found.is_some() {
-            Ok(ws)
-        } else {
-            ws.check_foreign(force, allowed)
-        }
-    }
-
     /// The directory.
     pub fn root(&self) -> &Path {
         &self.root
@@ -214,98 +146,11 @@ impl Workspace {
         &self.manifest
     }
 
-    /// Creates the output directory and its missing parents, remembering them.
-    fn create_root(&mut self) -> Result<(), CliError> {
-        let mut missing = Vec::new();
-        let mut dir = self.root.as_path();
-        loop {
-            match self.fs.follow(dir) {
-                Ok(None) => missing.push(dir.to_path_buf()),
-                Ok(Some(_)) => break,
-                Err(e) => return Err(CliError::io("inspect", dir, e)),
-            }
-            match dir.parent() {
-                Some(parent) if !parent.as_os_str().is_empty() => dir = parent,
-                _ => break,
-            }
-        }
-        for dir in missing.into_iter().rev() {
-            self.create_dir(dir)?;
-        }
-        Ok(())
-    }
-
-    /// Creates the directory `dir`, remembering it; one that another ignite created meanwhile
-    /// is theirs.
-    fn create_dir(&mut self, dir: PathBuf) -> Result<(), CliError> {
-        match self.fs.create_dir(&dir) {
-            Ok(()) => {
-                self.scaffold.push(dir);
-                Ok(())
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => match self.fs.kind(&dir) {
-                Ok(Some(Kind::Dir)) => Ok(()),
-                _ => Err(CliError::io("create", &dir, e)),
-            },
-            Err(e) => Err(CliError::io("create", &dir, e)),
-        }
-    }
-
     /// What is at `path`, not following a link.
     fn inspect(&self, path: &Path) -> Result<Option<Kind>, CliError> {
         self.fs
             .kind(path)
             .map_err(|e| CliError::io("inspect", path, e))
-    }
-
-    fn read_manifest(&mut self, force: bool) -> Result<(), CliError> {
-        let path = self.root.join(MANIFEST);
-        match self.inspect(&path)? {
-            None => return Ok(()),
-            Some(Kind::File) => {}
-            Some(Kind::Symlink) => return Err(CliError::Symlink { path }),
-            Some(_) => {
-                return Err(CliError::Obstructed {
-                    path,
-                    needed: "the manifest file",
-                });
-            }
-        }
-        let bytes = self
-            .fs
-            .read(&path)
-            .map_err(|e| CliError::io("read", &path, e))?;
-        self.manifest = match Manifest::parse(&path, &bytes) {
-            Ok(manifest) => manifest,
-            Err(_) if force => Manifest::default(),
-            Err(error) => return Err(error),
-        };
-        self.found = Some(bytes);
-        Ok(())
-    }
-
-    /// Refuses a directory without a manifest that holds anything but the architecture file
-    /// being ignited, ignite's own state directory and temporary files of an interrupted run.
-    fn check_foreign(self, force: bool, allowed: Option<&Path>) -> Result<Self, CliError> {
-        if force {
-            return Ok(self);
-        }
-        let allowed = allowed.and_then(|p| p.canonicalize().ok());
-        let names = self
-            .fs
-            .list(&self.root)
-            .map_err(|e| CliError::io("list", &self.root, e))?;
-        let foreign = names.iter().any(|name| {
-            name != STATE_DIR
-                && !fs::is_temp(name)
-                && (allowed.is_none() || self.root.join(name).canonicalize().ok() != allowed)
-        });
-        if foreign {
-            return Err(CliError::ForeignOutDir {
-                dir: self.root.clone(),
-            });
-        }
-        Ok(self)
     }
 
     /// The path of the planned `relative` on disk, refusing anything but plain names (no
@@ -439,7 +284,7 @@ impl Workspace {
     /// Either nothing changes (a [`CliError::StageFailed`]: the directory is as it was) or the
     /// manifest records what was being written (a [`CliError::Interrupted`]: the next run
     /// without `--force` completes it). Leftover temporary files of a crashed run are removed
-    /// first.
+    /// first. After an error, open the workspace again to retry.
     pub fn apply(
         &mut self,
         plan: &[PlannedFile],
@@ -451,43 +296,19 @@ impl Workspace {
                 dir: self.root.clone(),
             });
         }
-        let mut dirs: BTreeSet<Vec<&str>> = BTreeSet::from([vec![], vec![STATE_DIR]]);
-        for path in plan.iter().map(|f| &f.path).chain(
-            self.manifest
-                .files
-                .keys()
-                .chain(self.manifest.pending.keys()),
-        ) {
-            // A path that is not plain (a hand-edited manifest) is never looked into.
-            if self.path_of(path).is_ok() {
-                let mut parts: Vec<&str> = path.split('/').collect();
-                parts.pop();
-                dirs.insert(parts);
-            }
-        }
-        commit::sweep(self.fs.as_ref(), &self.root, dirs)?;
+        debug_assert!(
+            plan.len() == decisions.len()
+                && plan.iter().zip(decisions).all(|(f, d)| f.path == d.path),
+            "decisions are decide's for this plan"
+        );
+        commit::sweep(self.fs.as_ref(), &self.root, self.generated_dirs(plan))?;
 
-        let mut done = Manifest {
-            generator: generator.to_owned(),
-            files: self.orphan_records(plan)?,
-            pending: BTreeMap::new(),
-        };
-        let mut intent = self.manifest.clone();
+        let (intent, done) = self.records(plan, decisions, generator)?;
         let mut writes = Vec::new();
         for (file, decision) in plan.iter().zip(decisions) {
-            let new = sha256(&file.contents);
             if decision.action.writes() {
-                intent.pending.insert(file.path.clone(), new.clone());
-                if let (Action::Overwrite, Some(current)) = (decision.action, &decision.current) {
-                    // --force authorised replacing this content: a re-run completes it.
-                    intent.files.insert(file.path.clone(), current.clone());
-                }
-                writes.push((self.path_of(&file.path)?, file, decision.action));
-            }
-            if decision.action != Action::Keep {
-                done.files.insert(file.path.clone(), new);
-            } else if let Some(recorded) = self.manifest.files.get(&file.path) {
-                done.files.insert(file.path.clone(), recorded.clone());
+                let like = decision.action != Action::Create;
+                writes.push((self.path_of(&file.path)?, file, like));
             }
         }
 
@@ -501,9 +322,8 @@ impl Workspace {
 
         let mut writer = Writer::new(self.fs.as_ref(), &self.root);
         let mut staged = Vec::with_capacity(writes.len());
-        for (path, file, action) in &writes {
-            let like = (*action != Action::Create).then_some(path.as_path());
-            match writer.stage(path, &file.contents, like) {
+        for (path, file, like) in &writes {
+            match writer.stage(path, &file.contents, like.then_some(path.as_path())) {
                 Ok(temp) => staged.push((temp, path)),
                 Err(error) => {
                     writer.discard(staged.iter().map(|(temp, _)| temp));
@@ -534,6 +354,58 @@ impl Workspace {
         self.manifest = done;
         self.found = Some(bytes);
         Ok(())
+    }
+
+    /// The directories ignite writes in, as names below the root: the root, `.allframe` and
+    /// the parents of every planned and recorded file (a path that is not plain, from a
+    /// hand-edited manifest, is left out).
+    fn generated_dirs<'a>(&'a self, plan: &'a [PlannedFile]) -> BTreeSet<Vec<&'a str>> {
+        let recorded = self
+            .manifest
+            .files
+            .keys()
+            .chain(self.manifest.pending.keys());
+        let mut dirs = BTreeSet::from([vec![], vec![STATE_DIR]]);
+        for path in plan.iter().map(|f| &f.path).chain(recorded) {
+            if self.path_of(path).is_ok() {
+                let mut parts: Vec<&str> = path.split('/').collect();
+                parts.pop();
+                dirs.insert(parts);
+            }
+        }
+        dirs
+    }
+
+    /// The manifest recording the intent of a run (`pending`: what is about to be renamed into
+    /// place; for a file `--force` overwrites, the content it replaces as recorded, so that a
+    /// re-run completes it) and the manifest once it is done.
+    fn records(
+        &self,
+        plan: &[PlannedFile],
+        decisions: &[Decision],
+        generator: &str,
+    ) -> Result<(Manifest, Manifest), CliError> {
+        let mut intent = self.manifest.clone();
+        let mut done = Manifest {
+            generator: generator.to_owned(),
+            files: self.orphan_records(plan)?,
+            pending: BTreeMap::new(),
+        };
+        for (file, decision) in plan.iter().zip(decisions) {
+            let new = sha256(&file.contents);
+            if decision.action.writes() {
+                intent.pending.insert(file.path.clone(), new.clone());
+            }
+            if let (Action::Overwrite, Some(current)) = (decision.action, &decision.current) {
+                intent.files.insert(file.path.clone(), current.clone());
+            }
+            if decision.action != Action::Keep {
+                done.files.insert(file.path.clone(), new);
+            } else if let Some(recorded) = self.manifest.files.get(&file.path) {
+                done.files.insert(file.path.clone(), recorded.clone());
+            }
+        }
+        Ok((intent, done))
     }
 
     /// After a staging failure, puts the manifest back as it was found (or removes it), so the

@@ -73,6 +73,11 @@ fn foreign_directories_are_refused_unless_forced() {
     std::fs::write(dir.path().join("notes.txt"), "mine").expect("write");
     let error = Workspace::open(dir.path(), false, None).expect_err("foreign");
     assert!(matches!(error, CliError::ForeignOutDir { .. }));
+    // Refused before anything is created in it.
+    let counting = Arc::new(Faulty::counting());
+    Workspace::open_with(counting.clone(), dir.path(), Access::Write, false, None)
+        .expect_err("foreign");
+    assert_eq!(counting.count(Op::CreateDir), 0);
     let ws = Workspace::open(dir.path(), true, None).expect("forced");
     let plan = [PlannedFile::new("notes.txt", "generated")];
     assert_eq!(actions(&ws, &plan, false), [Action::Keep]);
