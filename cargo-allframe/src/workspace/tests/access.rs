@@ -58,21 +58,30 @@ fn concurrent_ignites_never_interleave() {
 
 #[test]
 fn a_preview_creates_nothing_and_cannot_write() {
+    // A directory that does not exist, or exists without `.allframe/`: nothing is created,
+    // not even for the time of the preview.
     let (dir, root) = brand_new();
     let preview = Workspace::preview(&root, false, None).expect("absent dir");
     let decisions = preview.decide(&small("v1"), false).expect("decide");
     assert!(decisions.iter().all(|d| d.action == Action::Create));
-    drop(preview);
     assert!(tree(dir.path()).is_empty());
+    drop(preview);
+    std::fs::create_dir(&root).expect("mkdir");
+    let preview = Workspace::preview(&root, false, None).expect("empty dir");
+    assert!(tree(&root).is_empty());
+    drop(preview);
 
+    // A workspace: no lock file while previewing, and previews share.
     run(&root, &small("v1"), false).expect("v1");
     let before = tree(&root);
     let mut preview = Workspace::preview(&root, false, None).expect("workspace");
+    let other = Workspace::preview(&root, false, None).expect("a second preview");
     let decisions = preview.decide(&small("v2"), false).expect("decide");
+    assert_eq!(tree(&root), before, "no lock file");
     assert!(matches!(
         preview.apply(&small("v2"), &decisions, "test"),
         Err(CliError::PreviewOnly { .. })
     ));
-    drop(preview);
-    assert_eq!(tree(&root), before, "no lock file, nothing written");
+    drop((preview, other));
+    assert_eq!(tree(&root), before, "nothing written");
 }
