@@ -110,6 +110,106 @@ pub enum CliError {
         source: serde_json::Error,
     },
 
+    /// A symbolic link below the output directory, where ignite reads or writes.
+    #[error(
+        "`{}` is a symbolic link inside the output directory: ignite never reads or writes through links there",
+        path.display()
+    )]
+    #[diagnostic(
+        code(allframe::symlink_in_out_dir),
+        help(
+            "replace the link with the real directory or file (or remove it) and run ignite again, or choose another `--out DIR`; only the output directory itself may be a link. Nothing was written"
+        )
+    )]
+    Symlink {
+        /// The link.
+        path: PathBuf,
+    },
+
+    /// Something that is not what ignite needs sits where it reads or writes.
+    #[error("`{}` is in the way: ignite needs {needed} there", path.display())]
+    #[diagnostic(
+        code(allframe::obstructed),
+        help(
+            "move it away and run ignite again, or choose another `--out DIR`. Nothing was written"
+        )
+    )]
+    Obstructed {
+        /// The path.
+        path: PathBuf,
+        /// What ignite needs there, e.g. `"a directory"`.
+        needed: &'static str,
+    },
+
+    /// A planned path that would leave the output directory (a bug in cargo-allframe).
+    #[error("refusing to write `{path}`: it is not a plain path inside the output directory")]
+    #[diagnostic(
+        code(allframe::unsafe_path),
+        help("this is a bug in cargo-allframe; please report it with your architecture.toml")
+    )]
+    UnsafePath {
+        /// The planned relative path.
+        path: String,
+    },
+
+    /// Another ignite is using the output directory.
+    #[error("another `cargo allframe ignite` is using this workspace: `{}` is locked", lock.display())]
+    #[diagnostic(
+        code(allframe::locked),
+        help(
+            "wait for the other ignite to finish, then run again (the lock is released when that process ends, even if it crashed)"
+        )
+    )]
+    Locked {
+        /// The lock file.
+        lock: PathBuf,
+    },
+
+    /// A file-system operation failed before ignite changed anything in the workspace.
+    #[error("cannot {action} `{}`; the workspace was left as it was", path.display())]
+    #[diagnostic(
+        code(allframe::write_failed),
+        help("fix the cause (free space, permissions, a read-only mount) and run ignite again")
+    )]
+    StageFailed {
+        /// What was attempted, e.g. `"write"`.
+        action: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// The I/O failure.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A file-system operation failed while ignite was putting staged files in place.
+    #[error("cannot {action} `{}`: ignite stopped part-way through updating the workspace", path.display())]
+    #[diagnostic(
+        code(allframe::interrupted),
+        help(
+            "what was written is recorded in .allframe/manifest.json: fix the cause and run the same `cargo allframe ignite` again (no --force needed) to complete the workspace"
+        )
+    )]
+    Interrupted {
+        /// What was attempted, e.g. `"rename"`.
+        action: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// The I/O failure.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A workspace opened for a dry run was asked to write (a bug in cargo-allframe).
+    #[error("the workspace `{}` was opened for a dry run and cannot be written", dir.display())]
+    #[diagnostic(
+        code(allframe::preview_only),
+        help("this is a bug in cargo-allframe; please report it")
+    )]
+    PreviewOnly {
+        /// The output directory.
+        dir: PathBuf,
+    },
+
     /// A template failed to render (a bug in cargo-allframe).
     #[error("cannot render the template `{template}`")]
     #[diagnostic(

@@ -270,6 +270,48 @@ pub enum IgniteWarning {
         kind: &'static str,
     },
 
+    /// A service crate ignite wrote earlier that is no longer generated.
+    #[error(
+        "`{dir}` is no longer generated (`{name}` is not a generated service of the architecture any more): its {} are kept",
+        count(*files, "file")
+    )]
+    #[diagnostic(
+        severity(Warning),
+        code(allframe::orphaned_service),
+        help(
+            "ignite never deletes files: the crate stays on disk and recorded in .allframe/manifest.json, but is no longer a member of the workspace; delete the directory yourself if the service is gone for good"
+        )
+    )]
+    OrphanedService {
+        /// The service's name (its directory under `services/`).
+        name: String,
+        /// `services/<name>/`.
+        dir: String,
+        /// How many files ignite recorded there.
+        files: usize,
+    },
+
+    /// Other files ignite wrote earlier that are no longer generated.
+    #[error(
+        "{} ignite wrote earlier {} no longer generated and {} on disk: {list}",
+        count(*files, "file"),
+        if *files == 1 { "is" } else { "are" },
+        if *files == 1 { "stays" } else { "stay" }
+    )]
+    #[diagnostic(
+        severity(Warning),
+        code(allframe::orphaned_files),
+        help(
+            "ignite never deletes files; delete them yourself if they are not needed any more (their records in .allframe/manifest.json go with them)"
+        )
+    )]
+    OrphanedFiles {
+        /// How many.
+        files: usize,
+        /// Their paths, comma-separated.
+        list: String,
+    },
+
     /// rustfmt could not be run.
     #[error(
         "rustfmt could not be run ({reason}): the generated Rust files are written unformatted"

@@ -339,3 +339,179 @@ fn declared_patterns_pull_in_their_runtime_features() {
     let quiet = toml_file(&dir.path().join("quiet/services/plain/Cargo.toml"));
     assert_eq!(features(&quiet), ["sqlite"]);
 }
+
+#[cfg(unix)]
+#[test]
+fn links_inside_the_output_directory_are_refused_and_never_written_through() {
+    let (dir, config) = shop_dir();
+    cargo_allframe(dir.path(), &["ignite", "--out", "ws"]).ok();
+    let ws = dir.path().join("ws");
+    let outside = dir.path().join("elsewhere");
+    std::fs::create_dir(&outside).expect("mkdir");
+
+    // A service directory moved elsewhere behind a link, a file linked to an outside file, and
+    // a dangling link where ignite would create a file.
+    std::fs::rename(ws.join("services/catalog"), outside.join("catalog")).expect("move");
+    std::os::unix::fs::symlink(outside.join("catalog"), ws.join("services/catalog"))
+        .expect("symlink");
+    let precious = outside.join("precious.md");
+    std::fs::write(&precious, "not ignite's").expect("write");
+    std::fs::remove_file(ws.join("README.md")).expect("rm");
+    std::os::unix::fs::symlink(&precious, ws.join("README.md")).expect("symlink");
+    let sneaky = outside.join("created-through-a-link");
+    std::os::unix::fs::symlink(&sneaky, ws.join("services/user-service/Cargo.toml.new"))
+        .expect("symlink");
+    std::fs::write(&config, SHOP.replace("User registration", "Users")).expect("edit");
+
+    let state = |ws: &Path| {
+        (
+            snapshot(&outside),
+            std::fs::read_link(ws.join("README.md")).ok(),
+            read(&ws.join(".allframe/manifest.json")),
+            read(&ws.join("architecture.toml")),
+        )
+    };
+    let before = state(&ws);
+    for args in [vec![], vec!["--force"], vec!["--dry-run"]] {
+        let run = cargo_allframe(
+            dir.path(),
+            &[&["ignite", "--out", "ws"], &args[..]].concat(),
+        )
+        .failed();
+        assert!(run.stderr.contains("symbolic link"), "{}", run.stderr);
+        assert!(
+            run.stderr.contains("README.md") || run.stderr.contains("services/catalog"),
+            "the link is named: {}",
+            run.stderr
+        );
+        assert!(run.stdout.is_empty(), "{}", run.stdout);
+        assert_eq!(state(&ws), before, "{args:?}");
+        assert!(!sneaky.exists());
+        assert!(!ws.join(".allframe/lock").exists());
+    }
+    assert_eq!(read(&precious), "not ignite's");
+
+    // Put back as real directories and files, the workspace is ignited again.
+    std::fs::remove_file(ws.join("services/catalog")).expect("rm link");
+    std::fs::rename(outside.join("catalog"), ws.join("services/catalog")).expect("move back");
+    std::fs::remove_file(ws.join("README.md")).expect("rm link");
+    let run = cargo_allframe(dir.path(), &["ignite", "--out", "ws"]).ok();
+    assert_eq!(
+        listed(&run.stdout)["README.md"],
+        "written",
+        "{}",
+        run.stdout
+    );
+    assert_eq!(read(&precious), "not ignite's");
+}
+
+#[test]
+fn a_removed_service_is_reported_as_orphaned_and_kept() {
+    let (dir, config) = shop_dir();
+    cargo_allframe(dir.path(), &["ignite", "--out", "ws"]).ok();
+    let ws = dir.path().join("ws");
+    let manifest_before: serde_json::Value =
+        serde_json::from_str(&read(&ws.join(".allframe/manifest.json"))).expect("JSON");
+    let catalog_files: Vec<String> = manifest_before["files"]
+        .as_object()
+        .expect("files")
+        .keys()
+        .filter(|p| p.starts_with("services/catalog/"))
+        .cloned()
+        .collect();
+    assert!(catalog_files.len() > 5, "{catalog_files:?}");
+
+    let without = SHOP.replace(
+        "[[services]]\nname = \"catalog\"\ntype = \"stateless\"\n\n[services.domain]\nentities = [\"SensorSummary\"]\n",
+        "",
+    );
+    assert_ne!(without, SHOP);
+    std::fs::write(&config, &without).expect("write");
+
+    let before = snapshot(&ws);
+    let dry = cargo_allframe(dir.path(), &["ignite", "--out", "ws", "--dry-run"]).ok();
+    assert_eq!(snapshot(&ws), before, "a dry run writes nothing");
+    for run in [
+        dry,
+        cargo_allframe(dir.path(), &["ignite", "--out", "ws"]).ok(),
+        // Still reported on the next run: the records stay.
+        cargo_allframe(dir.path(), &["ignite", "--out", "ws"]).ok(),
+    ] {
+        // One warning for the crate, one listing the other files (its infrastructure).
+        assert!(
+            run.stderr
+                .contains("`services/catalog/` is no longer generated"),
+            "{}",
+            run.stderr
+        );
+        assert!(
+            run.stderr
+                .contains(&format!("its {} files are kept", catalog_files.len())),
+            "{}",
+            run.stderr
+        );
+        assert!(
+            run.stderr
+                .contains("infrastructure/docker/services/catalog/Dockerfile"),
+            "{}",
+            run.stderr
+        );
+        let files = listed(&run.stdout);
+        assert_eq!(files["services/catalog/"], "orphaned", "{}", run.stdout);
+        assert_eq!(
+            files["infrastructure/docker/services/catalog/Dockerfile"],
+            "orphaned"
+        );
+        assert!(
+            !files.keys().any(|p| p.starts_with("services/catalog/src")),
+            "the crate is one line: {}",
+            run.stdout
+        );
+        assert!(run.stdout.contains(" orphaned."), "{}", run.stdout);
+    }
+    assert_eq!(members(&ws), ["services/user-service"]);
+    let manifest: serde_json::Value =
+        serde_json::from_str(&read(&ws.join(".allframe/manifest.json"))).expect("JSON");
+    for path in &catalog_files {
+        assert_eq!(
+            manifest["files"][path], manifest_before["files"][path],
+            "{path} is still recorded"
+        );
+        assert!(ws.join(path).is_file(), "{path} is kept");
+    }
+}
+
+#[test]
+fn a_second_ignite_is_refused_while_another_holds_the_workspace() {
+    let (dir, config) = shop_dir();
+    cargo_allframe(dir.path(), &["ignite", "--out", "ws"]).ok();
+    let ws = dir.path().join("ws");
+    assert!(!ws.join(".allframe/lock").exists(), "released and removed");
+    std::fs::write(&config, SHOP.replace("User registration", "Users")).expect("edit");
+
+    // Another process (this one) holds the lock as a running ignite would.
+    let lock = std::fs::File::create(ws.join(".allframe/lock")).expect("lock file");
+    lock.lock().expect("lock");
+    let before = snapshot(&ws);
+    for args in [
+        &["ignite", "--out", "ws"][..],
+        &["ignite", "--out", "ws", "--dry-run"],
+    ] {
+        let run = cargo_allframe(dir.path(), args).failed();
+        assert!(
+            run.stderr.contains("another `cargo allframe ignite`"),
+            "{}",
+            run.stderr
+        );
+        assert!(run.stderr.contains(".allframe/lock"), "{}", run.stderr);
+        assert_eq!(snapshot(&ws), before, "{args:?}");
+    }
+    drop(lock);
+    let run = cargo_allframe(dir.path(), &["ignite", "--out", "ws"]).ok();
+    assert_eq!(
+        listed(&run.stdout)["README.md"],
+        "updated",
+        "{}",
+        run.stdout
+    );
+}
