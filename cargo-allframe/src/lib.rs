@@ -13,6 +13,7 @@
 pub mod config;
 pub mod context;
 pub mod error;
+pub mod escape;
 pub mod graph;
 pub mod ignite;
 pub mod infra;
@@ -113,7 +114,8 @@ pub fn execute(command: Command, reporter: &mut Reporter<'_>) -> Result<(), CliE
             loaded.report_warnings(reporter);
             let renderer = templates::Renderer::new()?;
             let generated = plan::generated_services(&loaded.architecture);
-            let infra = infra::model::build(&loaded.architecture, &generated);
+            let infra =
+                infra::model::build(&loaded.architecture, infra::model::Scope::Whole(&generated));
             let text = infra::graph(&infra, args.format, &renderer)?;
             reporter.line(text.trim_end());
         }

@@ -7,10 +7,11 @@
 
 use minijinja::syntax::SyntaxConfig;
 use minijinja::value::{Serde, Value};
-use minijinja::{Environment, UndefinedBehavior};
+use minijinja::{AutoEscape, Environment, Error, Output, State, UndefinedBehavior};
 use serde::Serialize;
 
 use crate::error::CliError;
+use crate::escape::Language;
 
 /// When a template applies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,6 +89,9 @@ pub mod infra {
     pub const COMPOSE_TEST: Template = template!("infra/docker/docker-compose.test.yml.jinja" => "infrastructure/docker/docker-compose.test.yml", Always);
     /// The engines shared by both compose files (included, not rendered alone).
     pub const COMPOSE_ENGINES: Template = template!("infra/docker/engines.yml.jinja" => "", Always);
+    /// The comment listing the services a deployable file leaves out (included, in YAML, HCL
+    /// and TOML alike).
+    pub const SKIPPED: Template = template!("infra/partials/skipped.yaml.jinja" => "", Always);
     /// One `Dockerfile` per service.
     pub const DOCKERFILE: Template = template!("infra/docker/Dockerfile.jinja" => "infrastructure/docker/services/{{ service.name }}/Dockerfile", Always);
     /// The PostgreSQL init script creating one database per service.
@@ -134,6 +138,7 @@ pub mod infra {
         COMPOSE,
         COMPOSE_TEST,
         COMPOSE_ENGINES,
+        SKIPPED,
         DOCKERFILE,
         POSTGRES_INIT,
         MYSQL_INIT,
@@ -295,7 +300,10 @@ pub mod cloud {
 }
 
 /// Renders templates: strict about undefined values, block tags take their line with them,
-/// no HTML escaping, trailing newlines kept.
+/// trailing newlines kept, and every printed value escaped for the language of the template's
+/// file ([`crate::escape`]) unless it is already code of that language. There is no `safe`
+/// filter: only this crate's [`crate::escape::Code`] values and the quoting filters are printed
+/// as they are.
 pub struct Renderer {
     env: Environment<'static>,
 }
@@ -321,12 +329,22 @@ impl Renderer {
             })?;
         env.set_syntax(syntax);
         env.set_undefined_behavior(UndefinedBehavior::Strict);
-        env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
-        env.add_filter("toml_str", toml_str);
-        env.add_filter("yaml", yaml_str);
-        env.add_filter("hcl", hcl_str);
-        env.add_filter("mermaid_label", crate::graph::mermaid_label);
-        env.add_filter("dot_str", crate::graph::dot_str);
+        env.set_auto_escape_callback(|name| match Language::of_template(name) {
+            Some(language) => AutoEscape::Custom(language.name().into()),
+            // Output paths: made of names the file checks, and checked again when written.
+            None => AutoEscape::None,
+        });
+        env.set_formatter(escape_formatter);
+        env.remove_filter("safe");
+        env.add_filter("toml_str", |v: &str| Value::from_safe_string(toml_str(v)));
+        env.add_filter("yaml", |v: Value| Value::from_safe_string(yaml_str(v)));
+        env.add_filter("hcl", |v: Value| Value::from_safe_string(hcl_str(v)));
+        env.add_filter("mermaid_label", |v: &str| {
+            Value::from_safe_string(crate::graph::mermaid_label(v))
+        });
+        env.add_filter("dot_str", |v: &str| {
+            Value::from_safe_string(crate::graph::dot_str(v))
+        });
         for template in STATELESS
             .iter()
             .chain(WORKSPACE)
@@ -339,6 +357,15 @@ impl Renderer {
             .chain(cloud::FLAGS_ROOT)
             .chain(cloud::SINGLE)
         {
+            if Language::of_template(template.name).is_none() {
+                return Err(CliError::Template {
+                    template: template.name.into(),
+                    source: Error::new(
+                        minijinja::ErrorKind::InvalidOperation,
+                        "no output language is known for this template, so its values could not be escaped",
+                    ),
+                });
+            }
             env.add_template(template.name, template.source)
                 .map_err(|source| CliError::Template {
                     template: template.name.into(),
@@ -370,6 +397,33 @@ impl Renderer {
             .map_err(error)?;
         Ok((path, text))
     }
+}
+
+/// Prints `value` into a template's output: as it is when it is code already (safe), else
+/// escaped for the template's language.
+fn escape_formatter(out: &mut Output, state: &mut State, value: &Value) -> Result<(), Error> {
+    let language = match state.auto_escape() {
+        AutoEscape::Custom(name) => Language::from_name(name),
+        _ => None,
+    };
+    let plain = value.is_safe()
+        || language.is_none()
+        || matches!(
+            value.kind(),
+            minijinja::value::ValueKind::Number
+                | minijinja::value::ValueKind::Bool
+                | minijinja::value::ValueKind::None
+                | minijinja::value::ValueKind::Undefined
+        );
+    let text = match value.as_str() {
+        Some(text) => std::borrow::Cow::Borrowed(text),
+        None => std::borrow::Cow::Owned(value.to_string()),
+    };
+    let escaped = match language {
+        Some(language) if !plain => language.escape(&text),
+        _ => text,
+    };
+    out.write_str(&escaped).map_err(Error::from)
 }
 
 /// The `yaml` filter: a scalar as a YAML double-quoted string (JSON string syntax, which YAML

@@ -26,8 +26,28 @@ fn generate(toml: &str) -> BTreeMap<String, String> {
     files
 }
 
-/// Every infrastructure, docs and CI file ignite plans for `toml`, by path.
+/// Every infrastructure, docs and CI file of `toml` as it will be once ignite generates every
+/// service type, by path: the templates of every archetype, with every service deployable.
+/// (What ignite plans today, with the types it does not generate left out, is checked by
+/// `services_without_a_crate_get_no_infrastructure`.)
 fn planned(toml: &str) -> BTreeMap<String, String> {
+    let source = SourceFile::new("architecture.toml", toml);
+    let architecture = allframe_config::check(&source).unwrap_or_else(|e| panic!("{e:?}"));
+    let renderer = Renderer::new().expect("templates parse");
+    let every_service = architecture
+        .services()
+        .iter()
+        .map(|s| s.name().to_owned())
+        .collect();
+    cargo_allframe::infra::plan(&architecture, &every_service, &renderer)
+        .expect("plan")
+        .into_iter()
+        .map(|f| (f.path, String::from_utf8(f.contents).expect("utf-8")))
+        .collect()
+}
+
+/// The infrastructure, docs and CI files ignite plans for `toml` today.
+fn ignited(toml: &str) -> BTreeMap<String, String> {
     let source = SourceFile::new("architecture.toml", toml);
     let architecture = allframe_config::check(&source).unwrap_or_else(|e| panic!("{e:?}"));
     let renderer = Renderer::new().expect("templates parse");
@@ -184,7 +204,7 @@ fn compose_runs_every_service_and_exactly_the_engines_of_the_reference_file() {
         Some("http://order-service:8082")
     );
 
-    // CI builds an image for each generated crate only, and tests against the test engines.
+    // CI builds an image for each generated crate, and tests against the test engines.
     let ci = yaml(&files, ".github/workflows/ci.yml");
     assert_eq!(
         keys(&ci["jobs"]),
@@ -192,7 +212,7 @@ fn compose_runs_every_service_and_exactly_the_engines_of_the_reference_file() {
     );
     assert_eq!(
         ci["jobs"]["images"]["strategy"]["matrix"]["service"],
-        serde_json::json!(["user-service"])
+        serde_json::json!(REFERENCE_SERVICES)
     );
     let steps = ci["jobs"]["test"]["steps"].as_array().unwrap();
     let against = steps
@@ -628,16 +648,11 @@ fn the_diagram_shows_services_the_bus_stores_and_event_flows() {
 
     let mermaid = cargo_allframe(dir.path(), &["graph"]).ok().stdout;
     assert!(mermaid.starts_with("flowchart LR\n"));
-    let doc = generate(&reference())["docs/architecture.md"].clone();
+    let doc = ignited(&reference())["docs/architecture.md"].clone();
     assert!(
         doc.contains(&format!("```mermaid\n{}", mermaid.trim_end())),
         "{doc}"
     );
-    // The docs say which services have no crate yet.
-    assert!(doc.contains(
-        "| `web-bff` | bff | rest, graphql | HTTP 8081 | postgres | not generated yet |"
-    ));
-    assert!(doc.contains("| `user-service` | stateless | rest, grpc | HTTP 8080, gRPC 9090 | postgres + Redis | `services/user-service` |"));
 }
 
 #[test]
@@ -650,7 +665,7 @@ fn reignite_keeps_an_edited_infrastructure_file() {
     let compose = ws.join("infrastructure/docker/docker-compose.yml");
     let edited = format!("{}\n# my own override\n", read(&compose));
     std::fs::write(&compose, &edited).expect("edit");
-    let untouched = ws.join("infrastructure/k8s/base/alerts/hpa.yaml");
+    let untouched = ws.join("infrastructure/k8s/base/kustomization.yaml");
 
     std::fs::write(
         &config,
@@ -667,7 +682,82 @@ fn reignite_keeps_an_edited_infrastructure_file() {
     );
     assert_eq!(files["docs/architecture.md"], "updated", "{}", run.stdout);
     assert!(read(&ws.join("docs/architecture.md")).contains("after 9 failed deliveries"));
-    assert!(read(&untouched).contains("HorizontalPodAutoscaler"));
+    assert!(read(&untouched).contains("kind: Kustomization"));
+}
+
+#[test]
+fn services_without_a_crate_get_no_infrastructure() {
+    // Today ignite generates `stateless` crates only: of the reference file's services, only
+    // `user-service` has an image, so it alone is deployed; the others are listed as left out.
+    let files = ignited(&reference());
+    let skipped: Vec<&str> = REFERENCE_SERVICES[1..].to_vec();
+    let compose = yaml(&files, "infrastructure/docker/docker-compose.yml");
+    let deployed: BTreeSet<String> = keys(&compose["services"])
+        .into_iter()
+        .filter(|name| REFERENCE_SERVICES.contains(&name.as_str()))
+        .collect();
+    assert_eq!(deployed, set(&["user-service"]));
+    let ci = yaml(&files, ".github/workflows/ci.yml");
+    assert_eq!(
+        ci["jobs"]["images"]["strategy"]["matrix"]["service"],
+        serde_json::json!(["user-service"])
+    );
+    for name in &skipped {
+        for prefix in [
+            format!("infrastructure/docker/services/{name}/"),
+            format!("infrastructure/k8s/base/{name}/"),
+            format!("infrastructure/fly/{name}/"),
+        ] {
+            assert!(
+                !files.keys().any(|path| path.starts_with(&prefix)),
+                "{prefix} is generated for a service without a crate"
+            );
+        }
+    }
+    let kustomization = yaml(&files, "infrastructure/k8s/base/kustomization.yaml");
+    let resources = kustomization["resources"].as_array().expect("resources");
+    assert!(
+        resources.iter().filter_map(Value::as_str).all(|r| !skipped
+            .iter()
+            .any(|name| r.starts_with(&format!("{name}/")))),
+        "{resources:?}"
+    );
+    // No cloud program names a service whose image does not exist.
+    for path in [
+        "infrastructure/terraform/aws/main.tf",
+        "infrastructure/pulumi/aws/Pulumi.yaml",
+    ] {
+        let text = &files[path];
+        let listing = text
+            .split("left out here")
+            .nth(1)
+            .unwrap_or_else(|| panic!("{path} lists what it leaves out"));
+        let (listing, rest) = listing.split_at(listing.find("\n\n").unwrap_or(listing.len()));
+        for name in &skipped {
+            assert!(
+                listing.contains(&format!("#   - {name} (")),
+                "{path}: {name}"
+            );
+            assert!(!rest.contains(&format!("{name}-")), "{path} deploys {name}");
+        }
+    }
+    for path in [
+        "infrastructure/docker/docker-compose.yml",
+        "infrastructure/k8s/base/kustomization.yaml",
+        ".github/workflows/ci.yml",
+    ] {
+        assert!(
+            files[path].contains("#   - notification-service (consumer)"),
+            "{path}"
+        );
+    }
+    // The architecture document still describes every service and says which are missing.
+    let doc = &files["docs/architecture.md"];
+    assert!(doc.contains(
+        "| `web-bff` | bff | rest, graphql | HTTP 8081 | postgres | not generated yet |"
+    ));
+    assert!(doc.contains("| `user-service` | stateless | rest, grpc | HTTP 8080, gRPC 9090 | postgres + Redis | `services/user-service` |"));
+    assert!(doc.contains("### notification-service"));
 }
 
 /// Every generated file under the infrastructure, docs and CI directories, one after another.

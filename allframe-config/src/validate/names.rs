@@ -134,7 +134,8 @@ pub(super) fn identifiers(c: &mut Checker<'_>, service: &ResolvedService) {
         ));
     }
     // Entities, events and projections become modules of one crate: no two may share a
-    // snake_case name unless they are the same event named twice.
+    // snake_case name unless they are the same event named twice (entities come first, so an
+    // event named like one gets its `_event` module).
     let mut modules: BTreeMap<String, (&str, &'static str, KeyPath)> = BTreeMap::new();
     for (path, names, what) in &types {
         let mut in_list: BTreeMap<&str, usize> = BTreeMap::new();
@@ -155,18 +156,22 @@ pub(super) fn identifiers(c: &mut Checker<'_>, service: &ResolvedService) {
             if !check_type_name(c, name, at.clone(), what, Becomes::Type) {
                 continue;
             }
-            let module = snake(name);
+            let mut module = snake(name);
+            // An event named like an entity of the service is spelt `<Name>Event` in code.
+            if *what == "event"
+                && modules
+                    .get(&module)
+                    .is_some_and(|(_, other_what, _)| *other_what == "entity")
+            {
+                module.push_str("_event");
+            }
             match modules.get(&module) {
                 Some((other, other_what, _)) if *other == name.as_str() && other_what == what => {}
                 Some((other, other_what, other_path)) => {
                     let message = format!(
                         "{what} `{name}` and {other_what} `{other}` ({other_path}) both become the module `{module}`"
                     );
-                    let help = if *other_what == "entity" && *what == "event" {
-                        format!("name the event for what happened, e.g. `{name}Changed`")
-                    } else {
-                        "give them names that differ in more than letter case".to_owned()
-                    };
+                    let help = "give them names that differ in more than letter case";
                     c.push(Diagnostic::error(Code::NameClash, at, message).with_help(help));
                 }
                 None => {

@@ -15,9 +15,10 @@ use minijinja::context;
 use minijinja::value::Value;
 use serde::Serialize;
 
-use super::terraform::hcl_expr;
+use super::terraform::{hcl_expr, hcl_literal};
 use super::v;
 use crate::error::CliError;
+use crate::escape::Code;
 use crate::templates::{Renderer, cloud as t};
 use crate::workspace::PlannedFile;
 
@@ -59,11 +60,11 @@ pub fn context(architecture: &Architecture) -> Option<FlagsContext> {
 /// and HCL expressions. On Google Cloud the key itself is mounted from Secret Manager, on Fly.io
 /// it is a Fly secret (both as [`SDK_KEY`]); on AWS the service gets the secret's ARN and may
 /// read it.
-pub fn service_env(flags: &FlagsContext, cloud: &str) -> Vec<(&'static str, String)> {
-    let quoted = |text: &str| serde_json::Value::String(text.to_owned()).to_string();
+pub fn service_env(flags: &FlagsContext, cloud: &str) -> Vec<(&'static str, Code)> {
+    let quoted = hcl_literal;
     let mut out = vec![
         ("FEATURE_FLAGS_PROVIDER", quoted(flags.provider)),
-        ("FEATURE_FLAGS_URL", "var.feature_flags_url".to_owned()),
+        ("FEATURE_FLAGS_URL", Code::new("var.feature_flags_url")),
         (
             "FEATURE_FLAGS_SYNC_INTERVAL_SECONDS",
             quoted(&flags.sync_interval_seconds.to_string()),
@@ -76,7 +77,7 @@ pub fn service_env(flags: &FlagsContext, cloud: &str) -> Vec<(&'static str, Stri
     if cloud == "aws" {
         out.push((
             "FEATURE_FLAGS_SECRET_ARN",
-            "data.aws_secretsmanager_secret.feature_flags.arn".to_owned(),
+            Code::new("data.aws_secretsmanager_secret.feature_flags.arn"),
         ));
     }
     out
@@ -95,7 +96,7 @@ pub fn plan(
     let deferred = project.is_some_and(EnvString::is_deferred);
     let context = context! {
         flags_aws_regions => v(&cloud.regions),
-        gcp_project => if deferred { project.map(hcl_expr) } else { Some("var.gcp_project_id".to_owned()) },
+        gcp_project => if deferred { project.map(hcl_expr) } else { Some(Code::new("var.gcp_project_id")) },
         gcp_project_variable => deferred,
         gcp_project_literal => project.filter(|p| !p.is_deferred()).map(|p| p.raw().to_owned()),
         ..common.clone()

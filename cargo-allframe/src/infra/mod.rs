@@ -24,10 +24,11 @@ use minijinja::value::{Serde, Value};
 use serde::Serialize;
 
 use crate::error::CliError;
+use crate::escape::Code;
 use crate::graph::{Format, Graph};
 use crate::templates::{Renderer, infra as t};
 use crate::workspace::PlannedFile;
-use model::{EnvVar, InfraContext};
+use model::{EnvVar, InfraContext, Scope};
 
 /// One environment of the kustomize overlays.
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -96,7 +97,7 @@ pub fn plan(
     generated: &BTreeSet<String>,
     renderer: &Renderer,
 ) -> Result<Vec<PlannedFile>, CliError> {
-    let infra = model::build(architecture, generated);
+    let infra = model::build(architecture, Scope::Deployable(generated));
     let strategy = architecture.file().deployment.strategy;
     let progressive = model::progressive(strategy);
     let base = context! {
@@ -171,8 +172,10 @@ pub fn plan(
 
     // CI, docs.
     render(&t::CI, base.clone())?;
-    let diagram = graph(&infra, Format::Mermaid, renderer)?;
-    render(&t::ARCHITECTURE_DOC, context! { diagram, ..base.clone() })?;
+    // The document and its diagram describe the whole file, generated or not.
+    let whole = model::build(architecture, Scope::Whole(generated));
+    let diagram = Code::new(graph(&whole, Format::Mermaid, renderer)?);
+    render(&t::ARCHITECTURE_DOC, context! { diagram, ..v(&whole) })?;
 
     files.extend(terraform::plan(&infra, architecture, renderer, &base)?);
     files.extend(pulumi::plan(&infra, architecture, renderer, &base)?);

@@ -292,52 +292,107 @@ pub struct InfraContext {
     pub cloud: CloudContext,
     /// Terraform variables for every `${VAR}` of the file.
     pub variables: Vec<TfVariable>,
-    /// Services of the file without a generated crate.
-    pub without_crate: Vec<String>,
+    /// Services of the file left out of this context: in the deployable infrastructure, those
+    /// ignite generates no crate for (their images could not be built).
+    pub skipped: Vec<SkippedService>,
     /// Environment of the `tests` container of `docker-compose.test.yml`.
     pub test_env: Vec<EnvVar>,
     /// What the `tests` container waits for.
     pub test_dependencies: Vec<Dependency>,
 }
 
-/// Builds the infrastructure context of `architecture`; `generated` names the services whose
-/// crates ignite writes.
-pub fn build(architecture: &Architecture, generated: &BTreeSet<String>) -> InfraContext {
-    let file = architecture.file();
-    let settings = &file.settings;
-    let all = architecture.services();
-    let names: BTreeSet<&str> = all.iter().map(ResolvedService::name).collect();
+/// A service of the file that a context leaves out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SkippedService {
+    /// Its name.
+    pub name: String,
+    /// Its type, as written.
+    pub kind: &'static str,
+}
 
-    let producers = |event: &str| -> Vec<String> {
-        all.iter()
-            .filter(|s| s.events().iter().any(|e| e == event))
-            .map(|s| s.name().to_owned())
-            .collect()
-    };
-    let consumed_by = |service: &ResolvedService| -> Vec<String> {
-        let raw = &service.raw;
-        let mut events: Vec<String> = Vec::new();
-        for list in [
-            raw.consumer.as_ref().map(|c| &c.events),
-            raw.subscriptions.as_ref().map(|s| &s.events),
-            raw.cache.as_ref().map(|c| &c.invalidation),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            for event in list {
-                if !events.contains(event) {
-                    events.push(event.clone());
-                }
+/// Which services of the file a context describes.
+#[derive(Debug, Clone, Copy)]
+pub enum Scope<'a> {
+    /// The services whose crates ignite generates (compose, images, manifests, clouds): nothing
+    /// may reference an image that cannot be built.
+    Deployable(&'a BTreeSet<String>),
+    /// Every service of the file (the diagram and the architecture document), with
+    /// `has_crate` telling which ones ignite generates.
+    Whole(&'a BTreeSet<String>),
+}
+
+impl Scope<'_> {
+    fn generated(&self) -> &BTreeSet<String> {
+        match self {
+            Scope::Deployable(generated) | Scope::Whole(generated) => generated,
+        }
+    }
+
+    fn includes(&self, service: &ResolvedService) -> bool {
+        match self {
+            Scope::Deployable(generated) => generated.contains(service.name()),
+            Scope::Whole(_) => true,
+        }
+    }
+}
+
+/// The events a service receives: `[services.consumer] events`, `[services.subscriptions]
+/// events` and `[services.cache] invalidation`, in that order, without duplicates.
+fn consumed_by(service: &ResolvedService) -> Vec<String> {
+    let raw = &service.raw;
+    let mut events: Vec<String> = Vec::new();
+    for list in [
+        raw.consumer.as_ref().map(|c| &c.events),
+        raw.subscriptions.as_ref().map(|s| &s.events),
+        raw.cache.as_ref().map(|c| &c.invalidation),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        for event in list {
+            if !events.contains(event) {
+                events.push(event.clone());
             }
         }
-        events
-    };
+    }
+    events
+}
+
+/// Builds the infrastructure context of `architecture` for the services of `scope`.
+pub fn build(architecture: &Architecture, scope: Scope<'_>) -> InfraContext {
+    let file = architecture.file();
+    let settings = &file.settings;
+    let all: Vec<&ResolvedService> = architecture
+        .services()
+        .iter()
+        .filter(|s| scope.includes(s))
+        .collect();
+    let by_name: BTreeMap<&str, &ResolvedService> = all.iter().map(|s| (s.name(), *s)).collect();
+    let names: BTreeSet<&str> = by_name.keys().copied().collect();
+    let consumed: BTreeMap<&str, Vec<String>> =
+        all.iter().map(|s| (s.name(), consumed_by(s))).collect();
+    // Event → the services producing it, and → those receiving it, in file order.
+    let mut producers: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    let mut receivers: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for service in &all {
+        for event in service.events() {
+            producers
+                .entry(event)
+                .or_default()
+                .push(service.name().to_owned());
+        }
+        for event in &consumed[service.name()] {
+            receivers
+                .entry(event)
+                .or_default()
+                .push(service.name().to_owned());
+        }
+    }
 
     let uses_bus = |s: &ResolvedService| {
         let outbound = s.raw.ports.iter().flat_map(|p| &p.outbound);
         !s.events().is_empty()
-            || !consumed_by(s).is_empty()
+            || !consumed[s.name()].is_empty()
             || s.raw.stream.is_some()
             || s.messaging.is_some()
             || outbound.clone().any(|o| {
@@ -347,12 +402,12 @@ pub fn build(architecture: &Architecture, generated: &BTreeSet<String>) -> Infra
                 )
             })
     };
-    let any_bus = all.iter().any(uses_bus);
+    let any_bus = all.iter().any(|s| uses_bus(s));
     let event_bus = any_bus.then_some(settings.event_bus);
     let otel = settings.observability == TelemetryBackend::Opentelemetry
         || file.observability.tracing == TelemetryBackend::Opentelemetry;
 
-    let mut engines = engines_of(architecture, event_bus, otel, &uses_bus);
+    let mut engines = engines_of(architecture, &all, event_bus, otel, &uses_bus);
     let event_bus_url = event_bus.and_then(|bus| match bus {
         EventBus::Kafka => Some("kafka://kafka:9092".to_owned()),
         EventBus::Nats => Some("nats://nats:4222".to_owned()),
@@ -361,7 +416,7 @@ pub fn build(architecture: &Architecture, generated: &BTreeSet<String>) -> Infra
     });
 
     let mut services = Vec::with_capacity(all.len());
-    for s in all {
+    for &s in &all {
         let raw = &s.raw;
         let outbound: Vec<&str> = raw
             .ports
@@ -396,18 +451,14 @@ pub fn build(architecture: &Architecture, generated: &BTreeSet<String>) -> Infra
             .iter()
             .map(|e| EventFlow {
                 name: e.clone(),
-                peers: all
-                    .iter()
-                    .filter(|o| consumed_by(o).contains(e))
-                    .map(|o| o.name().to_owned())
-                    .collect(),
+                peers: receivers.get(e.as_str()).cloned().unwrap_or_default(),
             })
             .collect();
-        let consumes = consumed_by(s)
-            .into_iter()
+        let consumes = consumed[s.name()]
+            .iter()
             .map(|e| EventFlow {
-                peers: producers(&e),
-                name: e,
+                peers: producers.get(e.as_str()).cloned().unwrap_or_default(),
+                name: e.clone(),
             })
             .collect();
 
@@ -469,7 +520,7 @@ pub fn build(architecture: &Architecture, generated: &BTreeSet<String>) -> Infra
             }
         }
         for target in &calls {
-            if let Some(peer) = architecture.service(target) {
+            if let Some(peer) = by_name.get(target.as_str()) {
                 compose_env.push(env(
                     &format!("{}_URL", target.to_snake_case().to_uppercase()),
                     format!("http://{target}:{}", peer.http_port),
@@ -489,7 +540,7 @@ pub fn build(architecture: &Architecture, generated: &BTreeSet<String>) -> Infra
             name: s.name().to_owned(),
             snake: s.name().to_snake_case(),
             kind: s.kind().as_str(),
-            has_crate: generated.contains(s.name()),
+            has_crate: scope.generated().contains(s.name()),
             responsibility: responsibility(s),
             protocols: s.protocols.iter().map(|p| p.as_str()).collect(),
             http_port: s.http_port,
@@ -592,10 +643,14 @@ pub fn build(architecture: &Architecture, generated: &BTreeSet<String>) -> Infra
         architecture: architecture.name().to_owned(),
         architecture_snake: architecture.name().to_snake_case(),
         version: file.architecture.version.clone(),
-        without_crate: services
+        skipped: architecture
+            .services()
             .iter()
-            .filter(|s| !s.has_crate)
-            .map(|s| s.name.clone())
+            .filter(|s| !scope.includes(s))
+            .map(|s| SkippedService {
+                name: s.name().to_owned(),
+                kind: s.kind().as_str(),
+            })
             .collect(),
         services,
         engines,
@@ -626,7 +681,7 @@ pub fn build(architecture: &Architecture, generated: &BTreeSet<String>) -> Infra
             fly: cloud.fly.is_some(),
             shuttle: cloud.shuttle.is_some(),
         },
-        variables: variables(architecture),
+        variables: variables(architecture, &all),
     }
 }
 
@@ -682,11 +737,11 @@ fn uses_redis(service: &ResolvedService) -> bool {
 /// Decides which engines run locally and gives each a host port no service listens on.
 fn engines_of(
     architecture: &Architecture,
+    all: &[&ResolvedService],
     bus: Option<EventBus>,
     otel: bool,
     uses_bus: &dyn Fn(&ResolvedService) -> bool,
 ) -> Engines {
-    let all = architecture.services();
     let mut used: BTreeSet<u16> = all
         .iter()
         .flat_map(|s| [Some(s.http_port), s.grpc_port, s.metrics_port])
@@ -701,7 +756,7 @@ fn engines_of(
     let local_bus = matches!(
         bus,
         Some(EventBus::Kafka | EventBus::Rabbitmq | EventBus::Nats)
-    ) && all.iter().any(uses_bus);
+    ) && all.iter().any(|s| uses_bus(s));
     let registry = architecture.file().settings.events.schema_registry;
     let rabbit = bus == Some(EventBus::Rabbitmq);
     use preferred_port as p;
@@ -727,7 +782,12 @@ fn engines_of(
             &mut e.firestore,
             p::FIRESTORE,
         ),
-        ("redis", all.iter().any(uses_redis), &mut e.redis, p::REDIS),
+        (
+            "redis",
+            all.iter().any(|s| uses_redis(s)),
+            &mut e.redis,
+            p::REDIS,
+        ),
         (
             "memcached",
             cache(CacheBackend::Memcached),
@@ -782,11 +842,12 @@ fn engines_of(
     e
 }
 
-/// One Terraform variable per environment variable the file's `${VAR}` values reference.
-fn variables(architecture: &Architecture) -> Vec<TfVariable> {
+/// One Terraform variable per environment variable the `${VAR}` values of the file and of
+/// `services` reference.
+fn variables(architecture: &Architecture, services: &[&ResolvedService]) -> Vec<TfVariable> {
     let mut by_name: BTreeMap<String, TfVariable> = BTreeMap::new();
     let mut seen_keys = BTreeSet::new();
-    for service in architecture.services() {
+    for &service in services {
         for (key, value) in architecture.deferred_values(service) {
             if !seen_keys.insert(key.clone()) {
                 continue;

@@ -17,6 +17,7 @@ use super::model::InfraContext;
 use super::terraform::{TfEnv, TfService, fly_region, hcl_expr, pad};
 use super::v;
 use crate::error::CliError;
+use crate::escape::Code;
 use crate::templates::{Renderer, cloud as t};
 use crate::workspace::PlannedFile;
 
@@ -112,7 +113,7 @@ pub fn plan(
         let fly_context = context! {
             tf_services => v(&fly_services),
             fly_regions => regions,
-            fly_org => if fly.org.is_deferred() { hcl_expr(&fly.org) } else { "var.fly_org".to_owned() },
+            fly_org => if fly.org.is_deferred() { hcl_expr(&fly.org) } else { Code::new("var.fly_org") },
             fly_org_literal => org,
             ..common.clone()
         };
@@ -134,7 +135,7 @@ pub fn plan(
             },
         )?;
         let shuttle_context = context! {
-            shuttle_project => if project.is_deferred() { hcl_expr(project) } else { "var.shuttle_project".to_owned() },
+            shuttle_project => if project.is_deferred() { hcl_expr(project) } else { Code::new("var.shuttle_project") },
             shuttle_project_literal => literal,
             ..common.clone()
         };

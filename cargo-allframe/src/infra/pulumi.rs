@@ -22,6 +22,7 @@ use super::terraform::{
 };
 use super::{OVERLAYS, v};
 use crate::error::CliError;
+use crate::escape::Code;
 use crate::templates::{Renderer, cloud as t};
 use crate::workspace::PlannedFile;
 
@@ -31,7 +32,7 @@ pub struct PulumiEnv {
     /// The environment variable.
     pub name: String,
     /// Its value as a YAML double-quoted scalar.
-    pub value: String,
+    pub value: Code,
 }
 
 /// A service as the Pulumi templates see it.
@@ -62,7 +63,7 @@ pub struct PulumiConfig {
     /// What it is.
     pub description: String,
     /// Its default as a YAML scalar, from `${VAR:-default}`.
-    pub default: Option<String>,
+    pub default: Option<Code>,
     /// Whether Pulumi keeps it encrypted.
     pub secret: bool,
     /// The keys of architecture.toml that use it.
@@ -90,8 +91,8 @@ fn for_cloud(config: &[PulumiConfig], cloud: &str) -> Vec<PulumiConfig> {
 pub struct StackEntry {
     /// The key, without the project's namespace.
     pub key: &'static str,
-    /// The value.
-    pub value: String,
+    /// The value, a YAML scalar.
+    pub value: Code,
 }
 
 /// One stack of a program.
@@ -121,12 +122,12 @@ pub struct CloudProgram {
 }
 
 /// `text` as a YAML double-quoted scalar Pulumi reads literally (`${` escaped as `$${`).
-pub fn literal(text: &str) -> String {
-    serde_json::Value::String(text.replace("${", "$${")).to_string()
+pub fn literal(text: &str) -> Code {
+    Code::new(serde_json::Value::String(text.replace("${", "$${")).to_string())
 }
 
 /// `value` as a YAML scalar: each `${VAR}` a reference to its config key, literal text kept.
-pub fn expr(value: &EnvString) -> String {
+pub fn expr(value: &EnvString) -> Code {
     let mut out = String::new();
     for segment in value.segments() {
         match segment {
@@ -136,7 +137,7 @@ pub fn expr(value: &EnvString) -> String {
             }
         }
     }
-    serde_json::Value::String(out).to_string()
+    Code::new(serde_json::Value::String(out).to_string())
 }
 
 /// `key` as part of a resource name: `DATABASE_URL` → `database-url`.
@@ -148,7 +149,7 @@ fn slug(key: &str) -> String {
 /// program creates (YAML scalars with interpolations); those variables leave the secret.
 fn services(
     tf: &[TfService],
-    wiring: impl Fn(&InfraService) -> Vec<(&'static str, String)>,
+    wiring: impl Fn(&InfraService) -> Vec<(&'static str, Code)>,
 ) -> Vec<PulumiService> {
     tf.iter()
         .map(|s| {
@@ -158,7 +159,7 @@ fn services(
                 .map(|e| PulumiEnv {
                     name: e.name.clone(),
                     value: match (&e.variable, &e.literal) {
-                        (Some(variable), _) => format!("\"${{{variable}}}\""),
+                        (Some(variable), _) => Code::new(format!("\"${{{variable}}}\"")),
                         (None, Some(text)) => literal(text),
                         (None, None) => literal(""),
                     },
@@ -305,19 +306,22 @@ pub fn plan(
             if s.bus && bus == Some("kafka") {
                 out.push((
                     "EVENT_BUS_URL",
-                    "\"kafka://${msk-cluster.bootstrapBrokersSaslIam}\"".to_owned(),
+                    Code::new("\"kafka://${msk-cluster.bootstrapBrokersSaslIam}\""),
                 ));
             }
             if s.bus && bus == Some("sqs") {
-                out.push(("EVENT_BUS_NAME", "\"${event-bus.name}\"".to_owned()));
+                out.push(("EVENT_BUS_NAME", Code::new("\"${event-bus.name}\"")));
                 if !s.consumes.is_empty() {
-                    out.push(("EVENT_QUEUE_URL", format!("\"${{{}-queue.url}}\"", s.name)));
+                    out.push((
+                        "EVENT_QUEUE_URL",
+                        Code::new(format!("\"${{{}-queue.url}}\"", s.name)),
+                    ));
                 }
             }
             if s.redis {
                 out.push((
                     "REDIS_URL",
-                    "\"rediss://${redis.primaryEndpointAddress}:6379\"".to_owned(),
+                    Code::new("\"rediss://${redis.primaryEndpointAddress}:6379\""),
                 ));
             }
             out
@@ -375,7 +379,7 @@ pub fn plan(
             if with_db {
                 vec![StackEntry {
                     key: "multi_az",
-                    value: production.to_string(),
+                    value: Code::new(production.to_string()),
                 }]
             } else {
                 Vec::new()
@@ -415,7 +419,7 @@ pub fn plan(
             if s.redis {
                 vec![(
                     "REDIS_URL",
-                    "\"rediss://${redis.host}:${redis.port}\"".to_owned(),
+                    Code::new("\"rediss://${redis.host}:${redis.port}\""),
                 )]
             } else {
                 Vec::new()
@@ -457,7 +461,7 @@ pub fn plan(
             pulumi_config => v(&config),
             gcp_runtime => runtime.as_str(),
             gcp_apis => apis.iter().map(|a: &&str| context! { id => a.split('.').next(), service => *a }).collect::<Vec<_>>(),
-            gcp_project => if deferred { project_id.map(expr) } else { Some("${gcp_project_id}".to_owned()) },
+            gcp_project => if deferred { project_id.map(expr) } else { Some(Code::new("${gcp_project_id}")) },
             gcp_project_variable => deferred,
             gcp_project_literal => project_id.filter(|p| !p.is_deferred()).map(|p| p.raw().to_owned()),
             gcp_db_services => v(&dbs),
@@ -520,10 +524,10 @@ mod tests {
     #[test]
     fn deferred_values_become_config_references_and_literals_are_escaped() {
         let lone = EnvString::parse("${AWS_ACCOUNT_ID}").expect("valid");
-        assert_eq!(expr(&lone), r#""${aws_account_id}""#);
+        assert_eq!(expr(&lone).as_str(), r#""${aws_account_id}""#);
         let mixed = EnvString::parse("https://${AUTH_DOMAIN:-auth.local}/\"x\"").expect("valid");
-        assert_eq!(expr(&mixed), r#""https://${auth_domain}/\"x\"""#);
-        assert_eq!(literal("a ${b}"), r#""a $${b}""#);
+        assert_eq!(expr(&mixed).as_str(), r#""https://${auth_domain}/\"x\"""#);
+        assert_eq!(literal("a ${b}").as_str(), r#""a $${b}""#);
         assert_eq!(slug("DATABASE_URL"), "database-url");
     }
 }

@@ -16,6 +16,7 @@ use serde::Serialize;
 use super::model::{InfraContext, InfraService};
 use super::v;
 use crate::error::CliError;
+use crate::escape::Code;
 use crate::templates::{Renderer, cloud as t};
 use crate::workspace::PlannedFile;
 
@@ -52,7 +53,7 @@ pub struct TfEnv {
     /// The Terraform variable holding the value.
     pub variable: Option<String>,
     /// An expression of the cloud's resources (an endpoint Terraform creates).
-    pub expression: Option<String>,
+    pub expression: Option<Code>,
 }
 
 /// A service as the Terraform templates see it.
@@ -102,9 +103,9 @@ pub(super) fn pad(key: &str, width: usize) -> String {
 
 /// `value` as an HCL expression: `var.name` for a lone `${NAME}`, else a quoted template
 /// with `${var.name}` for each variable and literal text escaped.
-pub fn hcl_expr(value: &EnvString) -> String {
+pub fn hcl_expr(value: &EnvString) -> Code {
     if let [Segment::Var { name, .. }] = value.segments() {
-        return format!("var.{}", name.to_lowercase());
+        return Code::new(format!("var.{}", name.to_lowercase()));
     }
     let mut out = String::from("\"");
     for segment in value.segments() {
@@ -123,7 +124,17 @@ pub fn hcl_expr(value: &EnvString) -> String {
         }
     }
     out.push('"');
-    out
+    Code::new(out)
+}
+
+/// `text` as an HCL quoted string Terraform reads literally.
+pub fn hcl_literal(text: &str) -> Code {
+    Code::new(
+        serde_json::Value::String(text.to_owned())
+            .to_string()
+            .replace("${", "$${")
+            .replace("%{", "%%{"),
+    )
 }
 
 /// The Fly.io region nearest to a region of `[cloud] regions` (AWS or Google Cloud names).
@@ -281,7 +292,7 @@ pub(super) fn tf_services(infra: &InfraContext) -> Vec<TfService> {
 /// variables leave the service's secret.
 fn wire(
     services: &[TfService],
-    wiring: impl Fn(&TfService) -> Vec<(&'static str, String)>,
+    wiring: impl Fn(&TfService) -> Vec<(&'static str, Code)>,
 ) -> Vec<TfService> {
     services
         .iter()
@@ -380,27 +391,25 @@ pub fn plan(
             if s.bus && bus == Some("kafka") {
                 out.push((
                     "EVENT_BUS_URL",
-                    "\"kafka://${aws_msk_serverless_cluster.main.bootstrap_brokers_sasl_iam}\""
-                        .to_owned(),
+                    Code::new(
+                        "\"kafka://${aws_msk_serverless_cluster.main.bootstrap_brokers_sasl_iam}\"",
+                    ),
                 ));
             }
             if s.bus && bus == Some("sqs") {
                 out.push((
                     "EVENT_BUS_NAME",
-                    "aws_cloudwatch_event_bus.main.name".to_owned(),
+                    Code::new("aws_cloudwatch_event_bus.main.name"),
                 ));
                 if !s.consumes.is_empty() {
                     out.push((
                         "EVENT_QUEUE_URL",
-                        format!("module.{}_queue.queue_url", s.snake),
+                        Code::new(format!("module.{}_queue.queue_url", s.snake)),
                     ));
                 }
             }
             if s.redis {
-                out.push((
-                    "REDIS_URL",
-                    "\"rediss://${aws_elasticache_replication_group.main.primary_endpoint_address}:6379\"".to_owned(),
-                ));
+                out.push(("REDIS_URL", Code::new("\"rediss://${aws_elasticache_replication_group.main.primary_endpoint_address}:6379\"")));
             }
             if let Some(flags) = &flags {
                 out.extend(super::flags::service_env(flags, "aws"));
@@ -411,7 +420,7 @@ pub fn plan(
             tf_services => v(&aws_services),
             aws_runtime => runtime.as_str(),
             alb,
-            aws_account => aws.account_id.as_ref().map(|a| if a.is_deferred() { hcl_expr(a) } else { serde_json::Value::String(a.raw().to_owned()).to_string() }),
+            aws_account => aws.account_id.as_ref().map(|a| if a.is_deferred() { hcl_expr(a) } else { hcl_literal(a.raw()) }),
             aws_db_services => v(db_services.iter().filter(|s| matches!(s.service.database, "postgres" | "mysql")).collect::<Vec<_>>()),
             glue_format => match file.settings.events.format {
                 EventFormat::Avro => "AVRO",
@@ -465,10 +474,7 @@ pub fn plan(
         let mut gcp_services = wire(&services, |s| {
             let mut out = Vec::new();
             if s.service.redis {
-                out.push((
-                    "REDIS_URL",
-                    "\"rediss://${google_redis_instance.main.host}:${google_redis_instance.main.port}\"".to_owned(),
-                ));
+                out.push(("REDIS_URL", Code::new("\"rediss://${google_redis_instance.main.host}:${google_redis_instance.main.port}\"")));
             }
             if let Some(flags) = &flags {
                 out.extend(super::flags::service_env(flags, "gcp"));
@@ -505,7 +511,7 @@ pub fn plan(
         let gcp_context = context! {
             tf_services => v(&gcp_services),
             gcp_runtime => runtime.as_str(),
-            gcp_project => if deferred { project.map(hcl_expr) } else { Some("var.gcp_project_id".to_owned()) },
+            gcp_project => if deferred { project.map(hcl_expr) } else { Some(Code::new("var.gcp_project_id")) },
             gcp_project_variable => deferred,
             gcp_project_literal => project.filter(|p| !p.is_deferred()).map(|p| p.raw().to_owned()),
             gcp_db_services => v(db_services.iter().filter(|s| matches!(s.service.database, "postgres" | "mysql")).collect::<Vec<_>>()),
@@ -569,9 +575,12 @@ mod tests {
     #[test]
     fn deferred_values_become_variable_references_and_literals_are_escaped() {
         let lone = EnvString::parse("${AWS_ACCOUNT_ID}").expect("valid");
-        assert_eq!(hcl_expr(&lone), "var.aws_account_id");
+        assert_eq!(hcl_expr(&lone).as_str(), "var.aws_account_id");
         let mixed = EnvString::parse("https://${AUTH_DOMAIN:-auth.local}/\"x\"$${").expect("valid");
-        assert_eq!(hcl_expr(&mixed), r#""https://${var.auth_domain}/\"x\"$${""#);
+        assert_eq!(
+            hcl_expr(&mixed).as_str(),
+            r#""https://${var.auth_domain}/\"x\"$${""#
+        );
     }
 
     #[test]

@@ -616,7 +616,11 @@ fn deferred_values_are_config_keys_and_never_written() {
 
 #[test]
 fn reignite_keeps_an_edited_stack_file_and_updates_the_program() {
-    let arch = SENSORS.replace("\"nats\"", "\"pubsub\"");
+    // A stateless service (ignite generates its crate, so it is deployed) beside the sensors.
+    let arch = format!(
+        "{}\n[[services]]\nname = \"dashboard\"\ntype = \"stateless\"\n\n[services.ports]\ninbound = [\"rest:8300\"]\n",
+        SENSORS.replace("\"nats\"", "\"pubsub\"")
+    );
     let dir = tempfile::tempdir().expect("temp dir");
     let config = dir.path().join("architecture.toml");
     std::fs::write(&config, &arch).expect("write");
@@ -626,7 +630,7 @@ fn reignite_keeps_an_edited_stack_file_and_updates_the_program() {
     let edited = format!("{}  sensors-gcp:db_tier: db-g1-small\n", read(&stack));
     std::fs::write(&stack, &edited).expect("edit");
 
-    std::fs::write(&config, arch.replace("max_retries = 7", "max_retries = 9")).expect("write");
+    std::fs::write(&config, arch.replace("rest:8300", "rest:8310")).expect("write");
     let run = cargo_allframe(dir.path(), &["ignite", "--out", "ws"]).ok();
     assert_eq!(read(&stack), edited);
     let files = listed(&run.stdout);
@@ -640,7 +644,7 @@ fn reignite_keeps_an_edited_stack_file_and_updates_the_program() {
         "{}",
         run.stdout
     );
-    assert!(read(&pulumi.join("Pulumi.yaml")).contains("maxDeliveryAttempts: 9"));
+    assert!(read(&pulumi.join("Pulumi.yaml")).contains("containerPort: 8310"));
 }
 
 #[test]
