@@ -202,3 +202,51 @@ fn type_errors_in_arrays_name_the_element() {
         Some("write `services[0].protocols[1]` as a string")
     );
 }
+
+#[test]
+fn headers_topics_providers_and_fields_follow_their_protocols() {
+    let service =
+        |table: &str| format!("[[services]]\nname = \"orders\"\ntype = \"stateless\"\n\n{table}\n");
+    let cases = [
+        (
+            "[tenant]\nheader = \"X Org\"\n\n[[services]]\nname = \"orders\"\ntype = \"stateless\"\n"
+                .to_owned(),
+            "tenant.header",
+            "\"X Org\"",
+        ),
+        (
+            service("[services.idempotency]\nkey_header = \"Idempotency\\nKey\""),
+            "services[0].idempotency.key_header",
+            "\"Idempotency\\nKey\"",
+        ),
+        (
+            "[compliance]\npii_fields = [\"e mail\"]\n\n[[services]]\nname = \"orders\"\ntype = \"stateless\"\n"
+                .to_owned(),
+            "compliance.pii_fields[0]",
+            "\"e mail\"",
+        ),
+    ];
+    for (text, path, written) in cases {
+        let text = format!("[architecture]\nname = \"shop\"\n\n{text}");
+        let d = errors(&text);
+        let e = only_error(&d, Code::InvalidName, path);
+        let fixed = suggestion(e);
+        passes(&text.replace(written, &format!("\"{fixed}\"")));
+    }
+    let stream = "[architecture]\nname = \"shop\"\n\n[[services]]\nname = \"analytics\"\ntype = \"stream-processor\"\n\n[services.stream]\ninput_topics = [\"user events\"]\noutput_topics = [\"ok\"]\n";
+    let d = errors(stream);
+    let e = only_error(&d, Code::InvalidName, "services[0].stream.input_topics[0]");
+    passes(&stream.replace("\"user events\"", &format!("\"{}\"", suggestion(e))));
+    let gateway = "[architecture]\nname = \"shop\"\n\n[[services]]\nname = \"payments\"\ntype = \"gateway\"\n\n[services.integrations]\nproviders = [\"pay pal\"]\n";
+    let d = errors(gateway);
+    let e = only_error(
+        &d,
+        Code::InvalidName,
+        "services[0].integrations.providers[0]",
+    );
+    passes(&gateway.replace("\"pay pal\"", &format!("\"{}\"", suggestion(e))));
+
+    let ttl = service("[services.idempotency]\nttl_hours = 0");
+    let d = errors(&format!("[architecture]\nname = \"shop\"\n\n{ttl}"));
+    only_error(&d, Code::InvalidValue, "services[0].idempotency.ttl_hours");
+}

@@ -2,8 +2,10 @@
 //! stops the others. Each check is one function; the checks of names live in [`names`].
 
 mod names;
+mod tokens;
 
 pub use names::is_service_name;
+pub use tokens::{is_header_name, is_topic_name};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::str::FromStr;
@@ -96,9 +98,13 @@ pub fn validate(arch: &Architecture, source: &SourceFile, out: &mut Diagnostics)
     names::service_names(&mut c);
     names::events_across_services(&mut c);
     names::regions(&mut c);
+    tokens::headers(&mut c);
+    tokens::pii_fields(&mut c);
     for service in arch.services() {
         tables_match_type(&mut c, service);
         names::identifiers(&mut c, service);
+        tokens::service_tokens(&mut c, service);
+        idempotency(&mut c, service);
         saga(&mut c, service);
         schedule(&mut c, service);
         messaging(&mut c, service);
@@ -317,6 +323,23 @@ fn messaging(c: &mut Checker<'_>, service: &ResolvedService) {
                 "the outbox polling interval must be at least 1 ms",
             )
             .with_help("the usual value is 100"),
+        );
+    }
+}
+
+fn idempotency(c: &mut Checker<'_>, service: &ResolvedService) {
+    if service
+        .idempotency
+        .as_ref()
+        .is_some_and(|i| i.ttl_hours == 0)
+    {
+        c.push(
+            Diagnostic::error(
+                Code::InvalidValue,
+                service_path(service).key("idempotency").key("ttl_hours"),
+                "a key kept for 0 hours expires at once, so a retry would run the request again",
+            )
+            .with_help("keep keys at least as long as clients retry; the usual value is 24"),
         );
     }
 }
