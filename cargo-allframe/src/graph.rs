@@ -256,17 +256,10 @@ impl Graph {
 
 /// The `mermaid_label` filter: text safe inside a Mermaid `"…"` label.
 pub fn mermaid_label(text: &str) -> String {
-    text.replace('"', "#quot;")
-        .replace('<', "#lt;")
-        .replace('>', "#gt;")
+    crate::escape::Language::Mermaid.escape(text).into_owned()
 }
 
 /// The `dot_str` filter: a DOT double-quoted string.
 pub fn dot_str(text: &str) -> String {
-    format!(
-        "\"{}\"",
-        text.replace('\\', "\\\\")
-            .replace('"', "\\\"")
-            .replace('\n', "\\n")
-    )
+    format!("\"{}\"", crate::escape::Language::Dot.escape(text))
 }

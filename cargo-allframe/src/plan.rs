@@ -153,6 +153,61 @@ type = "stateless"
         assert_eq!(checked, 12 + 10);
     }
 
+    /// PascalCase names a file brings into scope from elsewhere (`use` leaves and renames) and
+    /// the types it defines.
+    fn names_in_scope(file: &syn::File) -> Vec<String> {
+        fn leaves(tree: &syn::UseTree, out: &mut Vec<String>) {
+            match tree {
+                syn::UseTree::Path(p) => leaves(&p.tree, out),
+                syn::UseTree::Name(n) => out.push(n.ident.to_string()),
+                syn::UseTree::Rename(r) => out.push(r.rename.to_string()),
+                syn::UseTree::Group(g) => g.items.iter().for_each(|t| leaves(t, out)),
+                syn::UseTree::Glob(_) => {}
+            }
+        }
+        let mut out = Vec::new();
+        for item in &file.items {
+            match item {
+                syn::Item::Use(u) => leaves(&u.tree, &mut out),
+                syn::Item::Struct(s) => out.push(s.ident.to_string()),
+                syn::Item::Enum(e) => out.push(e.ident.to_string()),
+                syn::Item::Trait(t) => out.push(t.ident.to_string()),
+                syn::Item::Type(t) => out.push(t.ident.to_string()),
+                _ => {}
+            }
+        }
+        out.retain(|name| allframe_config::names::is_pascal(name));
+        out
+    }
+
+    #[test]
+    fn every_name_the_scaffold_brings_into_scope_is_reserved_by_the_config_check() {
+        use allframe_config::names::{GENERATED_NAMES, PRELUDE};
+
+        let plan = shop_plan();
+        // Names derived from the file's own names are the file's business (their clashes are
+        // checked as clashes of those names).
+        let derived = ["User", "UserService", "Item", "Catalog"];
+        let mut checked = 0;
+        for file in plan.files.iter().filter(|f| f.path.ends_with(".rs")) {
+            let text = std::str::from_utf8(&file.contents).expect("utf-8");
+            let parsed = syn::parse_file(text).expect("generated Rust parses");
+            for name in names_in_scope(&parsed) {
+                if derived.iter().any(|d| name.contains(d)) {
+                    continue;
+                }
+                assert!(
+                    GENERATED_NAMES.contains(&name.as_str()) || PRELUDE.contains(&name.as_str()),
+                    "`{name}` ({}) is not in allframe_config::names::GENERATED_NAMES: an entity \
+                     or event of that name would clash with it",
+                    file.path
+                );
+                checked += 1;
+            }
+        }
+        assert!(checked > 10, "only {checked} names seen");
+    }
+
     #[test]
     fn grpc_files_only_for_services_that_speak_grpc() {
         let plan = shop_plan();

@@ -426,32 +426,30 @@ fn escape_formatter(out: &mut Output, state: &mut State, value: &Value) -> Resul
     out.write_str(&escaped).map_err(Error::from)
 }
 
-/// The `yaml` filter: a scalar as a YAML double-quoted string (JSON string syntax, which YAML
-/// 1.2 reads the same way), so no value can change the document's structure.
+/// The `yaml` filter: a scalar as a YAML double-quoted string on one line, so no value can
+/// change the document's structure.
 fn yaml_str(value: Value) -> String {
-    let text = match value.as_str() {
-        Some(text) => text.to_owned(),
-        None => value.to_string(),
-    };
-    serde_json::Value::String(text).to_string()
+    quoted(Language::Yaml, &value)
 }
 
 /// The `hcl` filter: a string as an HCL quoted string with template sequences (`${`, `%{`)
 /// escaped, so a value is never interpolated by Terraform.
 fn hcl_str(value: Value) -> String {
-    let text = match value.as_str() {
-        Some(text) => text.to_owned(),
-        None => value.to_string(),
-    };
-    serde_json::Value::String(text)
-        .to_string()
-        .replace("${", "$${")
-        .replace("%{", "%%{")
+    quoted(Language::Hcl, &value)
 }
 
-/// The `toml_str` filter: a string as a TOML string literal, quoted and escaped.
+/// `value` (as text) escaped for `language` between double quotes.
+fn quoted(language: Language, value: &Value) -> String {
+    let text = match value.as_str() {
+        Some(text) => std::borrow::Cow::Borrowed(text),
+        None => std::borrow::Cow::Owned(value.to_string()),
+    };
+    format!("\"{}\"", language.escape(&text))
+}
+
+/// The `toml_str` filter: a string as a TOML basic string on one line, quoted and escaped.
 fn toml_str(value: &str) -> String {
-    toml::Value::String(value.to_owned()).to_string()
+    format!("\"{}\"", Language::Toml.escape(value))
 }
 
 #[cfg(test)]

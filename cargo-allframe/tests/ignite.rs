@@ -3,6 +3,8 @@
 //! it refuses.
 
 mod common;
+#[path = "ignite/hostile.rs"]
+mod hostile;
 
 use std::path::Path;
 

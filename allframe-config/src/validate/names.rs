@@ -133,6 +133,29 @@ pub(super) fn identifiers(c: &mut Checker<'_>, service: &ResolvedService) {
             "event",
         ));
     }
+    if let Some(subscriptions) = &s.subscriptions {
+        let path = base.key("subscriptions").key("events");
+        types.push((path, &subscriptions.events, "event"));
+    }
+    if let Some(cache) = &s.cache {
+        let path = base.key("cache").key("invalidation");
+        types.push((path, &cache.invalidation, "event"));
+    }
+    for (i, target) in s.bff.iter().flat_map(|b| b.aggregates.iter()).enumerate() {
+        if !is_service_name(target) {
+            c.push(
+                Diagnostic::error(
+                    Code::InvalidName,
+                    base.key("bff").key("aggregates").index(i),
+                    format!("{} is not a service name", quoted(target)),
+                )
+                .with_help(format!(
+                    "name a service of this file or an external one by its DNS name, e.g. `{}`",
+                    suggest_kebab(target, "product-service")
+                )),
+            );
+        }
+    }
     // Entities, events and projections become modules of one crate: no two may share a
     // snake_case name unless they are the same event named twice (entities come first, so an
     // event named like one gets its `_event` module).

@@ -22,7 +22,7 @@ use super::terraform::{
 };
 use super::{OVERLAYS, v};
 use crate::error::CliError;
-use crate::escape::Code;
+use crate::escape::{Code, Language};
 use crate::templates::{Renderer, cloud as t};
 use crate::workspace::PlannedFile;
 
@@ -121,23 +121,41 @@ pub struct CloudProgram {
     pub outputs: Vec<&'static str>,
 }
 
-/// `text` as a YAML double-quoted scalar Pulumi reads literally (`${` escaped as `$${`).
+/// `text` escaped inside a YAML double-quoted scalar that Pulumi reads literally (`${`
+/// escaped as `$${`).
+fn pulumi_text(text: &str) -> String {
+    Language::Yaml.escape(text).replace("${", "$${")
+}
+
+/// `text` as a YAML double-quoted scalar Pulumi reads literally.
 pub fn literal(text: &str) -> Code {
-    Code::new(serde_json::Value::String(text.replace("${", "$${")).to_string())
+    Code::new(format!("\"{}\"", pulumi_text(text)))
 }
 
 /// `value` as a YAML scalar: each `${VAR}` a reference to its config key, literal text kept.
+/// A literal `$` right before a variable cannot be written in one Pulumi string (`$${` is the
+/// escape of `${`): such a value is joined from its parts with `fn::join`.
 pub fn expr(value: &EnvString) -> Code {
-    let mut out = String::new();
-    for segment in value.segments() {
-        match segment {
-            Segment::Literal(text) => out.push_str(&text.replace("${", "$${")),
-            Segment::Var { name, .. } => {
-                out.push_str(&format!("${{{}}}", name.to_lowercase()));
-            }
-        }
+    let parts: Vec<String> = value
+        .segments()
+        .iter()
+        .map(|segment| match segment {
+            Segment::Literal(text) => pulumi_text(text),
+            Segment::Var { name, .. } => format!("${{{}}}", name.to_lowercase()),
+        })
+        .collect();
+    let ambiguous = value.segments().windows(2).any(
+        |pair| matches!(pair, [Segment::Literal(text), Segment::Var { .. }] if text.ends_with('$')),
+    );
+    if ambiguous {
+        let quoted: Vec<String> = parts.iter().map(|p| format!("\"{p}\"")).collect();
+        Code::new(format!(
+            "{{ \"fn::join\": [\"\", [{}]] }}",
+            quoted.join(", ")
+        ))
+    } else {
+        Code::new(format!("\"{}\"", parts.concat()))
     }
-    Code::new(serde_json::Value::String(out).to_string())
 }
 
 /// `key` as part of a resource name: `DATABASE_URL` → `database-url`.
@@ -528,6 +546,12 @@ mod tests {
         let mixed = EnvString::parse("https://${AUTH_DOMAIN:-auth.local}/\"x\"").expect("valid");
         assert_eq!(expr(&mixed).as_str(), r#""https://${auth_domain}/\"x\"""#);
         assert_eq!(literal("a ${b}").as_str(), r#""a $${b}""#);
+        // A literal `$` right before a variable, and a line separator, in a Pulumi scalar.
+        let dollar = EnvString::parse("cost $$${PRICE}\u{2028}").expect("valid");
+        assert_eq!(
+            expr(&dollar).as_str(),
+            r#"{ "fn::join": ["", ["cost $", "${price}", "\u2028"]] }"#
+        );
         assert_eq!(slug("DATABASE_URL"), "database-url");
     }
 }

@@ -16,7 +16,7 @@ use serde::Serialize;
 use super::model::{InfraContext, InfraService};
 use super::v;
 use crate::error::CliError;
-use crate::escape::Code;
+use crate::escape::{Code, Language};
 use crate::templates::{Renderer, cloud as t};
 use crate::workspace::PlannedFile;
 
@@ -111,14 +111,15 @@ pub fn hcl_expr(value: &EnvString) -> Code {
     for segment in value.segments() {
         match segment {
             Segment::Literal(text) => {
-                let quoted = serde_json::Value::String(text.clone()).to_string();
-                out.push_str(
-                    &quoted[1..quoted.len() - 1]
-                        .replace("${", "$${")
-                        .replace("%{", "%%{"),
-                );
+                out.push_str(&Language::Hcl.escape(text));
             }
             Segment::Var { name, .. } => {
+                // A literal `$` right before `${` would read as the escape `$${`: write it as
+                // an interpolation of the string "$".
+                if out.ends_with('$') {
+                    out.pop();
+                    out.push_str("${\"$\"}");
+                }
                 out.push_str(&format!("${{var.{}}}", name.to_lowercase()));
             }
         }
@@ -129,12 +130,7 @@ pub fn hcl_expr(value: &EnvString) -> Code {
 
 /// `text` as an HCL quoted string Terraform reads literally.
 pub fn hcl_literal(text: &str) -> Code {
-    Code::new(
-        serde_json::Value::String(text.to_owned())
-            .to_string()
-            .replace("${", "$${")
-            .replace("%{", "%%{"),
-    )
+    Code::new(format!("\"{}\"", Language::Hcl.escape(text)))
 }
 
 /// The Fly.io region nearest to a region of `[cloud] regions` (AWS or Google Cloud names).
@@ -580,6 +576,11 @@ mod tests {
         assert_eq!(
             hcl_expr(&mixed).as_str(),
             r#""https://${var.auth_domain}/\"x\"$${""#
+        );
+        let dollar = EnvString::parse("cost $$${PRICE}\u{2028}").expect("valid");
+        assert_eq!(
+            hcl_expr(&dollar).as_str(),
+            r#""cost ${"$"}${var.price}\u2028""#
         );
     }
 
