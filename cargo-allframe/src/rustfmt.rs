@@ -83,7 +83,7 @@ fn format_batch(program: &str, files: &[(&str, &str)]) -> Result<Vec<String>, Fo
     if files.is_empty() {
         return Ok(Vec::new());
     }
-    let scratch = tempfile::tempdir()
+    let scratch = scratch_dir()
         .map_err(|e| FormatError::Unavailable(format!("a scratch directory for rustfmt: {e}")))?;
     let unavailable = |path: &std::path::Path, e: std::io::Error| {
         FormatError::Unavailable(format!("{}: {e}", path.display()))
@@ -126,6 +126,21 @@ fn format_batch(program: &str, files: &[(&str, &str)]) -> Result<Vec<String>, Fo
         .iter()
         .map(|path| std::fs::read_to_string(path).map_err(|e| unavailable(path, e)))
         .collect()
+}
+
+/// A scratch directory for the batch: in memory (`/dev/shm`) where there is one, since the
+/// batch is thousands of short-lived files and directories (creating them on a disk file system
+/// cost more than formatting them), else in the system's temporary directory.
+fn scratch_dir() -> std::io::Result<tempfile::TempDir> {
+    let memory = std::path::Path::new("/dev/shm");
+    if memory.is_dir()
+        && let Ok(dir) = tempfile::Builder::new()
+            .prefix("allframe-rustfmt-")
+            .tempdir_in(memory)
+    {
+        return Ok(dir);
+    }
+    tempfile::tempdir()
 }
 
 /// The files of `files` that another file of `files` declares as a module (`mod x;` in
