@@ -11,22 +11,19 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
-use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
-use tracing::Level;
 
 use crate::context::{App, Ctx};
 use crate::database::{Database, DatabaseTarget};
 use crate::env::Environment;
-use crate::error::{ApiError, RuntimeError};
-use crate::idempotency::{self, IdempotencyLayer, IdempotencySettings};
+use crate::error::RuntimeError;
+use crate::idempotency::{self, IdempotencySettings};
 use crate::messaging::{self, MessagingPlan, OutboxSettings};
 use crate::metrics::{METRICS_PORT, Metrics, MetricsSettings};
 use crate::settings::{EmbeddedMigration, ServiceSettings};
 use crate::shutdown::{self, ALLFRAME_SHUTDOWN_TIMEOUT_SECS, RunningService, Sequence, Signals};
 use crate::tasks::TaskRegistry;
 use crate::telemetry::TracingSettings;
-use crate::{RestApi, Service, deferred, health, server, telemetry};
+use crate::{RestApi, Service, deferred, rest, server, telemetry};
 
 /// The variable overriding the REST port.
 pub const PORT: &str = "PORT";
@@ -211,7 +208,8 @@ impl<S> Launcher<S> {
         self
     }
 
-    /// Tenancy is on: events carry the tenant id read from this request header.
+    /// Tenancy is on: events carry the tenant id read from this request header, and
+    /// idempotency keys are scoped per tenant id from it.
     pub fn tenant_header(mut self, header: &'static str) -> Self {
         self.tenant_header = Some(header);
         self
@@ -381,7 +379,9 @@ impl<S> Launcher<S> {
         })?;
         let app = App::new(service, ctx.clone());
         let idempotency = match &self.idempotency {
-            Some(settings) => Some(idempotency::start(settings, &self.env, &ctx).await?),
+            Some(settings) => {
+                Some(idempotency::start(settings, &self.env, &ctx, self.tenant_header).await?)
+            }
             None => None,
         };
         let metrics = self.metrics.map(|_| Metrics::new(&ctx));
@@ -399,7 +399,7 @@ impl<S> Launcher<S> {
             (Some(metrics), Some(addr)) => Some(server::spawn(
                 "metrics",
                 server::bind("metrics", addr).await?,
-                metrics.router(),
+                rest::problems_for_bare_errors(metrics.router()),
                 shutdown.clone(),
                 abort.clone(),
             )?),
@@ -419,7 +419,7 @@ impl<S> Launcher<S> {
         let rest = server::spawn(
             "rest",
             rest_listener,
-            rest_router(&app, idempotency, metrics.as_ref(), endpoint_on_rest),
+            rest::router(&app, idempotency, metrics.as_ref(), endpoint_on_rest),
             shutdown.clone(),
             abort.clone(),
         )?;
@@ -468,72 +468,6 @@ impl<S> Launcher<S> {
             done,
         })
     }
-}
-
-/// The REST router: health endpoints (and `/metrics` when it shares the REST port) first, the
-/// user's routes as the fallback (so a user route on a health path cannot make route
-/// registration panic), with panic catching and request tracing around everything. The
-/// idempotency layer, when enabled, sits outside panic catching so that a panicking handler's
-/// 500 releases its key. Request metrics count the user's matched routes only.
-fn rest_router<S: RestApi>(
-    app: &App<S>,
-    idempotency: Option<IdempotencyLayer>,
-    metrics: Option<&Metrics>,
-    endpoint_on_rest: bool,
-) -> axum::Router {
-    let user_routes = match metrics {
-        Some(metrics) => metrics.instrument(S::routes()),
-        None => S::routes(),
-    }
-    .with_state(app.clone());
-    let runtime_routes = health::routes::<S>().with_state(app.clone());
-    let runtime_routes = match metrics {
-        Some(metrics) if endpoint_on_rest => runtime_routes.merge(metrics.router()),
-        _ => runtime_routes,
-    };
-    let router = runtime_routes
-        .fallback_service(user_routes)
-        .layer(CatchPanicLayer::custom(panic_response));
-    let router = match idempotency {
-        Some(layer) => router.layer(layer),
-        None => router,
-    };
-    router.layer(
-        TraceLayer::new_for_http()
-            .make_span_with(RequestSpan)
-            .on_response(DefaultOnResponse::new().level(Level::INFO)),
-    )
-}
-
-/// The span of one request (`request` at INFO, with method, URI and version), a child of the
-/// caller's trace when spans are exported and the request carries trace headers.
-#[derive(Debug, Clone, Copy)]
-struct RequestSpan;
-
-impl<B> tower_http::trace::MakeSpan<B> for RequestSpan {
-    fn make_span(&mut self, request: &axum::http::Request<B>) -> tracing::Span {
-        let span = tracing::info_span!(
-            "request",
-            method = %request.method(),
-            uri = %request.uri(),
-            version = ?request.version(),
-        );
-        telemetry::adopt_remote_parent(&span, request.headers());
-        span
-    }
-}
-
-fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
-    let message = panic
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "non-string panic payload".to_owned());
-    tracing::error!(panic = %message, "a handler panicked");
-    axum::response::IntoResponse::into_response(ApiError::new(
-        axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-        "internal server error",
-    ))
 }
 
 /// Logs a start-up failure (to stderr when logging is not set up yet).
