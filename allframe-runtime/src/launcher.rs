@@ -20,7 +20,10 @@ use crate::idempotency::{self, IdempotencySettings};
 use crate::messaging::{self, MessagingPlan, OutboxSettings};
 use crate::metrics::{METRICS_PORT, Metrics, MetricsSettings};
 use crate::settings::{EmbeddedMigration, ServiceSettings};
-use crate::shutdown::{self, ALLFRAME_SHUTDOWN_TIMEOUT_SECS, RunningService, Sequence, Signals};
+use crate::shutdown::{
+    self, ALLFRAME_SHUTDOWN_DELAY_SECS, ALLFRAME_SHUTDOWN_TIMEOUT_SECS, RunningService, Sequence,
+    Signals,
+};
 use crate::tasks::TaskRegistry;
 use crate::telemetry::TracingSettings;
 use crate::{RestApi, Service, deferred, rest, server, telemetry};
@@ -70,6 +73,8 @@ struct RunConfig {
     /// A listener of its own for `/metrics`; `None` serves it on the REST port.
     metrics_addr: Option<SocketAddr>,
     shutdown_timeout: Duration,
+    /// The readiness propagation delay before the listeners close.
+    shutdown_delay: Duration,
     database: DatabaseTarget,
 }
 
@@ -105,27 +110,32 @@ impl RunConfig {
                 .map(|port| SocketAddr::new(ip, port)),
             None => None,
         };
-        let shutdown_timeout = match env.get_non_empty(ALLFRAME_SHUTDOWN_TIMEOUT_SECS) {
-            None => Duration::from_secs(settings.shutdown_timeout_secs),
-            Some(value) => match value.trim().parse::<u64>() {
-                Ok(secs) => Duration::from_secs(secs),
-                Err(_) => {
-                    return Err(RuntimeError::InvalidEnv {
-                        var: ALLFRAME_SHUTDOWN_TIMEOUT_SECS,
-                        value,
-                        reason: "expected a whole number of seconds",
-                    });
-                }
-            },
-        };
+        let shutdown_timeout = seconds(env, ALLFRAME_SHUTDOWN_TIMEOUT_SECS)?
+            .unwrap_or(Duration::from_secs(settings.shutdown_timeout_secs));
+        let shutdown_delay = seconds(env, ALLFRAME_SHUTDOWN_DELAY_SECS)?.unwrap_or(Duration::ZERO);
         Ok(Self {
             rest_addr: SocketAddr::new(ip, rest_port),
             grpc_addr,
             metrics_addr,
             shutdown_timeout,
+            shutdown_delay,
             database: DatabaseTarget::from_env(env, settings.name)?,
         })
     }
+}
+
+/// A whole number of seconds from `var`, when set.
+fn seconds(env: &Environment, var: &'static str) -> Result<Option<Duration>, RuntimeError> {
+    env.get_non_empty(var)
+        .map(|value| match value.trim().parse::<u64>() {
+            Ok(secs) => Ok(Duration::from_secs(secs)),
+            Err(_) => Err(RuntimeError::InvalidEnv {
+                var,
+                value,
+                reason: "expected a whole number of seconds",
+            }),
+        })
+        .transpose()
 }
 
 fn port(env: &Environment, var: &'static str) -> Result<Option<u16>, RuntimeError> {
@@ -392,6 +402,9 @@ impl<S> Launcher<S> {
             }
             (layer, _) => layer,
         };
+        // Servers stop accepting when `drain` fires (after the propagation delay), and abort
+        // what is still in flight when `abort` fires (at the drain deadline).
+        let drain = CancellationToken::new();
         let abort = CancellationToken::new();
 
         let rest_listener = server::bind("rest", config.rest_addr).await?;
@@ -400,7 +413,7 @@ impl<S> Launcher<S> {
                 "metrics",
                 server::bind("metrics", addr).await?,
                 rest::problems_for_bare_errors(metrics.router()),
-                shutdown.clone(),
+                drain.clone(),
                 abort.clone(),
             )?),
             _ => None,
@@ -420,7 +433,7 @@ impl<S> Launcher<S> {
             "rest",
             rest_listener,
             rest::router(&app, idempotency, metrics.as_ref(), endpoint_on_rest),
-            shutdown.clone(),
+            drain.clone(),
             abort.clone(),
         )?;
         #[cfg(feature = "grpc")]
@@ -430,7 +443,7 @@ impl<S> Launcher<S> {
                     "grpc",
                     listener,
                     router,
-                    shutdown.clone(),
+                    drain.clone(),
                     abort.clone(),
                 )?),
                 Some(health),
@@ -449,10 +462,12 @@ impl<S> Launcher<S> {
 
         let done = tokio::spawn(shutdown::run(Sequence {
             shutdown: shutdown.clone(),
+            drain,
             abort,
             servers,
             tasks: ctx.tasks().clone(),
             db: ctx.db().clone(),
+            delay: config.shutdown_delay,
             timeout: config.shutdown_timeout,
             #[cfg(feature = "grpc")]
             grpc_health,
@@ -520,6 +535,11 @@ mod tests {
             Some("0.0.0.0:9090".parse().expect("addr"))
         );
         assert_eq!(defaults.shutdown_timeout, Duration::from_secs(30));
+        assert_eq!(
+            defaults.shutdown_delay,
+            Duration::ZERO,
+            "Ctrl-C stays instant"
+        );
 
         let overridden = config(
             &[
@@ -527,6 +547,7 @@ mod tests {
                 (GRPC_PORT, "0"),
                 (ALLFRAME_BIND_ADDR, "127.0.0.1"),
                 (ALLFRAME_SHUTDOWN_TIMEOUT_SECS, "5"),
+                (ALLFRAME_SHUTDOWN_DELAY_SECS, "7"),
             ],
             true,
         )
@@ -540,6 +561,7 @@ mod tests {
             Some("127.0.0.1:0".parse().expect("addr"))
         );
         assert_eq!(overridden.shutdown_timeout, Duration::from_secs(5));
+        assert_eq!(overridden.shutdown_delay, Duration::from_secs(7));
         assert_eq!(config(&[], false).expect("no grpc").grpc_addr, None);
     }
 
@@ -550,6 +572,8 @@ mod tests {
             (PORT, "70000"),
             (GRPC_PORT, "-1"),
             (ALLFRAME_SHUTDOWN_TIMEOUT_SECS, "soon"),
+            (ALLFRAME_SHUTDOWN_DELAY_SECS, "5s"),
+            (ALLFRAME_SHUTDOWN_DELAY_SECS, "-1"),
             (ALLFRAME_BIND_ADDR, "localhost"),
         ] {
             match config(&[(var, value)], true) {

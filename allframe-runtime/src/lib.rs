@@ -142,7 +142,8 @@ pub mod __private {
         DeferredValue, EmbeddedMigration, LogFormat, Segment, ServiceSettings,
     };
     pub use crate::shutdown::{
-        ALLFRAME_SHUTDOWN_TIMEOUT_SECS, RunningService, ShutdownHandle, ShutdownReport,
+        ALLFRAME_SHUTDOWN_DELAY_SECS, ALLFRAME_SHUTDOWN_TIMEOUT_SECS, RunningService,
+        ShutdownHandle, ShutdownReport,
     };
     pub use crate::telemetry::{TraceSampling, TracingSettings};
     pub use crate::{App, BoxError, Ctx, RestApi, Service};

@@ -93,3 +93,54 @@ async fn grpc_health_reports_serving() {
     let report = running.shutdown().await;
     assert!(report.is_clean(), "{report:?}");
 }
+
+#[tokio::test]
+async fn grpc_health_is_not_serving_during_the_shutdown_delay_and_new_channels_connect() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let running = Launcher::<GrpcService>::new(&SETTINGS)
+        .grpc(grpc_routes::<GrpcService>)
+        .env(Environment::from_pairs([
+            (
+                "ALLFRAME_DATA_DIR",
+                temp.path().to_string_lossy().into_owned(),
+            ),
+            ("ALLFRAME_BIND_ADDR", "127.0.0.1".to_owned()),
+            ("PORT", "0".to_owned()),
+            ("GRPC_PORT", "0".to_owned()),
+            ("ALLFRAME_SHUTDOWN_DELAY_SECS", "2".to_owned()),
+        ]))
+        .start()
+        .await
+        .expect("service starts");
+    let grpc_addr = running.grpc_addr().expect("gRPC is served");
+    running.shutdown_handle().trigger();
+    // Wait for the sequence to flip health (it does so first), then connect anew.
+    let mut status = ServingStatus::Serving as i32;
+    for _ in 0..50 {
+        let channel =
+            allframe_runtime::tonic::transport::Channel::from_shared(format!("http://{grpc_addr}"))
+                .expect("uri")
+                .connect()
+                .await
+                .expect("a new channel connects during the delay");
+        status = HealthClient::new(channel)
+            .check(HealthCheckRequest {
+                service: String::new(),
+            })
+            .await
+            .expect("health check")
+            .into_inner()
+            .status;
+        if status == ServingStatus::NotServing as i32 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(status, ServingStatus::NotServing as i32);
+    let report = running.wait().await;
+    assert!(report.is_clean(), "{report:?}");
+    assert!(
+        report.elapsed >= std::time::Duration::from_secs(2),
+        "{report:?}"
+    );
+}

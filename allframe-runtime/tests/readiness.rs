@@ -1,6 +1,7 @@
 //! Readiness as load balancers and Kubernetes see it: it fails while database writes fail (a
-//! locked SQLite file) and recovers when they work again, and says which database the service
-//! runs on.
+//! locked SQLite file) and recovers when they work again, says which database the service runs
+//! on, and during the shutdown propagation delay answers 503 while new connections are still
+//! served.
 #![cfg(feature = "sqlite")]
 
 mod launch_env;
@@ -208,4 +209,39 @@ async fn readiness_names_the_database_in_use_without_its_url() {
         "no URL or path: {body}"
     );
     running.shutdown().await;
+}
+
+#[tokio::test]
+async fn during_the_shutdown_delay_new_connections_are_served_while_readiness_is_503() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let running = start(temp.path(), &[("ALLFRAME_SHUTDOWN_DELAY_SECS", "2")])
+        .await
+        .expect("service starts");
+    let addr = running.rest_addr();
+    let triggered = Instant::now();
+    running.shutdown_handle().trigger();
+
+    // Within the delay: a new connection is accepted, readiness says 503 and routes serve.
+    let (status, body) = readiness(&running).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["failing"], json!(["shutdown"]));
+    assert_eq!(post_note(&running, "during the delay").await, 201);
+    assert_eq!(
+        get_fresh(&running, "/notes/count").await,
+        (200, "1".to_owned())
+    );
+    assert!(
+        triggered.elapsed() < Duration::from_secs(2),
+        "all of that happened within the delay: {:?}",
+        triggered.elapsed()
+    );
+
+    // After it: the listener closes and the service drains and stops cleanly.
+    let report = running.wait().await;
+    assert!(report.is_clean(), "{report:?}");
+    assert!(
+        report.elapsed >= Duration::from_secs(2),
+        "the delay is part of shutdown: {report:?}"
+    );
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err());
 }
