@@ -230,6 +230,7 @@ mod tests {
             ResolvedValues::default(),
             TaskRegistry::new(),
             shutdown.clone(),
+            crate::context::Limits::default(),
         );
         let router = routes::<()>().with_state(App::new((), ctx));
 

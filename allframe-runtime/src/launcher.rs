@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::context::{App, Ctx};
+use crate::context::{App, Ctx, Limits};
 use crate::database::{Database, DatabaseTarget};
 use crate::env::Environment;
 use crate::error::RuntimeError;
@@ -34,6 +34,10 @@ pub const PORT: &str = "PORT";
 pub const GRPC_PORT: &str = "GRPC_PORT";
 /// The variable overriding the address servers bind to (default `0.0.0.0`).
 pub const ALLFRAME_BIND_ADDR: &str = "ALLFRAME_BIND_ADDR";
+/// The variable setting the largest gRPC message the server accepts, in bytes.
+pub const ALLFRAME_GRPC_MAX_MESSAGE_BYTES: &str = "ALLFRAME_GRPC_MAX_MESSAGE_BYTES";
+/// The largest gRPC message accepted by default: 4 MiB, tonic's own default.
+pub const DEFAULT_GRPC_MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 
 /// A function building a service's gRPC routes (see [`crate::__private::grpc_routes`]).
 #[cfg(feature = "grpc")]
@@ -75,6 +79,8 @@ struct RunConfig {
     shutdown_timeout: Duration,
     /// The readiness propagation delay before the listeners close.
     shutdown_delay: Duration,
+    /// The largest gRPC message accepted.
+    grpc_max_message_bytes: usize,
     database: DatabaseTarget,
 }
 
@@ -113,12 +119,26 @@ impl RunConfig {
         let shutdown_timeout = seconds(env, ALLFRAME_SHUTDOWN_TIMEOUT_SECS)?
             .unwrap_or(Duration::from_secs(settings.shutdown_timeout_secs));
         let shutdown_delay = seconds(env, ALLFRAME_SHUTDOWN_DELAY_SECS)?.unwrap_or(Duration::ZERO);
+        let grpc_max_message_bytes = match env.get_non_empty(ALLFRAME_GRPC_MAX_MESSAGE_BYTES) {
+            None => DEFAULT_GRPC_MAX_MESSAGE_BYTES,
+            Some(value) => match value.trim().parse::<usize>() {
+                Ok(bytes) if bytes > 0 => bytes,
+                _ => {
+                    return Err(RuntimeError::InvalidEnv {
+                        var: ALLFRAME_GRPC_MAX_MESSAGE_BYTES,
+                        value,
+                        reason: "expected a whole number of bytes, at least 1",
+                    });
+                }
+            },
+        };
         Ok(Self {
             rest_addr: SocketAddr::new(ip, rest_port),
             grpc_addr,
             metrics_addr,
             shutdown_timeout,
             shutdown_delay,
+            grpc_max_message_bytes,
             database: DatabaseTarget::from_env(env, settings.name)?,
         })
     }
@@ -337,6 +357,9 @@ impl<S> Launcher<S> {
             values,
             tasks.clone(),
             shutdown.clone(),
+            Limits {
+                grpc_max_message_bytes: config.grpc_max_message_bytes,
+            },
         );
         match self
             .serve(config, ctx.clone(), shutdown.clone(), span_export)
@@ -423,7 +446,8 @@ impl<S> Launcher<S> {
         let grpc = match (self.grpc, config.grpc_addr) {
             (Some(routes), Some(addr)) => {
                 let listener = server::bind("grpc", addr).await?;
-                let (router, health) = crate::grpc::router(routes(&app)).await;
+                let (router, health) =
+                    crate::grpc::router(routes(&app), config.grpc_max_message_bytes).await;
                 Some((listener, router, health))
             }
             _ => None,
@@ -548,6 +572,7 @@ mod tests {
                 (ALLFRAME_BIND_ADDR, "127.0.0.1"),
                 (ALLFRAME_SHUTDOWN_TIMEOUT_SECS, "5"),
                 (ALLFRAME_SHUTDOWN_DELAY_SECS, "7"),
+                (ALLFRAME_GRPC_MAX_MESSAGE_BYTES, "1024"),
             ],
             true,
         )
@@ -562,6 +587,7 @@ mod tests {
         );
         assert_eq!(overridden.shutdown_timeout, Duration::from_secs(5));
         assert_eq!(overridden.shutdown_delay, Duration::from_secs(7));
+        assert_eq!(overridden.grpc_max_message_bytes, 1024);
         assert_eq!(config(&[], false).expect("no grpc").grpc_addr, None);
     }
 
@@ -574,6 +600,8 @@ mod tests {
             (ALLFRAME_SHUTDOWN_TIMEOUT_SECS, "soon"),
             (ALLFRAME_SHUTDOWN_DELAY_SECS, "5s"),
             (ALLFRAME_SHUTDOWN_DELAY_SECS, "-1"),
+            (ALLFRAME_GRPC_MAX_MESSAGE_BYTES, "0"),
+            (ALLFRAME_GRPC_MAX_MESSAGE_BYTES, "4MiB"),
             (ALLFRAME_BIND_ADDR, "localhost"),
         ] {
             match config(&[(var, value)], true) {

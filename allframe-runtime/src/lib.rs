@@ -34,7 +34,7 @@ mod env;
 pub mod error;
 pub mod extract;
 #[cfg(feature = "grpc")]
-mod grpc;
+pub mod grpc;
 pub mod health;
 pub mod idempotency;
 mod launcher;
