@@ -10,6 +10,7 @@
 //! |---|---|
 //! | `GET`/`HEAD`/`OPTIONS`/…, or no key header | passes through untouched |
 //! | first `POST`/`PUT`/`PATCH`/`DELETE` with a key | runs; the response is stored (2xx, 3xx, 4xx except 429) |
+//! | the same, refused before its handler ran (answer marked [`crate::extract::Rejected`]) | the refusal; nothing stored, the key is free |
 //! | same key, same method + path + query + body | the stored response, with `Idempotent-Replayed: true` |
 //! | same key while the first is still running | 409, `Retry-After: 1`; does not run |
 //! | same key, different method, path, query or body | 422; does not run |
