@@ -447,7 +447,7 @@ impl<S> Launcher<S> {
             (Some(routes), Some(addr)) => {
                 let listener = server::bind("grpc", addr).await?;
                 let (router, health) =
-                    crate::grpc::router(routes(&app), config.grpc_max_message_bytes).await;
+                    crate::grpc_server::router(routes(&app), config.grpc_max_message_bytes).await;
                 Some((listener, router, health))
             }
             _ => None,

@@ -35,6 +35,8 @@ pub mod error;
 pub mod extract;
 #[cfg(feature = "grpc")]
 pub mod grpc;
+#[cfg(feature = "grpc")]
+mod grpc_server;
 pub mod health;
 pub mod idempotency;
 mod launcher;
@@ -131,7 +133,7 @@ pub mod __private {
     pub use crate::GrpcApi;
     pub use crate::env::Environment;
     #[cfg(feature = "grpc")]
-    pub use crate::grpc::grpc_routes;
+    pub use crate::grpc_server::grpc_routes;
     pub use crate::idempotency::{IdempotencySettings, Storage as IdempotencyStorage};
     #[cfg(feature = "grpc")]
     pub use crate::launcher::GrpcRoutesFn;

@@ -168,7 +168,7 @@ pub(crate) struct Sequence {
     /// The drain deadline, counted from the end of the delay.
     pub(crate) timeout: Duration,
     #[cfg(feature = "grpc")]
-    pub(crate) grpc_health: Option<crate::grpc::GrpcHealth>,
+    pub(crate) grpc_health: Option<crate::grpc_server::GrpcHealth>,
     /// Span export to flush last, so the shutdown's own spans go out too.
     pub(crate) span_export: Option<crate::telemetry::SpanExport>,
 }
