@@ -371,6 +371,69 @@ fn prometheus_endpoint_follows_observability_metrics() {
     );
 }
 
+/// The launcher calls of the generated `main`, outermost last: `(method, arguments)`.
+fn launcher_chain(arch: &str) -> Vec<(String, Vec<syn::Expr>)> {
+    let file = Crate::new(arch).expand(quote!(config = "architecture.toml", name = "m"));
+    assert!(
+        compile_errors(&file).is_empty(),
+        "{:?}",
+        compile_errors(&file)
+    );
+    let main = file
+        .items
+        .iter()
+        .find_map(|i| match i {
+            syn::Item::Fn(f) if f.sig.ident == "main" => Some(f),
+            _ => None,
+        })
+        .expect("main generated");
+    let Some(syn::Stmt::Expr(mut expr, None)) = main.block.stmts.last().cloned() else {
+        panic!("main ends in the launcher expression")
+    };
+    let mut calls = Vec::new();
+    while let syn::Expr::MethodCall(call) = expr {
+        calls.push((call.method.to_string(), call.args.into_iter().collect()));
+        expr = *call.receiver;
+    }
+    calls.reverse();
+    calls
+}
+
+#[test]
+fn the_tenant_header_reaches_the_launcher_that_scopes_idempotency_keys() {
+    let base = "[architecture]\nname = \"x\"\n[[services]]\nname = \"m\"\ntype = \"stateless\"\n\
+                [services.idempotency]\nenabled = true\n";
+    let tenancy = format!("{base}[tenant]\nenabled = true\nheader = \"X-Org\"\n");
+    let chain = launcher_chain(&tenancy);
+    let methods: Vec<&str> = chain.iter().map(|(m, _)| m.as_str()).collect();
+    assert!(methods.contains(&"idempotency"), "{methods:?}");
+    let (_, args) = chain
+        .iter()
+        .find(|(method, _)| method == "tenant_header")
+        .unwrap_or_else(|| panic!("no .tenant_header(..) in {methods:?}"));
+    let [
+        syn::Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Str(header),
+            ..
+        }),
+    ] = args.as_slice()
+    else {
+        panic!("one string argument: {}", quote!(#(#args),*))
+    };
+    assert_eq!(
+        header.value(),
+        "X-Org",
+        "the configured header, not the default"
+    );
+    assert_eq!(methods.last(), Some(&"run"), "before the launcher runs");
+
+    let off = launcher_chain(base);
+    assert!(
+        off.iter().all(|(method, _)| method != "tenant_header"),
+        "tenancy off: nothing scopes keys by tenant"
+    );
+}
+
 #[test]
 fn every_file_error_is_reported_at_once() {
     let c = Crate::new(

@@ -22,6 +22,21 @@ use crate::messaging::{
 use crate::settings::ServiceSettings;
 use crate::tasks::TaskRegistry;
 
+/// Limits decided at start-up that handlers and generated code can read through [`Ctx`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Limits {
+    /// The largest gRPC message accepted, in bytes.
+    pub(crate) grpc_max_message_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            grpc_max_message_bytes: crate::launcher::DEFAULT_GRPC_MAX_MESSAGE_BYTES,
+        }
+    }
+}
+
 /// The runtime context: settings, database, resolved run-time values, background tasks.
 /// Cheap to clone (one `Arc`).
 ///
@@ -48,6 +63,7 @@ struct CtxInner {
     tasks: TaskRegistry,
     shutdown: CancellationToken,
     messaging: OnceLock<Messaging>,
+    grpc_max_message_bytes: usize,
 }
 
 impl Ctx {
@@ -57,6 +73,7 @@ impl Ctx {
         values: ResolvedValues,
         tasks: TaskRegistry,
         shutdown: CancellationToken,
+        limits: Limits,
     ) -> Self {
         Self {
             inner: Arc::new(CtxInner {
@@ -66,8 +83,17 @@ impl Ctx {
                 tasks,
                 shutdown,
                 messaging: OnceLock::new(),
+                grpc_max_message_bytes: limits.grpc_max_message_bytes,
             }),
         }
+    }
+
+    /// The largest gRPC message the server accepts, in bytes (`ALLFRAME_GRPC_MAX_MESSAGE_BYTES`,
+    /// default 4 MiB); larger ones are refused with `RESOURCE_EXHAUSTED` before they reach a
+    /// service. Give it to a generated server's `max_decoding_message_size` so tonic's own
+    /// limit agrees.
+    pub fn grpc_max_message_bytes(&self) -> usize {
+        self.inner.grpc_max_message_bytes
     }
 
     /// What the architecture file says about this service.

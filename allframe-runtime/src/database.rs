@@ -20,6 +20,10 @@ use sqlx::migrate::{MigrateError, Migration, MigrationType, Migrator};
 use crate::env::Environment;
 use crate::settings::EmbeddedMigration;
 
+mod writes;
+
+pub use writes::{WRITE_FAILURE_THRESHOLD, WriteHealth};
+
 /// The variable naming the database.
 pub const DATABASE_URL: &str = "DATABASE_URL";
 /// The variable naming the directory of the default SQLite file.
@@ -316,18 +320,31 @@ fn redact(url: &url::Url) -> String {
     shown.to_string()
 }
 
-/// The service database: a sqlx `Any` pool and the engine behind it. Cheap to clone.
+/// A readiness write probe waits at most a second for SQLite's write lock…
+const SQLITE_PROBE_BUSY_TIMEOUT: &str = "PRAGMA busy_timeout = 1000";
+/// …then gives its connection back with sqlx's default wait (5 s).
+const SQLITE_BUSY_TIMEOUT: &str = "PRAGMA busy_timeout = 5000";
+
+/// The service database: a sqlx `Any` pool, the engine behind it, and its write record.
+/// Cheap to clone.
 #[derive(Clone)]
 pub struct Database {
     pool: AnyPool,
     backend: Backend,
+    embedded_default: bool,
+    writes: WriteHealth,
 }
 
 impl fmt::Debug for Database {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Database")
             .field("backend", &self.backend)
+            .field("embedded_default", &self.embedded_default)
             .field("connections", &self.pool.size())
+            .field(
+                "consecutive_write_failures",
+                &self.writes.consecutive_failures(),
+            )
             .finish()
     }
 }
@@ -359,6 +376,8 @@ impl Database {
         let database = Self {
             pool,
             backend: target.backend,
+            embedded_default: target.sqlite_file.is_some(),
+            writes: WriteHealth::default(),
         };
         if target.backend == Backend::Sqlite && !target.in_memory && !target.read_only {
             // The journal mode is stored in the file: setting it once covers every connection.
@@ -378,6 +397,73 @@ impl Database {
     /// The engine behind the pool.
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// Whether this is the embedded SQLite file chosen because `DATABASE_URL` is unset.
+    pub fn is_embedded_default(&self) -> bool {
+        self.embedded_default
+    }
+
+    /// How the units of work's transactions went: readiness fails after
+    /// [`WRITE_FAILURE_THRESHOLD`] failures in a row.
+    pub fn writes(&self) -> &WriteHealth {
+        &self.writes
+    }
+
+    /// Checks that the database would take a write, within [`PING_TIMEOUT`], without writing
+    /// anything: on SQLite, takes the write lock (`BEGIN IMMEDIATE`, waiting at most a second)
+    /// and rolls back; on PostgreSQL, creates a temporary table in a transaction and rolls
+    /// back (refused by a read-only transaction or a replica). A connection the probe leaves
+    /// in doubt is closed rather than returned to the pool. Readiness runs it while
+    /// [`Database::writes`] is failing.
+    pub async fn probe_write(&self) -> Result<(), DbError> {
+        let probe = async {
+            let mut connection = self.pool.acquire().await?;
+            match self.backend {
+                Backend::Sqlite => {
+                    sqlx::raw_sql(SQLITE_PROBE_BUSY_TIMEOUT)
+                        .execute(&mut *connection)
+                        .await?;
+                    let locked = sqlx::raw_sql("BEGIN IMMEDIATE")
+                        .execute(&mut *connection)
+                        .await;
+                    let unlocked = match locked {
+                        Ok(_) => sqlx::raw_sql("ROLLBACK")
+                            .execute(&mut *connection)
+                            .await
+                            .map(drop),
+                        Err(_) => Ok(()),
+                    };
+                    let restored = sqlx::raw_sql(SQLITE_BUSY_TIMEOUT)
+                        .execute(&mut *connection)
+                        .await;
+                    if unlocked.is_err() || restored.is_err() {
+                        // Never hand the pool a connection in an unknown state.
+                        connection.close().await?;
+                    }
+                    locked.map(drop)
+                }
+                Backend::Postgres => {
+                    let probed = sqlx::raw_sql(
+                        "BEGIN; CREATE TEMPORARY TABLE allframe_write_probe (x BIGINT) \
+                         ON COMMIT DROP; ROLLBACK",
+                    )
+                    .execute(&mut *connection)
+                    .await
+                    .map(drop);
+                    if probed.is_err() {
+                        // The failed statement left its transaction open: drop the connection.
+                        connection.close().await?;
+                    }
+                    probed
+                }
+            }
+        };
+        match tokio::time::timeout(PING_TIMEOUT, probe).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(DbError::Ping(error)),
+            Err(_) => Err(DbError::PingTimeout(PING_TIMEOUT)),
+        }
     }
 
     /// Checks that the database answers, within [`PING_TIMEOUT`].

@@ -1,20 +1,72 @@
 //! Errors: [`ApiError`] for handlers, [`RuntimeError`] for start-up.
 //!
-//! `ApiError` turns into an HTTP response with a JSON body `{"error": "<message>"}`; database
-//! and internal failures are logged with their details and answered with a generic message, so
-//! nothing internal leaks to clients. `RuntimeError` names the variable or step that failed.
+//! Every error a service answers over HTTP (a handler's [`ApiError`], an extractor's rejection,
+//! the idempotency layer's answers, an unknown path, a wrong method, a panic) has one body
+//! shape: RFC 9457 problem details, `Content-Type: application/problem+json`:
+//!
+//! ```json
+//! {"type": "about:blank", "title": "Not Found", "status": 404, "detail": "no user 7"}
+//! ```
+//!
+//! `type` is always `about:blank` (the status says what kind of problem it is), `title` is the
+//! status's reason phrase and `detail` the message. Database and internal failures are logged
+//! with their details and answered with a generic detail, so nothing internal leaks to clients.
+//! `RuntimeError` names the variable or step that failed.
 
 use std::borrow::Cow;
 use std::net::SocketAddr;
 
-use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
 
 use crate::BoxError;
 use crate::database::DbError;
 use crate::deferred::DeferredError;
+use crate::extract::Rejected;
 use crate::telemetry::TelemetryError;
+
+/// The media type of every error body (RFC 9457).
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// An RFC 9457 problem details object: the body of every error answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Problem {
+    /// A URI naming the problem type; always `about:blank` (the status is the type).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The status's reason phrase, e.g. `Not Found`.
+    pub title: String,
+    /// The HTTP status code.
+    pub status: u16,
+    /// What went wrong with this request, safe to show to the client.
+    pub detail: String,
+}
+
+impl Problem {
+    /// The problem of `status`, with `detail`.
+    pub fn new(status: StatusCode, detail: impl Into<String>) -> Self {
+        Self {
+            kind: "about:blank".to_owned(),
+            title: status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: status.as_u16(),
+            detail: detail.into(),
+        }
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        // Serialising four strings and a number cannot fail.
+        let body = serde_json::to_vec(&self).unwrap_or_default();
+        let mut response = (status, body).into_response();
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        response
+    }
+}
 
 /// An error a handler returns: a status and a message safe to show to the client.
 ///
@@ -33,6 +85,7 @@ use crate::telemetry::TelemetryError;
 pub struct ApiError {
     status: StatusCode,
     message: Cow<'static, str>,
+    rejected: bool,
 }
 
 impl ApiError {
@@ -41,7 +94,21 @@ impl ApiError {
         Self {
             status,
             message: message.into(),
+            rejected: false,
         }
+    }
+
+    /// Marks the error as a refusal before the handler did anything ([`Rejected`]), as the
+    /// runtime's extractors do: the idempotency layer then releases the request's key instead
+    /// of storing this answer, so the client can retry with a corrected request.
+    pub fn rejected(mut self) -> Self {
+        self.rejected = true;
+        self
+    }
+
+    /// Whether the error is marked as a refusal before the handler did anything.
+    pub fn is_rejected(&self) -> bool {
+        self.rejected
     }
 
     /// 400 Bad Request.
@@ -98,9 +165,13 @@ impl ApiError {
 }
 
 impl IntoResponse for ApiError {
+    /// A problem details response (see the module docs), marked [`Rejected`] when the error is.
     fn into_response(self) -> Response {
-        let body = serde_json::json!({ "error": self.message });
-        (self.status, Json(body)).into_response()
+        let mut response = Problem::new(self.status, self.message).into_response();
+        if self.rejected {
+            response.extensions_mut().insert(Rejected);
+        }
+        response
     }
 }
 
@@ -194,6 +265,7 @@ mod tests {
 
     async fn body(error: ApiError) -> (StatusCode, serde_json::Value) {
         let response = error.into_response();
+        assert_eq!(response.headers()[header::CONTENT_TYPE], PROBLEM_JSON);
         let status = response.status();
         let bytes = to_bytes(response.into_body(), 1 << 16).await.expect("body");
         let json = serde_json::from_slice(&bytes).expect("json body");
@@ -204,7 +276,30 @@ mod tests {
     async fn api_errors_are_json_with_their_status() {
         let (status, json) = body(ApiError::bad_request("name is required")).await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
-        assert_eq!(json, serde_json::json!({ "error": "name is required" }));
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "type": "about:blank",
+                "title": "Bad Request",
+                "status": 400,
+                "detail": "name is required",
+            })
+        );
+    }
+
+    #[test]
+    fn only_rejected_errors_carry_the_marker() {
+        let handled = ApiError::conflict("taken").into_response();
+        assert!(handled.extensions().get::<Rejected>().is_none());
+        let refused = ApiError::unprocessable("bad").rejected();
+        assert!(refused.is_rejected());
+        assert!(
+            refused
+                .into_response()
+                .extensions()
+                .get::<Rejected>()
+                .is_some()
+        );
     }
 
     #[tokio::test]
@@ -215,9 +310,7 @@ mod tests {
         let leaked = sqlx::Error::Protocol("secret detail: password=hunter2".into());
         let (status, json) = body(leaked.into()).await;
         assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
-        assert_eq!(
-            json,
-            serde_json::json!({ "error": "internal server error" })
-        );
+        assert_eq!(json["detail"], "internal server error");
+        assert!(!json.to_string().contains("hunter2"), "{json}");
     }
 }

@@ -1,51 +1,85 @@
-//! The gRPC side of a service (feature `grpc`): the user's tonic routes plus the standard
-//! `grpc.health.v1.Health` service, served by the runtime's own accept loop over HTTP/2.
-//!
-//! Health reports `SERVING` for the whole server (service name `""`) from start-up and
-//! `NOT_SERVING` once shutdown begins. This module only assembles the router.
+//! What generated gRPC services use from the runtime (feature `grpc`): [`ProtoCodec`], tonic's
+//! prost codec except that a message that does not decode is `INVALID_ARGUMENT` (the caller
+//! sent it) rather than `INTERNAL`.
 
-use tonic::service::Routes;
-use tonic_health::ServingStatus;
-use tonic_health::server::HealthReporter;
-use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
-use tracing::Level;
+use std::marker::PhantomData;
 
-/// The health reporter of a running gRPC server.
-#[derive(Debug, Clone)]
-pub(crate) struct GrpcHealth {
-    reporter: HealthReporter,
+use tonic::Status;
+use tonic::codec::{BufferSettings, Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+
+/// tonic's prost codec, except that a message that cannot be decoded is `INVALID_ARGUMENT`
+/// (the caller sent bytes that are not the declared message) instead of `INTERNAL`.
+///
+/// Generated services use it through `tonic-prost-build`:
+/// `tonic_prost_build::configure().codec_path("allframe::grpc::ProtoCodec")`.
+#[derive(Debug)]
+pub struct ProtoCodec<T, U> {
+    types: PhantomData<fn(T) -> U>,
 }
 
-impl GrpcHealth {
-    /// Marks the whole server `NOT_SERVING`.
-    pub(crate) async fn set_not_serving(&self) {
-        self.reporter
-            .set_service_status("", ServingStatus::NotServing)
-            .await;
+impl<T, U> Default for ProtoCodec<T, U> {
+    fn default() -> Self {
+        Self { types: PhantomData }
     }
 }
 
-/// The router serving `routes` and the health service, with request tracing.
-pub(crate) async fn router(routes: Routes) -> (axum::Router, GrpcHealth) {
-    let (reporter, health_service) = tonic_health::server::health_reporter();
-    reporter
-        .set_service_status("", ServingStatus::Serving)
-        .await;
-    // The health service is routed first and the user's routes are the fallback, so a user
-    // service of the same name cannot make route registration panic; unknown methods still
-    // answer UNIMPLEMENTED through the user's `Routes` fallback.
-    let router = Routes::new(health_service)
-        .into_axum_router()
-        .fallback_service(routes.into_axum_router())
-        .layer(
-            TraceLayer::new_for_grpc()
-                .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
-                .on_response(DefaultOnResponse::new().level(Level::INFO)),
-        );
-    (router, GrpcHealth { reporter })
+impl<T, U> Codec for ProtoCodec<T, U>
+where
+    T: prost::Message + Send + 'static,
+    U: prost::Message + Default + Send + 'static,
+{
+    type Encode = T;
+    type Decode = U;
+    type Encoder = ProtoEncoder<T>;
+    type Decoder = ProtoDecoder<U>;
+
+    fn encoder(&mut self) -> ProtoEncoder<T> {
+        ProtoEncoder { types: PhantomData }
+    }
+
+    fn decoder(&mut self) -> ProtoDecoder<U> {
+        ProtoDecoder { types: PhantomData }
+    }
 }
 
-/// What generated code registers: `S::grpc` as a plain function pointer.
-pub fn grpc_routes<S: crate::GrpcApi>(app: &crate::App<S>) -> Routes {
-    S::grpc(app)
+/// Encodes `T` with prost (see [`ProtoCodec`]).
+#[derive(Debug)]
+pub struct ProtoEncoder<T> {
+    types: PhantomData<fn(T)>,
+}
+
+impl<T: prost::Message> Encoder for ProtoEncoder<T> {
+    type Item = T;
+    type Error = Status;
+
+    fn encode(&mut self, item: T, buf: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        // The buffer grows as needed, so prost cannot run out of room.
+        item.encode(buf)
+            .map_err(|error| Status::internal(format!("cannot encode the message: {error}")))
+    }
+
+    fn buffer_settings(&self) -> BufferSettings {
+        BufferSettings::default()
+    }
+}
+
+/// Decodes `U` with prost; bytes that are not a `U` are `INVALID_ARGUMENT` (see [`ProtoCodec`]).
+#[derive(Debug)]
+pub struct ProtoDecoder<U> {
+    types: PhantomData<fn() -> U>,
+}
+
+impl<U: prost::Message + Default> Decoder for ProtoDecoder<U> {
+    type Item = U;
+    type Error = Status;
+
+    fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<U>, Status> {
+        U::decode(buf).map(Some).map_err(|error| {
+            Status::invalid_argument(format!("the message does not decode: {error}"))
+        })
+    }
+
+    fn buffer_settings(&self) -> BufferSettings {
+        BufferSettings::default()
+    }
 }

@@ -1,7 +1,12 @@
 //! The health endpoints every service serves: `/health/live` and `/health/ready`.
 //!
 //! Liveness answers 200 while the process serves HTTP at all. Readiness answers 200 when the
-//! database answers a ping and shutdown has not begun, else 503 naming the failing checks.
+//! database answers a ping, takes writes, and shutdown has not begun, else 503 naming the
+//! failing checks. "Takes writes": fewer than [`WRITE_FAILURE_THRESHOLD`] units of work in a
+//! row failed to open or commit their transaction, or, when that many did, a write probe
+//! succeeds now (see [`crate::database::WriteHealth`]). The event bus is not checked: the
+//! outbox lets writes succeed while it is down. The answer also says which database the
+//! service runs on (engine, whether it is the embedded default, what the file declares).
 //! Failure details are logged; the response only says which check failed and how, never an
 //! error text that could carry a host name or credentials.
 
@@ -15,7 +20,7 @@ use axum::routing::get;
 use serde::Serialize;
 
 use crate::context::{App, Ctx};
-use crate::database::DbError;
+use crate::database::{DbError, WRITE_FAILURE_THRESHOLD};
 
 /// The liveness path.
 pub const LIVE_PATH: &str = "/health/live";
@@ -59,8 +64,21 @@ pub struct Readiness {
     /// The names of the failing checks (empty when ready).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub failing: Vec<&'static str>,
-    /// Every check by name: `"database"`, `"shutdown"`.
+    /// Every check by name: `"database"`, `"writes"`, `"shutdown"`.
     pub checks: BTreeMap<&'static str, Check>,
+    /// The database the service runs on.
+    pub database: DatabaseInUse,
+}
+
+/// Which database a service runs on, as readiness reports it (never its URL).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct DatabaseInUse {
+    /// `"sqlite"` or `"postgres"`.
+    pub engine: &'static str,
+    /// True for the embedded SQLite file used because `DATABASE_URL` is unset.
+    pub embedded_default: bool,
+    /// What architecture.toml declares for the service (`"postgres"`, `"sqlite"`, …).
+    pub declared: &'static str,
 }
 
 impl Readiness {
@@ -102,7 +120,12 @@ pub async fn readiness(ctx: &Ctx) -> Readiness {
             })
         }
     };
-    let checks = BTreeMap::from([("database", database), ("shutdown", shutdown)]);
+    let writes = writes(ctx).await;
+    let checks = BTreeMap::from([
+        ("database", database),
+        ("shutdown", shutdown),
+        ("writes", writes),
+    ]);
     let failing: Vec<&'static str> = checks
         .iter()
         .filter(|(_, check)| !check.is_ok())
@@ -116,6 +139,36 @@ pub async fn readiness(ctx: &Ctx) -> Readiness {
         },
         failing,
         checks,
+        database: DatabaseInUse {
+            engine: ctx.db().backend().as_str(),
+            embedded_default: ctx.db().is_embedded_default(),
+            declared: ctx.settings().declared_database,
+        },
+    }
+}
+
+/// The `writes` check: ok until [`WRITE_FAILURE_THRESHOLD`] units of work in a row failed;
+/// then ok again as soon as a write probe succeeds (which resets the count).
+async fn writes(ctx: &Ctx) -> Check {
+    let writes = ctx.db().writes();
+    if !writes.is_failing() {
+        return Check::OK;
+    }
+    match ctx.db().probe_write().await {
+        Ok(()) => {
+            tracing::info!("readiness: the database takes writes again");
+            writes.record_success();
+            Check::OK
+        }
+        Err(error) => {
+            tracing::warn!(
+                error = %error,
+                failures = writes.consecutive_failures(),
+                threshold = WRITE_FAILURE_THRESHOLD,
+                "readiness: database writes keep failing"
+            );
+            Check::failing("database writes are failing")
+        }
     }
 }
 
@@ -177,6 +230,7 @@ mod tests {
             ResolvedValues::default(),
             TaskRegistry::new(),
             shutdown.clone(),
+            crate::context::Limits::default(),
         );
         let router = routes::<()>().with_state(App::new((), ctx));
 

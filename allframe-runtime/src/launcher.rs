@@ -11,22 +11,22 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
-use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
-use tracing::Level;
 
-use crate::context::{App, Ctx};
+use crate::context::{App, Ctx, Limits};
 use crate::database::{Database, DatabaseTarget};
 use crate::env::Environment;
-use crate::error::{ApiError, RuntimeError};
-use crate::idempotency::{self, IdempotencyLayer, IdempotencySettings};
+use crate::error::RuntimeError;
+use crate::idempotency::{self, IdempotencySettings};
 use crate::messaging::{self, MessagingPlan, OutboxSettings};
 use crate::metrics::{METRICS_PORT, Metrics, MetricsSettings};
 use crate::settings::{EmbeddedMigration, ServiceSettings};
-use crate::shutdown::{self, ALLFRAME_SHUTDOWN_TIMEOUT_SECS, RunningService, Sequence, Signals};
+use crate::shutdown::{
+    self, ALLFRAME_SHUTDOWN_DELAY_SECS, ALLFRAME_SHUTDOWN_TIMEOUT_SECS, RunningService, Sequence,
+    Signals,
+};
 use crate::tasks::TaskRegistry;
 use crate::telemetry::TracingSettings;
-use crate::{RestApi, Service, deferred, health, server, telemetry};
+use crate::{RestApi, Service, deferred, rest, server, telemetry};
 
 /// The variable overriding the REST port.
 pub const PORT: &str = "PORT";
@@ -34,6 +34,10 @@ pub const PORT: &str = "PORT";
 pub const GRPC_PORT: &str = "GRPC_PORT";
 /// The variable overriding the address servers bind to (default `0.0.0.0`).
 pub const ALLFRAME_BIND_ADDR: &str = "ALLFRAME_BIND_ADDR";
+/// The variable setting the largest gRPC message the server accepts, in bytes.
+pub const ALLFRAME_GRPC_MAX_MESSAGE_BYTES: &str = "ALLFRAME_GRPC_MAX_MESSAGE_BYTES";
+/// The largest gRPC message accepted by default: 4 MiB, tonic's own default.
+pub const DEFAULT_GRPC_MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 
 /// A function building a service's gRPC routes (see [`crate::__private::grpc_routes`]).
 #[cfg(feature = "grpc")]
@@ -73,6 +77,10 @@ struct RunConfig {
     /// A listener of its own for `/metrics`; `None` serves it on the REST port.
     metrics_addr: Option<SocketAddr>,
     shutdown_timeout: Duration,
+    /// The readiness propagation delay before the listeners close.
+    shutdown_delay: Duration,
+    /// The largest gRPC message accepted.
+    grpc_max_message_bytes: usize,
     database: DatabaseTarget,
 }
 
@@ -108,15 +116,18 @@ impl RunConfig {
                 .map(|port| SocketAddr::new(ip, port)),
             None => None,
         };
-        let shutdown_timeout = match env.get_non_empty(ALLFRAME_SHUTDOWN_TIMEOUT_SECS) {
-            None => Duration::from_secs(settings.shutdown_timeout_secs),
-            Some(value) => match value.trim().parse::<u64>() {
-                Ok(secs) => Duration::from_secs(secs),
-                Err(_) => {
+        let shutdown_timeout = seconds(env, ALLFRAME_SHUTDOWN_TIMEOUT_SECS)?
+            .unwrap_or(Duration::from_secs(settings.shutdown_timeout_secs));
+        let shutdown_delay = seconds(env, ALLFRAME_SHUTDOWN_DELAY_SECS)?.unwrap_or(Duration::ZERO);
+        let grpc_max_message_bytes = match env.get_non_empty(ALLFRAME_GRPC_MAX_MESSAGE_BYTES) {
+            None => DEFAULT_GRPC_MAX_MESSAGE_BYTES,
+            Some(value) => match value.trim().parse::<usize>() {
+                Ok(bytes) if bytes > 0 => bytes,
+                _ => {
                     return Err(RuntimeError::InvalidEnv {
-                        var: ALLFRAME_SHUTDOWN_TIMEOUT_SECS,
+                        var: ALLFRAME_GRPC_MAX_MESSAGE_BYTES,
                         value,
-                        reason: "expected a whole number of seconds",
+                        reason: "expected a whole number of bytes, at least 1",
                     });
                 }
             },
@@ -126,9 +137,25 @@ impl RunConfig {
             grpc_addr,
             metrics_addr,
             shutdown_timeout,
+            shutdown_delay,
+            grpc_max_message_bytes,
             database: DatabaseTarget::from_env(env, settings.name)?,
         })
     }
+}
+
+/// A whole number of seconds from `var`, when set.
+fn seconds(env: &Environment, var: &'static str) -> Result<Option<Duration>, RuntimeError> {
+    env.get_non_empty(var)
+        .map(|value| match value.trim().parse::<u64>() {
+            Ok(secs) => Ok(Duration::from_secs(secs)),
+            Err(_) => Err(RuntimeError::InvalidEnv {
+                var,
+                value,
+                reason: "expected a whole number of seconds",
+            }),
+        })
+        .transpose()
 }
 
 fn port(env: &Environment, var: &'static str) -> Result<Option<u16>, RuntimeError> {
@@ -211,7 +238,8 @@ impl<S> Launcher<S> {
         self
     }
 
-    /// Tenancy is on: events carry the tenant id read from this request header.
+    /// Tenancy is on: events carry the tenant id read from this request header, and
+    /// idempotency keys are scoped per tenant id from it.
     pub fn tenant_header(mut self, header: &'static str) -> Self {
         self.tenant_header = Some(header);
         self
@@ -329,6 +357,9 @@ impl<S> Launcher<S> {
             values,
             tasks.clone(),
             shutdown.clone(),
+            Limits {
+                grpc_max_message_bytes: config.grpc_max_message_bytes,
+            },
         );
         match self
             .serve(config, ctx.clone(), shutdown.clone(), span_export)
@@ -381,7 +412,9 @@ impl<S> Launcher<S> {
         })?;
         let app = App::new(service, ctx.clone());
         let idempotency = match &self.idempotency {
-            Some(settings) => Some(idempotency::start(settings, &self.env, &ctx).await?),
+            Some(settings) => {
+                Some(idempotency::start(settings, &self.env, &ctx, self.tenant_header).await?)
+            }
             None => None,
         };
         let metrics = self.metrics.map(|_| Metrics::new(&ctx));
@@ -392,6 +425,9 @@ impl<S> Launcher<S> {
             }
             (layer, _) => layer,
         };
+        // Servers stop accepting when `drain` fires (after the propagation delay), and abort
+        // what is still in flight when `abort` fires (at the drain deadline).
+        let drain = CancellationToken::new();
         let abort = CancellationToken::new();
 
         let rest_listener = server::bind("rest", config.rest_addr).await?;
@@ -399,8 +435,8 @@ impl<S> Launcher<S> {
             (Some(metrics), Some(addr)) => Some(server::spawn(
                 "metrics",
                 server::bind("metrics", addr).await?,
-                metrics.router(),
-                shutdown.clone(),
+                rest::problems_for_bare_errors(metrics.router()),
+                drain.clone(),
                 abort.clone(),
             )?),
             _ => None,
@@ -410,7 +446,8 @@ impl<S> Launcher<S> {
         let grpc = match (self.grpc, config.grpc_addr) {
             (Some(routes), Some(addr)) => {
                 let listener = server::bind("grpc", addr).await?;
-                let (router, health) = crate::grpc::router(routes(&app)).await;
+                let (router, health) =
+                    crate::grpc_server::router(routes(&app), config.grpc_max_message_bytes).await;
                 Some((listener, router, health))
             }
             _ => None,
@@ -419,8 +456,8 @@ impl<S> Launcher<S> {
         let rest = server::spawn(
             "rest",
             rest_listener,
-            rest_router(&app, idempotency, metrics.as_ref(), endpoint_on_rest),
-            shutdown.clone(),
+            rest::router(&app, idempotency, metrics.as_ref(), endpoint_on_rest),
+            drain.clone(),
             abort.clone(),
         )?;
         #[cfg(feature = "grpc")]
@@ -430,7 +467,7 @@ impl<S> Launcher<S> {
                     "grpc",
                     listener,
                     router,
-                    shutdown.clone(),
+                    drain.clone(),
                     abort.clone(),
                 )?),
                 Some(health),
@@ -449,10 +486,12 @@ impl<S> Launcher<S> {
 
         let done = tokio::spawn(shutdown::run(Sequence {
             shutdown: shutdown.clone(),
+            drain,
             abort,
             servers,
             tasks: ctx.tasks().clone(),
             db: ctx.db().clone(),
+            delay: config.shutdown_delay,
             timeout: config.shutdown_timeout,
             #[cfg(feature = "grpc")]
             grpc_health,
@@ -468,72 +507,6 @@ impl<S> Launcher<S> {
             done,
         })
     }
-}
-
-/// The REST router: health endpoints (and `/metrics` when it shares the REST port) first, the
-/// user's routes as the fallback (so a user route on a health path cannot make route
-/// registration panic), with panic catching and request tracing around everything. The
-/// idempotency layer, when enabled, sits outside panic catching so that a panicking handler's
-/// 500 releases its key. Request metrics count the user's matched routes only.
-fn rest_router<S: RestApi>(
-    app: &App<S>,
-    idempotency: Option<IdempotencyLayer>,
-    metrics: Option<&Metrics>,
-    endpoint_on_rest: bool,
-) -> axum::Router {
-    let user_routes = match metrics {
-        Some(metrics) => metrics.instrument(S::routes()),
-        None => S::routes(),
-    }
-    .with_state(app.clone());
-    let runtime_routes = health::routes::<S>().with_state(app.clone());
-    let runtime_routes = match metrics {
-        Some(metrics) if endpoint_on_rest => runtime_routes.merge(metrics.router()),
-        _ => runtime_routes,
-    };
-    let router = runtime_routes
-        .fallback_service(user_routes)
-        .layer(CatchPanicLayer::custom(panic_response));
-    let router = match idempotency {
-        Some(layer) => router.layer(layer),
-        None => router,
-    };
-    router.layer(
-        TraceLayer::new_for_http()
-            .make_span_with(RequestSpan)
-            .on_response(DefaultOnResponse::new().level(Level::INFO)),
-    )
-}
-
-/// The span of one request (`request` at INFO, with method, URI and version), a child of the
-/// caller's trace when spans are exported and the request carries trace headers.
-#[derive(Debug, Clone, Copy)]
-struct RequestSpan;
-
-impl<B> tower_http::trace::MakeSpan<B> for RequestSpan {
-    fn make_span(&mut self, request: &axum::http::Request<B>) -> tracing::Span {
-        let span = tracing::info_span!(
-            "request",
-            method = %request.method(),
-            uri = %request.uri(),
-            version = ?request.version(),
-        );
-        telemetry::adopt_remote_parent(&span, request.headers());
-        span
-    }
-}
-
-fn panic_response(panic: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
-    let message = panic
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "non-string panic payload".to_owned());
-    tracing::error!(panic = %message, "a handler panicked");
-    axum::response::IntoResponse::into_response(ApiError::new(
-        axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-        "internal server error",
-    ))
 }
 
 /// Logs a start-up failure (to stderr when logging is not set up yet).
@@ -586,6 +559,11 @@ mod tests {
             Some("0.0.0.0:9090".parse().expect("addr"))
         );
         assert_eq!(defaults.shutdown_timeout, Duration::from_secs(30));
+        assert_eq!(
+            defaults.shutdown_delay,
+            Duration::ZERO,
+            "Ctrl-C stays instant"
+        );
 
         let overridden = config(
             &[
@@ -593,6 +571,8 @@ mod tests {
                 (GRPC_PORT, "0"),
                 (ALLFRAME_BIND_ADDR, "127.0.0.1"),
                 (ALLFRAME_SHUTDOWN_TIMEOUT_SECS, "5"),
+                (ALLFRAME_SHUTDOWN_DELAY_SECS, "7"),
+                (ALLFRAME_GRPC_MAX_MESSAGE_BYTES, "1024"),
             ],
             true,
         )
@@ -606,6 +586,8 @@ mod tests {
             Some("127.0.0.1:0".parse().expect("addr"))
         );
         assert_eq!(overridden.shutdown_timeout, Duration::from_secs(5));
+        assert_eq!(overridden.shutdown_delay, Duration::from_secs(7));
+        assert_eq!(overridden.grpc_max_message_bytes, 1024);
         assert_eq!(config(&[], false).expect("no grpc").grpc_addr, None);
     }
 
@@ -616,6 +598,10 @@ mod tests {
             (PORT, "70000"),
             (GRPC_PORT, "-1"),
             (ALLFRAME_SHUTDOWN_TIMEOUT_SECS, "soon"),
+            (ALLFRAME_SHUTDOWN_DELAY_SECS, "5s"),
+            (ALLFRAME_SHUTDOWN_DELAY_SECS, "-1"),
+            (ALLFRAME_GRPC_MAX_MESSAGE_BYTES, "0"),
+            (ALLFRAME_GRPC_MAX_MESSAGE_BYTES, "4MiB"),
             (ALLFRAME_BIND_ADDR, "localhost"),
         ] {
             match config(&[(var, value)], true) {

@@ -32,13 +32,17 @@ pub mod database;
 pub mod deferred;
 mod env;
 pub mod error;
+pub mod extract;
 #[cfg(feature = "grpc")]
-mod grpc;
+pub mod grpc;
+#[cfg(feature = "grpc")]
+mod grpc_server;
 pub mod health;
 pub mod idempotency;
 mod launcher;
 pub mod messaging;
 pub mod metrics;
+mod rest;
 mod server;
 pub mod settings;
 mod shutdown;
@@ -52,6 +56,7 @@ pub use allframe_macros::service;
 pub use context::{App, Ctx};
 pub use database::{Backend, Database};
 pub use error::ApiError;
+pub use extract::Json;
 pub use messaging::{Event, EventContext, UnitOfWork};
 pub use settings::{LogFormat, ServiceSettings};
 pub use tasks::TaskRegistry;
@@ -128,7 +133,7 @@ pub mod __private {
     pub use crate::GrpcApi;
     pub use crate::env::Environment;
     #[cfg(feature = "grpc")]
-    pub use crate::grpc::grpc_routes;
+    pub use crate::grpc_server::grpc_routes;
     pub use crate::idempotency::{IdempotencySettings, Storage as IdempotencyStorage};
     #[cfg(feature = "grpc")]
     pub use crate::launcher::GrpcRoutesFn;
@@ -139,7 +144,8 @@ pub mod __private {
         DeferredValue, EmbeddedMigration, LogFormat, Segment, ServiceSettings,
     };
     pub use crate::shutdown::{
-        ALLFRAME_SHUTDOWN_TIMEOUT_SECS, RunningService, ShutdownHandle, ShutdownReport,
+        ALLFRAME_SHUTDOWN_DELAY_SECS, ALLFRAME_SHUTDOWN_TIMEOUT_SECS, RunningService,
+        ShutdownHandle, ShutdownReport,
     };
     pub use crate::telemetry::{TraceSampling, TracingSettings};
     pub use crate::{App, BoxError, Ctx, RestApi, Service};

@@ -4,15 +4,16 @@
 //! rendered in the OpenMetrics text format at [`METRICS_PATH`]:
 //!
 //! - `http_server_requests_total{method, route, status}` and
-//!   `http_server_request_duration_seconds{method, route}` for the user's REST routes. `route` is
-//!   the matched route template (`/users/{id}`), never the raw path, so label cardinality stays
-//!   bounded by the routes the service declares;
+//!   `http_server_request_duration_seconds{method, route}` for every answer of the user's REST
+//!   routes, the idempotency layer's own answers (replays, 409, 422, 400, 413, 503) included.
+//!   `route` is the matched route template (`/users/{id}`), never the raw path, so label
+//!   cardinality stays bounded by the routes the service declares;
 //! - the outbox relay's `allframe_outbox_*` counters and gauges (lag, throughput, failures), read
 //!   at scrape time from the service's messaging when it has any;
 //! - `allframe_idempotency_requests_total{outcome}` when idempotency keys are on: how the layer
 //!   answered each protected request (`executed`, `replayed`, `in_flight`, `mismatch`,
-//!   `invalid`, `too_large`, `store_unavailable`). Its own answers never reach a route, so they
-//!   are counted here rather than in the request families.
+//!   `invalid`, `too_large`, `store_unavailable`, `rejected`), beside the request families,
+//!   which count the same answers by route and status.
 //!
 //! Every series carries a `service` label. The endpoint is served on the REST port unless the
 //! file declares a `metrics` port (or `METRICS_PORT` is set), in which case it gets a listener
@@ -184,8 +185,9 @@ impl Metrics {
             .with_state(self.clone())
     }
 
-    /// Adds request metrics to `routes`: only requests that matched one of them are counted,
-    /// labelled with the matched template (a router without routes is returned as is).
+    /// Adds request metrics to `routes`, around every layer already on them: only requests that
+    /// matched one of them are counted, labelled with the matched template, whatever layer
+    /// answered (a router without routes is returned as is).
     pub fn instrument<T>(&self, routes: axum::Router<T>) -> axum::Router<T>
     where
         T: Clone + Send + Sync + 'static,

@@ -1,9 +1,10 @@
 //! The HTTP accept loop shared by the REST and gRPC servers.
 //!
 //! Each accepted connection is served by hyper (HTTP/1.1 and HTTP/2, so gRPC works too) in a
-//! task the server owns. When shutdown begins the listener is closed, every connection is told
-//! to finish its in-flight requests and close; when the abort token fires (the drain deadline
-//! passed) the remaining connections are aborted. Owning the connection tasks is what makes the
+//! task the server owns. When the drain token fires (shutdown began, and its readiness
+//! propagation delay is over) the listener is closed, every connection is told to finish its
+//! in-flight requests and close; when the abort token fires (the drain deadline passed) the
+//! remaining connections are aborted. Owning the connection tasks is what makes the
 //! abort real: `axum::serve` detaches them. This module does not decide deadlines.
 
 use std::net::SocketAddr;
@@ -55,12 +56,12 @@ pub(crate) async fn bind(
         })
 }
 
-/// Starts serving `router` on `listener` until `shutdown`, draining until `abort`.
+/// Starts serving `router` on `listener` until `drain`, draining until `abort`.
 pub(crate) fn spawn(
     protocol: &'static str,
     listener: TcpListener,
     router: axum::Router,
-    shutdown: CancellationToken,
+    drain: CancellationToken,
     abort: CancellationToken,
 ) -> Result<Server, RuntimeError> {
     let addr = listener.local_addr().map_err(|source| RuntimeError::Bind {
@@ -69,7 +70,7 @@ pub(crate) fn spawn(
         source,
     })?;
     tracing::info!(protocol, %addr, "listening");
-    let handle = tokio::spawn(serve(protocol, listener, router, shutdown, abort));
+    let handle = tokio::spawn(serve(protocol, listener, router, drain, abort));
     Ok(Server {
         protocol,
         addr,
@@ -81,7 +82,7 @@ async fn serve(
     protocol: &'static str,
     listener: TcpListener,
     router: axum::Router,
-    shutdown: CancellationToken,
+    drain: CancellationToken,
     abort: CancellationToken,
 ) -> DrainReport {
     let mut builder = Builder::new(TokioExecutor::new());
@@ -93,7 +94,7 @@ async fn serve(
     loop {
         tokio::select! {
             biased;
-            () = shutdown.cancelled() => break,
+            () = drain.cancelled() => break,
             // Reap finished connections first so the set stays small under load.
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
             accepted = listener.accept() => match accepted {
@@ -107,7 +108,7 @@ async fn serve(
                         request
                     });
                     let builder = builder.clone();
-                    let shutdown = shutdown.clone();
+                    let drain = drain.clone();
                     connections.spawn(async move {
                         let service = TowerToHyperService::new(service);
                         let connection =
@@ -115,7 +116,7 @@ async fn serve(
                         tokio::pin!(connection);
                         let result = tokio::select! {
                             result = connection.as_mut() => result,
-                            () = shutdown.cancelled() => {
+                            () = drain.cancelled() => {
                                 connection.as_mut().graceful_shutdown();
                                 connection.await
                             }

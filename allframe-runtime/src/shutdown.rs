@@ -1,10 +1,13 @@
 //! Graceful shutdown: the running service's handle and the ordered stop sequence.
 //!
-//! Order: readiness flips to 503 (and gRPC health to `NOT_SERVING`) at once; the servers stop
-//! accepting and drain in-flight requests until the deadline; connections still busy then are
-//! aborted; background tasks are cancelled and awaited for the rest of the budget (at least one
-//! second); the pool is closed. The exit code is 0 when nothing had to be aborted, 1 otherwise. This module does not
-//! start anything.
+//! Order: readiness flips to 503 (and gRPC health to `NOT_SERVING`) at once; for the readiness
+//! propagation delay (`ALLFRAME_SHUTDOWN_DELAY_SECS`, default 0) the servers keep accepting and
+//! serving new connections, so that load balancers and Kubernetes endpoints that still route
+//! here while they learn of the 503 are not refused; then the servers stop accepting and drain
+//! in-flight requests until the drain deadline; connections still busy then are aborted;
+//! background tasks are cancelled and awaited for the rest of the budget (at least one second);
+//! the pool is closed. The exit code is 0 when nothing had to be aborted, 1 otherwise. This
+//! module does not start anything.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -22,6 +25,11 @@ use crate::tasks::{TaskRegistry, TasksStopped};
 
 /// The variable overriding the drain deadline.
 pub const ALLFRAME_SHUTDOWN_TIMEOUT_SECS: &str = "ALLFRAME_SHUTDOWN_TIMEOUT_SECS";
+
+/// The variable setting the readiness propagation delay: seconds between the shutdown signal
+/// and the listeners closing, during which readiness answers 503 and new connections are still
+/// served. Default 0 (Ctrl-C stops at once); the generated Kubernetes manifests set 5.
+pub const ALLFRAME_SHUTDOWN_DELAY_SECS: &str = "ALLFRAME_SHUTDOWN_DELAY_SECS";
 
 /// The least time background tasks get to stop after the drain.
 const MIN_TASK_GRACE: Duration = Duration::from_secs(1);
@@ -56,7 +64,7 @@ pub struct ShutdownReport {
     pub forced_tasks: usize,
     /// Server or shutdown tasks that failed unexpectedly (panicked).
     pub failures: usize,
-    /// Time from the trigger to the end of the sequence.
+    /// Time from the trigger to the end of the sequence (the propagation delay included).
     pub elapsed: Duration,
 }
 
@@ -146,14 +154,21 @@ impl RunningService {
 
 /// Everything the stop sequence needs.
 pub(crate) struct Sequence {
+    /// Cancelled by the trigger: readiness fails from then on.
     pub(crate) shutdown: CancellationToken,
+    /// Cancelled after the propagation delay: the servers stop accepting and drain.
+    pub(crate) drain: CancellationToken,
+    /// Cancelled at the drain deadline: the servers abort what is still in flight.
     pub(crate) abort: CancellationToken,
     pub(crate) servers: Vec<Server>,
     pub(crate) tasks: TaskRegistry,
     pub(crate) db: Database,
+    /// The readiness propagation delay.
+    pub(crate) delay: Duration,
+    /// The drain deadline, counted from the end of the delay.
     pub(crate) timeout: Duration,
     #[cfg(feature = "grpc")]
-    pub(crate) grpc_health: Option<crate::grpc::GrpcHealth>,
+    pub(crate) grpc_health: Option<crate::grpc_server::GrpcHealth>,
     /// Span export to flush last, so the shutdown's own spans go out too.
     pub(crate) span_export: Option<crate::telemetry::SpanExport>,
 }
@@ -162,15 +177,23 @@ pub(crate) struct Sequence {
 pub(crate) async fn run(sequence: Sequence) -> ShutdownReport {
     sequence.shutdown.cancelled().await;
     let started = Instant::now();
-    let deadline = deadline_after(started, sequence.timeout);
-    tracing::info!(
-        timeout_secs = sequence.timeout.as_secs_f64(),
-        "shutdown started: readiness is now 503; draining in-flight requests"
-    );
     #[cfg(feature = "grpc")]
     if let Some(health) = &sequence.grpc_health {
         health.set_not_serving().await;
     }
+    if !sequence.delay.is_zero() {
+        tracing::info!(
+            delay_secs = sequence.delay.as_secs_f64(),
+            "shutdown started: readiness is now 503; still serving new connections while that propagates"
+        );
+        tokio::time::sleep(sequence.delay).await;
+    }
+    sequence.drain.cancel();
+    let deadline = deadline_after(Instant::now(), sequence.timeout);
+    tracing::info!(
+        timeout_secs = sequence.timeout.as_secs_f64(),
+        "readiness is 503; stopped accepting, draining in-flight requests"
+    );
 
     let mut report = ShutdownReport {
         aborted_connections: 0,

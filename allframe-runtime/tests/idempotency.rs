@@ -86,6 +86,22 @@ async fn a_5xx_releases_the_key_and_tenants_scope_keys() {
 }
 
 #[tokio::test]
+async fn a_rejected_request_releases_its_key_and_handler_refusals_are_kept() {
+    let (_dir, h) = sqlite(&[]).await;
+    support::releases_the_key_of_a_rejected_request(&h).await;
+    support::stores_the_handlers_own_refusals(&h).await;
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn without_tenancy_no_header_scopes_keys() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let h = Harness::start_with(IdempotencyStorage::Sqlite, dir.path(), &[], None).await;
+    support::ignores_tenant_headers_when_tenancy_is_off(&h).await;
+    h.stop().await;
+}
+
+#[tokio::test]
 async fn the_store_down_is_503_and_nothing_runs() {
     let (_dir, h) = sqlite(&[]).await;
     // The store is the service database: close its pool.

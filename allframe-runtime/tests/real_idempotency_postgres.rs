@@ -86,6 +86,8 @@ async fn postgres_replays_refuses_mismatches_and_malformed_keys() {
     support::answers_409_while_the_first_is_in_flight(&h).await;
     support::releases_the_key_after_a_5xx(&h).await;
     support::scopes_keys_per_tenant(&h).await;
+    support::releases_the_key_of_a_rejected_request(&h).await;
+    support::stores_the_handlers_own_refusals(&h).await;
     support::handles_large_bodies(&h).await;
     let in_schema: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = $1 AND table_name = $2",

@@ -193,6 +193,10 @@ async fn a_service_on_postgres_is_ready_and_serves_from_the_database() {
     assert_eq!(ready.status(), 200);
     let body: serde_json::Value = ready.json().await.expect("json");
     assert_eq!(body["checks"]["database"]["status"], "ok");
+    assert_eq!(
+        body["database"],
+        serde_json::json!({ "engine": "postgres", "embedded_default": false, "declared": "postgres" })
+    );
 
     let stored = client
         .put(format!("{base}/notes/5"))
@@ -238,4 +242,39 @@ async fn passwords_in_postgres_urls_are_redacted() {
         .expect("select");
     assert_eq!(one, 1);
     db.close().await;
+}
+
+#[tokio::test]
+#[ignore = "real-services: needs PostgreSQL on 127.0.0.1:5432"]
+async fn the_write_probe_passes_on_a_writable_postgres_and_fails_on_a_read_only_one() {
+    let scratch = Scratch::new("probe").await;
+    let writable = Database::connect(&DatabaseTarget::parse(&scratch.url).expect("target"))
+        .await
+        .expect("connect");
+    writable
+        .probe_write()
+        .await
+        .expect("a writable database takes writes");
+    writable
+        .probe_write()
+        .await
+        .expect("and again: the probe leaves nothing behind");
+    writable.close().await;
+
+    // Every transaction read-only, as on a replica after a failover: pings pass, writes do not.
+    let read_only = format!("{}%20-c%20default_transaction_read_only%3Don", scratch.url);
+    let read_only = Database::connect(&DatabaseTarget::parse(&read_only).expect("target"))
+        .await
+        .expect("connect");
+    read_only.ping().await.expect("pings still pass");
+    read_only
+        .probe_write()
+        .await
+        .expect_err("a read-only database does not take writes");
+    read_only
+        .ping()
+        .await
+        .expect("the pool is still usable after a failed probe");
+    read_only.close().await;
+    scratch.drop().await;
 }

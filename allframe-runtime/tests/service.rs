@@ -11,12 +11,12 @@ use allframe_runtime::__private::{
     DeferredValue, EmbeddedMigration, Environment, IdempotencySettings, IdempotencyStorage,
     Launcher, LogFormat, MetricsSettings, RunningService, Segment, ServiceSettings,
 };
-use allframe_runtime::axum::Json;
-use allframe_runtime::axum::extract::Path as UrlPath;
+use allframe_runtime::Json;
 use allframe_runtime::axum::http::StatusCode;
 use allframe_runtime::axum::routing::{get, post};
 use allframe_runtime::database::DatabaseTarget;
-use allframe_runtime::error::{ApiError, RuntimeError};
+use allframe_runtime::error::{ApiError, PROBLEM_JSON, RuntimeError};
+use allframe_runtime::extract::Path as UrlPath;
 use allframe_runtime::{BoxError, Ctx, Database, RestApi, Router, Service, sqlx};
 use launch_env::test_env;
 use serde_json::{Value, json};
@@ -229,8 +229,12 @@ async fn serves_health_and_database_backed_routes_then_shuts_down_cleanly() {
         .await
         .expect("get");
     assert_eq!(missing.status(), 404, "RowNotFound maps to 404");
+    assert_eq!(missing.headers()["content-type"], PROBLEM_JSON);
     let body: Value = missing.json().await.expect("json");
-    assert_eq!(body, json!({ "error": "not found" }));
+    assert_eq!(
+        body,
+        json!({ "type": "about:blank", "title": "Not Found", "status": 404, "detail": "not found" })
+    );
     let duplicate = client
         .post(url(&running, "/users"))
         .json(&json!({ "id": 1, "email": "ada@example.com" }))
@@ -240,8 +244,7 @@ async fn serves_health_and_database_backed_routes_then_shuts_down_cleanly() {
     assert_eq!(duplicate.status(), 500);
     let body: Value = duplicate.json().await.expect("json");
     assert_eq!(
-        body,
-        json!({ "error": "internal server error" }),
+        body["detail"], "internal server error",
         "details are not leaked"
     );
 
@@ -257,6 +260,44 @@ async fn serves_health_and_database_backed_routes_then_shuts_down_cleanly() {
         .await
         .expect("404");
     assert_eq!(unknown.status(), 404);
+    assert_eq!(
+        unknown.headers()["content-type"],
+        PROBLEM_JSON,
+        "a problem, not an empty body"
+    );
+    let body: Value = unknown.json().await.expect("json");
+    assert_eq!(body["status"], 404);
+    let wrong_method = client
+        .delete(url(&running, "/users/1"))
+        .send()
+        .await
+        .expect("405");
+    assert_eq!(wrong_method.status(), 405);
+    assert_eq!(wrong_method.headers()["allow"], "GET,HEAD");
+    let body: Value = wrong_method.json().await.expect("json");
+    assert_eq!(body["title"], "Method Not Allowed");
+    let malformed = client
+        .post(url(&running, "/users"))
+        .header("content-type", "application/json")
+        .body("{\"id\": 1,")
+        .send()
+        .await
+        .expect("400");
+    assert_eq!(malformed.status(), 400);
+    assert_eq!(
+        malformed.headers()["content-type"],
+        PROBLEM_JSON,
+        "not text/plain"
+    );
+    let body: Value = malformed.json().await.expect("json");
+    assert_eq!(body["title"], "Bad Request");
+    let not_a_number = client
+        .get(url(&running, "/users/ada"))
+        .send()
+        .await
+        .expect("400");
+    assert_eq!(not_a_number.status(), 400);
+    assert_eq!(not_a_number.headers()["content-type"], PROBLEM_JSON);
     let panicked = client
         .get(url(&running, "/panic"))
         .send()
@@ -264,7 +305,7 @@ async fn serves_health_and_database_backed_routes_then_shuts_down_cleanly() {
         .expect("500");
     assert_eq!(panicked.status(), 500, "a panicking handler answers 500");
     let body: Value = panicked.json().await.expect("json");
-    assert_eq!(body, json!({ "error": "internal server error" }));
+    assert_eq!(body["detail"], "internal server error");
 
     let report = running.shutdown().await;
     assert!(report.is_clean(), "{report:?}");
@@ -430,16 +471,18 @@ async fn metrics_count_how_the_idempotency_layer_answered() {
         );
         assert!(text.contains(&series), "{series} in {text}");
     }
-    let created: Vec<&str> = text
-        .lines()
-        .filter(|line| line.starts_with("http_server_requests_total{") && line.contains("/users"))
-        .collect();
-    assert_eq!(
-        created.len(),
-        1,
-        "only the executed request reached the route: {text}"
+    // Every answer is counted by the route template, whoever answered it: the handler (201),
+    // the idempotency layer's replay (201), its 422 and its 400.
+    for (status, count) in [(201, 2), (422, 1), (400, 1)] {
+        let series = format!(
+            "http_server_requests_total{{service=\"user-service\",method=\"POST\",route=\"/users\",status=\"{status}\"}} {count}"
+        );
+        assert!(text.contains(&series), "{series} in {text}");
+    }
+    assert!(
+        text.contains("http_server_request_duration_seconds_count{service=\"user-service\",method=\"POST\",route=\"/users\"} 4"),
+        "{text}"
     );
-    assert!(created[0].ends_with(" 1"), "{text}");
     let report = running.shutdown().await;
     assert!(report.is_clean(), "{report:?}");
 }

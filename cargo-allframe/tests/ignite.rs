@@ -82,9 +82,11 @@ fn generated_manifests_declare_what_each_service_needs() {
     assert!(allframe.get("version").is_none());
     assert_eq!(features(&users), ["sqlite", "postgres", "grpc", "otel"]);
     let deps = table(&users, "dependencies");
-    for dep in ["serde", "uuid", "prost", "tonic", "tonic-prost"] {
+    for dep in ["serde", "uuid", "prost", "tonic"] {
         assert!(deps.contains_key(dep), "{dep} in {deps:#?}");
     }
+    // The generated services use the runtime's codec, not tonic-prost's.
+    assert!(!deps.contains_key("tonic-prost"), "{deps:#?}");
     let build = table(&users, "build-dependencies");
     assert!(build.contains_key("tonic-prost-build") && build.contains_key("protox"));
     let dev = table(&users, "dev-dependencies");

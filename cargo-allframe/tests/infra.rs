@@ -413,6 +413,7 @@ fn canary_manifests_are_argo_rollouts_with_probes_and_the_promotion_criteria() {
             container["readinessProbe"]["httpGet"]["path"],
             "/health/ready"
         );
+        assert_stops_gracefully(&rollout["spec"]["template"]["spec"]);
         assert!(container["resources"]["requests"]["cpu"].is_string());
         assert!(container["resources"]["limits"]["memory"].is_string());
         let hpa = &all[&format!("infrastructure/k8s/base/{name}/hpa.yaml")];
@@ -475,6 +476,35 @@ fn canary_manifests_are_argo_rollouts_with_probes_and_the_promotion_criteria() {
     }
 }
 
+/// A pod spec whose container keeps serving for a propagation delay after SIGTERM (set by
+/// environment, read by the runtime), then drains, all within the grace period: the grace
+/// period is delay + drain + a margin, and there is no second mechanism (a preStop sleep).
+fn assert_stops_gracefully(pod: &Value) {
+    let container = &pod["containers"][0];
+    let env = |name: &str| -> u64 {
+        container["env"]
+            .as_array()
+            .expect("env")
+            .iter()
+            .find(|var| var["name"] == name)
+            .and_then(|var| var["value"].as_str())
+            .unwrap_or_else(|| panic!("{name} in {container}"))
+            .parse()
+            .unwrap_or_else(|_| panic!("{name} is a number of seconds"))
+    };
+    let delay = env("ALLFRAME_SHUTDOWN_DELAY_SECS");
+    let drain = env("ALLFRAME_SHUTDOWN_TIMEOUT_SECS");
+    assert_eq!((delay, drain), (5, 30));
+    let grace = pod["terminationGracePeriodSeconds"]
+        .as_u64()
+        .expect("a grace period");
+    assert!(
+        grace > delay + drain + 10,
+        "the grace period ({grace} s) covers the delay, the drain and what follows"
+    );
+    assert!(container["lifecycle"].is_null(), "no preStop: {container}");
+}
+
 #[test]
 fn blue_green_and_rolling_strategies_shape_the_workloads() {
     let files = generate(SENSORS);
@@ -496,6 +526,7 @@ fn blue_green_and_rolling_strategies_shape_the_workloads() {
     );
     let deployment = &all["infrastructure/k8s/base/alerts/deployment.yaml"];
     assert_eq!(deployment["kind"], "Deployment");
+    assert_stops_gracefully(&deployment["spec"]["template"]["spec"]);
     assert_eq!(deployment["spec"]["strategy"]["type"], "RollingUpdate");
     assert_eq!(
         all["infrastructure/k8s/base/alerts/hpa.yaml"]["spec"]["scaleTargetRef"]["kind"],

@@ -4,9 +4,10 @@
 //! the key, buffers and fingerprints the request, and claims the key in the store *before* the
 //! handler runs. Only the claimant runs; everyone else is answered from the store: a replay of
 //! the stored response, 409 while the first request is in flight, 422 when the fingerprint
-//! differs. If the store cannot be reached the answer is 503 and nothing runs. Safe methods and
-//! requests without the header pass through untouched. This module holds the HTTP policy; the
-//! stores only record.
+//! differs. An answer marked [`Rejected`] (the request was refused before its handler ran)
+//! releases the key instead of being stored, so a corrected retry runs. If the store cannot be
+//! reached the answer is 503 and nothing runs. Safe methods and requests without the header
+//! pass through untouched. This module holds the HTTP policy; the stores only record.
 
 use std::borrow::Cow;
 use std::future::Future;
@@ -30,10 +31,10 @@ use super::store::{
 };
 use super::{
     BODY_OMITTED_HEADER, DEFAULT_LEASE, DEFAULT_MAX_REQUEST_BYTES, DEFAULT_MAX_RESPONSE_BYTES,
-    DEFAULT_STORE_TIMEOUT, DEFAULT_TENANT_HEADER, IdempotencyError, REPLAYED_HEADER,
-    STORED_HEADERS,
+    DEFAULT_STORE_TIMEOUT, IdempotencyError, REPLAYED_HEADER, STORED_HEADERS,
 };
 use crate::error::ApiError;
+use crate::extract::Rejected;
 
 /// How the layer behaves. Build it with [`IdempotencyConfig::new`] and adjust the fields.
 #[derive(Debug, Clone)]
@@ -42,7 +43,9 @@ pub struct IdempotencyConfig {
     pub service: String,
     /// The request header carrying the key (e.g. `Idempotency-Key`).
     pub key_header: HeaderName,
-    /// When set and present on a request, keys are scoped per tenant id as well.
+    /// The tenant header (`[tenant] header` when tenancy is on): when set and present on a
+    /// request, keys are scoped per tenant id as well. `None` (the default) scopes keys by
+    /// service only, whatever headers a request carries.
     pub tenant_header: Option<HeaderName>,
     /// How long a stored response is replayed, counted from when it was stored.
     pub ttl: Duration,
@@ -61,8 +64,8 @@ pub struct IdempotencyConfig {
 }
 
 impl IdempotencyConfig {
-    /// The defaults for `service`, reading keys from `key_header`: 24 h TTL, 60 s lease,
-    /// tenant header `X-Tenant-ID`, 2 MiB requests, 1 MiB stored responses, 5 s store timeout.
+    /// The defaults for `service`, reading keys from `key_header`: 24 h TTL, 60 s lease, no
+    /// tenant scoping, 2 MiB requests, 1 MiB stored responses, 5 s store timeout.
     pub fn new(service: impl Into<String>, key_header: &str) -> Result<Self, IdempotencyError> {
         let key_header = HeaderName::from_bytes(key_header.as_bytes()).map_err(|_| {
             IdempotencyError::InvalidHeader {
@@ -72,13 +75,24 @@ impl IdempotencyConfig {
         Ok(Self {
             service: service.into(),
             key_header,
-            tenant_header: Some(HeaderName::from_static(DEFAULT_TENANT_HEADER)),
+            tenant_header: None,
             ttl: Duration::from_secs(24 * 3600),
             lease: DEFAULT_LEASE,
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             store_timeout: DEFAULT_STORE_TIMEOUT,
         })
+    }
+
+    /// Scopes keys per tenant id, read from `header` (the `[tenant] header` of the file).
+    pub fn with_tenant_header(mut self, header: &str) -> Result<Self, IdempotencyError> {
+        let header = HeaderName::from_bytes(header.as_bytes()).map_err(|_| {
+            IdempotencyError::InvalidHeader {
+                header: header.to_owned(),
+            }
+        })?;
+        self.tenant_header = Some(header);
+        Ok(self)
     }
 }
 
@@ -114,6 +128,9 @@ type Observer = Arc<dyn Fn(IdempotencyOutcome) + Send + Sync>;
 pub enum IdempotencyOutcome {
     /// The first request with its key: the handler ran.
     Executed,
+    /// The first request with its key was refused before its handler ran (an extractor's
+    /// rejection, marked [`Rejected`]): the key was released, nothing stored.
+    Rejected,
     /// A repeat of a completed request: its stored response was replayed.
     Replayed,
     /// A repeat while the first was still running: 409, the handler did not run.
@@ -133,6 +150,7 @@ impl IdempotencyOutcome {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Executed => "executed",
+            Self::Rejected => "rejected",
             Self::Replayed => "replayed",
             Self::InFlight => "in_flight",
             Self::Mismatch => "mismatch",
@@ -371,7 +389,7 @@ where
                 settled: false,
             };
             let request = Request::from_parts(parts, Body::from(body));
-            return (Outcome::Executed, run(claimed, inner.call(request)).await);
+            return run(claimed, inner.call(request)).await;
         }
         Begin::Existing(existing) => existing,
     };
@@ -400,24 +418,39 @@ where
 }
 
 /// Runs the claimed request, extending the claim while it runs, then stores or releases it.
-async fn run<F, E>(claimed: Claimed, handler: F) -> Result<Response, E>
+async fn run<F, E>(claimed: Claimed, handler: F) -> (IdempotencyOutcome, Result<Response, E>)
 where
     F: Future<Output = Result<Response, E>>,
 {
-    let shared = Arc::clone(&claimed.shared);
-    let config = &shared.config;
+    use IdempotencyOutcome as Outcome;
     let response = match heartbeat(&claimed, handler).await {
         Ok(response) => response,
         Err(error) => {
             claimed.release("the service failed").await;
-            return Err(error);
+            return (Outcome::Executed, Err(error));
         }
     };
+    if response.extensions().get::<Rejected>().is_some() {
+        // Refused before the handler ran (an extractor's rejection): nothing happened, so
+        // nothing is kept, not even the fingerprint; a corrected retry with the key runs.
+        claimed
+            .release("the request was rejected before its handler ran")
+            .await;
+        return (Outcome::Rejected, Ok(response));
+    }
+    (Outcome::Executed, Ok(settle(claimed, response).await))
+}
+
+/// Stores the handler's answer under the claimed key, or releases the key when the answer
+/// says the handler failed.
+async fn settle(claimed: Claimed, response: Response) -> Response {
+    let shared = Arc::clone(&claimed.shared);
+    let config = &shared.config;
     let status = response.status();
     if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
         // The handler failed (or was throttled): free the key so a retry can run.
         claimed.release("the response was a 5xx or 429").await;
-        return Ok(response);
+        return response;
     }
     let (parts, body) = response.into_parts();
     let headers = selected_headers(&parts.headers);
@@ -434,10 +467,7 @@ where
         Collected::Failed(error) => {
             tracing::error!(error = %error, "the response body failed; releasing the idempotency key");
             claimed.release("the response body failed").await;
-            return Ok(reject(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal server error",
-            ));
+            return reject(StatusCode::INTERNAL_SERVER_ERROR, "internal server error");
         }
     };
     let stored = StoredResponse {
@@ -446,7 +476,7 @@ where
         body: stored_body,
     };
     claimed.complete(&stored).await;
-    Ok(Response::from_parts(parts, body))
+    Response::from_parts(parts, body)
 }
 
 /// Polls `handler`, extending the claim every third of the lease until it finishes.

@@ -10,6 +10,7 @@
 //! |---|---|
 //! | `GET`/`HEAD`/`OPTIONS`/…, or no key header | passes through untouched |
 //! | first `POST`/`PUT`/`PATCH`/`DELETE` with a key | runs; the response is stored (2xx, 3xx, 4xx except 429) |
+//! | the same, refused before its handler ran (answer marked [`crate::extract::Rejected`]) | the refusal; nothing stored, the key is free |
 //! | same key, same method + path + query + body | the stored response, with `Idempotent-Replayed: true` |
 //! | same key while the first is still running | 409, `Retry-After: 1`; does not run |
 //! | same key, different method, path, query or body | 422; does not run |
@@ -17,7 +18,8 @@
 //! | store unreachable or slower than 5 s | 503, `Retry-After: 1`; does not run |
 //! | the handler answers 5xx or 429, or is cancelled | the key is released, so a retry runs |
 //!
-//! Keys are scoped by service and, when the request carries `X-Tenant-ID`, by tenant. Stored
+//! Keys are scoped by service and, when tenancy is on (`[tenant] header`, passed to the
+//! launcher as `tenant_header`) and the request carries that header, by tenant. Stored
 //! responses are replayed for `ttl_hours` after they were stored. See `docs/idempotency.md`
 //! for the reasons behind each choice. This module wires things; the policy lives in
 //! [`layer`], the record keeping in the stores.
@@ -49,8 +51,6 @@ pub const ALLFRAME_IDEMPOTENCY_TTL_SECS: &str = "ALLFRAME_IDEMPOTENCY_TTL_SECS";
 pub const REPLAYED_HEADER: &str = "idempotent-replayed";
 /// The header marking a replay whose body was too large to keep.
 pub const BODY_OMITTED_HEADER: &str = "idempotent-body-omitted";
-/// The tenant header that scopes keys when present (the default `[tenant] header`).
-pub const DEFAULT_TENANT_HEADER: &str = "x-tenant-id";
 /// The response headers a replay repeats; others (`set-cookie`, `date`, tracing headers, …)
 /// belong to the original exchange only.
 pub const STORED_HEADERS: &[&str] = &[
@@ -131,8 +131,8 @@ pub enum IdempotencyError {
          `redis` feature; enable it: `allframe = {{ package = \"allframe-runtime\", features = [\"redis\"] }}`"
     )]
     RedisFeatureDisabled,
-    /// `key_header` is not a valid HTTP header name.
-    #[error("[services.idempotency] key_header `{header}` is not a valid HTTP header name")]
+    /// `key_header` (or the `[tenant] header`) is not a valid HTTP header name.
+    #[error("idempotency: `{header}` is not a valid HTTP header name")]
     InvalidHeader {
         /// The name as written.
         header: String,
@@ -173,7 +173,8 @@ fn ttl(settings: &IdempotencySettings, env: &Environment) -> Result<Duration, Id
     }
 }
 
-/// Opens the store `settings` names and builds the layer for the service of `ctx`: reads
+/// Opens the store `settings` names and builds the layer for the service of `ctx`, scoping keys
+/// per tenant when `tenant_header` is given (tenancy on): reads
 /// `REDIS_URL` for Redis (a missing one is an error; an unreachable one is logged and the layer
 /// answers 503 until it is back), creates the table in the service database for the SQL stores
 /// and spawns the task that purges their expired records.
@@ -181,8 +182,12 @@ pub(crate) async fn start(
     settings: &IdempotencySettings,
     env: &Environment,
     ctx: &Ctx,
+    tenant_header: Option<&str>,
 ) -> Result<IdempotencyLayer, IdempotencyError> {
     let mut config = IdempotencyConfig::new(ctx.settings().name, settings.key_header)?;
+    if let Some(header) = tenant_header {
+        config = config.with_tenant_header(header)?;
+    }
     config.ttl = ttl(settings, env)?;
     let store: Arc<dyn IdempotencyStore> = match settings.storage {
         Storage::Redis => redis(env).await?,
@@ -204,6 +209,7 @@ pub(crate) async fn start(
     tracing::info!(
         store = store.name(),
         header = %config.key_header,
+        tenant_header = config.tenant_header.as_ref().map(|h| h.as_str()),
         ttl_secs = config.ttl.as_secs(),
         "idempotency keys enabled"
     );
@@ -292,6 +298,17 @@ mod tests {
         assert!(IdempotencyConfig::new("s", "Idempotency-Key").is_ok());
         assert!(matches!(
             IdempotencyConfig::new("s", "Idempotency Key"),
+            Err(IdempotencyError::InvalidHeader { .. })
+        ));
+        let config = IdempotencyConfig::new("s", "Idempotency-Key").expect("config");
+        assert_eq!(config.tenant_header, None, "no tenant scoping by default");
+        let scoped = config.clone().with_tenant_header("X-Org").expect("valid");
+        assert_eq!(
+            scoped.tenant_header.as_ref().map(|h| h.as_str()),
+            Some("x-org")
+        );
+        assert!(matches!(
+            config.with_tenant_header("X Org"),
             Err(IdempotencyError::InvalidHeader { .. })
         ));
     }

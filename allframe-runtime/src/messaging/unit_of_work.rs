@@ -10,7 +10,9 @@
 //! events into it, commits the database transaction, then commits the bus transaction; a
 //! failed database commit aborts the bus transaction, so consumers see nothing. Dropping the
 //! unit of work, or [`UnitOfWork::rollback`], rolls the transaction back and discards the
-//! events: nothing is published.
+//! events: nothing is published. Whether opening and committing the database transaction
+//! worked is recorded in the database's [`WriteHealth`], which readiness reads; the bus's
+//! failures are not.
 
 use std::time::SystemTime;
 
@@ -21,7 +23,7 @@ use super::bus::OutboundMessage;
 use super::envelope::{Envelope, PayloadFormat, truncate_to_millis};
 use super::event::{Event, EventContext, check_event};
 use super::{Messaging, MessagingError, PublishPattern, outbox};
-use crate::database::{Backend, Database};
+use crate::database::{Backend, Database, WriteHealth};
 
 /// A database transaction plus the events to publish with it. See the module docs.
 ///
@@ -44,6 +46,7 @@ use crate::database::{Backend, Database};
 pub struct UnitOfWork {
     tx: Transaction<'static, Any>,
     backend: Backend,
+    writes: WriteHealth,
     publisher: Option<Messaging>,
     service: &'static str,
     context: EventContext,
@@ -70,10 +73,11 @@ impl UnitOfWork {
         service: &'static str,
         context: EventContext,
     ) -> Result<Self, MessagingError> {
-        let tx = match db.backend() {
-            Backend::Sqlite => db.pool().begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => db.pool().begin().await?,
+        let begun = match db.backend() {
+            Backend::Sqlite => db.pool().begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => db.pool().begin().await,
         };
+        let tx = begun.inspect_err(|error| db.writes().record_failure(error))?;
         let correlation_id = context
             .correlation_id
             .clone()
@@ -81,6 +85,7 @@ impl UnitOfWork {
         Ok(Self {
             tx,
             backend: db.backend(),
+            writes: db.writes().clone(),
             publisher,
             service,
             context,
@@ -171,12 +176,13 @@ impl UnitOfWork {
         let Self {
             mut tx,
             backend,
+            writes,
             publisher,
             events,
             ..
         } = self;
         let Some(publisher) = publisher.filter(|_| !events.is_empty()) else {
-            tx.commit().await?;
+            commit_recorded(tx, &writes).await?;
             return Ok(());
         };
         match publisher.config().pattern {
@@ -187,12 +193,12 @@ impl UnitOfWork {
                 if backend == Backend::Postgres {
                     outbox::notify(&mut tx).await?;
                 }
-                tx.commit().await?;
+                commit_recorded(tx, &writes).await?;
                 publisher.wake().notify_waiters();
                 Ok(())
             }
             PublishPattern::Direct => {
-                tx.commit().await?;
+                commit_recorded(tx, &writes).await?;
                 publisher.bus().publish(&events).await.map_err(|source| {
                     MessagingError::DirectPublish {
                         events: events.len(),
@@ -208,7 +214,7 @@ impl UnitOfWork {
                     abort_logged(bus_tx).await;
                     return Err(error.into());
                 }
-                if let Err(error) = tx.commit().await {
+                if let Err(error) = commit_recorded(tx, &writes).await {
                     abort_logged(bus_tx).await;
                     return Err(error.into());
                 }
@@ -230,6 +236,23 @@ impl UnitOfWork {
     pub async fn rollback(self) -> Result<(), MessagingError> {
         self.tx.rollback().await?;
         Ok(())
+    }
+}
+
+/// Commits `tx`, recording in `writes` whether it worked.
+async fn commit_recorded(
+    tx: Transaction<'static, Any>,
+    writes: &WriteHealth,
+) -> Result<(), sqlx::Error> {
+    match tx.commit().await {
+        Ok(()) => {
+            writes.record_success();
+            Ok(())
+        }
+        Err(error) => {
+            writes.record_failure(&error);
+            Err(error)
+        }
     }
 }
 

@@ -19,13 +19,17 @@ use allframe_runtime::axum::extract::Path as UrlPath;
 use allframe_runtime::axum::http::{HeaderMap, StatusCode, header};
 use allframe_runtime::axum::response::IntoResponse;
 use allframe_runtime::axum::routing::post;
-use allframe_runtime::error::RuntimeError;
+use allframe_runtime::error::{ApiError, PROBLEM_JSON, RuntimeError};
 use allframe_runtime::{BoxError, Ctx, RestApi, Router, Service};
 use reqwest::Response;
 use serde_json::{Value, json};
 
 /// The key header, as the file would declare it.
 pub const KEY: &str = "Idempotency-Key";
+
+/// The tenant header, as `[tenant] header = "X-Org"` would declare it (not the default
+/// `X-Tenant-ID`, so a hard-coded default cannot pass for the configured header).
+pub const TENANT: &str = "X-Org";
 
 pub static SETTINGS: ServiceSettings = ServiceSettings {
     architecture: "shop",
@@ -91,7 +95,34 @@ impl RestApi for PaymentService {
             .route("/slow/{tag}/{ms}", post(slow))
             .route("/flaky/{tag}", post(flaky))
             .route("/big/{tag}", post(big))
+            .route("/orders/{tag}", post(order))
+            .route("/refuse/{tag}/{status}", post(refuse))
     }
+}
+
+/// An order: what `/orders/{tag}` reads with the runtime's JSON extractor.
+#[derive(Debug, serde::Deserialize)]
+struct Order {
+    amount: u64,
+}
+
+/// 201 for a well-formed order; a malformed one never gets here (the extractor refuses it).
+async fn order(
+    UrlPath(tag): UrlPath<String>,
+    allframe_runtime::Json(order): allframe_runtime::Json<Order>,
+) -> impl IntoResponse {
+    let n = executed(&tag);
+    (
+        StatusCode::CREATED,
+        Json(json!({ "tag": tag, "execution": n, "amount": order.amount })),
+    )
+}
+
+/// The handler's own refusal with `status` (409 or 422): it ran, and said no.
+async fn refuse(UrlPath((tag, status)): UrlPath<(String, u16)>) -> ApiError {
+    let n = executed(&tag);
+    let status = StatusCode::from_u16(status).expect("a status");
+    ApiError::new(status, format!("refused by the handler, execution {n}"))
 }
 
 /// 201 with a `Location`, echoing the body and saying which execution this was.
@@ -146,27 +177,53 @@ pub struct Harness {
     pub nonce: String,
 }
 
-/// Starts the service with idempotency on `storage`, its SQLite data in `dir`, plus `extra`
-/// variables (`DATABASE_URL`, `REDIS_URL`, `ALLFRAME_IDEMPOTENCY_TTL_SECS`, …).
+/// Starts the service with idempotency on `storage` and tenancy on ([`TENANT`]), its SQLite
+/// data in `dir`, plus `extra` variables (`DATABASE_URL`, `REDIS_URL`,
+/// `ALLFRAME_IDEMPOTENCY_TTL_SECS`, …).
 pub async fn try_start(
     storage: IdempotencyStorage,
     dir: &Path,
     extra: &[(&str, &str)],
 ) -> Result<RunningService, RuntimeError> {
-    Launcher::<PaymentService>::new(&SETTINGS)
+    try_start_with(storage, dir, extra, Some(TENANT)).await
+}
+
+/// [`try_start`] with tenancy on `tenant_header`, or off (`None`).
+pub async fn try_start_with(
+    storage: IdempotencyStorage,
+    dir: &Path,
+    extra: &[(&str, &str)],
+    tenant_header: Option<&'static str>,
+) -> Result<RunningService, RuntimeError> {
+    let launcher = Launcher::<PaymentService>::new(&SETTINGS)
         .idempotency(IdempotencySettings {
             key_header: KEY,
             ttl_hours: 24,
             storage,
         })
-        .env(launch_env::test_env(dir, extra))
-        .start()
-        .await
+        .env(launch_env::test_env(dir, extra));
+    match tenant_header {
+        Some(header) => launcher.tenant_header(header),
+        None => launcher,
+    }
+    .start()
+    .await
 }
 
 impl Harness {
+    /// Starts the service with tenancy on [`TENANT`] (see [`try_start`]).
     pub async fn start(storage: IdempotencyStorage, dir: &Path, extra: &[(&str, &str)]) -> Self {
-        let running = try_start(storage, dir, extra)
+        Self::start_with(storage, dir, extra, Some(TENANT)).await
+    }
+
+    /// Starts the service with tenancy on `tenant_header`, or off (`None`).
+    pub async fn start_with(
+        storage: IdempotencyStorage,
+        dir: &Path,
+        extra: &[(&str, &str)],
+        tenant_header: Option<&'static str>,
+    ) -> Self {
+        let running = try_start_with(storage, dir, extra, tenant_header)
             .await
             .expect("service starts");
         Self {
@@ -206,9 +263,13 @@ fn replayed(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v == "true")
 }
 
+/// The `detail` of a problem details answer (checking that it is one).
 async fn error_of(response: Response) -> String {
+    assert_eq!(response.headers()[header::CONTENT_TYPE], PROBLEM_JSON);
+    let status = response.status().as_u16();
     let body: Value = response.json().await.expect("json error body");
-    body["error"].as_str().expect("error message").to_owned()
+    assert_eq!(body["status"], status, "{body}");
+    body["detail"].as_str().expect("detail").to_owned()
 }
 
 /// A repeat with the same key and request gets the first response back, marked, without running.
@@ -468,23 +529,38 @@ pub async fn releases_the_key_after_a_5xx(h: &Harness) {
     assert_eq!(executions(&tag), 2);
 }
 
-/// The same key under two tenants is two keys.
+/// A POST with `key` and the header `name: value`.
+async fn post_as(h: &Harness, path: &str, key: &str, (name, value): (&str, &str)) -> Response {
+    h.client
+        .post(h.url(path))
+        .header(KEY, key)
+        .header(name, value)
+        .body("{}")
+        .send()
+        .await
+        .expect("post")
+}
+
+/// The execution number a `/payments` answer reports.
+async fn execution_of(response: Response) -> u64 {
+    assert_eq!(response.status(), 201);
+    let body: Value = response.json().await.expect("json");
+    body["execution"].as_u64().expect("execution")
+}
+
+/// With tenancy on [`TENANT`], the same key under two tenants is two keys: each tenant gets
+/// its own response, never the other's. Other tenant-looking headers (`X-Tenant-ID`, the
+/// default `[tenant] header`) do not scope anything.
 pub async fn scopes_keys_per_tenant(h: &Harness) {
     let tag = h.unique("tenant");
     let key = h.unique("key-tenant");
     let path = format!("/payments/{tag}");
-    for tenant in ["acme", "globex", "acme"] {
-        let answer = h
-            .client
-            .post(h.url(&path))
-            .header(KEY, &key)
-            .header("X-Tenant-ID", tenant)
-            .body("{}")
-            .send()
-            .await
-            .expect("post");
-        assert_eq!(answer.status(), 201);
-    }
+    let acme = execution_of(post_as(h, &path, &key, (TENANT, "acme")).await).await;
+    let globex = execution_of(post_as(h, &path, &key, (TENANT, "globex")).await).await;
+    assert_ne!(acme, globex, "globex got its own response, not acme's");
+    let acme_again = post_as(h, &path, &key, (TENANT, "acme")).await;
+    assert!(replayed(acme_again.headers()), "acme's key is acme's");
+    assert_eq!(execution_of(acme_again).await, acme);
     // No tenant header: yet another scope.
     assert_eq!(h.post(&path, Some(&key), "{}").await.status(), 201);
     assert_eq!(
@@ -492,6 +568,32 @@ pub async fn scopes_keys_per_tenant(h: &Harness) {
         3,
         "acme, globex and no tenant each ran once"
     );
+    // `X-Tenant-ID` is not the configured header: these are the tenant-less key again.
+    for other in ["acme", "globex"] {
+        let answer = post_as(h, &path, &key, ("X-Tenant-ID", other)).await;
+        assert!(
+            replayed(answer.headers()),
+            "X-Tenant-ID {other} is not a scope"
+        );
+    }
+    assert_eq!(executions(&tag), 3);
+    // A malformed tenant id is refused like a malformed key.
+    let bad = post_as(h, &path, &key, (TENANT, "with space")).await;
+    assert_eq!(bad.status(), 400);
+}
+
+/// With tenancy off, no header scopes keys: two "tenants" sending one key share it.
+pub async fn ignores_tenant_headers_when_tenancy_is_off(h: &Harness) {
+    let tag = h.unique("no-tenancy");
+    let key = h.unique("key-no-tenancy");
+    let path = format!("/payments/{tag}");
+    let first = post_as(h, &path, &key, ("X-Tenant-ID", "acme")).await;
+    assert_eq!(first.status(), 201);
+    for (name, value) in [("X-Tenant-ID", "globex"), (TENANT, "initech")] {
+        let answer = post_as(h, &path, &key, (name, value)).await;
+        assert!(replayed(answer.headers()), "{name}: {value} is not a scope");
+    }
+    assert_eq!(executions(&tag), 1);
 }
 
 /// Bodies: a request over 2 MiB is 413 without running; a response over 1 MiB is sent in full
@@ -538,4 +640,88 @@ pub async fn refuses_with_503_when_the_store_is_down(h: &Harness) {
     assert_eq!(executions(&tag), 0, "never runs unprotected");
     assert_eq!(h.post(&path, None, "{}").await.status(), 201);
     assert_eq!(executions(&tag), 1);
+}
+
+/// A POST to `path` with `key` and a JSON `body`.
+async fn post_json(h: &Harness, path: &str, key: &str, body: &str) -> Response {
+    h.client
+        .post(h.url(path))
+        .header(KEY, key)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(body.to_owned())
+        .send()
+        .await
+        .expect("post")
+}
+
+/// A request the extractor refused (malformed JSON, a body of the wrong shape, a method the
+/// route does not serve) stores nothing under its key, not even its fingerprint: the retry
+/// with a corrected request runs and succeeds, and is what is replayed afterwards.
+pub async fn releases_the_key_of_a_rejected_request(h: &Harness) {
+    let tag = h.unique("rejected");
+    let path = format!("/orders/{tag}");
+    for (i, (broken, status)) in [("{\"amount\":", 400), ("{\"amount\":\"five\"}", 422)]
+        .into_iter()
+        .enumerate()
+    {
+        let key = h.unique(&format!("key-rejected-{i}"));
+        let refused = post_json(h, &path, &key, broken).await;
+        assert_eq!(refused.status(), status, "{broken}");
+        assert!(!replayed(refused.headers()));
+        let detail = error_of(refused).await;
+        assert!(!detail.is_empty());
+        // The same request again is refused again by the extractor, not replayed.
+        let again = post_json(h, &path, &key, broken).await;
+        assert_eq!(again.status(), status);
+        assert!(!replayed(again.headers()), "a rejection is not stored");
+
+        let fixed = post_json(h, &path, &key, "{\"amount\":5}").await;
+        assert_eq!(
+            fixed.status(),
+            201,
+            "the corrected retry runs, it is not a 422"
+        );
+        assert!(!replayed(fixed.headers()));
+        let replay = post_json(h, &path, &key, "{\"amount\":5}").await;
+        assert_eq!(replay.status(), 201);
+        assert!(replayed(replay.headers()), "the success is what is kept");
+        assert_eq!(executions(&tag), i + 1);
+    }
+
+    let key = h.unique("key-rejected-method");
+    let wrong_method = h
+        .client
+        .put(h.url(&path))
+        .header(KEY, &key)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body("{\"amount\":5}")
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(wrong_method.status(), 405);
+    assert!(wrong_method.headers().contains_key(header::ALLOW));
+    error_of(wrong_method).await;
+    let fixed = post_json(h, &path, &key, "{\"amount\":5}").await;
+    assert_eq!(fixed.status(), 201, "POST after a refused PUT runs");
+    assert_eq!(executions(&tag), 3);
+}
+
+/// A handler's own 409 or 422 is an outcome of running it: stored and replayed.
+pub async fn stores_the_handlers_own_refusals(h: &Harness) {
+    let tag = h.unique("refused");
+    for status in [409_u16, 422] {
+        let key = h.unique(&format!("key-refused-{status}"));
+        let path = format!("/refuse/{tag}/{status}");
+        let first = h.post(&path, Some(&key), "{}").await;
+        assert_eq!(first.status().as_u16(), status);
+        let first_detail = error_of(first).await;
+        let again = h.post(&path, Some(&key), "{}").await;
+        assert_eq!(again.status().as_u16(), status);
+        assert!(
+            replayed(again.headers()),
+            "the handler's {status} is replayed"
+        );
+        assert_eq!(error_of(again).await, first_detail);
+    }
+    assert_eq!(executions(&tag), 2, "each ran once");
 }

@@ -13,6 +13,7 @@ pub mod flags;
 pub mod model;
 pub mod paas;
 pub mod pulumi;
+pub mod shutdown;
 pub mod terraform;
 
 use std::collections::BTreeSet;

@@ -17,6 +17,8 @@ use allframe_config::{Architecture, ResolvedService, Segment};
 use heck::ToSnakeCase;
 use serde::Serialize;
 
+pub use super::shutdown::ShutdownContext;
+
 /// The host port tried first for each engine in `docker-compose.yml`.
 pub mod preferred_port {
     /// PostgreSQL.
@@ -288,6 +290,8 @@ pub struct InfraContext {
     pub mtls: bool,
     /// `[deployment]`.
     pub deployment: DeploymentContext,
+    /// How Kubernetes workloads stop a pod.
+    pub shutdown: ShutdownContext,
     /// `[cloud]`.
     pub cloud: CloudContext,
     /// Terraform variables for every `${VAR}` of the file.
@@ -673,6 +677,7 @@ pub fn build(architecture: &Architecture, scope: Scope<'_>) -> InfraContext {
             latency_p99_ms: deployment.promotion_criteria.latency_p99_ms,
             rollback_on_failure: deployment.rollback_on_failure,
         },
+        shutdown: ShutdownContext::KUBERNETES,
         cloud: CloudContext {
             primary: cloud.primary.map(|p| p.as_str()),
             regions: cloud.regions.clone(),
