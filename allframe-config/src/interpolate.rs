@@ -141,6 +141,17 @@ impl EnvString {
         &self.segments
     }
 
+    /// The value's text when it references no variable (`$$` read as `$`), else `None`.
+    pub fn literal(&self) -> Option<String> {
+        self.segments
+            .iter()
+            .map(|s| match s {
+                Segment::Literal(text) => Some(text.as_str()),
+                Segment::Var { .. } => None,
+            })
+            .collect()
+    }
+
     /// True when the value references at least one variable.
     pub fn is_deferred(&self) -> bool {
         self.segments

@@ -125,6 +125,31 @@ pub const RESERVED_CRATES: &[&str] = &[
     "uuid",
 ];
 
+/// Crates every generated service has in scope by name (`use serde::…`): a module of the same
+/// name (an entity `Serde` lives in `mod serde`) makes their paths ambiguous.
+pub const CRATES_IN_SCOPE: &[&str] = &[
+    "alloc",
+    "allframe",
+    "core",
+    "proc_macro",
+    "prost",
+    "serde",
+    "serde_json",
+    "std",
+    "test",
+    "tokio",
+    "tonic",
+    "uuid",
+];
+
+/// The longest service name: 63 (a DNS label) less the longest suffix the generated manifests
+/// add to it (`-preview`).
+pub const MAX_SERVICE_NAME: usize = 55;
+
+/// The longest architecture name: 63 less the longest suffix the generated manifests add to it
+/// (`-production`, a namespace).
+pub const MAX_ARCHITECTURE_NAME: usize = 52;
+
 /// Binary names Cargo refuses (they are directories of its build output).
 pub const CARGO_RESERVED_BINARIES: &[&str] = &["build", "deps", "examples", "incremental"];
 
@@ -166,15 +191,23 @@ pub fn is_keyword(word: &str) -> bool {
 }
 
 /// Why a PascalCase name cannot name a generated type or method, if it cannot: it is a keyword
-/// (as written or as the snake_case module or method it becomes), a prelude name, or a name the
-/// generated code already uses.
+/// (as written, as the type it is spelt as in code — `OK` is `Ok` —, or as the snake_case module
+/// or method it becomes), a prelude name, a name the generated code already uses, or its module
+/// would shadow a crate the generated code uses.
 pub fn type_name_conflict(name: &str) -> Option<&'static str> {
-    if is_keyword(name) || is_keyword(&snake(name)) {
+    let ty = pascal(name);
+    let module = snake(&ty);
+    if [name, &ty, &snake(name), &module]
+        .iter()
+        .any(|w| is_keyword(w))
+    {
         Some("a Rust keyword")
-    } else if PRELUDE.contains(&name) {
+    } else if PRELUDE.contains(&name) || PRELUDE.contains(&ty.as_str()) {
         Some("a name of Rust's prelude")
-    } else if GENERATED_NAMES.contains(&name) {
+    } else if GENERATED_NAMES.contains(&name) || GENERATED_NAMES.contains(&ty.as_str()) {
         Some("a name the generated code imports")
+    } else if CRATES_IN_SCOPE.contains(&module.as_str()) {
+        Some("the name of a crate the generated code uses, which its module would shadow")
     } else {
         None
     }
@@ -190,6 +223,13 @@ pub fn crate_name_conflict(name: &str) -> Option<&'static str> {
         Some("a directory of Cargo's build output, which Cargo refuses as a binary name")
     } else if WINDOWS_RESERVED.contains(&name) {
         Some("a device name on Windows, where its directory could not be created")
+    } else if {
+        let ty = pascal(name);
+        PRELUDE.contains(&ty.as_str()) || GENERATED_NAMES.contains(&ty.as_str())
+    } {
+        Some(
+            "spelt in code as a type that shadows a name the generated code uses (`result` → `Result`)",
+        )
     } else {
         None
     }
@@ -268,6 +308,12 @@ mod tests {
             );
         }
         assert!(type_name_conflict("Json").is_some());
+        // As spelt in code (`OK` is `Ok`), and modules that would shadow crates.
+        for name in [
+            "OK", "JSON", "CTX", "APP", "STATUS", "Serde", "Tonic", "UUID", "Std",
+        ] {
+            assert!(type_name_conflict(name).is_some(), "{name}");
+        }
         assert_eq!(type_name_conflict("User"), None);
         for name in [
             "std",
@@ -278,6 +324,8 @@ mod tests {
             "type",
             "deps",
             "con",
+            "result",
+            "ok",
         ] {
             assert!(crate_name_conflict(name).is_some(), "{name}");
         }

@@ -51,6 +51,7 @@ fn suggestion(d: &Diagnostic) -> String {
 fn reserved_type_names_are_errors_with_usable_suggestions() {
     for name in [
         "Self", "Result", "Option", "String", "Box", "Vec", "Some", "Type", "Match", "Json", "Ctx",
+        "OK", "JSON", "Serde", "UUID",
     ] {
         let text = with_domain(&format!("entities = [\"{name}\"]"));
         let d = errors(&text);
@@ -139,6 +140,8 @@ fn service_names_that_clash_with_crates_are_errors() {
         "serde",
         "type",
         "deps",
+        "result",
+        "ok",
     ] {
         let text = format!(
             "[architecture]\nname = \"shop\"\n\n[[services]]\nname = \"{name}\"\ntype = \"stateless\"\n"
@@ -249,4 +252,34 @@ fn headers_topics_providers_and_fields_follow_their_protocols() {
     let ttl = service("[services.idempotency]\nttl_hours = 0");
     let d = errors(&format!("[architecture]\nname = \"shop\"\n\n{ttl}"));
     only_error(&d, Code::InvalidValue, "services[0].idempotency.ttl_hours");
+}
+
+#[test]
+fn services_differing_only_in_dashes_and_names_too_long_for_manifests_are_errors() {
+    let two = "[architecture]\nname = \"shop\"\n\n[[services]]\nname = \"a-b\"\ntype = \"stateless\"\n\n[[services]]\nname = \"a--b\"\ntype = \"stateless\"\n";
+    let d = errors(two);
+    only_error(&d, Code::NameClash, "services[1].name");
+
+    // `<service>-preview` and `<architecture>-production` must stay DNS labels.
+    let long = "s".repeat(56);
+    let text = format!(
+        "[architecture]\nname = \"shop\"\n\n[[services]]\nname = \"{long}\"\ntype = \"stateless\"\n"
+    );
+    only_error(&errors(&text), Code::InvalidName, "services[0].name");
+    passes(&text.replace(&long, &"s".repeat(55)));
+    let arch = "a".repeat(53);
+    let text = format!(
+        "[architecture]\nname = \"{arch}\"\n\n[[services]]\nname = \"orders\"\ntype = \"stateless\"\n"
+    );
+    only_error(&errors(&text), Code::InvalidName, "architecture.name");
+}
+
+#[test]
+fn a_job_named_like_a_keyword_gets_a_usable_suggestion() {
+    let jobs = "[architecture]\nname = \"shop\"\n\n[[services]]\nname = \"nightly\"\ntype = \"scheduled\"\n\n[services.jobs.Type]\ncron = \"0 2 * * *\"\n";
+    let d = errors(jobs);
+    let e = only_error(&d, Code::InvalidName, "services[0].jobs.Type");
+    let fixed = suggestion(e);
+    assert_eq!(fixed, "type_job");
+    passes(&jobs.replace(".Type]", &format!(".{fixed}]")));
 }

@@ -22,7 +22,8 @@ use crate::settings::EmbeddedMigration;
 
 mod writes;
 
-pub use writes::{WRITE_FAILURE_THRESHOLD, WriteHealth};
+pub(crate) use writes::PendingWrite;
+pub use writes::{PROBE_REUSE, WRITE_FAILURE_THRESHOLD, WriteHealth};
 
 /// The variable naming the database.
 pub const DATABASE_URL: &str = "DATABASE_URL";
@@ -130,6 +131,9 @@ pub enum DbError {
     /// A ping did not answer in time.
     #[error("database ping did not answer within {} ms", .0.as_millis())]
     PingTimeout(Duration),
+    /// The database answers but takes no writes: a replica, or read-only transactions.
+    #[error("the database is read-only (a replica, or `default_transaction_read_only` is on)")]
+    ReadOnly,
 }
 
 /// Where the database is, as decided from the environment. Holds the URL, which may contain a
@@ -412,57 +416,71 @@ impl Database {
 
     /// Checks that the database would take a write, within [`PING_TIMEOUT`], without writing
     /// anything: on SQLite, takes the write lock (`BEGIN IMMEDIATE`, waiting at most a second)
-    /// and rolls back; on PostgreSQL, creates a temporary table in a transaction and rolls
-    /// back (refused by a read-only transaction or a replica). A connection the probe leaves
-    /// in doubt is closed rather than returned to the pool. Readiness runs it while
-    /// [`Database::writes`] is failing.
+    /// and rolls back; on PostgreSQL, asks in a transaction whether it is read-only (a replica,
+    /// or `default_transaction_read_only`) and rolls back. The probe runs to its end in a task
+    /// of its own, so a caller that gives up never leaves a connection inside a transaction;
+    /// one it leaves in doubt is closed rather than returned to the pool. Readiness runs it
+    /// (through [`WriteHealth::check`]) while [`Database::writes`] is failing or suspect.
     pub async fn probe_write(&self) -> Result<(), DbError> {
-        let probe = async {
-            let mut connection = self.pool.acquire().await?;
-            match self.backend {
-                Backend::Sqlite => {
-                    sqlx::raw_sql(SQLITE_PROBE_BUSY_TIMEOUT)
-                        .execute(&mut *connection)
-                        .await?;
-                    let locked = sqlx::raw_sql("BEGIN IMMEDIATE")
-                        .execute(&mut *connection)
-                        .await;
-                    let unlocked = match locked {
-                        Ok(_) => sqlx::raw_sql("ROLLBACK")
-                            .execute(&mut *connection)
-                            .await
-                            .map(drop),
-                        Err(_) => Ok(()),
-                    };
-                    let restored = sqlx::raw_sql(SQLITE_BUSY_TIMEOUT)
-                        .execute(&mut *connection)
-                        .await;
-                    if unlocked.is_err() || restored.is_err() {
-                        // Never hand the pool a connection in an unknown state.
-                        connection.close().await?;
-                    }
-                    locked.map(drop)
-                }
-                Backend::Postgres => {
-                    let probed = sqlx::raw_sql(
-                        "BEGIN; CREATE TEMPORARY TABLE allframe_write_probe (x BIGINT) \
-                         ON COMMIT DROP; ROLLBACK",
-                    )
+        let db = self.clone();
+        let probe = tokio::spawn(async move { db.probe_write_to_the_end().await });
+        match tokio::time::timeout(PING_TIMEOUT, probe).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(join)) => Err(DbError::Ping(sqlx::Error::Protocol(format!(
+                "the write probe stopped: {join}"
+            )))),
+            Err(_) => Err(DbError::PingTimeout(PING_TIMEOUT)),
+        }
+    }
+
+    async fn probe_write_to_the_end(&self) -> Result<(), DbError> {
+        let mut connection = self.pool.acquire().await.map_err(DbError::Ping)?;
+        match self.backend {
+            Backend::Sqlite => {
+                sqlx::raw_sql(SQLITE_PROBE_BUSY_TIMEOUT)
                     .execute(&mut *connection)
                     .await
-                    .map(drop);
-                    if probed.is_err() {
-                        // The failed statement left its transaction open: drop the connection.
-                        connection.close().await?;
+                    .map_err(DbError::Ping)?;
+                let locked = sqlx::raw_sql("BEGIN IMMEDIATE")
+                    .execute(&mut *connection)
+                    .await;
+                let unlocked = match locked {
+                    Ok(_) => sqlx::raw_sql("ROLLBACK")
+                        .execute(&mut *connection)
+                        .await
+                        .map(drop),
+                    Err(_) => Ok(()),
+                };
+                let restored = sqlx::raw_sql(SQLITE_BUSY_TIMEOUT)
+                    .execute(&mut *connection)
+                    .await;
+                if unlocked.is_err() || restored.is_err() {
+                    // Never hand the pool a connection in an unknown state.
+                    let _ = connection.close().await;
+                }
+                locked.map(drop).map_err(DbError::Ping)
+            }
+            Backend::Postgres => {
+                let read_only = async {
+                    let mut tx = sqlx::Connection::begin(&mut *connection).await?;
+                    let read_only: bool = sqlx::query_scalar(
+                        "SELECT pg_is_in_recovery() OR current_setting('transaction_read_only') = 'on'",
+                    )
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    tx.rollback().await?;
+                    Ok::<bool, sqlx::Error>(read_only)
+                }
+                .await;
+                match read_only {
+                    Ok(false) => Ok(()),
+                    Ok(true) => Err(DbError::ReadOnly),
+                    Err(error) => {
+                        let _ = connection.close().await;
+                        Err(DbError::Ping(error))
                     }
-                    probed
                 }
             }
-        };
-        match tokio::time::timeout(PING_TIMEOUT, probe).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(error)) => Err(DbError::Ping(error)),
-            Err(_) => Err(DbError::PingTimeout(PING_TIMEOUT)),
         }
     }
 

@@ -147,26 +147,22 @@ pub async fn readiness(ctx: &Ctx) -> Readiness {
     }
 }
 
-/// The `writes` check: ok until [`WRITE_FAILURE_THRESHOLD`] units of work in a row failed;
-/// then ok again as soon as a write probe succeeds (which resets the count).
+/// The `writes` check: ok until [`WRITE_FAILURE_THRESHOLD`] units of work in a row failed
+/// (or were abandoned); then ok again as soon as a write probe succeeds (which resets the
+/// record). Probes are shared: one at a time, each answer reused for a second.
 async fn writes(ctx: &Ctx) -> Check {
     let writes = ctx.db().writes();
-    if !writes.is_failing() {
-        return Check::OK;
-    }
-    match ctx.db().probe_write().await {
-        Ok(()) => {
-            tracing::info!("readiness: the database takes writes again");
-            writes.record_success();
-            Check::OK
-        }
+    match writes.check(|| ctx.db().probe_write()).await {
+        Ok(()) => Check::OK,
         Err(error) => {
-            tracing::warn!(
-                error = %error,
-                failures = writes.consecutive_failures(),
-                threshold = WRITE_FAILURE_THRESHOLD,
-                "readiness: database writes keep failing"
-            );
+            if let Some(error) = error {
+                tracing::warn!(
+                    error = %error,
+                    failures = writes.consecutive_failures(),
+                    threshold = WRITE_FAILURE_THRESHOLD,
+                    "readiness: database writes keep failing"
+                );
+            }
             Check::failing("database writes are failing")
         }
     }

@@ -12,7 +12,7 @@ use allframe_runtime::__private::{
 };
 use allframe_runtime::axum::extract::Path;
 use allframe_runtime::axum::routing::put;
-use allframe_runtime::database::{Backend, Database, DatabaseTarget};
+use allframe_runtime::database::{Backend, Database, DatabaseTarget, DbError};
 use allframe_runtime::error::ApiError;
 use allframe_runtime::{BoxError, Ctx, RestApi, Router, Service, sqlx};
 
@@ -267,10 +267,11 @@ async fn the_write_probe_passes_on_a_writable_postgres_and_fails_on_a_read_only_
         .await
         .expect("connect");
     read_only.ping().await.expect("pings still pass");
-    read_only
+    let refused = read_only
         .probe_write()
         .await
         .expect_err("a read-only database does not take writes");
+    assert!(matches!(refused, DbError::ReadOnly), "{refused:?}");
     read_only
         .ping()
         .await

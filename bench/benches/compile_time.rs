@@ -106,7 +106,8 @@ fn ignite_reference(c: &mut Criterion) {
 /// ports, outbound calls and an outbox for each consumer of the previous one's event (and of an
 /// event no service declares).
 fn large_architecture(services: usize) -> String {
-    let mut out = String::from("[architecture]\nname = \"large\"\n\n[settings]\nevent_bus = \"nats\"\n");
+    let mut out =
+        String::from("[architecture]\nname = \"large\"\n\n[settings]\nevent_bus = \"nats\"\n");
     for i in 0..services {
         if i % 5 == 4 {
             out.push_str(&format!(

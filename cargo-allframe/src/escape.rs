@@ -164,6 +164,8 @@ impl Language {
                         out.push('\\');
                         out.push(c);
                     }
+                    // DOT's own escape: a line break inside the label, not in the file.
+                    '\n' => out.push_str("\\n"),
                     _ => out.push(' '),
                 },
                 Language::Text => out.push(' '),

@@ -83,23 +83,11 @@ fn format_batch(program: &str, files: &[(&str, &str)]) -> Result<Vec<String>, Fo
     if files.is_empty() {
         return Ok(Vec::new());
     }
-    let scratch = scratch_dir()
-        .map_err(|e| FormatError::Unavailable(format!("a scratch directory for rustfmt: {e}")))?;
-    let unavailable = |path: &std::path::Path, e: std::io::Error| {
-        FormatError::Unavailable(format!("{}: {e}", path.display()))
+    let (_scratch, paths) = match lay_out(in_memory(), files) {
+        Ok(laid_out) => laid_out,
+        // A small /dev/shm (a container's 64 MiB) fills up: the disk does not.
+        Err(_) => lay_out(tempfile::tempdir(), files)?,
     };
-    // An empty configuration at the top ends rustfmt's search for one above every file.
-    let config = scratch.path().join("rustfmt.toml");
-    std::fs::write(&config, "").map_err(|e| unavailable(&config, e))?;
-    let mut paths = Vec::with_capacity(files.len());
-    for (relative, source) in files {
-        let path = scratch.path().join(relative);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| unavailable(parent, e))?;
-        }
-        std::fs::write(&path, source).map_err(|e| unavailable(&path, e))?;
-        paths.push(path);
-    }
     // rustfmt follows `mod x;` into x.rs: a file its parent module declares is formatted through
     // the parent, and naming it too would format it again.
     let declared = declared_modules(files);
@@ -124,23 +112,45 @@ fn format_batch(program: &str, files: &[(&str, &str)]) -> Result<Vec<String>, Fo
     }
     paths
         .iter()
-        .map(|path| std::fs::read_to_string(path).map_err(|e| unavailable(path, e)))
+        .map(|path| {
+            std::fs::read_to_string(path)
+                .map_err(|e| FormatError::Unavailable(format!("{}: {e}", path.display())))
+        })
         .collect()
 }
 
-/// A scratch directory for the batch: in memory (`/dev/shm`) where there is one, since the
-/// batch is thousands of short-lived files and directories (creating them on a disk file system
-/// cost more than formatting them), else in the system's temporary directory.
-fn scratch_dir() -> std::io::Result<tempfile::TempDir> {
-    let memory = std::path::Path::new("/dev/shm");
-    if memory.is_dir()
-        && let Ok(dir) = tempfile::Builder::new()
-            .prefix("allframe-rustfmt-")
-            .tempdir_in(memory)
-    {
-        return Ok(dir);
+/// A scratch directory in memory (`/dev/shm`), where there is one: the batch is thousands of
+/// short-lived files and directories, and creating them on a disk file system cost more than
+/// formatting them.
+fn in_memory() -> std::io::Result<tempfile::TempDir> {
+    tempfile::Builder::new()
+        .prefix("allframe-rustfmt-")
+        .tempdir_in("/dev/shm")
+}
+
+/// `files` written at their relative paths below `scratch`, with an empty `rustfmt.toml` at the
+/// top that ends rustfmt's search for a configuration above every file.
+fn lay_out(
+    scratch: std::io::Result<tempfile::TempDir>,
+    files: &[(&str, &str)],
+) -> Result<(tempfile::TempDir, Vec<std::path::PathBuf>), FormatError> {
+    let unavailable = |path: &std::path::Path, e: std::io::Error| {
+        FormatError::Unavailable(format!("{}: {e}", path.display()))
+    };
+    let scratch = scratch
+        .map_err(|e| FormatError::Unavailable(format!("a scratch directory for rustfmt: {e}")))?;
+    let config = scratch.path().join("rustfmt.toml");
+    std::fs::write(&config, "").map_err(|e| unavailable(&config, e))?;
+    let mut paths = Vec::with_capacity(files.len());
+    for (relative, source) in files {
+        let path = scratch.path().join(relative);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| unavailable(parent, e))?;
+        }
+        std::fs::write(&path, source).map_err(|e| unavailable(&path, e))?;
+        paths.push(path);
     }
-    tempfile::tempdir()
+    Ok((scratch, paths))
 }
 
 /// The files of `files` that another file of `files` declares as a module (`mod x;` in

@@ -9,18 +9,24 @@ use std::collections::BTreeMap;
 use super::{Checker, service_path};
 use crate::diagnostic::{Code, Diagnostic};
 use crate::names::{
-    crate_name_conflict, is_keyword, is_pascal, is_snake, snake, suggest_kebab, suggest_pascal,
-    type_name_conflict,
+    MAX_ARCHITECTURE_NAME, MAX_SERVICE_NAME, crate_name_conflict, is_keyword, is_pascal, is_snake,
+    snake, suggest_kebab, suggest_pascal, type_name_conflict,
 };
 use crate::resolve::ResolvedService;
 use crate::source::KeyPath;
 
 /// A valid service name is a DNS label and a crate name: `a-z`, `0-9`, `-`, starting with a
-/// letter, not ending with `-`, at most 63 characters.
+/// letter, not ending with `-`, at most [`MAX_SERVICE_NAME`] characters (room for the suffixes
+/// the generated manifests add).
 pub fn is_service_name(name: &str) -> bool {
+    is_dns_label(name, MAX_SERVICE_NAME)
+}
+
+/// `a-z`, `0-9`, `-`, starting with a letter, not ending with `-`, at most `max` characters.
+fn is_dns_label(name: &str, max: usize) -> bool {
     let bytes = name.as_bytes();
     !bytes.is_empty()
-        && bytes.len() <= 63
+        && bytes.len() <= max
         && bytes[0].is_ascii_lowercase()
         && bytes[bytes.len() - 1] != b'-'
         && bytes
@@ -32,7 +38,7 @@ pub fn is_service_name(name: &str) -> bool {
 /// workspace directory, the compose project and the cloud resources).
 pub(super) fn architecture_name(c: &mut Checker<'_>) {
     let name = c.arch.name();
-    if !is_service_name(name) {
+    if !is_dns_label(name, MAX_ARCHITECTURE_NAME) {
         c.push(
             Diagnostic::error(
                 Code::InvalidName,
@@ -43,7 +49,7 @@ pub(super) fn architecture_name(c: &mut Checker<'_>) {
                 ),
             )
             .with_help(format!(
-                "use lowercase letters, digits and `-`, starting with a letter, at most 63 characters, e.g. `{}`",
+                "use lowercase letters, digits and `-`, starting with a letter, at most {MAX_ARCHITECTURE_NAME} characters, e.g. `{}`",
                 suggest_kebab(name, "my-system")
             )),
         );
@@ -53,6 +59,8 @@ pub(super) fn architecture_name(c: &mut Checker<'_>) {
 /// Service names: valid, not a reserved crate, declared once.
 pub(super) fn service_names(c: &mut Checker<'_>) {
     let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+    // `a-b` and `a--b` are one database, Terraform module and `A_B_URL`.
+    let mut snakes: BTreeMap<String, &str> = BTreeMap::new();
     for service in c.arch.services() {
         let path = service_path(service).key("name");
         let name = service.name();
@@ -67,7 +75,7 @@ pub(super) fn service_names(c: &mut Checker<'_>) {
                     ),
                 )
                 .with_help(format!(
-                    "use lowercase letters, digits and `-`, starting with a letter, at most 63 characters, e.g. `{}`",
+                    "use lowercase letters, digits and `-`, starting with a letter, at most {MAX_SERVICE_NAME} characters, e.g. `{}`",
                     suggest_kebab(name, "my-service")
                 )),
             );
@@ -79,6 +87,21 @@ pub(super) fn service_names(c: &mut Checker<'_>) {
                     format!("`{name}` cannot name a service crate: it is {reason}"),
                 )
                 .with_help(format!("rename the service, e.g. `{name}-service`")),
+            );
+        }
+        if let Some(other) = snakes.insert(snake(name), name)
+            && other != name
+        {
+            c.push(
+                Diagnostic::error(
+                    Code::NameClash,
+                    path.clone(),
+                    format!(
+                        "service `{name}` and service `{other}` both become `{}` (their database, Terraform module and `_URL` variable)",
+                        snake(name)
+                    ),
+                )
+                .with_help("give them names that differ in more than their dashes"),
             );
         }
         if let Some(first) = seen.insert(name, service.index) {
@@ -142,7 +165,7 @@ pub(super) fn identifiers(c: &mut Checker<'_>, service: &ResolvedService) {
         types.push((path, &cache.invalidation, "event"));
     }
     for (i, target) in s.bff.iter().flat_map(|b| b.aggregates.iter()).enumerate() {
-        if !is_service_name(target) {
+        if !is_dns_label(target, 63) {
             c.push(
                 Diagnostic::error(
                     Code::InvalidName,
@@ -231,7 +254,7 @@ pub(super) fn identifiers(c: &mut Checker<'_>, service: &ResolvedService) {
                 )
                 .with_help(format!(
                     "use lowercase letters, digits and `_`, starting with a letter, e.g. `{}`",
-                    snake(&suggest_pascal(job, "NightlyJob"))
+                    job_suggestion(job)
                 ))
                 .at_key(),
             );
@@ -246,6 +269,16 @@ pub(super) fn identifiers(c: &mut Checker<'_>, service: &ResolvedService) {
                 .at_key(),
             );
         }
+    }
+}
+
+/// A snake_case, non-keyword job name close to `job`.
+fn job_suggestion(job: &str) -> String {
+    let name = snake(&suggest_pascal(job, "NightlyJob"));
+    if is_keyword(&name) {
+        format!("{name}_job")
+    } else {
+        name
     }
 }
 
@@ -378,7 +411,7 @@ pub(super) fn events_across_services(c: &mut Checker<'_>) {
 pub(super) fn regions(c: &mut Checker<'_>) {
     let path = KeyPath::root().key("cloud").key("regions");
     for (i, region) in c.arch.file().cloud.regions.iter().enumerate() {
-        if !is_service_name(region) {
+        if !is_dns_label(region, 63) {
             c.push(
                 Diagnostic::error(
                     Code::InvalidName,

@@ -11,7 +11,7 @@
 //! failed database commit aborts the bus transaction, so consumers see nothing. Dropping the
 //! unit of work, or [`UnitOfWork::rollback`], rolls the transaction back and discards the
 //! events: nothing is published. Whether opening and committing the database transaction
-//! worked is recorded in the database's [`WriteHealth`], which readiness reads; the bus's
+//! worked is recorded in the database's [`WriteHealth`](crate::database::WriteHealth), which readiness reads; the bus's
 //! failures are not.
 
 use std::time::SystemTime;
@@ -23,7 +23,7 @@ use super::bus::OutboundMessage;
 use super::envelope::{Envelope, PayloadFormat, truncate_to_millis};
 use super::event::{Event, EventContext, check_event};
 use super::{Messaging, MessagingError, PublishPattern, outbox};
-use crate::database::{Backend, Database, WriteHealth};
+use crate::database::{Backend, Database, PendingWrite};
 
 /// A database transaction plus the events to publish with it. See the module docs.
 ///
@@ -46,7 +46,7 @@ use crate::database::{Backend, Database, WriteHealth};
 pub struct UnitOfWork {
     tx: Transaction<'static, Any>,
     backend: Backend,
-    writes: WriteHealth,
+    writes: PendingWrite,
     publisher: Option<Messaging>,
     service: &'static str,
     context: EventContext,
@@ -85,7 +85,7 @@ impl UnitOfWork {
         Ok(Self {
             tx,
             backend: db.backend(),
-            writes: db.writes().clone(),
+            writes: db.writes().pending(),
             publisher,
             service,
             context,
@@ -182,7 +182,7 @@ impl UnitOfWork {
             ..
         } = self;
         let Some(publisher) = publisher.filter(|_| !events.is_empty()) else {
-            commit_recorded(tx, &writes).await?;
+            commit_recorded(tx, writes).await?;
             return Ok(());
         };
         match publisher.config().pattern {
@@ -193,12 +193,12 @@ impl UnitOfWork {
                 if backend == Backend::Postgres {
                     outbox::notify(&mut tx).await?;
                 }
-                commit_recorded(tx, &writes).await?;
+                commit_recorded(tx, writes).await?;
                 publisher.wake().notify_waiters();
                 Ok(())
             }
             PublishPattern::Direct => {
-                commit_recorded(tx, &writes).await?;
+                commit_recorded(tx, writes).await?;
                 publisher.bus().publish(&events).await.map_err(|source| {
                     MessagingError::DirectPublish {
                         events: events.len(),
@@ -214,7 +214,7 @@ impl UnitOfWork {
                     abort_logged(bus_tx).await;
                     return Err(error.into());
                 }
-                if let Err(error) = commit_recorded(tx, &writes).await {
+                if let Err(error) = commit_recorded(tx, writes).await {
                     abort_logged(bus_tx).await;
                     return Err(error.into());
                 }
@@ -234,6 +234,7 @@ impl UnitOfWork {
     /// (Pattern `transactional` opens its bus transaction only in [`UnitOfWork::commit`], so
     /// there is none to abort here.)
     pub async fn rollback(self) -> Result<(), MessagingError> {
+        self.writes.rolled_back();
         self.tx.rollback().await?;
         Ok(())
     }
@@ -242,18 +243,11 @@ impl UnitOfWork {
 /// Commits `tx`, recording in `writes` whether it worked.
 async fn commit_recorded(
     tx: Transaction<'static, Any>,
-    writes: &WriteHealth,
+    writes: PendingWrite,
 ) -> Result<(), sqlx::Error> {
-    match tx.commit().await {
-        Ok(()) => {
-            writes.record_success();
-            Ok(())
-        }
-        Err(error) => {
-            writes.record_failure(&error);
-            Err(error)
-        }
-    }
+    let result = tx.commit().await;
+    writes.committed(&result);
+    result
 }
 
 /// Aborts a bus transaction whose database transaction did not commit; a failure is logged

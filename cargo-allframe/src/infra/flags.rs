@@ -98,7 +98,7 @@ pub fn plan(
         flags_aws_regions => v(&cloud.regions),
         gcp_project => if deferred { project.map(hcl_expr) } else { Some(Code::new("var.gcp_project_id")) },
         gcp_project_variable => deferred,
-        gcp_project_literal => project.filter(|p| !p.is_deferred()).map(|p| p.raw().to_owned()),
+        gcp_project_literal => project.and_then(allframe_config::EnvString::literal),
         ..common.clone()
     };
     for template in t::FLAGS_ROOT {

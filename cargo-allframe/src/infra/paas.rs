@@ -69,7 +69,7 @@ pub fn plan(
             DeploymentStrategy::Rolling => "rolling",
             DeploymentStrategy::Recreate => "immediate",
         };
-        let org = (!fly.org.is_deferred()).then(|| fly.org.raw().to_owned());
+        let org = fly.org.literal();
         let regions = fly_regions(&cloud.regions);
         let mut fly_services = Vec::new();
         for service in services {
@@ -125,7 +125,7 @@ pub fn plan(
 
     if let Some(shuttle) = &cloud.shuttle {
         let project = &shuttle.project;
-        let literal = (!project.is_deferred()).then(|| project.raw().to_owned());
+        let literal = project.literal();
         render(
             &t::SHUTTLE,
             context! {

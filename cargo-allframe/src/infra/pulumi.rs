@@ -359,7 +359,7 @@ pub fn plan(
             pulumi_config => v(&config),
             aws_runtime => runtime.as_str(),
             alb,
-            aws_account => aws.account_id.as_ref().map(|a| if a.is_deferred() { expr(a) } else { literal(a.raw()) }),
+            aws_account => aws.account_id.as_ref().map(|a| if a.is_deferred() { expr(a) } else { literal(&a.literal().unwrap_or_default()) }),
             aws_db_services => v(&dbs),
             log_retention_days => log_retention(file.compliance.data_retention_days),
             glue,
@@ -481,7 +481,7 @@ pub fn plan(
             gcp_apis => apis.iter().map(|a: &&str| context! { id => a.split('.').next(), service => *a }).collect::<Vec<_>>(),
             gcp_project => if deferred { project_id.map(expr) } else { Some(Code::new("${gcp_project_id}")) },
             gcp_project_variable => deferred,
-            gcp_project_literal => project_id.filter(|p| !p.is_deferred()).map(|p| p.raw().to_owned()),
+            gcp_project_literal => project_id.and_then(EnvString::literal),
             gcp_db_services => v(&dbs),
             ..base.clone()
         };

@@ -114,11 +114,12 @@ pub fn hcl_expr(value: &EnvString) -> Code {
                 out.push_str(&Language::Hcl.escape(text));
             }
             Segment::Var { name, .. } => {
-                // A literal `$` right before `${` would read as the escape `$${`: write it as
-                // an interpolation of the string "$".
-                if out.ends_with('$') {
-                    out.pop();
-                    out.push_str("${\"$\"}");
+                // Literal `$`s right before `${` would read as the escape `$${`: write them as
+                // an interpolation of the string of `$`s.
+                let dollars = out.len() - out.trim_end_matches('$').len();
+                if dollars > 0 {
+                    out.truncate(out.len() - dollars);
+                    out.push_str(&format!("${{\"{}\"}}", "$".repeat(dollars)));
                 }
                 out.push_str(&format!("${{var.{}}}", name.to_lowercase()));
             }
@@ -416,7 +417,7 @@ pub fn plan(
             tf_services => v(&aws_services),
             aws_runtime => runtime.as_str(),
             alb,
-            aws_account => aws.account_id.as_ref().map(|a| if a.is_deferred() { hcl_expr(a) } else { hcl_literal(a.raw()) }),
+            aws_account => aws.account_id.as_ref().map(|a| if a.is_deferred() { hcl_expr(a) } else { hcl_literal(&a.literal().unwrap_or_default()) }),
             aws_db_services => v(db_services.iter().filter(|s| matches!(s.service.database, "postgres" | "mysql")).collect::<Vec<_>>()),
             glue_format => match file.settings.events.format {
                 EventFormat::Avro => "AVRO",
@@ -509,7 +510,7 @@ pub fn plan(
             gcp_runtime => runtime.as_str(),
             gcp_project => if deferred { project.map(hcl_expr) } else { Some(Code::new("var.gcp_project_id")) },
             gcp_project_variable => deferred,
-            gcp_project_literal => project.filter(|p| !p.is_deferred()).map(|p| p.raw().to_owned()),
+            gcp_project_literal => project.and_then(EnvString::literal),
             gcp_db_services => v(db_services.iter().filter(|s| matches!(s.service.database, "postgres" | "mysql")).collect::<Vec<_>>()),
             gcp_secret_entries => v(gcp_secret_entries),
             ..common.clone()
@@ -582,6 +583,8 @@ mod tests {
             hcl_expr(&dollar).as_str(),
             r#""cost ${"$"}${var.price}\u2028""#
         );
+        let dollars = EnvString::parse("x$$$$${ACCOUNT}").expect("valid");
+        assert_eq!(hcl_expr(&dollars).as_str(), r#""x${"$$"}${var.account}""#);
     }
 
     #[test]

@@ -37,8 +37,8 @@ const VARIANTS: &[Variant] = &[
     },
     // A valid `${VAR}` template (for the fields that are templates) with hostile text around it.
     Variant {
-        hostile: "https://${AUTH_DOMAIN}/\"x\"\n# y */ `z`",
-        harmless: "https://${AUTH_DOMAIN}/x y z",
+        hostile: "https://x$$$$${AUTH_DOMAIN}/\"x\"\n# y */ `z`",
+        harmless: "https://x${AUTH_DOMAIN}/x y z",
     },
 ];
 
