@@ -15,11 +15,11 @@ use quote::{quote, quote_spanned};
 /// `.outbox(OutboxSettings { … })`, `.direct_publish()` or `.transactional_publish()`.
 /// (`allframe check` already refused `transactional` on a bus without transactions.)
 pub(crate) fn messaging(p: &TokenStream, service: &ResolvedService) -> Option<TokenStream> {
-    let messaging = service.messaging.as_ref()?;
+    let messaging = service.common.messaging.as_ref()?;
     match messaging.pattern {
         MessagingPattern::Outbox => {
             let polling = Literal::u64_unsuffixed(messaging.outbox_polling_ms);
-            let r = service.resilience.retry;
+            let r = service.common.resilience.retry;
             let (attempts, initial, max) = (
                 Literal::u32_unsuffixed(r.max_attempts),
                 Literal::u64_unsuffixed(r.initial_interval_ms),
@@ -52,7 +52,7 @@ pub(crate) fn idempotency(
     service: &ResolvedService,
     span: Span,
 ) -> Option<TokenStream> {
-    let policy = service.idempotency.as_ref()?;
+    let policy = service.common.idempotency.as_ref()?;
     let header = &policy.key_header;
     let ttl = Literal::u32_unsuffixed(policy.ttl_hours);
     let storage = match policy.storage {
@@ -80,14 +80,14 @@ pub(crate) fn metrics(
     service: &ResolvedService,
     span: Span,
 ) -> Result<Option<TokenStream>, syn::Error> {
-    match arch.file().observability.metrics {
+    match arch.globals().observability.metrics {
         MetricsBackend::None => Ok(None),
         MetricsBackend::Otlp => Err(syn::Error::new(
             span,
             "`[observability] metrics = \"otlp\"` (push) is not implemented by this version of allframe yet; use `metrics = \"prometheus\"` (scraped at /metrics, e.g. by an OpenTelemetry collector's prometheus receiver) or `\"none\"`",
         )),
         MetricsBackend::Prometheus => {
-            let port = match service.metrics_port.map(Literal::u16_unsuffixed) {
+            let port = match service.common.metrics_port.map(Literal::u16_unsuffixed) {
                 Some(port) => quote!(::core::option::Option::Some(#port)),
                 None => quote!(::core::option::Option::None),
             };
@@ -105,7 +105,7 @@ pub(crate) fn tracing(
     arch: &Architecture,
     span: Span,
 ) -> Result<Option<TokenStream>, syn::Error> {
-    let observability = &arch.file().observability;
+    let observability = &arch.globals().observability;
     if observability.tracing == TelemetryBackend::None {
         return Ok(None);
     }
@@ -135,7 +135,7 @@ pub(crate) fn tracing(
 
 /// `.tenant_header("X-Tenant-ID")` when tenancy is on.
 pub(crate) fn tenant(arch: &Architecture) -> Option<TokenStream> {
-    let tenant = &arch.file().tenant;
+    let tenant = &arch.globals().tenant;
     if !tenant.enabled {
         return None;
     }

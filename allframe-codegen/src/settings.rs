@@ -19,18 +19,18 @@ pub(crate) fn settings(
     let architecture = arch.name();
     let name = service.name();
     let archetype = service.kind().as_str();
-    let rest_port = Literal::u16_unsuffixed(service.http_port);
+    let rest_port = Literal::u16_unsuffixed(service.common.http_port);
     let shutdown = Literal::u64_unsuffixed(SHUTDOWN_TIMEOUT_SECS);
-    let grpc_port = match service.grpc_port.map(Literal::u16_unsuffixed) {
+    let grpc_port = match service.common.grpc_port.map(Literal::u16_unsuffixed) {
         Some(port) => quote!(::core::option::Option::Some(#port)),
         None => quote!(::core::option::Option::None),
     };
-    let logging = match arch.file().observability.logging {
+    let logging = match arch.globals().observability.logging {
         LogFormat::Structured => quote!(#p::LogFormat::Structured),
         LogFormat::Json => quote!(#p::LogFormat::Json),
         LogFormat::Plain => quote!(#p::LogFormat::Plain),
     };
-    let database = service.database.as_str();
+    let database = service.common.database.as_str();
     let deferred = arch.deferred_values(service).into_iter().map(|(key, value)| {
         let segments = value.segments().iter().map(|segment| match segment {
             Segment::Literal(text) => quote!(#p::Segment::Literal(#text)),

@@ -19,9 +19,9 @@ fn main() {
                         "{} {} http={} grpc={:?} db={}",
                         s.name(),
                         s.kind(),
-                        s.http_port,
-                        s.grpc_port,
-                        s.database
+                        s.common.http_port,
+                        s.common.grpc_port,
+                        s.common.database
                     );
                 }
             }

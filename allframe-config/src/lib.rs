@@ -21,7 +21,7 @@ pub mod validate;
 pub use diagnostic::{Diagnostic, Diagnostics, Severity};
 pub use interpolate::{EnvString, Segment, UnsetVariable};
 pub use model::ArchitectureFile;
-pub use resolve::{Architecture, ResolvedService};
+pub use resolve::{Architecture, Archetype, CommonService, Globals, ResolvedService};
 pub use source::{KeyPath, MAX_FILE_BYTES, ReadError, SourceFile};
 
 /// Reads, resolves and validates one file. `Err` holds at least one error; `Ok` may carry
@@ -31,11 +31,11 @@ pub fn check(source: &SourceFile) -> Result<Architecture, Diagnostics> {
     let Some(file) = parse::parse(source, &mut diagnostics) else {
         return Err(diagnostics);
     };
-    let architecture = resolve::resolve(file);
-    validate::validate(&architecture, source, &mut diagnostics);
+    let draft = resolve::resolve(file);
+    validate::validate(&draft, source, &mut diagnostics);
     if diagnostics.has_errors() {
         Err(diagnostics)
     } else {
-        Ok(architecture.with_warnings(diagnostics))
+        Ok(draft.finish(diagnostics))
     }
 }

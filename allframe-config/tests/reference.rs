@@ -2,24 +2,42 @@
 //! gets sensible defaults.
 
 use allframe_config::model::*;
-use allframe_config::{Architecture, SourceFile, check};
+use allframe_config::{Archetype, Architecture, Diagnostics, SourceFile, check};
 
-fn load(path: &str) -> Architecture {
+fn source(path: &str) -> SourceFile {
     // The directory `cargo test` runs this from, not the one it was compiled in.
     let dir = std::env::var("CARGO_MANIFEST_DIR")
         .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned());
     let full = format!("{dir}/../{path}");
-    let source = SourceFile::read(std::path::Path::new(&full)).expect("readable example");
-    match check(&source) {
+    SourceFile::read(std::path::Path::new(&full)).expect("readable example")
+}
+
+fn load(path: &str) -> Architecture {
+    match check(&source(path)) {
         Ok(arch) => arch,
         Err(d) => panic!("{path} should be valid:\n{d}"),
     }
 }
 
+/// The file as written (the model before resolution).
+fn written(path: &str) -> ArchitectureFile {
+    let source = source(path);
+    let mut diagnostics = Diagnostics::new(&source);
+    allframe_config::parse::parse(&source, &mut diagnostics).expect("parses")
+}
+
+/// The `[[services]]` entry called `name`, as written.
+fn entry<'a>(file: &'a ArchitectureFile, name: &str) -> &'a Service {
+    file.services
+        .iter()
+        .find(|s| s.name == name)
+        .expect("a service of the file")
+}
+
 #[test]
 fn reference_file_global_sections() {
     let arch = load("examples/reference/architecture.toml");
-    let f = arch.file();
+    let f = written("examples/reference/architecture.toml");
     assert_eq!(arch.name(), "e-commerce-platform");
     assert_eq!(f.architecture.version, "1.0.0");
     assert!(!f.architecture.multi_tenant);
@@ -92,6 +110,7 @@ fn reference_file_global_sections() {
 #[test]
 fn reference_file_services() {
     let arch = load("examples/reference/architecture.toml");
+    let file = written("examples/reference/architecture.toml");
     let kinds: Vec<ServiceType> = arch.services().iter().map(|s| s.kind()).collect();
     assert_eq!(
         kinds,
@@ -110,78 +129,86 @@ fn reference_file_services() {
         ]
     );
     let user = arch.service("user-service").expect("user-service");
-    assert_eq!((user.http_port, user.grpc_port), (8080, Some(9090)));
+    assert_eq!((user.common.http_port, user.common.grpc_port), (8080, Some(9090)));
     assert_eq!(user.entities(), ["User", "Profile", "Session"]);
-    assert_eq!(user.raw.ports.as_ref().map(|p| p.outbound.len()), Some(3));
-    let db = user.raw.database.as_ref().expect("database");
+    assert_eq!(entry(&file, "user-service").ports.as_ref().map(|p| p.outbound.len()), Some(3));
+    let db = entry(&file, "user-service").database.as_ref().expect("database");
     assert_eq!(
         (db.migrations, db.strategy),
         (MigrationTool::Sqlx, MigrationStrategy::ExpandContract)
     );
-    let idem = user.idempotency.as_ref().expect("idempotency");
+    let idem = user.common.idempotency.as_ref().expect("idempotency");
     assert_eq!(
         (idem.key_header.as_str(), idem.ttl_hours, idem.storage),
         ("Idempotency-Key", 24, IdempotencyStorage::Redis)
     );
     assert_eq!(
-        user.messaging
+        user.common.messaging
             .as_ref()
             .map(|m| (m.pattern, m.outbox_polling_ms)),
         Some((MessagingPattern::Outbox, 100))
     );
 
     let bff = arch.service("web-bff").expect("bff");
-    let caching = bff
-        .raw
+    let caching = entry(&file, "web-bff")
         .bff
         .as_ref()
         .and_then(|b| b.caching.as_ref())
         .expect("caching");
     assert_eq!(caching.strategy, CachingStrategy::StaleWhileRevalidate);
     assert_eq!(
-        bff.resilience.rate_limit.rps, 100,
+        bff.common.resilience.rate_limit.rps, 100,
         "bff.rate_limit overrides [resilience]"
     );
-    assert_eq!(bff.resilience.rate_limit.per, RateLimitKey::User);
+    assert_eq!(bff.common.resilience.rate_limit.per, RateLimitKey::User);
     assert!(
-        bff.raw
+        entry(&file, "web-bff")
             .graphql
             .as_ref()
             .is_some_and(|g| g.federation && !g.schema_stitching)
     );
 
     let order = arch.service("order-service").expect("order");
-    let saga = order.raw.saga.as_ref().expect("saga");
+    let Archetype::SagaOrchestrator(saga) = &order.archetype else {
+        panic!("a saga orchestrator resolves with its [services.saga] table")
+    };
+    assert_eq!(Some(saga), entry(&file, "order-service").saga.as_ref());
     assert_eq!(
         saga.steps,
         ["ValidateInventory", "ReservePayment", "CreateShipment"]
     );
     assert_eq!(saga.state_store, Some(SagaStateStore::Postgres));
     assert_eq!(
-        order.idempotency.as_ref().map(|i| i.storage),
+        order.common.idempotency.as_ref().map(|i| i.storage),
         Some(IdempotencyStorage::Postgres),
         "storage follows the database"
     );
-    assert_eq!(order.grpc_port, Some(9091), "next free gRPC port");
+    assert_eq!(order.common.grpc_port, Some(9091), "next free gRPC port");
 
     let payment = arch.service("payment-gateway").expect("payment");
-    assert_eq!(payment.resilience.retry.max_attempts, 3);
-    assert!(payment.resilience.retry.idempotent_only);
+    assert_eq!(payment.common.resilience.retry.max_attempts, 3);
+    assert!(payment.common.resilience.retry.idempotent_only);
     assert_eq!(
-        payment.resilience.retry.initial_interval_ms, 100,
+        payment.common.resilience.retry.initial_interval_ms, 100,
         "inherited from [resilience]"
     );
-    assert_eq!(payment.idempotency.as_ref().map(|i| i.ttl_hours), Some(72));
+    assert_eq!(payment.common.idempotency.as_ref().map(|i| i.ttl_hours), Some(72));
 
-    let inventory = arch.service("inventory-service").expect("inventory");
-    let cqrs = inventory.raw.cqrs.as_ref().expect("cqrs");
+    assert!(matches!(
+        arch.service("inventory-service").map(|s| &s.archetype),
+        Some(Archetype::EventSourced(_))
+    ));
+    let cqrs = entry(&file, "inventory-service").cqrs.as_ref().expect("cqrs");
     assert_eq!(
         (cqrs.event_store, cqrs.snapshot_frequency),
         (EventStoreKind::Postgres, 100)
     );
 
-    let notify = arch.service("notification-service").expect("notification");
-    let consumer = notify.raw.consumer.as_ref().expect("consumer");
+    assert!(matches!(
+        arch.service("notification-service").map(|s| &s.archetype),
+        Some(Archetype::Consumer(_))
+    ));
+    let consumer = entry(&file, "notification-service").consumer.as_ref().expect("consumer");
     assert_eq!(
         consumer.channels,
         [Channel::Email, Channel::Sms, Channel::Push]
@@ -196,59 +223,66 @@ fn reference_file_services() {
         (true, 3, Backoff::Exponential, 10)
     );
 
-    let ws = arch.service("realtime-gateway").expect("realtime");
-    let socket = ws.raw.websocket.as_ref().expect("websocket");
+    assert!(matches!(
+        arch.service("realtime-gateway").map(|s| &s.archetype),
+        Some(Archetype::WebsocketGateway { .. })
+    ));
+    let socket = entry(&file, "realtime-gateway").websocket.as_ref().expect("websocket");
     assert_eq!(
         (socket.protocol, socket.scaling),
         (WsProtocol::SocketIo, WsScaling::StickySessions)
     );
     assert_eq!(
-        ws.raw.subscriptions.as_ref().map(|s| s.authorization),
+        entry(&file, "realtime-gateway").subscriptions.as_ref().map(|s| s.authorization),
         Some(SubscriptionAuth::Jwt)
     );
 
-    let reports = arch.service("report-generator").expect("reports");
-    let jobs = reports.raw.jobs.as_ref().expect("jobs");
+    assert!(matches!(
+        arch.service("report-generator").map(|s| &s.archetype),
+        Some(Archetype::Scheduled { .. })
+    ));
+    let jobs = entry(&file, "report-generator").jobs.as_ref().expect("jobs");
     assert_eq!(jobs["monthly_reconciliation"].cron, "0 0 1 * *");
     assert_eq!(jobs["weekly_inventory"].timeout_minutes, Some(60));
     assert_eq!(
-        reports.raw.schedule.as_ref().map(|s| s.overlap_policy),
+        entry(&file, "report-generator").schedule.as_ref().map(|s| s.overlap_policy),
         Some(OverlapPolicy::Skip)
     );
 
     let acl = arch.service("legacy-erp-adapter").expect("acl");
-    let cb = acl.resilience.circuit_breaker;
+    let cb = acl.common.resilience.circuit_breaker;
     assert_eq!(
         (cb.failure_threshold, cb.timeout_ms, cb.success_threshold),
         (3, 60_000, 3),
         "override field by field"
     );
     assert_eq!(
-        acl.raw.acl.as_ref().map(|a| a.protocol),
+        entry(&file, "legacy-erp-adapter").acl.as_ref().map(|a| a.protocol),
         Some(AclProtocol::Soap)
     );
 
     let stream = arch.service("analytics-processor").expect("stream");
-    let windowing = stream
-        .raw
-        .stream
-        .as_ref()
-        .and_then(|s| s.windowing.as_ref())
-        .expect("windowing");
+    let Archetype::StreamProcessor(table) = &stream.archetype else {
+        panic!("a stream processor resolves with its [services.stream] table")
+    };
+    let windowing = table.windowing.as_ref().expect("windowing");
     assert_eq!(
         (windowing.kind, windowing.duration_seconds),
         (WindowType::Tumbling, 60)
     );
 
-    let cache = arch.service("product-cache").expect("cache");
-    let c = cache.raw.cache.as_ref().expect("cache table");
+    assert!(matches!(
+        arch.service("product-cache").map(|s| &s.archetype),
+        Some(Archetype::Cache(_))
+    ));
+    let c = entry(&file, "product-cache").cache.as_ref().expect("cache table");
     assert_eq!(
         (c.backend, c.strategy, c.ttl_seconds),
         (CacheBackend::Redis, CacheWriteStrategy::WriteThrough, 3600)
     );
 
     let ports: std::collections::BTreeSet<u16> =
-        arch.services().iter().map(|s| s.http_port).collect();
+        arch.services().iter().map(|s| s.common.http_port).collect();
     assert_eq!(
         ports.len(),
         arch.services().len(),
@@ -268,18 +302,18 @@ fn smallest_file_gets_defaults() {
     );
     let arch = check(&source).expect("valid");
     let api = arch.service("api").expect("api");
-    assert_eq!(api.http_port, 8080);
-    assert_eq!(api.grpc_port, None);
-    assert_eq!(api.protocols, [Protocol::Rest]);
-    assert_eq!(api.database, DatabaseKind::Postgres);
-    assert_eq!(arch.file().settings.event_bus, EventBus::Kafka);
-    assert_eq!(api.resilience.circuit_breaker, builtin::CIRCUIT_BREAKER);
+    assert_eq!(api.common.http_port, 8080);
+    assert_eq!(api.common.grpc_port, None);
+    assert_eq!(api.common.protocols, [Protocol::Rest]);
+    assert_eq!(api.common.database, DatabaseKind::Postgres);
+    assert_eq!(arch.globals().settings.event_bus, EventBus::Kafka);
+    assert_eq!(api.common.resilience.circuit_breaker, builtin::CIRCUIT_BREAKER);
     assert_eq!(
-        api.resilience.retry.max_attempts,
+        api.common.resilience.retry.max_attempts,
         builtin::RETRY.max_attempts
     );
-    assert_eq!(arch.file().observability.logging, LogFormat::Structured);
-    assert_eq!(arch.file().architecture.version, "0.1.0");
+    assert_eq!(arch.globals().observability.logging, LogFormat::Structured);
+    assert_eq!(arch.globals().architecture.version, "0.1.0");
     assert_eq!(arch.warnings().count(), 0);
 }
 

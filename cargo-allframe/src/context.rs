@@ -108,13 +108,14 @@ impl ServiceContext {
     ) -> Self {
         let grpc = service.speaks(Protocol::Grpc);
         let mut features = vec!["sqlite"];
-        if service.database == DatabaseKind::Postgres {
+        if service.common.database == DatabaseKind::Postgres {
             features.push("postgres");
         }
         if grpc {
             features.push("grpc");
         }
         if service
+            .common
             .idempotency
             .as_ref()
             .is_some_and(|i| i.storage == IdempotencyStorage::Redis)
@@ -124,7 +125,7 @@ impl ServiceContext {
         if tracing == TelemetryBackend::Opentelemetry {
             features.push("otel");
         }
-        if service.messaging.is_some() {
+        if service.common.messaging.is_some() {
             // The embedded local bus needs nothing more; the declared production bus does.
             match bus {
                 EventBus::Nats => features.push("nats"),
@@ -134,7 +135,7 @@ impl ServiceContext {
             }
         }
         let responsibility = service
-            .raw
+            .common
             .responsibility
             .as_deref()
             .map(one_line)
@@ -145,7 +146,7 @@ impl ServiceContext {
             .first()
             .map_or(DEFAULT_ENTITY, String::as_str);
         let entity = EntityNames::new(entity);
-        let messaging = service.messaging.as_ref().map(|m| MessagingContext {
+        let messaging = service.common.messaging.as_ref().map(|m| MessagingContext {
             pattern: m.pattern.as_str(),
             event: EventNames::new(
                 &service
@@ -157,6 +158,7 @@ impl ServiceContext {
             ),
         });
         let idempotency = service
+            .common
             .idempotency
             .as_ref()
             .map(|policy| IdempotencyContext {
@@ -166,10 +168,10 @@ impl ServiceContext {
         Self {
             names: ServiceNames::new(service.name()),
             responsibility,
-            http_port: service.http_port,
-            grpc_port: service.grpc_port.filter(|_| grpc),
+            http_port: service.common.http_port,
+            grpc_port: service.common.grpc_port.filter(|_| grpc),
             grpc,
-            database: service.database.as_str(),
+            database: service.common.database.as_str(),
             features,
             entity,
             architecture: architecture.to_owned(),
@@ -198,11 +200,11 @@ pub struct CrateContext<'a> {
     pub responsibility: &'a str,
     /// Shorthand for `service.features`.
     pub features: &'a [&'static str],
-    /// Shorthand for `service.messaging`.
+    /// Shorthand for `service.common.messaging`.
     pub messaging: Option<&'a MessagingContext>,
-    /// Shorthand for `service.messaging.event`: the event the create command publishes.
+    /// Shorthand for `service.common.messaging.event`: the event the create command publishes.
     pub event: Option<&'a EventNames>,
-    /// Shorthand for `service.idempotency`.
+    /// Shorthand for `service.common.idempotency`.
     pub idempotency: Option<&'a IdempotencyContext>,
     /// The runtime's directory with `--runtime-path`.
     pub runtime_path: Option<&'a str>,

@@ -40,8 +40,8 @@ pub fn plan(
             ServiceType::Stateless => services.push(ServiceContext::new(
                 service,
                 architecture.name(),
-                architecture.file().settings.event_bus,
-                architecture.file().observability.tracing,
+                architecture.globals().settings.event_bus,
+                architecture.globals().observability.tracing,
             )),
             other => skipped.push(Skipped {
                 name: service.name().to_owned(),

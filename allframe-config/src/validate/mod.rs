@@ -12,7 +12,7 @@ use std::str::FromStr;
 
 use crate::diagnostic::{Code, Diagnostic, Diagnostics};
 use crate::model::{EventBus, MessagingPattern, Protocol, ServiceType};
-use crate::resolve::{Architecture, Listener, PORT_PROTOCOLS, ResolvedService, parse_port};
+use crate::resolve::{Draft, DraftService, Listener, PORT_PROTOCOLS, parse_port, tables_present};
 use crate::source::{KeyPath, SourceFile};
 use crate::suggest;
 
@@ -36,7 +36,7 @@ pub const OUTBOUND_ENGINES: &[&str] = &[
 ];
 
 struct Checker<'a> {
-    arch: &'a Architecture,
+    arch: &'a Draft,
     source: &'a SourceFile,
     out: &'a mut Diagnostics,
     /// Every service's name.
@@ -71,7 +71,7 @@ impl Checker<'_> {
 }
 
 /// Runs every check of `arch`, pushing into `out`.
-pub fn validate(arch: &Architecture, source: &SourceFile, out: &mut Diagnostics) {
+pub(crate) fn validate(arch: &Draft, source: &SourceFile, out: &mut Diagnostics) {
     let mut c = Checker {
         arch,
         source,
@@ -114,120 +114,54 @@ pub fn validate(arch: &Architecture, source: &SourceFile, out: &mut Diagnostics)
     cloud_and_deployment(&mut c);
 }
 
-fn service_path(service: &ResolvedService) -> KeyPath {
-    KeyPath::root().key("services").index(service.index)
+fn service_path(service: &DraftService) -> KeyPath {
+    KeyPath::root().key("services").index(service.common.index)
 }
 
-/// The type a type-specific table belongs to; `None` for tables any service may carry.
-fn owner_of(table: &str) -> Option<&'static [ServiceType]> {
-    use ServiceType as T;
-    Some(match table {
-        "bff" => &[T::Bff],
-        "saga" => &[T::SagaOrchestrator],
-        "integrations" => &[T::Gateway],
-        "cqrs" => &[T::EventSourced],
-        "consumer" => &[T::Consumer],
-        "websocket" | "subscriptions" => &[T::WebsocketGateway],
-        "schedule" | "jobs" => &[T::Scheduled],
-        "acl" => &[T::AntiCorruptionLayer],
-        "stream" => &[T::StreamProcessor],
-        "cache" => &[T::Cache],
-        _ => return None,
-    })
-}
-
-/// The tables a type cannot do without (any one of them).
-fn required_tables(kind: ServiceType) -> &'static [&'static str] {
-    use ServiceType as T;
-    match kind {
-        T::Bff => &["bff"],
-        T::SagaOrchestrator => &["saga"],
-        T::Gateway => &["integrations"],
-        T::EventSourced => &["cqrs"],
-        T::Consumer => &["consumer"],
-        T::WebsocketGateway => &["websocket"],
-        T::Scheduled => &["jobs", "schedule"],
-        T::AntiCorruptionLayer => &["acl"],
-        T::StreamProcessor => &["stream"],
-        T::Cache => &["cache"],
-        T::Stateless | T::Producer => &[],
-    }
-}
-
-fn present_tables(service: &ResolvedService) -> Vec<&'static str> {
-    let s = &service.raw;
-    [
-        ("bff", s.bff.is_some()),
-        ("graphql", s.graphql.is_some()),
-        ("saga", s.saga.is_some()),
-        ("integrations", s.integrations.is_some()),
-        ("cqrs", s.cqrs.is_some()),
-        ("consumer", s.consumer.is_some()),
-        ("websocket", s.websocket.is_some()),
-        ("subscriptions", s.subscriptions.is_some()),
-        ("schedule", s.schedule.is_some()),
-        ("jobs", s.jobs.is_some()),
-        ("acl", s.acl.is_some()),
-        ("stream", s.stream.is_some()),
-        ("cache", s.cache.is_some()),
-    ]
-    .into_iter()
-    .filter_map(|(name, present)| present.then_some(name))
-    .collect()
-}
-
-fn tables_match_type(c: &mut Checker<'_>, service: &ResolvedService) {
+fn tables_match_type(c: &mut Checker<'_>, service: &DraftService) {
     let kind = service.kind();
-    let present = present_tables(service);
-    for table in &present {
-        if *table == "graphql" {
-            if kind != ServiceType::Bff && !service.speaks(Protocol::Graphql) {
-                c.push(
-                    Diagnostic::error(
-                        Code::MisplacedTable,
-                        service_path(service).key(table),
-                        format!("`[services.graphql]` on `{}`, which neither is a `bff` nor speaks `graphql`", service.name()),
-                    )
-                    .with_help("add \"graphql\" to `protocols`, or remove the table"),
-                );
-            }
-            continue;
-        }
-        if let Some(owners) = owner_of(table)
-            && !owners.contains(&kind)
-        {
+    if service.raw.graphql.is_some() && kind != ServiceType::Bff && !service.speaks(Protocol::Graphql)
+    {
+        c.push(
+            Diagnostic::error(
+                Code::MisplacedTable,
+                service_path(service).key("graphql"),
+                format!("`[services.graphql]` on `{}`, which neither is a `bff` nor speaks `graphql`", service.name()),
+            )
+            .with_help("add \"graphql\" to `protocols`, or remove the table"),
+        );
+    }
+    for (table, owner) in tables_present(&service.raw) {
+        if owner != kind {
             c.push(
-                    Diagnostic::error(
-                        Code::MisplacedTable,
-                        service_path(service).key(table),
-                        format!("`[services.{table}]` belongs to services of type `{}`, but `{}` is `{kind}`", owners[0], service.name()),
-                    )
-                    .with_help(format!("set `type = \"{}\"`, or remove `[services.{table}]`", owners[0]))
-                    .at_key(),
-                );
+                Diagnostic::error(
+                    Code::MisplacedTable,
+                    service_path(service).key(table),
+                    format!("`[services.{table}]` belongs to services of type `{owner}`, but `{}` is `{kind}`", service.name()),
+                )
+                .with_help(format!("set `type = \"{owner}\"`, or remove `[services.{table}]`"))
+                .at_key(),
+            );
         }
     }
-    let needed = required_tables(kind);
-    if !needed.is_empty() && !needed.iter().any(|t| present.contains(t)) {
+    if let Err(needed) = service.archetype {
         c.push(
             Diagnostic::error(
                 Code::MissingTable,
                 service_path(service).key("type"),
                 format!(
-                    "a `{kind}` service needs `[services.{}]`, and `{}` has none",
-                    needed[0],
+                    "a `{kind}` service needs `[services.{needed}]`, and `{}` has none",
                     service.name()
                 ),
             )
             .with_help(format!(
-                "add a `[services.{}]` table after this service's `[[services]]` header",
-                needed[0]
+                "add a `[services.{needed}]` table after this service's `[[services]]` header"
             )),
         );
     }
 }
 
-fn saga(c: &mut Checker<'_>, service: &ResolvedService) {
+fn saga(c: &mut Checker<'_>, service: &DraftService) {
     let Some(saga) = &service.raw.saga else {
         return;
     };
@@ -283,7 +217,7 @@ fn check_timezone(c: &mut Checker<'_>, path: KeyPath, zone: &str) {
     }
 }
 
-fn schedule(c: &mut Checker<'_>, service: &ResolvedService) {
+fn schedule(c: &mut Checker<'_>, service: &DraftService) {
     let base = service_path(service);
     if let Some(schedule) = &service.raw.schedule {
         if let Some(cron) = &schedule.cron {
@@ -300,8 +234,8 @@ fn schedule(c: &mut Checker<'_>, service: &ResolvedService) {
     }
 }
 
-fn messaging(c: &mut Checker<'_>, service: &ResolvedService) {
-    let Some(m) = &service.messaging else { return };
+fn messaging(c: &mut Checker<'_>, service: &DraftService) {
+    let Some(m) = &service.common.messaging else { return };
     let bus = c.arch.file().settings.event_bus;
     if m.pattern == MessagingPattern::Transactional && bus != EventBus::Kafka {
         c.push(
@@ -327,8 +261,9 @@ fn messaging(c: &mut Checker<'_>, service: &ResolvedService) {
     }
 }
 
-fn idempotency(c: &mut Checker<'_>, service: &ResolvedService) {
+fn idempotency(c: &mut Checker<'_>, service: &DraftService) {
     if service
+        .common
         .idempotency
         .as_ref()
         .is_some_and(|i| i.ttl_hours == 0)
@@ -344,7 +279,7 @@ fn idempotency(c: &mut Checker<'_>, service: &ResolvedService) {
     }
 }
 
-fn references(c: &mut Checker<'_>, service: &ResolvedService) {
+fn references(c: &mut Checker<'_>, service: &DraftService) {
     let base = service_path(service);
 
     if let Some(bff) = &service.raw.bff {

@@ -12,7 +12,7 @@ use crate::names::{
     MAX_ARCHITECTURE_NAME, MAX_SERVICE_NAME, crate_name_conflict, is_keyword, is_pascal, is_snake,
     snake, suggest_kebab, suggest_pascal, type_name_conflict,
 };
-use crate::resolve::ResolvedService;
+use crate::resolve::DraftService;
 use crate::source::KeyPath;
 
 /// A valid service name is a DNS label and a crate name: `a-z`, `0-9`, `-`, starting with a
@@ -104,7 +104,7 @@ pub(super) fn service_names(c: &mut Checker<'_>) {
                 .with_help("give them names that differ in more than their dashes"),
             );
         }
-        if let Some(first) = seen.insert(name, service.index) {
+        if let Some(first) = seen.insert(name, service.common.index) {
             seen.insert(name, first);
             c.push(
                 Diagnostic::error(
@@ -134,7 +134,7 @@ struct Declared<'a> {
 }
 
 /// The type and method names one service declares.
-pub(super) fn identifiers(c: &mut Checker<'_>, service: &ResolvedService) {
+pub(super) fn identifiers(c: &mut Checker<'_>, service: &DraftService) {
     let base = service_path(service);
     let s = &service.raw;
     let mut types: Vec<(KeyPath, &Vec<String>, &'static str)> = Vec::new();

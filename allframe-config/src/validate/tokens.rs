@@ -5,7 +5,7 @@
 use super::names::quoted;
 use super::{Checker, service_path};
 use crate::diagnostic::{Code, Diagnostic};
-use crate::resolve::ResolvedService;
+use crate::resolve::DraftService;
 use crate::source::KeyPath;
 
 /// True for an HTTP field name (RFC 9110 `token`): visible ASCII without separators.
@@ -111,7 +111,7 @@ fn header(c: &mut Checker<'_>, path: KeyPath, name: &str, example: &str) {
 }
 
 /// `[services.stream]` topics and `[services.integrations] providers` of one service.
-pub(super) fn service_tokens(c: &mut Checker<'_>, service: &ResolvedService) {
+pub(super) fn service_tokens(c: &mut Checker<'_>, service: &DraftService) {
     let base = service_path(service);
     if let Some(stream) = &service.raw.stream {
         for (key, topics) in [

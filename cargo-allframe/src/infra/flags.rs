@@ -41,7 +41,7 @@ pub struct FlagsContext {
 
 /// `[feature_flags]` of `architecture`, unless its provider needs no infrastructure.
 pub fn context(architecture: &Architecture) -> Option<FlagsContext> {
-    let flags = &architecture.file().feature_flags;
+    let flags = &architecture.globals().feature_flags;
     let default_url = match flags.provider {
         FlagProvider::Env => return None,
         FlagProvider::Unleash => None,
@@ -91,7 +91,7 @@ pub fn plan(
     common: &Value,
     files: &mut Vec<PlannedFile>,
 ) -> Result<(), CliError> {
-    let cloud = &architecture.file().cloud;
+    let cloud = &architecture.globals().cloud;
     let project = cloud.gcp.as_ref().and_then(|g| g.project_id.as_ref());
     let deferred = project.is_some_and(EnvString::is_deferred);
     let context = context! {

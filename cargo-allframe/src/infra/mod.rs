@@ -99,7 +99,7 @@ pub fn plan(
     renderer: &Renderer,
 ) -> Result<Vec<PlannedFile>, CliError> {
     let infra = model::build(architecture, Scope::Deployable(generated));
-    let strategy = architecture.file().deployment.strategy;
+    let strategy = architecture.globals().deployment.strategy;
     let progressive = model::progressive(strategy);
     let base = context! {
         progressive,

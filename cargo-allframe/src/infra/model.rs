@@ -13,7 +13,7 @@ use allframe_config::model::{
     CacheBackend, DatabaseKind, DeploymentStrategy, EventBus, IdempotencyStorage, MetricsBackend,
     SagaStateStore, SchemaRegistry, TelemetryBackend, WsScaling,
 };
-use allframe_config::{Architecture, ResolvedService, Segment};
+use allframe_config::{Archetype, Architecture, ResolvedService, Segment};
 use heck::ToSnakeCase;
 use serde::Serialize;
 
@@ -343,20 +343,10 @@ impl Scope<'_> {
 /// The events a service receives: `[services.consumer] events`, `[services.subscriptions]
 /// events` and `[services.cache] invalidation`, in that order, without duplicates.
 fn consumed_by(service: &ResolvedService) -> Vec<String> {
-    let raw = &service.raw;
     let mut events: Vec<String> = Vec::new();
-    for list in [
-        raw.consumer.as_ref().map(|c| &c.events),
-        raw.subscriptions.as_ref().map(|s| &s.events),
-        raw.cache.as_ref().map(|c| &c.invalidation),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        for event in list {
-            if !events.contains(event) {
-                events.push(event.clone());
-            }
+    for event in service.archetype.consumed_events() {
+        if !events.contains(event) {
+            events.push(event.clone());
         }
     }
     events
@@ -364,8 +354,8 @@ fn consumed_by(service: &ResolvedService) -> Vec<String> {
 
 /// Builds the infrastructure context of `architecture` for the services of `scope`.
 pub fn build(architecture: &Architecture, scope: Scope<'_>) -> InfraContext {
-    let file = architecture.file();
-    let settings = &file.settings;
+    let globals = architecture.globals();
+    let settings = &globals.settings;
     let all: Vec<&ResolvedService> = architecture
         .services()
         .iter()
@@ -394,11 +384,11 @@ pub fn build(architecture: &Architecture, scope: Scope<'_>) -> InfraContext {
     }
 
     let uses_bus = |s: &ResolvedService| {
-        let outbound = s.raw.ports.iter().flat_map(|p| &p.outbound);
+        let outbound = s.common.outbound.iter();
         !s.events().is_empty()
             || !consumed[s.name()].is_empty()
-            || s.raw.stream.is_some()
-            || s.messaging.is_some()
+            || matches!(s.archetype, Archetype::StreamProcessor(_))
+            || s.common.messaging.is_some()
             || outbound.clone().any(|o| {
                 matches!(
                     o.as_str(),
@@ -409,7 +399,7 @@ pub fn build(architecture: &Architecture, scope: Scope<'_>) -> InfraContext {
     let any_bus = all.iter().any(|s| uses_bus(s));
     let event_bus = any_bus.then_some(settings.event_bus);
     let otel = settings.observability == TelemetryBackend::Opentelemetry
-        || file.observability.tracing == TelemetryBackend::Opentelemetry;
+        || globals.observability.tracing == TelemetryBackend::Opentelemetry;
 
     let mut engines = engines_of(architecture, &all, event_bus, otel, &uses_bus);
     let event_bus_url = event_bus.and_then(|bus| match bus {
@@ -421,19 +411,14 @@ pub fn build(architecture: &Architecture, scope: Scope<'_>) -> InfraContext {
 
     let mut services = Vec::with_capacity(all.len());
     for &s in &all {
-        let raw = &s.raw;
-        let outbound: Vec<&str> = raw
-            .ports
-            .iter()
-            .flat_map(|p| &p.outbound)
-            .map(String::as_str)
-            .collect();
+        let outbound: Vec<&str> = s.common.outbound.iter().map(String::as_str).collect();
         let mut calls: Vec<String> = Vec::new();
         let mut external_calls: Vec<String> = Vec::new();
-        let targets = raw
-            .bff
+        let targets = s
+            .archetype
+            .aggregates()
             .iter()
-            .flat_map(|b| b.aggregates.iter().map(String::as_str))
+            .map(String::as_str)
             .chain(outbound.iter().copied().filter(|o| names.contains(o)));
         for target in targets {
             let list = if names.contains(target) {
@@ -445,11 +430,18 @@ pub fn build(architecture: &Architecture, scope: Scope<'_>) -> InfraContext {
                 list.push(target.to_owned());
             }
         }
-        let database_name = matches!(s.database, DatabaseKind::Postgres | DatabaseKind::Mysql)
+        let database_name = matches!(s.common.database, DatabaseKind::Postgres | DatabaseKind::Mysql)
             .then(|| s.name().to_snake_case());
         let redis = uses_redis(s);
         let bus = uses_bus(s);
-        let consumer = raw.consumer.as_ref();
+        let consumer = match &s.archetype {
+            Archetype::Consumer(consumer) => Some(consumer),
+            _ => None,
+        };
+        let stream = match &s.archetype {
+            Archetype::StreamProcessor(stream) => Some(stream),
+            _ => None,
+        };
         let produces = s
             .events()
             .iter()
@@ -466,15 +458,15 @@ pub fn build(architecture: &Architecture, scope: Scope<'_>) -> InfraContext {
             })
             .collect();
 
-        let mut compose_env = vec![env("PORT", s.http_port.to_string())];
-        if let Some(port) = s.grpc_port {
+        let mut compose_env = vec![env("PORT", s.common.http_port.to_string())];
+        if let Some(port) = s.common.grpc_port {
             compose_env.push(env("GRPC_PORT", port.to_string()));
         }
-        if let Some(port) = s.metrics_port {
+        if let Some(port) = s.common.metrics_port {
             compose_env.push(env("METRICS_PORT", port.to_string()));
         }
         compose_env.push(env("ALLFRAME_DATA_DIR", "/data"));
-        match (s.database, &database_name) {
+        match (s.common.database, &database_name) {
             (DatabaseKind::Postgres, Some(db)) => {
                 compose_env.push(env(
                     "DATABASE_URL",
@@ -512,7 +504,7 @@ pub fn build(architecture: &Architecture, scope: Scope<'_>) -> InfraContext {
         if redis {
             compose_env.push(env("REDIS_URL", "redis://redis:6379"));
         }
-        if let Some(cache) = &raw.cache {
+        if let Archetype::Cache(cache) = &s.archetype {
             match cache.backend {
                 CacheBackend::Memcached => {
                     compose_env.push(env("MEMCACHED_URL", "memcache://memcached:11211"));
@@ -527,7 +519,7 @@ pub fn build(architecture: &Architecture, scope: Scope<'_>) -> InfraContext {
             if let Some(peer) = by_name.get(target.as_str()) {
                 compose_env.push(env(
                     &format!("{}_URL", target.to_snake_case().to_uppercase()),
-                    format!("http://{target}:{}", peer.http_port),
+                    format!("http://{target}:{}", peer.common.http_port),
                 ));
             }
         }
@@ -546,24 +538,18 @@ pub fn build(architecture: &Architecture, scope: Scope<'_>) -> InfraContext {
             kind: s.kind().as_str(),
             has_crate: scope.generated().contains(s.name()),
             responsibility: responsibility(s),
-            protocols: s.protocols.iter().map(|p| p.as_str()).collect(),
-            http_port: s.http_port,
-            grpc_port: s.grpc_port,
-            metrics_port: s.metrics_port,
-            database: s.database.as_str(),
+            protocols: s.common.protocols.iter().map(|p| p.as_str()).collect(),
+            http_port: s.common.http_port,
+            grpc_port: s.common.grpc_port,
+            metrics_port: s.common.metrics_port,
+            database: s.common.database.as_str(),
             database_name,
             redis,
             bus,
             produces,
             consumes,
-            input_topics: raw
-                .stream
-                .as_ref()
-                .map_or_else(Vec::new, |st| st.input_topics.clone()),
-            output_topics: raw
-                .stream
-                .as_ref()
-                .map_or_else(Vec::new, |st| st.output_topics.clone()),
+            input_topics: stream.map_or_else(Vec::new, |st| st.input_topics.clone()),
+            output_topics: stream.map_or_else(Vec::new, |st| st.output_topics.clone()),
             dlq: consumer.is_some_and(|c| c.dlq),
             max_retries: consumer.map_or(0, |c| c.max_retries),
             calls,
@@ -587,9 +573,9 @@ pub fn build(architecture: &Architecture, scope: Scope<'_>) -> InfraContext {
                     variables: dedup(value.variables().map(str::to_owned)),
                 })
                 .collect(),
-            resilience: s.resilience,
-            idempotency_ttl_hours: s.idempotency.as_ref().map(|i| i.ttl_hours),
-            rate_limit_rps: s.resilience.rate_limit.rps,
+            resilience: s.common.resilience,
+            idempotency_ttl_hours: s.common.idempotency.as_ref().map(|i| i.ttl_hours),
+            rate_limit_rps: s.common.resilience.rate_limit.rps,
         });
     }
     let callers: BTreeMap<String, Vec<String>> = services
@@ -639,14 +625,14 @@ pub fn build(architecture: &Architecture, scope: Scope<'_>) -> InfraContext {
         })
         .collect();
 
-    let deployment = &file.deployment;
-    let cloud = &file.cloud;
+    let deployment = &globals.deployment;
+    let cloud = &globals.cloud;
     InfraContext {
         test_env,
         test_dependencies,
         architecture: architecture.name().to_owned(),
         architecture_snake: architecture.name().to_snake_case(),
-        version: file.architecture.version.clone(),
+        version: globals.architecture.version.clone(),
         skipped: architecture
             .services()
             .iter()
@@ -665,10 +651,10 @@ pub fn build(architecture: &Architecture, scope: Scope<'_>) -> InfraContext {
         compatibility: settings.events.compatibility.as_str(),
         events,
         otel,
-        prometheus: file.observability.metrics == MetricsBackend::Prometheus,
-        secrets_manager: file.security.secrets_manager.as_str(),
-        rotation_days: file.security.api_key_rotation_days,
-        mtls: file.security.mtls,
+        prometheus: globals.observability.metrics == MetricsBackend::Prometheus,
+        secrets_manager: globals.security.secrets_manager.as_str(),
+        rotation_days: globals.security.api_key_rotation_days,
+        mtls: globals.security.mtls,
         deployment: DeploymentContext {
             strategy: deployment.strategy.as_str(),
             canary_percentage: deployment.canary_percentage,
@@ -700,7 +686,7 @@ pub fn progressive(strategy: DeploymentStrategy) -> bool {
 
 fn responsibility(service: &ResolvedService) -> String {
     service
-        .raw
+        .common
         .responsibility
         .as_deref()
         .map(|r| {
@@ -715,28 +701,22 @@ fn responsibility(service: &ResolvedService) -> String {
 }
 
 fn uses_redis(service: &ResolvedService) -> bool {
-    let raw = &service.raw;
-    service
-        .idempotency
-        .as_ref()
-        .is_some_and(|i| i.storage == IdempotencyStorage::Redis)
-        || raw
-            .saga
+    let archetype_uses_redis = match &service.archetype {
+        Archetype::SagaOrchestrator(saga) => saga.state_store == Some(SagaStateStore::Redis),
+        Archetype::Cache(cache) => cache.backend == CacheBackend::Redis,
+        Archetype::WebsocketGateway {
+            websocket: Some(websocket),
+            ..
+        } => websocket.scaling == WsScaling::RedisAdapter,
+        _ => false,
+    };
+    archetype_uses_redis
+        || service
+            .common
+            .idempotency
             .as_ref()
-            .is_some_and(|s| s.state_store == Some(SagaStateStore::Redis))
-        || raw
-            .cache
-            .as_ref()
-            .is_some_and(|c| c.backend == CacheBackend::Redis)
-        || raw
-            .websocket
-            .as_ref()
-            .is_some_and(|w| w.scaling == WsScaling::RedisAdapter)
-        || raw
-            .ports
-            .iter()
-            .flat_map(|p| &p.outbound)
-            .any(|o| o == "redis")
+            .is_some_and(|i| i.storage == IdempotencyStorage::Redis)
+        || service.common.outbound.iter().any(|o| o == "redis")
 }
 
 /// Decides which engines run locally and gives each a host port no service listens on.
@@ -749,20 +729,20 @@ fn engines_of(
 ) -> Engines {
     let mut used: BTreeSet<u16> = all
         .iter()
-        .flat_map(|s| [Some(s.http_port), s.grpc_port, s.metrics_port])
+        .flat_map(|s| [Some(s.common.http_port), s.common.grpc_port, s.common.metrics_port])
         .flatten()
         .collect();
-    let db = |kind: DatabaseKind| all.iter().any(|s| s.database == kind);
+    let db = |kind: DatabaseKind| all.iter().any(|s| s.common.database == kind);
     let cache = |backend: CacheBackend| {
         all.iter()
-            .any(|s| s.raw.cache.as_ref().is_some_and(|c| c.backend == backend))
+            .any(|s| matches!(&s.archetype, Archetype::Cache(c) if c.backend == backend))
     };
     // A registry is only useful next to a local broker with a Confluent-compatible API.
     let local_bus = matches!(
         bus,
         Some(EventBus::Kafka | EventBus::Rabbitmq | EventBus::Nats)
     ) && all.iter().any(|s| uses_bus(s));
-    let registry = architecture.file().settings.events.schema_registry;
+    let registry = architecture.globals().settings.events.schema_registry;
     let rabbit = bus == Some(EventBus::Rabbitmq);
     use preferred_port as p;
     let mut e = Engines::default();

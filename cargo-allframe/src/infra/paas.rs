@@ -53,7 +53,7 @@ pub fn plan(
     common: &Value,
     files: &mut Vec<PlannedFile>,
 ) -> Result<Vec<&'static str>, CliError> {
-    let file = architecture.file();
+    let file = architecture.globals();
     let cloud = &file.cloud;
     let mut modules = Vec::new();
     let mut render = |template, context: Value| -> Result<(), CliError> {

@@ -329,7 +329,7 @@ pub fn plan(
     renderer: &Renderer,
     base: &Value,
 ) -> Result<Vec<PlannedFile>, CliError> {
-    let file = architecture.file();
+    let file = architecture.globals();
     let cloud = &file.cloud;
     let mut files = Vec::new();
     let mut render = |template, context: Value| -> Result<(), CliError> {

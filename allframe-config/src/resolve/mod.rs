@@ -5,13 +5,21 @@
 //!
 //! Resolution is total: malformed entries are skipped here and reported by [`crate::validate`].
 
+mod archetype;
+mod service;
+
+pub use archetype::{Archetype, TYPE_TABLES};
+pub(crate) use archetype::tables_present;
+pub use service::{CommonService, IdempotencyPolicy, ResolvedService};
+
 use std::collections::BTreeSet;
 
 use crate::diagnostic::Diagnostics;
 use crate::interpolate::EnvString;
 use crate::model::{
-    ArchitectureFile, DatabaseKind, IdempotencyStorage, Messaging, Protocol, ResiliencePolicy,
-    Service, ServiceType, builtin,
+    ArchitectureFile, ArchitectureInfo, Cloud, Compliance, DatabaseKind, Deployment, FeatureFlags,
+    IdempotencyStorage, Observability, Protocol, ResiliencePolicy, Security, Service, ServiceType,
+    Settings, Tenant, builtin,
 };
 
 /// First port tried for a service's HTTP listener.
@@ -67,86 +75,48 @@ pub fn parse_port(entry: &str) -> Result<(Listener, u16), PortError> {
     Ok((listener, port))
 }
 
-/// A service's idempotency settings with every value decided.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IdempotencyPolicy {
-    /// Request header with the key.
-    pub key_header: String,
-    /// Lifetime of keys, in hours.
-    pub ttl_hours: u32,
-    /// The store.
-    pub storage: IdempotencyStorage,
-}
-
-/// One service with every default applied.
+/// The file-wide sections, as checked (`[resilience]` is folded into each service's
+/// [`ResiliencePolicy`]).
 #[derive(Debug, Clone, PartialEq)]
-pub struct ResolvedService {
-    /// Position in `[[services]]`.
-    pub index: usize,
-    /// The service as written.
-    pub raw: Service,
-    /// Protocols served.
-    pub protocols: Vec<Protocol>,
-    /// HTTP port (REST, health).
-    pub http_port: u16,
-    /// gRPC port, when the service speaks gRPC.
-    pub grpc_port: Option<u16>,
-    /// Metrics port, when declared apart.
-    pub metrics_port: Option<u16>,
-    /// The production database engine.
-    pub database: DatabaseKind,
-    /// Resilience in effect.
-    pub resilience: ResiliencePolicy,
-    /// Publishing of events, when declared.
-    pub messaging: Option<Messaging>,
-    /// Idempotency, when enabled.
-    pub idempotency: Option<IdempotencyPolicy>,
+pub struct Globals {
+    /// `[architecture]`.
+    pub architecture: ArchitectureInfo,
+    /// `[settings]`.
+    pub settings: Settings,
+    /// `[security]`.
+    pub security: Security,
+    /// `[compliance]`.
+    pub compliance: Compliance,
+    /// `[observability]`.
+    pub observability: Observability,
+    /// `[feature_flags]`.
+    pub feature_flags: FeatureFlags,
+    /// `[tenant]`.
+    pub tenant: Tenant,
+    /// `[cloud]`.
+    pub cloud: Cloud,
+    /// `[deployment]`.
+    pub deployment: Deployment,
 }
 
-impl ResolvedService {
-    /// The service's name.
-    pub fn name(&self) -> &str {
-        &self.raw.name
-    }
-
-    /// The service's type.
-    pub fn kind(&self) -> ServiceType {
-        self.raw.kind
-    }
-
-    /// True when `protocol` is served.
-    pub fn speaks(&self, protocol: Protocol) -> bool {
-        self.protocols.contains(&protocol)
-    }
-
-    /// Declared entities (empty when none).
-    pub fn entities(&self) -> &[String] {
-        self.raw.domain.as_ref().map_or(&[], |d| &d.entities)
-    }
-
-    /// Declared domain events (empty when none).
-    pub fn events(&self) -> &[String] {
-        self.raw.domain.as_ref().map_or(&[], |d| &d.events)
-    }
-}
-
-/// A checked file: the model as written plus each service resolved.
+/// A checked file: the file-wide sections and each service resolved. Only
+/// [`crate::check`] builds one, so every `Architecture` has passed validation.
 #[derive(Debug, Clone)]
 pub struct Architecture {
-    file: ArchitectureFile,
+    globals: Globals,
     services: Vec<ResolvedService>,
-    warnings: Option<Diagnostics>,
+    warnings: Diagnostics,
 }
 
 impl Architecture {
-    /// The model as written (with serde defaults).
-    pub fn file(&self) -> &ArchitectureFile {
-        &self.file
+    /// The file-wide sections.
+    pub fn globals(&self) -> &Globals {
+        &self.globals
     }
 
     /// The system's name.
     pub fn name(&self) -> &str {
-        &self.file.architecture.name
+        &self.globals.architecture.name
     }
 
     /// All services, in file order.
@@ -159,19 +129,14 @@ impl Architecture {
         self.services.iter().find(|s| s.name() == name)
     }
 
-    /// Warnings found while checking (none when built by [`resolve`] alone).
+    /// Warnings found while checking.
     pub fn warnings(&self) -> impl Iterator<Item = &crate::Diagnostic> {
-        self.warnings.iter().flat_map(|d| d.warnings())
+        self.warnings.warnings()
     }
 
-    /// The full warning report, for rendering.
+    /// The full warning report, for rendering; `None` without warnings.
     pub fn warning_report(&self) -> Option<&Diagnostics> {
-        self.warnings.as_ref().filter(|d| !d.is_empty())
-    }
-
-    pub(crate) fn with_warnings(mut self, warnings: Diagnostics) -> Self {
-        self.warnings = Some(warnings);
-        self
+        Some(&self.warnings).filter(|d| !d.is_empty())
     }
 
     /// Every `${VAR}`-capable value that `service` needs at run time, with its key path:
@@ -180,8 +145,12 @@ impl Architecture {
         &'a self,
         service: &'a ResolvedService,
     ) -> Vec<(String, &'a EnvString)> {
-        let f = &self.file;
-        let auth = f.security.authentication.as_ref();
+        let g = &self.globals;
+        let auth = g.security.authentication.as_ref();
+        let acl = match &service.archetype {
+            Archetype::AntiCorruptionLayer(acl) => Some(&acl.upstream),
+            _ => None,
+        };
         let candidates: [(String, Option<&EnvString>); 7] = [
             (
                 "security.authentication.jwt_issuer".into(),
@@ -193,32 +162,104 @@ impl Architecture {
             ),
             (
                 "cloud.aws.account_id".into(),
-                f.cloud.aws.as_ref().and_then(|a| a.account_id.as_ref()),
+                g.cloud.aws.as_ref().and_then(|a| a.account_id.as_ref()),
             ),
             (
                 "cloud.gcp.project_id".into(),
-                f.cloud.gcp.as_ref().and_then(|g| g.project_id.as_ref()),
+                g.cloud.gcp.as_ref().and_then(|g| g.project_id.as_ref()),
             ),
-            ("cloud.fly.org".into(), f.cloud.fly.as_ref().map(|c| &c.org)),
+            ("cloud.fly.org".into(), g.cloud.fly.as_ref().map(|c| &c.org)),
             (
                 "cloud.shuttle.project".into(),
-                f.cloud.shuttle.as_ref().map(|c| &c.project),
+                g.cloud.shuttle.as_ref().map(|c| &c.project),
             ),
-            (
-                format!("services[{}].acl.upstream", service.index),
-                service.raw.acl.as_ref().map(|a| &a.upstream),
-            ),
+            (format!("services[{}].acl.upstream", service.common.index), acl),
         ];
-        let out: Vec<(String, &'a EnvString)> = candidates
+        candidates
             .into_iter()
             .filter_map(|(key, value)| value.map(|v| (key, v)))
-            .collect();
-        out
+            .collect()
+    }
+}
+
+/// The file between resolution and validation: each service resolved next to the entry as
+/// written, which the checks read. Never leaves the crate.
+#[derive(Debug)]
+pub(crate) struct Draft {
+    pub(crate) file: ArchitectureFile,
+    pub(crate) services: Vec<DraftService>,
+}
+
+/// One service between resolution and validation.
+#[derive(Debug)]
+pub(crate) struct DraftService {
+    /// The entry as written.
+    pub(crate) raw: Service,
+    /// What every service has, resolved.
+    pub(crate) common: CommonService,
+    /// The archetype, or the table its type needs and lacks.
+    pub(crate) archetype: Result<Archetype, &'static str>,
+}
+
+impl DraftService {
+    pub(crate) fn name(&self) -> &str {
+        &self.common.name
+    }
+    pub(crate) fn kind(&self) -> ServiceType {
+        self.raw.kind
+    }
+    pub(crate) fn speaks(&self, protocol: Protocol) -> bool {
+        self.common.speaks(protocol)
+    }
+    pub(crate) fn events(&self) -> &[String] {
+        &self.common.events
+    }
+}
+
+impl Draft {
+    pub(crate) fn name(&self) -> &str {
+        &self.file.architecture.name
+    }
+    pub(crate) fn file(&self) -> &ArchitectureFile {
+        &self.file
+    }
+    pub(crate) fn services(&self) -> &[DraftService] {
+        &self.services
+    }
+
+    /// The checked architecture; only called once validation found no error (a service
+    /// whose archetype did not resolve has an error of its own).
+    pub(crate) fn finish(self, warnings: Diagnostics) -> Architecture {
+        let f = self.file;
+        Architecture {
+            globals: Globals {
+                architecture: f.architecture,
+                settings: f.settings,
+                security: f.security,
+                compliance: f.compliance,
+                observability: f.observability,
+                feature_flags: f.feature_flags,
+                tenant: f.tenant,
+                cloud: f.cloud,
+                deployment: f.deployment,
+            },
+            services: self
+                .services
+                .into_iter()
+                .filter_map(|s| {
+                    Some(ResolvedService {
+                        common: s.common,
+                        archetype: s.archetype.ok()?,
+                    })
+                })
+                .collect(),
+            warnings,
+        }
     }
 }
 
 /// Applies defaults to a parsed file.
-pub fn resolve(file: ArchitectureFile) -> Architecture {
+pub(crate) fn resolve(file: ArchitectureFile) -> Draft {
     let mut used: BTreeSet<u16> = file
         .services
         .iter()
@@ -261,34 +302,42 @@ pub fn resolve(file: ArchitectureFile) -> Architecture {
             .as_ref()
             .and_then(|d| d.kind)
             .unwrap_or(file.settings.default_database);
-        services.push(ResolvedService {
+        let idempotency = raw.idempotency.as_ref().filter(|i| i.enabled).map(|i| {
+            IdempotencyPolicy {
+                key_header: i.key_header.clone(),
+                ttl_hours: i.ttl_hours,
+                storage: i.storage.unwrap_or(match database {
+                    DatabaseKind::Sqlite => IdempotencyStorage::Sqlite,
+                    DatabaseKind::Postgres => IdempotencyStorage::Postgres,
+                    _ => IdempotencyStorage::Redis,
+                }),
+            }
+        });
+        let domain = raw.domain.clone().unwrap_or_default();
+        let common = CommonService {
             index,
+            name: raw.name.clone(),
+            responsibility: raw.responsibility.clone(),
             protocols,
             http_port,
             grpc_port,
             metrics_port: declared(Listener::Metrics),
+            outbound: raw.ports.iter().flat_map(|p| p.outbound.clone()).collect(),
+            entities: domain.entities,
+            events: domain.events,
             database,
             resilience: resilience_of(&file, raw),
             messaging: raw.messaging.clone(),
-            idempotency: raw.idempotency.as_ref().filter(|i| i.enabled).map(|i| {
-                IdempotencyPolicy {
-                    key_header: i.key_header.clone(),
-                    ttl_hours: i.ttl_hours,
-                    storage: i.storage.unwrap_or(match database {
-                        DatabaseKind::Sqlite => IdempotencyStorage::Sqlite,
-                        DatabaseKind::Postgres => IdempotencyStorage::Postgres,
-                        _ => IdempotencyStorage::Redis,
-                    }),
-                }
-            }),
+            idempotency,
+            graphql: raw.graphql.clone(),
+        };
+        services.push(DraftService {
+            archetype: Archetype::resolve(raw),
             raw: raw.clone(),
+            common,
         });
     }
-    Architecture {
-        file,
-        services,
-        warnings: None,
-    }
+    Draft { file, services }
 }
 
 fn resilience_of(file: &ArchitectureFile, service: &Service) -> ResiliencePolicy {

@@ -1,0 +1,221 @@
+//! The one mapping between service types and the tables tied to them: which table belongs to
+//! which type, which tables a type needs, and the typed [`Archetype`] a service resolves to.
+//! Validation, the support stage and every consumer read it from here.
+
+use std::collections::BTreeMap;
+
+use crate::model::{
+    Acl, Bff, Cache, Consumer, Cqrs, GraphQl, Integrations, Job, Saga, Schedule, Service,
+    ServiceType, Stream, Subscriptions, WebSocket,
+};
+
+/// A service's archetype with its own tables resolved: what the type needs is present.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Archetype {
+    /// Request/response over its own tables.
+    Stateless,
+    /// Validates input and emits events; stores no entities.
+    Producer,
+    /// Event history with CQRS projections.
+    EventSourced(Cqrs),
+    /// Coordinates a distributed transaction.
+    SagaOrchestrator(Saga),
+    /// Integrates external providers.
+    Gateway(Integrations),
+    /// Processes events.
+    Consumer(Consumer),
+    /// Transforms event streams.
+    StreamProcessor(Stream),
+    /// Backend for a frontend.
+    Bff {
+        /// What it aggregates.
+        bff: Bff,
+        /// GraphQL options, when declared.
+        graphql: Option<GraphQl>,
+    },
+    /// Real-time connections.
+    WebsocketGateway {
+        /// Connection options (defaults when the table is absent).
+        websocket: Option<WebSocket>,
+        /// Events pushed to clients.
+        subscriptions: Option<Subscriptions>,
+    },
+    /// Cron jobs.
+    Scheduled {
+        /// The default schedule.
+        schedule: Option<Schedule>,
+        /// Named jobs.
+        jobs: BTreeMap<String, Job>,
+    },
+    /// Adapts a legacy system.
+    AntiCorruptionLayer(Acl),
+    /// Distributed cache.
+    Cache(Cache),
+}
+
+impl Archetype {
+    /// The service type this archetype is.
+    pub fn kind(&self) -> ServiceType {
+        use ServiceType as T;
+        match self {
+            Archetype::Stateless => T::Stateless,
+            Archetype::Producer => T::Producer,
+            Archetype::EventSourced(_) => T::EventSourced,
+            Archetype::SagaOrchestrator(_) => T::SagaOrchestrator,
+            Archetype::Gateway(_) => T::Gateway,
+            Archetype::Consumer(_) => T::Consumer,
+            Archetype::StreamProcessor(_) => T::StreamProcessor,
+            Archetype::Bff { .. } => T::Bff,
+            Archetype::WebsocketGateway { .. } => T::WebsocketGateway,
+            Archetype::Scheduled { .. } => T::Scheduled,
+            Archetype::AntiCorruptionLayer(_) => T::AntiCorruptionLayer,
+            Archetype::Cache(_) => T::Cache,
+        }
+    }
+
+    /// The events the archetype receives, in order: `[services.consumer] events`,
+    /// `[services.subscriptions] events` or `[services.cache] invalidation`.
+    pub fn consumed_events(&self) -> &[String] {
+        match self {
+            Archetype::Consumer(consumer) => &consumer.events,
+            Archetype::WebsocketGateway {
+                subscriptions: Some(subscriptions),
+                ..
+            } => &subscriptions.events,
+            Archetype::Cache(cache) => &cache.invalidation,
+            _ => &[],
+        }
+    }
+
+    /// The services a `bff` aggregates (empty for other types).
+    pub fn aggregates(&self) -> &[String] {
+        match self {
+            Archetype::Bff { bff, .. } => &bff.aggregates,
+            _ => &[],
+        }
+    }
+
+    /// Resolves `service`'s archetype from its type and tables; `Err` names the table its
+    /// type cannot do without.
+    pub(crate) fn resolve(service: &Service) -> Result<Self, &'static str> {
+        use ServiceType as T;
+        let s = service;
+        Ok(match s.kind {
+            T::Stateless => Archetype::Stateless,
+            T::Producer => Archetype::Producer,
+            T::EventSourced => Archetype::EventSourced(s.cqrs.clone().ok_or("cqrs")?),
+            T::SagaOrchestrator => Archetype::SagaOrchestrator(s.saga.clone().ok_or("saga")?),
+            T::Gateway => Archetype::Gateway(s.integrations.clone().ok_or("integrations")?),
+            T::Consumer => Archetype::Consumer(s.consumer.clone().ok_or("consumer")?),
+            T::StreamProcessor => Archetype::StreamProcessor(s.stream.clone().ok_or("stream")?),
+            T::Bff => Archetype::Bff {
+                bff: s.bff.clone().ok_or("bff")?,
+                graphql: s.graphql.clone(),
+            },
+            T::WebsocketGateway => {
+                if s.websocket.is_none() {
+                    return Err("websocket");
+                }
+                Archetype::WebsocketGateway {
+                    websocket: s.websocket.clone(),
+                    subscriptions: s.subscriptions.clone(),
+                }
+            }
+            T::Scheduled => {
+                if s.jobs.is_none() && s.schedule.is_none() {
+                    return Err("jobs");
+                }
+                Archetype::Scheduled {
+                    schedule: s.schedule.clone(),
+                    jobs: s.jobs.clone().unwrap_or_default(),
+                }
+            }
+            T::AntiCorruptionLayer => Archetype::AntiCorruptionLayer(s.acl.clone().ok_or("acl")?),
+            T::Cache => Archetype::Cache(s.cache.clone().ok_or("cache")?),
+        })
+    }
+}
+
+/// Each table tied to one service type, with the type it belongs to (`graphql` is not among
+/// them: any service speaking GraphQL may carry it).
+pub const TYPE_TABLES: &[(&str, ServiceType)] = &[
+    ("bff", ServiceType::Bff),
+    ("saga", ServiceType::SagaOrchestrator),
+    ("integrations", ServiceType::Gateway),
+    ("cqrs", ServiceType::EventSourced),
+    ("consumer", ServiceType::Consumer),
+    ("websocket", ServiceType::WebsocketGateway),
+    ("subscriptions", ServiceType::WebsocketGateway),
+    ("schedule", ServiceType::Scheduled),
+    ("jobs", ServiceType::Scheduled),
+    ("acl", ServiceType::AntiCorruptionLayer),
+    ("stream", ServiceType::StreamProcessor),
+    ("cache", ServiceType::Cache),
+];
+
+/// The type-tied tables `service` carries, in [`TYPE_TABLES`] order, with their owners.
+pub(crate) fn tables_present(service: &Service) -> impl Iterator<Item = (&'static str, ServiceType)> {
+    let s = service;
+    let present = [
+        s.bff.is_some(),
+        s.saga.is_some(),
+        s.integrations.is_some(),
+        s.cqrs.is_some(),
+        s.consumer.is_some(),
+        s.websocket.is_some(),
+        s.subscriptions.is_some(),
+        s.schedule.is_some(),
+        s.jobs.is_some(),
+        s.acl.is_some(),
+        s.stream.is_some(),
+        s.cache.is_some(),
+    ];
+    TYPE_TABLES
+        .iter()
+        .zip(present)
+        .filter_map(|(&table, present)| present.then_some(table))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_type_tied_table_resolves_into_its_owner() {
+        for &(table, owner) in TYPE_TABLES {
+            let text = format!(
+                "name = \"s\"\ntype = \"{owner}\"\n{}",
+                match table {
+                    "bff" => "[bff]\naggregates = []",
+                    "saga" => "[saga]\nname = \"x\"\nsteps = []\ncompensation = []",
+                    "integrations" => "[integrations]\nproviders = []",
+                    "cqrs" => "[cqrs]\nprojections = []",
+                    "consumer" => "[consumer]\nevents = []",
+                    "websocket" => "[websocket]",
+                    "subscriptions" => "[websocket]\n[subscriptions]\nevents = []",
+                    "schedule" => "[schedule]",
+                    "jobs" => "[jobs.nightly]\ncron = \"0 2 * * *\"",
+                    "acl" => "[acl]\nupstream = \"http://legacy\"",
+                    "stream" => "[stream]\ninput_topics = []",
+                    "cache" => "[cache]",
+                    other => panic!("a table without a sample: {other}"),
+                }
+            );
+            let service: Service = toml::from_str(&text).expect(&text);
+            let present: Vec<_> = tables_present(&service).collect();
+            assert!(present.contains(&(table, owner)), "{table}: {present:?}");
+            let archetype = Archetype::resolve(&service).expect(table);
+            assert_eq!(archetype.kind(), owner);
+        }
+    }
+
+    #[test]
+    fn a_type_without_its_table_names_the_table_it_needs() {
+        let service: Service =
+            toml::from_str("name = \"s\"\ntype = \"consumer\"").expect("a service");
+        assert_eq!(Archetype::resolve(&service), Err("consumer"));
+        let service: Service =
+            toml::from_str("name = \"s\"\ntype = \"stateless\"").expect("a service");
+        assert_eq!(Archetype::resolve(&service), Ok(Archetype::Stateless));
+    }
+}
