@@ -145,6 +145,7 @@ fn ignite_build_run_and_stop_a_stateless_service() {
         runtime_path: Some(repo.clone()),
         dry_run: false,
         force: false,
+        deny_warnings: false,
     };
     let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
     let mut reporter = Reporter::new(&mut stdout, &mut stderr, false);

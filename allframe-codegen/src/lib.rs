@@ -3,8 +3,9 @@
 //! shell over [`expand_service`], so every behaviour here is tested with plain `cargo test`.
 //!
 //! Stages, one module each: [`args`] (the attribute) → [`load`] (find, read, check and cache
-//! the file) → an archetype module (`stateless`) → `fallback` (errors plus a skeleton, so one
-//! mistake does not cascade). Generated code reaches the runtime only through
+//! the file) → [`plan`] (the decisions about the crate, as data, shared with ignite) → an
+//! archetype module (`stateless`) emitting launcher calls through `patterns` → `fallback`
+//! (errors plus a skeleton, so one mistake does not cascade). Generated code reaches the runtime only through
 //! `<crate>::__private`.
 
 pub mod args;
@@ -12,11 +13,13 @@ mod fallback;
 pub mod load;
 mod migrations;
 mod patterns;
+pub mod plan;
 mod settings;
 mod stateless;
 
 use std::path::PathBuf;
 
+use allframe_config::Archetype;
 use proc_macro2::TokenStream;
 
 pub use args::ServiceArgs;
@@ -65,17 +68,22 @@ fn try_expand(attr: TokenStream, item: TokenStream, env: &Env) -> Result<TokenSt
     })?;
     let loaded = load::load(&args, env)?;
     let service = loaded.service(&args)?;
-    match service.kind() {
-        allframe_config::model::ServiceType::Stateless => {
-            stateless::expand(&args, &item, &loaded, service, env)
-        }
+    let plan = plan::plan(&loaded.architecture, service).map_err(|errors| {
+        errors
+            .into_iter()
+            .map(|e| syn::Error::new(args.name_span, e.message))
+            .reduce(|mut all, next| {
+                all.combine(next);
+                all
+            })
+            .unwrap_or_else(|| syn::Error::new(args.name_span, "the service cannot be planned"))
+    })?;
+    match &service.archetype {
+        Archetype::Stateless => stateless::expand(&args, &item, &loaded, &plan, env),
+        // `plan` refused every type without an expansion above.
         other => Err(syn::Error::new(
             args.name_span,
-            format!(
-                "service `{}` is of type `{other}`, and this version of allframe implements only the `stateless` archetype; \
-                 `{other}` services cannot be compiled yet",
-                args.name
-            ),
+            format!("`{}` services have no expansion", other.kind()),
         )),
     }
 }

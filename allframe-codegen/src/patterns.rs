@@ -4,22 +4,20 @@
 //! and the tenant header events carry (`[tenant]`). Each returns nothing when the file does not
 //! ask for the pattern, so the expansion only wires what is declared.
 
-use allframe_config::model::{
-    IdempotencyStorage, MessagingPattern, MetricsBackend, Propagation, SamplingStrategy,
-    TelemetryBackend,
-};
-use allframe_config::{Architecture, ResolvedService};
+use allframe_config::model::{IdempotencyStorage, MessagingPattern, SamplingStrategy};
 use proc_macro2::{Literal, Span, TokenStream};
 use quote::{quote, quote_spanned};
 
+use crate::plan::ServicePlan;
+
 /// `.outbox(OutboxSettings { … })`, `.direct_publish()` or `.transactional_publish()`.
 /// (`allframe check` already refused `transactional` on a bus without transactions.)
-pub(crate) fn messaging(p: &TokenStream, service: &ResolvedService) -> Option<TokenStream> {
-    let messaging = service.common.messaging.as_ref()?;
+pub(crate) fn messaging(p: &TokenStream, plan: &ServicePlan<'_>) -> Option<TokenStream> {
+    let messaging = plan.messaging?;
     match messaging.pattern {
         MessagingPattern::Outbox => {
             let polling = Literal::u64_unsuffixed(messaging.outbox_polling_ms);
-            let r = service.common.resilience.retry;
+            let r = plan.service.common.resilience.retry;
             let (attempts, initial, max) = (
                 Literal::u32_unsuffixed(r.max_attempts),
                 Literal::u64_unsuffixed(r.initial_interval_ms),
@@ -49,10 +47,10 @@ pub(crate) fn messaging(p: &TokenStream, service: &ResolvedService) -> Option<To
 /// struct), so building without the feature is a compile error there.
 pub(crate) fn idempotency(
     p: &TokenStream,
-    service: &ResolvedService,
+    plan: &ServicePlan<'_>,
     span: Span,
 ) -> Option<TokenStream> {
-    let policy = service.common.idempotency.as_ref()?;
+    let policy = plan.idempotency?;
     let header = &policy.key_header;
     let ttl = Literal::u32_unsuffixed(policy.ttl_hours);
     let storage = match policy.storage {
@@ -72,73 +70,39 @@ pub(crate) fn idempotency(
 }
 
 /// `.metrics(MetricsSettings { port })` when `[observability] metrics = "prometheus"` (the
-/// default): `/metrics` on the REST port, or on the service's declared `metrics` port. OTLP
-/// push is not implemented: it is a compile error at `span` rather than a silent no-op.
-pub(crate) fn metrics(
-    p: &TokenStream,
-    arch: &Architecture,
-    service: &ResolvedService,
-    span: Span,
-) -> Result<Option<TokenStream>, syn::Error> {
-    match arch.globals().observability.metrics {
-        MetricsBackend::None => Ok(None),
-        MetricsBackend::Otlp => Err(syn::Error::new(
-            span,
-            "`[observability] metrics = \"otlp\"` (push) is not implemented by this version of allframe yet; use `metrics = \"prometheus\"` (scraped at /metrics, e.g. by an OpenTelemetry collector's prometheus receiver) or `\"none\"`",
-        )),
-        MetricsBackend::Prometheus => {
-            let port = match service.common.metrics_port.map(Literal::u16_unsuffixed) {
-                Some(port) => quote!(::core::option::Option::Some(#port)),
-                None => quote!(::core::option::Option::None),
-            };
-            Ok(Some(quote!(.metrics(#p::MetricsSettings { port: #port }))))
-        }
-    }
+/// default): `/metrics` on the REST port, or on the service's declared `metrics` port.
+pub(crate) fn metrics(p: &TokenStream, plan: &ServicePlan<'_>) -> Option<TokenStream> {
+    let port = match plan.metrics?.map(Literal::u16_unsuffixed) {
+        Some(port) => quote!(::core::option::Option::Some(#port)),
+        None => quote!(::core::option::Option::None),
+    };
+    Some(quote!(.metrics(#p::MetricsSettings { port: #port })))
 }
 
 /// `.tracing(TracingSettings { … })` when `[observability] tracing = "opentelemetry"` (the
 /// default): sampling as the file says, B3 and baggage propagation when `propagation` lists
-/// them. Jaeger propagation is not implemented: a compile error at `span`, not a silent
-/// no-op.
-pub(crate) fn tracing(
-    p: &TokenStream,
-    arch: &Architecture,
-    span: Span,
-) -> Result<Option<TokenStream>, syn::Error> {
-    let observability = &arch.globals().observability;
-    if observability.tracing == TelemetryBackend::None {
-        return Ok(None);
-    }
-    if observability.propagation.contains(&Propagation::Jaeger) {
-        return Err(syn::Error::new(
-            span,
-            "`[observability] propagation` lists \"jaeger\", which this version of allframe does not implement; use \"traceparent\" (W3C trace context, which Jaeger reads) and, for Zipkin-style callers, \"b3\"",
-        ));
-    }
-    let rate = Literal::f64_suffixed(observability.sampling.rate);
-    let sampling = match observability.sampling.strategy {
+/// them.
+pub(crate) fn tracing(p: &TokenStream, plan: &ServicePlan<'_>) -> Option<TokenStream> {
+    let tracing = plan.tracing?;
+    let rate = Literal::f64_suffixed(tracing.rate);
+    let sampling = match tracing.strategy {
         SamplingStrategy::Always => quote!(#p::TraceSampling::Always),
         SamplingStrategy::Never => quote!(#p::TraceSampling::Never),
         SamplingStrategy::Probabilistic => quote!(#p::TraceSampling::Ratio(#rate)),
         SamplingStrategy::ParentBased => quote!(#p::TraceSampling::ParentBased(#rate)),
     };
-    let b3 = observability.propagation.contains(&Propagation::B3);
-    let baggage = observability.propagation.contains(&Propagation::Baggage);
-    Ok(Some(quote! {
+    let (b3, baggage) = (tracing.b3, tracing.baggage);
+    Some(quote! {
         .tracing(#p::TracingSettings {
             sampling: #sampling,
             b3: #b3,
             baggage: #baggage,
         })
-    }))
+    })
 }
 
 /// `.tenant_header("X-Tenant-ID")` when tenancy is on.
-pub(crate) fn tenant(arch: &Architecture) -> Option<TokenStream> {
-    let tenant = &arch.globals().tenant;
-    if !tenant.enabled {
-        return None;
-    }
-    let header = &tenant.header;
+pub(crate) fn tenant(plan: &ServicePlan<'_>) -> Option<TokenStream> {
+    let header = plan.tenant_header?;
     Some(quote!(.tenant_header(#header)))
 }

@@ -4,22 +4,22 @@
 //! Obligations on the user's type are the launcher's trait bounds, pointed at the user's struct: `allframe::Service` (start-up), `allframe::RestApi` (routes), and
 //! `allframe::GrpcApi` when the file lists `grpc` in `protocols`.
 
-use allframe_config::ResolvedService;
-use allframe_config::model::Protocol;
 use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 
 use crate::load::Loaded;
+use crate::plan::ServicePlan;
 use crate::{Env, ServiceArgs, migrations, patterns, settings};
 
 pub(crate) fn expand(
     args: &ServiceArgs,
     item: &syn::ItemStruct,
     loaded: &Loaded,
-    service: &ResolvedService,
+    plan: &ServicePlan<'_>,
     env: &Env,
 ) -> Result<TokenStream, syn::Error> {
+    let service = plan.service;
     let krate = &args.krate;
     let p = quote!(#krate::__private);
     let ident = &item.ident;
@@ -35,14 +35,14 @@ pub(crate) fn expand(
 
     // Spanned at the user's struct: an unmet obligation (`Service`, `RestApi`, `GrpcApi`) is
     // reported there, once, with the runtime's `on_unimplemented` message.
-    let grpc = service
-        .speaks(Protocol::Grpc)
+    let grpc = plan
+        .grpc
         .then(|| quote_spanned!(ident.span()=> .grpc(#p::grpc_routes::<#ident>)));
-    let messaging = patterns::messaging(&p, service);
-    let idempotency = patterns::idempotency(&p, service, ident.span());
-    let metrics = patterns::metrics(&p, &loaded.architecture, service, args.name_span)?;
-    let tracing = patterns::tracing(&p, &loaded.architecture, args.name_span)?;
-    let tenant = patterns::tenant(&loaded.architecture);
+    let messaging = patterns::messaging(&p, plan);
+    let idempotency = patterns::idempotency(&p, plan, ident.span());
+    let metrics = patterns::metrics(&p, plan);
+    let tracing = patterns::tracing(&p, plan);
+    let tenant = patterns::tenant(plan);
     let launch = quote_spanned! {ident.span()=>
         #p::Launcher::<#ident>::new(&__ALLFRAME_SETTINGS)
             .migrations(__ALLFRAME_MIGRATIONS)

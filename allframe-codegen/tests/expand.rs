@@ -243,7 +243,7 @@ fn errors_become_compile_errors_with_a_skeleton() {
 
     let consumer = compile_errors(&c.expand(quote!(config = "architecture.toml", name = "mailer")));
     assert!(
-        consumer[0].contains("only the `stateless` archetype"),
+        consumer[0].contains("does not generate yet (it generates: stateless)"),
         "{consumer:?}"
     );
 

@@ -55,8 +55,10 @@ pub enum Code {
     InvalidTimezone,
     /// A service or event nobody declares.
     UnknownReference,
-    /// A combination the chosen engines cannot provide.
+    /// A combination the chosen engines cannot provide, or a value this version refuses.
     Unsupported,
+    /// A key this version accepts without giving it full effect (see [`crate::support`]).
+    NotHonoured,
 }
 
 impl Code {
@@ -81,6 +83,7 @@ impl Code {
             Code::InvalidTimezone => "allframe::invalid-timezone",
             Code::UnknownReference => "allframe::unknown-reference",
             Code::Unsupported => "allframe::unsupported",
+            Code::NotHonoured => "allframe::not-honoured",
         }
     }
 }
@@ -203,6 +206,20 @@ impl Diagnostics {
     /// True when at least one diagnostic is an error.
     pub fn has_errors(&self) -> bool {
         self.items.iter().any(|d| d.severity == Severity::Error)
+    }
+
+    /// Makes every warning an error, saying `why` in its help (`--deny-warnings`, or
+    /// `[settings] deny_warnings = true`).
+    pub(crate) fn deny_warnings(&mut self, why: &str) {
+        for item in &mut self.items {
+            if item.severity == Severity::Warning {
+                item.severity = Severity::Error;
+                item.help = Some(match item.help.take() {
+                    Some(help) => format!("{help} (a warning, made an error by {why})"),
+                    None => format!("a warning, made an error by {why}"),
+                });
+            }
+        }
     }
 
     /// The errors.

@@ -319,6 +319,28 @@ impl SourceFile {
         LineCol { line, column }
     }
 
+    /// True when `path` itself is written in the file (not only a default of the model).
+    pub(crate) fn is_written(&self, path: &KeyPath) -> bool {
+        let Some(doc) = self.document() else {
+            return false;
+        };
+        let mut node = Node::Table(doc.as_table());
+        for segment in path.segments() {
+            let next = match (node, segment) {
+                (Node::Table(t), PathSegment::Key(k)) => t.get(k).and_then(Node::from_item),
+                (Node::Inline(t), PathSegment::Key(k)) => t.get(k).map(Node::from_value),
+                (Node::Tables(a), PathSegment::Index(n)) => a.get(*n).map(Node::Table),
+                (Node::Array(a), PathSegment::Index(n)) => a.get(*n).map(Node::from_value),
+                _ => None,
+            };
+            match next {
+                Some(next) => node = next,
+                None => return false,
+            }
+        }
+        true
+    }
+
     /// The span of `path` in the file, or of its nearest ancestor that is written there
     /// (a missing table points at the table that should hold it).
     pub fn span_of(&self, path: &KeyPath, anchor: Anchor) -> Option<Range<usize>> {

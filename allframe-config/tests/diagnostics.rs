@@ -4,6 +4,9 @@
 use allframe_config::diagnostic::Code;
 use allframe_config::{Diagnostic, Diagnostics, Severity, SourceFile, check};
 
+#[path = "diagnostics/support.rs"]
+mod support;
+
 const HEAD: &str = "[architecture]\nname = \"shop\"\n";
 
 fn diagnostics(body: &str) -> Diagnostics {

@@ -129,10 +129,22 @@ fn reference_file_services() {
         ]
     );
     let user = arch.service("user-service").expect("user-service");
-    assert_eq!((user.common.http_port, user.common.grpc_port), (8080, Some(9090)));
+    assert_eq!(
+        (user.common.http_port, user.common.grpc_port),
+        (8080, Some(9090))
+    );
     assert_eq!(user.entities(), ["User", "Profile", "Session"]);
-    assert_eq!(entry(&file, "user-service").ports.as_ref().map(|p| p.outbound.len()), Some(3));
-    let db = entry(&file, "user-service").database.as_ref().expect("database");
+    assert_eq!(
+        entry(&file, "user-service")
+            .ports
+            .as_ref()
+            .map(|p| p.outbound.len()),
+        Some(3)
+    );
+    let db = entry(&file, "user-service")
+        .database
+        .as_ref()
+        .expect("database");
     assert_eq!(
         (db.migrations, db.strategy),
         (MigrationTool::Sqlx, MigrationStrategy::ExpandContract)
@@ -143,7 +155,8 @@ fn reference_file_services() {
         ("Idempotency-Key", 24, IdempotencyStorage::Redis)
     );
     assert_eq!(
-        user.common.messaging
+        user.common
+            .messaging
             .as_ref()
             .map(|m| (m.pattern, m.outbox_polling_ms)),
         Some((MessagingPattern::Outbox, 100))
@@ -192,13 +205,19 @@ fn reference_file_services() {
         payment.common.resilience.retry.initial_interval_ms, 100,
         "inherited from [resilience]"
     );
-    assert_eq!(payment.common.idempotency.as_ref().map(|i| i.ttl_hours), Some(72));
+    assert_eq!(
+        payment.common.idempotency.as_ref().map(|i| i.ttl_hours),
+        Some(72)
+    );
 
     assert!(matches!(
         arch.service("inventory-service").map(|s| &s.archetype),
         Some(Archetype::EventSourced(_))
     ));
-    let cqrs = entry(&file, "inventory-service").cqrs.as_ref().expect("cqrs");
+    let cqrs = entry(&file, "inventory-service")
+        .cqrs
+        .as_ref()
+        .expect("cqrs");
     assert_eq!(
         (cqrs.event_store, cqrs.snapshot_frequency),
         (EventStoreKind::Postgres, 100)
@@ -208,7 +227,10 @@ fn reference_file_services() {
         arch.service("notification-service").map(|s| &s.archetype),
         Some(Archetype::Consumer(_))
     ));
-    let consumer = entry(&file, "notification-service").consumer.as_ref().expect("consumer");
+    let consumer = entry(&file, "notification-service")
+        .consumer
+        .as_ref()
+        .expect("consumer");
     assert_eq!(
         consumer.channels,
         [Channel::Email, Channel::Sms, Channel::Push]
@@ -227,13 +249,19 @@ fn reference_file_services() {
         arch.service("realtime-gateway").map(|s| &s.archetype),
         Some(Archetype::WebsocketGateway { .. })
     ));
-    let socket = entry(&file, "realtime-gateway").websocket.as_ref().expect("websocket");
+    let socket = entry(&file, "realtime-gateway")
+        .websocket
+        .as_ref()
+        .expect("websocket");
     assert_eq!(
         (socket.protocol, socket.scaling),
         (WsProtocol::SocketIo, WsScaling::StickySessions)
     );
     assert_eq!(
-        entry(&file, "realtime-gateway").subscriptions.as_ref().map(|s| s.authorization),
+        entry(&file, "realtime-gateway")
+            .subscriptions
+            .as_ref()
+            .map(|s| s.authorization),
         Some(SubscriptionAuth::Jwt)
     );
 
@@ -241,11 +269,17 @@ fn reference_file_services() {
         arch.service("report-generator").map(|s| &s.archetype),
         Some(Archetype::Scheduled { .. })
     ));
-    let jobs = entry(&file, "report-generator").jobs.as_ref().expect("jobs");
+    let jobs = entry(&file, "report-generator")
+        .jobs
+        .as_ref()
+        .expect("jobs");
     assert_eq!(jobs["monthly_reconciliation"].cron, "0 0 1 * *");
     assert_eq!(jobs["weekly_inventory"].timeout_minutes, Some(60));
     assert_eq!(
-        entry(&file, "report-generator").schedule.as_ref().map(|s| s.overlap_policy),
+        entry(&file, "report-generator")
+            .schedule
+            .as_ref()
+            .map(|s| s.overlap_policy),
         Some(OverlapPolicy::Skip)
     );
 
@@ -257,7 +291,10 @@ fn reference_file_services() {
         "override field by field"
     );
     assert_eq!(
-        entry(&file, "legacy-erp-adapter").acl.as_ref().map(|a| a.protocol),
+        entry(&file, "legacy-erp-adapter")
+            .acl
+            .as_ref()
+            .map(|a| a.protocol),
         Some(AclProtocol::Soap)
     );
 
@@ -275,7 +312,10 @@ fn reference_file_services() {
         arch.service("product-cache").map(|s| &s.archetype),
         Some(Archetype::Cache(_))
     ));
-    let c = entry(&file, "product-cache").cache.as_ref().expect("cache table");
+    let c = entry(&file, "product-cache")
+        .cache
+        .as_ref()
+        .expect("cache table");
     assert_eq!(
         (c.backend, c.strategy, c.ttl_seconds),
         (CacheBackend::Redis, CacheWriteStrategy::WriteThrough, 3600)
@@ -307,7 +347,10 @@ fn smallest_file_gets_defaults() {
     assert_eq!(api.common.protocols, [Protocol::Rest]);
     assert_eq!(api.common.database, DatabaseKind::Postgres);
     assert_eq!(arch.globals().settings.event_bus, EventBus::Kafka);
-    assert_eq!(api.common.resilience.circuit_breaker, builtin::CIRCUIT_BREAKER);
+    assert_eq!(
+        api.common.resilience.circuit_breaker,
+        builtin::CIRCUIT_BREAKER
+    );
     assert_eq!(
         api.common.resilience.retry.max_attempts,
         builtin::RETRY.max_attempts

@@ -182,6 +182,7 @@ fn run_ignite_of(config: &Path, out: &Path) {
         runtime_path: Some(repo()),
         dry_run: false,
         force: false,
+        deny_warnings: false,
     };
     let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
     let mut reporter = Reporter::new(&mut stdout, &mut stderr, false);

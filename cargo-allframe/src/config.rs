@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use allframe_config::{Architecture, SourceFile};
+use allframe_config::{Architecture, CheckOptions, SourceFile};
 
 use crate::error::CliError;
 use crate::report::{ConfigReport, Reporter, problems};
@@ -37,15 +37,17 @@ impl Loaded {
     }
 }
 
-/// Reads and checks `path` (a regular file of at most [`allframe_config::MAX_FILE_BYTES`]).
-pub fn load(path: &Path) -> Result<Loaded, CliError> {
+/// Reads and checks `path` (a regular file of at most [`allframe_config::MAX_FILE_BYTES`]);
+/// `deny_warnings` makes the file's warnings errors.
+pub fn load(path: &Path, deny_warnings: bool) -> Result<Loaded, CliError> {
     let source = SourceFile::read(path).map_err(|source| CliError::ReadConfig {
         help: source.help(),
         source,
     })?;
     let bytes = source.text().as_bytes().to_vec();
-    let architecture =
-        allframe_config::check(&source).map_err(|diagnostics| ConfigReport::new(&diagnostics))?;
+    let options = CheckOptions { deny_warnings };
+    let architecture = allframe_config::check_with(&source, options)
+        .map_err(|diagnostics| ConfigReport::new(&diagnostics))?;
     Ok(Loaded {
         path: path.to_path_buf(),
         bytes,

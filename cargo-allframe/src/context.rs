@@ -6,10 +6,8 @@
 
 use std::path::Path;
 
-use allframe_config::ResolvedService;
-use allframe_config::model::{
-    DatabaseKind, EventBus, IdempotencyStorage, Protocol, TelemetryBackend,
-};
+use allframe_codegen::plan::{RuntimeFeature, ServicePlan};
+use allframe_config::model::IdempotencyStorage;
 use serde::Serialize;
 
 use crate::error::CliError;
@@ -81,7 +79,7 @@ pub struct ServiceContext {
 /// `[services.messaging]` as the example code needs it.
 #[derive(Debug, Clone, Serialize)]
 pub struct MessagingContext {
-    /// `outbox` or `direct` (`transactional` is refused by `#[allframe::service]`).
+    /// `outbox`, `direct` or `transactional`.
     pub pattern: &'static str,
     /// The event the create command publishes: the service's first declared event, else
     /// `<Entity>Created`.
@@ -98,42 +96,16 @@ pub struct IdempotencyContext {
 }
 
 impl ServiceContext {
-    /// The context of `service`, a service of the architecture named `architecture` whose
-    /// declared production bus is `bus` and whose span export is `tracing`.
-    pub fn new(
-        service: &ResolvedService,
-        architecture: &str,
-        bus: EventBus,
-        tracing: TelemetryBackend,
-    ) -> Self {
-        let grpc = service.speaks(Protocol::Grpc);
-        let mut features = vec!["sqlite"];
-        if service.common.database == DatabaseKind::Postgres {
-            features.push("postgres");
-        }
-        if grpc {
-            features.push("grpc");
-        }
-        if service
-            .common
-            .idempotency
-            .as_ref()
-            .is_some_and(|i| i.storage == IdempotencyStorage::Redis)
-        {
-            features.push("redis");
-        }
-        if tracing == TelemetryBackend::Opentelemetry {
-            features.push("otel");
-        }
-        if service.common.messaging.is_some() {
-            // The embedded local bus needs nothing more; the declared production bus does.
-            match bus {
-                EventBus::Nats => features.push("nats"),
-                EventBus::Rabbitmq => features.push("rabbitmq"),
-                EventBus::Kafka => features.push("kafka"),
-                EventBus::Sqs | EventBus::Pubsub => {}
-            }
-        }
+    /// The context of the service `plan` decides about, in the architecture named
+    /// `architecture`: the runtime features are the plan's, as the macro expands it.
+    pub fn new(plan: &ServicePlan<'_>, architecture: &str) -> Self {
+        let service = plan.service;
+        let grpc = plan.grpc;
+        let features = plan
+            .features()
+            .into_iter()
+            .map(RuntimeFeature::as_str)
+            .collect();
         let responsibility = service
             .common
             .responsibility

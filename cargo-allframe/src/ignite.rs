@@ -33,6 +33,9 @@ pub struct IgniteArgs {
     /// that is not an AllFrame workspace.
     #[arg(long)]
     pub force: bool,
+    /// Treat the file's warnings as errors (as `[settings] deny_warnings = true` does).
+    #[arg(long)]
+    pub deny_warnings: bool,
 }
 
 /// What ignite did (or would do).
@@ -150,7 +153,7 @@ impl Outcome {
 
 /// Runs ignite, rendering warnings to `reporter`.
 pub fn ignite(args: &IgniteArgs, reporter: &mut Reporter<'_>) -> Result<Outcome, CliError> {
-    let loaded = config::load(&args.config)?;
+    let loaded = config::load(&args.config, args.deny_warnings)?;
     loaded.report_warnings(reporter);
     let architecture = &loaded.architecture;
     let root = match &args.out {
@@ -167,12 +170,6 @@ pub fn ignite(args: &IgniteArgs, reporter: &mut Reporter<'_>) -> Result<Outcome,
 
     let renderer = Renderer::new()?;
     let plan = plan::plan(architecture, &loaded.bytes, &runtime, &renderer)?;
-    for skipped in &plan.skipped {
-        reporter.diagnostic(&IgniteWarning::SkippedService {
-            name: skipped.name.clone(),
-            kind: skipped.kind,
-        });
-    }
     let mut files = plan.files;
     for warning in format_rust(&mut files) {
         reporter.diagnostic(&warning);

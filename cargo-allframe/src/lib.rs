@@ -72,6 +72,10 @@ pub struct CheckArgs {
     /// The architecture file.
     #[arg(long, value_name = "FILE", default_value = config::DEFAULT_CONFIG)]
     pub config: PathBuf,
+    /// Treat warnings as errors (as `[settings] deny_warnings = true` does): keys this version
+    /// accepts without honouring them fully fail the check.
+    #[arg(long)]
+    pub deny_warnings: bool,
 }
 
 /// Runs `opt` against the process's stdout and stderr; the exit status is 1 on any error.
@@ -97,7 +101,7 @@ pub fn execute(command: Command, reporter: &mut Reporter<'_>) -> Result<(), CliE
             ignite::print_summary(&outcome, reporter);
         }
         Command::Check(args) => {
-            let loaded = config::load(&args.config)?;
+            let loaded = config::load(&args.config, args.deny_warnings)?;
             let warnings = loaded.report_warnings(reporter);
             let architecture = &loaded.architecture;
             reporter.line(format!(
@@ -110,7 +114,7 @@ pub fn execute(command: Command, reporter: &mut Reporter<'_>) -> Result<(), CliE
         }
         Command::Schema => reporter.line(allframe_config::json_schema::to_pretty_string()),
         Command::Graph(args) => {
-            let loaded = config::load(&args.config)?;
+            let loaded = config::load(&args.config, false)?;
             loaded.report_warnings(reporter);
             let renderer = templates::Renderer::new()?;
             let generated = plan::generated_services(&loaded.architecture);

@@ -4,7 +4,6 @@
 //! respect to the output directory: planning reads nothing there and writes nothing.
 
 use allframe_config::Architecture;
-use allframe_config::model::ServiceType;
 
 use crate::context::{CrateContext, RuntimeSource, ServiceContext, Skipped, WorkspaceContext};
 use crate::error::CliError;
@@ -36,16 +35,13 @@ pub fn plan(
     let mut services = Vec::new();
     let mut skipped = Vec::new();
     for service in architecture.services() {
-        match service.kind() {
-            ServiceType::Stateless => services.push(ServiceContext::new(
-                service,
-                architecture.name(),
-                architecture.globals().settings.event_bus,
-                architecture.globals().observability.tracing,
-            )),
-            other => skipped.push(Skipped {
+        // The same plan the macro expands from: a service it can expand gets a crate, with
+        // the runtime features that plan needs.
+        match allframe_codegen::plan::plan(architecture, service) {
+            Ok(plan) => services.push(ServiceContext::new(&plan, architecture.name())),
+            Err(_) => skipped.push(Skipped {
                 name: service.name().to_owned(),
-                kind: other.as_str(),
+                kind: service.kind().as_str(),
             }),
         }
     }
@@ -86,7 +82,7 @@ pub fn generated_services(architecture: &Architecture) -> std::collections::BTre
     architecture
         .services()
         .iter()
-        .filter(|s| s.kind() == ServiceType::Stateless)
+        .filter(|s| allframe_config::support::is_generated(s.kind()))
         .map(|s| s.name().to_owned())
         .collect()
 }

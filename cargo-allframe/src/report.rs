@@ -252,24 +252,6 @@ pub fn count(n: usize, noun: &str) -> String {
 /// Something ignite did not do, or did differently than asked.
 #[derive(Debug, thiserror::Error, Diagnostic)]
 pub enum IgniteWarning {
-    /// A service whose type ignite does not generate yet.
-    #[error(
-        "service `{name}` is of type `{kind}`, which ignite does not generate yet: no crate was written for it"
-    )]
-    #[diagnostic(
-        severity(Warning),
-        code(allframe::skipped_service),
-        help(
-            "ignite generates `stateless` services so far; the service stays in architecture.toml and is listed in the workspace README"
-        )
-    )]
-    SkippedService {
-        /// The service.
-        name: String,
-        /// Its type.
-        kind: &'static str,
-    },
-
     /// A service crate ignite wrote earlier that is no longer generated.
     #[error(
         "`{dir}` is no longer generated (`{name}` is not a generated service of the architecture any more): its {} are kept",

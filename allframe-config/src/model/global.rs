@@ -157,6 +157,11 @@ pub struct Settings {
     /// Event schema management.
     #[serde(default)]
     pub events: EventSettings,
+    /// Make every warning an error: in `cargo allframe check` and ignite (like
+    /// `--deny-warnings`), and in the `#[allframe::service]` macro, which cannot print
+    /// warnings on stable Rust and otherwise leaves them to `check`.
+    #[serde(default)]
+    pub deny_warnings: bool,
 }
 
 fn default_bus() -> EventBus {
@@ -176,6 +181,7 @@ impl Default for Settings {
             default_database: default_database(),
             observability: default_telemetry(),
             events: EventSettings::default(),
+            deny_warnings: false,
         }
     }
 }

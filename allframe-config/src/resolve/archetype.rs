@@ -154,7 +154,9 @@ pub const TYPE_TABLES: &[(&str, ServiceType)] = &[
 ];
 
 /// The type-tied tables `service` carries, in [`TYPE_TABLES`] order, with their owners.
-pub(crate) fn tables_present(service: &Service) -> impl Iterator<Item = (&'static str, ServiceType)> {
+pub(crate) fn tables_present(
+    service: &Service,
+) -> impl Iterator<Item = (&'static str, ServiceType)> {
     let s = service;
     let present = [
         s.bff.is_some(),

@@ -8,8 +8,8 @@
 mod archetype;
 mod service;
 
-pub use archetype::{Archetype, TYPE_TABLES};
 pub(crate) use archetype::tables_present;
+pub use archetype::{Archetype, TYPE_TABLES};
 pub use service::{CommonService, IdempotencyPolicy, ResolvedService};
 
 use std::collections::BTreeSet;
@@ -173,7 +173,10 @@ impl Architecture {
                 "cloud.shuttle.project".into(),
                 g.cloud.shuttle.as_ref().map(|c| &c.project),
             ),
-            (format!("services[{}].acl.upstream", service.common.index), acl),
+            (
+                format!("services[{}].acl.upstream", service.common.index),
+                acl,
+            ),
         ];
         candidates
             .into_iter()
@@ -302,17 +305,19 @@ pub(crate) fn resolve(file: ArchitectureFile) -> Draft {
             .as_ref()
             .and_then(|d| d.kind)
             .unwrap_or(file.settings.default_database);
-        let idempotency = raw.idempotency.as_ref().filter(|i| i.enabled).map(|i| {
-            IdempotencyPolicy {
-                key_header: i.key_header.clone(),
-                ttl_hours: i.ttl_hours,
-                storage: i.storage.unwrap_or(match database {
-                    DatabaseKind::Sqlite => IdempotencyStorage::Sqlite,
-                    DatabaseKind::Postgres => IdempotencyStorage::Postgres,
-                    _ => IdempotencyStorage::Redis,
-                }),
-            }
-        });
+        let idempotency =
+            raw.idempotency
+                .as_ref()
+                .filter(|i| i.enabled)
+                .map(|i| IdempotencyPolicy {
+                    key_header: i.key_header.clone(),
+                    ttl_hours: i.ttl_hours,
+                    storage: i.storage.unwrap_or(match database {
+                        DatabaseKind::Sqlite => IdempotencyStorage::Sqlite,
+                        DatabaseKind::Postgres => IdempotencyStorage::Postgres,
+                        _ => IdempotencyStorage::Redis,
+                    }),
+                });
         let domain = raw.domain.clone().unwrap_or_default();
         let common = CommonService {
             index,

@@ -120,13 +120,18 @@ fn service_path(service: &DraftService) -> KeyPath {
 
 fn tables_match_type(c: &mut Checker<'_>, service: &DraftService) {
     let kind = service.kind();
-    if service.raw.graphql.is_some() && kind != ServiceType::Bff && !service.speaks(Protocol::Graphql)
+    if service.raw.graphql.is_some()
+        && kind != ServiceType::Bff
+        && !service.speaks(Protocol::Graphql)
     {
         c.push(
             Diagnostic::error(
                 Code::MisplacedTable,
                 service_path(service).key("graphql"),
-                format!("`[services.graphql]` on `{}`, which neither is a `bff` nor speaks `graphql`", service.name()),
+                format!(
+                    "`[services.graphql]` on `{}`, which neither is a `bff` nor speaks `graphql`",
+                    service.name()
+                ),
             )
             .with_help("add \"graphql\" to `protocols`, or remove the table"),
         );
@@ -235,7 +240,9 @@ fn schedule(c: &mut Checker<'_>, service: &DraftService) {
 }
 
 fn messaging(c: &mut Checker<'_>, service: &DraftService) {
-    let Some(m) = &service.common.messaging else { return };
+    let Some(m) = &service.common.messaging else {
+        return;
+    };
     let bus = c.arch.file().settings.event_bus;
     if m.pattern == MessagingPattern::Transactional && bus != EventBus::Kafka {
         c.push(

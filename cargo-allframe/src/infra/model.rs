@@ -430,8 +430,11 @@ pub fn build(architecture: &Architecture, scope: Scope<'_>) -> InfraContext {
                 list.push(target.to_owned());
             }
         }
-        let database_name = matches!(s.common.database, DatabaseKind::Postgres | DatabaseKind::Mysql)
-            .then(|| s.name().to_snake_case());
+        let database_name = matches!(
+            s.common.database,
+            DatabaseKind::Postgres | DatabaseKind::Mysql
+        )
+        .then(|| s.name().to_snake_case());
         let redis = uses_redis(s);
         let bus = uses_bus(s);
         let consumer = match &s.archetype {
@@ -729,7 +732,13 @@ fn engines_of(
 ) -> Engines {
     let mut used: BTreeSet<u16> = all
         .iter()
-        .flat_map(|s| [Some(s.common.http_port), s.common.grpc_port, s.common.metrics_port])
+        .flat_map(|s| {
+            [
+                Some(s.common.http_port),
+                s.common.grpc_port,
+                s.common.metrics_port,
+            ]
+        })
         .flatten()
         .collect();
     let db = |kind: DatabaseKind| all.iter().any(|s| s.common.database == kind);

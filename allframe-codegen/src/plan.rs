@@ -1,0 +1,261 @@
+//! Stage 3: a checked service → a [`ServicePlan`], the decisions about its crate as data:
+//! which archetype is expanded, which patterns are wired with which settings, and the runtime
+//! features the crate needs. The macro emits tokens from it; ignite writes `Cargo.toml` from
+//! the same plan, so the two can never disagree about a feature.
+//!
+//! Planning collects every problem before it returns (serde_derive's `Ctxt` style): two
+//! mistakes give two errors.
+
+use allframe_config::model::{
+    DatabaseKind, EventBus, IdempotencyStorage, Messaging, MetricsBackend, Propagation,
+    SamplingStrategy, ServiceType, TelemetryBackend,
+};
+use allframe_config::resolve::IdempotencyPolicy;
+use allframe_config::{Archetype, Architecture, ResolvedService, support};
+
+/// A feature of `allframe-runtime` a generated crate enables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum RuntimeFeature {
+    /// The embedded SQLite database (every service: the default without `DATABASE_URL`).
+    Sqlite,
+    /// PostgreSQL from `DATABASE_URL`.
+    Postgres,
+    /// The gRPC server.
+    Grpc,
+    /// Redis idempotency storage.
+    Redis,
+    /// OpenTelemetry span export.
+    Otel,
+    /// The NATS JetStream bus.
+    Nats,
+    /// The RabbitMQ bus.
+    Rabbitmq,
+    /// The Kafka bus.
+    Kafka,
+}
+
+impl RuntimeFeature {
+    /// The feature's name in `allframe-runtime`'s manifest.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuntimeFeature::Sqlite => "sqlite",
+            RuntimeFeature::Postgres => "postgres",
+            RuntimeFeature::Grpc => "grpc",
+            RuntimeFeature::Redis => "redis",
+            RuntimeFeature::Otel => "otel",
+            RuntimeFeature::Nats => "nats",
+            RuntimeFeature::Rabbitmq => "rabbitmq",
+            RuntimeFeature::Kafka => "kafka",
+        }
+    }
+}
+
+/// Span export, when `[observability] tracing = "opentelemetry"`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TracingPlan {
+    /// The sampling strategy.
+    pub strategy: SamplingStrategy,
+    /// The sampling rate (for `probabilistic` and `parent-based`).
+    pub rate: f64,
+    /// B3 headers are read and written beside `traceparent`.
+    pub b3: bool,
+    /// W3C baggage travels.
+    pub baggage: bool,
+}
+
+/// Everything decided about one service's crate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServicePlan<'a> {
+    /// The service.
+    pub service: &'a ResolvedService,
+    /// The production event bus (for the bus feature).
+    pub bus: EventBus,
+    /// The gRPC server is wired.
+    pub grpc: bool,
+    /// Publishing, when `[services.messaging]` is declared.
+    pub messaging: Option<&'a Messaging>,
+    /// The idempotency layer, when enabled.
+    pub idempotency: Option<&'a IdempotencyPolicy>,
+    /// `/metrics`, when `[observability] metrics = "prometheus"`: `Some(port)` for a port of
+    /// its own, `None` inside for the REST port.
+    pub metrics: Option<Option<u16>>,
+    /// Span export.
+    pub tracing: Option<TracingPlan>,
+    /// The tenant header events carry, when `[tenant] enabled`.
+    pub tenant_header: Option<&'a str>,
+}
+
+/// A problem found while planning, for the macro to report at its span.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanError {
+    /// What is wrong.
+    pub message: String,
+}
+
+/// Plans `service` of `arch`, or every reason it cannot be planned.
+pub fn plan<'a>(
+    arch: &'a Architecture,
+    service: &'a ResolvedService,
+) -> Result<ServicePlan<'a>, Vec<PlanError>> {
+    let mut errors = Vec::new();
+    if !matches!(service.archetype, Archetype::Stateless) {
+        let kind = service.kind();
+        let generated: Vec<&str> = support::GENERATED_TYPES
+            .iter()
+            .map(|t| t.as_str())
+            .collect();
+        errors.push(PlanError {
+            message: format!(
+                "service `{}` is of type `{kind}`, which this version of allframe does not generate yet (it generates: {}); `{kind}` services cannot be compiled yet",
+                service.name(),
+                generated.join(", ")
+            ),
+        });
+    }
+    let observability = &arch.globals().observability;
+    let metrics = match observability.metrics {
+        MetricsBackend::None => None,
+        MetricsBackend::Prometheus => Some(service.common.metrics_port),
+        MetricsBackend::Otlp => {
+            errors.push(PlanError {
+                message: support::OTLP_METRICS.to_owned(),
+            });
+            None
+        }
+    };
+    let tracing = (observability.tracing == TelemetryBackend::Opentelemetry).then(|| {
+        if observability.propagation.contains(&Propagation::Jaeger) {
+            errors.push(PlanError {
+                message: support::JAEGER_PROPAGATION.to_owned(),
+            });
+        }
+        TracingPlan {
+            strategy: observability.sampling.strategy,
+            rate: observability.sampling.rate,
+            b3: observability.propagation.contains(&Propagation::B3),
+            baggage: observability.propagation.contains(&Propagation::Baggage),
+        }
+    });
+    let tenant = &arch.globals().tenant;
+    let plan = ServicePlan {
+        service,
+        bus: arch.globals().settings.event_bus,
+        grpc: service.speaks(allframe_config::model::Protocol::Grpc),
+        messaging: service.common.messaging.as_ref(),
+        idempotency: service.common.idempotency.as_ref(),
+        metrics,
+        tracing,
+        tenant_header: tenant.enabled.then_some(tenant.header.as_str()),
+    };
+    if errors.is_empty() {
+        Ok(plan)
+    } else {
+        Err(errors)
+    }
+}
+
+impl ServicePlan<'_> {
+    /// The `allframe-runtime` features the crate needs, in a stable order: SQLite always (the
+    /// embedded default), the production database, gRPC, Redis idempotency, span export, and
+    /// the production bus when the service publishes (the embedded local bus needs none).
+    pub fn features(&self) -> Vec<RuntimeFeature> {
+        let mut features = vec![RuntimeFeature::Sqlite];
+        if self.service.common.database == DatabaseKind::Postgres {
+            features.push(RuntimeFeature::Postgres);
+        }
+        if self.grpc {
+            features.push(RuntimeFeature::Grpc);
+        }
+        if self
+            .idempotency
+            .is_some_and(|i| i.storage == IdempotencyStorage::Redis)
+        {
+            features.push(RuntimeFeature::Redis);
+        }
+        if self.tracing.is_some() {
+            features.push(RuntimeFeature::Otel);
+        }
+        if self.messaging.is_some() {
+            match self.bus {
+                EventBus::Nats => features.push(RuntimeFeature::Nats),
+                EventBus::Rabbitmq => features.push(RuntimeFeature::Rabbitmq),
+                EventBus::Kafka => features.push(RuntimeFeature::Kafka),
+                EventBus::Sqs | EventBus::Pubsub => {}
+            }
+        }
+        features
+    }
+
+    /// The service's type.
+    pub fn kind(&self) -> ServiceType {
+        self.service.kind()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use allframe_config::{SourceFile, check};
+
+    use super::*;
+
+    fn planned(text: &str, test: impl FnOnce(Result<ServicePlan<'_>, Vec<PlanError>>)) {
+        let arch = check(&SourceFile::new("a.toml", text)).expect("a valid file");
+        test(plan(&arch, &arch.services()[0]));
+    }
+
+    #[test]
+    fn features_follow_what_the_file_declares() {
+        let text = r#"[architecture]
+name = "shop"
+[settings]
+event_bus = "nats"
+[[services]]
+name = "users"
+type = "stateless"
+protocols = ["rest", "grpc"]
+[services.database]
+type = "postgres"
+[services.idempotency]
+storage = "redis"
+[services.messaging]
+pattern = "outbox"
+"#;
+        planned(text, |plan| {
+            let features = plan.expect("planned").features();
+            assert_eq!(
+                features,
+                [
+                    RuntimeFeature::Sqlite,
+                    RuntimeFeature::Postgres,
+                    RuntimeFeature::Grpc,
+                    RuntimeFeature::Redis,
+                    RuntimeFeature::Otel,
+                    RuntimeFeature::Nats,
+                ]
+            );
+        });
+        let quiet = "[architecture]\nname = \"shop\"\n[observability]\ntracing = \"none\"\nmetrics = \"none\"\n[[services]]\nname = \"users\"\ntype = \"stateless\"\n";
+        planned(quiet, |plan| {
+            let plan = plan.expect("planned");
+            // PostgreSQL is the default production database.
+            assert_eq!(
+                plan.features(),
+                [RuntimeFeature::Sqlite, RuntimeFeature::Postgres]
+            );
+            assert_eq!((plan.metrics, plan.tracing), (None, None));
+        });
+    }
+
+    #[test]
+    fn a_type_without_an_expansion_is_refused_with_the_types_there_are() {
+        let text = "[architecture]\nname = \"shop\"\n[[services]]\nname = \"mailer\"\ntype = \"consumer\"\n[services.consumer]\nevents = [\"UserCreated\"]\n";
+        planned(text, |plan| {
+            let errors = plan.expect_err("consumer is not generated");
+            assert_eq!(errors.len(), 1);
+            assert!(
+                errors[0].message.contains("(it generates: stateless)"),
+                "{errors:?}"
+            );
+        });
+    }
+}

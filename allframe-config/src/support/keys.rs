@@ -1,0 +1,154 @@
+//! The keys this version accepts without giving them full effect, one row each. A row goes
+//! when the key becomes real; by the last archetype, the table is empty.
+
+use super::Support::{self, InfraOnly, NotHonoured, Partial};
+
+/// A key (or table) and how far this version honours it. `services[]` stands for every
+/// service of a generated type.
+pub(super) struct KeyRule {
+    /// The key path, e.g. `resilience.circuit_breaker` or `services[].database.migrations`.
+    pub path: &'static str,
+    /// How far it is honoured.
+    pub support: Support,
+}
+
+const fn row(path: &'static str, support: Support) -> KeyRule {
+    KeyRule { path, support }
+}
+
+const RETRY: Support = Partial(
+    "only the outbox relay's publish retries follow it; no outgoing call is retried and `idempotent_only` has no effect",
+);
+const CIRCUIT_BREAKER: Support = NotHonoured("the service has no circuit breaker yet");
+const BULKHEAD: Support = NotHonoured("the service does not limit concurrent requests yet");
+const RATE_LIMIT: Support = InfraOnly(
+    "`rps` sets the AWS WAF rate rule (counted per client IP); the service itself does not limit requests, and `burst` and `per` have no effect",
+);
+
+/// Every key accepted without full effect.
+pub(super) const KEY_RULES: &[KeyRule] = &[
+    row(
+        "architecture.multi_tenant",
+        NotHonoured("`[tenant] enabled` decides multi-tenancy; this key is only compared with it"),
+    ),
+    row(
+        "settings.observability",
+        InfraOnly(
+            "it decides whether an OpenTelemetry collector is generated; the service exports traces per `[observability] tracing`",
+        ),
+    ),
+    row(
+        "settings.events.schema_registry",
+        InfraOnly(
+            "the registry is provisioned; services send JSON envelopes and register no schema",
+        ),
+    ),
+    row(
+        "settings.events.format",
+        InfraOnly("it sets the registry's data format; services always send JSON envelopes"),
+    ),
+    row(
+        "settings.events.compatibility",
+        InfraOnly("it sets the registry's compatibility level; services do not check schemas"),
+    ),
+    row("resilience.circuit_breaker", CIRCUIT_BREAKER),
+    row("resilience.retry", RETRY),
+    row("resilience.bulkhead", BULKHEAD),
+    row("resilience.rate_limit", RATE_LIMIT),
+    row(
+        "security.authentication",
+        Partial(
+            "`jwt_issuer` and `audience` are resolved at start-up and readable by handlers, but no token is verified and `provider` has no effect",
+        ),
+    ),
+    row(
+        "security.mtls",
+        NotHonoured("services talk plain HTTP/gRPC; no certificate is issued or checked"),
+    ),
+    row(
+        "security.secrets_manager",
+        NotHonoured(
+            "the secret store follows the cloud (AWS Secrets Manager, GCP Secret Manager); services read secrets from their environment",
+        ),
+    ),
+    row(
+        "security.api_key_rotation_days",
+        InfraOnly("it sets the rotation of the cloud secret; services do not rotate keys"),
+    ),
+    row(
+        "compliance.audit_logging",
+        NotHonoured("no audit log is written yet"),
+    ),
+    row(
+        "compliance.pii_fields",
+        NotHonoured("the named fields are not masked in logs yet"),
+    ),
+    row(
+        "compliance.data_retention_days",
+        InfraOnly("it sets the retention of cloud logs; no service data is deleted"),
+    ),
+    row(
+        "compliance.gdpr_enabled",
+        NotHonoured("nothing is generated for GDPR yet"),
+    ),
+    row(
+        "compliance.hipaa_enabled",
+        NotHonoured("nothing is generated for HIPAA yet"),
+    ),
+    row(
+        "observability.baggage",
+        NotHonoured(
+            "baggage travels when `propagation` lists \"baggage\"; which entries are added is not configurable yet",
+        ),
+    ),
+    row(
+        "testing",
+        NotHonoured("nothing is generated from `[testing]` yet"),
+    ),
+    row(
+        "feature_flags",
+        InfraOnly(
+            "the flag service is provisioned and its SDK key handed to each service; the runtime has no flag client, so `default_strategy` and `sync_interval_seconds` reach no code",
+        ),
+    ),
+    row(
+        "tenant.enabled",
+        Partial(
+            "the tenant header tags events and scopes idempotency keys; data is not isolated per tenant",
+        ),
+    ),
+    row(
+        "tenant.isolation",
+        NotHonoured("data is not isolated per tenant yet"),
+    ),
+    row(
+        "tenant.routing",
+        NotHonoured("the tenant is always read from `[tenant] header`"),
+    ),
+    row(
+        "cloud.primary",
+        NotHonoured("every configured cloud gets its files; `primary` only labels the documents"),
+    ),
+    row(
+        "services[].ports.outbound",
+        InfraOnly(
+            "calls become `<SERVICE>_URL` variables and network policies; no client is generated",
+        ),
+    ),
+    row(
+        "services[].database.migrations",
+        NotHonoured("migrations are sqlx's `migrations/*.sql`, applied at start-up"),
+    ),
+    row(
+        "services[].database.strategy",
+        NotHonoured("each migration is applied as written, at start-up"),
+    ),
+    row("services[].circuit_breaker", CIRCUIT_BREAKER),
+    row("services[].retry", RETRY),
+    row("services[].bulkhead", BULKHEAD),
+    row("services[].rate_limit", RATE_LIMIT),
+    row(
+        "services[].graphql",
+        NotHonoured("no GraphQL endpoint is generated yet"),
+    ),
+];
