@@ -26,9 +26,9 @@ pub(crate) use writes::PendingWrite;
 pub use writes::{PROBE_REUSE, WRITE_FAILURE_THRESHOLD, WriteHealth};
 
 /// The variable naming the database.
-pub const DATABASE_URL: &str = "DATABASE_URL";
+pub const DATABASE_URL: &str = allframe_env::DATABASE_URL.name;
 /// The variable naming the directory of the default SQLite file.
-pub const ALLFRAME_DATA_DIR: &str = "ALLFRAME_DATA_DIR";
+pub const ALLFRAME_DATA_DIR: &str = allframe_env::ALLFRAME_DATA_DIR.name;
 /// The data directory used when `ALLFRAME_DATA_DIR` is unset.
 pub const DEFAULT_DATA_DIR: &str = "./.data";
 /// The URL schemes `DATABASE_URL` accepts.

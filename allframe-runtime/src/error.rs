@@ -258,6 +258,16 @@ pub enum RuntimeError {
     Idempotency(#[from] crate::idempotency::IdempotencyError),
 }
 
+impl From<allframe_env::Invalid> for RuntimeError {
+    fn from(invalid: allframe_env::Invalid) -> Self {
+        RuntimeError::InvalidEnv {
+            var: invalid.var,
+            value: invalid.value,
+            reason: invalid.reason,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

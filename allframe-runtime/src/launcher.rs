@@ -18,24 +18,19 @@ use crate::env::Environment;
 use crate::error::RuntimeError;
 use crate::idempotency::{self, IdempotencySettings};
 use crate::messaging::{self, MessagingPlan, OutboxSettings};
-use crate::metrics::{METRICS_PORT, Metrics, MetricsSettings};
+use crate::metrics::{Metrics, MetricsSettings};
 use crate::settings::{EmbeddedMigration, ServiceSettings};
-use crate::shutdown::{
-    self, ALLFRAME_SHUTDOWN_DELAY_SECS, ALLFRAME_SHUTDOWN_TIMEOUT_SECS, RunningService, Sequence,
-    Signals,
-};
+use crate::shutdown::{self, RunningService, Sequence, Signals};
 use crate::tasks::TaskRegistry;
 use crate::telemetry::TracingSettings;
 use crate::{RestApi, Service, deferred, rest, server, telemetry};
 
 /// The variable overriding the REST port.
-pub const PORT: &str = "PORT";
+pub const PORT: &str = allframe_env::PORT.name;
 /// The variable overriding the gRPC port.
-pub const GRPC_PORT: &str = "GRPC_PORT";
+pub const GRPC_PORT: &str = allframe_env::GRPC_PORT.name;
 /// The variable overriding the address servers bind to (default `0.0.0.0`).
-pub const ALLFRAME_BIND_ADDR: &str = "ALLFRAME_BIND_ADDR";
-/// The variable setting the largest gRPC message the server accepts, in bytes.
-pub const ALLFRAME_GRPC_MAX_MESSAGE_BYTES: &str = "ALLFRAME_GRPC_MAX_MESSAGE_BYTES";
+pub const ALLFRAME_BIND_ADDR: &str = allframe_env::ALLFRAME_BIND_ADDR.name;
 /// The largest gRPC message accepted by default: 4 MiB, tonic's own default.
 pub const DEFAULT_GRPC_MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 
@@ -91,47 +86,37 @@ impl RunConfig {
         grpc: bool,
         metrics: Option<MetricsSettings>,
     ) -> Result<Self, RuntimeError> {
-        let ip = match env.get_non_empty(ALLFRAME_BIND_ADDR) {
-            None => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-            Some(value) => value.trim().parse().map_err(|_| RuntimeError::InvalidEnv {
-                var: ALLFRAME_BIND_ADDR,
-                value,
-                reason: "expected an IP address such as 0.0.0.0, 127.0.0.1 or ::",
-            })?,
-        };
-        let rest_port = port(env, PORT)?.unwrap_or(settings.rest_port);
+        use allframe_env as vars;
+        let ip = parsed(env, vars::ALLFRAME_BIND_ADDR, vars::Var::ip_addr)?
+            .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        let rest_port = parsed(env, vars::PORT, vars::Var::port)?.unwrap_or(settings.rest_port);
         let grpc_addr = if grpc {
-            let grpc_port = port(env, GRPC_PORT)?.or(settings.grpc_port).ok_or(
-                RuntimeError::MissingGrpcPort {
+            let grpc_port = parsed(env, vars::GRPC_PORT, vars::Var::port)?
+                .or(settings.grpc_port)
+                .ok_or(RuntimeError::MissingGrpcPort {
                     service: settings.name,
-                },
-            )?;
+                })?;
             Some(SocketAddr::new(ip, grpc_port))
         } else {
             None
         };
         let metrics_addr = match metrics {
-            Some(metrics) => port(env, METRICS_PORT)?
+            Some(metrics) => parsed(env, vars::METRICS_PORT, vars::Var::port)?
                 .or(metrics.port)
                 .map(|port| SocketAddr::new(ip, port)),
             None => None,
         };
-        let shutdown_timeout = seconds(env, ALLFRAME_SHUTDOWN_TIMEOUT_SECS)?
-            .unwrap_or(Duration::from_secs(settings.shutdown_timeout_secs));
-        let shutdown_delay = seconds(env, ALLFRAME_SHUTDOWN_DELAY_SECS)?.unwrap_or(Duration::ZERO);
-        let grpc_max_message_bytes = match env.get_non_empty(ALLFRAME_GRPC_MAX_MESSAGE_BYTES) {
-            None => DEFAULT_GRPC_MAX_MESSAGE_BYTES,
-            Some(value) => match value.trim().parse::<usize>() {
-                Ok(bytes) if bytes > 0 => bytes,
-                _ => {
-                    return Err(RuntimeError::InvalidEnv {
-                        var: ALLFRAME_GRPC_MAX_MESSAGE_BYTES,
-                        value,
-                        reason: "expected a whole number of bytes, at least 1",
-                    });
-                }
-            },
-        };
+        let shutdown_timeout = parsed(
+            env,
+            vars::ALLFRAME_SHUTDOWN_TIMEOUT_SECS,
+            vars::Var::seconds,
+        )?
+        .unwrap_or(Duration::from_secs(settings.shutdown_timeout_secs));
+        let shutdown_delay = parsed(env, vars::ALLFRAME_SHUTDOWN_DELAY_SECS, vars::Var::seconds)?
+            .unwrap_or_default();
+        let grpc_max_message_bytes =
+            parsed(env, vars::ALLFRAME_GRPC_MAX_MESSAGE_BYTES, vars::Var::bytes)?
+                .unwrap_or(DEFAULT_GRPC_MAX_MESSAGE_BYTES);
         Ok(Self {
             rest_addr: SocketAddr::new(ip, rest_port),
             grpc_addr,
@@ -144,33 +129,16 @@ impl RunConfig {
     }
 }
 
-/// A whole number of seconds from `var`, when set.
-fn seconds(env: &Environment, var: &'static str) -> Result<Option<Duration>, RuntimeError> {
-    env.get_non_empty(var)
-        .map(|value| match value.trim().parse::<u64>() {
-            Ok(secs) => Ok(Duration::from_secs(secs)),
-            Err(_) => Err(RuntimeError::InvalidEnv {
-                var,
-                value,
-                reason: "expected a whole number of seconds",
-            }),
-        })
+/// `var`'s value parsed by `parse` (a parser of the contract), when set and not blank.
+fn parsed<T>(
+    env: &Environment,
+    var: allframe_env::Var,
+    parse: fn(&allframe_env::Var, &str) -> Result<T, allframe_env::Invalid>,
+) -> Result<Option<T>, RuntimeError> {
+    env.get_non_empty(var.name)
+        .map(|value| parse(&var, &value))
         .transpose()
-}
-
-fn port(env: &Environment, var: &'static str) -> Result<Option<u16>, RuntimeError> {
-    env.get_non_empty(var)
-        .map(|value| {
-            value
-                .trim()
-                .parse::<u16>()
-                .map_err(|_| RuntimeError::InvalidEnv {
-                    var,
-                    value,
-                    reason: "expected a port number from 0 to 65535",
-                })
-        })
-        .transpose()
+        .map_err(RuntimeError::from)
 }
 
 impl<S> Launcher<S> {
@@ -522,6 +490,10 @@ fn report_startup_error(error: &RuntimeError) {
 mod tests {
     use super::*;
     use crate::settings::LogFormat;
+    use crate::shutdown::{ALLFRAME_SHUTDOWN_DELAY_SECS, ALLFRAME_SHUTDOWN_TIMEOUT_SECS};
+
+    const ALLFRAME_GRPC_MAX_MESSAGE_BYTES: &str =
+        allframe_env::ALLFRAME_GRPC_MAX_MESSAGE_BYTES.name;
 
     static SETTINGS: ServiceSettings = ServiceSettings {
         architecture: "shop",

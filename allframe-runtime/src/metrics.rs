@@ -42,7 +42,7 @@ use crate::messaging::OutboxMetricsSnapshot;
 /// The path of the scrape endpoint.
 pub const METRICS_PATH: &str = "/metrics";
 /// The variable overriding the metrics port (a separate listener).
-pub const METRICS_PORT: &str = "METRICS_PORT";
+pub const METRICS_PORT: &str = allframe_env::METRICS_PORT.name;
 /// The content type of the OpenMetrics text format.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 

@@ -24,12 +24,12 @@ use crate::server::{DrainReport, Server};
 use crate::tasks::{TaskRegistry, TasksStopped};
 
 /// The variable overriding the drain deadline.
-pub const ALLFRAME_SHUTDOWN_TIMEOUT_SECS: &str = "ALLFRAME_SHUTDOWN_TIMEOUT_SECS";
+pub const ALLFRAME_SHUTDOWN_TIMEOUT_SECS: &str = allframe_env::ALLFRAME_SHUTDOWN_TIMEOUT_SECS.name;
 
 /// The variable setting the readiness propagation delay: seconds between the shutdown signal
 /// and the listeners closing, during which readiness answers 503 and new connections are still
 /// served. Default 0 (Ctrl-C stops at once); the generated Kubernetes manifests set 5.
-pub const ALLFRAME_SHUTDOWN_DELAY_SECS: &str = "ALLFRAME_SHUTDOWN_DELAY_SECS";
+pub const ALLFRAME_SHUTDOWN_DELAY_SECS: &str = allframe_env::ALLFRAME_SHUTDOWN_DELAY_SECS.name;
 
 /// The least time background tasks get to stop after the drain.
 const MIN_TASK_GRACE: Duration = Duration::from_secs(1);

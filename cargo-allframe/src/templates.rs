@@ -336,6 +336,17 @@ impl Renderer {
         });
         env.set_formatter(escape_formatter);
         env.remove_filter("safe");
+        // `{{ env.PORT }}`: the names of the runtime's environment variables, from the one
+        // contract (`allframe-env`); a name it lacks is an error at render time.
+        env.add_global(
+            "env",
+            Value::from(
+                allframe_env::ALL
+                    .iter()
+                    .map(|var| (var.name, var.name))
+                    .collect::<std::collections::BTreeMap<_, _>>(),
+            ),
+        );
         env.add_filter("toml_str", |v: &str| Value::from_safe_string(toml_str(v)));
         env.add_filter("yaml", |v: Value| Value::from_safe_string(yaml_str(v)));
         env.add_filter("hcl", |v: Value| Value::from_safe_string(hcl_str(v)));

@@ -4,6 +4,8 @@
 //! keeping edits to infrastructure files.
 
 mod common;
+#[path = "infra/env_contract.rs"]
+mod env_contract;
 #[path = "infra/paas_and_flags.rs"]
 mod paas_and_flags;
 #[path = "infra/pulumi.rs"]

@@ -44,9 +44,9 @@ pub use sql_store::SqlStore;
 pub use store::{Clock, IdempotencyStore, StoreError, StoredResponse, SystemClock};
 
 /// The variable naming the Redis server when `storage = "redis"`.
-pub const REDIS_URL: &str = "REDIS_URL";
+pub const REDIS_URL: &str = allframe_env::REDIS_URL.name;
 /// Overrides `ttl_hours` with a number of seconds (for tests and short-lived environments).
-pub const ALLFRAME_IDEMPOTENCY_TTL_SECS: &str = "ALLFRAME_IDEMPOTENCY_TTL_SECS";
+pub const ALLFRAME_IDEMPOTENCY_TTL_SECS: &str = allframe_env::ALLFRAME_IDEMPOTENCY_TTL_SECS.name;
 /// The header marking a replayed response.
 pub const REPLAYED_HEADER: &str = "idempotent-replayed";
 /// The header marking a replay whose body was too large to keep.
@@ -164,8 +164,8 @@ pub enum IdempotencyError {
 /// The TTL in effect: `ALLFRAME_IDEMPOTENCY_TTL_SECS` if set, else `ttl_hours`.
 fn ttl(settings: &IdempotencySettings, env: &Environment) -> Result<Duration, IdempotencyError> {
     match env.get_non_empty(ALLFRAME_IDEMPOTENCY_TTL_SECS) {
-        Some(value) => match value.trim().parse::<u64>() {
-            Ok(secs) if secs > 0 => Ok(Duration::from_secs(secs)),
+        Some(value) => match allframe_env::ALLFRAME_IDEMPOTENCY_TTL_SECS.seconds(&value) {
+            Ok(ttl) if !ttl.is_zero() => Ok(ttl),
             _ => Err(IdempotencyError::InvalidTtlOverride { value }),
         },
         None if settings.ttl_hours == 0 => Err(IdempotencyError::ZeroTtl),

@@ -35,7 +35,7 @@ use crate::BoxError;
 use crate::env::Environment;
 
 /// The variable naming the event bus.
-pub const EVENT_BUS_URL: &str = "EVENT_BUS_URL";
+pub const EVENT_BUS_URL: &str = allframe_env::EVENT_BUS_URL.name;
 /// The local bus file inside the data directory.
 pub const DEFAULT_BUS_FILE: &str = "bus.db";
 /// The schemes `EVENT_BUS_URL` accepts.

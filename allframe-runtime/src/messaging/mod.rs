@@ -176,7 +176,8 @@ pub enum MessagingError {
 /// Pattern `transactional` on Kafka: how many units of work of one service instance can hold a
 /// Kafka transaction at once (one transactional producer each), 1 to 64; default
 /// [`DEFAULT_TRANSACTIONAL_PRODUCERS`].
-pub const ALLFRAME_KAFKA_TRANSACTIONAL_PRODUCERS: &str = "ALLFRAME_KAFKA_TRANSACTIONAL_PRODUCERS";
+pub const ALLFRAME_KAFKA_TRANSACTIONAL_PRODUCERS: &str =
+    allframe_env::ALLFRAME_KAFKA_TRANSACTIONAL_PRODUCERS.name;
 
 /// How many transactional producers a service instance keeps when
 /// [`ALLFRAME_KAFKA_TRANSACTIONAL_PRODUCERS`] is unset.
@@ -187,14 +188,14 @@ fn transactional_producers(env: &Environment) -> Result<usize, MessagingError> {
     let Some(value) = env.get_non_empty(ALLFRAME_KAFKA_TRANSACTIONAL_PRODUCERS) else {
         return Ok(DEFAULT_TRANSACTIONAL_PRODUCERS);
     };
-    match value.trim().parse::<usize>() {
-        Ok(count) if (1..=64).contains(&count) => Ok(count),
-        _ => Err(MessagingError::InvalidEnv {
-            var: ALLFRAME_KAFKA_TRANSACTIONAL_PRODUCERS,
-            value,
-            reason: "expected a whole number from 1 to 64",
-        }),
-    }
+    allframe_env::ALLFRAME_KAFKA_TRANSACTIONAL_PRODUCERS
+        .count(&value)
+        .map(|count| count as usize)
+        .map_err(|invalid| MessagingError::InvalidEnv {
+            var: invalid.var,
+            value: invalid.value,
+            reason: invalid.reason,
+        })
 }
 
 impl From<MessagingError> for ApiError {

@@ -17,7 +17,7 @@ use crate::env::Environment;
 use crate::settings::LogFormat;
 
 /// The variable holding the log filter.
-pub const RUST_LOG: &str = "RUST_LOG";
+pub const RUST_LOG: &str = allframe_env::RUST_LOG.name;
 /// The filter used when `RUST_LOG` is unset.
 pub const DEFAULT_FILTER: &str = "info";
 
@@ -74,9 +74,10 @@ pub enum TraceSampling {
 }
 
 /// The OTLP collector endpoint for traces (`http://host:4317`, gRPC).
-pub const OTEL_EXPORTER_OTLP_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
+pub const OTEL_EXPORTER_OTLP_ENDPOINT: &str = allframe_env::OTEL_EXPORTER_OTLP_ENDPOINT.name;
 /// A traces-only endpoint, taking precedence over [`OTEL_EXPORTER_OTLP_ENDPOINT`].
-pub const OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT";
+pub const OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: &str =
+    allframe_env::OTEL_EXPORTER_OTLP_TRACES_ENDPOINT.name;
 
 /// The span export of a running service, flushed and stopped at shutdown.
 #[derive(Debug)]

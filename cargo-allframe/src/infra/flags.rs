@@ -11,6 +11,7 @@
 
 use allframe_config::model::FlagProvider;
 use allframe_config::{Architecture, EnvString};
+use allframe_env as vars;
 use minijinja::context;
 use minijinja::value::Value;
 use serde::Serialize;
@@ -23,7 +24,7 @@ use crate::templates::{Renderer, cloud as t};
 use crate::workspace::PlannedFile;
 
 /// The environment variable holding the SDK key where it is a secret of the service.
-pub const SDK_KEY: &str = "FEATURE_FLAGS_SDK_KEY";
+pub const SDK_KEY: &str = vars::FEATURE_FLAGS_SDK_KEY.name;
 
 /// What the templates know of `[feature_flags]`.
 #[derive(Debug, Clone, Serialize)]
@@ -63,20 +64,23 @@ pub fn context(architecture: &Architecture) -> Option<FlagsContext> {
 pub fn service_env(flags: &FlagsContext, cloud: &str) -> Vec<(&'static str, Code)> {
     let quoted = hcl_literal;
     let mut out = vec![
-        ("FEATURE_FLAGS_PROVIDER", quoted(flags.provider)),
-        ("FEATURE_FLAGS_URL", Code::new("var.feature_flags_url")),
+        (vars::FEATURE_FLAGS_PROVIDER.name, quoted(flags.provider)),
         (
-            "FEATURE_FLAGS_SYNC_INTERVAL_SECONDS",
+            vars::FEATURE_FLAGS_URL.name,
+            Code::new("var.feature_flags_url"),
+        ),
+        (
+            vars::FEATURE_FLAGS_SYNC_INTERVAL_SECONDS.name,
             quoted(&flags.sync_interval_seconds.to_string()),
         ),
         (
-            "FEATURE_FLAGS_DEFAULT_STRATEGY",
+            vars::FEATURE_FLAGS_DEFAULT_STRATEGY.name,
             quoted(flags.default_strategy),
         ),
     ];
     if cloud == "aws" {
         out.push((
-            "FEATURE_FLAGS_SECRET_ARN",
+            vars::FEATURE_FLAGS_SECRET_ARN.name,
             Code::new("data.aws_secretsmanager_secret.feature_flags.arn"),
         ));
     }

@@ -16,6 +16,7 @@ pub mod pulumi;
 pub mod shutdown;
 pub mod terraform;
 
+use allframe_env as vars;
 use std::collections::BTreeSet;
 
 use allframe_config::Architecture;
@@ -212,22 +213,31 @@ fn host_test_env(infra: &InfraContext) -> Vec<EnvVar> {
     };
     if let Some(pg) = engines.postgres {
         push(
-            "DATABASE_URL",
+            vars::DATABASE_URL.name,
             format!("postgres://allframe@localhost:{}/allframe", pg.host),
         );
     }
     if let Some(kafka) = engines.kafka {
-        push("EVENT_BUS_URL", format!("kafka://localhost:{}", kafka.host));
+        push(
+            vars::EVENT_BUS_URL.name,
+            format!("kafka://localhost:{}", kafka.host),
+        );
     } else if let Some(nats) = engines.nats {
-        push("EVENT_BUS_URL", format!("nats://localhost:{}", nats.host));
+        push(
+            vars::EVENT_BUS_URL.name,
+            format!("nats://localhost:{}", nats.host),
+        );
     } else if let Some(rabbit) = engines.rabbitmq {
         push(
-            "EVENT_BUS_URL",
+            vars::EVENT_BUS_URL.name,
             format!("amqp://guest:guest@localhost:{}/%2f", rabbit.host),
         );
     }
     if let Some(redis) = engines.redis {
-        push("REDIS_URL", format!("redis://localhost:{}", redis.host));
+        push(
+            vars::REDIS_URL.name,
+            format!("redis://localhost:{}", redis.host),
+        );
     }
     out
 }

@@ -7,6 +7,7 @@
 //! secret is ever put in this model: credentials come from the environment or the cloud's
 //! secret store at deploy or run time.
 
+use allframe_env as vars;
 use std::collections::{BTreeMap, BTreeSet};
 
 use allframe_config::model::{
@@ -461,43 +462,49 @@ pub fn build(architecture: &Architecture, scope: Scope<'_>) -> InfraContext {
             })
             .collect();
 
-        let mut compose_env = vec![env("PORT", s.common.http_port.to_string())];
+        let mut compose_env = vec![env(vars::PORT.name, s.common.http_port.to_string())];
         if let Some(port) = s.common.grpc_port {
-            compose_env.push(env("GRPC_PORT", port.to_string()));
+            compose_env.push(env(vars::GRPC_PORT.name, port.to_string()));
         }
         if let Some(port) = s.common.metrics_port {
-            compose_env.push(env("METRICS_PORT", port.to_string()));
+            compose_env.push(env(vars::METRICS_PORT.name, port.to_string()));
         }
-        compose_env.push(env("ALLFRAME_DATA_DIR", "/data"));
+        compose_env.push(env(vars::ALLFRAME_DATA_DIR.name, "/data"));
         match (s.common.database, &database_name) {
             (DatabaseKind::Postgres, Some(db)) => {
                 compose_env.push(env(
-                    "DATABASE_URL",
+                    vars::DATABASE_URL.name,
                     format!("postgres://allframe@postgres:5432/{db}"),
                 ));
             }
             (DatabaseKind::Mysql, Some(db)) => {
-                compose_env.push(env("DATABASE_URL", format!("mysql://root@mysql:3306/{db}")));
+                compose_env.push(env(
+                    vars::DATABASE_URL.name,
+                    format!("mysql://root@mysql:3306/{db}"),
+                ));
             }
             (DatabaseKind::Dynamodb, _) => {
-                compose_env.push(env("DYNAMODB_ENDPOINT", "http://dynamodb:8000"));
+                compose_env.push(env(vars::DYNAMODB_ENDPOINT.name, "http://dynamodb:8000"));
             }
             (DatabaseKind::Firestore, _) => {
-                compose_env.push(env("FIRESTORE_EMULATOR_HOST", "firestore:8200"));
+                compose_env.push(env(vars::FIRESTORE_EMULATOR_HOST.name, "firestore:8200"));
             }
             _ => {}
         }
         if bus && let Some(url) = &event_bus_url {
-            compose_env.push(env("EVENT_BUS_URL", url.clone()));
+            compose_env.push(env(vars::EVENT_BUS_URL.name, url.clone()));
         }
         if bus {
             match settings.events.schema_registry {
                 SchemaRegistry::Confluent if engines.confluent_registry.is_some() => {
-                    compose_env.push(env("SCHEMA_REGISTRY_URL", "http://schema-registry:8081"));
+                    compose_env.push(env(
+                        vars::SCHEMA_REGISTRY_URL.name,
+                        "http://schema-registry:8081",
+                    ));
                 }
                 SchemaRegistry::Apicurio if engines.apicurio_registry.is_some() => {
                     compose_env.push(env(
-                        "SCHEMA_REGISTRY_URL",
+                        vars::SCHEMA_REGISTRY_URL.name,
                         "http://schema-registry:8080/apis/ccompat/v7",
                     ));
                 }
@@ -505,15 +512,15 @@ pub fn build(architecture: &Architecture, scope: Scope<'_>) -> InfraContext {
             }
         }
         if redis {
-            compose_env.push(env("REDIS_URL", "redis://redis:6379"));
+            compose_env.push(env(vars::REDIS_URL.name, "redis://redis:6379"));
         }
         if let Archetype::Cache(cache) = &s.archetype {
             match cache.backend {
                 CacheBackend::Memcached => {
-                    compose_env.push(env("MEMCACHED_URL", "memcache://memcached:11211"));
+                    compose_env.push(env(vars::MEMCACHED_URL.name, "memcache://memcached:11211"));
                 }
                 CacheBackend::Hazelcast => {
-                    compose_env.push(env("HAZELCAST_ADDRESS", "hazelcast:5701"));
+                    compose_env.push(env(vars::HAZELCAST_ADDRESS.name, "hazelcast:5701"));
                 }
                 CacheBackend::Redis => {}
             }
@@ -528,12 +535,11 @@ pub fn build(architecture: &Architecture, scope: Scope<'_>) -> InfraContext {
         }
         if otel {
             compose_env.push(env(
-                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                vars::OTEL_EXPORTER_OTLP_ENDPOINT.name,
                 "http://otel-collector:4317",
             ));
-            compose_env.push(env("OTEL_SERVICE_NAME", s.name()));
         }
-        compose_env.push(env("RUST_LOG", "info"));
+        compose_env.push(env(vars::RUST_LOG.name, "info"));
 
         services.push(InfraService {
             name: s.name().to_owned(),
@@ -609,15 +615,15 @@ pub fn build(architecture: &Architecture, scope: Scope<'_>) -> InfraContext {
     let mut test_env = Vec::new();
     if engines.postgres.is_some() {
         test_env.push(env(
-            "DATABASE_URL",
+            vars::DATABASE_URL.name,
             "postgres://allframe@postgres:5432/allframe",
         ));
     }
     if let Some(url) = &event_bus_url {
-        test_env.push(env("EVENT_BUS_URL", url.clone()));
+        test_env.push(env(vars::EVENT_BUS_URL.name, url.clone()));
     }
     if engines.redis.is_some() {
-        test_env.push(env("REDIS_URL", "redis://redis:6379"));
+        test_env.push(env(vars::REDIS_URL.name, "redis://redis:6379"));
     }
     let test_dependencies = engines
         .names

@@ -12,6 +12,7 @@
 
 use allframe_config::model::{AwsRuntime, EventFormat, GcpRuntime};
 use allframe_config::{Architecture, EnvString, Segment};
+use allframe_env as vars;
 use minijinja::context;
 use minijinja::value::Value;
 use serde::Serialize;
@@ -323,22 +324,25 @@ pub fn plan(
             let mut out = Vec::new();
             if s.bus && bus == Some("kafka") {
                 out.push((
-                    "EVENT_BUS_URL",
+                    vars::EVENT_BUS_URL.name,
                     Code::new("\"kafka://${msk-cluster.bootstrapBrokersSaslIam}\""),
                 ));
             }
             if s.bus && bus == Some("sqs") {
-                out.push(("EVENT_BUS_NAME", Code::new("\"${event-bus.name}\"")));
+                out.push((
+                    vars::EVENT_BUS_NAME.name,
+                    Code::new("\"${event-bus.name}\""),
+                ));
                 if !s.consumes.is_empty() {
                     out.push((
-                        "EVENT_QUEUE_URL",
+                        vars::EVENT_QUEUE_URL.name,
                         Code::new(format!("\"${{{}-queue.url}}\"", s.name)),
                     ));
                 }
             }
             if s.redis {
                 out.push((
-                    "REDIS_URL",
+                    vars::REDIS_URL.name,
                     Code::new("\"rediss://${redis.primaryEndpointAddress}:6379\""),
                 ));
             }
@@ -436,7 +440,7 @@ pub fn plan(
         let list = services(&tf, |s| {
             if s.redis {
                 vec![(
-                    "REDIS_URL",
+                    vars::REDIS_URL.name,
                     Code::new("\"rediss://${redis.host}:${redis.port}\""),
                 )]
             } else {

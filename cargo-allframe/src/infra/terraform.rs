@@ -9,6 +9,7 @@
 
 use allframe_config::model::{AwsRuntime, EventFormat, GcpRuntime};
 use allframe_config::{Architecture, EnvString, Segment};
+use allframe_env as vars;
 use minijinja::context;
 use minijinja::value::Value;
 use serde::Serialize;
@@ -22,20 +23,20 @@ use crate::workspace::PlannedFile;
 
 /// Environment variables holding connection URLs: secrets in the cloud, never plain values.
 pub const SECRET_ENV: &[&str] = &[
-    "DATABASE_URL",
-    "EVENT_BUS_URL",
-    "REDIS_URL",
-    "MEMCACHED_URL",
-    "HAZELCAST_ADDRESS",
-    "SCHEMA_REGISTRY_URL",
+    vars::DATABASE_URL.name,
+    vars::EVENT_BUS_URL.name,
+    vars::REDIS_URL.name,
+    vars::MEMCACHED_URL.name,
+    vars::HAZELCAST_ADDRESS.name,
+    vars::SCHEMA_REGISTRY_URL.name,
 ];
 
 /// Environment variables that only make sense in the local compose stack.
 const LOCAL_ONLY_ENV: &[&str] = &[
-    "ALLFRAME_DATA_DIR",
-    "DYNAMODB_ENDPOINT",
-    "FIRESTORE_EMULATOR_HOST",
-    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    vars::ALLFRAME_DATA_DIR.name,
+    vars::DYNAMODB_ENDPOINT.name,
+    vars::FIRESTORE_EMULATOR_HOST.name,
+    vars::OTEL_EXPORTER_OTLP_ENDPOINT.name,
 ];
 
 /// Words in a variable's name that mark it as sensitive in Terraform.
@@ -268,8 +269,8 @@ pub(super) fn tf_services(infra: &InfraContext) -> Vec<TfService> {
                 .copied()
                 .filter(|key| service.compose_env.iter().any(|e| e.name == *key))
                 .collect();
-            if service.database_name.is_some() && !secret_keys.contains(&"DATABASE_URL") {
-                secret_keys.insert(0, "DATABASE_URL");
+            if service.database_name.is_some() && !secret_keys.contains(&vars::DATABASE_URL.name) {
+                secret_keys.insert(0, vars::DATABASE_URL.name);
             }
             let secret_width = secret_keys.iter().map(|k| k.len()).max().unwrap_or(0);
             TfService {
@@ -387,7 +388,7 @@ pub fn plan(
             let mut out = Vec::new();
             if s.bus && bus == Some("kafka") {
                 out.push((
-                    "EVENT_BUS_URL",
+                    vars::EVENT_BUS_URL.name,
                     Code::new(
                         "\"kafka://${aws_msk_serverless_cluster.main.bootstrap_brokers_sasl_iam}\"",
                     ),
@@ -395,18 +396,18 @@ pub fn plan(
             }
             if s.bus && bus == Some("sqs") {
                 out.push((
-                    "EVENT_BUS_NAME",
+                    vars::EVENT_BUS_NAME.name,
                     Code::new("aws_cloudwatch_event_bus.main.name"),
                 ));
                 if !s.consumes.is_empty() {
                     out.push((
-                        "EVENT_QUEUE_URL",
+                        vars::EVENT_QUEUE_URL.name,
                         Code::new(format!("module.{}_queue.queue_url", s.snake)),
                     ));
                 }
             }
             if s.redis {
-                out.push(("REDIS_URL", Code::new("\"rediss://${aws_elasticache_replication_group.main.primary_endpoint_address}:6379\"")));
+                out.push((vars::REDIS_URL.name, Code::new("\"rediss://${aws_elasticache_replication_group.main.primary_endpoint_address}:6379\"")));
             }
             if let Some(flags) = &flags {
                 out.extend(super::flags::service_env(flags, "aws"));
@@ -471,7 +472,7 @@ pub fn plan(
         let mut gcp_services = wire(&services, |s| {
             let mut out = Vec::new();
             if s.service.redis {
-                out.push(("REDIS_URL", Code::new("\"rediss://${google_redis_instance.main.host}:${google_redis_instance.main.port}\"")));
+                out.push((vars::REDIS_URL.name, Code::new("\"rediss://${google_redis_instance.main.host}:${google_redis_instance.main.port}\"")));
             }
             if let Some(flags) = &flags {
                 out.extend(super::flags::service_env(flags, "gcp"));
