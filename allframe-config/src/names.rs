@@ -215,6 +215,7 @@ pub fn type_name_conflict(name: &str) -> Option<&'static str> {
 
 /// Why a valid service name cannot name a crate, if it cannot.
 pub fn crate_name_conflict(name: &str) -> Option<&'static str> {
+    let ty = pascal(name);
     if RESERVED_CRATES.contains(&name) {
         Some("the name of a crate every generated service depends on or of Rust's own")
     } else if is_keyword(&name.replace('-', "_")) {
@@ -223,10 +224,7 @@ pub fn crate_name_conflict(name: &str) -> Option<&'static str> {
         Some("a directory of Cargo's build output, which Cargo refuses as a binary name")
     } else if WINDOWS_RESERVED.contains(&name) {
         Some("a device name on Windows, where its directory could not be created")
-    } else if {
-        let ty = pascal(name);
-        PRELUDE.contains(&ty.as_str()) || GENERATED_NAMES.contains(&ty.as_str())
-    } {
+    } else if PRELUDE.contains(&ty.as_str()) || GENERATED_NAMES.contains(&ty.as_str()) {
         Some(
             "spelt in code as a type that shadows a name the generated code uses (`result` → `Result`)",
         )

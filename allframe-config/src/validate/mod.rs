@@ -1,5 +1,5 @@
 //! Stage 3: checks across the whole file, after types are known. Every problem is pushed; none
-//! stops the others. Each check is one function; the checks of names live in [`names`].
+//! stops the others. Each check is one function; the checks of names live in `names`.
 
 mod names;
 mod tokens;
