@@ -172,16 +172,18 @@ pub struct CrateContext<'a> {
     pub responsibility: &'a str,
     /// Shorthand for `service.features`.
     pub features: &'a [&'static str],
-    /// Shorthand for `service.common.messaging`.
+    /// Shorthand for `service.messaging`.
     pub messaging: Option<&'a MessagingContext>,
-    /// Shorthand for `service.common.messaging.event`: the event the create command publishes.
+    /// Shorthand for `service.messaging.event`: the event the create command publishes.
     pub event: Option<&'a EventNames>,
-    /// Shorthand for `service.common.idempotency`.
+    /// Shorthand for `service.idempotency`.
     pub idempotency: Option<&'a IdempotencyContext>,
     /// The runtime's directory with `--runtime-path`.
     pub runtime_path: Option<&'a str>,
     /// The runtime's version otherwise.
     pub runtime_version: &'a str,
+    /// The exact tonic, prost and build-dependency versions of a gRPC crate.
+    pub versions: &'static crate::versions::GrpcVersions,
 }
 
 impl<'a> CrateContext<'a> {
@@ -202,6 +204,7 @@ impl<'a> CrateContext<'a> {
             idempotency: service.idempotency.as_ref(),
             runtime_path,
             runtime_version,
+            versions: crate::versions::grpc(),
         }
     }
 }

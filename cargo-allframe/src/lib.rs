@@ -23,6 +23,7 @@ pub mod plural;
 pub mod report;
 pub mod rustfmt;
 pub mod templates;
+pub mod versions;
 pub mod workspace;
 
 use std::io::IsTerminal;
