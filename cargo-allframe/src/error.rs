@@ -210,6 +210,18 @@ pub enum CliError {
         dir: PathBuf,
     },
 
+    /// An archetype's `manifest.toml` does not describe its templates (a bug in
+    /// cargo-allframe).
+    #[error("the embedded scaffold is broken: {reason}")]
+    #[diagnostic(
+        code(allframe::scaffold),
+        help("this is a bug in cargo-allframe; please report it")
+    )]
+    Scaffold {
+        /// What is wrong.
+        reason: String,
+    },
+
     /// A template failed to render (a bug in cargo-allframe).
     #[error("cannot render the template `{template}`")]
     #[diagnostic(

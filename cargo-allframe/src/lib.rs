@@ -22,6 +22,7 @@ pub mod plan;
 pub mod plural;
 pub mod report;
 pub mod rustfmt;
+pub mod scaffold;
 pub mod templates;
 pub mod versions;
 pub mod workspace;

@@ -7,7 +7,8 @@ use allframe_config::Architecture;
 
 use crate::context::{CrateContext, RuntimeSource, ServiceContext, Skipped, WorkspaceContext};
 use crate::error::CliError;
-use crate::templates::{Renderer, STATELESS, Template, WORKSPACE, When};
+use crate::scaffold::Scaffold;
+use crate::templates::{Renderer, Template, When};
 use crate::workspace::PlannedFile;
 
 /// The name of the architecture file's copy at the workspace root (the services' attribute
@@ -52,7 +53,8 @@ pub fn plan(
         services: &services,
         skipped: &skipped,
     };
-    for template in WORKSPACE {
+    let scaffold = Scaffold::get()?;
+    for template in &scaffold.workspace {
         let (path, text) = renderer.render(template, &workspace)?;
         files.push(PlannedFile::new(path, text));
     }
@@ -60,7 +62,7 @@ pub fn plan(
 
     for service in &services {
         let context = CrateContext::new(service, runtime);
-        for template in STATELESS.iter().filter(|t| applies(t, service)) {
+        for template in scaffold.stateless.iter().filter(|t| applies(t, service)) {
             let (path, text) = renderer.render(template, &context)?;
             files.push(PlannedFile::new(
                 format!("services/{}/{path}", service.names.kebab),

@@ -1,9 +1,11 @@
 //! The scaffold templates, embedded in the binary so an installed `cargo-allframe` needs no
 //! checkout of the repository, and the minijinja environment that renders them.
 //!
-//! The sources live in `archetypes/<type>/` and mirror the tree they produce; this module only
-//! lists them, says where each one goes and when it applies. What goes into a template's context
-//! is decided in [`crate::context`].
+//! The sources live in `archetypes/<type>/` and mirror the tree they produce. The scaffold of a
+//! service crate and of the workspace is listed by each folder's `manifest.toml` (read in
+//! [`crate::scaffold`]); the infrastructure templates, each rendered by code of its own in
+//! [`crate::infra`], are listed here. What goes into a template's context is decided in
+//! [`crate::context`].
 
 use minijinja::syntax::SyntaxConfig;
 use minijinja::value::{Serde, Value};
@@ -14,7 +16,8 @@ use crate::error::CliError;
 use crate::escape::Language;
 
 /// When a template applies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum When {
     /// Always.
     Always,
@@ -47,36 +50,6 @@ macro_rules! template {
         }
     };
 }
-
-/// The files of a `stateless` service crate, relative to `services/<name>/`.
-pub const STATELESS: &[Template] = &[
-    template!("stateless/Cargo.toml.jinja" => "Cargo.toml", Always),
-    template!("stateless/build.rs.jinja" => "build.rs", Always),
-    template!("stateless/src/main.rs.jinja" => "src/main.rs", Always),
-    template!("stateless/src/domain/mod.rs.jinja" => "src/domain/mod.rs", Always),
-    template!("stateless/src/domain/entity.rs.jinja" => "src/domain/{{ entity.snake }}.rs", Always),
-    template!("stateless/src/domain/event.rs.jinja" => "src/domain/{{ event.snake }}.rs", Messaging),
-    template!("stateless/src/application/mod.rs.jinja" => "src/application/mod.rs", Always),
-    template!("stateless/src/application/commands.rs.jinja" => "src/application/commands.rs", Always),
-    template!("stateless/src/application/queries.rs.jinja" => "src/application/queries.rs", Always),
-    template!("stateless/src/presentation/mod.rs.jinja" => "src/presentation/mod.rs", Always),
-    template!("stateless/src/presentation/rest.rs.jinja" => "src/presentation/rest.rs", Always),
-    template!("stateless/src/presentation/grpc.rs.jinja" => "src/presentation/grpc.rs", Grpc),
-    template!(
-        "stateless/migrations/0001_create_entities.sql.jinja"
-            => "migrations/0001_create_{{ entity.plural_snake }}.sql",
-        Always
-    ),
-    template!("stateless/proto/service.proto.jinja" => "proto/{{ service.kebab }}.proto", Grpc),
-    template!("stateless/tests/entity_api.rs.jinja" => "tests/{{ entity.snake }}_api.rs", Always),
-];
-
-/// The files at the root of the generated workspace (besides `architecture.toml`).
-pub const WORKSPACE: &[Template] = &[
-    template!("workspace/Cargo.toml.jinja" => "Cargo.toml", Always),
-    template!("workspace/README.md.jinja" => "README.md", Always),
-    template!("workspace/gitignore.jinja" => ".gitignore", Always),
-];
 
 /// The infrastructure, documentation and diagram templates, relative to the workspace root.
 /// Which of them apply, and with which context, is decided in [`crate::infra`].
@@ -356,9 +329,9 @@ impl Renderer {
         env.add_filter("dot_str", |v: &str| {
             Value::from_safe_string(crate::graph::dot_str(v))
         });
-        for template in STATELESS
-            .iter()
-            .chain(WORKSPACE)
+        let scaffold = crate::scaffold::Scaffold::get()?;
+        for template in scaffold
+            .all()
             .chain(infra::ALL)
             .chain(cloud::AWS)
             .chain(cloud::GCP)

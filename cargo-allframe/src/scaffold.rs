@@ -1,0 +1,145 @@
+//! The scaffold of each archetype, driven by data: `archetypes/<kind>/manifest.toml` lists the
+//! folder's templates, the path each renders to and when it applies. The whole `archetypes/`
+//! tree is embedded in the binary (`include_dir`; `build.rs` rebuilds the CLI when a file is
+//! added), so an installed `cargo-allframe` needs no checkout and adding a template to an
+//! archetype needs no code change.
+
+use std::sync::OnceLock;
+
+use include_dir::{Dir, include_dir};
+use serde::Deserialize;
+
+use crate::error::CliError;
+use crate::templates::{Template, When};
+
+/// Every file under `archetypes/`.
+static ARCHETYPES: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../archetypes");
+
+/// One `[[files]]` entry of a manifest.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Entry {
+    /// The template, relative to the archetype's folder.
+    template: String,
+    /// The path it renders to (itself a template).
+    output: String,
+    /// When it applies.
+    #[serde(default = "always")]
+    when: When,
+}
+
+fn always() -> When {
+    When::Always
+}
+
+/// A manifest: its files, in order.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Manifest {
+    files: Vec<Entry>,
+}
+
+/// The scaffold templates of every archetype folder, read once.
+#[derive(Debug)]
+pub struct Scaffold {
+    /// `stateless/`: a service crate, relative to `services/<name>/`.
+    pub stateless: Vec<Template>,
+    /// `workspace/`: the workspace root.
+    pub workspace: Vec<Template>,
+}
+
+impl Scaffold {
+    /// The scaffold, read from the embedded manifests on first use.
+    pub fn get() -> Result<&'static Scaffold, CliError> {
+        static SCAFFOLD: OnceLock<Result<Scaffold, String>> = OnceLock::new();
+        SCAFFOLD
+            .get_or_init(|| {
+                Ok(Scaffold {
+                    stateless: folder("stateless")?,
+                    workspace: folder("workspace")?,
+                })
+            })
+            .as_ref()
+            .map_err(|reason| CliError::Scaffold {
+                reason: reason.clone(),
+            })
+    }
+
+    /// Every scaffold template, for registration.
+    pub fn all(&self) -> impl Iterator<Item = &Template> {
+        self.stateless.iter().chain(&self.workspace)
+    }
+}
+
+/// The templates `archetypes/<kind>/manifest.toml` lists, with their embedded text.
+fn folder(kind: &str) -> Result<Vec<Template>, String> {
+    let path = format!("{kind}/manifest.toml");
+    let text = ARCHETYPES
+        .get_file(&path)
+        .and_then(|f| f.contents_utf8())
+        .ok_or_else(|| format!("archetypes/{path} is missing"))?;
+    let manifest: Manifest =
+        toml::from_str(text).map_err(|e| format!("archetypes/{path} is invalid: {e}"))?;
+    manifest
+        .files
+        .into_iter()
+        .map(|entry| {
+            let name = format!("{kind}/{}", entry.template);
+            let source = ARCHETYPES
+                .get_file(&name)
+                .and_then(|f| f.contents_utf8())
+                .ok_or_else(|| {
+                    format!("archetypes/{path} lists `{name}`, which is not a UTF-8 file there")
+                })?;
+            // Read once per process and kept for its life, like the embedded text itself.
+            Ok(Template {
+                name: name.leak(),
+                output: entry.output.leak(),
+                when: entry.when,
+                source,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_template_of_an_archetype_folder_is_in_its_manifest() {
+        let scaffold = Scaffold::get().expect("the manifests parse");
+        for (kind, listed) in [
+            ("stateless", &scaffold.stateless),
+            ("workspace", &scaffold.workspace),
+        ] {
+            let dir = ARCHETYPES.get_dir(kind).expect("the folder");
+            let mut on_disk = Vec::new();
+            let mut stack = vec![dir];
+            while let Some(dir) = stack.pop() {
+                on_disk.extend(
+                    dir.files()
+                        .map(|f| f.path().to_string_lossy().into_owned())
+                        .filter(|p| p.ends_with(".jinja")),
+                );
+                stack.extend(dir.dirs());
+            }
+            for file in &on_disk {
+                assert!(
+                    listed.iter().any(|t| t.name == file),
+                    "{file} is not listed in archetypes/{kind}/manifest.toml"
+                );
+            }
+            assert_eq!(on_disk.len(), listed.len(), "{kind}: {on_disk:?}");
+        }
+    }
+
+    #[test]
+    fn a_manifest_naming_a_missing_template_is_an_error_naming_it() {
+        let error = folder("no-such-archetype").expect_err("no manifest");
+        assert_eq!(
+            error,
+            "archetypes/no-such-archetype/manifest.toml is missing"
+        );
+    }
+}
