@@ -7,7 +7,8 @@
 #   bench/http.sh [SECONDS] [CONNECTIONS] [RUNS]
 #
 # Every POST carries a name no request used before (a run prefix, the wrk thread and a
-# counter), so every answer is a 201 that inserted a row; any non-2xx answer fails the run.
+# counter), so every answer is a 201 that inserted a row; any non-2xx answer or socket error
+# (timeouts after 10 s included) fails the run.
 # The two services are measured RUNS times, interleaved (alternating which goes first); the
 # ratio reported is the median, with the spread.
 set -euo pipefail
@@ -60,7 +61,7 @@ LUA
 # Requests/s of one wrk run; fails on any non-2xx answer or socket error.
 rps() {
     local out
-    out=$(wrk -t2 -c"$CONNECTIONS" -d"${SECONDS_PER_RUN}s" "$@")
+    out=$(wrk -t2 -c"$CONNECTIONS" -d"${SECONDS_PER_RUN}s" --timeout 10s "$@")
     if grep -q 'Non-2xx' <<<"$out"; then echo "non-2xx answers: $(grep 'Non-2xx' <<<"$out") for $*" >&2; exit 1; fi
     if grep -q 'Socket errors' <<<"$out"; then echo "$(grep 'Socket errors' <<<"$out") for $*" >&2; exit 1; fi
     awk '/Requests\/sec/ {print $2}' <<<"$out"
