@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use allframe_codegen::plan::{RuntimeFeature, ServicePlan};
-use allframe_config::model::IdempotencyStorage;
+use allframe_config::model::{IdempotencyStorage, ServiceType};
 use serde::Serialize;
 
 use crate::error::CliError;
@@ -51,6 +51,9 @@ impl RuntimeSource {
 /// A service's part of every template context.
 #[derive(Debug, Clone, Serialize)]
 pub struct ServiceContext {
+    /// The service's type: which archetype folder renders its crate.
+    #[serde(skip)]
+    pub kind: ServiceType,
     /// `kebab`, `snake`, `pascal`, `proto_package`.
     #[serde(flatten)]
     pub names: ServiceNames,
@@ -138,6 +141,7 @@ impl ServiceContext {
                 redis: policy.storage == IdempotencyStorage::Redis,
             });
         Self {
+            kind: service.kind(),
             names: ServiceNames::new(service.name()),
             responsibility,
             http_port: service.common.http_port,

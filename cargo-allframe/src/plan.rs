@@ -62,7 +62,8 @@ pub fn plan(
 
     for service in &services {
         let context = CrateContext::new(service, runtime);
-        for template in scaffold.stateless.iter().filter(|t| applies(t, service)) {
+        let templates = scaffold.archetype(service.kind);
+        for template in templates.iter().filter(|t| applies(t, service)) {
             let (path, text) = renderer.render(template, &context)?;
             files.push(PlannedFile::new(
                 format!("services/{}/{path}", service.names.kebab),

@@ -6,6 +6,8 @@
 
 use std::sync::OnceLock;
 
+use allframe_config::model::ServiceType;
+use allframe_config::support::GENERATED_TYPES;
 use include_dir::{Dir, include_dir};
 use serde::Deserialize;
 
@@ -42,8 +44,9 @@ struct Manifest {
 /// The scaffold templates of every archetype folder, read once.
 #[derive(Debug)]
 pub struct Scaffold {
-    /// `stateless/`: a service crate, relative to `services/<name>/`.
-    pub stateless: Vec<Template>,
+    /// Per generated service type, its folder's templates: a service crate, relative to
+    /// `services/<name>/`.
+    archetypes: Vec<(ServiceType, Vec<Template>)>,
     /// `workspace/`: the workspace root.
     pub workspace: Vec<Template>,
 }
@@ -54,8 +57,13 @@ impl Scaffold {
         static SCAFFOLD: OnceLock<Result<Scaffold, String>> = OnceLock::new();
         SCAFFOLD
             .get_or_init(|| {
+                // Every type the support stage says is generated has a folder of its own.
+                let archetypes = GENERATED_TYPES
+                    .iter()
+                    .map(|&kind| Ok((kind, folder(kind.as_str())?)))
+                    .collect::<Result<_, String>>()?;
                 Ok(Scaffold {
-                    stateless: folder("stateless")?,
+                    archetypes,
                     workspace: folder("workspace")?,
                 })
             })
@@ -65,9 +73,20 @@ impl Scaffold {
             })
     }
 
+    /// The templates of a `kind` service's crate (none for a type not generated).
+    pub fn archetype(&self, kind: ServiceType) -> &[Template] {
+        self.archetypes
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map_or(&[], |(_, templates)| templates.as_slice())
+    }
+
     /// Every scaffold template, for registration.
     pub fn all(&self) -> impl Iterator<Item = &Template> {
-        self.stateless.iter().chain(&self.workspace)
+        self.archetypes
+            .iter()
+            .flat_map(|(_, templates)| templates)
+            .chain(&self.workspace)
     }
 }
 
@@ -109,10 +128,11 @@ mod tests {
     #[test]
     fn every_template_of_an_archetype_folder_is_in_its_manifest() {
         let scaffold = Scaffold::get().expect("the manifests parse");
-        for (kind, listed) in [
-            ("stateless", &scaffold.stateless),
-            ("workspace", &scaffold.workspace),
-        ] {
+        let folders = GENERATED_TYPES
+            .iter()
+            .map(|&kind| (kind.as_str(), scaffold.archetype(kind)))
+            .chain([("workspace", scaffold.workspace.as_slice())]);
+        for (kind, listed) in folders {
             let dir = ARCHETYPES.get_dir(kind).expect("the folder");
             let mut on_disk = Vec::new();
             let mut stack = vec![dir];
