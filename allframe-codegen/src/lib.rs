@@ -4,10 +4,12 @@
 //!
 //! Stages, one module each: [`args`] (the attribute) → [`load`] (find, read, check and cache
 //! the file) → [`plan`] (the decisions about the crate, as data, shared with ignite) → an
-//! archetype module (`stateless`) emitting launcher calls through `patterns` → `fallback`
+//! archetype module (`archetype`: one per generated type) emitting launcher calls through
+//! `patterns` → `fallback`
 //! (errors plus a skeleton, so one mistake does not cascade). Generated code reaches the runtime only through
 //! `<crate>::__private`.
 
+mod archetype;
 pub mod args;
 mod fallback;
 pub mod load;
@@ -15,11 +17,9 @@ mod migrations;
 mod patterns;
 pub mod plan;
 mod settings;
-mod stateless;
 
 use std::path::PathBuf;
 
-use allframe_config::Archetype;
 use proc_macro2::TokenStream;
 
 pub use args::ServiceArgs;
@@ -78,14 +78,7 @@ fn try_expand(attr: TokenStream, item: TokenStream, env: &Env) -> Result<TokenSt
             })
             .unwrap_or_else(|| syn::Error::new(args.name_span, "the service cannot be planned"))
     })?;
-    match &service.archetype {
-        Archetype::Stateless => stateless::expand(&args, &item, &loaded, &plan, env),
-        // `plan` refused every type without an expansion above.
-        other => Err(syn::Error::new(
-            args.name_span,
-            format!("`{}` services have no expansion", other.kind()),
-        )),
-    }
+    archetype::expand(&args, &item, &loaded, &plan, env)
 }
 
 /// Formats tokens as Rust source (for debugging and tests); falls back to the raw tokens.
