@@ -210,6 +210,22 @@ pub enum CliError {
         dir: PathBuf,
     },
 
+    /// A service of a generated type that the macro could not expand either (the check lets
+    /// through what the plan refuses: a bug in cargo-allframe).
+    #[error("service `{service}` cannot be generated: {reason}")]
+    #[diagnostic(
+        code(allframe::plan),
+        help(
+            "this is a bug in cargo-allframe (the check should have refused it); please report it with your architecture.toml"
+        )
+    )]
+    Plan {
+        /// The service.
+        service: String,
+        /// The plan's errors.
+        reason: String,
+    },
+
     /// An archetype's `manifest.toml` does not describe its templates (a bug in
     /// cargo-allframe).
     #[error("the embedded scaffold is broken: {reason}")]

@@ -38,12 +38,25 @@ pub fn plan(
     for service in architecture.services() {
         // The same plan the macro expands from: a service it can expand gets a crate, with
         // the runtime features that plan needs.
-        match allframe_codegen::plan::plan(architecture, service) {
-            Ok(plan) => services.push(ServiceContext::new(&plan, architecture.name())),
-            Err(_) => skipped.push(Skipped {
+        if !allframe_config::support::is_generated(service.kind()) {
+            skipped.push(Skipped {
                 name: service.name().to_owned(),
                 kind: service.kind().as_str(),
-            }),
+            });
+            continue;
+        }
+        match allframe_codegen::plan::plan(architecture, service) {
+            Ok(plan) => services.push(ServiceContext::new(&plan, architecture.name())),
+            Err(errors) => {
+                return Err(CliError::Plan {
+                    service: service.name().to_owned(),
+                    reason: errors
+                        .into_iter()
+                        .map(|e| e.message)
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                });
+            }
         }
     }
 

@@ -91,9 +91,9 @@ pub mod infra {
     /// A service's NetworkPolicy.
     pub const K8S_NETWORK_POLICY: Template = template!("infra/k8s/base/networkpolicy.yaml.jinja" => "infrastructure/k8s/base/{{ service.name }}/networkpolicy.yaml", Always);
     /// An overlay's kustomization.
-    pub const K8S_OVERLAY: Template = template!("infra/k8s/overlays/kustomization.yaml.jinja" => "infrastructure/k8s/overlays/{{ env.name }}/kustomization.yaml", Always);
+    pub const K8S_OVERLAY: Template = template!("infra/k8s/overlays/kustomization.yaml.jinja" => "infrastructure/k8s/overlays/{{ overlay.name }}/kustomization.yaml", Always);
     /// An overlay's Namespace.
-    pub const K8S_NAMESPACE: Template = template!("infra/k8s/overlays/namespace.yaml.jinja" => "infrastructure/k8s/overlays/{{ env.name }}/namespace.yaml", Always);
+    pub const K8S_NAMESPACE: Template = template!("infra/k8s/overlays/namespace.yaml.jinja" => "infrastructure/k8s/overlays/{{ overlay.name }}/namespace.yaml", Always);
 
     /// `.github/workflows/ci.yml` of the generated workspace.
     pub const CI: Template =
@@ -309,13 +309,14 @@ impl Renderer {
         });
         env.set_formatter(escape_formatter);
         env.remove_filter("safe");
-        // `{{ env.PORT }}`: the names of the runtime's environment variables, from the one
+        // `{{ env.PORT }}`: the names of the environment variables of a service, from the one
         // contract (`allframe-env`); a name it lacks is an error at render time.
         env.add_global(
             "env",
             Value::from(
                 allframe_env::ALL
                     .iter()
+                    .chain(allframe_env::FOR_SERVICE_CODE)
                     .map(|var| (var.name, var.name))
                     .collect::<std::collections::BTreeMap<_, _>>(),
             ),

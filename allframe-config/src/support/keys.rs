@@ -2,6 +2,13 @@
 //! when the key becomes real; by the last archetype, the table is empty.
 
 use super::Support::{self, InfraOnly, NotHonoured, Partial};
+use crate::model::{FlagProvider, MigrationStrategy, MigrationTool, SchemaRegistry, TenantRouting};
+use crate::resolve::{Draft, DraftService};
+
+/// When a written key lacks full effect: given the file, and the service for `services[]`
+/// rules. A key written with the value this version honours (`mtls = false`,
+/// `migrations = "sqlx"`) gets no warning.
+pub(super) type Lacks = fn(&Draft, Option<&DraftService>) -> bool;
 
 /// A key (or table) and how far this version honours it. `services[]` stands for every
 /// service of a generated type.
@@ -10,10 +17,28 @@ pub(super) struct KeyRule {
     pub path: &'static str,
     /// How far it is honoured.
     pub support: Support,
+    /// When, written, it lacks that effect.
+    pub lacks: Lacks,
 }
 
 const fn row(path: &'static str, support: Support) -> KeyRule {
-    KeyRule { path, support }
+    KeyRule {
+        path,
+        support,
+        lacks: |_, _| true,
+    }
+}
+
+const fn row_if(path: &'static str, support: Support, lacks: Lacks) -> KeyRule {
+    KeyRule {
+        path,
+        support,
+        lacks,
+    }
+}
+
+fn database(service: Option<&DraftService>) -> Option<&crate::model::ServiceDatabase> {
+    service.and_then(|s| s.raw.database.as_ref())
 }
 
 const RETRY: Support = Partial(
@@ -27,9 +52,10 @@ const RATE_LIMIT: Support = InfraOnly(
 
 /// Every key accepted without full effect.
 pub(super) const KEY_RULES: &[KeyRule] = &[
-    row(
+    row_if(
         "architecture.multi_tenant",
         NotHonoured("`[tenant] enabled` decides multi-tenancy; this key is only compared with it"),
+        |d, _| d.file().architecture.multi_tenant,
     ),
     row(
         "settings.observability",
@@ -37,19 +63,22 @@ pub(super) const KEY_RULES: &[KeyRule] = &[
             "it decides whether an OpenTelemetry collector is generated; the service exports traces per `[observability] tracing`",
         ),
     ),
-    row(
+    row_if(
         "settings.events.schema_registry",
         InfraOnly(
             "the registry is provisioned; services send JSON envelopes and register no schema",
         ),
+        |d, _| d.file().settings.events.schema_registry != SchemaRegistry::None,
     ),
-    row(
+    row_if(
         "settings.events.format",
         InfraOnly("it sets the registry's data format; services always send JSON envelopes"),
+        |d, _| d.file().settings.events.schema_registry != SchemaRegistry::None,
     ),
-    row(
+    row_if(
         "settings.events.compatibility",
         InfraOnly("it sets the registry's compatibility level; services do not check schemas"),
+        |d, _| d.file().settings.events.schema_registry != SchemaRegistry::None,
     ),
     row("resilience.circuit_breaker", CIRCUIT_BREAKER),
     row("resilience.retry", RETRY),
@@ -61,9 +90,10 @@ pub(super) const KEY_RULES: &[KeyRule] = &[
             "`jwt_issuer` and `audience` are resolved at start-up and readable by handlers, but no token is verified and `provider` has no effect",
         ),
     ),
-    row(
+    row_if(
         "security.mtls",
         NotHonoured("services talk plain HTTP/gRPC; no certificate is issued or checked"),
+        |d, _| d.file().security.mtls,
     ),
     row(
         "security.secrets_manager",
@@ -75,9 +105,10 @@ pub(super) const KEY_RULES: &[KeyRule] = &[
         "security.api_key_rotation_days",
         InfraOnly("it sets the rotation of the cloud secret; services do not rotate keys"),
     ),
-    row(
+    row_if(
         "compliance.audit_logging",
         NotHonoured("no audit log is written yet"),
+        |d, _| d.file().compliance.audit_logging,
     ),
     row(
         "compliance.pii_fields",
@@ -87,13 +118,15 @@ pub(super) const KEY_RULES: &[KeyRule] = &[
         "compliance.data_retention_days",
         InfraOnly("it sets the retention of cloud logs; no service data is deleted"),
     ),
-    row(
+    row_if(
         "compliance.gdpr_enabled",
         NotHonoured("nothing is generated for GDPR yet"),
+        |d, _| d.file().compliance.gdpr_enabled,
     ),
-    row(
+    row_if(
         "compliance.hipaa_enabled",
         NotHonoured("nothing is generated for HIPAA yet"),
+        |d, _| d.file().compliance.hipaa_enabled,
     ),
     row(
         "observability.baggage",
@@ -105,25 +138,28 @@ pub(super) const KEY_RULES: &[KeyRule] = &[
         "testing",
         NotHonoured("nothing is generated from `[testing]` yet"),
     ),
-    row(
+    row_if(
         "feature_flags",
         InfraOnly(
             "the flag service is provisioned and its SDK key handed to each service; the runtime has no flag client, so `default_strategy` and `sync_interval_seconds` reach no code",
         ),
+        |d, _| d.file().feature_flags.provider != FlagProvider::Env,
     ),
-    row(
+    row_if(
         "tenant.enabled",
         Partial(
             "the tenant header tags events and scopes idempotency keys; data is not isolated per tenant",
         ),
+        |d, _| d.file().tenant.enabled,
     ),
     row(
         "tenant.isolation",
         NotHonoured("data is not isolated per tenant yet"),
     ),
-    row(
+    row_if(
         "tenant.routing",
         NotHonoured("the tenant is always read from `[tenant] header`"),
+        |d, _| d.file().tenant.routing != TenantRouting::Header,
     ),
     row(
         "cloud.primary",
@@ -135,13 +171,15 @@ pub(super) const KEY_RULES: &[KeyRule] = &[
             "calls become `<SERVICE>_URL` variables and network policies; no client is generated",
         ),
     ),
-    row(
+    row_if(
         "services[].database.migrations",
         NotHonoured("migrations are sqlx's `migrations/*.sql`, applied at start-up"),
+        |_, s| database(s).is_some_and(|d| d.migrations != MigrationTool::Sqlx),
     ),
-    row(
+    row_if(
         "services[].database.strategy",
         NotHonoured("each migration is applied as written, at start-up"),
+        |_, s| database(s).is_some_and(|d| d.strategy != MigrationStrategy::Direct),
     ),
     row("services[].circuit_breaker", CIRCUIT_BREAKER),
     row("services[].retry", RETRY),

@@ -82,19 +82,22 @@ pub(crate) fn check(draft: &Draft, source: &SourceFile, out: &mut Diagnostics) {
         .filter(|s| is_generated(s.kind()))
         .collect();
     for rule in keys::KEY_RULES {
-        let paths: Vec<KeyPath> = match rule.path.strip_prefix("services[].") {
-            Some(rest) => generated
-                .iter()
-                .map(|s| concat(&service_path(s), rest))
-                .collect(),
-            None => vec![KeyPath::parse(rule.path)],
-        };
-        for path in paths.into_iter().filter(|p| source.is_written(p)) {
-            push(
-                Diagnostic::warning(Code::NotHonoured, path, rule.support.describe())
-                    .with_help(rule.support.help())
-                    .at_key(),
-            );
+        let paths: Vec<(KeyPath, Option<&DraftService>)> =
+            match rule.path.strip_prefix("services[].") {
+                Some(rest) => generated
+                    .iter()
+                    .map(|s| (concat(&service_path(s), rest), Some(*s)))
+                    .collect(),
+                None => vec![(KeyPath::parse(rule.path), None)],
+            };
+        for (path, service) in paths {
+            if source.is_written(&path) && (rule.lacks)(draft, service) {
+                push(
+                    Diagnostic::warning(Code::NotHonoured, path, rule.support.describe())
+                        .with_help(rule.support.help())
+                        .at_key(),
+                );
+            }
         }
     }
     for service in draft.services() {
@@ -249,5 +252,67 @@ fn observability(draft: &Draft, source: &SourceFile, push: &mut impl FnMut(Diagn
                     .with_help("use \"traceparent\" (W3C trace context, which Jaeger reads) and, for Zipkin-style callers, \"b3\""),
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The schema node a dotted path leads to (`services[]` steps into the array's items),
+    /// through `$ref`s and `Option`'s `anyOf`.
+    fn schema_node<'a>(
+        root: &'a serde_json::Value,
+        mut node: &'a serde_json::Value,
+        path: &str,
+    ) -> Option<&'a serde_json::Value> {
+        let deref = |mut node: &'a serde_json::Value| {
+            for _ in 0..8 {
+                if let Some(name) = node
+                    .get("$ref")
+                    .and_then(|r| r.as_str())
+                    .and_then(|r| r.strip_prefix("#/$defs/"))
+                {
+                    node = &root["$defs"][name];
+                } else if let Some(inner) = node
+                    .get("anyOf")
+                    .and_then(|a| a.as_array())
+                    .and_then(|a| a.iter().find(|v| v.get("type") != Some(&"null".into())))
+                {
+                    node = inner;
+                } else {
+                    break;
+                }
+            }
+            node
+        };
+        for segment in path.split('.') {
+            node = deref(node);
+            let (key, array) = match segment.strip_suffix("[]") {
+                Some(key) => (key, true),
+                None => (segment, false),
+            };
+            node = node.get("properties")?.get(key)?;
+            if array {
+                node = deref(node).get("items")?;
+            }
+        }
+        Some(node)
+    }
+
+    /// A rule whose path is not a key of the schema has a typo and could never fire.
+    #[test]
+    fn every_rule_names_a_key_of_the_schema() {
+        let root: serde_json::Value =
+            serde_json::from_str(&crate::json_schema::to_pretty_string()).expect("the schema");
+        for rule in keys::KEY_RULES {
+            assert!(
+                schema_node(&root, &root, rule.path).is_some(),
+                "`{}` is not a key of the schema",
+                rule.path
+            );
+        }
+        assert!(schema_node(&root, &root, "resilience.circuit_breakr").is_none());
+        assert!(schema_node(&root, &root, "services[].database.strategy").is_some());
     }
 }

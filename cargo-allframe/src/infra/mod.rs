@@ -164,11 +164,15 @@ pub fn plan(
         render(&t::K8S_PDB, scope.clone())?;
         render(&t::K8S_NETWORK_POLICY, scope)?;
     }
-    for env in OVERLAYS {
-        render(&t::K8S_OVERLAY, context! { env => v(env), ..base.clone() })?;
+    // `overlay`, not `env`: `env` is the global of environment-variable names.
+    for overlay in OVERLAYS {
+        render(
+            &t::K8S_OVERLAY,
+            context! { overlay => v(overlay), ..base.clone() },
+        )?;
         render(
             &t::K8S_NAMESPACE,
-            context! { env => v(env), ..base.clone() },
+            context! { overlay => v(overlay), ..base.clone() },
         )?;
     }
 
