@@ -11,7 +11,7 @@ use allframe_config::model::{
     SamplingStrategy, ServiceType, TelemetryBackend,
 };
 use allframe_config::resolve::IdempotencyPolicy;
-use allframe_config::{Archetype, Architecture, ResolvedService, support};
+use allframe_config::{Architecture, ResolvedService, support};
 
 /// A feature of `allframe-runtime` a generated crate enables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -98,8 +98,10 @@ pub fn plan<'a>(
     service: &'a ResolvedService,
 ) -> Result<ServicePlan<'a>, Vec<PlanError>> {
     let mut errors = Vec::new();
-    if !matches!(service.archetype, Archetype::Stateless) {
-        let kind = service.kind();
+    // The support stage's list of generated types is the one list: each has a module in
+    // `crate::archetype`.
+    let kind = service.kind();
+    if !support::is_generated(kind) {
         let generated: Vec<&str> = support::GENERATED_TYPES
             .iter()
             .map(|t| t.as_str())

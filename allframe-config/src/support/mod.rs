@@ -16,6 +16,7 @@ use crate::model::{
 };
 use crate::resolve::{Draft, DraftService, tables_present};
 use crate::source::{KeyPath, SourceFile};
+use crate::validate::service_path;
 
 /// The service types this version generates: a crate from ignite, an expansion from the
 /// macro. Other types are checked, drawn and documented, then skipped.
@@ -120,10 +121,6 @@ pub(crate) fn check(draft: &Draft, source: &SourceFile, out: &mut Diagnostics) {
             .with_help("write `runtime = \"cloud-run\"` to say what is generated"),
         );
     }
-}
-
-fn service_path(service: &DraftService) -> KeyPath {
-    KeyPath::root().key("services").index(service.common.index)
 }
 
 fn concat(base: &KeyPath, rest: &str) -> KeyPath {

@@ -114,7 +114,8 @@ pub(crate) fn validate(arch: &Draft, source: &SourceFile, out: &mut Diagnostics)
     cloud_and_deployment(&mut c);
 }
 
-fn service_path(service: &DraftService) -> KeyPath {
+/// The key path of `service`'s `[[services]]` entry.
+pub(crate) fn service_path(service: &DraftService) -> KeyPath {
     KeyPath::root().key("services").index(service.common.index)
 }
 
