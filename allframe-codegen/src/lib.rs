@@ -11,6 +11,7 @@
 
 mod archetype;
 pub mod args;
+mod emit;
 mod fallback;
 pub mod load;
 mod migrations;

@@ -11,7 +11,7 @@ use allframe_config::model::{
     SamplingStrategy, ServiceType, TelemetryBackend,
 };
 use allframe_config::resolve::IdempotencyPolicy;
-use allframe_config::{Architecture, ResolvedService, support};
+use allframe_config::{Archetype, Architecture, ResolvedService, names, plural, support};
 
 /// A feature of `allframe-runtime` a generated crate enables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -63,6 +63,18 @@ pub struct TracingPlan {
     pub baggage: bool,
 }
 
+/// One ingestion endpoint pair of a `producer`: `POST {path}` and `POST {path}/batch`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IngestionPlan<'a> {
+    /// The entity's type name (normalised UpperCamelCase): the associated type of the
+    /// `Produces` obligation naming the input.
+    pub entity: String,
+    /// The resource path, `/position-reports`.
+    pub path: String,
+    /// The event published for each input, as written in `events`.
+    pub event: &'a str,
+}
+
 /// Everything decided about one service's crate.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServicePlan<'a> {
@@ -83,6 +95,8 @@ pub struct ServicePlan<'a> {
     pub tracing: Option<TracingPlan>,
     /// The tenant header events carry, when `[tenant] enabled`.
     pub tenant_header: Option<&'a str>,
+    /// A `producer`'s ingestion endpoints, one per entity (empty for other types).
+    pub ingestions: Vec<IngestionPlan<'a>>,
 }
 
 /// A problem found while planning, for the macro to report at its span.
@@ -142,18 +156,41 @@ pub fn plan<'a>(
     let plan = ServicePlan {
         service,
         bus: arch.globals().settings.event_bus,
-        grpc: service.speaks(allframe_config::model::Protocol::Grpc),
+        // Only `stateless` serves the user's gRPC services; a producer's `grpc` is reported
+        // by the support stage.
+        grpc: kind == ServiceType::Stateless
+            && service.speaks(allframe_config::model::Protocol::Grpc),
         messaging: service.common.messaging.as_ref(),
         idempotency: service.common.idempotency.as_ref(),
         metrics,
         tracing,
         tenant_header: tenant.enabled.then_some(tenant.header.as_str()),
+        ingestions: ingestions(service),
     };
     if errors.is_empty() {
         Ok(plan)
     } else {
         Err(errors)
     }
+}
+
+/// A producer's endpoints: `entities[i]` at `/<plural>`, publishing `events[i]`.
+fn ingestions(service: &ResolvedService) -> Vec<IngestionPlan<'_>> {
+    let Archetype::Producer(producer) = &service.archetype else {
+        return Vec::new();
+    };
+    producer
+        .ingests
+        .iter()
+        .map(|ingestion| {
+            let entity = names::pascal(&ingestion.entity);
+            IngestionPlan {
+                path: format!("/{}", plural::plural_kebab(&entity)),
+                entity,
+                event: &ingestion.event,
+            }
+        })
+        .collect()
 }
 
 impl ServicePlan<'_> {
@@ -255,7 +292,9 @@ pattern = "outbox"
             let errors = plan.expect_err("consumer is not generated");
             assert_eq!(errors.len(), 1);
             assert!(
-                errors[0].message.contains("(it generates: stateless)"),
+                errors[0]
+                    .message
+                    .contains("(it generates: stateless, producer)"),
                 "{errors:?}"
             );
         });

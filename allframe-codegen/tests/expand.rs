@@ -148,12 +148,14 @@ fn stateless_service_gets_main_settings_and_migrations() {
         pretty(&quote!(#file))
     );
 
-    let main = file.items.iter().find_map(|i| match i {
-        syn::Item::Fn(f) if f.sig.ident == "main" => Some(f),
-        _ => None,
-    });
-    let main = main.expect("main generated");
-    let body = quote!(#main).to_string();
+    assert!(
+        file.items
+            .iter()
+            .any(|i| matches!(i, syn::Item::Fn(f) if f.sig.ident == "main")),
+        "main generated"
+    );
+    let launcher = launcher_fn(&file);
+    let body = quote!(#launcher).to_string();
     assert!(
         body.contains(". grpc ("),
         "grpc registered because protocols lists grpc: {body}"
@@ -243,7 +245,7 @@ fn errors_become_compile_errors_with_a_skeleton() {
 
     let consumer = compile_errors(&c.expand(quote!(config = "architecture.toml", name = "mailer")));
     assert!(
-        consumer[0].contains("does not generate yet (it generates: stateless)"),
+        consumer[0].contains("does not generate yet (it generates: stateless, producer)"),
         "{consumer:?}"
     );
 
@@ -282,12 +284,12 @@ fn errors_become_compile_errors_with_a_skeleton() {
     assert!(typo.iter().any(|e| e.contains("config")), "{typo:?}");
 }
 
-/// The `.metrics(…)` call of the generated `main`, as tokens (empty when there is none).
+/// The `.metrics(…)` call of the generated launcher, as tokens (empty when there is none).
 fn metrics_call(arch: &str) -> Result<String, Vec<String>> {
     launcher_call(arch, "metrics")
 }
 
-/// The `.<method>(…)` call of the generated `main`, as tokens up to the next call (empty
+/// The `.<method>(…)` call of the generated launcher, as tokens up to the next call (empty
 /// when there is none).
 fn launcher_call(arch: &str, method: &str) -> Result<String, Vec<String>> {
     let file = Crate::new(arch).expand(quote!(config = "architecture.toml", name = "m"));
@@ -295,15 +297,8 @@ fn launcher_call(arch: &str, method: &str) -> Result<String, Vec<String>> {
     if !errors.is_empty() {
         return Err(errors);
     }
-    let main = file
-        .items
-        .iter()
-        .find_map(|i| match i {
-            syn::Item::Fn(f) if f.sig.ident == "main" => Some(f),
-            _ => None,
-        })
-        .expect("main generated");
-    let body = quote!(#main).to_string();
+    let launcher = launcher_fn(&file);
+    let body = quote!(#launcher).to_string();
     Ok(body
         .split(&format!(". {method} ("))
         .nth(1)
@@ -371,7 +366,28 @@ fn prometheus_endpoint_follows_observability_metrics() {
     );
 }
 
-/// The launcher calls of the generated `main`, outermost last: `(method, arguments)`.
+/// `fn launcher()` of the generated `impl allframe::__private::Launch` (what `main` runs).
+fn launcher_fn(file: &syn::File) -> syn::ImplItemFn {
+    file.items
+        .iter()
+        .find_map(|item| match item {
+            syn::Item::Impl(i)
+                if i.trait_
+                    .as_ref()
+                    .and_then(|(_, path, _)| path.segments.last())
+                    .is_some_and(|s| s.ident == "Launch") =>
+            {
+                i.items.iter().find_map(|item| match item {
+                    syn::ImplItem::Fn(f) if f.sig.ident == "launcher" => Some(f.clone()),
+                    _ => None,
+                })
+            }
+            _ => None,
+        })
+        .expect("an `impl Launch` with `fn launcher()`")
+}
+
+/// The launcher calls of the generated `launcher()`, outermost last: `(method, arguments)`.
 fn launcher_chain(arch: &str) -> Vec<(String, Vec<syn::Expr>)> {
     let file = Crate::new(arch).expand(quote!(config = "architecture.toml", name = "m"));
     assert!(
@@ -379,16 +395,9 @@ fn launcher_chain(arch: &str) -> Vec<(String, Vec<syn::Expr>)> {
         "{:?}",
         compile_errors(&file)
     );
-    let main = file
-        .items
-        .iter()
-        .find_map(|i| match i {
-            syn::Item::Fn(f) if f.sig.ident == "main" => Some(f),
-            _ => None,
-        })
-        .expect("main generated");
-    let Some(syn::Stmt::Expr(mut expr, None)) = main.block.stmts.last().cloned() else {
-        panic!("main ends in the launcher expression")
+    let launcher = launcher_fn(&file);
+    let Some(syn::Stmt::Expr(mut expr, None)) = launcher.block.stmts.last().cloned() else {
+        panic!("`launcher()` ends in the launcher expression")
     };
     let mut calls = Vec::new();
     while let syn::Expr::MethodCall(call) = expr {
@@ -425,7 +434,6 @@ fn the_tenant_header_reaches_the_launcher_that_scopes_idempotency_keys() {
         "X-Org",
         "the configured header, not the default"
     );
-    assert_eq!(methods.last(), Some(&"run"), "before the launcher runs");
 
     let off = launcher_chain(base);
     assert!(
@@ -470,6 +478,38 @@ fn crate_override_changes_every_runtime_path() {
 fn expansion_snapshot() {
     let c = Crate::new(ARCH);
     let file = c.expand(quote!(config = "architecture.toml", name = "user-service"));
+    let text =
+        pretty(&quote!(#file)).replace(&c.dir.path().to_string_lossy().into_owned(), "$CRATE");
+    insta::assert_snapshot!(text);
+}
+
+#[test]
+fn producer_expansion_snapshot() {
+    let c = Crate::new(
+        r#"[architecture]
+name = "fleet"
+[observability]
+tracing = "none"
+metrics = "none"
+[[services]]
+name = "position-ingest"
+type = "producer"
+[services.domain]
+entities = ["PositionReport", "Alert"]
+events = ["PositionReported", "AlertRaised"]
+[services.messaging]
+pattern = "direct"
+"#,
+    );
+    let file = c.expand(quote!(
+        config = "architecture.toml",
+        name = "position-ingest"
+    ));
+    assert!(
+        compile_errors(&file).is_empty(),
+        "{:?}",
+        compile_errors(&file)
+    );
     let text =
         pretty(&quote!(#file)).replace(&c.dir.path().to_string_lossy().into_owned(), "$CRATE");
     insta::assert_snapshot!(text);

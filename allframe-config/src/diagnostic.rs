@@ -45,6 +45,8 @@ pub enum Code {
     MissingTable,
     /// Saga steps and compensations of different lengths.
     SagaMismatch,
+    /// A producer's events do not pair one to one with its entities.
+    EventMismatch,
     /// A malformed `protocol:port` entry.
     InvalidPort,
     /// Two listeners on one port.
@@ -77,6 +79,7 @@ impl Code {
             Code::MisplacedTable => "allframe::misplaced-table",
             Code::MissingTable => "allframe::missing-table",
             Code::SagaMismatch => "allframe::saga-mismatch",
+            Code::EventMismatch => "allframe::event-mismatch",
             Code::InvalidPort => "allframe::invalid-port",
             Code::PortClash => "allframe::port-clash",
             Code::InvalidCron => "allframe::invalid-cron",

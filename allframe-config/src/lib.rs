@@ -14,6 +14,7 @@ pub mod json_schema;
 pub mod model;
 pub mod names;
 pub mod parse;
+pub mod plural;
 pub mod resolve;
 mod schema_check;
 pub mod source;

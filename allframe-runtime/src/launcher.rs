@@ -38,6 +38,15 @@ pub const DEFAULT_GRPC_MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 #[cfg(feature = "grpc")]
 pub type GrpcRoutesFn<S> = fn(&App<S>) -> tonic::service::Routes;
 
+/// Implemented by `#[allframe::service]` for the user's struct: the launcher its `main()` runs,
+/// with every pattern the file declares wired. [`crate::testing`] starts the same launcher
+/// in-process, so a test runs the service exactly as the binary does.
+pub trait Launch: Sized {
+    /// The launcher, reading the process environment (tests replace it with
+    /// [`Launcher::env`]).
+    fn launcher() -> Launcher<Self>;
+}
+
 /// Starts a service: `Launcher::<S>::new(&SETTINGS).migrations(M).run()`.
 pub struct Launcher<S> {
     settings: &'static ServiceSettings,

@@ -42,12 +42,15 @@ pub mod idempotency;
 mod launcher;
 pub mod messaging;
 pub mod metrics;
+pub mod producer;
 mod rest;
 mod server;
 pub mod settings;
 mod shutdown;
 pub mod tasks;
 pub mod telemetry;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 /// `#[allframe::service(config = "…", name = "…")]`: derives a service's `main()` and wiring
 /// from `architecture.toml`.
@@ -137,7 +140,7 @@ pub mod __private {
     pub use crate::idempotency::{IdempotencySettings, Storage as IdempotencyStorage};
     #[cfg(feature = "grpc")]
     pub use crate::launcher::GrpcRoutesFn;
-    pub use crate::launcher::{ALLFRAME_BIND_ADDR, GRPC_PORT, Launcher, PORT};
+    pub use crate::launcher::{ALLFRAME_BIND_ADDR, GRPC_PORT, Launch, Launcher, PORT};
     pub use crate::messaging::{OutboxSettings, RetrySettings};
     pub use crate::metrics::MetricsSettings;
     pub use crate::settings::{
@@ -149,6 +152,23 @@ pub mod __private {
     };
     pub use crate::telemetry::{TraceSampling, TracingSettings};
     pub use crate::{App, BoxError, Ctx, RestApi, Service};
+
+    /// Byte equality of two strings in a constant (the check that a producer's input
+    /// publishes the event the file names).
+    pub const fn str_eq(a: &str, b: &str) -> bool {
+        let (a, b) = (a.as_bytes(), b.as_bytes());
+        if a.len() != b.len() {
+            return false;
+        }
+        let mut i = 0;
+        while i < a.len() {
+            if a[i] != b[i] {
+                return false;
+            }
+            i += 1;
+        }
+        true
+    }
 
     /// `[services.idempotency] storage = "redis"`: compiles only when allframe-runtime has its
     /// `redis` feature, so a missing feature is a compile error rather than a start-up error.

@@ -271,7 +271,15 @@ struct Restart;
 impl Restart {
     fn stop() -> Self {
         let status = Command::new("start-stop-daemon")
-            .args(["--stop", "--exec", "/usr/sbin/nats-server"])
+            // Waits until the server has exited (TERM, then KILL after 30 s), so the outage
+            // has begun when this returns and the restart finds no server still stopping.
+            .args([
+                "--stop",
+                "--retry",
+                "TERM/30/KILL/5",
+                "--exec",
+                "/usr/sbin/nats-server",
+            ])
             .status()
             .expect("run start-stop-daemon");
         assert!(status.success(), "stopping nats-server failed: {status}");
@@ -377,4 +385,158 @@ async fn server_restart_while_publishing_loses_nothing() {
     assert_eq!(progress.load(Ordering::Relaxed), total as usize);
     assert!(seen.keys().all(|id| expected.contains(id)));
     subscription.close().await.expect("close");
+}
+
+/// A `producer` on NATS, started in-process with `allframe::testing` as its binary would run:
+/// what it accepts reaches a consumer group in order; with the server down, a `direct` publish
+/// is a 503 that releases the idempotency key, and the same request succeeds once it is back.
+#[cfg(feature = "testing")]
+mod producer_on_nats {
+    use std::sync::LazyLock;
+
+    use allframe_runtime::__private::{
+        IdempotencySettings, IdempotencyStorage, Launch, Launcher, LogFormat, ServiceSettings,
+    };
+    use allframe_runtime::axum::http::Method;
+    use allframe_runtime::producer::{Ingest, Invalid};
+    use allframe_runtime::testing::TestService;
+    use allframe_runtime::{BoxError, Ctx, Event, RestApi, Router, Service};
+    use serde::{Deserialize, Serialize};
+    use serde_json::{Value, json};
+
+    use super::{BROKER, Restart, url};
+
+    /// A fresh architecture per run: its own stream and topics.
+    static SETTINGS: LazyLock<ServiceSettings> = LazyLock::new(|| ServiceSettings {
+        architecture: super::architecture().leak(),
+        name: "position-ingest",
+        archetype: "producer",
+        rest_port: 0,
+        grpc_port: None,
+        logging: LogFormat::Plain,
+        declared_database: "sqlite",
+        shutdown_timeout_secs: 5,
+        deferred: &[],
+    });
+
+    struct PositionIngest;
+
+    impl Service for PositionIngest {
+        async fn init(_: &Ctx) -> Result<Self, BoxError> {
+            Ok(Self)
+        }
+    }
+
+    impl RestApi for PositionIngest {
+        fn routes() -> Router<Self> {
+            allframe_runtime::producer::routes::<Self, Report>("/position-reports")
+        }
+    }
+
+    impl Launch for PositionIngest {
+        fn launcher() -> Launcher<Self> {
+            Launcher::new(&SETTINGS)
+                .direct_publish()
+                .idempotency(IdempotencySettings {
+                    key_header: "Idempotency-Key",
+                    ttl_hours: 1,
+                    storage: IdempotencyStorage::Sqlite,
+                })
+        }
+    }
+
+    #[derive(Deserialize)]
+    struct Report {
+        vessel: String,
+        lat: f64,
+    }
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Reported {
+        vessel: String,
+        lat: f64,
+    }
+
+    impl Event for Reported {
+        const TYPE: &'static str = "PositionReported";
+        const VERSION: u32 = 1;
+        const AGGREGATE_TYPE: &'static str = "PositionReport";
+        fn aggregate_id(&self) -> String {
+            self.vessel.clone()
+        }
+    }
+
+    impl Ingest for Report {
+        type Event = Reported;
+        fn validate(self) -> Result<Reported, Invalid> {
+            Ok(Reported {
+                vessel: self.vessel,
+                lat: self.lat,
+            })
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore = "real-services: NATS JetStream at 127.0.0.1:4222; stops and restarts it"]
+    async fn a_producer_publishes_to_nats_and_a_503_while_it_is_down_is_retryable() {
+        let _exclusive = BROKER.write().await;
+        let service = TestService::start_with::<PositionIngest>(&[("EVENT_BUS_URL", &url())]).await;
+        assert_eq!(service.ctx().bus().expect("a bus").name(), "nats");
+        let mut published = service.events("PositionReported").await;
+
+        let one = service
+            .post("/position-reports", &json!({"vessel": "v-1", "lat": 1.0}))
+            .await;
+        assert_eq!(one.status, 202, "{}", one.text());
+        let batch = json!([{"vessel": "v-1", "lat": 2.0}, {"vessel": "v-2", "lat": 3.0}]);
+        let many = service.post("/position-reports/batch", &batch).await;
+        assert_eq!(many.status, 202, "{}", many.text());
+        let mut ids = vec![one.json::<Value>()["event_id"].clone()];
+        ids.extend(
+            many.json::<Value>()["event_ids"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default(),
+        );
+        for (id, lat) in ids.iter().zip([1.0, 2.0, 3.0]) {
+            let envelope = published.next().await;
+            assert_eq!(json!(envelope.id.hyphenated().to_string()), *id);
+            let payload: Reported = serde_json::from_slice(&envelope.payload).expect("payload");
+            assert_eq!(payload.lat, lat);
+        }
+
+        let keyed = || {
+            service
+                .request(Method::POST, "/position-reports")
+                .header("Idempotency-Key", "report-after-outage")
+                .json(&json!({"vessel": "v-3", "lat": 4.0}))
+        };
+        let outage = Restart::stop();
+        let down = service.send(keyed()).await;
+        drop(outage);
+        assert_eq!(down.status, 503, "{}", down.text());
+        assert_eq!(down.header("retry-after"), Some("1"));
+
+        // Back up: the released key runs the request again (not a replayed 503).
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+        let retried = loop {
+            let reply = service.send(keyed()).await;
+            if reply.status != 503 || tokio::time::Instant::now() > deadline {
+                break reply;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        };
+        assert_eq!(retried.status, 202, "{}", retried.text());
+        assert!(retried.header("idempotent-replayed").is_none());
+        let retried_id = retried.json::<Value>()["event_id"].clone();
+        // The publish that timed out in the outage may still arrive: a `direct` retry is at
+        // least once. The retry's own event does arrive.
+        loop {
+            let envelope = published.next().await;
+            if json!(envelope.id.hyphenated().to_string()) == retried_id {
+                break;
+            }
+        }
+        service.stop().await;
+    }
 }

@@ -77,6 +77,19 @@ pub struct ServiceContext {
     pub messaging: Option<MessagingContext>,
     /// The idempotency layer, when the file enables it.
     pub idempotency: Option<IdempotencyContext>,
+    /// A `producer`'s ingestions, one per entity (empty for other types).
+    pub ingestions: Vec<IngestionContext>,
+}
+
+/// One entity a `producer` ingests: its input type, endpoint and event.
+#[derive(Debug, Clone, Serialize)]
+pub struct IngestionContext {
+    /// The entity: the input type's names.
+    pub entity: EntityNames,
+    /// The event published for each input.
+    pub event: EventNames,
+    /// The endpoint, `/position-reports` (the batch endpoint adds `/batch`).
+    pub path: String,
 }
 
 /// `[services.messaging]` as the example code needs it.
@@ -140,6 +153,18 @@ impl ServiceContext {
                 key_header: policy.key_header.clone(),
                 redis: policy.storage == IdempotencyStorage::Redis,
             });
+        let ingestions = plan
+            .ingestions
+            .iter()
+            .map(|ingestion| {
+                let entity = EntityNames::new(&ingestion.entity);
+                IngestionContext {
+                    event: EventNames::new(ingestion.event, &entity),
+                    path: ingestion.path.clone(),
+                    entity,
+                }
+            })
+            .collect();
         Self {
             kind: service.kind(),
             names: ServiceNames::new(service.name()),
@@ -153,6 +178,7 @@ impl ServiceContext {
             architecture: architecture.to_owned(),
             messaging,
             idempotency,
+            ingestions,
         }
     }
 }
@@ -182,6 +208,10 @@ pub struct CrateContext<'a> {
     pub event: Option<&'a EventNames>,
     /// Shorthand for `service.idempotency`.
     pub idempotency: Option<&'a IdempotencyContext>,
+    /// Shorthand for `service.ingestions`.
+    pub ingestions: &'a [IngestionContext],
+    /// The ingestion a per-ingestion template (`each = "ingestion"`) renders.
+    pub ingestion: Option<&'a IngestionContext>,
     /// The runtime's directory with `--runtime-path`.
     pub runtime_path: Option<&'a str>,
     /// The runtime's version otherwise.
@@ -206,6 +236,8 @@ impl<'a> CrateContext<'a> {
             messaging: service.messaging.as_ref(),
             event: service.messaging.as_ref().map(|m| &m.event),
             idempotency: service.idempotency.as_ref(),
+            ingestions: &service.ingestions,
+            ingestion: None,
             runtime_path,
             runtime_version,
             versions: crate::versions::grpc(),

@@ -19,7 +19,6 @@ pub mod ignite;
 pub mod infra;
 pub mod names;
 pub mod plan;
-pub mod plural;
 pub mod report;
 pub mod rustfmt;
 pub mod scaffold;

@@ -4,7 +4,7 @@
 use allframe_config::names::{is_keyword, pascal as to_pascal, snake as to_snake};
 use serde::Serialize;
 
-use crate::plural;
+use allframe_config::plural;
 
 /// The entity used for the example code when a service declares none.
 pub const DEFAULT_ENTITY: &str = "Item";

@@ -8,7 +8,7 @@ use allframe_config::Architecture;
 use crate::context::{CrateContext, RuntimeSource, ServiceContext, Skipped, WorkspaceContext};
 use crate::error::CliError;
 use crate::scaffold::Scaffold;
-use crate::templates::{Renderer, Template, When};
+use crate::templates::{Each, Renderer, Template, When};
 use crate::workspace::PlannedFile;
 
 /// The name of the architecture file's copy at the workspace root (the services' attribute
@@ -77,11 +77,26 @@ pub fn plan(
         let context = CrateContext::new(service, runtime);
         let templates = scaffold.archetype(service.kind);
         for template in templates.iter().filter(|t| applies(t, service)) {
-            let (path, text) = renderer.render(template, &context)?;
-            files.push(PlannedFile::new(
-                format!("services/{}/{path}", service.names.kebab),
-                text,
-            ));
+            let rendered = match template.each {
+                Each::Once => vec![renderer.render(template, &context)?],
+                Each::Ingestion => service
+                    .ingestions
+                    .iter()
+                    .map(|ingestion| {
+                        let each = CrateContext {
+                            ingestion: Some(ingestion),
+                            ..CrateContext::new(service, runtime)
+                        };
+                        renderer.render(template, &each)
+                    })
+                    .collect::<Result<_, _>>()?,
+            };
+            for (path, text) in rendered {
+                files.push(PlannedFile::new(
+                    format!("services/{}/{path}", service.names.kebab),
+                    text,
+                ));
+            }
         }
     }
     let generated = services.iter().map(|s| s.names.kebab.clone()).collect();

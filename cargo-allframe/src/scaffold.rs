@@ -12,7 +12,7 @@ use include_dir::{Dir, include_dir};
 use serde::Deserialize;
 
 use crate::error::CliError;
-use crate::templates::{Template, When};
+use crate::templates::{Each, Template, When};
 
 /// Every file under `archetypes/`.
 static ARCHETYPES: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../archetypes");
@@ -28,6 +28,9 @@ struct Entry {
     /// When it applies.
     #[serde(default = "always")]
     when: When,
+    /// How many files it renders to: `once` (the default) or one per `ingestion`.
+    #[serde(default)]
+    each: Each,
 }
 
 fn always() -> When {
@@ -115,6 +118,7 @@ fn folder(kind: &str) -> Result<Vec<Template>, String> {
                 name: name.leak(),
                 output: entry.output.leak(),
                 when: entry.when,
+                each: entry.each,
                 source,
             })
         })

@@ -27,6 +27,18 @@ pub enum When {
     Messaging,
 }
 
+/// How many files a scaffold template renders to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Each {
+    /// One.
+    #[default]
+    Once,
+    /// One per ingestion of a `producer` (entity and its event), with `ingestion` in the
+    /// context.
+    Ingestion,
+}
+
 /// One embedded template.
 #[derive(Debug, Clone, Copy)]
 pub struct Template {
@@ -36,6 +48,8 @@ pub struct Template {
     pub output: &'static str,
     /// When it applies.
     pub when: When,
+    /// How many files it renders to.
+    pub each: Each,
     /// Its text.
     pub source: &'static str,
 }
@@ -46,6 +60,7 @@ macro_rules! template {
             name: $name,
             output: $output,
             when: When::$when,
+            each: $crate::templates::Each::Once,
             source: include_str!(concat!("../../archetypes/", $name)),
         }
     };

@@ -15,7 +15,7 @@ pub enum Archetype {
     /// Request/response over its own tables.
     Stateless,
     /// Validates input and emits events; stores no entities.
-    Producer,
+    Producer(Producer),
     /// Event history with CQRS projections.
     EventSourced(Cqrs),
     /// Coordinates a distributed transaction.
@@ -59,7 +59,7 @@ impl Archetype {
         use ServiceType as T;
         match self {
             Archetype::Stateless => T::Stateless,
-            Archetype::Producer => T::Producer,
+            Archetype::Producer(_) => T::Producer,
             Archetype::EventSourced(_) => T::EventSourced,
             Archetype::SagaOrchestrator(_) => T::SagaOrchestrator,
             Archetype::Gateway(_) => T::Gateway,
@@ -102,7 +102,7 @@ impl Archetype {
         let s = service;
         Ok(match s.kind {
             T::Stateless => Archetype::Stateless,
-            T::Producer => Archetype::Producer,
+            T::Producer => Archetype::Producer(Producer::resolve(s)),
             T::EventSourced => Archetype::EventSourced(s.cqrs.clone().ok_or("cqrs")?),
             T::SagaOrchestrator => Archetype::SagaOrchestrator(s.saga.clone().ok_or("saga")?),
             T::Gateway => Archetype::Gateway(s.integrations.clone().ok_or("integrations")?),
@@ -133,6 +133,41 @@ impl Archetype {
             T::AntiCorruptionLayer => Archetype::AntiCorruptionLayer(s.acl.clone().ok_or("acl")?),
             T::Cache => Archetype::Cache(s.cache.clone().ok_or("cache")?),
         })
+    }
+}
+
+/// A `producer`'s resolved shape: what it ingests and publishes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Producer {
+    /// One ingestion per entity of `[services.domain] entities`, in the file's order.
+    pub ingests: Vec<Ingestion>,
+}
+
+/// One entity a producer ingests and the event it publishes for each accepted input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ingestion {
+    /// The entity (`entities[i]`), in PascalCase: the input of `POST /<entities>`.
+    pub entity: String,
+    /// The event published for it (`events[i]`).
+    pub event: String,
+}
+
+impl Producer {
+    /// `entities[i]` publishes `events[i]` (validation checks there is one event per entity).
+    fn resolve(service: &Service) -> Self {
+        let domain = service.domain.as_ref();
+        let entities = domain.map(|d| d.entities.as_slice()).unwrap_or_default();
+        let events = domain.map(|d| d.events.as_slice()).unwrap_or_default();
+        Self {
+            ingests: entities
+                .iter()
+                .zip(events)
+                .map(|(entity, event)| Ingestion {
+                    entity: entity.clone(),
+                    event: event.clone(),
+                })
+                .collect(),
+        }
     }
 }
 

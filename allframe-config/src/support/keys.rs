@@ -2,7 +2,10 @@
 //! when the key becomes real; by the last archetype, the table is empty.
 
 use super::Support::{self, InfraOnly, NotHonoured, Partial};
-use crate::model::{FlagProvider, MigrationStrategy, MigrationTool, SchemaRegistry, TenantRouting};
+use crate::model::{
+    FlagProvider, MigrationStrategy, MigrationTool, Protocol, SchemaRegistry, ServiceType,
+    TenantRouting,
+};
 use crate::resolve::{Draft, DraftService};
 
 /// When a written key lacks full effect: given the file, and the service for `services[]`
@@ -180,6 +183,18 @@ pub(super) const KEY_RULES: &[KeyRule] = &[
         "services[].database.strategy",
         NotHonoured("each migration is applied as written, at start-up"),
         |_, s| database(s).is_some_and(|d| d.strategy != MigrationStrategy::Direct),
+    ),
+    row_if(
+        "services[].protocols",
+        NotHonoured(
+            "a producer ingests over REST only: no gRPC, GraphQL or WebSocket endpoint is generated for it",
+        ),
+        |_, s| {
+            s.is_some_and(|s| {
+                s.kind() == ServiceType::Producer
+                    && s.common.protocols.iter().any(|p| *p != Protocol::Rest)
+            })
+        },
     ),
     row("services[].circuit_breaker", CIRCUIT_BREAKER),
     row("services[].retry", RETRY),

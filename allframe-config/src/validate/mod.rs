@@ -2,6 +2,7 @@
 //! stops the others. Each check is one function; the checks of names live in `names`.
 
 mod names;
+mod producer;
 mod tokens;
 
 pub use names::is_service_name;
@@ -108,6 +109,7 @@ pub(crate) fn validate(arch: &Draft, source: &SourceFile, out: &mut Diagnostics)
         saga(&mut c, service);
         schedule(&mut c, service);
         messaging(&mut c, service);
+        producer::producer(&mut c, service);
         references(&mut c, service);
     }
     ports(&mut c);

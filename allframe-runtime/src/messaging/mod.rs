@@ -20,6 +20,7 @@ use std::sync::Arc;
 use tokio::sync::Notify;
 
 mod bus;
+mod emit;
 pub mod envelope;
 mod event;
 #[cfg(feature = "kafka")]
@@ -137,6 +138,16 @@ pub enum MessagingError {
     )]
     DirectPublish {
         /// How many events the unit of work held.
+        events: usize,
+        /// The bus failure.
+        #[source]
+        source: PublishError,
+    },
+    /// [`Messaging::emit`] with pattern `direct`: the bus refused the events. No state was
+    /// stored with them, so retrying is safe.
+    #[error("publishing {events} event(s) to the bus failed: {source}")]
+    Unpublished {
+        /// How many events were to be published.
         events: usize,
         /// The bus failure.
         #[source]

@@ -125,44 +125,14 @@ impl UnitOfWork {
     /// rather than at commit. Fails with [`MessagingError::NotConfigured`] when the service
     /// declares no messaging.
     pub fn publish<E: Event>(&mut self, event: E) -> Result<Uuid, MessagingError> {
-        const { check_event::<E>() };
         let Some(publisher) = &self.publisher else {
             return Err(MessagingError::NotConfigured {
                 service: self.service,
             });
         };
-        let payload = serde_json::to_vec(&event).map_err(|source| MessagingError::Serialize {
-            event_type: E::TYPE,
-            source,
-        })?;
-        let context = &self.context;
-        // With span export on, the span publishing the event (the request's) is the parent its
-        // consumers continue; otherwise the trace context the request or message brought.
-        let (traceparent, tracestate) = match crate::telemetry::current_trace_context() {
-            Some((traceparent, tracestate)) => (Some(traceparent), tracestate),
-            None => (context.traceparent.clone(), context.tracestate.clone()),
-        };
-        let envelope = Envelope {
-            id: Uuid::now_v7(),
-            event_type: E::TYPE.to_owned(),
-            schema_version: E::VERSION,
-            aggregate_type: E::AGGREGATE_TYPE.to_owned(),
-            aggregate_id: event.aggregate_id(),
-            occurred_at: truncate_to_millis(SystemTime::now()),
-            source: self.service.to_owned(),
-            correlation_id: self.correlation_id.clone(),
-            causation_id: context.causation_id.clone(),
-            traceparent,
-            tracestate,
-            tenant_id: context.tenant_id.clone(),
-            format: PayloadFormat::Json,
-            payload,
-        };
-        let id = envelope.id;
-        self.events.push(OutboundMessage {
-            topic: publisher.topic(E::TYPE),
-            envelope,
-        });
+        let message = outbound(publisher, &self.context, &self.correlation_id, &event)?;
+        let id = message.envelope.id;
+        self.events.push(message);
         Ok(id)
     }
 
@@ -256,4 +226,46 @@ async fn abort_logged(transaction: super::BusTransaction) {
     if let Err(error) = transaction.abort().await {
         tracing::warn!(%error, "aborting the bus transaction failed");
     }
+}
+
+/// `event` in its envelope, addressed to its topic: serialised here (so a payload that cannot
+/// be serialised fails at the call), carrying `context` and `correlation_id`, and the current
+/// span's trace context when span export is on.
+pub(crate) fn outbound<E: Event>(
+    publisher: &Messaging,
+    context: &EventContext,
+    correlation_id: &str,
+    event: &E,
+) -> Result<OutboundMessage, MessagingError> {
+    const { check_event::<E>() };
+    let payload = serde_json::to_vec(event).map_err(|source| MessagingError::Serialize {
+        event_type: E::TYPE,
+        source,
+    })?;
+    // With span export on, the span publishing the event (the request's) is the parent its
+    // consumers continue; otherwise the trace context the request or message brought.
+    let (traceparent, tracestate) = match crate::telemetry::current_trace_context() {
+        Some((traceparent, tracestate)) => (Some(traceparent), tracestate),
+        None => (context.traceparent.clone(), context.tracestate.clone()),
+    };
+    let envelope = Envelope {
+        id: Uuid::now_v7(),
+        event_type: E::TYPE.to_owned(),
+        schema_version: E::VERSION,
+        aggregate_type: E::AGGREGATE_TYPE.to_owned(),
+        aggregate_id: event.aggregate_id(),
+        occurred_at: truncate_to_millis(SystemTime::now()),
+        source: publisher.config().service.to_owned(),
+        correlation_id: correlation_id.to_owned(),
+        causation_id: context.causation_id.clone(),
+        traceparent,
+        tracestate,
+        tenant_id: context.tenant_id.clone(),
+        format: PayloadFormat::Json,
+        payload,
+    };
+    Ok(OutboundMessage {
+        topic: publisher.topic(E::TYPE),
+        envelope,
+    })
 }
