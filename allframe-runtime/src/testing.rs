@@ -120,9 +120,24 @@ impl TestService {
         self.send(self.request(Method::GET, path)).await
     }
 
-    /// `POST path` with `body` as JSON.
-    pub async fn post(&self, path: &str, body: &impl Serialize) -> Reply {
-        self.send(self.request(Method::POST, path).json(body)).await
+    /// `POST path` with `body` as JSON (a value or a reference).
+    pub async fn post(&self, path: &str, body: impl Serialize) -> Reply {
+        self.send(self.request(Method::POST, path).json(&body))
+            .await
+    }
+
+    /// `POST path` with `headers` and `body` as JSON.
+    pub async fn post_with<'h>(
+        &self,
+        path: &str,
+        headers: impl IntoIterator<Item = (&'h str, &'h str)>,
+        body: impl Serialize,
+    ) -> Reply {
+        let request = headers.into_iter().fold(
+            self.request(Method::POST, path),
+            |request, (name, value)| request.header(name, value),
+        );
+        self.send(request.json(&body)).await
     }
 
     /// A request to build further (headers, a raw body), then [`TestService::send`].

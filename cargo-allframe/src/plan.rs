@@ -153,6 +153,20 @@ enabled = true
 [[services]]
 name = "catalog"
 type = "stateless"
+
+[[services]]
+name = "position-ingest"
+type = "producer"
+
+[services.domain]
+entities = ["PositionReport", "Alert"]
+events = ["PositionReported", "AlertRaised"]
+
+[services.messaging]
+pattern = "direct"
+
+[services.idempotency]
+enabled = true
 "#;
 
     fn shop_plan() -> Plan {
@@ -175,9 +189,10 @@ type = "stateless"
             assert_eq!(formatted, text, "{} is not rustfmt-clean", file.path);
             checked += 1;
         }
-        // main, build, domain (2, + the event with messaging), application (3), presentation
-        // (2, + grpc), test, per service.
-        assert_eq!(checked, 12 + 10);
+        // Stateless: main, build, domain (2, + the event with messaging), application (3),
+        // presentation (2, + grpc), tests. Producer: main, tests, inputs and events (a module
+        // and one file per entity each).
+        assert_eq!(checked, 12 + 10 + 2 + 2 * 3);
     }
 
     /// PascalCase names a file brings into scope from elsewhere (`use` leaves and renames) and
@@ -214,7 +229,17 @@ type = "stateless"
         let plan = shop_plan();
         // Names derived from the file's own names are the file's business (their clashes are
         // checked as clashes of those names).
-        let derived = ["User", "UserService", "Item", "Catalog"];
+        let derived = [
+            "User",
+            "UserService",
+            "Item",
+            "Catalog",
+            "PositionIngest",
+            "PositionReport",
+            "PositionReported",
+            "Alert",
+            "AlertRaised",
+        ];
         let mut checked = 0;
         for file in plan.files.iter().filter(|f| f.path.ends_with(".rs")) {
             let text = std::str::from_utf8(&file.contents).expect("utf-8");

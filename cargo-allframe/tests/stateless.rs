@@ -67,12 +67,12 @@ fn the_quickstart_create_handler_publishes_user_created_in_its_unit_of_work() {
     .collect();
     insta::assert_snapshot!("quickstart_user_service", shown);
 
-    let tests = &files["tests/user_api.rs"];
+    let tests = &files["src/tests.rs"];
     for expected in [
-        "topic_name(\"quickstart\", \"user-service\", \"UserCreated\")",
+        "service.events(\"UserCreated\")",
         "a_taken_name_is_a_conflict_and_publishes_nothing",
-        "a_repeated_request_with_the_same_idempotency_key_is_replayed",
-        "(\"Idempotency-Key\", \"create-once\")",
+        "a_repeated_idempotency_key_is_answered_with_the_first_response",
+        "const KEY: &str = \"Idempotency-Key\";",
     ] {
         assert!(tests.contains(expected), "{expected} in\n{tests}");
     }
@@ -109,7 +109,7 @@ fn the_first_declared_event_is_published_else_entity_created() {
         event.contains("const TYPE: &'static str = \"OrderCreated\";"),
         "{event}"
     );
-    let tests = &files["tests/order_api.rs"];
+    let tests = &files["src/tests.rs"];
     assert!(tests.contains("\"OrderCreated\")"), "{tests}");
 
     // An event named like the entity keeps its name on the bus, not as a Rust type.
@@ -135,9 +135,9 @@ fn direct_publishing_uses_the_same_unit_of_work() {
     assert!(commands.contains("cx.begin_with(events)"), "{commands}");
     assert!(commands.contains("uow.publish(domain::OrderPlaced::from(&created))?;"));
     assert!(commands.contains("Pattern `direct`"), "{commands}");
-    assert!(files["tests/order_api.rs"].contains("events_until"));
+    assert!(files["src/tests.rs"].contains("service.events(\"OrderPlaced\")"));
     // No idempotency declared: no replay test.
-    assert!(!files["tests/order_api.rs"].contains("idempotency"));
+    assert!(!files["src/tests.rs"].contains("idempotency"));
 }
 
 #[test]
@@ -157,10 +157,10 @@ fn without_messaging_the_unit_of_work_publishes_nothing() {
     );
     assert!(!commands.contains("publish("), "{commands}");
     assert!(!files["src/domain/mod.rs"].contains("OrderPlaced"));
-    let tests = &files["tests/order_api.rs"];
-    assert!(!tests.contains("LocalBus"), "{tests}");
+    let tests = &files["src/tests.rs"];
+    assert!(!tests.contains("events("), "{tests}");
     assert!(
-        tests.contains("(\"X-Request-Key\", \"create-once\")"),
+        tests.contains("const KEY: &str = \"X-Request-Key\";"),
         "{tests}"
     );
     assert!(tests.contains("a_taken_name_is_a_conflict()"), "{tests}");

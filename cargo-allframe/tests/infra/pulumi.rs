@@ -619,7 +619,7 @@ fn reignite_keeps_an_edited_stack_file_and_updates_the_program() {
     // A stateless service (ignite generates its crate, so it is deployed) beside the sensors.
     let arch = format!(
         "{}\n[[services]]\nname = \"dashboard\"\ntype = \"stateless\"\n\n[services.ports]\ninbound = [\"rest:8300\"]\n",
-        SENSORS.replace("\"nats\"", "\"pubsub\"")
+        super::sensors_on_pubsub()
     );
     let dir = tempfile::tempdir().expect("temp dir");
     let config = dir.path().join("architecture.toml");
