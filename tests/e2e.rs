@@ -1,5 +1,5 @@
 //! End to end: ignite the quick-start architecture, lint and build the generated workspace, run
-//! its own tests, start a service on the embedded SQLite default, write through REST and read
+//! its own tests (and see its events crate's schema test catch a changed payload), start a service on the embedded SQLite default, write through REST and read
 //! back (also after a restart), see the write's event published through the outbox to the local
 //! bus and a repeated idempotent request replayed, then SIGTERM it and expect exit code 0 within
 //! the deadline.
@@ -170,6 +170,33 @@ fn ignite_build_run_and_stop_a_stateless_service() {
     );
     cargo(&out, &["build", "--workspace"]);
     cargo(&out, &["test", "--workspace"]);
+
+    // The shared events crate keeps each payload's JSON Schema: the first test run wrote them,
+    // and a changed payload now fails until the schema is updated.
+    let schema = out.join("events/schemas/UserCreated.json");
+    assert!(
+        std::fs::read_to_string(&schema).is_ok_and(|s| s.contains("\"name\"")),
+        "{} holds the payload's schema",
+        schema.display()
+    );
+    let event = out.join("events/src/user_created.rs");
+    let source = std::fs::read_to_string(&event).expect("the event type");
+    let widened = source.replace(
+        "    pub name: String,\n",
+        "    pub name: String,\n    /// Added.\n    pub email: String,\n",
+    );
+    assert_ne!(widened, source, "the event type has a `name` field");
+    std::fs::write(&event, widened).expect("change the payload");
+    let status = Command::new(env!("CARGO"))
+        .args(["test", "-p", "quickstart-events", "--quiet"])
+        .current_dir(&out)
+        .env("CARGO_TARGET_DIR", e2e_target_dir())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("cargo runs");
+    assert!(!status.success(), "a changed payload fails the schema test");
+    std::fs::write(&event, source).expect("restore the payload");
 
     let binary = e2e_target_dir().join("debug/user-service");
     let data = work.path().join("data");

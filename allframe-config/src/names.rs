@@ -74,8 +74,6 @@ pub const GENERATED_NAMES: &[&str] = &[
     "Duration",
     "Event",
     "EventContext",
-    "Ingest",
-    "Invalid",
     "Json",
     "Path",
     "Produces",
@@ -84,10 +82,14 @@ pub const GENERATED_NAMES: &[&str] = &[
     "Serialize",
     "Status",
     "StatusCode",
-    "TestService",
     "Uuid",
     "Value",
 ];
+
+/// The names a producer's input files import beside the entity's input type
+/// (`allframe::producer::{Ingest, Invalid}`): an entity of that name would clash. Service
+/// structs never meet them.
+pub const INPUT_NAMES: &[&str] = &["Ingest", "Invalid"];
 
 /// Crate names a service may not take: Rust's own crates, the crates every generated service
 /// depends on, and AllFrame's.
@@ -193,7 +195,10 @@ pub fn type_name_conflict(name: &str) -> Option<&'static str> {
         Some("a Rust keyword")
     } else if PRELUDE.contains(&name) || PRELUDE.contains(&ty.as_str()) {
         Some("a name of Rust's prelude")
-    } else if GENERATED_NAMES.contains(&name) || GENERATED_NAMES.contains(&ty.as_str()) {
+    } else if [GENERATED_NAMES, INPUT_NAMES]
+        .iter()
+        .any(|names| names.contains(&name) || names.contains(&ty.as_str()))
+    {
         Some("a name the generated code imports")
     } else if CRATES_IN_SCOPE.contains(&module.as_str()) {
         Some("the name of a crate the generated code uses, which its module would shadow")

@@ -11,6 +11,7 @@ use allframe_config::model::{IdempotencyStorage, ServiceType};
 use serde::Serialize;
 
 use crate::error::CliError;
+use crate::events::{EventsCrate, SharedEvent};
 use crate::names::{DEFAULT_ENTITY, EntityNames, EventNames, ServiceNames};
 
 /// The version of `allframe-runtime` generated crates depend on without `--runtime-path`:
@@ -27,6 +28,15 @@ pub enum RuntimeSource {
 }
 
 impl RuntimeSource {
+    /// How a generated manifest names the runtime: `(Some(dir), _)` as a path, else
+    /// `(None, version)`.
+    pub fn dependency(&self) -> (Option<&str>, &str) {
+        match self {
+            RuntimeSource::Path(path) => (Some(path.as_str()), RUNTIME_VERSION),
+            RuntimeSource::Version(version) => (None, version.as_str()),
+        }
+    }
+
     /// `--runtime-path DIR` (a checkout of the AllFrame repository), or the registry version.
     pub fn resolve(checkout: Option<&Path>) -> Result<Self, CliError> {
         let Some(dir) = checkout else {
@@ -136,13 +146,12 @@ impl ServiceContext {
         let entity = EntityNames::new(entity);
         let messaging = service.common.messaging.as_ref().map(|m| MessagingContext {
             pattern: m.pattern.as_str(),
-            event: EventNames::new(
+            event: EventNames::shared(
                 &service
                     .events()
                     .first()
                     .cloned()
                     .unwrap_or_else(|| format!("{}Created", entity.pascal)),
-                &entity,
             ),
         });
         let idempotency = service
@@ -159,7 +168,7 @@ impl ServiceContext {
             .map(|ingestion| {
                 let entity = EntityNames::new(&ingestion.entity);
                 IngestionContext {
-                    event: EventNames::new(ingestion.event, &entity),
+                    event: EventNames::shared(ingestion.event),
                     path: ingestion.path.clone(),
                     entity,
                 }
@@ -218,15 +227,18 @@ pub struct CrateContext<'a> {
     pub runtime_version: &'a str,
     /// The exact tonic, prost and build-dependency versions of a gRPC crate.
     pub versions: &'static crate::versions::GrpcVersions,
+    /// The workspace's shared event-types crate, which the service's events come from.
+    pub events_crate: &'a EventsCrate,
 }
 
 impl<'a> CrateContext<'a> {
     /// The context of `service`'s crate, depending on the runtime from `runtime`.
-    pub fn new(service: &'a ServiceContext, runtime: &'a RuntimeSource) -> Self {
-        let (runtime_path, runtime_version) = match runtime {
-            RuntimeSource::Path(path) => (Some(path.as_str()), RUNTIME_VERSION),
-            RuntimeSource::Version(version) => (None, version.as_str()),
-        };
+    pub fn new(
+        service: &'a ServiceContext,
+        runtime: &'a RuntimeSource,
+        events_crate: &'a EventsCrate,
+    ) -> Self {
+        let (runtime_path, runtime_version) = runtime.dependency();
         Self {
             service,
             entity: &service.entity,
@@ -241,6 +253,7 @@ impl<'a> CrateContext<'a> {
             runtime_path,
             runtime_version,
             versions: crate::versions::grpc(),
+            events_crate,
         }
     }
 }
@@ -263,6 +276,16 @@ pub struct WorkspaceContext<'a> {
     pub services: &'a [ServiceContext],
     /// The services not generated.
     pub skipped: &'a [Skipped],
+    /// The shared event-types crate.
+    pub events_crate: &'a EventsCrate,
+    /// Its event types.
+    pub events: &'a [SharedEvent],
+    /// The event a per-event template (`each = "event"`) renders.
+    pub event: Option<&'a SharedEvent>,
+    /// The runtime's directory with `--runtime-path`.
+    pub runtime_path: Option<&'a str>,
+    /// The runtime's version otherwise.
+    pub runtime_version: &'a str,
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ pub mod config;
 pub mod context;
 pub mod error;
 pub mod escape;
+pub mod events;
 pub mod graph;
 pub mod ignite;
 pub mod infra;

@@ -104,14 +104,11 @@ pub struct EventNames {
 }
 
 impl EventNames {
-    /// The spellings of the event `name` (PascalCase in the file) of a service whose example
-    /// entity is `entity`.
-    pub fn new(name: &str, entity: &EntityNames) -> Self {
+    /// The spellings of the event `name` in the shared event-types crate, where no entity
+    /// type is in scope: `name` in UpperCamelCase (`<Name>Event` only for `Self`, `Crate`, …).
+    pub fn shared(name: &str) -> Self {
         let mut pascal = to_pascal(name);
-        if pascal == entity.pascal
-            || to_snake(&pascal) == entity.snake
-            || NOT_RAW.contains(&pascal.as_str())
-        {
+        if NOT_RAW.contains(&pascal.as_str()) {
             pascal.push_str("Event");
         }
         let snake = to_snake(&pascal);
@@ -184,24 +181,22 @@ mod tests {
     }
 
     #[test]
-    fn event_spellings_never_clash_with_the_entity() {
-        let user = EntityNames::new("User");
-        let e = EventNames::new("UserCreated", &user);
+    fn event_spellings_in_the_shared_crate() {
+        let e = EventNames::shared("UserCreated");
         assert_eq!(
             (e.name.as_str(), e.pascal.as_str()),
             ("UserCreated", "UserCreated")
         );
         assert_eq!(e.module, "user_created");
-        let e = EventNames::new("User", &user);
-        assert_eq!((e.name.as_str(), e.pascal.as_str()), ("User", "UserEvent"));
-        assert_eq!(e.module, "user_event");
-        let e = EventNames::new("APIKeyIssued", &user);
+        // No entity type is in scope there: an event named like one keeps its name.
+        assert_eq!(EventNames::shared("User").pascal, "User");
+        let e = EventNames::shared("APIKeyIssued");
         assert_eq!(
             (e.name.as_str(), e.pascal.as_str()),
             ("APIKeyIssued", "ApiKeyIssued")
         );
-        assert_eq!(EventNames::new("Self", &user).pascal, "SelfEvent");
-        assert_eq!(EventNames::new("Match", &user).module, "r#match");
+        assert_eq!(EventNames::shared("Self").pascal, "SelfEvent");
+        assert_eq!(EventNames::shared("Match").module, "r#match");
     }
 
     #[test]

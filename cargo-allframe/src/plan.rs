@@ -7,6 +7,7 @@ use allframe_config::Architecture;
 
 use crate::context::{CrateContext, RuntimeSource, ServiceContext, Skipped, WorkspaceContext};
 use crate::error::CliError;
+use crate::events::{EventsCrate, shared_events};
 use crate::scaffold::Scaffold;
 use crate::templates::{Each, Renderer, Template, When};
 use crate::workspace::PlannedFile;
@@ -61,31 +62,58 @@ pub fn plan(
     }
 
     let mut files = Vec::new();
+    let events_crate = EventsCrate::new(architecture.name());
+    let events = shared_events(architecture, &services);
+    let (runtime_path, runtime_version) = runtime.dependency();
     let workspace = WorkspaceContext {
         architecture: architecture.name(),
         services: &services,
         skipped: &skipped,
+        events_crate: &events_crate,
+        events: &events,
+        event: None,
+        runtime_path,
+        runtime_version,
     };
     let scaffold = Scaffold::get()?;
     for template in &scaffold.workspace {
-        let (path, text) = renderer.render(template, &workspace)?;
-        files.push(PlannedFile::new(path, text));
+        if template.when == When::Events && events.is_empty() {
+            continue;
+        }
+        let rendered = match template.each {
+            Each::Event => events
+                .iter()
+                .map(|event| {
+                    let each = WorkspaceContext {
+                        event: Some(event),
+                        ..workspace
+                    };
+                    renderer.render(template, &each)
+                })
+                .collect::<Result<_, _>>()?,
+            _ => vec![renderer.render(template, &workspace)?],
+        };
+        files.extend(
+            rendered
+                .into_iter()
+                .map(|(path, text)| PlannedFile::new(path, text)),
+        );
     }
     files.push(PlannedFile::new(ARCHITECTURE_FILE, architecture_bytes));
 
     for service in &services {
-        let context = CrateContext::new(service, runtime);
+        let context = CrateContext::new(service, runtime, &events_crate);
         let templates = scaffold.archetype(service.kind);
         for template in templates.iter().filter(|t| applies(t, service)) {
             let rendered = match template.each {
-                Each::Once => vec![renderer.render(template, &context)?],
+                Each::Once | Each::Event => vec![renderer.render(template, &context)?],
                 Each::Ingestion => service
                     .ingestions
                     .iter()
                     .map(|ingestion| {
                         let each = CrateContext {
                             ingestion: Some(ingestion),
-                            ..CrateContext::new(service, runtime)
+                            ..CrateContext::new(service, runtime, &events_crate)
                         };
                         renderer.render(template, &each)
                     })
@@ -123,6 +151,8 @@ fn applies(template: &Template, service: &ServiceContext) -> bool {
         When::Always => true,
         When::Grpc => service.grpc,
         When::Messaging => service.messaging.is_some(),
+        // Workspace templates only (see `plan`).
+        When::Events => true,
     }
 }
 
@@ -189,10 +219,10 @@ enabled = true
             assert_eq!(formatted, text, "{} is not rustfmt-clean", file.path);
             checked += 1;
         }
-        // Stateless: main, build, domain (2, + the event with messaging), application (3),
-        // presentation (2, + grpc), tests. Producer: main, tests, inputs and events (a module
-        // and one file per entity each).
-        assert_eq!(checked, 12 + 10 + 2 + 2 * 3);
+        // Stateless: main, build, domain (2), application (3), presentation (2, + grpc),
+        // tests. Producer: main, tests, the inputs module and one input per entity. The
+        // shared events crate: lib, tests, one file per event.
+        assert_eq!(checked, 11 + 10 + (3 + 2) + (2 + 3));
     }
 
     /// PascalCase names a file brings into scope from elsewhere (`use` leaves and renames) and
@@ -224,7 +254,7 @@ enabled = true
 
     #[test]
     fn every_name_the_scaffold_brings_into_scope_is_reserved_by_the_config_check() {
-        use allframe_config::names::{GENERATED_NAMES, PRELUDE};
+        use allframe_config::names::{GENERATED_NAMES, INPUT_NAMES, PRELUDE};
 
         let plan = shop_plan();
         // Names derived from the file's own names are the file's business (their clashes are
@@ -249,7 +279,9 @@ enabled = true
                     continue;
                 }
                 assert!(
-                    GENERATED_NAMES.contains(&name.as_str()) || PRELUDE.contains(&name.as_str()),
+                    [GENERATED_NAMES, INPUT_NAMES, PRELUDE]
+                        .iter()
+                        .any(|names| names.contains(&name.as_str())),
                     "`{name}` ({}) is not in allframe_config::names::GENERATED_NAMES: an entity \
                      or event of that name would clash with it",
                     file.path

@@ -25,6 +25,8 @@ pub enum When {
     Grpc,
     /// Only for services that declare `[services.messaging]`.
     Messaging,
+    /// Only when the architecture names events (the workspace's shared event-types crate).
+    Events,
 }
 
 /// How many files a scaffold template renders to.
@@ -37,6 +39,9 @@ pub enum Each {
     /// One per ingestion of a `producer` (entity and its event), with `ingestion` in the
     /// context.
     Ingestion,
+    /// One per event of the shared event-types crate (workspace templates), with `event` in
+    /// the context.
+    Event,
 }
 
 /// One embedded template.

@@ -15,17 +15,26 @@ use common::{read, repository};
 
 /// The files of `service`'s crate, by path relative to the crate.
 fn crate_files(toml: &str, service: &str) -> BTreeMap<String, String> {
+    files_under(toml, &format!("services/{service}/"))
+}
+
+/// The files of the workspace's shared event-types crate, by path relative to it.
+fn event_files(toml: &str) -> BTreeMap<String, String> {
+    files_under(toml, "events/")
+}
+
+/// The files ignite plans under `prefix`, by path relative to it.
+fn files_under(toml: &str, prefix: &str) -> BTreeMap<String, String> {
     let source = SourceFile::new("architecture.toml", toml);
     let architecture = allframe_config::check(&source).unwrap_or_else(|e| panic!("{e:?}"));
     let renderer = Renderer::new().expect("templates parse");
     let runtime = RuntimeSource::Version("0.1.0".into());
-    let prefix = format!("services/{service}/");
     let files = plan::plan(&architecture, toml.as_bytes(), &runtime, &renderer)
         .expect("plan")
         .files
         .into_iter()
         .filter_map(|f| {
-            let path = f.path.strip_prefix(&prefix)?.to_owned();
+            let path = f.path.strip_prefix(prefix)?.to_owned();
             Some((path, String::from_utf8(f.contents).expect("utf-8")))
         })
         .collect();
@@ -55,15 +64,20 @@ fn formatted(mut files: BTreeMap<String, String>) -> BTreeMap<String, String> {
 fn the_quickstart_create_handler_publishes_user_created_in_its_unit_of_work() {
     let toml = read(&repository().join("examples/quickstart/architecture.toml"));
     let files = crate_files(&toml, "user-service");
+    let events = event_files(&toml);
     let shown: String = [
         "src/domain/mod.rs",
-        "src/domain/user_created.rs",
         "src/application/commands.rs",
         "src/presentation/rest.rs",
         "migrations/0001_create_users.sql",
     ]
     .iter()
     .map(|path| format!("=== {path}\n{}", files[*path]))
+    .chain(
+        ["Cargo.toml", "src/lib.rs", "src/user_created.rs"]
+            .iter()
+            .map(|path| format!("=== events/{path}\n{}", events[*path])),
+    )
     .collect();
     insta::assert_snapshot!("quickstart_user_service", shown);
 
@@ -86,12 +100,14 @@ fn the_quickstart_create_handler_publishes_user_created_in_its_unit_of_work() {
 #[test]
 fn the_first_declared_event_is_published_else_entity_created() {
     let outbox = "[services.messaging]\npattern = \"outbox\"\n";
-    let files = crate_files(
-        &orders("\"OrderPlaced\", \"OrderShipped\"", outbox),
-        "orders",
-    );
-    let event = &files["src/domain/order_placed.rs"];
+    let toml = orders("\"OrderPlaced\", \"OrderShipped\"", outbox);
+    let events = event_files(&toml);
+    let event = &events["src/order_placed.rs"];
     assert!(event.contains("pub struct OrderPlaced {"), "{event}");
+    assert!(
+        event.contains("pub name: String,"),
+        "the created entity's fields: {event}"
+    );
     assert!(
         event.contains("const TYPE: &'static str = \"OrderPlaced\";"),
         "{event}"
@@ -100,22 +116,28 @@ fn the_first_declared_event_is_published_else_entity_created() {
         event.contains("const AGGREGATE_TYPE: &'static str = \"Order\";"),
         "{event}"
     );
-    assert!(!files.contains_key("src/domain/order_shipped.rs"));
-    assert!(files["src/application/commands.rs"].contains("domain::OrderPlaced::from(&created)"));
+    // Declared but not published by the create command: a type with an id to extend.
+    let shipped = &events["src/order_shipped.rs"];
+    assert!(!shipped.contains("pub name"), "{shipped}");
+    let files = crate_files(&toml, "orders");
+    assert!(
+        files["src/application/commands.rs"].contains("uow.publish(shop_events::OrderPlaced {")
+    );
+    assert!(files["Cargo.toml"].contains("shop-events = { path = \"../../events\" }"));
 
-    let files = crate_files(&orders("", outbox), "orders");
-    let event = &files["src/domain/order_created.rs"];
+    let toml = orders("", outbox);
+    let event = &event_files(&toml)["src/order_created.rs"];
     assert!(
         event.contains("const TYPE: &'static str = \"OrderCreated\";"),
         "{event}"
     );
-    let tests = &files["src/tests.rs"];
+    let tests = &crate_files(&toml, "orders")["src/tests.rs"];
     assert!(tests.contains("\"OrderCreated\")"), "{tests}");
 
-    // An event named like the entity keeps its name on the bus, not as a Rust type.
-    let files = crate_files(&orders("\"Order\"", outbox), "orders");
-    let event = &files["src/domain/order_event.rs"];
-    assert!(event.contains("pub struct OrderEvent {"), "{event}");
+    // In the shared crate no entity type is in scope: an event named like the entity keeps
+    // its name as a Rust type too.
+    let event = &event_files(&orders("\"Order\"", outbox))["src/order.rs"];
+    assert!(event.contains("pub struct Order {"), "{event}");
     assert!(
         event.contains("const TYPE: &'static str = \"Order\";"),
         "{event}"
@@ -133,7 +155,7 @@ fn direct_publishing_uses_the_same_unit_of_work() {
     );
     let commands = &files["src/application/commands.rs"];
     assert!(commands.contains("cx.begin_with(events)"), "{commands}");
-    assert!(commands.contains("uow.publish(domain::OrderPlaced::from(&created))?;"));
+    assert!(commands.contains("uow.publish(shop_events::OrderPlaced {"));
     assert!(commands.contains("Pattern `direct`"), "{commands}");
     assert!(files["src/tests.rs"].contains("service.events(\"OrderPlaced\")"));
     // No idempotency declared: no replay test.

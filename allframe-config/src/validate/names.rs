@@ -79,6 +79,18 @@ pub(super) fn service_names(c: &mut Checker<'_>) {
                     suggest_kebab(name, "my-service")
                 )),
             );
+        } else if snake(name) == snake(&format!("{}-events", c.arch.name())) {
+            c.push(
+                Diagnostic::error(
+                    Code::InvalidName,
+                    path.clone(),
+                    format!(
+                        "`{name}` cannot name a service: `{}-events` is the workspace's shared event-types crate",
+                        c.arch.name()
+                    ),
+                )
+                .with_help(format!("rename the service, e.g. `{name}-service`")),
+            );
         } else if let Some(reason) = crate_name_conflict(name) {
             c.push(
                 Diagnostic::error(

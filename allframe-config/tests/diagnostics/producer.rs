@@ -94,3 +94,14 @@ fn a_producer_speaking_grpc_is_told_it_ingests_over_rest_only() {
     assert_at(warning, "services[0].protocols", 6);
     assert!(warning.message.contains("REST only"), "{warning:?}");
 }
+
+#[test]
+fn no_service_may_take_the_name_of_the_shared_events_crate() {
+    let d = diagnostics("[[services]]\nname = \"shop-events\"\ntype = \"stateless\"\n");
+    let clash = find(&d, Code::InvalidName);
+    assert_at(clash, "services[0].name", 4);
+    assert!(
+        clash.message.contains("shared event-types crate"),
+        "{clash:?}"
+    );
+}
