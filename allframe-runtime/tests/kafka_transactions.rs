@@ -6,7 +6,7 @@
 //! it. The pool of transactional producers holds several transactions at once, a fenced
 //! producer is replaced, and a commit that times out is retried. Not covered: the mock reports no aborted transactions in its fetch responses, so that a
 //! consumer skips an aborted unit of work's events cannot be shown here (the local bus test in
-//! `messaging_transactional.rs` shows the abort path; on Kafka it needs a real broker).
+//! `messaging/transactional.rs` shows the abort path; on Kafka it needs a real broker).
 #![cfg(all(feature = "kafka", feature = "sqlite"))]
 
 mod bus_support;

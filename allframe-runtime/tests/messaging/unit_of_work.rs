@@ -2,13 +2,11 @@
 //! publishes nothing; envelopes carry the context; the `direct` pattern publishes after commit.
 #![cfg(feature = "sqlite")]
 
-mod messaging_support;
-
+use crate::messaging_support::*;
 use allframe_runtime::messaging::{
     EventBus, EventContext, Messaging, MessagingError, OutboxSettings, PublishPattern,
 };
 use allframe_runtime::sqlx;
-use messaging_support::*;
 
 async fn balance(db: &allframe_runtime::Database, account: &str) -> Option<i64> {
     sqlx::query_scalar("SELECT balance FROM accounts WHERE id = $1")

@@ -4,20 +4,18 @@
 //! clean. Without messaging, `cx.begin()` is a plain transaction and publishing is a 500.
 #![cfg(feature = "sqlite")]
 
-mod messaging_support;
-
 use std::path::Path;
 use std::time::Duration;
 
+use crate::messaging_support::Deposited;
+use crate::messaging_support::launch_env::test_env;
+use crate::messaging_support::ledger::{Ledger, MIGRATIONS, SETTINGS};
 use allframe_runtime::__private::{Launcher, MetricsSettings, OutboxSettings, RunningService};
 use allframe_runtime::error::RuntimeError;
 use allframe_runtime::messaging::{
     BusError, LocalBus, LocalBusOptions, MessagingError, SubscribeOptions, topic_name,
 };
 use allframe_runtime::sqlx;
-use messaging_support::Deposited;
-use messaging_support::launch_env::test_env;
-use messaging_support::ledger::{Ledger, MIGRATIONS, SETTINGS};
 
 async fn start(
     dir: &Path,

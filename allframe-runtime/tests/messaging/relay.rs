@@ -4,15 +4,13 @@
 //! metrics.
 #![cfg(feature = "sqlite")]
 
-mod messaging_support;
-
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use crate::messaging_support::*;
 use allframe_runtime::CancellationToken;
 use allframe_runtime::messaging::{OutboxSettings, RetrySettings, outbox};
 use allframe_runtime::sqlx;
-use messaging_support::*;
 use tokio::time::Instant;
 
 fn fast(settings: OutboxSettings) -> OutboxSettings {

@@ -5,19 +5,17 @@
 //! and a custom bus fails the commit with nothing changed.
 #![cfg(feature = "sqlite")]
 
-mod messaging_support;
-
 use std::path::Path;
 
+use crate::messaging_support::launch_env::test_env;
+use crate::messaging_support::ledger::{Ledger, MIGRATIONS, SETTINGS};
+use crate::messaging_support::*;
 use allframe_runtime::__private::{Launcher, RunningService};
 use allframe_runtime::error::RuntimeError;
 use allframe_runtime::messaging::{
     BusError, EventBus, LocalBus, LocalBusOptions, Messaging, MessagingError, PublishPattern,
 };
 use allframe_runtime::{Database, sqlx};
-use messaging_support::launch_env::test_env;
-use messaging_support::ledger::{Ledger, MIGRATIONS, SETTINGS};
-use messaging_support::*;
 
 async fn local_bus(dir: &Path) -> LocalBus {
     LocalBus::open(&dir.join("bus.db"), LocalBusOptions::default())

@@ -4,18 +4,16 @@
 //! redelivery, nack, `Latest` start, deduplication, and the outbox relay feeding it.
 #![cfg(feature = "sqlite")]
 
-mod messaging_support;
-
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
+use crate::messaging_support::*;
 use allframe_runtime::CancellationToken;
 use allframe_runtime::messaging::{
     BusError, BusSubscription, Delivery, Envelope, EventBus, LocalBus, LocalBusOptions, Messaging,
     OutboundMessage, OutboxSettings, PayloadFormat, PublishPattern, StartFrom, SubscribeOptions,
     Uuid, consumer_group,
 };
-use messaging_support::*;
 
 fn message(account: &str, n: u64) -> OutboundMessage {
     let millis = SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_000 + n);

@@ -1,0 +1,14 @@
+//! Messaging in-process, with no external service, as one test binary: the envelope's header
+//! mapping, the local bus, the outbox relay, the unit of work, `transactional` publishing, and
+//! a service started by the launcher with the outbox.
+
+#[cfg(feature = "sqlite")]
+#[path = "../messaging_support/mod.rs"]
+mod messaging_support;
+
+mod envelope;
+mod local_bus;
+mod relay;
+mod service;
+mod transactional;
+mod unit_of_work;
