@@ -187,15 +187,25 @@ fn ignite_build_run_and_stop_a_stateless_service() {
     );
     assert_ne!(widened, source, "the event type has a `name` field");
     std::fs::write(&event, widened).expect("change the payload");
-    let status = Command::new(env!("CARGO"))
+    let run = Command::new(env!("CARGO"))
         .args(["test", "-p", "quickstart-events", "--quiet"])
         .current_dir(&out)
         .env("CARGO_TARGET_DIR", e2e_target_dir())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
+        .output()
         .expect("cargo runs");
-    assert!(!status.success(), "a changed payload fails the schema test");
+    assert!(
+        !run.status.success(),
+        "a changed payload fails the schema test"
+    );
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(
+        report.contains("the payload of UserCreated changed"),
+        "the failure names the event: {report}"
+    );
     std::fs::write(&event, source).expect("restore the payload");
 
     let binary = e2e_target_dir().join("debug/user-service");
@@ -318,4 +328,46 @@ fn ignite_build_run_and_stop_a_stateless_service() {
     assert_eq!(read["name"], "Ada");
     let (status, _) = again.terminate();
     assert_eq!(status.code(), Some(0));
+}
+
+/// Names that meet in one scope of the generated code: a producer `reading` (the type
+/// `Reading`) whose entity `Reading` publishes the event `Reading`. The workspace lints clean,
+/// so the entity's input type, the shared event type and the service type never shadow one
+/// another.
+#[test]
+fn a_service_entity_and_event_of_one_name_build() {
+    let repo = repo_root();
+    let work = tempfile::tempdir().expect("tempdir");
+    let config = work.path().join("architecture.toml");
+    std::fs::write(
+        &config,
+        "[architecture]\nname = \"clash\"\n\n[[services]]\nname = \"reading\"\ntype = \"producer\"\n\
+         [services.domain]\nentities = [\"Reading\"]\nevents = [\"Reading\"]\n\
+         [services.messaging]\npattern = \"outbox\"\n[services.idempotency]\nenabled = true\n",
+    )
+    .expect("write the file");
+    let out = work.path().join("clash");
+    let args = IgniteArgs {
+        config,
+        out: Some(out.clone()),
+        runtime_path: Some(repo),
+        dry_run: false,
+        force: false,
+        deny_warnings: true,
+    };
+    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+    let mut reporter = Reporter::new(&mut stdout, &mut stderr, false);
+    ignite(&args, &mut reporter).expect("ignite succeeds");
+    drop(reporter);
+    cargo(
+        &out,
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    );
 }

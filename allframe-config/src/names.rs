@@ -105,6 +105,7 @@ pub const RESERVED_CRATES: &[&str] = &[
     "proc-macro",
     "prost",
     "protox",
+    "schemars",
     "serde",
     "serde-json",
     "std",
@@ -124,6 +125,7 @@ pub const CRATES_IN_SCOPE: &[&str] = &[
     "core",
     "proc_macro",
     "prost",
+    "schemars",
     "serde",
     "serde_json",
     "std",
@@ -132,6 +134,10 @@ pub const CRATES_IN_SCOPE: &[&str] = &[
     "tonic",
     "uuid",
 ];
+
+/// The entity a service's example code is written for when `[services.domain] entities` names
+/// none: a `stateless` service with messaging then publishes `ItemCreated`.
+pub const DEFAULT_ENTITY: &str = "Item";
 
 /// The longest service name: 63 (a DNS label) less the longest suffix the generated manifests
 /// add to it (`-preview`).

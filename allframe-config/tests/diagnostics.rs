@@ -4,6 +4,8 @@
 use allframe_config::diagnostic::Code;
 use allframe_config::{Diagnostic, Diagnostics, Severity, SourceFile, check};
 
+#[path = "diagnostics/events.rs"]
+mod events;
 #[path = "diagnostics/producer.rs"]
 mod producer;
 #[path = "diagnostics/support.rs"]

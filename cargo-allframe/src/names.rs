@@ -6,8 +6,7 @@ use serde::Serialize;
 
 use allframe_config::plural;
 
-/// The entity used for the example code when a service declares none.
-pub const DEFAULT_ENTITY: &str = "Item";
+pub use allframe_config::names::DEFAULT_ENTITY;
 
 /// Keywords that cannot be raw identifiers.
 const NOT_RAW: &[&str] = &["crate", "self", "super", "Self"];

@@ -1,6 +1,7 @@
 //! Stage 3: checks across the whole file, after types are known. Every problem is pushed; none
 //! stops the others. Each check is one function; the checks of names live in `names`.
 
+mod events;
 mod names;
 mod producer;
 mod tokens;
@@ -97,13 +98,14 @@ pub(crate) fn validate(arch: &Draft, source: &SourceFile, out: &mut Diagnostics)
         );
     }
     names::service_names(&mut c);
-    names::events_across_services(&mut c);
+    events::events_across_services(&mut c);
     names::regions(&mut c);
     tokens::headers(&mut c);
     tokens::pii_fields(&mut c);
     for service in arch.services() {
         tables_match_type(&mut c, service);
         names::identifiers(&mut c, service);
+        events::entity_shadowing_events_crate(&mut c, service);
         tokens::service_tokens(&mut c, service);
         idempotency(&mut c, service);
         saga(&mut c, service);

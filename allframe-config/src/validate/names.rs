@@ -388,37 +388,6 @@ fn unique_methods<'a>(c: &mut Checker<'_>, names: impl Iterator<Item = Declared<
     }
 }
 
-/// Events named anywhere in the file share one set of types: two different spellings that
-/// become one module are an error.
-pub(super) fn events_across_services(c: &mut Checker<'_>) {
-    let mut modules: BTreeMap<String, (&str, KeyPath)> = BTreeMap::new();
-    for service in c.arch.services() {
-        let base = service_path(service).key("domain").key("events");
-        for (i, name) in service.events().iter().enumerate() {
-            if !is_pascal(name) {
-                continue;
-            }
-            let module = snake(name);
-            match modules.get(&module) {
-                Some((other, other_path)) if *other != name.as_str() => c.push(
-                    Diagnostic::error(
-                        Code::NameClash,
-                        base.index(i),
-                        format!(
-                            "event `{name}` and event `{other}` ({other_path}) differ only in letter case; both become the module `{module}` of the shared event types"
-                        ),
-                    )
-                    .with_help(format!("spell the event the same way everywhere, e.g. `{other}`")),
-                ),
-                Some(_) => {}
-                None => {
-                    modules.insert(module, (name, base.index(i)));
-                }
-            }
-        }
-    }
-}
-
 /// `[cloud] regions`: each becomes a file name (`regions/<region>.tfvars`) and a stack name.
 pub(super) fn regions(c: &mut Checker<'_>) {
     let path = KeyPath::root().key("cloud").key("regions");

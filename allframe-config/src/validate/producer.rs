@@ -1,9 +1,13 @@
 //! The checks of a `producer`: it ingests the entities of `[services.domain]`, publishes one
 //! event per entity (`events[i]` for `entities[i]`), and so needs `[services.messaging]`.
 
+use std::collections::BTreeMap;
+
 use super::{Checker, service_path};
 use crate::diagnostic::{Code, Diagnostic};
 use crate::model::ServiceType;
+use crate::names::{is_pascal, pascal};
+use crate::plural::plural_kebab;
 use crate::resolve::DraftService;
 
 pub(super) fn producer(c: &mut Checker<'_>, service: &DraftService) {
@@ -56,5 +60,23 @@ pub(super) fn producer(c: &mut Checker<'_>, service: &DraftService) {
                 None => "remove the events no entity publishes, or add their entities".to_owned(),
             }),
         );
+    }
+    let mut paths: BTreeMap<String, &str> = BTreeMap::new();
+    let at = path.key("domain").key("entities");
+    for (i, entity) in entities.iter().enumerate().filter(|(_, e)| is_pascal(e)) {
+        let endpoint = format!("/{}", plural_kebab(&pascal(entity)));
+        match paths.get(&endpoint) {
+            Some(other) if *other != entity.as_str() => c.push(
+                Diagnostic::error(
+                    Code::NameClash,
+                    at.index(i),
+                    format!("producer `{name}` would take `{entity}` and `{other}` at the same endpoint, `POST {endpoint}`"),
+                )
+                .with_help(format!("give one of them a name whose plural differs, e.g. `{entity}Entry`")),
+            ),
+            _ => {
+                paths.insert(endpoint, entity);
+            }
+        }
     }
 }

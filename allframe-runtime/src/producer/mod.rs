@@ -16,7 +16,7 @@
 //! The events are published with [`crate::messaging::Messaging::emit`], per
 //! `[services.messaging] pattern`: through the outbox (rows in the service's own database,
 //! published by the relay) or straight to the bus. With `direct`, a bus that refuses them is
-//! `503 Service IngestError` with `Retry-After`, a refusal too: nothing was stored, the key is
+//! `503 Service Unavailable` with `Retry-After`, a refusal too: nothing was stored, the key is
 //! released, and the client's retry publishes.
 
 use std::borrow::Cow;
@@ -212,7 +212,8 @@ fn refused(invalid: &Invalid, item: Option<usize>) -> ApiError {
     ApiError::unprocessable(message).rejected()
 }
 
-/// Publishes per the service's pattern; a bus refusing a `direct` publish is a `503` refusal.
+/// Publishes per the service's pattern; a bus refusing a `direct` or `transactional` publish is
+/// a `503` refusal.
 async fn publish<E: Event>(
     cx: &Ctx,
     context: EventContext,
@@ -239,7 +240,8 @@ async fn publish<E: Event>(
 
 /// Why an ingestion request failed, as answered.
 enum IngestError {
-    /// The bus refused a `direct` publish: `503` with `Retry-After`, a refusal.
+    /// The bus refused a `direct` or `transactional` publish: `503` with `Retry-After`, a
+    /// refusal.
     Bus,
     /// Anything else (the outbox insert failed, …): the error's own answer.
     Error(ApiError),

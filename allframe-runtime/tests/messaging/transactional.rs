@@ -13,7 +13,8 @@ use crate::messaging_support::*;
 use allframe_runtime::__private::{Launcher, RunningService};
 use allframe_runtime::error::RuntimeError;
 use allframe_runtime::messaging::{
-    BusError, EventBus, LocalBus, LocalBusOptions, Messaging, MessagingError, PublishPattern,
+    BusError, EventBus, EventContext, LocalBus, LocalBusOptions, Messaging, MessagingError,
+    PublishPattern,
 };
 use allframe_runtime::{Database, sqlx};
 
@@ -148,6 +149,47 @@ async fn a_bus_without_transactions_fails_the_commit_and_changes_nothing() {
     );
     assert_eq!(balance(&db, "dan").await, None, "the state rolled back");
     assert!(bus.seen().await.is_empty());
+    db.close().await;
+}
+
+#[tokio::test]
+async fn emit_uses_the_bus_transaction_alone() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let db = sqlite_db(temp.path(), "uow.db").await;
+    let bus = local_bus(temp.path()).await;
+    let messaging = Messaging::new(
+        db.clone(),
+        EventBus::Local(bus.clone()),
+        config(PublishPattern::Transactional),
+    );
+    // A writer holds the database's write lock: emitting must not wait for it.
+    let writer = messaging.begin().await.expect("begin");
+    let events = vec![event("erin", 0), event("erin", 1)];
+    let emitted = tokio::time::timeout(
+        std::time::Duration::from_secs(2),
+        messaging.emit(EventContext::default(), events),
+    )
+    .await
+    .expect("emit does not take the database's write lock")
+    .expect("emitted");
+    assert_eq!(emitted.len(), 2);
+    assert_eq!(on_the_bus(&bus).await, 2);
+    writer.rollback().await.expect("rollback");
+
+    let refusing = Messaging::new(
+        db.clone(),
+        EventBus::custom(RecordingBus::new()),
+        config(PublishPattern::Transactional),
+    );
+    let error = refusing
+        .emit(EventContext::default(), vec![event("erin", 2)])
+        .await
+        .expect_err("no bus transactions");
+    assert!(
+        matches!(error, MessagingError::Unpublished { events: 1, .. }),
+        "{error}"
+    );
+    assert_eq!(outbox_rows(&db).await, 0, "nothing stored");
     db.close().await;
 }
 
