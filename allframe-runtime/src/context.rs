@@ -11,14 +11,12 @@ use std::ops::Deref;
 use std::sync::{Arc, OnceLock};
 
 use axum::extract::{FromRef, FromRequestParts};
+use axum::http::Extensions;
 use axum::http::request::Parts;
 use tokio_util::sync::CancellationToken;
 
 use crate::database::Database;
 use crate::deferred::ResolvedValues;
-use crate::messaging::{
-    EventBus, EventContext, Messaging, MessagingError, OutboxMetricsSnapshot, UnitOfWork,
-};
 use crate::settings::ServiceSettings;
 use crate::tasks::TaskRegistry;
 
@@ -37,8 +35,8 @@ impl Default for Limits {
     }
 }
 
-/// The runtime context: settings, database, resolved run-time values, background tasks.
-/// Cheap to clone (one `Arc`).
+/// The runtime context: settings, database, resolved run-time values, background tasks, and
+/// what the service's components put in it ([`Ctx::get`]). Cheap to clone (one `Arc`).
 ///
 /// Extract it in any handler of a `Router<S>`:
 ///
@@ -62,7 +60,7 @@ struct CtxInner {
     values: ResolvedValues,
     tasks: TaskRegistry,
     shutdown: CancellationToken,
-    messaging: OnceLock<Messaging>,
+    extensions: OnceLock<Extensions>,
     grpc_max_message_bytes: usize,
 }
 
@@ -82,7 +80,7 @@ impl Ctx {
                 values,
                 tasks,
                 shutdown,
-                messaging: OnceLock::new(),
+                extensions: OnceLock::new(),
                 grpc_max_message_bytes: limits.grpc_max_message_bytes,
             }),
         }
@@ -127,41 +125,16 @@ impl Ctx {
         self.inner.shutdown.cancelled().await;
     }
 
-    /// Opens a unit of work: one database transaction for the handler's state change and the
-    /// events it publishes (see [`UnitOfWork`]). Events carry a fresh correlation id; use
-    /// [`Ctx::begin_with`] to carry the request's.
-    pub async fn begin(&self) -> Result<UnitOfWork, MessagingError> {
-        self.begin_with(EventContext::default()).await
+    /// The value of type `T` a component of this service put in the context at start-up
+    /// (see [`crate::component`]): e.g. `cx.get::<Messaging>()`.
+    pub fn get<T: Send + Sync + 'static>(&self) -> Option<&T> {
+        self.inner.extensions.get()?.get::<T>()
     }
 
-    /// Opens a unit of work whose events carry `context` (correlation, causation, trace,
-    /// tenant), e.g. the [`EventContext`] extracted from the request.
-    pub async fn begin_with(&self, context: EventContext) -> Result<UnitOfWork, MessagingError> {
-        match self.messaging() {
-            Some(messaging) => messaging.begin_with(context).await,
-            None => UnitOfWork::begin(self.db(), None, self.settings().name, context).await,
-        }
-    }
-
-    /// The service's messaging, when it declares `[services.messaging]`.
-    pub fn messaging(&self) -> Option<&Messaging> {
-        self.inner.messaging.get()
-    }
-
-    /// The event bus, when the service declares `[services.messaging]`.
-    pub fn bus(&self) -> Option<&EventBus> {
-        self.messaging().map(Messaging::bus)
-    }
-
-    /// The outbox relay metrics of this process (lag, throughput), when messaging is on.
-    pub fn outbox_metrics(&self) -> Option<OutboxMetricsSnapshot> {
-        self.messaging().map(Messaging::metrics)
-    }
-
-    /// Installs the service's messaging (once, at start-up).
-    pub(crate) fn install_messaging(&self, messaging: Messaging) {
-        if self.inner.messaging.set(messaging).is_err() {
-            tracing::warn!("messaging was already installed; keeping the first");
+    /// Installs the components' extensions (once, when they have all started).
+    pub(crate) fn install_extensions(&self, extensions: Extensions) {
+        if self.inner.extensions.set(extensions).is_err() {
+            tracing::warn!("the context's extensions were already installed; keeping the first");
         }
     }
 }

@@ -57,6 +57,18 @@ impl Environment {
     pub fn get_non_empty(&self, name: &str) -> Option<String> {
         self.get(name).filter(|value| !value.trim().is_empty())
     }
+
+    /// `var`'s value parsed by `parse` (a parser of the `allframe_env` contract), when set and
+    /// not blank.
+    pub fn parsed<T>(
+        &self,
+        var: allframe_env::Var,
+        parse: fn(&allframe_env::Var, &str) -> Result<T, allframe_env::Invalid>,
+    ) -> Result<Option<T>, allframe_env::Invalid> {
+        self.get_non_empty(var.name)
+            .map(|value| parse(&var, &value))
+            .transpose()
+    }
 }
 
 impl Default for Environment {

@@ -253,9 +253,17 @@ pub enum RuntimeError {
     /// The tokio runtime could not be built.
     #[error("cannot start the async runtime: {0}")]
     AsyncRuntime(#[source] std::io::Error),
-    /// The idempotency layer could not be set up (`REDIS_URL` missing, table creation, …).
-    #[error(transparent)]
-    Idempotency(#[from] crate::idempotency::IdempotencyError),
+    /// A component of the service could not start (see [`crate::component`]): messaging
+    /// (the bus, the outbox tables), idempotency (`REDIS_URL` missing, the table), …
+    #[error("{name} could not start: {source}")]
+    Component {
+        /// The component's name, e.g. `"messaging"`.
+        name: &'static str,
+        /// Its error (downcast it to the component's typed error, e.g.
+        /// [`crate::messaging::MessagingError`]).
+        #[source]
+        source: BoxError,
+    },
 }
 
 impl From<allframe_env::Invalid> for RuntimeError {

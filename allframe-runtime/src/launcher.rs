@@ -1,29 +1,38 @@
 //! The entry point generated `main()` calls: read the environment, set up logging, open and
-//! migrate the database, build the user's service, serve REST (and gRPC), stop gracefully.
+//! migrate the database, start the service's components, build the user's service, start its
+//! hosts, stop gracefully.
 //!
 //! [`Launcher::run`] owns the tokio runtime and the signals and returns the process exit code;
 //! [`Launcher::start`] does the same start-up inside an existing runtime and hands back a
 //! [`RunningService`], which is how tests run a service in-process on port 0.
+//!
+//! What a service runs is a list of [`Component`]s (messaging, idempotency, metrics, …) and of
+//! [`Host`]s (the HTTP host every service has; a bus consumer or a scheduler for the
+//! archetypes that need one): see [`crate::component`]. The pattern methods below
+//! (`outbox`, `idempotency`, `metrics`, …) each add a component; the launcher itself knows
+//! none of them.
 
-use std::marker::PhantomData;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::component::{Component, Host, Hosted, Startup};
 use crate::context::{App, Ctx, Limits};
 use crate::database::{Database, DatabaseTarget};
 use crate::env::Environment;
 use crate::error::RuntimeError;
-use crate::idempotency::{self, IdempotencySettings};
-use crate::messaging::{self, MessagingPlan, OutboxSettings};
-use crate::metrics::{Metrics, MetricsSettings};
+#[cfg(feature = "grpc")]
+pub use crate::http_host::GrpcRoutesFn;
+use crate::http_host::HttpHost;
+use crate::idempotency::{IdempotencyComponent, IdempotencySettings};
+use crate::messaging::{MessagingComponent, MessagingPlan, OutboxSettings};
+use crate::metrics::{MetricsComponent, MetricsSettings};
 use crate::settings::{EmbeddedMigration, ServiceSettings};
 use crate::shutdown::{self, RunningService, Sequence, Signals};
 use crate::tasks::TaskRegistry;
 use crate::telemetry::TracingSettings;
-use crate::{RestApi, Service, deferred, rest, server, telemetry};
+use crate::{RestApi, Service, deferred, telemetry};
 
 /// The variable overriding the REST port.
 pub const PORT: &str = allframe_env::PORT.name;
@@ -33,10 +42,6 @@ pub const GRPC_PORT: &str = allframe_env::GRPC_PORT.name;
 pub const ALLFRAME_BIND_ADDR: &str = allframe_env::ALLFRAME_BIND_ADDR.name;
 /// The largest gRPC message accepted by default: 4 MiB, tonic's own default.
 pub const DEFAULT_GRPC_MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
-
-/// A function building a service's gRPC routes (see [`crate::__private::grpc_routes`]).
-#[cfg(feature = "grpc")]
-pub type GrpcRoutesFn<S> = fn(&App<S>) -> tonic::service::Routes;
 
 /// Implemented by `#[allframe::service]` for the user's struct: the launcher its `main()` runs,
 /// with every pattern the file declares wired. [`crate::testing`] starts the same launcher
@@ -52,34 +57,31 @@ pub struct Launcher<S> {
     settings: &'static ServiceSettings,
     migrations: &'static [EmbeddedMigration],
     env: Environment,
-    #[cfg(feature = "grpc")]
-    grpc: Option<GrpcRoutesFn<S>>,
-    idempotency: Option<IdempotencySettings>,
-    messaging: Option<MessagingPlan>,
     tenant_header: Option<&'static str>,
-    metrics: Option<MetricsSettings>,
     tracing: Option<TracingSettings>,
-    service: PhantomData<fn() -> S>,
+    components: Vec<Box<dyn Component>>,
+    http: HttpHost<S>,
+    hosts: Vec<Box<dyn Host<S>>>,
 }
 
-impl<S> std::fmt::Debug for Launcher<S> {
+impl<S: 'static> std::fmt::Debug for Launcher<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let components: Vec<&str> = self.components.iter().map(|c| c.name()).collect();
+        let hosts: Vec<&str> = self.hosts.iter().map(|h| h.name()).collect();
         f.debug_struct("Launcher")
             .field("service", &self.settings.name)
             .field("migrations", &self.migrations.len())
             .field("env", &self.env)
+            .field("components", &components)
+            .field("http", &self.http)
+            .field("hosts", &hosts)
             .finish_non_exhaustive()
     }
 }
 
-/// Settings decided from the environment at start-up.
+/// Settings of the whole process decided from the environment before anything starts.
 #[derive(Debug)]
 struct RunConfig {
-    rest_addr: SocketAddr,
-    #[cfg_attr(not(feature = "grpc"), allow(dead_code))]
-    grpc_addr: Option<SocketAddr>,
-    /// A listener of its own for `/metrics`; `None` serves it on the REST port.
-    metrics_addr: Option<SocketAddr>,
     shutdown_timeout: Duration,
     /// The readiness propagation delay before the listeners close.
     shutdown_delay: Duration,
@@ -92,44 +94,18 @@ impl RunConfig {
     fn from_env(
         settings: &'static ServiceSettings,
         env: &Environment,
-        grpc: bool,
-        metrics: Option<MetricsSettings>,
     ) -> Result<Self, RuntimeError> {
         use allframe_env as vars;
-        let ip = parsed(env, vars::ALLFRAME_BIND_ADDR, vars::Var::ip_addr)?
-            .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-        let rest_port = parsed(env, vars::PORT, vars::Var::port)?.unwrap_or(settings.rest_port);
-        let grpc_addr = if grpc {
-            let grpc_port = parsed(env, vars::GRPC_PORT, vars::Var::port)?
-                .or(settings.grpc_port)
-                .ok_or(RuntimeError::MissingGrpcPort {
-                    service: settings.name,
-                })?;
-            Some(SocketAddr::new(ip, grpc_port))
-        } else {
-            None
-        };
-        let metrics_addr = match metrics {
-            Some(metrics) => parsed(env, vars::METRICS_PORT, vars::Var::port)?
-                .or(metrics.port)
-                .map(|port| SocketAddr::new(ip, port)),
-            None => None,
-        };
-        let shutdown_timeout = parsed(
-            env,
-            vars::ALLFRAME_SHUTDOWN_TIMEOUT_SECS,
-            vars::Var::seconds,
-        )?
-        .unwrap_or(Duration::from_secs(settings.shutdown_timeout_secs));
-        let shutdown_delay = parsed(env, vars::ALLFRAME_SHUTDOWN_DELAY_SECS, vars::Var::seconds)?
+        let shutdown_timeout = env
+            .parsed(vars::ALLFRAME_SHUTDOWN_TIMEOUT_SECS, vars::Var::seconds)?
+            .unwrap_or(Duration::from_secs(settings.shutdown_timeout_secs));
+        let shutdown_delay = env
+            .parsed(vars::ALLFRAME_SHUTDOWN_DELAY_SECS, vars::Var::seconds)?
             .unwrap_or_default();
-        let grpc_max_message_bytes =
-            parsed(env, vars::ALLFRAME_GRPC_MAX_MESSAGE_BYTES, vars::Var::bytes)?
-                .unwrap_or(DEFAULT_GRPC_MAX_MESSAGE_BYTES);
+        let grpc_max_message_bytes = env
+            .parsed(vars::ALLFRAME_GRPC_MAX_MESSAGE_BYTES, vars::Var::bytes)?
+            .unwrap_or(DEFAULT_GRPC_MAX_MESSAGE_BYTES);
         Ok(Self {
-            rest_addr: SocketAddr::new(ip, rest_port),
-            grpc_addr,
-            metrics_addr,
             shutdown_timeout,
             shutdown_delay,
             grpc_max_message_bytes,
@@ -138,20 +114,9 @@ impl RunConfig {
     }
 }
 
-/// `var`'s value parsed by `parse` (a parser of the contract), when set and not blank.
-fn parsed<T>(
-    env: &Environment,
-    var: allframe_env::Var,
-    parse: fn(&allframe_env::Var, &str) -> Result<T, allframe_env::Invalid>,
-) -> Result<Option<T>, RuntimeError> {
-    env.get_non_empty(var.name)
-        .map(|value| parse(&var, &value))
-        .transpose()
-        .map_err(RuntimeError::from)
-}
-
 impl<S> Launcher<S> {
-    /// A launcher for the service described by `settings`, reading the process environment.
+    /// A launcher for the service described by `settings`, reading the process environment;
+    /// it serves over HTTP (REST and health; gRPC with [`Launcher::grpc`]).
     pub fn new(settings: &'static ServiceSettings) -> Self
     where
         S: Service,
@@ -160,20 +125,32 @@ impl<S> Launcher<S> {
             settings,
             migrations: &[],
             env: Environment::process(),
-            #[cfg(feature = "grpc")]
-            grpc: None,
-            idempotency: None,
-            messaging: None,
             tenant_header: None,
-            metrics: None,
             tracing: None,
-            service: PhantomData,
+            components: Vec::new(),
+            http: HttpHost::default(),
+            hosts: Vec::new(),
         }
     }
 
     /// The SQL migrations to apply at start-up.
     pub fn migrations(mut self, migrations: &'static [EmbeddedMigration]) -> Self {
         self.migrations = migrations;
+        self
+    }
+
+    /// Adds `component`, started in the order added, before the user's `init`; one of the
+    /// same name added earlier is replaced.
+    pub fn component(mut self, component: impl Component) -> Self {
+        let name = component.name();
+        self.components.retain(|c| c.name() != name);
+        self.components.push(Box::new(component));
+        self
+    }
+
+    /// Adds `host`, started after the HTTP host once the user's value is built.
+    pub fn host(mut self, host: impl Host<S>) -> Self {
+        self.hosts.push(Box::new(host));
         self
     }
 
@@ -185,34 +162,43 @@ impl<S> Launcher<S> {
         self
     }
 
-    /// Protects the REST routes with idempotency keys (`[services.idempotency] enabled = true`):
-    /// the store is opened at start-up and the layer wraps every route.
-    pub fn idempotency(mut self, settings: IdempotencySettings) -> Self {
-        self.idempotency = Some(settings);
+    /// Serves gRPC with the routes `routes` builds, on `GRPC_PORT` or the file's gRPC port.
+    #[cfg(feature = "grpc")]
+    pub fn grpc(mut self, routes: GrpcRoutesFn<S>) -> Self {
+        self.http.grpc(routes);
         self
+    }
+
+    /// Protects the REST routes with idempotency keys (`[services.idempotency] enabled = true`):
+    /// the idempotency component opens the store at start-up, the HTTP host wraps every route.
+    pub fn idempotency(self, settings: IdempotencySettings) -> Self {
+        self.component(IdempotencyComponent { settings })
     }
 
     /// Publishes through the transactional outbox (`[services.messaging] pattern = "outbox"`):
-    /// opens the event bus (`EVENT_BUS_URL`), creates the outbox tables and runs the relay as
-    /// a background task until shutdown.
-    pub fn outbox(mut self, settings: OutboxSettings) -> Self {
-        self.messaging = Some(MessagingPlan::Outbox(settings));
-        self
+    /// the messaging component opens the event bus (`EVENT_BUS_URL`), creates the outbox
+    /// tables and runs the relay as a background task until shutdown.
+    pub fn outbox(self, settings: OutboxSettings) -> Self {
+        self.component(MessagingComponent {
+            plan: MessagingPlan::Outbox(settings),
+        })
     }
 
     /// Publishes right after commit, without an outbox (`pattern = "direct"`).
-    pub fn direct_publish(mut self) -> Self {
-        self.messaging = Some(MessagingPlan::Direct);
-        self
+    pub fn direct_publish(self) -> Self {
+        self.component(MessagingComponent {
+            plan: MessagingPlan::Direct,
+        })
     }
 
     /// Publishes through the bus's own transactions (`pattern = "transactional"`): each unit
     /// of work's events go into a bus transaction committed right after the database commit,
     /// aborted when it fails. Needs Kafka (`EVENT_BUS_URL=kafka://…`) or the local bus; with
     /// NATS or RabbitMQ the service refuses to start.
-    pub fn transactional_publish(mut self) -> Self {
-        self.messaging = Some(MessagingPlan::Transactional);
-        self
+    pub fn transactional_publish(self) -> Self {
+        self.component(MessagingComponent {
+            plan: MessagingPlan::Transactional,
+        })
     }
 
     /// Tenancy is on: events carry the tenant id read from this request header, and
@@ -234,20 +220,13 @@ impl<S> Launcher<S> {
     /// Serves Prometheus metrics (`[observability] metrics = "prometheus"`): `/metrics` on the
     /// REST port, or on a port of its own when `settings.port` or `METRICS_PORT` gives one.
     pub fn metrics(mut self, settings: MetricsSettings) -> Self {
-        self.metrics = Some(settings);
-        self
+        self.http.metrics(settings);
+        self.component(MetricsComponent)
     }
 
     /// Reads variables from `env` instead of the process environment (for tests).
     pub fn env(mut self, env: Environment) -> Self {
         self.env = env;
-        self
-    }
-
-    /// Serves gRPC with the routes `routes` builds, on `GRPC_PORT` or the file's gRPC port.
-    #[cfg(feature = "grpc")]
-    pub fn grpc(mut self, routes: GrpcRoutesFn<S>) -> Self {
-        self.grpc = Some(routes);
         self
     }
 
@@ -297,7 +276,8 @@ impl<S> Launcher<S> {
         S: RestApi,
     {
         let settings = self.settings;
-        let config = RunConfig::from_env(settings, &self.env, self.has_grpc(), self.metrics)?;
+        let config = RunConfig::from_env(settings, &self.env)?;
+        let listeners = self.http.listeners(settings, &self.env)?;
         let (_, span_export) = telemetry::install(
             settings.logging,
             &self.env,
@@ -338,151 +318,65 @@ impl<S> Launcher<S> {
                 grpc_max_message_bytes: config.grpc_max_message_bytes,
             },
         );
-        match self
-            .serve(config, ctx.clone(), shutdown.clone(), span_export)
-            .await
-        {
-            Ok(running) => Ok(running),
+        let mut startup = Startup::new(ctx.clone(), self.env.clone(), self.tenant_header);
+        let hosted = match self.boot(&mut startup, listeners).await {
+            Ok(hosted) => hosted,
             Err(error) => {
-                // Undo what start-up began: tasks `init` spawned, the pool.
+                // Undo what start-up began: tasks components and `init` spawned, the pool.
                 shutdown.cancel();
                 tasks.stop(tokio::time::Instant::now()).await;
                 db.close().await;
-                Err(error)
+                return Err(error);
             }
-        }
+        };
+        let running = RunningService {
+            rest_addr: hosted.addr("rest").unwrap_or(listeners.rest),
+            grpc_addr: hosted.addr("grpc"),
+            metrics_addr: hosted.addr("metrics"),
+            ctx: ctx.clone(),
+            shutdown: shutdown.clone(),
+            done: tokio::spawn(shutdown::run(Sequence {
+                shutdown,
+                drain: startup.drain(),
+                abort: startup.abort(),
+                servers: hosted.servers,
+                on_shutdown: hosted.on_shutdown,
+                tasks: ctx.tasks().clone(),
+                db: ctx.db().clone(),
+                delay: config.shutdown_delay,
+                timeout: config.shutdown_timeout,
+                span_export,
+            })),
+        };
+        tracing::info!(service = settings.name, "ready");
+        Ok(running)
     }
 
-    fn has_grpc(&self) -> bool {
-        #[cfg(feature = "grpc")]
-        {
-            self.grpc.is_some()
-        }
-        #[cfg(not(feature = "grpc"))]
-        {
-            false
-        }
-    }
-
-    async fn serve(
+    /// Starts the components, the user's service, then the hosts.
+    async fn boot(
         self,
-        config: RunConfig,
-        ctx: Ctx,
-        shutdown: CancellationToken,
-        span_export: Option<telemetry::SpanExport>,
-    ) -> Result<RunningService, RuntimeError>
+        startup: &mut Startup,
+        listeners: crate::http_host::Listeners,
+    ) -> Result<Hosted, RuntimeError>
     where
         S: RestApi,
     {
-        let settings = self.settings;
-        if let Some(plan) = self.messaging {
-            messaging::launch(&ctx, plan, self.tenant_header, &self.env)
-                .await
-                .map_err(|error| RuntimeError::Init {
-                    service: settings.name,
-                    source: Box::new(error),
-                })?;
+        let name = self.settings.name;
+        for component in self.components {
+            startup.start(component).await?;
         }
+        startup.freeze();
+        let ctx = startup.ctx().clone();
         let service = S::init(&ctx).await.map_err(|source| RuntimeError::Init {
-            service: settings.name,
+            service: name,
             source,
         })?;
-        let app = App::new(service, ctx.clone());
-        let idempotency = match &self.idempotency {
-            Some(settings) => {
-                Some(idempotency::start(settings, &self.env, &ctx, self.tenant_header).await?)
-            }
-            None => None,
-        };
-        let metrics = self.metrics.map(|_| Metrics::new(&ctx));
-        let idempotency = match (idempotency, &metrics) {
-            (Some(layer), Some(metrics)) => {
-                let metrics = metrics.clone();
-                Some(layer.observe(move |outcome| metrics.count_idempotency(outcome)))
-            }
-            (layer, _) => layer,
-        };
-        // Servers stop accepting when `drain` fires (after the propagation delay), and abort
-        // what is still in flight when `abort` fires (at the drain deadline).
-        let drain = CancellationToken::new();
-        let abort = CancellationToken::new();
-
-        let rest_listener = server::bind("rest", config.rest_addr).await?;
-        let metrics_server = match (&metrics, config.metrics_addr) {
-            (Some(metrics), Some(addr)) => Some(server::spawn(
-                "metrics",
-                server::bind("metrics", addr).await?,
-                rest::problems_for_bare_errors(metrics.router()),
-                drain.clone(),
-                abort.clone(),
-            )?),
-            _ => None,
-        };
-        let endpoint_on_rest = config.metrics_addr.is_none();
-        #[cfg(feature = "grpc")]
-        let grpc = match (self.grpc, config.grpc_addr) {
-            (Some(routes), Some(addr)) => {
-                let listener = server::bind("grpc", addr).await?;
-                let (router, health) =
-                    crate::grpc_server::router(routes(&app), config.grpc_max_message_bytes).await;
-                Some((listener, router, health))
-            }
-            _ => None,
-        };
-
-        let rest = server::spawn(
-            "rest",
-            rest_listener,
-            rest::router(&app, idempotency, metrics.as_ref(), endpoint_on_rest),
-            drain.clone(),
-            abort.clone(),
-        )?;
-        #[cfg(feature = "grpc")]
-        let (grpc_server, grpc_health) = match grpc {
-            Some((listener, router, health)) => (
-                Some(server::spawn(
-                    "grpc",
-                    listener,
-                    router,
-                    drain.clone(),
-                    abort.clone(),
-                )?),
-                Some(health),
-            ),
-            None => (None, None),
-        };
-        #[cfg(not(feature = "grpc"))]
-        let grpc_server: Option<server::Server> = None;
-        let rest_addr = rest.addr;
-        let grpc_addr = grpc_server.as_ref().map(|grpc| grpc.addr);
-        let metrics_addr = metrics_server.as_ref().map(|server| server.addr);
-        let servers = std::iter::once(rest)
-            .chain(grpc_server)
-            .chain(metrics_server)
-            .collect();
-
-        let done = tokio::spawn(shutdown::run(Sequence {
-            shutdown: shutdown.clone(),
-            drain,
-            abort,
-            servers,
-            tasks: ctx.tasks().clone(),
-            db: ctx.db().clone(),
-            delay: config.shutdown_delay,
-            timeout: config.shutdown_timeout,
-            #[cfg(feature = "grpc")]
-            grpc_health,
-            span_export,
-        }));
-        tracing::info!(service = settings.name, "ready");
-        Ok(RunningService {
-            rest_addr,
-            grpc_addr,
-            metrics_addr,
-            ctx,
-            shutdown,
-            done,
-        })
+        let app = App::new(service, ctx);
+        let mut hosted = self.http.serve(&app, startup, listeners).await?;
+        for host in self.hosts {
+            hosted.extend(host.start(&app, startup).await?);
+        }
+        Ok(hosted)
     }
 }
 
@@ -498,6 +392,7 @@ fn report_startup_error(error: &RuntimeError) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http_host::Listeners;
     use crate::settings::LogFormat;
     use crate::shutdown::{ALLFRAME_SHUTDOWN_DELAY_SECS, ALLFRAME_SHUTDOWN_TIMEOUT_SECS};
 
@@ -516,7 +411,14 @@ mod tests {
         deferred: &[],
     };
 
-    fn config(pairs: &[(&str, &str)], grpc: bool) -> Result<RunConfig, RuntimeError> {
+    /// The process settings and the HTTP listeners `pairs` give.
+    #[derive(Debug)]
+    struct Both {
+        run: RunConfig,
+        listeners: Listeners,
+    }
+
+    fn config(pairs: &[(&str, &str)], grpc: bool) -> Result<Both, RuntimeError> {
         let temp = std::env::temp_dir().join("allframe-runtime-launcher-tests");
         let mut all: Vec<(String, String)> = vec![(
             crate::database::ALLFRAME_DATA_DIR.to_owned(),
@@ -527,21 +429,28 @@ mod tests {
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
         );
-        RunConfig::from_env(&SETTINGS, &Environment::from_pairs(all), grpc, None)
+        let env = Environment::from_pairs(all);
+        Ok(Both {
+            listeners: Listeners::from_env(&SETTINGS, &env, grpc, None)?,
+            run: RunConfig::from_env(&SETTINGS, &env)?,
+        })
     }
 
     #[test]
     #[cfg(feature = "sqlite")]
     fn ports_come_from_the_file_unless_overridden() {
         let defaults = config(&[], true).expect("defaults");
-        assert_eq!(defaults.rest_addr, "0.0.0.0:8080".parse().expect("addr"));
         assert_eq!(
-            defaults.grpc_addr,
+            defaults.listeners.rest,
+            "0.0.0.0:8080".parse().expect("addr")
+        );
+        assert_eq!(
+            defaults.listeners.grpc,
             Some("0.0.0.0:9090".parse().expect("addr"))
         );
-        assert_eq!(defaults.shutdown_timeout, Duration::from_secs(30));
+        assert_eq!(defaults.run.shutdown_timeout, Duration::from_secs(30));
         assert_eq!(
-            defaults.shutdown_delay,
+            defaults.run.shutdown_delay,
             Duration::ZERO,
             "Ctrl-C stays instant"
         );
@@ -559,17 +468,17 @@ mod tests {
         )
         .expect("overrides");
         assert_eq!(
-            overridden.rest_addr,
+            overridden.listeners.rest,
             "127.0.0.1:3000".parse().expect("addr")
         );
         assert_eq!(
-            overridden.grpc_addr,
+            overridden.listeners.grpc,
             Some("127.0.0.1:0".parse().expect("addr"))
         );
-        assert_eq!(overridden.shutdown_timeout, Duration::from_secs(5));
-        assert_eq!(overridden.shutdown_delay, Duration::from_secs(7));
-        assert_eq!(overridden.grpc_max_message_bytes, 1024);
-        assert_eq!(config(&[], false).expect("no grpc").grpc_addr, None);
+        assert_eq!(overridden.run.shutdown_timeout, Duration::from_secs(5));
+        assert_eq!(overridden.run.shutdown_delay, Duration::from_secs(7));
+        assert_eq!(overridden.run.grpc_max_message_bytes, 1024);
+        assert_eq!(config(&[], false).expect("no grpc").listeners.grpc, None);
     }
 
     #[test]

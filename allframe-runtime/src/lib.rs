@@ -27,6 +27,7 @@
 
 use std::future::Future;
 
+pub mod component;
 mod context;
 pub mod database;
 pub mod deferred;
@@ -38,6 +39,7 @@ pub mod grpc;
 #[cfg(feature = "grpc")]
 mod grpc_server;
 pub mod health;
+mod http_host;
 pub mod idempotency;
 mod launcher;
 pub mod messaging;
@@ -137,9 +139,9 @@ pub mod __private {
     pub use crate::env::Environment;
     #[cfg(feature = "grpc")]
     pub use crate::grpc_server::grpc_routes;
-    pub use crate::idempotency::{IdempotencySettings, Storage as IdempotencyStorage};
     #[cfg(feature = "grpc")]
-    pub use crate::launcher::GrpcRoutesFn;
+    pub use crate::http_host::GrpcRoutesFn;
+    pub use crate::idempotency::{IdempotencySettings, Storage as IdempotencyStorage};
     pub use crate::launcher::{ALLFRAME_BIND_ADDR, GRPC_PORT, Launch, Launcher, PORT};
     pub use crate::messaging::{OutboxSettings, RetrySettings};
     pub use crate::metrics::MetricsSettings;

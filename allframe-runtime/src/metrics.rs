@@ -39,6 +39,8 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use crate::BoxError;
+use crate::component::{BoxFuture, Component, Startup};
 use crate::context::Ctx;
 use crate::messaging::OutboxMetricsSnapshot;
 
@@ -55,6 +57,23 @@ pub struct MetricsSettings {
     /// A port of its own for the endpoint (a `metrics` entry in the service's ports);
     /// `None` serves it on the REST port. `METRICS_PORT` overrides it.
     pub port: Option<u16>,
+}
+
+/// The metrics component: a [`Metrics`] registry in the context, which the HTTP host serves
+/// (and counts requests into).
+#[derive(Debug)]
+pub(crate) struct MetricsComponent;
+
+impl Component for MetricsComponent {
+    fn name(&self) -> &'static str {
+        "metrics"
+    }
+
+    fn start<'a>(self: Box<Self>, startup: &'a mut Startup) -> BoxFuture<'a, Result<(), BoxError>> {
+        let metrics = Metrics::new(startup.ctx());
+        startup.insert(metrics);
+        Box::pin(std::future::ready(Ok(())))
+    }
 }
 
 /// The labels of one request counter series. Building them per request allocates nothing: a

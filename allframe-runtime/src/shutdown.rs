@@ -167,8 +167,8 @@ pub(crate) struct Sequence {
     pub(crate) delay: Duration,
     /// The drain deadline, counted from the end of the delay.
     pub(crate) timeout: Duration,
-    #[cfg(feature = "grpc")]
-    pub(crate) grpc_health: Option<crate::grpc_server::GrpcHealth>,
+    /// The hosts' hooks, run first (e.g. gRPC health turns `NOT_SERVING`).
+    pub(crate) on_shutdown: Vec<crate::component::BoxFuture<'static, ()>>,
     /// Span export to flush last, so the shutdown's own spans go out too.
     pub(crate) span_export: Option<crate::telemetry::SpanExport>,
 }
@@ -177,9 +177,8 @@ pub(crate) struct Sequence {
 pub(crate) async fn run(sequence: Sequence) -> ShutdownReport {
     sequence.shutdown.cancelled().await;
     let started = Instant::now();
-    #[cfg(feature = "grpc")]
-    if let Some(health) = &sequence.grpc_health {
-        health.set_not_serving().await;
+    for hook in sequence.on_shutdown {
+        hook.await;
     }
     if !sequence.delay.is_zero() {
         tracing::info!(

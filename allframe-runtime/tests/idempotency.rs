@@ -133,21 +133,23 @@ async fn start_up_errors_are_typed() {
     let error = support::try_start(IdempotencyStorage::Redis, dir.path(), &[])
         .await
         .expect_err("no REDIS_URL");
+    let RuntimeError::Component {
+        name: "idempotency",
+        source,
+    } = &error
+    else {
+        panic!("not the idempotency component's error: {error:?}");
+    };
+    let typed = source.downcast_ref::<IdempotencyError>();
     if cfg!(feature = "redis") {
         assert!(
-            matches!(
-                error,
-                RuntimeError::Idempotency(IdempotencyError::MissingRedisUrl)
-            ),
+            matches!(typed, Some(IdempotencyError::MissingRedisUrl)),
             "{error:?}"
         );
         assert!(error.to_string().contains("REDIS_URL"), "{error}");
     } else {
         assert!(
-            matches!(
-                error,
-                RuntimeError::Idempotency(IdempotencyError::RedisFeatureDisabled)
-            ),
+            matches!(typed, Some(IdempotencyError::RedisFeatureDisabled)),
             "{error:?}"
         );
         assert!(error.to_string().contains("features = [\"redis\"]"));

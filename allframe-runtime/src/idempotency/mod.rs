@@ -2,9 +2,10 @@
 //! first response back.
 //!
 //! `#[allframe::service]` turns this on when the service's `[services.idempotency]` says
-//! `enabled = true`, by calling `Launcher::idempotency(IdempotencySettings { .. })`; the launcher
-//! then opens the store at start-up and wraps the REST router in an
-//! [`IdempotencyLayer`]. The layer can also be used on any axum router by hand.
+//! `enabled = true`, by calling `Launcher::idempotency(IdempotencySettings { .. })`: the
+//! idempotency component opens the store at start-up and leaves an [`IdempotencyLayer`] in
+//! the context, which the HTTP host wraps the REST routes in. The layer can also be used on
+//! any axum router by hand.
 //!
 //! | request | answer |
 //! |---|---|
@@ -27,6 +28,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::BoxError;
+use crate::component::{BoxFuture, Component, Startup};
 use crate::context::Ctx;
 use crate::env::Environment;
 
@@ -170,6 +173,32 @@ fn ttl(settings: &IdempotencySettings, env: &Environment) -> Result<Duration, Id
         },
         None if settings.ttl_hours == 0 => Err(IdempotencyError::ZeroTtl),
         None => Ok(Duration::from_secs(u64::from(settings.ttl_hours) * 3600)),
+    }
+}
+
+/// The idempotency component: [`start`] at start-up, its layer left for the HTTP host.
+#[derive(Debug)]
+pub(crate) struct IdempotencyComponent {
+    pub(crate) settings: IdempotencySettings,
+}
+
+impl Component for IdempotencyComponent {
+    fn name(&self) -> &'static str {
+        "idempotency"
+    }
+
+    fn start<'a>(self: Box<Self>, startup: &'a mut Startup) -> BoxFuture<'a, Result<(), BoxError>> {
+        Box::pin(async move {
+            let layer = start(
+                &self.settings,
+                startup.env(),
+                startup.ctx(),
+                startup.tenant_header(),
+            )
+            .await?;
+            startup.insert(layer);
+            Ok(())
+        })
     }
 }
 

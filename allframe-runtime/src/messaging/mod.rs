@@ -10,8 +10,9 @@
 //! - [`EventBus`]: the bus the service publishes to and consumes from, chosen by
 //!   `EVENT_BUS_URL`; [`LocalBus`] is the embedded default.
 //!
-//! [`Messaging`] ties a service's database, bus and identity together; the launcher builds it
-//! when the service declares `[services.messaging]` and hands it to [`crate::Ctx`]. See
+//! [`Messaging`] ties a service's database, bus and identity together; the messaging
+//! component builds it at start-up when the service declares `[services.messaging]` and puts it
+//! in the [`crate::Ctx`] (`cx.messaging()`, `cx.begin()`). See
 //! `docs/messaging.md` for the guarantees and the reasons behind each choice.
 
 use std::fmt;
@@ -20,6 +21,7 @@ use std::sync::Arc;
 use tokio::sync::Notify;
 
 mod bus;
+mod component;
 mod emit;
 pub mod envelope;
 mod event;
@@ -45,6 +47,7 @@ pub use bus::{
     Delivery, DeliveryTag, DynSubscription, EVENT_BUS_URL, EventBus, OutboundMessage, PublishError,
     StartFrom, SubscribeOptions, Subscription,
 };
+pub(crate) use component::{MessagingComponent, MessagingPlan};
 pub use envelope::{Envelope, EnvelopeError, PayloadFormat};
 pub use event::{Event, EventContext, MAX_NAME_LEN, is_valid_name};
 #[cfg(feature = "kafka")]
@@ -64,8 +67,7 @@ pub use transaction::BusTransaction;
 pub use unit_of_work::UnitOfWork;
 pub use uuid::Uuid;
 
-use crate::context::Ctx;
-use crate::database::{Backend, Database};
+use crate::database::Database;
 use crate::env::Environment;
 use crate::error::ApiError;
 
@@ -195,7 +197,7 @@ pub const ALLFRAME_KAFKA_TRANSACTIONAL_PRODUCERS: &str =
 pub const DEFAULT_TRANSACTIONAL_PRODUCERS: usize = 4;
 
 /// The transactional producer count `env` asks for, or the default.
-fn transactional_producers(env: &Environment) -> Result<usize, MessagingError> {
+pub(crate) fn transactional_producers(env: &Environment) -> Result<usize, MessagingError> {
     let Some(value) = env.get_non_empty(ALLFRAME_KAFKA_TRANSACTIONAL_PRODUCERS) else {
         return Ok(DEFAULT_TRANSACTIONAL_PRODUCERS);
     };
@@ -321,81 +323,6 @@ impl Messaging {
     pub(crate) fn wake(&self) -> Arc<Notify> {
         Arc::clone(&self.inner.wake)
     }
-}
-
-/// What the launcher was asked to set up.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) enum MessagingPlan {
-    /// Outbox pattern with a relay.
-    Outbox(OutboxSettings),
-    /// Direct pattern.
-    Direct,
-    /// Transactional pattern.
-    Transactional,
-}
-
-/// Start-up: opens the bus from the environment, creates the outbox tables, installs
-/// [`Messaging`] in `ctx` and, for the outbox pattern, spawns the relay as a background task.
-pub(crate) async fn launch(
-    ctx: &Ctx,
-    plan: MessagingPlan,
-    tenant_header: Option<&'static str>,
-    env: &Environment,
-) -> Result<(), MessagingError> {
-    let settings = ctx.settings();
-    if plan == MessagingPlan::Transactional {
-        EventBus::refuse_without_transactions(EventBus::url_from_env(env).as_deref())?;
-    }
-    let mut bus = EventBus::from_env(env).await?;
-    let pattern = match plan {
-        MessagingPlan::Outbox(_) => {
-            outbox::install(ctx.db())
-                .await
-                .map_err(MessagingError::Install)?;
-            PublishPattern::Outbox
-        }
-        MessagingPlan::Direct => PublishPattern::Direct,
-        MessagingPlan::Transactional => {
-            let id = format!(
-                "{}.{}.{}",
-                settings.architecture,
-                settings.name,
-                Uuid::new_v4().simple()
-            );
-            let producers = transactional_producers(env)?;
-            bus = bus.with_transactions(&id, producers).await?;
-            PublishPattern::Transactional
-        }
-    };
-    let messaging = Messaging::new(
-        ctx.db().clone(),
-        bus,
-        MessagingConfig {
-            architecture: settings.architecture,
-            service: settings.name,
-            pattern,
-            tenant_header,
-        },
-    );
-    tracing::info!(
-        bus = messaging.bus().name(),
-        pattern = pattern.as_str(),
-        "event bus connected"
-    );
-    if let MessagingPlan::Outbox(outbox_settings) = plan {
-        let mut relay = messaging.relay(outbox_settings);
-        if ctx.db().backend() == Backend::Postgres
-            && let Some(url) = env.get_non_empty(crate::database::DATABASE_URL)
-        {
-            relay = relay.listen(url.trim());
-        }
-        ctx.tasks().spawn("outbox-relay", move |token| async move {
-            relay.run(token).await;
-            Ok(())
-        });
-    }
-    ctx.install_messaging(messaging);
-    Ok(())
 }
 
 #[cfg(test)]

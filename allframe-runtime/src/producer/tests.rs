@@ -122,7 +122,8 @@ async fn fixture(pattern: PublishPattern) -> Fixture {
         tokio_util::sync::CancellationToken::new(),
         Limits::default(),
     );
-    ctx.install_messaging(Messaging::new(
+    let mut extensions = axum::http::Extensions::new();
+    extensions.insert(Messaging::new(
         db.clone(),
         EventBus::custom(bus.clone()),
         MessagingConfig {
@@ -132,6 +133,7 @@ async fn fixture(pattern: PublishPattern) -> Fixture {
             tenant_header: None,
         },
     ));
+    ctx.install_extensions(extensions);
     let router = routes::<(), Report>("/position-reports").with_state(App::new((), ctx));
     Fixture { router, bus, db }
 }

@@ -173,7 +173,11 @@ async fn without_messaging_a_unit_of_work_is_a_plain_transaction() {
 
 /// The messaging error behind a start-up failure.
 fn messaging_error(error: &RuntimeError) -> &MessagingError {
-    let RuntimeError::Init { source, .. } = error else {
+    let RuntimeError::Component {
+        name: "messaging",
+        source,
+    } = error
+    else {
         panic!("unexpected error: {error}");
     };
     source

@@ -215,7 +215,11 @@ async fn the_launcher_refuses_transactional_on_nats_and_rabbitmq() {
     ] {
         let temp = tempfile::tempdir().expect("temp dir");
         let error = start(temp.path(), Some(url)).await.expect_err(url);
-        let RuntimeError::Init { source, .. } = &error else {
+        let RuntimeError::Component {
+            name: "messaging",
+            source,
+        } = &error
+        else {
             panic!("unexpected error: {error}");
         };
         let messaging = source
