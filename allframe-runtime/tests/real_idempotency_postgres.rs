@@ -2,60 +2,34 @@
 //! 127.0.0.1:5432, through the real REST server. Run with
 //! `cargo test -p allframe-runtime --all-features -- --ignored`; a missing PostgreSQL fails
 //! these tests. Each test works in a fresh schema (through `search_path`), dropped at the end.
-#![cfg(feature = "postgres")]
+#![cfg(all(feature = "postgres", feature = "testing"))]
 
 mod idempotency_support;
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use allframe_runtime::__private::IdempotencyStorage;
-use allframe_runtime::database::{Backend, Database, DatabaseTarget};
+use allframe_runtime::database::Backend;
 use allframe_runtime::sqlx;
+use allframe_runtime::testing::PgSchema;
 use idempotency_support as support;
 use support::Harness;
 
-/// The server under test; `ALLFRAME_TEST_POSTGRES_URL` may point elsewhere (no query string).
-fn base_url() -> String {
-    std::env::var("ALLFRAME_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
-}
-
-/// A schema of its own for one test, and the URL that uses it.
+/// A schema of its own for one test, and a data directory for the service.
 struct Scratch {
-    admin: Database,
-    schema: String,
-    url: String,
+    schema: PgSchema,
     dir: tempfile::TempDir,
 }
 
 impl Scratch {
     async fn new(tag: &str) -> Self {
-        let base = base_url();
-        let admin_target = DatabaseTarget::parse(&base).expect("postgres URL");
-        let admin = Database::connect(&admin_target)
-            .await
-            .expect("PostgreSQL must be running on 127.0.0.1:5432 (trust auth, database `test`)");
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .expect("clock")
-            .as_nanos();
-        let schema = format!("allframe_idem_{tag}_{}_{nanos}", std::process::id());
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-            .execute(admin.pool())
-            .await
-            .expect("create schema");
-        let url = format!("{base}?options=-c%20search_path%3D{schema}");
         Self {
-            admin,
-            schema,
-            url,
+            schema: PgSchema::create(&format!("idem_{tag}")).await,
             dir: tempfile::tempdir().expect("temp dir"),
         }
     }
 
     /// Starts the service on this schema with PostgreSQL-kept keys.
     async fn start(&self, extra: &[(&str, &str)]) -> Harness {
-        let mut pairs = vec![("DATABASE_URL", self.url.as_str())];
+        let mut pairs = vec![("DATABASE_URL", self.schema.url())];
         pairs.extend_from_slice(extra);
         let harness = Harness::start(IdempotencyStorage::Postgres, self.dir.path(), &pairs).await;
         assert_eq!(harness.running.ctx().db().backend(), Backend::Postgres);
@@ -63,14 +37,7 @@ impl Scratch {
     }
 
     async fn drop(self) {
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DROP SCHEMA {} CASCADE",
-            self.schema
-        )))
-        .execute(self.admin.pool())
-        .await
-        .expect("drop schema");
-        self.admin.close().await;
+        self.schema.remove().await;
     }
 }
 
@@ -92,9 +59,9 @@ async fn postgres_replays_refuses_mismatches_and_malformed_keys() {
     let in_schema: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = $1 AND table_name = $2",
     )
-    .bind(scratch.schema.clone())
+    .bind(scratch.schema.name().to_owned())
     .bind("allframe_idempotency")
-    .fetch_one(scratch.admin.pool())
+    .fetch_one(scratch.schema.admin().pool())
     .await
     .expect("catalog");
     assert_eq!(

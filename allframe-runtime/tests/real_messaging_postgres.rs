@@ -4,69 +4,36 @@
 //! Run with `cargo test -p allframe-runtime --all-features -- --ignored`. A missing
 //! PostgreSQL fails these tests. Each test works in a fresh schema (through the connection's
 //! `search_path`), dropped at the end.
-#![cfg(feature = "postgres")]
+#![cfg(all(feature = "postgres", feature = "testing"))]
 
 mod messaging_support;
 
 use std::sync::atomic::Ordering;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use allframe_runtime::database::{Backend, DatabaseTarget};
 use allframe_runtime::messaging::{Messaging, OutboxSettings, RetrySettings};
+use allframe_runtime::testing::PgSchema;
 use allframe_runtime::{CancellationToken, Database, sqlx};
 use messaging_support::*;
 use tokio::time::Instant;
 
-fn base_url() -> String {
-    std::env::var("ALLFRAME_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
-}
-
-/// A schema of its own for one test, and the URL that uses it.
-struct Scratch {
-    admin: Database,
-    schema: String,
-    url: String,
-}
+/// A schema of its own for one test.
+struct Scratch(PgSchema);
 
 impl Scratch {
     async fn new(tag: &str) -> Self {
-        let base = base_url();
-        let admin = Database::connect(&DatabaseTarget::parse(&base).expect("postgres URL"))
-            .await
-            .expect("PostgreSQL must be running on 127.0.0.1:5432 (trust auth, database `test`)");
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .expect("clock")
-            .as_nanos();
-        let schema = format!("allframe_msg_{tag}_{}_{nanos}", std::process::id());
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-            .execute(admin.pool())
-            .await
-            .expect("create schema");
-        let url = format!("{base}?options=-c%20search_path%3D{schema}");
-        Self { admin, schema, url }
+        Self(PgSchema::create(&format!("msg_{tag}")).await)
     }
 
     /// A new pool on the scratch schema with the test tables and the outbox.
     async fn db(&self) -> Database {
-        let db = Database::connect(&DatabaseTarget::parse(&self.url).expect("target"))
-            .await
-            .expect("connect");
-        assert_eq!(db.backend(), Backend::Postgres);
+        let db = self.0.connect().await;
         prepare(&db).await;
         db
     }
 
     async fn drop(self) {
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DROP SCHEMA {} CASCADE",
-            self.schema
-        )))
-        .execute(self.admin.pool())
-        .await
-        .expect("drop schema");
-        self.admin.close().await;
+        self.0.remove().await;
     }
 }
 
@@ -294,7 +261,7 @@ async fn listen_notify_wakes_the_relay_for_commits_of_other_processes() {
     let relay = tokio::spawn(
         relay_side
             .relay(OutboxSettings::with_polling_ms(60_000))
-            .listen(scratch.url.clone())
+            .listen(scratch.0.url().to_owned())
             .run(token.clone()),
     );
     tokio::time::sleep(Duration::from_millis(500)).await; // LISTEN is set up

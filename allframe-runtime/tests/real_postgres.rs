@@ -3,9 +3,7 @@
 //! Run with `cargo test -p allframe-runtime --features postgres -- --ignored`. A missing
 //! PostgreSQL fails these tests. Each test works in a fresh schema (through the connection's
 //! `search_path`), so reruns never collide; the schema is dropped at the end.
-#![cfg(feature = "postgres")]
-
-use std::time::{SystemTime, UNIX_EPOCH};
+#![cfg(all(feature = "postgres", feature = "testing"))]
 
 use allframe_runtime::__private::{
     EmbeddedMigration, Environment, Launcher, LogFormat, ServiceSettings,
@@ -14,13 +12,8 @@ use allframe_runtime::axum::extract::Path;
 use allframe_runtime::axum::routing::put;
 use allframe_runtime::database::{Backend, Database, DatabaseTarget, DbError};
 use allframe_runtime::error::ApiError;
+use allframe_runtime::testing::PgSchema as Scratch;
 use allframe_runtime::{BoxError, Ctx, RestApi, Router, Service, sqlx};
-
-/// The server under test; `ALLFRAME_TEST_POSTGRES_URL` may point elsewhere (no query string).
-fn base_url() -> String {
-    std::env::var("ALLFRAME_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
-}
 
 static MIGRATIONS: [EmbeddedMigration; 2] = [
     EmbeddedMigration {
@@ -36,49 +29,12 @@ static MIGRATIONS: [EmbeddedMigration; 2] = [
 ];
 
 /// A schema of its own for one test, and the URL that uses it.
-struct Scratch {
-    admin: Database,
-    schema: String,
-    url: String,
-}
-
-impl Scratch {
-    async fn new(tag: &str) -> Self {
-        let base = base_url();
-        let admin_target = DatabaseTarget::parse(&base).expect("postgres URL");
-        let admin = Database::connect(&admin_target)
-            .await
-            .expect("PostgreSQL must be running on 127.0.0.1:5432 (trust auth, database `test`)");
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .expect("clock")
-            .as_nanos();
-        let schema = format!("allframe_{tag}_{}_{nanos}", std::process::id());
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-            .execute(admin.pool())
-            .await
-            .expect("create schema");
-        let url = format!("{base}?options=-c%20search_path%3D{schema}");
-        Self { admin, schema, url }
-    }
-
-    async fn drop(self) {
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DROP SCHEMA {} CASCADE",
-            self.schema
-        )))
-        .execute(self.admin.pool())
-        .await
-        .expect("drop schema");
-        self.admin.close().await;
-    }
-}
 
 #[tokio::test]
 #[ignore = "real-services: needs PostgreSQL on 127.0.0.1:5432"]
 async fn migrations_apply_and_dollar_placeholders_round_trip() {
-    let scratch = Scratch::new("migrate").await;
-    let target = DatabaseTarget::parse(&scratch.url).expect("target");
+    let scratch = Scratch::create("migrate").await;
+    let target = DatabaseTarget::parse(scratch.url()).expect("target");
     assert_eq!(target.backend(), Backend::Postgres);
     let db = Database::connect(&target).await.expect("connect");
     assert_eq!(db.backend(), Backend::Postgres);
@@ -96,7 +52,7 @@ async fn migrations_apply_and_dollar_placeholders_round_trip() {
     let in_schema: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = $1 AND table_name = $2",
     )
-    .bind(scratch.schema.clone())
+    .bind(scratch.name().to_owned())
     .bind("notes")
     .fetch_one(db.pool())
     .await
@@ -122,7 +78,7 @@ async fn migrations_apply_and_dollar_placeholders_round_trip() {
     );
     db.ping().await.expect("ping");
     db.close().await;
-    scratch.drop().await;
+    scratch.remove().await;
 }
 
 static SETTINGS: ServiceSettings = ServiceSettings {
@@ -170,11 +126,11 @@ async fn get_note(cx: Ctx, Path(id): Path<i64>) -> Result<String, ApiError> {
 #[tokio::test]
 #[ignore = "real-services: needs PostgreSQL on 127.0.0.1:5432"]
 async fn a_service_on_postgres_is_ready_and_serves_from_the_database() {
-    let scratch = Scratch::new("service").await;
+    let scratch = Scratch::create("service").await;
     let running = Launcher::<NotesService>::new(&SETTINGS)
         .migrations(&MIGRATIONS)
         .env(Environment::from_pairs([
-            ("DATABASE_URL", scratch.url.clone()),
+            ("DATABASE_URL", scratch.url().to_owned()),
             ("ALLFRAME_BIND_ADDR", "127.0.0.1".to_owned()),
             ("PORT", "0".to_owned()),
         ]))
@@ -220,13 +176,13 @@ async fn a_service_on_postgres_is_ready_and_serves_from_the_database() {
 
     let report = running.shutdown().await;
     assert!(report.is_clean(), "{report:?}");
-    scratch.drop().await;
+    scratch.remove().await;
 }
 
 #[tokio::test]
 #[ignore = "real-services: needs PostgreSQL on 127.0.0.1:5432"]
 async fn passwords_in_postgres_urls_are_redacted() {
-    let url = base_url().replacen("postgres@", "postgres:s3cret@", 1);
+    let url = Scratch::server_url().replacen("postgres@", "postgres:s3cret@", 1);
     assert!(
         url.contains("s3cret"),
         "the base URL names the user `postgres`: {url}"
@@ -247,8 +203,8 @@ async fn passwords_in_postgres_urls_are_redacted() {
 #[tokio::test]
 #[ignore = "real-services: needs PostgreSQL on 127.0.0.1:5432"]
 async fn the_write_probe_passes_on_a_writable_postgres_and_fails_on_a_read_only_one() {
-    let scratch = Scratch::new("probe").await;
-    let writable = Database::connect(&DatabaseTarget::parse(&scratch.url).expect("target"))
+    let scratch = Scratch::create("probe").await;
+    let writable = Database::connect(&DatabaseTarget::parse(scratch.url()).expect("target"))
         .await
         .expect("connect");
     writable
@@ -262,7 +218,10 @@ async fn the_write_probe_passes_on_a_writable_postgres_and_fails_on_a_read_only_
     writable.close().await;
 
     // Every transaction read-only, as on a replica after a failover: pings pass, writes do not.
-    let read_only = format!("{}%20-c%20default_transaction_read_only%3Don", scratch.url);
+    let read_only = format!(
+        "{}%20-c%20default_transaction_read_only%3Don",
+        scratch.url()
+    );
     let read_only = Database::connect(&DatabaseTarget::parse(&read_only).expect("target"))
         .await
         .expect("connect");
@@ -277,5 +236,5 @@ async fn the_write_probe_passes_on_a_writable_postgres_and_fails_on_a_read_only_
         .await
         .expect("the pool is still usable after a failed probe");
     read_only.close().await;
-    scratch.drop().await;
+    scratch.remove().await;
 }

@@ -1,5 +1,5 @@
 //! The events of the whole file, which share one crate of types (`<architecture>-events`): each
-//! spelling becomes one module there, each event has one publisher, and no service module
+//! spelling becomes one module there, each event has one payload, and no service module
 //! shadows the crate's name.
 
 use std::collections::BTreeMap;
@@ -11,12 +11,31 @@ use crate::names::{DEFAULT_ENTITY, is_pascal, pascal, snake};
 use crate::resolve::DraftService;
 use crate::source::KeyPath;
 
+/// What a generated publisher puts in an event's payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    /// A `stateless` service's create command: the new entity's id and name.
+    Created,
+    /// A `producer`: the validated input.
+    Ingested,
+}
+
+impl Shape {
+    fn carries(self) -> &'static str {
+        match self {
+            Shape::Created => "with the new entity's id and name",
+            Shape::Ingested => "with the ingested input",
+        }
+    }
+}
+
 /// One event named in the file, where, and whether that service publishes it.
 struct Named<'a> {
     name: String,
     path: KeyPath,
     service: &'a str,
-    published: bool,
+    /// The payload the generated code publishes it with, when it does.
+    published: Option<Shape>,
     /// The `<Entity>Created` of a `stateless` service that declares no events.
     implicit: bool,
 }
@@ -27,7 +46,7 @@ struct Named<'a> {
 fn named(service: &DraftService) -> Vec<Named<'_>> {
     let base = service_path(service);
     let mut out = Vec::new();
-    let mut add = |name: &str, path: KeyPath, published: bool, implicit: bool| {
+    let mut add = |name: &str, path: KeyPath, published: Option<Shape>, implicit: bool| {
         out.push(Named {
             name: name.to_owned(),
             path,
@@ -38,14 +57,19 @@ fn named(service: &DraftService) -> Vec<Named<'_>> {
     };
     // What the generated code publishes: a producer each of its events, a `stateless`
     // service with messaging its first (its create command's); the rest are declared only.
-    let publishes = match service.kind() {
-        ServiceType::Producer => service.events().len(),
-        ServiceType::Stateless if service.common.messaging.is_some() => 1,
-        _ => 0,
+    let (publishes, shape) = match service.kind() {
+        ServiceType::Producer => (service.events().len(), Shape::Ingested),
+        ServiceType::Stateless if service.common.messaging.is_some() => (1, Shape::Created),
+        _ => (0, Shape::Created),
     };
     let events = base.key("domain").key("events");
     for (i, name) in service.events().iter().enumerate() {
-        add(name, events.index(i), i < publishes, false);
+        add(
+            name,
+            events.index(i),
+            (i < publishes).then_some(shape),
+            false,
+        );
     }
     if service.kind() == ServiceType::Stateless
         && service.common.messaging.is_some()
@@ -59,7 +83,7 @@ fn named(service: &DraftService) -> Vec<Named<'_>> {
         add(
             &format!("{}Created", pascal(entity)),
             base.key("messaging"),
-            true,
+            Some(Shape::Created),
             true,
         );
     }
@@ -78,15 +102,16 @@ fn named(service: &DraftService) -> Vec<Named<'_>> {
     for (table, key, names) in consumed.into_iter().flatten() {
         let path = base.key(table).key(key);
         for (i, name) in names.iter().enumerate() {
-            add(name, path.index(i), false, false);
+            add(name, path.index(i), None, false);
         }
     }
     out
 }
 
-/// Two spellings that become one module of the shared crate, and one event published by two
-/// services (whose example payloads would differ, and whose consumers could not tell them
-/// apart), are errors.
+/// Two spellings that become one module of the shared crate, and one event published by a
+/// `stateless` service and a `producer` (whose payloads differ: the shared crate has one type
+/// per event), are errors. Services of one kind may publish the same event: each on its own
+/// topic, with one payload type.
 pub(super) fn events_across_services(c: &mut Checker<'_>) {
     let all: Vec<Named<'_>> = c.arch.services().iter().flat_map(named).collect();
     let mut modules: BTreeMap<String, &Named<'_>> = BTreeMap::new();
@@ -111,17 +136,22 @@ pub(super) fn events_across_services(c: &mut Checker<'_>) {
                 modules.insert(module, event);
             }
         }
-        if !event.published {
+        let Some(shape) = event.published else {
             continue;
-        }
+        };
         match publishers.get(event.name.as_str()) {
-            Some(other) if other.service != event.service => found.push(
+            Some(other) if other.published != Some(shape) => found.push(
                 Diagnostic::error(
                     Code::NameClash,
                     event.path.clone(),
                     format!(
-                        "event `{}` is published by `{}` ({}) and by `{}`; an event has one publisher, whose type its consumers share",
-                        event.name, other.service, other.path, event.service
+                        "event `{}` is published by `{}` ({}) {} and by `{}` {}; its one type in the shared event crate cannot be both",
+                        event.name,
+                        other.service,
+                        other.path,
+                        other.published.map_or("", Shape::carries),
+                        event.service,
+                        shape.carries()
                     ),
                 )
                 .with_help(if event.implicit {

@@ -1,9 +1,10 @@
-//! The events of the whole file share one crate of types: two spellings of one module, two
-//! publishers of one event and an entity named like that crate are errors at the second name.
+//! The events of the whole file share one crate of types: two spellings of one module, one
+//! event published with two payloads and an entity named like that crate are errors at the
+//! second name.
 
 use allframe_config::diagnostic::Code;
 
-use super::{assert_at, diagnostics, find};
+use super::{HEAD, assert_at, diagnostics, find};
 
 const MESSAGING: &str = "[services.messaging]\npattern = \"outbox\"\n";
 
@@ -65,11 +66,15 @@ fn an_event_published_by_two_services_is_refused_at_the_second() {
 }
 
 #[test]
-fn two_stateless_services_of_the_default_entity_both_publish_item_created() {
-    let d = diagnostics(&format!("{}{}", stateless("a", ""), stateless("b", "")));
+fn a_stateless_default_event_a_producer_publishes_too_is_refused_at_the_second() {
+    let users = stateless("user-service", "[services.domain]\nentities = [\"User\"]\n");
+    let d = diagnostics(&format!(
+        "{}{users}",
+        producer("import", "Row", "UserCreated")
+    ));
     let clash = find(&d, Code::NameClash);
     assert_eq!(clash.path.to_string(), "services[1].messaging");
-    assert!(clash.message.contains("`ItemCreated`"), "{clash:?}");
+    assert!(clash.message.contains("`UserCreated`"), "{clash:?}");
     assert!(
         clash
             .help
@@ -77,6 +82,13 @@ fn two_stateless_services_of_the_default_entity_both_publish_item_created() {
             .is_some_and(|h| h.contains("entities")),
         "{clash:?}"
     );
+}
+
+#[test]
+fn services_of_one_kind_may_publish_one_event() {
+    let text = format!("{HEAD}{}{}", stateless("a", ""), stateless("b", ""));
+    let source = allframe_config::SourceFile::new("arch.toml", text);
+    allframe_config::check(&source).expect("both publish ItemCreated, each on its own topic");
 }
 
 #[test]

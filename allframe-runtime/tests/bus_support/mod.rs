@@ -2,6 +2,8 @@
 //! numbered per aggregate, and subscription helpers with a deadline.
 #![allow(dead_code)]
 
+pub mod conformance;
+
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use allframe_runtime::messaging::{

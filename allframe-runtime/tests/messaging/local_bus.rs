@@ -61,6 +61,45 @@ async fn next_within(sub: &mut impl BusSubscription, ms: u64) -> Option<Delivery
     }
 }
 
+/// The local bus in a temporary directory, for the conformance suite.
+struct Local {
+    _dir: tempfile::TempDir,
+    bus: LocalBus,
+    arch: String,
+}
+
+impl Local {
+    async fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let bus = open(&dir.path().join("bus.db")).await;
+        Self {
+            _dir: dir,
+            bus,
+            arch: crate::bus_support::architecture(),
+        }
+    }
+}
+
+impl crate::bus_support::conformance::Fixture for Local {
+    fn name(&self) -> &'static str {
+        "local"
+    }
+
+    async fn bus(&self) -> EventBus {
+        EventBus::Local(self.bus.clone())
+    }
+
+    fn topic(&self, event: &str, _partitions: u32) -> String {
+        format!("{}.order-service.{event}", self.arch)
+    }
+
+    fn group(&self, name: &str) -> String {
+        format!("{}.{name}", self.arch)
+    }
+}
+
+crate::conformance_tests!(fixture = Local::new().await);
+
 fn n_of(delivery: &Delivery) -> u64 {
     delivery.decode::<Deposited>().expect("decodes").n
 }

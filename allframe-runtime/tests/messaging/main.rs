@@ -1,7 +1,12 @@
 //! Messaging in-process, with no external service, as one test binary: the envelope's header
 //! mapping, the local bus, the outbox relay, the unit of work, `transactional` publishing, and
-//! a service started by the launcher with the outbox.
+//! a service started by the launcher with the outbox. The local bus runs the bus conformance
+//! suite (`bus_support::conformance`) that the real-services suite runs on NATS, RabbitMQ and
+//! Kafka.
 
+#[cfg(feature = "sqlite")]
+#[path = "../bus_support/mod.rs"]
+mod bus_support;
 #[cfg(feature = "sqlite")]
 #[path = "../messaging_support/mod.rs"]
 mod messaging_support;

@@ -1,5 +1,6 @@
 //! A test kit for services (feature `testing`): start a service in-process exactly as its
-//! binary would, talk HTTP to it, and wait for the events it publishes.
+//! binary would, talk HTTP to it, and wait for the events it publishes; with `postgres`, give
+//! each test a PostgreSQL schema of its own ([`PgSchema`]).
 //!
 //! ```text
 //! #[tokio::test]
@@ -21,6 +22,11 @@
 //!
 //! Helpers panic with the reason (and the service's address) instead of returning errors:
 //! they are for tests.
+
+#[cfg(feature = "postgres")]
+mod postgres;
+#[cfg(feature = "postgres")]
+pub use postgres::{ALLFRAME_TEST_POSTGRES_URL, DEFAULT_TEST_POSTGRES_URL, PgSchema};
 
 use std::net::SocketAddr;
 use std::path::Path;

@@ -1,0 +1,347 @@
+//! The bus conformance suite: one set of scenarios every [`EventBus`] adapter must pass — round
+//! trip, groups, order per aggregate, nack, and a broker restart while publishing. Each bus's
+//! test file supplies a [`Fixture`] (how to connect, name topics and groups, stop and start
+//! its broker) and declares the tests with [`conformance_tests!`]; a new adapter (SQS, Pub/Sub)
+//! only plugs in here.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use allframe_runtime::messaging::{
+    BusSubscription as _, Delivery, EventBus, OutboundMessage, Subscription, Uuid,
+};
+
+use super::{TRACEPARENT, assert_quiet, message, n_of, next_within, subscribe};
+
+/// What a bus's test file provides to the scenarios.
+pub trait Fixture: Send + Sync {
+    /// The adapter's name, as [`EventBus::name`] gives it.
+    fn name(&self) -> &'static str;
+
+    /// A connected bus.
+    fn bus(&self) -> impl Future<Output = EventBus> + Send;
+
+    /// A bus that lets several deliveries of one group out at once (for the nack scenario;
+    /// the same bus where that is the default).
+    fn bus_with_deliveries_in_flight(&self) -> impl Future<Output = EventBus> + Send {
+        self.bus()
+    }
+
+    /// A topic of this fixture's own named after `event` (`<architecture>.<service>.<event>`),
+    /// with `partitions` partitions where the bus has them.
+    fn topic(&self, event: &str, partitions: u32) -> String;
+
+    /// A consumer group of this fixture's own named after `name`.
+    fn group(&self, name: &str) -> String;
+
+    /// How long a delivery may take to arrive.
+    fn patience(&self) -> Duration {
+        Duration::from_secs(20)
+    }
+
+    /// Whether, across a broker restart, the first delivery of each event still comes in
+    /// publish order per aggregate (Kafka's idempotent producer keeps it; NATS and RabbitMQ
+    /// may land a retried publish after a later one).
+    fn ordered_across_restart(&self) -> bool {
+        false
+    }
+}
+
+/// A fixture whose broker the restart scenario can stop and start (not an embedded bus).
+pub trait Restartable: Fixture {
+    /// Stops the broker; [`Restartable::start`] starts it again.
+    fn stop(&mut self);
+
+    /// Starts the broker [`Restartable::stop`] stopped.
+    fn start(&mut self);
+}
+
+/// Declares one `#[tokio::test]` per scenario but the restart (whose fixture stops the broker
+/// and so needs more than the others: each bus file declares it, calling
+/// [`restart_while_publishing`]), each building its fixture with `$fixture` (an async
+/// expression; it may hold a guard, e.g. a lock shared with the test that stops the broker).
+/// `ignore = "…"` marks them as real-services tests.
+#[macro_export]
+macro_rules! conformance_tests {
+    (fixture = $fixture:expr $(, ignore = $reason:literal)? $(,)?) => {
+        mod conformance_suite {
+            #[allow(unused_imports)]
+            use super::*;
+            use $crate::bus_support::conformance as scenario;
+
+            #[tokio::test]
+            $(#[ignore = $reason])?
+            async fn round_trip_keeps_every_header_and_the_trace_context() {
+                scenario::round_trip(&$fixture).await;
+            }
+
+            #[tokio::test]
+            $(#[ignore = $reason])?
+            async fn two_groups_each_get_every_event_in_order_per_aggregate() {
+                scenario::two_groups(&$fixture).await;
+            }
+
+            #[tokio::test]
+            $(#[ignore = $reason])?
+            async fn order_per_aggregate_is_kept_across_topics_and_batches() {
+                scenario::order_across_topics_and_batches(&$fixture).await;
+            }
+
+            #[tokio::test]
+            $(#[ignore = $reason])?
+            async fn nack_redelivers_the_event_and_what_followed_in_order() {
+                scenario::nack_redelivers_in_order(&$fixture).await;
+            }
+
+        }
+    };
+}
+
+async fn next(fixture: &impl Fixture, subscription: &mut Subscription) -> Delivery {
+    next_within(subscription, fixture.patience()).await
+}
+
+/// One event with every header and a trace context arrives exactly as sent; once acknowledged,
+/// the group does not see it again.
+pub async fn round_trip(fixture: &impl Fixture) {
+    let bus = fixture.bus().await;
+    assert_eq!(bus.name(), fixture.name());
+    let topic = fixture.topic("OrderPlaced", 1);
+    let group = fixture.group("billing");
+    let mut subscription = subscribe(&bus, &group, &[&topic]).await;
+    let sent = message(&topic, "o-1", 1);
+    bus.publish(std::slice::from_ref(&sent))
+        .await
+        .expect("publish");
+    let delivery = next(fixture, &mut subscription).await;
+    assert_eq!(delivery.topic(), topic);
+    assert_eq!(
+        delivery.envelope(),
+        &sent.envelope,
+        "the envelope survives exactly"
+    );
+    assert_eq!(
+        delivery.envelope().traceparent.as_deref(),
+        Some(TRACEPARENT)
+    );
+    subscription.ack(&delivery).await.expect("ack");
+    subscription.close().await.expect("close");
+
+    let mut again = subscribe(&bus, &group, &[&topic]).await;
+    assert_quiet(&mut again, Duration::from_secs(2)).await;
+    again.close().await.expect("close");
+}
+
+/// Two groups each get all 60 events of five aggregates, each aggregate's in publish order.
+pub async fn two_groups(fixture: &impl Fixture) {
+    let bus = fixture.bus().await;
+    let topic = fixture.topic("OrderPlaced", 3);
+    let mut groups = Vec::new();
+    for name in ["billing", "shipping"] {
+        groups.push(subscribe(&bus, &fixture.group(name), &[&topic]).await);
+    }
+    let batch: Vec<OutboundMessage> = (0..60)
+        .map(|n| message(&topic, &format!("o-{}", n % 5), n))
+        .collect();
+    bus.publish(&batch).await.expect("publish");
+    for mut subscription in groups {
+        let mut per_aggregate: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+        for _ in 0..60 {
+            let delivery = next(fixture, &mut subscription).await;
+            per_aggregate
+                .entry(delivery.envelope().aggregate_id.clone())
+                .or_default()
+                .push(n_of(&delivery));
+            subscription.ack(&delivery).await.expect("ack");
+        }
+        for (aggregate, ns) in &per_aggregate {
+            let expected: Vec<u32> = (0..60)
+                .filter(|n| format!("o-{}", n % 5) == *aggregate)
+                .collect();
+            assert_eq!(ns, &expected, "events of {aggregate}, in order");
+        }
+        subscription.close().await.expect("close");
+    }
+}
+
+/// Ten batches alternating between two topics, three aggregates each: every (topic, aggregate)
+/// pair arrives in publish order.
+pub async fn order_across_topics_and_batches(fixture: &impl Fixture) {
+    let bus = fixture.bus().await;
+    let placed = fixture.topic("OrderPlaced", 1);
+    let paid = fixture.topic("OrderPaid", 1);
+    let mut subscription = subscribe(&bus, &fixture.group("billing"), &[&placed, &paid]).await;
+    let mut expected: BTreeMap<(String, String), Vec<u32>> = BTreeMap::new();
+    let mut n = 0;
+    for round in 0..10 {
+        let topic = if round % 2 == 0 { &placed } else { &paid };
+        let mut batch = Vec::new();
+        for aggregate in 0..3 {
+            for _ in 0..4 {
+                n += 1;
+                let aggregate = format!("o-{aggregate}");
+                expected
+                    .entry((topic.clone(), aggregate.clone()))
+                    .or_default()
+                    .push(n);
+                batch.push(message(topic, &aggregate, n));
+            }
+        }
+        bus.publish(&batch).await.expect("publish");
+    }
+    let mut got: BTreeMap<(String, String), Vec<u32>> = BTreeMap::new();
+    for _ in 0..n {
+        let delivery = next(fixture, &mut subscription).await;
+        got.entry((
+            delivery.topic().to_owned(),
+            delivery.envelope().aggregate_id.clone(),
+        ))
+        .or_default()
+        .push(n_of(&delivery));
+        subscription.ack(&delivery).await.expect("ack");
+    }
+    assert_eq!(got, expected, "per (topic, aggregate) publish order");
+    subscription.close().await.expect("close");
+}
+
+/// With events 2 and 3 delivered, a nack of 2 brings back 2, then 3 and 4, in order.
+pub async fn nack_redelivers_in_order(fixture: &impl Fixture) {
+    let bus = fixture.bus_with_deliveries_in_flight().await;
+    let topic = fixture.topic("OrderPlaced", 1);
+    let mut subscription = subscribe(&bus, &fixture.group("billing"), &[&topic]).await;
+    let batch: Vec<OutboundMessage> = (1..=4).map(|n| message(&topic, "o-1", n)).collect();
+    bus.publish(&batch).await.expect("publish");
+    let first = next(fixture, &mut subscription).await;
+    assert_eq!(n_of(&first), 1);
+    subscription.ack(&first).await.expect("ack");
+    let second = next(fixture, &mut subscription).await;
+    let third = next(fixture, &mut subscription).await;
+    assert_eq!((n_of(&second), n_of(&third)), (2, 3));
+    subscription.nack(&second).await.expect("nack");
+    let mut order = Vec::new();
+    for _ in 0..3 {
+        let delivery = next(fixture, &mut subscription).await;
+        order.push(n_of(&delivery));
+        subscription.ack(&delivery).await.expect("ack");
+    }
+    assert_eq!(order, [2, 3, 4], "the nacked event, then what followed it");
+    assert_quiet(&mut subscription, Duration::from_secs(1)).await;
+    subscription.close().await.expect("close");
+}
+
+/// 10,000 events of 16 aggregates, published in chunks of 100 (a failed publish retried from
+/// the first unconfirmed event) while one member consumes; the broker stops for two seconds
+/// when a fifth is out. Every event arrives (at least once), and on a bus that keeps it, each
+/// aggregate's first deliveries come in publish order.
+pub async fn restart_while_publishing(fixture: &mut impl Restartable) {
+    let bus = fixture.bus().await;
+    let topic = fixture.topic("OrderPlaced", 3);
+    let mut subscription = subscribe(&bus, &fixture.group("billing"), &[&topic]).await;
+    let total = 10_000_u32;
+    let messages: Vec<OutboundMessage> = (0..total)
+        .map(|n| message(&topic, &format!("o-{}", n % 16), n))
+        .collect();
+    let expected: HashSet<Uuid> = messages.iter().map(|m| m.envelope.id).collect();
+
+    let progress = Arc::new(AtomicUsize::new(0));
+    // The publisher stays at most `WINDOW` events ahead of the member, as an application
+    // consuming at the rate it produces would (a member thousands of records behind can stall
+    // on tansu's SQLite fetches: the broker's limit, not what this test is about).
+    const WINDOW: usize = 1_000;
+    let consumed = Arc::new(AtomicUsize::new(0));
+    // Past the first chunk the publisher waits for the member's first delivery, so the outage
+    // comes while both publishing and consuming are under way.
+    let live = Arc::new(tokio::sync::Notify::new());
+    let publisher = {
+        let bus = bus.clone();
+        let (progress, consumed, live) = (progress.clone(), consumed.clone(), live.clone());
+        tokio::spawn(async move {
+            let mut failures = 0_u32;
+            for (i, chunk) in messages.chunks(100).enumerate() {
+                if i == 1 {
+                    live.notified().await;
+                }
+                while progress.load(Ordering::Relaxed) > consumed.load(Ordering::Relaxed) + WINDOW {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                let mut rest = chunk;
+                while !rest.is_empty() {
+                    match bus.publish(rest).await {
+                        Ok(()) => {
+                            progress.fetch_add(rest.len(), Ordering::Relaxed);
+                            rest = &[];
+                        }
+                        Err(error) => {
+                            failures += 1;
+                            progress.fetch_add(error.delivered, Ordering::Relaxed);
+                            rest = &rest[error.delivered..];
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                    }
+                }
+            }
+            failures
+        })
+    };
+    let mut first_seen: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+    let mut seen: HashMap<Uuid, u32> = HashMap::new();
+    let mut outage_at = None;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
+    while seen.len() < expected.len() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only {} of {total} events arrived (outage at {outage_at:?} published, {} published)",
+            seen.len(),
+            progress.load(Ordering::Relaxed)
+        );
+        let published = progress.load(Ordering::Relaxed);
+        if outage_at.is_none() && !seen.is_empty() && published >= total as usize / 5 {
+            outage_at = Some(published);
+            fixture.stop();
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            fixture.start();
+        }
+        match tokio::time::timeout(Duration::from_secs(5), subscription.next()).await {
+            Ok(Ok(delivery)) => {
+                if seen.is_empty() {
+                    live.notify_one();
+                }
+                let id = delivery.envelope().id;
+                assert!(expected.contains(&id), "an event this test did not publish");
+                let count = seen.entry(id).or_default();
+                *count += 1;
+                if *count == 1 {
+                    consumed.fetch_add(1, Ordering::Relaxed);
+                    first_seen
+                        .entry(delivery.envelope().aggregate_id.clone())
+                        .or_default()
+                        .push(n_of(&delivery));
+                }
+                // An acknowledgement lost in the outage only means a redelivery.
+                let _ = subscription.ack(&delivery).await;
+            }
+            Ok(Err(_)) => tokio::time::sleep(Duration::from_millis(100)).await,
+            Err(_) => {}
+        }
+    }
+    assert!(outage_at.is_some(), "the broker was restarted mid-stream");
+    let failures = publisher.await.expect("publisher");
+    let repeats: u32 = seen.values().map(|count| count - 1).sum();
+    eprintln!(
+        "outage after {outage_at:?} events; publish failures retried: {failures}; \
+         redeliveries: {repeats}"
+    );
+    assert_eq!(progress.load(Ordering::Relaxed), total as usize);
+    for (aggregate, ns) in &first_seen {
+        assert_eq!(ns.len(), total as usize / 16, "events of {aggregate}");
+        if fixture.ordered_across_restart() {
+            assert!(
+                ns.windows(2).all(|pair| pair[0] < pair[1]),
+                "order of aggregate {aggregate}"
+            );
+        }
+    }
+    let _ = subscription.close().await;
+}
