@@ -19,12 +19,12 @@ use allframe_runtime::messaging::{
     BusSubscription as _, Delivery, EventBus, NatsBus, NatsBusOptions, OutboundMessage,
     Subscription, nats_consumer_name,
 };
-use bus_support::conformance::{self, Fixture, Restartable};
+use bus_support::conformance::{self, OnBroker, SharedBroker};
 use bus_support::{
     architecture, assert_quiet, message, n_of, next_within, subscribe,
     two_members_keep_order_per_aggregate,
 };
-use tokio::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use tokio::sync::RwLock;
 
 /// Held for reading by ordinary tests, for writing by the test that restarts the server.
 static BROKER: LazyLock<RwLock<()>> = LazyLock::new(|| RwLock::new(()));
@@ -61,76 +61,39 @@ async fn next(subscription: &mut Subscription) -> Delivery {
     next_within(subscription, Duration::from_secs(20)).await
 }
 
-/// A fresh architecture on the server (its own stream, topics and groups), holding the broker
-/// lock: shared by ordinary tests, exclusive for the one that restarts the server.
-struct Nats {
-    arch: String,
-    _shared: Option<RwLockReadGuard<'static, ()>>,
-    _exclusive: Option<RwLockWriteGuard<'static, ()>>,
-    outage: Option<Restart>,
-}
+/// The broker the tests of this file share.
+struct Nats;
 
-impl Nats {
-    async fn shared() -> Self {
-        Self {
-            arch: architecture(),
-            _shared: Some(BROKER.read().await),
-            _exclusive: None,
-            outage: None,
-        }
+impl SharedBroker for Nats {
+    type Outage = Restart;
+    const NAME: &'static str = "nats";
+
+    fn lock() -> &'static RwLock<()> {
+        &BROKER
     }
 
-    async fn exclusive() -> Self {
-        Self {
-            arch: architecture(),
-            _shared: None,
-            _exclusive: Some(BROKER.write().await),
-            outage: None,
-        }
-    }
-}
-
-impl Fixture for Nats {
-    fn name(&self) -> &'static str {
-        "nats"
-    }
-
-    async fn bus(&self) -> EventBus {
+    async fn connect() -> EventBus {
         connect().await
     }
 
-    async fn bus_with_deliveries_in_flight(&self) -> EventBus {
+    async fn connect_with_deliveries_in_flight() -> EventBus {
         connect_with_in_flight(16).await
     }
 
-    fn topic(&self, event: &str, _partitions: u32) -> String {
-        format!("{}.order-service.{event}", self.arch)
-    }
-
-    fn group(&self, name: &str) -> String {
-        format!("{}.{name}", self.arch)
-    }
-}
-
-impl Restartable for Nats {
-    fn stop(&mut self) {
-        self.outage = Some(Restart::stop());
-    }
-
-    fn start(&mut self) {
-        self.outage = None;
+    fn stop() -> Restart {
+        Restart::stop()
     }
 }
 
 conformance_tests!(
-    fixture = Nats::shared().await,
+    fixture = OnBroker::<Nats>::shared().await,
     ignore = "real-services: NATS JetStream at 127.0.0.1:4222"
 );
 
 #[tokio::test]
 #[ignore = "real-services: NATS JetStream at 127.0.0.1:4222; stops and restarts it"]
 async fn server_restart_while_publishing_loses_nothing() {
-    conformance::restart_while_publishing(&mut Nats::exclusive().await).await;
+    conformance::restart_while_publishing(&mut OnBroker::<Nats>::exclusive().await).await;
 }
 
 #[tokio::test]

@@ -15,9 +15,9 @@ use std::process::Command;
 use std::sync::LazyLock;
 
 use allframe_runtime::messaging::{BusError, BusSubscription as _, EventBus, SubscribeOptions};
-use bus_support::conformance::{self, Fixture, Restartable};
+use bus_support::conformance::{self, OnBroker, SharedBroker};
 use bus_support::{architecture, subscribe, two_members_keep_order_per_aggregate};
-use tokio::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use tokio::sync::RwLock;
 
 /// Held for reading by ordinary tests, for writing by the test that restarts the server.
 static BROKER: LazyLock<RwLock<()>> = LazyLock::new(|| RwLock::new(()));
@@ -36,72 +36,35 @@ async fn connect() -> EventBus {
     }
 }
 
-/// A fresh architecture on the broker (its own exchange, topics and group queues), holding the broker
-/// lock: shared by ordinary tests, exclusive for the one that restarts the broker.
-struct Rabbit {
-    arch: String,
-    _shared: Option<RwLockReadGuard<'static, ()>>,
-    _exclusive: Option<RwLockWriteGuard<'static, ()>>,
-    outage: Option<Restart>,
-}
+/// The broker the tests of this file share.
+struct Rabbit;
 
-impl Rabbit {
-    async fn shared() -> Self {
-        Self {
-            arch: architecture(),
-            _shared: Some(BROKER.read().await),
-            _exclusive: None,
-            outage: None,
-        }
+impl SharedBroker for Rabbit {
+    type Outage = Restart;
+    const NAME: &'static str = "rabbitmq";
+
+    fn lock() -> &'static RwLock<()> {
+        &BROKER
     }
 
-    async fn exclusive() -> Self {
-        Self {
-            arch: architecture(),
-            _shared: None,
-            _exclusive: Some(BROKER.write().await),
-            outage: None,
-        }
-    }
-}
-
-impl Fixture for Rabbit {
-    fn name(&self) -> &'static str {
-        "rabbitmq"
-    }
-
-    async fn bus(&self) -> EventBus {
+    async fn connect() -> EventBus {
         connect().await
     }
 
-    fn topic(&self, event: &str, _partitions: u32) -> String {
-        format!("{}.order-service.{event}", self.arch)
-    }
-
-    fn group(&self, name: &str) -> String {
-        format!("{}.{name}", self.arch)
-    }
-}
-
-impl Restartable for Rabbit {
-    fn stop(&mut self) {
-        self.outage = Some(Restart::stop());
-    }
-
-    fn start(&mut self) {
-        self.outage = None;
+    fn stop() -> Restart {
+        Restart::stop()
     }
 }
 
 conformance_tests!(
-    fixture = Rabbit::shared().await,
+    fixture = OnBroker::<Rabbit>::shared().await,
     ignore = "real-services: RabbitMQ at 127.0.0.1:5672"
 );
 
 #[tokio::test]
 #[ignore = "real-services: RabbitMQ at 127.0.0.1:5672; stops and restarts it"]
 async fn broker_restart_while_publishing_loses_nothing() {
-    conformance::restart_while_publishing(&mut Rabbit::exclusive().await).await;
+    conformance::restart_while_publishing(&mut OnBroker::<Rabbit>::exclusive().await).await;
 }
 
 #[tokio::test]

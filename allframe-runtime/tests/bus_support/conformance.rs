@@ -345,3 +345,90 @@ pub async fn restart_while_publishing(fixture: &mut impl Restartable) {
     }
     let _ = subscription.close().await;
 }
+
+/// A broker on this machine that the tests of one file share (NATS, RabbitMQ): how to connect
+/// and how to stop it. Ordinary tests hold its lock for reading, the restart test for writing.
+pub trait SharedBroker: Send + Sync + 'static {
+    /// Restarts the broker when dropped, so a failing test never leaves it stopped.
+    type Outage: Send + Sync;
+
+    /// The adapter's name.
+    const NAME: &'static str;
+
+    /// The lock of this file's tests.
+    fn lock() -> &'static tokio::sync::RwLock<()>;
+
+    /// A connected bus.
+    fn connect() -> impl Future<Output = EventBus> + Send;
+
+    /// A bus that lets several deliveries of one group out at once.
+    fn connect_with_deliveries_in_flight() -> impl Future<Output = EventBus> + Send {
+        Self::connect()
+    }
+
+    /// Stops the broker until the returned value is dropped.
+    fn stop() -> Self::Outage;
+}
+
+/// A fresh architecture on a [`SharedBroker`] (its own topics and groups), holding the
+/// broker's lock: shared for the ordinary scenarios, exclusive for the restart.
+pub struct OnBroker<B: SharedBroker> {
+    arch: String,
+    _shared: Option<tokio::sync::RwLockReadGuard<'static, ()>>,
+    _exclusive: Option<tokio::sync::RwLockWriteGuard<'static, ()>>,
+    outage: Option<B::Outage>,
+}
+
+impl<B: SharedBroker> OnBroker<B> {
+    /// For a scenario that leaves the broker running.
+    pub async fn shared() -> Self {
+        Self {
+            arch: super::architecture(),
+            _shared: Some(B::lock().read().await),
+            _exclusive: None,
+            outage: None,
+        }
+    }
+
+    /// For the restart scenario.
+    pub async fn exclusive() -> Self {
+        Self {
+            arch: super::architecture(),
+            _shared: None,
+            _exclusive: Some(B::lock().write().await),
+            outage: None,
+        }
+    }
+}
+
+impl<B: SharedBroker> Fixture for OnBroker<B> {
+    fn name(&self) -> &'static str {
+        B::NAME
+    }
+
+    fn bus(&self) -> impl Future<Output = EventBus> + Send {
+        B::connect()
+    }
+
+    fn bus_with_deliveries_in_flight(&self) -> impl Future<Output = EventBus> + Send {
+        B::connect_with_deliveries_in_flight()
+    }
+
+    fn topic(&self, event: &str, _partitions: u32) -> String {
+        format!("{}.order-service.{event}", self.arch)
+    }
+
+    fn group(&self, name: &str) -> String {
+        format!("{}.{name}", self.arch)
+    }
+}
+
+impl<B: SharedBroker> Restartable for OnBroker<B> {
+    fn stop(&mut self) {
+        self.outage = Some(B::stop());
+    }
+
+    fn start(&mut self) {
+        self.outage = None;
+    }
+}
