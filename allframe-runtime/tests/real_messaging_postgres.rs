@@ -8,12 +8,12 @@
 
 mod messaging_support;
 
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use allframe_runtime::messaging::{Messaging, OutboxSettings, RetrySettings};
+use allframe_runtime::messaging::{Messaging, OutboxSettings};
 use allframe_runtime::testing::PgSchema;
 use allframe_runtime::{CancellationToken, Database, sqlx};
+use messaging_support::relay_scenarios::{self, fast};
 use messaging_support::*;
 use tokio::time::Instant;
 
@@ -34,14 +34,6 @@ impl Scratch {
 
     async fn drop(self) {
         self.0.remove().await;
-    }
-}
-
-fn fast(settings: OutboxSettings) -> OutboxSettings {
-    OutboxSettings {
-        polling_ms: 20,
-        backlog_interval_ms: 100,
-        ..settings
     }
 }
 
@@ -122,46 +114,9 @@ async fn unit_of_work_commits_together_and_rolls_back_completely() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "real-services: needs PostgreSQL on 127.0.0.1:5432"]
 async fn two_relays_with_skip_locked_publish_everything_once_in_order() {
-    const ACCOUNTS: usize = 20;
-    const ROUNDS: u64 = 25;
     let scratch = Scratch::new("two").await;
-    let db_a = scratch.db().await;
-    let db_b = scratch.db().await;
-    let bus = RecordingBus::new();
-    let messaging_a = outbox_messaging(&db_a, &bus);
-    let messaging_b = outbox_messaging(&db_b, &bus);
-    let settings = fast(OutboxSettings {
-        batch_size: 16,
-        partitions_per_claim: 2,
-        ..OutboxSettings::DEFAULT
-    });
-    let token = CancellationToken::new();
-    let relay_a = tokio::spawn(messaging_a.relay(settings).run(token.clone()));
-    let relay_b = tokio::spawn(messaging_b.relay(settings).run(token.clone()));
-    let writer = {
-        let messaging = messaging_a.clone();
-        tokio::spawn(async move { write_interleaved(&messaging, ACCOUNTS / 2, ROUNDS).await })
-    };
-    for n in 0..ROUNDS {
-        for account in ACCOUNTS / 2..ACCOUNTS {
-            deposit(&messaging_b, &format!("acct-{account}"), n, 1).await;
-        }
-    }
-    writer.await.expect("writer");
-    let total = ACCOUNTS * ROUNDS as usize;
-    let seen = bus.wait_for(total, Duration::from_secs(60)).await;
-    token.cancel();
-    relay_a.await.expect("relay a");
-    relay_b.await.expect("relay b");
-
-    assert_complete_and_ordered(&decode_all(&seen), ACCOUNTS, ROUNDS);
-    assert_eq!(bus.seen().await.len(), total, "every row exactly once");
-    let (a, b) = (
-        messaging_a.metrics().published_total,
-        messaging_b.metrics().published_total,
-    );
-    assert!(a > 0 && b > 0, "both relays did work: {a} + {b}");
-    assert_eq!(unpublished(&db_a).await, 0);
+    let (db_a, db_b) = (scratch.db().await, scratch.db().await);
+    relay_scenarios::two_relays_publish_everything_once_in_order(&db_a, &db_b).await;
     db_a.close().await;
     db_b.close().await;
     scratch.drop().await;
@@ -351,32 +306,7 @@ async fn ten_thousand_events_written_while_relays_run_are_all_published() {
 async fn broker_errors_back_off_and_lose_nothing_on_postgres() {
     let scratch = Scratch::new("errors").await;
     let db = scratch.db().await;
-    let bus = RecordingBus::new();
-    let messaging = outbox_messaging(&db, &bus);
-    write_interleaved(&messaging, 4, 10).await;
-    bus.set_fault(Fault::FailCalls(3));
-    let settings = fast(OutboxSettings {
-        retry: RetrySettings {
-            max_attempts: 2,
-            initial_interval_ms: 50,
-            max_interval_ms: 200,
-            multiplier: 2.0,
-        },
-        ..OutboxSettings::DEFAULT
-    });
-    let token = CancellationToken::new();
-    let relay = tokio::spawn(messaging.relay(settings).run(token.clone()));
-    let seen = bus.wait_for(40, Duration::from_secs(20)).await;
-    token.cancel();
-    relay.await.expect("relay");
-    assert_eq!(bus.failures.load(Ordering::SeqCst), 3);
-    assert_eq!(seen.len(), 40);
-    assert_complete_and_ordered(&decode_all(&seen), 4, 10);
-    let attempts: i64 = sqlx::query_scalar("SELECT MAX(attempts) FROM allframe_outbox")
-        .fetch_one(db.pool())
-        .await
-        .expect("attempts");
-    assert_eq!(attempts, 3);
+    relay_scenarios::broker_errors_back_off_and_lose_nothing(&db).await;
     db.close().await;
     scratch.drop().await;
 }

@@ -5,6 +5,7 @@
 #[path = "../launch_env/mod.rs"]
 pub mod launch_env;
 pub mod ledger;
+pub mod relay_scenarios;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
