@@ -4,7 +4,8 @@
 
 use std::collections::BTreeSet;
 
-use super::{cases, generate, manifests, yaml};
+use super::kubernetes::manifests;
+use super::{cases, generate, yaml};
 
 /// The names of every variable `files` sets for the services called `services`: compose
 /// `environment`, Kubernetes container `env`, kustomize config-map literals and Dockerfile
