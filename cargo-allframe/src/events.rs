@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use allframe_config::Architecture;
 use serde::Serialize;
 
-use crate::context::ServiceContext;
+use crate::context::{ArchetypeContext, ServiceContext};
 use crate::names::EventNames;
 
 /// The shared crate's names.
@@ -76,25 +76,27 @@ pub fn shared_events(architecture: &Architecture, services: &[ServiceContext]) -
     };
     for service in services {
         let source = Some(service.names.kebab.as_str());
-        if let Some(messaging) = service
-            .messaging
-            .as_ref()
-            .filter(|_| service.ingestions.is_empty())
-        {
-            add(
-                &messaging.event.name,
-                &service.entity.pascal,
-                Shape::Created,
-                source,
-            );
-        }
-        for ingestion in &service.ingestions {
-            add(
-                &ingestion.event.name,
-                &ingestion.entity.pascal,
-                Shape::Ingested,
-                source,
-            );
+        match &service.archetype {
+            ArchetypeContext::Stateless(stateless) => {
+                if let Some(event) = &stateless.event {
+                    add(
+                        &event.name,
+                        &stateless.entity.pascal,
+                        Shape::Created,
+                        source,
+                    );
+                }
+            }
+            ArchetypeContext::Producer(producer) => {
+                for ingestion in &producer.ingestions {
+                    add(
+                        &ingestion.event.name,
+                        &ingestion.entity.pascal,
+                        Shape::Ingested,
+                        source,
+                    );
+                }
+            }
         }
     }
     for service in architecture.services() {

@@ -5,7 +5,10 @@
 
 use allframe_config::Architecture;
 
-use crate::context::{CrateContext, RuntimeSource, ServiceContext, Skipped, WorkspaceContext};
+use crate::context::{
+    ArchetypeContext, CrateContext, IngestionContext, RuntimeSource, ServiceContext, Skipped,
+    WorkspaceContext,
+};
 use crate::error::CliError;
 use crate::events::{EventsCrate, shared_events};
 use crate::scaffold::Scaffold;
@@ -47,7 +50,7 @@ pub fn plan(
             continue;
         }
         match allframe_codegen::plan::plan(architecture, service) {
-            Ok(plan) => services.push(ServiceContext::new(&plan, architecture.name())),
+            Ok(plan) => services.extend(ServiceContext::new(&plan, architecture.name())),
             Err(errors) => {
                 return Err(CliError::Plan {
                     service: service.name().to_owned(),
@@ -107,8 +110,7 @@ pub fn plan(
         for template in templates.iter().filter(|t| applies(t, service)) {
             let rendered = match template.each {
                 Each::Once | Each::Event => vec![renderer.render(template, &context)?],
-                Each::Ingestion => service
-                    .ingestions
+                Each::Ingestion => ingestions(service)
                     .iter()
                     .map(|ingestion| {
                         let each = CrateContext {
@@ -134,6 +136,14 @@ pub fn plan(
         services,
         skipped,
     })
+}
+
+/// A `producer`'s ingestions (none for other types).
+fn ingestions(service: &ServiceContext) -> &[IngestionContext] {
+    match &service.archetype {
+        ArchetypeContext::Producer(producer) => &producer.ingestions,
+        _ => &[],
+    }
 }
 
 /// The services whose crates ignite generates (the types it has archetypes for).

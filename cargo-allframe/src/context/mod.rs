@@ -1,5 +1,6 @@
 //! What the templates see: a context built from each resolved service (names in every case,
-//! ports, runtime features, the example entity) and the way generated crates reach the runtime.
+//! ports, runtime features, and what its archetype adds, one module each) and the way generated
+//! crates reach the runtime.
 //!
 //! Decisions about a service's crate (which features, which entity) are made here, once; the
 //! templates only spell them out.
@@ -12,7 +13,13 @@ use serde::Serialize;
 
 use crate::error::CliError;
 use crate::events::{EventsCrate, SharedEvent};
-use crate::names::{DEFAULT_ENTITY, EntityNames, EventNames, ServiceNames};
+use crate::names::ServiceNames;
+
+mod producer;
+mod stateless;
+
+pub use producer::{IngestionContext, ProducerContext};
+pub use stateless::StatelessContext;
 
 /// The version of `allframe-runtime` generated crates depend on without `--runtime-path`:
 /// this CLI's own version.
@@ -79,27 +86,37 @@ pub struct ServiceContext {
     pub database: &'static str,
     /// The `allframe-runtime` features the crate needs.
     pub features: Vec<&'static str>,
-    /// The entity of the example code.
-    pub entity: EntityNames,
     /// The `[architecture] name`: the first part of the service's topic names.
     pub architecture: String,
     /// How the service publishes, when it declares `[services.messaging]`.
     pub messaging: Option<MessagingContext>,
     /// The idempotency layer, when the file enables it.
     pub idempotency: Option<IdempotencyContext>,
-    /// A `producer`'s ingestions, one per entity (empty for other types).
-    pub ingestions: Vec<IngestionContext>,
+    /// What its archetype adds (`archetype` names it: `stateless`, `producer`).
+    #[serde(flatten)]
+    pub archetype: ArchetypeContext,
 }
 
-/// One entity a `producer` ingests: its input type, endpoint and event.
+/// What a service's archetype adds to its context: one module per archetype.
 #[derive(Debug, Clone, Serialize)]
-pub struct IngestionContext {
-    /// The entity: the input type's names.
-    pub entity: EntityNames,
-    /// The event published for each input.
-    pub event: EventNames,
-    /// The endpoint, `/position-reports` (the batch endpoint adds `/batch`).
-    pub path: String,
+#[serde(tag = "archetype", rename_all = "kebab-case")]
+pub enum ArchetypeContext {
+    /// `type = "stateless"`.
+    Stateless(Box<StatelessContext>),
+    /// `type = "producer"`.
+    Producer(ProducerContext),
+}
+
+impl ArchetypeContext {
+    /// The context of the archetype `plan` is about; `None` for a type ignite does not
+    /// generate.
+    fn new(plan: &ServicePlan<'_>) -> Option<Self> {
+        match plan.service.kind() {
+            ServiceType::Stateless => Some(Self::Stateless(Box::new(StatelessContext::new(plan)))),
+            ServiceType::Producer => Some(Self::Producer(ProducerContext::new(plan))),
+            _ => None,
+        }
+    }
 }
 
 /// `[services.messaging]` as the example code needs it.
@@ -107,9 +124,6 @@ pub struct IngestionContext {
 pub struct MessagingContext {
     /// `outbox`, `direct` or `transactional`.
     pub pattern: &'static str,
-    /// The event the create command publishes: the service's first declared event, else
-    /// `<Entity>Created`.
-    pub event: EventNames,
 }
 
 /// `[services.idempotency]` as the example code needs it.
@@ -123,8 +137,9 @@ pub struct IdempotencyContext {
 
 impl ServiceContext {
     /// The context of the service `plan` decides about, in the architecture named
-    /// `architecture`: the runtime features are the plan's, as the macro expands it.
-    pub fn new(plan: &ServicePlan<'_>, architecture: &str) -> Self {
+    /// `architecture`: the runtime features are the plan's, as the macro expands it. `None`
+    /// for a type ignite does not generate.
+    pub fn new(plan: &ServicePlan<'_>, architecture: &str) -> Option<Self> {
         let service = plan.service;
         let grpc = plan.grpc;
         let features = plan
@@ -139,20 +154,8 @@ impl ServiceContext {
             .map(one_line)
             .filter(|r| !r.is_empty())
             .unwrap_or_else(|| format!("A {} service", service.kind().as_str()));
-        let entity = service
-            .entities()
-            .first()
-            .map_or(DEFAULT_ENTITY, String::as_str);
-        let entity = EntityNames::new(entity);
         let messaging = service.common.messaging.as_ref().map(|m| MessagingContext {
             pattern: m.pattern.as_str(),
-            event: EventNames::shared(
-                &service
-                    .events()
-                    .first()
-                    .cloned()
-                    .unwrap_or_else(|| format!("{}Created", entity.pascal)),
-            ),
         });
         let idempotency = service
             .common
@@ -162,19 +165,7 @@ impl ServiceContext {
                 key_header: policy.key_header.clone(),
                 redis: policy.storage == IdempotencyStorage::Redis,
             });
-        let ingestions = plan
-            .ingestions
-            .iter()
-            .map(|ingestion| {
-                let entity = EntityNames::new(&ingestion.entity);
-                IngestionContext {
-                    event: EventNames::shared(ingestion.event),
-                    path: ingestion.path.clone(),
-                    entity,
-                }
-            })
-            .collect();
-        Self {
+        Some(Self {
             kind: service.kind(),
             names: ServiceNames::new(service.name()),
             responsibility,
@@ -183,12 +174,11 @@ impl ServiceContext {
             grpc,
             database: service.common.database.as_str(),
             features,
-            entity,
             architecture: architecture.to_owned(),
             messaging,
             idempotency,
-            ingestions,
-        }
+            archetype: ArchetypeContext::new(plan)?,
+        })
     }
 }
 
@@ -203,8 +193,10 @@ fn one_line(text: &str) -> String {
 pub struct CrateContext<'a> {
     /// The service.
     pub service: &'a ServiceContext,
-    /// Shorthand for `service.entity`.
-    pub entity: &'a EntityNames,
+    /// What its archetype adds, at the top level: `entity` and `event` of a `stateless`
+    /// service, `ingestions` of a `producer`.
+    #[serde(flatten)]
+    pub archetype: &'a ArchetypeContext,
     /// Shorthand for `service.grpc`.
     pub grpc: bool,
     /// Shorthand for `service.responsibility`.
@@ -213,12 +205,8 @@ pub struct CrateContext<'a> {
     pub features: &'a [&'static str],
     /// Shorthand for `service.messaging`.
     pub messaging: Option<&'a MessagingContext>,
-    /// Shorthand for `service.messaging.event`: the event the create command publishes.
-    pub event: Option<&'a EventNames>,
     /// Shorthand for `service.idempotency`.
     pub idempotency: Option<&'a IdempotencyContext>,
-    /// Shorthand for `service.ingestions`.
-    pub ingestions: &'a [IngestionContext],
     /// The ingestion a per-ingestion template (`each = "ingestion"`) renders.
     pub ingestion: Option<&'a IngestionContext>,
     /// The runtime's directory with `--runtime-path`.
@@ -241,14 +229,12 @@ impl<'a> CrateContext<'a> {
         let (runtime_path, runtime_version) = runtime.dependency();
         Self {
             service,
-            entity: &service.entity,
+            archetype: &service.archetype,
             grpc: service.grpc,
             responsibility: &service.responsibility,
             features: &service.features,
             messaging: service.messaging.as_ref(),
-            event: service.messaging.as_ref().map(|m| &m.event),
             idempotency: service.idempotency.as_ref(),
-            ingestions: &service.ingestions,
             ingestion: None,
             runtime_path,
             runtime_version,
