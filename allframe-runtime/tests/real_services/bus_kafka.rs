@@ -3,22 +3,19 @@
 //! temporary directory, so a restart keeps the data). The binary comes from `TANSU_BIN`,
 //! default `/root/.cache/allframe/tansu/bin/tansu`, built with the `dynostore,libsql`
 //! features; a missing binary fails the tests with the command that builds it. Run with
-//! `cargo test -p allframe-runtime --all-features -- --ignored`.
+//! `cargo test -p allframe-runtime --all-features --test real_services -- --ignored`.
 //!
 //! The bus conformance suite (`bus_support::conformance`) runs here with the Kafka fixture; the
 //! tests after it are Kafka's own. Every test has its own broker, topics and fresh group ids.
 #![cfg(feature = "kafka")]
 
-mod bus_support;
-mod kafka_support;
-
 use std::collections::HashSet;
 use std::time::Duration;
 
+use crate::bus_support::conformance::{self, Fixture, Restartable};
+use crate::bus_support::{message, n_of, subscribe};
+use crate::kafka_support::{Broker, fresh};
 use allframe_runtime::messaging::{BusSubscription as _, EventBus, OutboundMessage};
-use bus_support::conformance::{self, Fixture, Restartable};
-use bus_support::{message, n_of, subscribe};
-use kafka_support::{Broker, fresh};
 
 /// A broker of the test's own; topics are created on it with the partitions asked for.
 struct Kafka {
@@ -79,7 +76,7 @@ impl Restartable for Kafka {
     }
 }
 
-conformance_tests!(
+crate::conformance_tests!(
     fixture = Kafka::new(),
     ignore = "real-services: Kafka-compatible broker (tansu) started by the test"
 );

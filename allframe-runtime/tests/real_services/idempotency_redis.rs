@@ -1,13 +1,11 @@
 //! Real-services suite: idempotency keys kept in Redis on 127.0.0.1:6379 (override with
 //! `ALLFRAME_TEST_REDIS_URL`), through the real REST server; and a Redis that does not answer.
-//! Run with `cargo test -p allframe-runtime --all-features -- --ignored`; a missing Redis fails
+//! Run with `cargo test -p allframe-runtime --all-features --test real_services -- --ignored`; a missing Redis fails
 //! these tests. Keys carry a per-run nonce, so runs never collide; they expire on their own.
 #![cfg(all(feature = "redis", feature = "sqlite"))]
 
-mod idempotency_support;
-
+use crate::idempotency_support as support;
 use allframe_runtime::__private::IdempotencyStorage;
-use idempotency_support as support;
 use support::Harness;
 
 fn redis_url() -> String {

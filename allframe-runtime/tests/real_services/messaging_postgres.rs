@@ -1,20 +1,18 @@
 //! Real-services tests of the unit of work and the outbox relay on PostgreSQL at
 //! 127.0.0.1:5432 (trust auth, database `test`; `ALLFRAME_TEST_POSTGRES_URL` overrides).
 //!
-//! Run with `cargo test -p allframe-runtime --all-features -- --ignored`. A missing
+//! Run with `cargo test -p allframe-runtime --all-features --test real_services -- --ignored`. A missing
 //! PostgreSQL fails these tests. Each test works in a fresh schema (through the connection's
 //! `search_path`), dropped at the end.
 #![cfg(all(feature = "postgres", feature = "testing"))]
 
-mod messaging_support;
-
 use std::time::Duration;
 
+use crate::messaging_support::relay_scenarios::{self, fast};
+use crate::messaging_support::*;
 use allframe_runtime::messaging::{Messaging, OutboxSettings};
 use allframe_runtime::testing::PgSchema;
 use allframe_runtime::{CancellationToken, Database, sqlx};
-use messaging_support::relay_scenarios::{self, fast};
-use messaging_support::*;
 use tokio::time::Instant;
 
 /// A schema of its own for one test.

@@ -9,12 +9,15 @@
 //! `messaging/transactional.rs` shows the abort path; on Kafka it needs a real broker).
 #![cfg(all(feature = "kafka", feature = "sqlite"))]
 
-mod bus_support;
-mod kafka_proxy;
-mod messaging_support;
-
 use std::time::Duration;
 
+use crate::bus_support::{message, n_of, next_within};
+use crate::kafka_proxy::KafkaProxy;
+use crate::messaging_support::launch_env::test_env;
+use crate::messaging_support::ledger::{Ledger, MIGRATIONS, SETTINGS};
+use crate::messaging_support::{
+    Deposited, TOPIC, config, create_deferred_transfers, insert_orphan_transfer, sqlite_db,
+};
 use allframe_runtime::__private::Launcher;
 use allframe_runtime::messaging::MessagingError;
 use allframe_runtime::messaging::{
@@ -22,13 +25,6 @@ use allframe_runtime::messaging::{
 };
 use allframe_runtime::messaging::{KafkaBus, KafkaBusOptions};
 use allframe_runtime::sqlx;
-use bus_support::{message, n_of, next_within};
-use kafka_proxy::KafkaProxy;
-use messaging_support::launch_env::test_env;
-use messaging_support::ledger::{Ledger, MIGRATIONS, SETTINGS};
-use messaging_support::{
-    Deposited, TOPIC, config, create_deferred_transfers, insert_orphan_transfer, sqlite_db,
-};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::DefaultProducerContext;
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
@@ -191,14 +187,14 @@ async fn the_launcher_publishes_transactionally_on_kafka() {
 /// The `n`s of the next `count` deliveries on a fresh group of `topic`, in delivery order.
 async fn read_ns(broker: &Broker, topic: &str, count: usize) -> Vec<u32> {
     let reader = broker.bus().await;
-    let mut subscription = bus_support::subscribe(&reader, &fresh("audit"), &[topic]).await;
+    let mut subscription = crate::bus_support::subscribe(&reader, &fresh("audit"), &[topic]).await;
     let mut ns = Vec::with_capacity(count);
     for _ in 0..count {
         let delivery = next_within(&mut subscription, Duration::from_secs(30)).await;
         subscription.ack(&delivery).await.expect("ack");
         ns.push(n_of(&delivery));
     }
-    bus_support::assert_quiet(&mut subscription, Duration::from_secs(2)).await;
+    crate::bus_support::assert_quiet(&mut subscription, Duration::from_secs(2)).await;
     subscription.close().await.expect("close");
     ns
 }

@@ -2,11 +2,10 @@
 //! database, deferred values, background tasks, and graceful shutdown (drain, deadline, abort).
 #![cfg(feature = "sqlite")]
 
-mod launch_env;
-
 use std::path::Path;
 use std::time::Duration;
 
+use crate::launch_env::test_env;
 use allframe_runtime::__private::{
     DeferredValue, EmbeddedMigration, Environment, IdempotencySettings, IdempotencyStorage,
     Launcher, LogFormat, MetricsSettings, RunningService, Segment, ServiceSettings,
@@ -18,7 +17,6 @@ use allframe_runtime::database::DatabaseTarget;
 use allframe_runtime::error::{ApiError, PROBLEM_JSON, RuntimeError};
 use allframe_runtime::extract::Path as UrlPath;
 use allframe_runtime::{BoxError, Ctx, Database, RestApi, Router, Service, sqlx};
-use launch_env::test_env;
 use serde_json::{Value, json};
 
 static SETTINGS: ServiceSettings = ServiceSettings {

@@ -4,12 +4,11 @@
 //! Also the SQL store's record keeping with a moved clock, and start-up errors.
 #![cfg(feature = "sqlite")]
 
-mod idempotency_support;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use crate::idempotency_support as support;
 use allframe_runtime::__private::IdempotencyStorage;
 use allframe_runtime::axum::body::Body;
 use allframe_runtime::axum::http::{Request, StatusCode};
@@ -23,7 +22,6 @@ use allframe_runtime::idempotency::{
     StoredResponse,
 };
 use allframe_runtime::{Database, sqlx};
-use idempotency_support as support;
 use support::Harness;
 use tower::ServiceExt as _;
 

@@ -1,6 +1,6 @@
 //! Real-services suite: the NATS JetStream adapter against the server at
 //! `nats://127.0.0.1:4222` (override with `NATS_URL`), started with `-js -sd
-//! /var/lib/nats-server`. Run with `cargo test -p allframe-runtime --all-features -- --ignored`.
+//! /var/lib/nats-server`. Run with `cargo test -p allframe-runtime --all-features --test real_services -- --ignored`.
 //! A missing server fails these tests.
 //!
 //! The bus conformance suite (`bus_support::conformance`) runs here with the NATS fixture;
@@ -9,20 +9,18 @@
 //! takes the file's lock for writing, the other tests take it for reading.
 #![cfg(feature = "nats")]
 
-mod bus_support;
-
 use std::process::Command;
 use std::sync::LazyLock;
 use std::time::Duration;
 
+use crate::bus_support::conformance::{self, OnBroker, SharedBroker};
+use crate::bus_support::{
+    architecture, assert_quiet, message, n_of, next_within, subscribe,
+    two_members_keep_order_per_aggregate,
+};
 use allframe_runtime::messaging::{
     BusSubscription as _, Delivery, EventBus, NatsBus, NatsBusOptions, OutboundMessage,
     Subscription, nats_consumer_name,
-};
-use bus_support::conformance::{self, OnBroker, SharedBroker};
-use bus_support::{
-    architecture, assert_quiet, message, n_of, next_within, subscribe,
-    two_members_keep_order_per_aggregate,
 };
 use tokio::sync::RwLock;
 
@@ -85,7 +83,7 @@ impl SharedBroker for Nats {
     }
 }
 
-conformance_tests!(
+crate::conformance_tests!(
     fixture = OnBroker::<Nats>::shared().await,
     ignore = "real-services: NATS JetStream at 127.0.0.1:4222"
 );

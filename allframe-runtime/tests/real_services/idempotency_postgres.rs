@@ -1,16 +1,14 @@
 //! Real-services suite: idempotency keys kept in PostgreSQL (the service's own database) on
 //! 127.0.0.1:5432, through the real REST server. Run with
-//! `cargo test -p allframe-runtime --all-features -- --ignored`; a missing PostgreSQL fails
+//! `cargo test -p allframe-runtime --all-features --test real_services -- --ignored`; a missing PostgreSQL fails
 //! these tests. Each test works in a fresh schema (through `search_path`), dropped at the end.
 #![cfg(all(feature = "postgres", feature = "testing"))]
 
-mod idempotency_support;
-
+use crate::idempotency_support as support;
 use allframe_runtime::__private::IdempotencyStorage;
 use allframe_runtime::database::Backend;
 use allframe_runtime::sqlx;
 use allframe_runtime::testing::PgSchema;
-use idempotency_support as support;
 use support::Harness;
 
 /// A schema of its own for one test, and a data directory for the service.

@@ -4,11 +4,10 @@
 //! served.
 #![cfg(feature = "sqlite")]
 
-mod launch_env;
-
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::launch_env::test_env;
 use allframe_runtime::__private::{
     EmbeddedMigration, Launcher, LogFormat, RunningService, ServiceSettings,
 };
@@ -17,7 +16,6 @@ use allframe_runtime::axum::routing::{get, post};
 use allframe_runtime::database::{DatabaseTarget, PROBE_REUSE, WRITE_FAILURE_THRESHOLD};
 use allframe_runtime::error::{ApiError, RuntimeError};
 use allframe_runtime::{BoxError, Ctx, Database, RestApi, Router, Service, sqlx};
-use launch_env::test_env;
 use serde_json::{Value, json};
 
 static SETTINGS: ServiceSettings = ServiceSettings {

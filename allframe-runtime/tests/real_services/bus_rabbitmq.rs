@@ -1,6 +1,6 @@
 //! Real-services suite: the RabbitMQ adapter against the broker at
 //! `amqp://guest:guest@127.0.0.1:5672` (override with `AMQP_URL`). Run with
-//! `cargo test -p allframe-runtime --all-features -- --ignored`. A missing broker fails these
+//! `cargo test -p allframe-runtime --all-features --test real_services -- --ignored`. A missing broker fails these
 //! tests.
 //!
 //! The bus conformance suite (`bus_support::conformance`) runs here with the RabbitMQ fixture;
@@ -9,14 +9,12 @@
 //! takes the file's lock for writing, the other tests take it for reading.
 #![cfg(feature = "rabbitmq")]
 
-mod bus_support;
-
 use std::process::Command;
 use std::sync::LazyLock;
 
+use crate::bus_support::conformance::{self, OnBroker, SharedBroker};
+use crate::bus_support::{architecture, subscribe, two_members_keep_order_per_aggregate};
 use allframe_runtime::messaging::{BusError, BusSubscription as _, EventBus, SubscribeOptions};
-use bus_support::conformance::{self, OnBroker, SharedBroker};
-use bus_support::{architecture, subscribe, two_members_keep_order_per_aggregate};
 use tokio::sync::RwLock;
 
 /// Held for reading by ordinary tests, for writing by the test that restarts the server.
@@ -56,7 +54,7 @@ impl SharedBroker for Rabbit {
     }
 }
 
-conformance_tests!(
+crate::conformance_tests!(
     fixture = OnBroker::<Rabbit>::shared().await,
     ignore = "real-services: RabbitMQ at 127.0.0.1:5672"
 );
