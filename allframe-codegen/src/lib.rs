@@ -15,6 +15,7 @@ mod emit;
 mod fallback;
 pub mod load;
 mod migrations;
+mod obligations;
 mod patterns;
 pub mod plan;
 mod settings;

@@ -17,6 +17,7 @@ use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
 
 use crate::load::Loaded;
+use crate::obligations::{Obligation, Required};
 use crate::plan::ServicePlan;
 use crate::{Env, ServiceArgs, emit};
 
@@ -35,18 +36,6 @@ pub(crate) fn expand(
     let vis = &item.vis;
     let name = plan.service.name();
 
-    let inputs = plan.ingestions.iter().map(|ingestion| {
-        let entity = format_ident!("{}", ingestion.entity, span = span);
-        let doc = format!(
-            "The body of `POST {path}` (and each item of `POST {path}/batch`): validated by its `Ingest` impl into the `{event}` event published for it.",
-            path = ingestion.path,
-            event = ingestion.event,
-        );
-        quote! {
-            #[doc = #doc]
-            type #entity: #krate::producer::Ingest;
-        }
-    });
     let routes = plan.ingestions.iter().map(|ingestion| {
         let entity = format_ident!("{}", ingestion.entity, span = span);
         let path = &ingestion.path;
@@ -71,29 +60,31 @@ pub(crate) fn expand(
             };
         }
     });
-    let trait_doc = format!(
-        "What `{name}` ingests, as `{}` declares it: one input type per entity, each validated into the event published for it.",
-        args.config
-    );
-    let on_unimplemented =
-        format!("`{{Self}}` is the producer `{name}`, so it must implement `Produces`");
-    let note = {
-        let types: Vec<String> = plan
+    let produces = Obligation {
+        name: "Produces",
+        doc: format!(
+            "What `{name}` ingests, as `{}` declares it: one input type per entity, each validated into the event published for it.",
+            args.config
+        ),
+        message: format!("`{{Self}}` is the producer `{name}`, so it must implement `Produces`"),
+        label: "this producer does not say what it ingests",
+        items: plan
             .ingestions
             .iter()
-            .map(|i| format!("type {} = …;", i.entity))
-            .collect();
-        format!(
-            "add `impl Produces for {{Self}} {{{{ {} }}}}`",
-            types.join(" ")
-        )
-    };
+            .map(|ingestion| Required {
+                name: ingestion.entity.clone(),
+                bound: quote!(#krate::producer::Ingest),
+                doc: format!(
+                    "The body of `POST {path}` (and each item of `POST {path}/batch`): validated by its `Ingest` impl into the `{event}` event published for it.",
+                    path = ingestion.path,
+                    event = ingestion.event,
+                ),
+            })
+            .collect(),
+    }
+    .declare(vis, span);
     let items = quote! {
-        #[doc = #trait_doc]
-        #[diagnostic::on_unimplemented(message = #on_unimplemented, label = "this producer does not say what it ingests", note = #note)]
-        #vis trait Produces {
-            #(#inputs)*
-        }
+        #produces
 
         impl #krate::RestApi for #ident {
             fn routes() -> #krate::Router<Self> {
