@@ -104,17 +104,21 @@ impl tower::Service<http::Request<GrpcBody>> for EchoServer {
     }
 }
 
+/// A connected channel to the gRPC server at `addr`.
+async fn channel(addr: std::net::SocketAddr) -> allframe_runtime::tonic::transport::Channel {
+    allframe_runtime::tonic::transport::Channel::from_shared(format!("http://{addr}"))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect")
+}
+
 /// Calls `/test.Echo/Echo` with `message` (whatever its type) and decodes a `Named`.
 async fn echo<M>(addr: std::net::SocketAddr, message: M) -> Result<Named, Status>
 where
     M: prost::Message + Send + Sync + 'static,
 {
-    let channel =
-        allframe_runtime::tonic::transport::Channel::from_shared(format!("http://{addr}"))
-            .expect("uri")
-            .connect()
-            .await
-            .expect("connect");
+    let channel = channel(addr).await;
     let mut client = allframe_runtime::tonic::client::Grpc::new(channel);
     client.ready().await.expect("ready");
     client
@@ -204,12 +208,7 @@ async fn messages_over_the_servers_limit_are_resource_exhausted() {
     assert_eq!(over.code(), Code::ResourceExhausted, "{over:?}");
     // Every service of the server, the runtime's own health service included (whose tonic
     // default alone would take 4 MiB).
-    let channel =
-        allframe_runtime::tonic::transport::Channel::from_shared(format!("http://{addr}"))
-            .expect("uri")
-            .connect()
-            .await
-            .expect("connect");
+    let channel = channel(addr).await;
     let health = HealthClient::new(channel)
         .check(HealthCheckRequest {
             service: "s".repeat(2048),
@@ -224,30 +223,12 @@ async fn messages_over_the_servers_limit_are_resource_exhausted() {
 #[tokio::test]
 async fn grpc_health_reports_serving() {
     let temp = tempfile::tempdir().expect("temp dir");
-    let running = Launcher::<GrpcService>::new(&SETTINGS)
-        .grpc(grpc_routes::<GrpcService>)
-        .env(Environment::from_pairs([
-            (
-                "ALLFRAME_DATA_DIR",
-                temp.path().to_string_lossy().into_owned(),
-            ),
-            ("ALLFRAME_BIND_ADDR", "127.0.0.1".to_owned()),
-            ("PORT", "0".to_owned()),
-            ("GRPC_PORT", "0".to_owned()),
-        ]))
-        .start()
-        .await
-        .expect("service starts");
+    let running = start_grpc(temp.path(), &[]).await;
     let grpc_addr = running.grpc_addr().expect("gRPC is served");
     assert_ne!(grpc_addr.port(), 0);
     assert_ne!(grpc_addr, running.rest_addr());
 
-    let channel =
-        allframe_runtime::tonic::transport::Channel::from_shared(format!("http://{grpc_addr}"))
-            .expect("uri")
-            .connect()
-            .await
-            .expect("connect");
+    let channel = channel(grpc_addr).await;
     let mut client = HealthClient::new(channel);
     let response = client
         .check(HealthCheckRequest {
@@ -277,32 +258,13 @@ async fn grpc_health_reports_serving() {
 #[tokio::test]
 async fn grpc_health_is_not_serving_during_the_shutdown_delay_and_new_channels_connect() {
     let temp = tempfile::tempdir().expect("temp dir");
-    let running = Launcher::<GrpcService>::new(&SETTINGS)
-        .grpc(grpc_routes::<GrpcService>)
-        .env(Environment::from_pairs([
-            (
-                "ALLFRAME_DATA_DIR",
-                temp.path().to_string_lossy().into_owned(),
-            ),
-            ("ALLFRAME_BIND_ADDR", "127.0.0.1".to_owned()),
-            ("PORT", "0".to_owned()),
-            ("GRPC_PORT", "0".to_owned()),
-            ("ALLFRAME_SHUTDOWN_DELAY_SECS", "2".to_owned()),
-        ]))
-        .start()
-        .await
-        .expect("service starts");
+    let running = start_grpc(temp.path(), &[("ALLFRAME_SHUTDOWN_DELAY_SECS", "2")]).await;
     let grpc_addr = running.grpc_addr().expect("gRPC is served");
     running.shutdown_handle().trigger();
     // Wait for the sequence to flip health (it does so first), then connect anew.
     let mut status = ServingStatus::Serving as i32;
     for _ in 0..50 {
-        let channel =
-            allframe_runtime::tonic::transport::Channel::from_shared(format!("http://{grpc_addr}"))
-                .expect("uri")
-                .connect()
-                .await
-                .expect("a new channel connects during the delay");
+        let channel = channel(grpc_addr).await;
         status = HealthClient::new(channel)
             .check(HealthCheckRequest {
                 service: String::new(),
