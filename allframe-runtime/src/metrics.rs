@@ -22,11 +22,13 @@
 use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::sync::Arc;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use prometheus_client::collector::Collector;
@@ -253,7 +255,84 @@ impl Metrics {
         if !routes.has_routes() {
             return routes;
         }
-        routes.route_layer(axum::middleware::from_fn_with_state(self.clone(), track))
+        routes.route_layer(TrackLayer {
+            metrics: self.clone(),
+        })
+    }
+}
+
+/// Counts every answer of the routes it wraps (see [`Metrics::instrument`]); a plain tower
+/// layer, so a request costs no boxed future.
+#[derive(Clone)]
+struct TrackLayer {
+    metrics: Metrics,
+}
+
+impl<S> tower::Layer<S> for TrackLayer {
+    type Service = Track<S>;
+
+    fn layer(&self, inner: S) -> Track<S> {
+        Track {
+            inner,
+            metrics: self.metrics.clone(),
+        }
+    }
+}
+
+/// The service [`TrackLayer`] makes.
+#[derive(Clone)]
+struct Track<S> {
+    inner: S,
+    metrics: Metrics,
+}
+
+impl<S> tower::Service<Request> for Track<S>
+where
+    S: tower::Service<Request, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = Tracked<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let labels = RouteLabels {
+            method: MethodLabel(request.method().clone()),
+            route: RouteLabel(request.extensions().get::<MatchedPath>().cloned()),
+        };
+        Tracked {
+            inner: self.inner.call(request),
+            observed: Some((self.metrics.clone(), labels, Instant::now())),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A request being answered; counted when the answer is ready.
+    struct Tracked<F> {
+        #[pin]
+        inner: F,
+        observed: Option<(Metrics, RouteLabels, Instant)>,
+    }
+}
+
+impl<F, E> Future for Tracked<F>
+where
+    F: Future<Output = Result<Response, E>>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let result = std::task::ready!(this.inner.poll(cx));
+        if let (Ok(response), Some((metrics, labels, started))) = (&result, this.observed.take())
+        {
+            metrics.observe(labels, response.status(), started.elapsed().as_secs_f64());
+        }
+        Poll::Ready(result)
     }
 }
 
@@ -262,17 +341,6 @@ async fn scrape(State(metrics): State<Metrics>) -> Response {
     response
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
-    response
-}
-
-async fn track(State(metrics): State<Metrics>, request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let labels = RouteLabels {
-        method: MethodLabel(request.method().clone()),
-        route: RouteLabel(request.extensions().get::<MatchedPath>().cloned()),
-    };
-    let response = next.run(request).await;
-    metrics.observe(labels, response.status(), started.elapsed().as_secs_f64());
     response
 }
 

@@ -64,10 +64,10 @@ pub(crate) fn router<S: RestApi>(
 /// `router` with every 4xx/5xx answer that has no body (an unknown path's 404, a handler's bare
 /// status) given a problem details body.
 pub(crate) fn problems_for_bare_errors(router: axum::Router) -> axum::Router {
-    router.layer(axum::middleware::map_response(problem_for_bare_error))
+    router.layer(tower::util::MapResponseLayer::new(problem_for_bare_error))
 }
 
-async fn problem_for_bare_error(response: Response) -> Response {
+fn problem_for_bare_error(response: Response) -> Response {
     let status = response.status();
     let bare = (status.is_client_error() || status.is_server_error())
         && !response.headers().contains_key(CONTENT_TYPE)
