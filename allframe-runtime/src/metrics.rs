@@ -245,26 +245,20 @@ impl Metrics {
             .with_state(self.clone())
     }
 
-    /// Adds request metrics to `routes`, around every layer already on them: only requests that
-    /// matched one of them are counted, labelled with the matched template, whatever layer
-    /// answered (a router without routes is returned as is).
-    pub fn instrument<T>(&self, routes: axum::Router<T>) -> axum::Router<T>
-    where
-        T: Clone + Send + Sync + 'static,
-    {
-        if !routes.has_routes() {
-            return routes;
-        }
-        routes.route_layer(TrackLayer {
+    /// The layer counting the answers of the routes it wraps (put it around every other layer
+    /// of a route: only requests that matched a route are counted, labelled with the matched
+    /// template, whatever layer answered).
+    pub(crate) fn track_layer(&self) -> TrackLayer {
+        TrackLayer {
             metrics: self.clone(),
-        })
+        }
     }
 }
 
-/// Counts every answer of the routes it wraps (see [`Metrics::instrument`]); a plain tower
+/// Counts every answer of the routes it wraps (see [`Metrics::track_layer`]); a plain tower
 /// layer, so a request costs no boxed future.
 #[derive(Clone)]
-struct TrackLayer {
+pub(crate) struct TrackLayer {
     metrics: Metrics,
 }
 
@@ -281,7 +275,7 @@ impl<S> tower::Layer<S> for TrackLayer {
 
 /// The service [`TrackLayer`] makes.
 #[derive(Clone)]
-struct Track<S> {
+pub(crate) struct Track<S> {
     inner: S,
     metrics: Metrics,
 }
@@ -312,7 +306,7 @@ where
 
 pin_project_lite::pin_project! {
     /// A request being answered; counted when the answer is ready.
-    struct Tracked<F> {
+    pub(crate) struct Tracked<F> {
         #[pin]
         inner: F,
         observed: Option<(Metrics, RouteLabels, Instant)>,

@@ -6,16 +6,18 @@
 //! answer), then request metrics (so every answer of a matched route is counted by its
 //! template, the idempotency layer's replays, 409s, 422s, 400s, 413s and 503s included). A
 //! method the route does not serve is a 405 problem marked [`Rejected`]. Around everything:
-//! panic catching for the runtime's own routes, bare error answers turned into problem details
-//! (an unknown path's empty 404, a handler's bare `StatusCode::BAD_REQUEST`), request tracing.
+//! bare error answers turned into problem details
+//! (an unknown path's empty 404, a handler's bare `StatusCode::BAD_REQUEST`), and request
+//! tracing when the log filter lets INFO spans of this module through.
 //! This module builds routers; it starts nothing.
 //!
 //! [`Rejected`]: crate::extract::Rejected
 
-use axum::body::HttpBody as _;
+use axum::body::{Body, Bytes, HttpBody as _};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse as _, Response};
+use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
@@ -37,28 +39,45 @@ pub(crate) fn router<S: RestApi>(
 ) -> axum::Router {
     let mut user_routes = S::routes().method_not_allowed_fallback(method_not_allowed);
     if user_routes.has_routes() {
-        // `route_layer` refuses a router without routes (there is nothing to layer then).
-        user_routes = user_routes.route_layer(CatchPanicLayer::custom(panic_response));
-        if let Some(layer) = idempotency {
-            user_routes = user_routes.route_layer(layer);
-        }
-    }
-    if let Some(metrics) = metrics {
-        user_routes = metrics.instrument(user_routes);
+        // One layer stack per route (each `route_layer` boxes the route once more): metrics
+        // outside, then idempotency, then panic catching innermost. `route_layer` refuses a
+        // router without routes (there is nothing to layer then).
+        user_routes = user_routes.route_layer(
+            ServiceBuilder::new()
+                .option_layer(metrics.map(Metrics::track_layer))
+                .option_layer(idempotency)
+                .map_response(into_axum_response)
+                .layer(CatchPanicLayer::custom(panic_response)),
+        );
     }
     let runtime_routes = health::routes::<S>().with_state(app.clone());
     let runtime_routes = match metrics {
         Some(metrics) if endpoint_on_rest => runtime_routes.merge(metrics.router()),
         _ => runtime_routes,
     };
-    let router = runtime_routes
-        .fallback_service(user_routes.with_state(app.clone()))
-        .layer(CatchPanicLayer::custom(panic_response));
-    problems_for_bare_errors(router).layer(
-        TraceLayer::new_for_http()
-            .make_span_with(RequestSpan)
-            .on_response(DefaultOnResponse::new().level(Level::INFO)),
-    )
+    // The runtime's own routes (health, metrics) are the runtime's code, not the user's: no
+    // panic catching around them (a panic there would end that connection, not the process).
+    let router = runtime_routes.fallback_service(user_routes.with_state(app.clone()));
+    let router = problems_for_bare_errors(router);
+    // The request span and its access log line cost a few percent of a request even when the
+    // log filter drops them (the layer still times and classifies every answer): the layer is
+    // there only when the filter lets them through (`RUST_LOG` is read once, at start-up).
+    if tracing::span_enabled!(Level::INFO) {
+        router.layer(
+            TraceLayer::new_for_http()
+                .make_span_with(RequestSpan)
+                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+        )
+    } else {
+        router
+    }
+}
+
+/// A panic-catching layer's answer as an axum response.
+fn into_axum_response(
+    response: axum::http::Response<tower_http::body::UnsyncBoxBody<Bytes, tower_http::BoxError>>,
+) -> Response {
+    response.map(Body::new)
 }
 
 /// `router` with every 4xx/5xx answer that has no body (an unknown path's 404, a handler's bare

@@ -22,7 +22,7 @@ use axum::http::header::{CONTENT_LENGTH, RETRY_AFTER};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse as _, Response};
 use futures_util::StreamExt as _;
-use futures_util::future::BoxFuture;
+use futures_util::future::{BoxFuture, Either};
 use tower::{Layer, Service};
 
 use super::fingerprint::{Fingerprint, KeyError, parse_key, parse_tenant, scoped_id};
@@ -261,7 +261,8 @@ where
 {
     type Response = Response;
     type Error = S::Error;
-    type Future = BoxFuture<'static, Result<Response, S::Error>>;
+    /// A request the layer lets through is the inner service's own future, not boxed.
+    type Future = Either<S::Future, BoxFuture<'static, Result<Response, S::Error>>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
         self.inner.poll_ready(cx)
@@ -273,12 +274,12 @@ where
                 .headers()
                 .contains_key(&self.shared.config.key_header)
         {
-            return Box::pin(self.inner.call(request));
+            return Either::Left(self.inner.call(request));
         }
         // `inner` is the instance `poll_ready` readied; leave a fresh clone in its place.
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
-        Box::pin(protect(Arc::clone(&self.shared), inner, request))
+        Either::Right(Box::pin(protect(Arc::clone(&self.shared), inner, request)))
     }
 }
 
