@@ -21,9 +21,9 @@
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
-use std::sync::Arc;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -322,8 +322,7 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let result = std::task::ready!(this.inner.poll(cx));
-        if let (Ok(response), Some((metrics, labels, started))) = (&result, this.observed.take())
-        {
+        if let (Ok(response), Some((metrics, labels, started))) = (&result, this.observed.take()) {
             metrics.observe(labels, response.status(), started.elapsed().as_secs_f64());
         }
         Poll::Ready(result)

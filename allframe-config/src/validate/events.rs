@@ -2,7 +2,8 @@
 //! spelling becomes one module there, each event has one payload, and no service module
 //! shadows the crate's name.
 
-use std::collections::BTreeMap;
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
 
 use super::{Checker, service_path};
 use crate::diagnostic::{Code, Diagnostic};
@@ -29,30 +30,49 @@ impl Shape {
     }
 }
 
+/// Where an event is named in its service's entry (its key path is built only for a
+/// diagnostic: the check runs over every event of files with thousands of services).
+#[derive(Clone, Copy)]
+enum At {
+    /// `[services.domain] events[i]`.
+    Declared(usize),
+    /// The `<Entity>Created` of a `stateless` service with messaging and no events: its
+    /// `[services.messaging]`.
+    Implicit,
+    /// `[services.<table>] <key>[i]`: consumer, subscriptions or cache invalidation events.
+    Consumed(&'static str, &'static str, usize),
+}
+
 /// One event named in the file, where, and whether that service publishes it.
 struct Named<'a> {
-    name: String,
-    path: KeyPath,
-    service: &'a str,
+    name: Cow<'a, str>,
+    service: &'a DraftService,
+    at: At,
     /// The payload the generated code publishes it with, when it does.
     published: Option<Shape>,
-    /// The `<Entity>Created` of a `stateless` service that declares no events.
-    implicit: bool,
+}
+
+impl Named<'_> {
+    fn path(&self) -> KeyPath {
+        let base = service_path(self.service);
+        match self.at {
+            At::Declared(i) => base.key("domain").key("events").index(i),
+            At::Implicit => base.key("messaging"),
+            At::Consumed(table, key, i) => base.key(table).key(key).index(i),
+        }
+    }
 }
 
 /// The events `service` names: what it declares (`[services.domain] events`), the
 /// `<Entity>Created` a `stateless` service with messaging publishes when it declares none, and
 /// what it receives.
-fn named(service: &DraftService) -> Vec<Named<'_>> {
-    let base = service_path(service);
-    let mut out = Vec::new();
-    let mut add = |name: &str, path: KeyPath, published: Option<Shape>, implicit: bool| {
+fn named<'a>(service: &'a DraftService, out: &mut Vec<Named<'a>>) {
+    let mut add = |name: Cow<'a, str>, at: At, published: Option<Shape>| {
         out.push(Named {
-            name: name.to_owned(),
-            path,
-            service: service.name(),
+            name,
+            service,
+            at,
             published,
-            implicit,
         });
     };
     // What the generated code publishes: a producer each of its events, a `stateless`
@@ -62,13 +82,11 @@ fn named(service: &DraftService) -> Vec<Named<'_>> {
         ServiceType::Stateless if service.common.messaging.is_some() => (1, Shape::Created),
         _ => (0, Shape::Created),
     };
-    let events = base.key("domain").key("events");
     for (i, name) in service.events().iter().enumerate() {
         add(
-            name,
-            events.index(i),
+            Cow::Borrowed(name),
+            At::Declared(i),
             (i < publishes).then_some(shape),
-            false,
         );
     }
     if service.kind() == ServiceType::Stateless
@@ -81,10 +99,9 @@ fn named(service: &DraftService) -> Vec<Named<'_>> {
             .first()
             .map_or(DEFAULT_ENTITY, String::as_str);
         add(
-            &format!("{}Created", pascal(entity)),
-            base.key("messaging"),
+            Cow::Owned(format!("{}Created", pascal(entity))),
+            At::Implicit,
             Some(Shape::Created),
-            true,
         );
     }
     let raw = &service.raw;
@@ -100,12 +117,10 @@ fn named(service: &DraftService) -> Vec<Named<'_>> {
             .map(|c| ("cache", "invalidation", &c.invalidation)),
     ];
     for (table, key, names) in consumed.into_iter().flatten() {
-        let path = base.key(table).key(key);
         for (i, name) in names.iter().enumerate() {
-            add(name, path.index(i), None, false);
+            add(Cow::Borrowed(name), At::Consumed(table, key, i), None);
         }
     }
-    out
 }
 
 /// Two spellings that become one module of the shared crate, and one event published by a
@@ -113,59 +128,66 @@ fn named(service: &DraftService) -> Vec<Named<'_>> {
 /// per event), are errors. Services of one kind may publish the same event: each on its own
 /// topic, with one payload type.
 pub(super) fn events_across_services(c: &mut Checker<'_>) {
-    let all: Vec<Named<'_>> = c.arch.services().iter().flat_map(named).collect();
-    let mut modules: BTreeMap<String, &Named<'_>> = BTreeMap::new();
-    let mut publishers: BTreeMap<&str, &Named<'_>> = BTreeMap::new();
+    let mut all = Vec::new();
+    for service in c.arch.services() {
+        named(service, &mut all);
+    }
+    // Each distinct spelling once: most events are named by their publisher and again by
+    // each consumer.
+    let mut spellings: HashSet<&str> = HashSet::new();
+    let mut modules: HashMap<String, &Named<'_>> = HashMap::new();
+    let mut publishers: HashMap<&str, &Named<'_>> = HashMap::new();
     let mut found = Vec::new();
     for event in all.iter().filter(|e| is_pascal(&e.name)) {
-        let module = snake(&event.name);
-        match modules.get(&module) {
-            Some(other) if other.name != event.name => found.push(
-                Diagnostic::error(
-                    Code::NameClash,
-                    event.path.clone(),
-                    format!(
-                        "event `{}` and event `{}` ({}) differ only in letter case; both become the module `{module}` of the shared event types",
-                        event.name, other.name, other.path
-                    ),
-                )
-                .with_help(format!("spell the event the same way everywhere, e.g. `{}`", other.name)),
-            ),
-            Some(_) => {}
-            None => {
-                modules.insert(module, event);
+        if spellings.insert(&event.name) {
+            let module = snake(&event.name);
+            match modules.get(&module) {
+                Some(other) => found.push(
+                    Diagnostic::error(
+                        Code::NameClash,
+                        event.path(),
+                        format!(
+                            "event `{}` and event `{}` ({}) differ only in letter case; both become the module `{module}` of the shared event types",
+                            event.name, other.name, other.path()
+                        ),
+                    )
+                    .with_help(format!("spell the event the same way everywhere, e.g. `{}`", other.name)),
+                ),
+                None => {
+                    modules.insert(module, event);
+                }
             }
         }
         let Some(shape) = event.published else {
             continue;
         };
-        match publishers.get(event.name.as_str()) {
+        match publishers.get(event.name.as_ref()) {
             Some(other) if other.published != Some(shape) => found.push(
                 Diagnostic::error(
                     Code::NameClash,
-                    event.path.clone(),
+                    event.path(),
                     format!(
                         "event `{}` is published by `{}` ({}) {} and by `{}` {}; its one type in the shared event crate cannot be both",
                         event.name,
-                        other.service,
-                        other.path,
+                        other.service.name(),
+                        other.path(),
                         other.published.map_or("", Shape::carries),
-                        event.service,
+                        event.service.name(),
                         shape.carries()
                     ),
                 )
-                .with_help(if event.implicit {
-                    format!("name `{}`'s entity in `[services.domain] entities`: it then publishes `<Entity>Created`", event.service)
+                .with_help(if matches!(event.at, At::Implicit) {
+                    format!("name `{}`'s entity in `[services.domain] entities`: it then publishes `<Entity>Created`", event.service.name())
                 } else {
                     format!(
                         "give one of them another name, or let `{}` publish it and list it under the other's `[services.consumer] events`",
-                        other.service
+                        other.service.name()
                     )
                 }),
             ),
             Some(_) => {}
             None => {
-                publishers.insert(&event.name, event);
+                publishers.insert(event.name.as_ref(), event);
             }
         }
     }
@@ -177,10 +199,14 @@ pub(super) fn events_across_services(c: &mut Checker<'_>) {
 /// An entity module named like the shared event crate (`QuickstartEvents` in the architecture
 /// `quickstart`) would make that crate's paths ambiguous in the service.
 pub(super) fn entity_shadowing_events_crate(c: &mut Checker<'_>, service: &DraftService) {
-    let events_crate = format!("{}_events", snake(c.arch.name()));
-    let path = service_path(service).key("domain").key("entities");
     for (i, entity) in service.common.entities.iter().enumerate() {
-        if is_pascal(entity) && snake(entity) == events_crate {
+        // The crate's module ends in `_events`, so only an entity ending in `Events` can be it.
+        if !entity.ends_with("Events") || !is_pascal(entity) {
+            continue;
+        }
+        let events_crate = format!("{}_events", snake(c.arch.name()));
+        if snake(entity) == events_crate {
+            let path = service_path(service).key("domain").key("entities");
             c.push(
                 Diagnostic::error(
                     Code::NameClash,
