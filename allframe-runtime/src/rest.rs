@@ -13,12 +13,11 @@
 //!
 //! [`Rejected`]: crate::extract::Rejected
 
-use axum::body::{Body, Bytes, HttpBody as _};
+use axum::body::HttpBody as _;
 use axum::http::header::CONTENT_TYPE;
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse as _, Response};
 use tower::ServiceBuilder;
-use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
@@ -27,6 +26,10 @@ use crate::error::{ApiError, Problem};
 use crate::idempotency::IdempotencyLayer;
 use crate::metrics::Metrics;
 use crate::{RestApi, health, telemetry};
+
+mod catch_panic;
+
+use catch_panic::CatchPanicLayer;
 
 /// The REST router of the service `S`. Health endpoints (and `/metrics` when it shares the REST
 /// port) are matched first, the user's routes are the fallback (so a user route on a health
@@ -46,8 +49,7 @@ pub(crate) fn router<S: RestApi>(
             ServiceBuilder::new()
                 .option_layer(metrics.map(Metrics::track_layer))
                 .option_layer(idempotency)
-                .map_response(into_axum_response)
-                .layer(CatchPanicLayer::custom(panic_response)),
+                .layer(CatchPanicLayer),
         );
     }
     let runtime_routes = health::routes::<S>().with_state(app.clone());
@@ -71,13 +73,6 @@ pub(crate) fn router<S: RestApi>(
     } else {
         router
     }
-}
-
-/// A panic-catching layer's answer as an axum response.
-fn into_axum_response(
-    response: axum::http::Response<tower_http::body::UnsyncBoxBody<Bytes, tower_http::BoxError>>,
-) -> Response {
-    response.map(Body::new)
 }
 
 /// `router` with every 4xx/5xx answer that has no body (an unknown path's 404, a handler's bare
