@@ -2,7 +2,6 @@
 //! key, wrong type and bad word at once), then serde into the typed model.
 
 use crate::diagnostic::{Code, Diagnostic, Diagnostics};
-use crate::json_schema;
 use crate::model::ArchitectureFile;
 use crate::schema_check;
 use crate::source::{KeyPath, Node, SourceFile};
@@ -29,15 +28,8 @@ pub fn parse(source: &SourceFile, diagnostics: &mut Diagnostics) -> Option<Archi
         return None;
     };
 
-    let schema = json_schema::schema();
     let mut found = Vec::new();
-    schema_check::check(
-        schema,
-        schema,
-        Node::Table(document.as_table()),
-        &KeyPath::root(),
-        &mut found,
-    );
+    schema_check::check_file(Node::Table(document.as_table()), &mut found);
     if !found.is_empty() {
         for d in found {
             diagnostics.push(source, d);

@@ -189,6 +189,11 @@ impl KeyPath {
         Self(Vec::new())
     }
 
+    /// The path made of `segments`, outermost first.
+    pub(crate) fn from_segments(segments: Vec<PathSegment>) -> Self {
+        Self(segments)
+    }
+
     /// This path extended by a key.
     pub fn key(&self, key: &str) -> Self {
         let mut next = self.clone();
