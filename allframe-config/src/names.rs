@@ -4,6 +4,8 @@
 //!
 //! Only word lists and pure functions live here; [`crate::validate`] reports the problems.
 
+use std::borrow::Cow;
+
 use heck::{ToKebabCase, ToSnakeCase, ToUpperCamelCase};
 
 /// Rust's keywords (strict and reserved, edition 2024), which no generated name may be.
@@ -192,9 +194,21 @@ pub fn is_keyword(word: &str) -> bool {
 /// or method it becomes), a prelude name, a name the generated code already uses, or its module
 /// would shadow a crate the generated code uses.
 pub fn type_name_conflict(name: &str) -> Option<&'static str> {
+    type_name_conflict_spelt(name, &snake(name))
+}
+
+/// [`type_name_conflict`] of `name` whose snake_case spelling, `snake(name)`, the caller already
+/// has (it needs it for the module or method the name becomes).
+pub(crate) fn type_name_conflict_spelt(name: &str, snake_name: &str) -> Option<&'static str> {
     let ty = pascal(name);
-    let module = snake(&ty);
-    if [name, &ty, &snake(name), &module]
+    // A name already in UpperCamelCase is its own type name, so its module is `snake_name`:
+    // one case conversion less for most names of a file.
+    let module = if ty == name {
+        Cow::Borrowed(snake_name)
+    } else {
+        Cow::Owned(snake(&ty))
+    };
+    if [name, &ty, snake_name, &module]
         .iter()
         .any(|w| is_keyword(w))
     {
@@ -206,7 +220,7 @@ pub fn type_name_conflict(name: &str) -> Option<&'static str> {
         .any(|names| names.contains(&name) || names.contains(&ty.as_str()))
     {
         Some("a name the generated code imports")
-    } else if CRATES_IN_SCOPE.contains(&module.as_str()) {
+    } else if CRATES_IN_SCOPE.contains(&module.as_ref()) {
         Some("the name of a crate the generated code uses, which its module would shadow")
     } else {
         None

@@ -10,7 +10,7 @@ use super::{Checker, service_path};
 use crate::diagnostic::{Code, Diagnostic};
 use crate::names::{
     MAX_ARCHITECTURE_NAME, MAX_SERVICE_NAME, crate_name_conflict, is_keyword, is_pascal, is_snake,
-    snake, suggest_kebab, suggest_pascal, type_name_conflict,
+    snake, suggest_kebab, suggest_pascal, type_name_conflict, type_name_conflict_spelt,
 };
 use crate::resolve::DraftService;
 use crate::source::KeyPath;
@@ -61,9 +61,11 @@ pub(super) fn service_names(c: &mut Checker<'_>) {
     let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
     // `a-b` and `a--b` are one database, Terraform module and `A_B_URL`.
     let mut snakes: BTreeMap<String, &str> = BTreeMap::new();
+    let events_crate = snake(&format!("{}-events", c.arch.name()));
     for service in c.arch.services() {
         let path = service_path(service).key("name");
         let name = service.name();
+        let snake_name = snake(name);
         if !is_service_name(name) {
             c.push(
                 Diagnostic::error(
@@ -79,7 +81,7 @@ pub(super) fn service_names(c: &mut Checker<'_>) {
                     suggest_kebab(name, "my-service")
                 )),
             );
-        } else if snake(name) == snake(&format!("{}-events", c.arch.name())) {
+        } else if snake_name == events_crate {
             c.push(
                 Diagnostic::error(
                     Code::InvalidName,
@@ -101,7 +103,7 @@ pub(super) fn service_names(c: &mut Checker<'_>) {
                 .with_help(format!("rename the service, e.g. `{name}-service`")),
             );
         }
-        if let Some(other) = snakes.insert(snake(name), name)
+        if let Some(other) = snakes.insert(snake_name, name)
             && other != name
         {
             c.push(
@@ -211,10 +213,9 @@ pub(super) fn identifiers(c: &mut Checker<'_>, service: &DraftService) {
                 );
                 continue;
             }
-            if !check_type_name(c, name, at.clone(), what, Becomes::Type) {
+            let Some(mut module) = check_type_name(c, name, at.clone(), what, Becomes::Type) else {
                 continue;
-            }
-            let mut module = snake(name);
+            };
             // An event named like an entity of the service is spelt `<Name>Event` in code.
             if *what == "event"
                 && modules
@@ -294,14 +295,15 @@ fn job_suggestion(job: &str) -> String {
     }
 }
 
-/// Checks one PascalCase name that becomes a type or a method; false when it is unusable.
+/// Checks one PascalCase name that becomes a type or a method: its snake_case spelling (the
+/// module or method), or `None` when it is unusable.
 fn check_type_name(
     c: &mut Checker<'_>,
     name: &str,
     path: KeyPath,
     what: &str,
     becomes: Becomes,
-) -> bool {
+) -> Option<String> {
     let role = match becomes {
         Becomes::Type => "a Rust type",
         Becomes::Method => "a Rust method",
@@ -321,12 +323,13 @@ fn check_type_name(
                 usable(&suggest_pascal(name, "Renamed"), what)
             )),
         );
-        return false;
+        return None;
     }
+    let snake_name = snake(name);
     let conflict = match becomes {
-        Becomes::Type => type_name_conflict(name),
+        Becomes::Type => type_name_conflict_spelt(name, &snake_name),
         Becomes::Method => {
-            (is_keyword(name) || is_keyword(&snake(name))).then_some("a Rust keyword")
+            (is_keyword(name) || is_keyword(&snake_name)).then_some("a Rust keyword")
         }
     };
     if let Some(reason) = conflict {
@@ -341,9 +344,9 @@ fn check_type_name(
                 usable(name, what)
             )),
         );
-        return false;
+        return None;
     }
-    true
+    Some(snake_name)
 }
 
 /// `name` when it is usable, else `name` with a suffix for `what` that makes it usable.
@@ -366,10 +369,9 @@ fn usable(name: &str, what: &str) -> String {
 fn unique_methods<'a>(c: &mut Checker<'_>, names: impl Iterator<Item = Declared<'a>>, what: &str) {
     let mut seen: BTreeMap<String, (&str, KeyPath)> = BTreeMap::new();
     for Declared { name, path } in names {
-        if !check_type_name(c, name, path.clone(), what, Becomes::Method) {
+        let Some(method) = check_type_name(c, name, path.clone(), what, Becomes::Method) else {
             continue;
-        }
-        let method = snake(name);
+        };
         if let Some((other, other_path)) = seen.get(&method) {
             let message = if *other == name {
                 format!("{what} `{name}` is listed twice (first at {other_path})")
