@@ -1,14 +1,26 @@
 //! Did-you-mean: the closest accepted word to a misspelt one.
 
+use std::borrow::Cow;
+
 /// The candidate closest to `word`, if one is close enough to be a likely typo.
 pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let lowered = word.to_ascii_lowercase();
     candidates
         .into_iter()
-        .map(|c| (c, strsim::jaro_winkler(&lowered, &c.to_ascii_lowercase())))
+        .map(|c| (c, strsim::jaro_winkler(&lowered, &ascii_lowercase(c))))
         .filter(|(_, score)| *score >= 0.8)
         .max_by(|a, b| a.1.total_cmp(&b.1))
         .map(|(c, _)| c)
+}
+
+/// `text` in ASCII lowercase, copied only when it has an uppercase letter (most candidates,
+/// keys and words of the schema, have none).
+fn ascii_lowercase(text: &str) -> Cow<'_, str> {
+    if text.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(text.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(text)
+    }
 }
 
 /// `did you mean `x`?` or a list of what is accepted.

@@ -63,14 +63,15 @@ pub(super) fn service_names(c: &mut Checker<'_>) {
     let mut snakes: BTreeMap<String, &str> = BTreeMap::new();
     let events_crate = snake(&format!("{}-events", c.arch.name()));
     for service in c.arch.services() {
-        let path = service_path(service).key("name");
+        // Built only for a diagnostic: most names have none.
+        let path = || service_path(service).key("name");
         let name = service.name();
         let snake_name = snake(name);
         if !is_service_name(name) {
             c.push(
                 Diagnostic::error(
                     Code::InvalidName,
-                    path.clone(),
+                    path(),
                     format!(
                         "{} is not a valid service name: it must be a DNS label and a crate name",
                         quoted(name)
@@ -85,7 +86,7 @@ pub(super) fn service_names(c: &mut Checker<'_>) {
             c.push(
                 Diagnostic::error(
                     Code::InvalidName,
-                    path.clone(),
+                    path(),
                     format!(
                         "`{name}` cannot name a service: `{}-events` is the workspace's shared event-types crate",
                         c.arch.name()
@@ -97,7 +98,7 @@ pub(super) fn service_names(c: &mut Checker<'_>) {
             c.push(
                 Diagnostic::error(
                     Code::InvalidName,
-                    path.clone(),
+                    path(),
                     format!("`{name}` cannot name a service crate: it is {reason}"),
                 )
                 .with_help(format!("rename the service, e.g. `{name}-service`")),
@@ -109,7 +110,7 @@ pub(super) fn service_names(c: &mut Checker<'_>) {
             c.push(
                 Diagnostic::error(
                     Code::NameClash,
-                    path.clone(),
+                    path(),
                     format!(
                         "service `{name}` and service `{other}` both become `{}` (their database, Terraform module and `_URL` variable)",
                         snake(name)
@@ -123,7 +124,7 @@ pub(super) fn service_names(c: &mut Checker<'_>) {
             c.push(
                 Diagnostic::error(
                     Code::DuplicateService,
-                    path,
+                    path(),
                     format!("service `{name}` is declared twice (first as services[{first}])"),
                 )
                 .with_help("give each service a unique name"),
@@ -213,7 +214,7 @@ pub(super) fn identifiers(c: &mut Checker<'_>, service: &DraftService) {
                 );
                 continue;
             }
-            let Some(mut module) = check_type_name(c, name, at.clone(), what, Becomes::Type) else {
+            let Some(mut module) = check_type_name(c, name, &at, what, Becomes::Type) else {
                 continue;
             };
             // An event named like an entity of the service is spelt `<Name>Event` in code.
@@ -241,7 +242,7 @@ pub(super) fn identifiers(c: &mut Checker<'_>, service: &DraftService) {
     }
     if let Some(saga) = &s.saga {
         let path = base.key("saga");
-        check_type_name(c, &saga.name, path.key("name"), "saga", Becomes::Type);
+        check_type_name(c, &saga.name, &path.key("name"), "saga", Becomes::Type);
         let methods = saga
             .steps
             .iter()
@@ -300,7 +301,7 @@ fn job_suggestion(job: &str) -> String {
 fn check_type_name(
     c: &mut Checker<'_>,
     name: &str,
-    path: KeyPath,
+    path: &KeyPath,
     what: &str,
     becomes: Becomes,
 ) -> Option<String> {
@@ -312,7 +313,7 @@ fn check_type_name(
         c.push(
             Diagnostic::error(
                 Code::InvalidName,
-                path,
+                path.clone(),
                 format!(
                     "{what} {} is not a PascalCase name; it becomes {role}",
                     quoted(name)
@@ -336,7 +337,7 @@ fn check_type_name(
         c.push(
             Diagnostic::error(
                 Code::InvalidName,
-                path,
+                path.clone(),
                 format!("{what} `{name}` is {reason}, so it cannot become {role}"),
             )
             .with_help(format!(
@@ -369,7 +370,7 @@ fn usable(name: &str, what: &str) -> String {
 fn unique_methods<'a>(c: &mut Checker<'_>, names: impl Iterator<Item = Declared<'a>>, what: &str) {
     let mut seen: BTreeMap<String, (&str, KeyPath)> = BTreeMap::new();
     for Declared { name, path } in names {
-        let Some(method) = check_type_name(c, name, path.clone(), what, Becomes::Method) else {
+        let Some(method) = check_type_name(c, name, &path, what, Becomes::Method) else {
             continue;
         };
         if let Some((other, other_path)) = seen.get(&method) {
