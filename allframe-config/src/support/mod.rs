@@ -15,7 +15,7 @@ use crate::model::{
     TelemetryBackend,
 };
 use crate::resolve::{Draft, DraftService, tables_present};
-use crate::source::{KeyPath, SourceFile};
+use crate::source::{KeyPath, PathSegment, SourceFile};
 use crate::validate::service_path;
 
 /// The service types this version generates: a crate from ignite, an expansion from the
@@ -77,17 +77,19 @@ pub const JAEGER_PROPAGATION: &str = "`[observability] propagation` lists \"jaeg
 /// Runs the stage over a validated draft, pushing into `out`.
 pub(crate) fn check(draft: &Draft, source: &SourceFile, out: &mut Diagnostics) {
     let mut push = |d: Diagnostic| out.push(source, d);
-    let generated: Vec<&DraftService> = draft
+    // Each generated service with its path, built once for all the rules.
+    let generated: Vec<(KeyPath, &DraftService)> = draft
         .services()
         .iter()
         .filter(|s| is_generated(s.kind()))
+        .map(|s| (service_path(s), s))
         .collect();
     for rule in keys::KEY_RULES {
         let paths: Vec<(KeyPath, Option<&DraftService>)> =
             match rule.path.strip_prefix("services[].") {
                 Some(rest) => generated
                     .iter()
-                    .map(|s| (concat(&service_path(s), rest), Some(*s)))
+                    .map(|(base, s)| (concat(base, rest), Some(*s)))
                     .collect(),
                 None => vec![(KeyPath::parse(rule.path), None)],
             };
@@ -123,9 +125,11 @@ pub(crate) fn check(draft: &Draft, source: &SourceFile, out: &mut Diagnostics) {
     }
 }
 
+/// `base` followed by the dotted keys of `rest`, built in one go.
 fn concat(base: &KeyPath, rest: &str) -> KeyPath {
-    rest.split('.')
-        .fold(base.clone(), |path, key| path.key(key))
+    let mut segments = base.segments().to_vec();
+    segments.extend(rest.split('.').map(|key| PathSegment::Key(key.to_owned())));
+    KeyPath::from_segments(segments)
 }
 
 /// A service of a type this version does not generate: its type and each table of its type.
