@@ -183,6 +183,37 @@ async fn a_commit_wakes_an_idle_relay_at_once() {
     relay.await.expect("relay");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_of_commits_is_published_in_a_few_rounds_not_one_per_commit() {
+    const COMMITS: u64 = 20;
+    let temp = tempfile::tempdir().expect("temp dir");
+    let db = sqlite_db(temp.path(), "ledger.db").await;
+    let bus = RecordingBus::new();
+    let messaging = outbox_messaging(&db, &bus);
+    let token = CancellationToken::new();
+    let settings = OutboxSettings {
+        polling_ms: 60_000,
+        linger_ms: 400,
+        ..OutboxSettings::DEFAULT
+    };
+    let relay = tokio::spawn(messaging.relay(settings).run(token.clone()));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // One commit every 5 ms: without the linger, each one wakes a round of its own.
+    for n in 0..COMMITS {
+        deposit(&messaging, "acct-0", n, 1).await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let seen = bus.wait_for(COMMITS as usize, Duration::from_secs(5)).await;
+    assert_complete_and_ordered(&decode_all(&seen), 1, COMMITS);
+    let rounds = bus.calls.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        rounds <= 4,
+        "{COMMITS} commits took {rounds} rounds: rows committed during the linger share a round"
+    );
+    token.cancel();
+    relay.await.expect("relay");
+}
+
 #[tokio::test]
 async fn published_rows_are_pruned_on_schedule_and_pending_ones_never() {
     let temp = tempfile::tempdir().expect("temp dir");
