@@ -15,7 +15,7 @@ use std::sync::{LazyLock, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use allframe_runtime::__private::{
-    IdempotencySettings, IdempotencyStorage, Launcher, LogFormat, RunningService, ServiceSettings,
+    IdempotencySettings, IdempotencyStorage, Launcher, RunningService, ServiceSettings,
 };
 use allframe_runtime::axum::Json;
 use allframe_runtime::axum::extract::Path as UrlPath;
@@ -34,17 +34,7 @@ pub const KEY: &str = "Idempotency-Key";
 /// `X-Tenant-ID`, so a hard-coded default cannot pass for the configured header).
 pub const TENANT: &str = "X-Org";
 
-pub static SETTINGS: ServiceSettings = ServiceSettings {
-    architecture: "shop",
-    name: "payment-service",
-    archetype: "stateless",
-    rest_port: 8080,
-    grpc_port: None,
-    logging: LogFormat::Plain,
-    declared_database: "postgres",
-    shutdown_timeout_secs: 5,
-    deferred: &[],
-};
+pub static SETTINGS: ServiceSettings = launch_env::stateless_settings("shop", "payment-service");
 
 /// Executions per tag, across every service of the test binary (tags are unique per test).
 static EXECUTIONS: LazyLock<Mutex<HashMap<String, usize>>> = LazyLock::new(Default::default);

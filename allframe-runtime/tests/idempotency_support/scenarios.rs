@@ -18,6 +18,22 @@ async fn error_of(response: Response) -> String {
     body["detail"].as_str().expect("detail").to_owned()
 }
 
+/// The request scenarios a shared store (PostgreSQL, Redis) runs on one service, in this order:
+/// replay, pass-through, 422, 400, 409 in flight, 5xx release, tenants, rejected requests,
+/// stored refusals and large bodies. (The SQLite suite runs them in smaller groups.)
+pub async fn handles_every_kind_of_request(h: &Harness) {
+    replays_the_first_response(h).await;
+    passes_through_without_a_key_or_for_safe_methods(h).await;
+    refuses_a_key_reused_for_another_request(h).await;
+    refuses_malformed_keys(h).await;
+    answers_409_while_the_first_is_in_flight(h).await;
+    releases_the_key_after_a_5xx(h).await;
+    scopes_keys_per_tenant(h).await;
+    releases_the_key_of_a_rejected_request(h).await;
+    stores_the_handlers_own_refusals(h).await;
+    handles_large_bodies(h).await;
+}
+
 /// A repeat with the same key and request gets the first response back, marked, without running.
 pub async fn replays_the_first_response(h: &Harness) {
     let tag = h.unique("replay");

@@ -1,10 +1,11 @@
-//! The environment every in-process test service starts with, shared by the launcher tests
-//! (`service.rs` includes it directly; `messaging_support` and `idempotency_support` by path).
+//! The settings and environment every in-process test service starts with, shared by the
+//! launcher tests (`service.rs` includes it directly; `messaging_support` and
+//! `idempotency_support` by path).
 #![allow(dead_code)]
 
 use std::path::Path;
 
-use allframe_runtime::__private::Environment;
+use allframe_runtime::__private::{Environment, LogFormat, ServiceSettings};
 
 /// Data under `dir`, any free port on loopback, and `extra` variables.
 pub fn test_env(dir: &Path, extra: &[(&str, &str)]) -> Environment {
@@ -22,4 +23,22 @@ pub fn test_env(dir: &Path, extra: &[(&str, &str)]) -> Environment {
             .map(|(key, value)| ((*key).to_owned(), (*value).to_owned())),
     );
     Environment::from_pairs(pairs)
+}
+
+/// A stateless service `name` of `architecture`, as the generated code declares it: REST on
+/// 8080 (the tests' `PORT=0` overrides it), no gRPC, plain logs, PostgreSQL declared (the
+/// tests run on the embedded SQLite default), 5 s to drain, no deferred values. A test that
+/// needs more overrides fields with `..stateless_settings(…)`.
+pub const fn stateless_settings(architecture: &'static str, name: &'static str) -> ServiceSettings {
+    ServiceSettings {
+        architecture,
+        name,
+        archetype: "stateless",
+        rest_port: 8080,
+        grpc_port: None,
+        logging: LogFormat::Plain,
+        declared_database: "postgres",
+        shutdown_timeout_secs: 5,
+        deferred: &[],
+    }
 }

@@ -2,7 +2,7 @@
 //! table, and `POST /deposits/{account}/{n}`, whose unit of work adds to the account and
 //! publishes `Deposited { account, n }` with the request's event context.
 
-use allframe_runtime::__private::{EmbeddedMigration, LogFormat, ServiceSettings};
+use allframe_runtime::__private::{EmbeddedMigration, ServiceSettings};
 use allframe_runtime::axum::extract::Path as UrlPath;
 use allframe_runtime::axum::routing::post;
 use allframe_runtime::error::ApiError;
@@ -10,18 +10,9 @@ use allframe_runtime::messaging::EventContext;
 use allframe_runtime::{BoxError, Ctx, RestApi, Router, Service, sqlx};
 
 use super::Deposited;
+use super::launch_env::stateless_settings;
 
-pub static SETTINGS: ServiceSettings = ServiceSettings {
-    architecture: "bank",
-    name: "ledger-service",
-    archetype: "stateless",
-    rest_port: 8080,
-    grpc_port: None,
-    logging: LogFormat::Plain,
-    declared_database: "postgres",
-    shutdown_timeout_secs: 5,
-    deferred: &[],
-};
+pub static SETTINGS: ServiceSettings = stateless_settings("bank", "ledger-service");
 
 pub static MIGRATIONS: [EmbeddedMigration; 1] = [EmbeddedMigration {
     version: 1,

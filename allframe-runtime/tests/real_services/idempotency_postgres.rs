@@ -44,16 +44,7 @@ impl Scratch {
 async fn postgres_replays_refuses_mismatches_and_malformed_keys() {
     let scratch = Scratch::new("replay").await;
     let h = scratch.start(&[]).await;
-    support::replays_the_first_response(&h).await;
-    support::passes_through_without_a_key_or_for_safe_methods(&h).await;
-    support::refuses_a_key_reused_for_another_request(&h).await;
-    support::refuses_malformed_keys(&h).await;
-    support::answers_409_while_the_first_is_in_flight(&h).await;
-    support::releases_the_key_after_a_5xx(&h).await;
-    support::scopes_keys_per_tenant(&h).await;
-    support::releases_the_key_of_a_rejected_request(&h).await;
-    support::stores_the_handlers_own_refusals(&h).await;
-    support::handles_large_bodies(&h).await;
+    support::handles_every_kind_of_request(&h).await;
     let in_schema: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = $1 AND table_name = $2",
     )

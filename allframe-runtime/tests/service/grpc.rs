@@ -3,11 +3,12 @@
 //! server's limit are RESOURCE_EXHAUSTED and undecodable ones INVALID_ARGUMENT.
 #![cfg(all(feature = "grpc", feature = "sqlite"))]
 
+use crate::launch_env::{stateless_settings, test_env};
 use allframe_runtime::__private::tonic_health::pb::HealthCheckRequest;
 use allframe_runtime::__private::tonic_health::pb::health_check_response::ServingStatus;
 use allframe_runtime::__private::tonic_health::pb::health_client::HealthClient;
 use allframe_runtime::__private::{
-    Environment, Launcher, LogFormat, RunningService, ServiceSettings, grpc_routes,
+    Launcher, LogFormat, RunningService, ServiceSettings, grpc_routes,
 };
 use allframe_runtime::axum::http;
 use allframe_runtime::grpc::ProtoCodec;
@@ -16,15 +17,10 @@ use allframe_runtime::tonic::{Code, Request, Response, Status};
 use allframe_runtime::{App, BoxError, Ctx, GrpcApi, RestApi, Router, Service};
 
 static SETTINGS: ServiceSettings = ServiceSettings {
-    architecture: "shop",
-    name: "grpc-service",
-    archetype: "stateless",
-    rest_port: 8080,
     grpc_port: Some(9090),
     logging: LogFormat::Structured,
     declared_database: "sqlite",
-    shutdown_timeout_secs: 5,
-    deferred: &[],
+    ..stateless_settings("shop", "grpc-service")
 };
 
 struct GrpcService;
@@ -132,23 +128,11 @@ where
 }
 
 async fn start_grpc(dir: &std::path::Path, extra: &[(&str, &str)]) -> RunningService {
-    let mut pairs = vec![
-        (
-            "ALLFRAME_DATA_DIR".to_owned(),
-            dir.to_string_lossy().into_owned(),
-        ),
-        ("ALLFRAME_BIND_ADDR".to_owned(), "127.0.0.1".to_owned()),
-        ("PORT".to_owned(), "0".to_owned()),
-        ("GRPC_PORT".to_owned(), "0".to_owned()),
-    ];
-    pairs.extend(
-        extra
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
-    );
+    let mut pairs = vec![("GRPC_PORT", "0")];
+    pairs.extend_from_slice(extra);
     Launcher::<GrpcService>::new(&SETTINGS)
         .grpc(grpc_routes::<GrpcService>)
-        .env(Environment::from_pairs(pairs))
+        .env(test_env(dir, &pairs))
         .start()
         .await
         .expect("service starts")

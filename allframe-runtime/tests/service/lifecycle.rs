@@ -5,10 +5,10 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::launch_env::test_env;
+use crate::launch_env::{stateless_settings, test_env};
 use allframe_runtime::__private::{
     DeferredValue, EmbeddedMigration, Environment, IdempotencySettings, IdempotencyStorage,
-    Launcher, LogFormat, MetricsSettings, RunningService, Segment, ServiceSettings,
+    Launcher, MetricsSettings, RunningService, Segment, ServiceSettings,
 };
 use allframe_runtime::Json;
 use allframe_runtime::axum::http::StatusCode;
@@ -20,14 +20,6 @@ use allframe_runtime::{BoxError, Ctx, Database, RestApi, Router, Service, sqlx};
 use serde_json::{Value, json};
 
 static SETTINGS: ServiceSettings = ServiceSettings {
-    architecture: "shop",
-    name: "user-service",
-    archetype: "stateless",
-    rest_port: 8080,
-    grpc_port: None,
-    logging: LogFormat::Plain,
-    declared_database: "postgres",
-    shutdown_timeout_secs: 5,
     deferred: &[DeferredValue {
         key: "app.greeting",
         segments: &[
@@ -38,6 +30,7 @@ static SETTINGS: ServiceSettings = ServiceSettings {
             },
         ],
     }],
+    ..stateless_settings("shop", "user-service")
 };
 
 static MIGRATIONS: [EmbeddedMigration; 2] = [

@@ -7,10 +7,8 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::launch_env::test_env;
-use allframe_runtime::__private::{
-    EmbeddedMigration, Launcher, LogFormat, RunningService, ServiceSettings,
-};
+use crate::launch_env::{stateless_settings, test_env};
+use allframe_runtime::__private::{EmbeddedMigration, Launcher, RunningService, ServiceSettings};
 use allframe_runtime::axum::http::StatusCode;
 use allframe_runtime::axum::routing::{get, post};
 use allframe_runtime::database::{DatabaseTarget, PROBE_REUSE, WRITE_FAILURE_THRESHOLD};
@@ -18,17 +16,7 @@ use allframe_runtime::error::{ApiError, RuntimeError};
 use allframe_runtime::{BoxError, Ctx, Database, RestApi, Router, Service, sqlx};
 use serde_json::{Value, json};
 
-static SETTINGS: ServiceSettings = ServiceSettings {
-    architecture: "shop",
-    name: "note-service",
-    archetype: "stateless",
-    rest_port: 8080,
-    grpc_port: None,
-    logging: LogFormat::Plain,
-    declared_database: "postgres",
-    shutdown_timeout_secs: 5,
-    deferred: &[],
-};
+static SETTINGS: ServiceSettings = stateless_settings("shop", "note-service");
 
 static MIGRATIONS: [EmbeddedMigration; 1] = [EmbeddedMigration {
     version: 1,
