@@ -16,7 +16,8 @@ use crate::kafka_proxy::KafkaProxy;
 use crate::messaging_support::launch_env::test_env;
 use crate::messaging_support::ledger::{Ledger, MIGRATIONS, SETTINGS};
 use crate::messaging_support::{
-    Deposited, TOPIC, config, create_deferred_transfers, insert_orphan_transfer, sqlite_db,
+    Deposited, TOPIC, create_deferred_transfers, deposited, insert_orphan_transfer, messaging_on,
+    sqlite_db,
 };
 use allframe_runtime::__private::Launcher;
 use allframe_runtime::messaging::MessagingError;
@@ -84,13 +85,6 @@ fn fresh(prefix: &str) -> String {
     format!("{prefix}{}", uuid::Uuid::now_v7().simple())
 }
 
-fn event(account: &str, n: u64) -> Deposited {
-    Deposited {
-        account: account.into(),
-        n,
-    }
-}
-
 async fn next_n(subscription: &mut Subscription) -> u64 {
     let delivery = tokio::time::timeout(Duration::from_secs(30), subscription.next())
         .await
@@ -119,7 +113,7 @@ async fn transactional_messaging(broker: &Broker, dir: &std::path::Path) -> Mess
         .with_transactions(&fresh("bank.ledger-service."), 1)
         .await
         .expect("transactional producer");
-    Messaging::new(db, bus, config(PublishPattern::Transactional))
+    messaging_on(&db, bus, PublishPattern::Transactional)
 }
 
 #[tokio::test]
@@ -139,7 +133,8 @@ async fn a_committed_unit_of_work_reaches_a_read_committed_consumer_whole() {
         .await
         .expect("upsert");
         for n in 0..3 {
-            uow.publish(event("alice", round * 3 + n)).expect("publish");
+            uow.publish(deposited("alice", round * 3 + n))
+                .expect("publish");
         }
         uow.commit().await.expect("commit");
     }
@@ -170,7 +165,7 @@ async fn the_launcher_publishes_transactionally_on_kafka() {
         .expect("starts");
     assert_eq!(running.ctx().bus().expect("bus").name(), "kafka");
     let mut uow = running.ctx().begin().await.expect("begin");
-    uow.publish(event("carol", 7)).expect("publish");
+    uow.publish(deposited("carol", 7)).expect("publish");
     uow.commit().await.expect("commit");
 
     let reader: EventBus = broker.bus().await;
@@ -329,19 +324,15 @@ async fn a_failed_database_commit_aborts_the_kafka_transaction() {
     let db = sqlite_db(temp.path(), "uow.db").await;
     create_deferred_transfers(&db).await;
     let bus = transactional_bus_at(&proxy.url(), 1, KafkaBusOptions::default()).await;
-    let messaging = Messaging::new(
-        db.clone(),
-        bus.clone(),
-        config(PublishPattern::Transactional),
-    );
+    let messaging = messaging_on(&db, bus.clone(), PublishPattern::Transactional);
 
     let mut uow = messaging.begin().await.expect("begin");
-    uow.publish(event("alice", 1)).expect("publish");
+    uow.publish(deposited("alice", 1)).expect("publish");
     uow.commit().await.expect("the first unit of work commits");
 
     let mut uow = messaging.begin().await.expect("begin");
     insert_orphan_transfer(&mut uow).await;
-    uow.publish(event("nobody", 2)).expect("publish");
+    uow.publish(deposited("nobody", 2)).expect("publish");
     let error = uow
         .commit()
         .await
@@ -349,7 +340,7 @@ async fn a_failed_database_commit_aborts_the_kafka_transaction() {
     assert!(matches!(error, MessagingError::Database(_)), "{error}");
 
     let mut uow = messaging.begin().await.expect("begin");
-    uow.publish(event("alice", 3)).expect("publish");
+    uow.publish(deposited("alice", 3)).expect("publish");
     uow.commit().await.expect("a later unit of work commits");
 
     // A bus transaction aborted explicitly, and one dropped unfinished (aborted in the

@@ -11,12 +11,12 @@ use crate::messaging_support::launch_env::test_env;
 use crate::messaging_support::ledger::{Ledger, MIGRATIONS, SETTINGS};
 use crate::messaging_support::*;
 use allframe_runtime::__private::{Launcher, RunningService};
+use allframe_runtime::Database;
 use allframe_runtime::error::RuntimeError;
 use allframe_runtime::messaging::{
     BusError, EventBus, EventContext, LocalBus, LocalBusOptions, Messaging, MessagingError,
     PublishPattern,
 };
-use allframe_runtime::{Database, sqlx};
 
 async fn local_bus(dir: &Path) -> LocalBus {
     LocalBus::open(&dir.join("bus.db"), LocalBusOptions::default())
@@ -28,39 +28,28 @@ async fn on_the_bus(bus: &LocalBus) -> u64 {
     bus.len(TOPIC).await.expect("len")
 }
 
-async fn balance(db: &Database, account: &str) -> Option<i64> {
-    sqlx::query_scalar("SELECT balance FROM accounts WHERE id = $1")
-        .bind(account)
-        .fetch_optional(db.pool())
-        .await
-        .expect("balance")
-}
-
-fn event(account: &str, n: u64) -> Deposited {
-    Deposited {
-        account: account.into(),
-        n,
-    }
+/// A SQLite database and a local bus in `dir`, and a messaging handle publishing to that bus
+/// with the `transactional` pattern.
+async fn transactional_on_the_local_bus(dir: &Path) -> (Database, LocalBus, Messaging) {
+    let db = sqlite_db(dir, "uow.db").await;
+    let bus = local_bus(dir).await;
+    let messaging = messaging_on(
+        &db,
+        EventBus::Local(bus.clone()),
+        PublishPattern::Transactional,
+    );
+    (db, bus, messaging)
 }
 
 #[tokio::test]
 async fn events_become_visible_together_and_only_after_the_commit() {
     let temp = tempfile::tempdir().expect("temp dir");
-    let db = sqlite_db(temp.path(), "uow.db").await;
-    let bus = local_bus(temp.path()).await;
-    let messaging = Messaging::new(
-        db.clone(),
-        EventBus::Local(bus.clone()),
-        config(PublishPattern::Transactional),
-    );
+    let (db, bus, messaging) = transactional_on_the_local_bus(temp.path()).await;
 
     let mut uow = messaging.begin().await.expect("begin");
-    sqlx::query("INSERT INTO accounts (id, balance) VALUES ('alice', 3)")
-        .execute(uow.conn())
-        .await
-        .expect("insert");
+    open_account(&mut uow, "alice", 3).await;
     for n in 0..3 {
-        uow.publish(event("alice", n)).expect("publish");
+        uow.publish(deposited("alice", n)).expect("publish");
     }
     assert_eq!(on_the_bus(&bus).await, 0, "nothing before the commit");
     uow.commit().await.expect("commit");
@@ -86,19 +75,13 @@ async fn events_become_visible_together_and_only_after_the_commit() {
 #[tokio::test]
 async fn a_failed_database_commit_rollback_or_drop_publishes_nothing() {
     let temp = tempfile::tempdir().expect("temp dir");
-    let db = sqlite_db(temp.path(), "uow.db").await;
+    let (db, bus, messaging) = transactional_on_the_local_bus(temp.path()).await;
     create_deferred_transfers(&db).await;
-    let bus = local_bus(temp.path()).await;
-    let messaging = Messaging::new(
-        db.clone(),
-        EventBus::Local(bus.clone()),
-        config(PublishPattern::Transactional),
-    );
 
     let mut uow = messaging.begin().await.expect("begin");
     insert_orphan_transfer(&mut uow).await;
-    uow.publish(event("nobody", 0)).expect("publish");
-    uow.publish(event("nobody", 1)).expect("publish");
+    uow.publish(deposited("nobody", 0)).expect("publish");
+    uow.publish(deposited("nobody", 1)).expect("publish");
     let error = uow
         .commit()
         .await
@@ -107,10 +90,10 @@ async fn a_failed_database_commit_rollback_or_drop_publishes_nothing() {
     assert_eq!(on_the_bus(&bus).await, 0, "the bus transaction was aborted");
 
     let mut uow = messaging.begin().await.expect("begin");
-    uow.publish(event("carol", 0)).expect("publish");
+    uow.publish(deposited("carol", 0)).expect("publish");
     uow.rollback().await.expect("rollback");
     let mut uow = messaging.begin().await.expect("begin");
-    uow.publish(event("carol", 1)).expect("publish");
+    uow.publish(deposited("carol", 1)).expect("publish");
     drop(uow);
     assert_eq!(
         on_the_bus(&bus).await,
@@ -128,17 +111,14 @@ async fn a_bus_without_transactions_fails_the_commit_and_changes_nothing() {
     let temp = tempfile::tempdir().expect("temp dir");
     let db = sqlite_db(temp.path(), "uow.db").await;
     let bus = RecordingBus::new();
-    let messaging = Messaging::new(
-        db.clone(),
+    let messaging = messaging_on(
+        &db,
         EventBus::custom(bus.clone()),
-        config(PublishPattern::Transactional),
+        PublishPattern::Transactional,
     );
     let mut uow = messaging.begin().await.expect("begin");
-    sqlx::query("INSERT INTO accounts (id, balance) VALUES ('dan', 1)")
-        .execute(uow.conn())
-        .await
-        .expect("insert");
-    uow.publish(event("dan", 0)).expect("publish");
+    open_account(&mut uow, "dan", 1).await;
+    uow.publish(deposited("dan", 0)).expect("publish");
     let error = uow.commit().await.expect_err("no transactions");
     assert!(
         matches!(
@@ -155,16 +135,10 @@ async fn a_bus_without_transactions_fails_the_commit_and_changes_nothing() {
 #[tokio::test]
 async fn emit_uses_the_bus_transaction_alone() {
     let temp = tempfile::tempdir().expect("temp dir");
-    let db = sqlite_db(temp.path(), "uow.db").await;
-    let bus = local_bus(temp.path()).await;
-    let messaging = Messaging::new(
-        db.clone(),
-        EventBus::Local(bus.clone()),
-        config(PublishPattern::Transactional),
-    );
+    let (db, bus, messaging) = transactional_on_the_local_bus(temp.path()).await;
     // A writer holds the database's write lock: emitting must not wait for it.
     let writer = messaging.begin().await.expect("begin");
-    let events = vec![event("erin", 0), event("erin", 1)];
+    let events = vec![deposited("erin", 0), deposited("erin", 1)];
     let emitted = tokio::time::timeout(
         std::time::Duration::from_secs(2),
         messaging.emit(EventContext::default(), events),
@@ -176,13 +150,13 @@ async fn emit_uses_the_bus_transaction_alone() {
     assert_eq!(on_the_bus(&bus).await, 2);
     writer.rollback().await.expect("rollback");
 
-    let refusing = Messaging::new(
-        db.clone(),
+    let refusing = messaging_on(
+        &db,
         EventBus::custom(RecordingBus::new()),
-        config(PublishPattern::Transactional),
+        PublishPattern::Transactional,
     );
     let error = refusing
-        .emit(EventContext::default(), vec![event("erin", 2)])
+        .emit(EventContext::default(), vec![deposited("erin", 2)])
         .await
         .expect_err("no bus transactions");
     assert!(
@@ -246,12 +220,9 @@ async fn the_launcher_runs_transactional_on_the_local_bus() {
     let running = start(temp.path(), None).await.expect("starts");
     let cx = running.ctx().clone();
     let mut uow = cx.begin().await.expect("begin");
-    sqlx::query("INSERT INTO accounts (id, balance) VALUES ('erin', 2)")
-        .execute(uow.conn())
-        .await
-        .expect("insert");
-    uow.publish(event("erin", 0)).expect("publish");
-    uow.publish(event("erin", 1)).expect("publish");
+    open_account(&mut uow, "erin", 2).await;
+    uow.publish(deposited("erin", 0)).expect("publish");
+    uow.publish(deposited("erin", 1)).expect("publish");
     uow.commit().await.expect("commit");
     let bus = local_bus(temp.path()).await;
     assert_eq!(on_the_bus(&bus).await, 2);

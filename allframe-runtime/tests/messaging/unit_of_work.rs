@@ -8,14 +8,6 @@ use allframe_runtime::messaging::{
 };
 use allframe_runtime::sqlx;
 
-async fn balance(db: &allframe_runtime::Database, account: &str) -> Option<i64> {
-    sqlx::query_scalar("SELECT balance FROM accounts WHERE id = $1")
-        .bind(account)
-        .fetch_optional(db.pool())
-        .await
-        .expect("balance")
-}
-
 #[tokio::test]
 async fn commit_writes_state_and_events_together() {
     let temp = tempfile::tempdir().expect("temp dir");
@@ -66,41 +58,24 @@ async fn rollback_error_and_drop_publish_nothing() {
     let db = sqlite_db(temp.path(), "uow.db").await;
     let bus = RecordingBus::new();
     let messaging = outbox_messaging(&db, &bus);
-    let event = |n| Deposited {
-        account: "bob".into(),
-        n,
-    };
 
     // Explicit rollback.
     let mut uow = messaging.begin().await.expect("begin");
-    sqlx::query("INSERT INTO accounts (id, balance) VALUES ($1, $2)")
-        .bind("bob")
-        .bind(10_i64)
-        .execute(uow.conn())
-        .await
-        .expect("insert");
-    uow.publish(event(0)).expect("publish");
+    open_account(&mut uow, "bob", 10).await;
+    uow.publish(deposited("bob", 0)).expect("publish");
     uow.rollback().await.expect("rollback");
 
     // Dropped without commit (a handler that returned early).
     {
         let mut uow = messaging.begin().await.expect("begin");
-        sqlx::query("INSERT INTO accounts (id, balance) VALUES ($1, $2)")
-            .bind("bob")
-            .bind(20_i64)
-            .execute(uow.conn())
-            .await
-            .expect("insert");
-        uow.publish(event(1)).expect("publish");
+        open_account(&mut uow, "bob", 20).await;
+        uow.publish(deposited("bob", 1)).expect("publish");
     }
 
     // A failing statement after publishing: the handler's `?` drops the unit of work.
     async fn failing_handler(messaging: &Messaging) -> Result<(), MessagingError> {
         let mut uow = messaging.begin().await?;
-        uow.publish(Deposited {
-            account: "bob".into(),
-            n: 2,
-        })?;
+        uow.publish(deposited("bob", 2))?;
         sqlx::query("INSERT INTO no_such_table (x) VALUES (1)")
             .execute(uow.conn())
             .await?;
@@ -138,12 +113,7 @@ async fn envelopes_carry_the_event_context() {
     };
     let mut uow = messaging.begin_with(context.clone()).await.expect("begin");
     assert_eq!(uow.correlation_id(), "corr-42");
-    let id = uow
-        .publish(Deposited {
-            account: "carol".into(),
-            n: 0,
-        })
-        .expect("publish");
+    let id = uow.publish(deposited("carol", 0)).expect("publish");
     assert_eq!(uow.events().len(), 1);
     uow.commit().await.expect("commit");
     messaging
@@ -172,18 +142,10 @@ async fn direct_pattern_publishes_after_commit_only() {
     let temp = tempfile::tempdir().expect("temp dir");
     let db = sqlite_db(temp.path(), "uow.db").await;
     let bus = RecordingBus::new();
-    let messaging = Messaging::new(
-        db.clone(),
-        EventBus::custom(bus.clone()),
-        config(PublishPattern::Direct),
-    );
+    let messaging = messaging_on(&db, EventBus::custom(bus.clone()), PublishPattern::Direct);
 
     let mut uow = messaging.begin().await.expect("begin");
-    uow.publish(Deposited {
-        account: "dan".into(),
-        n: 0,
-    })
-    .expect("publish");
+    uow.publish(deposited("dan", 0)).expect("publish");
     drop(uow);
     assert!(
         bus.seen().await.is_empty(),
@@ -196,11 +158,7 @@ async fn direct_pattern_publishes_after_commit_only() {
 
     bus.set_fault(Fault::FailCalls(1));
     let mut uow = messaging.begin().await.expect("begin");
-    uow.publish(Deposited {
-        account: "dan".into(),
-        n: 2,
-    })
-    .expect("publish");
+    uow.publish(deposited("dan", 2)).expect("publish");
     let error = uow.commit().await.expect_err("bus down");
     assert!(
         matches!(error, MessagingError::DirectPublish { events: 1, .. }),
@@ -224,15 +182,8 @@ async fn the_outbox_is_created_once_and_a_missing_one_fails_the_commit() {
     let bus = RecordingBus::new();
     let messaging = outbox_messaging(&db, &bus);
     let mut uow = messaging.begin().await.expect("begin");
-    sqlx::query("INSERT INTO accounts (id, balance) VALUES ('erin', 1)")
-        .execute(uow.conn())
-        .await
-        .expect("insert");
-    uow.publish(Deposited {
-        account: "erin".into(),
-        n: 0,
-    })
-    .expect("publish");
+    open_account(&mut uow, "erin", 1).await;
+    uow.publish(deposited("erin", 0)).expect("publish");
     assert!(
         uow.commit().await.is_err(),
         "no outbox table: the commit fails"

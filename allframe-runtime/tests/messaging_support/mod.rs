@@ -16,7 +16,7 @@ use allframe_runtime::Database;
 use allframe_runtime::database::DatabaseTarget;
 use allframe_runtime::messaging::{
     BusAdapter, BusError, BusSubscription, Delivery, Event, EventBus, Messaging, MessagingConfig,
-    OutboundMessage, PublishError, PublishPattern, SubscribeOptions, outbox,
+    OutboundMessage, PublishError, PublishPattern, SubscribeOptions, UnitOfWork, outbox,
 };
 use allframe_runtime::sqlx;
 use serde::{Deserialize, Serialize};
@@ -39,6 +39,14 @@ impl Event for Deposited {
 }
 
 pub const TOPIC: &str = "bank.ledger-service.Deposited";
+
+/// `Deposited` number `n` of `account`.
+pub fn deposited(account: &str, n: u64) -> Deposited {
+    Deposited {
+        account: account.into(),
+        n,
+    }
+}
 
 pub fn config(pattern: PublishPattern) -> MessagingConfig {
     MessagingConfig {
@@ -70,6 +78,25 @@ pub async fn prepare(db: &Database) {
     outbox::install(db).await.expect("outbox tables");
 }
 
+/// The balance of `account`, `None` when it has no row.
+pub async fn balance(db: &Database, account: &str) -> Option<i64> {
+    sqlx::query_scalar("SELECT balance FROM accounts WHERE id = $1")
+        .bind(account)
+        .fetch_optional(db.pool())
+        .await
+        .expect("balance")
+}
+
+/// Inserts `account` with `balance` in the unit of work, publishing nothing.
+pub async fn open_account(uow: &mut UnitOfWork, account: &str, balance: i64) {
+    sqlx::query("INSERT INTO accounts (id, balance) VALUES ($1, $2)")
+        .bind(account)
+        .bind(balance)
+        .execute(uow.conn())
+        .await
+        .expect("insert");
+}
+
 /// Adds a `transfers` table whose foreign key to `accounts` is checked only at COMMIT, so
 /// that [`insert_orphan_transfer`] makes a unit of work's commit fail after its events were
 /// handed to the bus.
@@ -84,7 +111,7 @@ pub async fn create_deferred_transfers(db: &Database) {
 }
 
 /// Inserts a transfer to an account that does not exist: accepted now, refused at COMMIT.
-pub async fn insert_orphan_transfer(uow: &mut allframe_runtime::messaging::UnitOfWork) {
+pub async fn insert_orphan_transfer(uow: &mut UnitOfWork) {
     sqlx::query("INSERT INTO transfers (id, account) VALUES (1, 'nobody')")
         .execute(uow.conn())
         .await
@@ -323,11 +350,12 @@ impl BusSubscription for NoSubscription {
     }
 }
 
+/// A messaging handle on `db` publishing to `bus` with `pattern`.
+pub fn messaging_on(db: &Database, bus: EventBus, pattern: PublishPattern) -> Messaging {
+    Messaging::new(db.clone(), bus, config(pattern))
+}
+
 /// A messaging handle on `db` publishing to `bus`, outbox pattern.
 pub fn outbox_messaging(db: &Database, bus: &RecordingBus) -> Messaging {
-    Messaging::new(
-        db.clone(),
-        EventBus::custom(bus.clone()),
-        config(PublishPattern::Outbox),
-    )
+    messaging_on(db, EventBus::custom(bus.clone()), PublishPattern::Outbox)
 }
