@@ -39,6 +39,39 @@ fn cargo(workspace: &Path, args: &[&str]) {
     );
 }
 
+/// Ignites `config` into `out` against this repository's runtime (with `deny_warnings`, a
+/// warning fails it); what it wrote to stderr (the warnings).
+fn ignite_into(config: PathBuf, out: &Path, deny_warnings: bool) -> String {
+    let args = IgniteArgs {
+        config,
+        out: Some(out.to_owned()),
+        runtime_path: Some(repo_root()),
+        dry_run: false,
+        force: false,
+        deny_warnings,
+    };
+    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+    let mut reporter = Reporter::new(&mut stdout, &mut stderr, false);
+    ignite(&args, &mut reporter).expect("ignite succeeds");
+    drop(reporter);
+    String::from_utf8_lossy(&stderr).into_owned()
+}
+
+/// Lints the generated workspace: clippy on every target, warnings denied.
+fn clippy(workspace: &Path) {
+    cargo(
+        workspace,
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    );
+}
+
 struct Service {
     child: Child,
     base: String,
@@ -136,38 +169,19 @@ fn user_created_events_until(data_dir: &Path, id: &str) -> Vec<Envelope> {
 
 #[test]
 fn ignite_build_run_and_stop_a_stateless_service() {
-    let repo = repo_root();
     let work = tempfile::tempdir().expect("tempdir");
     let out: PathBuf = work.path().join("quickstart");
-    let args = IgniteArgs {
-        config: repo.join("examples/quickstart/architecture.toml"),
-        out: Some(out.clone()),
-        runtime_path: Some(repo.clone()),
-        dry_run: false,
-        force: false,
-        deny_warnings: false,
-    };
-    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
-    let mut reporter = Reporter::new(&mut stdout, &mut stderr, false);
-    ignite(&args, &mut reporter).expect("ignite succeeds");
-    drop(reporter);
-    let warnings = String::from_utf8_lossy(&stderr);
+    let warnings = ignite_into(
+        repo_root().join("examples/quickstart/architecture.toml"),
+        &out,
+        false,
+    );
     assert!(
         warnings.contains("notification-service"),
         "the consumer is skipped with a warning: {warnings}"
     );
 
-    cargo(
-        &out,
-        &[
-            "clippy",
-            "--workspace",
-            "--all-targets",
-            "--",
-            "-D",
-            "warnings",
-        ],
-    );
+    clippy(&out);
     cargo(&out, &["build", "--workspace"]);
     cargo(&out, &["test", "--workspace"]);
 
@@ -336,7 +350,6 @@ fn ignite_build_run_and_stop_a_stateless_service() {
 /// another.
 #[test]
 fn a_service_entity_and_event_of_one_name_build() {
-    let repo = repo_root();
     let work = tempfile::tempdir().expect("tempdir");
     let config = work.path().join("architecture.toml");
     std::fs::write(
@@ -347,27 +360,6 @@ fn a_service_entity_and_event_of_one_name_build() {
     )
     .expect("write the file");
     let out = work.path().join("clash");
-    let args = IgniteArgs {
-        config,
-        out: Some(out.clone()),
-        runtime_path: Some(repo),
-        dry_run: false,
-        force: false,
-        deny_warnings: true,
-    };
-    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
-    let mut reporter = Reporter::new(&mut stdout, &mut stderr, false);
-    ignite(&args, &mut reporter).expect("ignite succeeds");
-    drop(reporter);
-    cargo(
-        &out,
-        &[
-            "clippy",
-            "--workspace",
-            "--all-targets",
-            "--",
-            "-D",
-            "warnings",
-        ],
-    );
+    ignite_into(config, &out, true);
+    clippy(&out);
 }
