@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::body::{Body, to_bytes};
 use axum::http::{Request, StatusCode, header};
-use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 use tower::ServiceExt as _;
 
@@ -23,52 +22,12 @@ use crate::messaging::{
 use crate::settings::{LogFormat, ServiceSettings};
 use crate::tasks::TaskRegistry;
 
-static SETTINGS: ServiceSettings = ServiceSettings {
-    architecture: "fleet",
-    name: "position-ingest",
-    archetype: "producer",
-    rest_port: 0,
-    grpc_port: None,
-    logging: LogFormat::Plain,
-    declared_database: "sqlite",
-    shutdown_timeout_secs: 1,
-    deferred: &[],
-};
+// The settings, the report and its event, shared with the real-services NATS test.
+#[path = "../../tests/producer_support/position.rs"]
+mod position;
+use position::{Report, Reported};
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Report {
-    vessel: String,
-    lat: f64,
-}
-
-#[derive(Debug, PartialEq, Serialize, Deserialize)]
-struct Reported {
-    vessel: String,
-    lat: f64,
-}
-
-impl Event for Reported {
-    const TYPE: &'static str = "PositionReported";
-    const VERSION: u32 = 1;
-    const AGGREGATE_TYPE: &'static str = "PositionReport";
-    fn aggregate_id(&self) -> String {
-        self.vessel.clone()
-    }
-}
-
-impl Ingest for Report {
-    type Event = Reported;
-    fn validate(self) -> Result<Reported, Invalid> {
-        if !(-90.0..=90.0).contains(&self.lat) {
-            return Err(Invalid::new("lat", "must be between -90 and 90"));
-        }
-        Ok(Reported {
-            vessel: self.vessel,
-            lat: self.lat,
-        })
-    }
-}
+static SETTINGS: ServiceSettings = position::position_ingest("fleet", 1);
 
 /// A bus that records what it is given, or refuses everything while `down`.
 #[derive(Clone, Default)]

@@ -227,29 +227,19 @@ mod producer_on_nats {
     use std::sync::LazyLock;
 
     use allframe_runtime::__private::{
-        IdempotencySettings, IdempotencyStorage, Launch, Launcher, LogFormat, ServiceSettings,
+        IdempotencySettings, IdempotencyStorage, Launch, Launcher, ServiceSettings,
     };
     use allframe_runtime::axum::http::Method;
-    use allframe_runtime::producer::{Ingest, Invalid};
     use allframe_runtime::testing::TestService;
-    use allframe_runtime::{BoxError, Ctx, Event, RestApi, Router, Service};
-    use serde::{Deserialize, Serialize};
+    use allframe_runtime::{BoxError, Ctx, RestApi, Router, Service};
     use serde_json::{Value, json};
 
     use super::{BROKER, Restart, url};
+    use crate::producer_support::{Report, Reported, position_ingest};
 
     /// A fresh architecture per run: its own stream and topics.
-    static SETTINGS: LazyLock<ServiceSettings> = LazyLock::new(|| ServiceSettings {
-        architecture: super::architecture().leak(),
-        name: "position-ingest",
-        archetype: "producer",
-        rest_port: 0,
-        grpc_port: None,
-        logging: LogFormat::Plain,
-        declared_database: "sqlite",
-        shutdown_timeout_secs: 5,
-        deferred: &[],
-    });
+    static SETTINGS: LazyLock<ServiceSettings> =
+        LazyLock::new(|| position_ingest(super::architecture().leak(), 5));
 
     struct PositionIngest;
 
@@ -274,37 +264,6 @@ mod producer_on_nats {
                     ttl_hours: 1,
                     storage: IdempotencyStorage::Sqlite,
                 })
-        }
-    }
-
-    #[derive(Deserialize)]
-    struct Report {
-        vessel: String,
-        lat: f64,
-    }
-
-    #[derive(Debug, PartialEq, Serialize, Deserialize)]
-    struct Reported {
-        vessel: String,
-        lat: f64,
-    }
-
-    impl Event for Reported {
-        const TYPE: &'static str = "PositionReported";
-        const VERSION: u32 = 1;
-        const AGGREGATE_TYPE: &'static str = "PositionReport";
-        fn aggregate_id(&self) -> String {
-            self.vessel.clone()
-        }
-    }
-
-    impl Ingest for Report {
-        type Event = Reported;
-        fn validate(self) -> Result<Reported, Invalid> {
-            Ok(Reported {
-                vessel: self.vessel,
-                lat: self.lat,
-            })
         }
     }
 

@@ -25,6 +25,9 @@ mod kafka_support;
 #[cfg(all(feature = "postgres", feature = "testing"))]
 #[path = "../messaging_support/mod.rs"]
 mod messaging_support;
+#[cfg(all(feature = "nats", feature = "testing"))]
+#[path = "../producer_support/mod.rs"]
+mod producer_support;
 
 mod bus_kafka;
 mod bus_nats;
