@@ -15,6 +15,10 @@
 //!   `BEGIN IMMEDIATE` transaction, publishes, then marks the rows and releases the lease in a
 //!   second one. A relay that dies leaves its lease to expire.
 //!
+//!   While commits stream in, the relay leaves a fully published batch's marks and lease
+//!   release to its next claim, which writes them in its own transaction ([`Marks`]): one
+//!   write per round instead of two. A relay killed in between publishes that batch again.
+//!
 //! Two relays therefore never publish rows of the same aggregate at the same time, and each
 //! publishes a partition's rows in `seq` order: order per aggregate holds across relays,
 //! while different partitions are published in parallel.
@@ -227,6 +231,16 @@ impl Batch {
     pub(crate) fn is_empty(&self) -> bool {
         self.rows.is_empty()
     }
+
+    /// The marks of a batch published in full, for the relay's next claim to write in its own
+    /// transaction; gives the batch back when they must be written now (PostgreSQL holds its
+    /// claim in an open transaction; a partly published batch is completed at once).
+    pub(crate) fn defer(self, published: usize) -> Result<Marks, Self> {
+        match self.hold {
+            Hold::Leased { .. } if published == self.rows.len() => Ok(Marks::of(&self, published)),
+            _ => Err(self),
+        }
+    }
 }
 
 /// Claims up to `max_partitions` partitions with pending rows and reads up to `limit` of their
@@ -237,16 +251,20 @@ pub(crate) async fn claim(
     max_partitions: u32,
     limit: u32,
     lease: Duration,
+    marks: Option<&Marks>,
 ) -> Result<Option<Batch>, ClaimError> {
     match db.backend() {
         Backend::Postgres => {
             let mut tx = db.pool().begin().await?;
+            if let Some(marks) = marks {
+                marks.write(&mut tx, relay).await?;
+            }
             let partitions: Vec<i64> = sqlx::query_scalar(PG_CLAIM)
                 .bind(i64::from(max_partitions))
                 .fetch_all(&mut *tx)
                 .await?;
             if partitions.is_empty() {
-                tx.rollback().await?;
+                tx.commit().await?;
                 return Ok(None);
             }
             let rows = fetch(&mut tx, &partitions, limit).await?;
@@ -260,6 +278,9 @@ pub(crate) async fn claim(
             let until =
                 now.saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 4));
             let mut tx = db.pool().begin_with("BEGIN IMMEDIATE").await?;
+            if let Some(marks) = marks {
+                marks.write(&mut tx, relay).await?;
+            }
             let partitions: Vec<i64> = sqlx::query_scalar(SQLITE_CLAIM)
                 .bind(relay)
                 .bind(now)
@@ -267,7 +288,12 @@ pub(crate) async fn claim(
                 .fetch_all(&mut *tx)
                 .await?;
             if partitions.is_empty() {
-                tx.rollback().await?;
+                if marks.is_some() {
+                    tx.commit().await?;
+                } else {
+                    // Nothing written: ending without a commit costs no sync.
+                    tx.rollback().await?;
+                }
                 return Ok(None);
             }
             sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -330,42 +356,70 @@ pub(crate) async fn complete(
     batch: Batch,
     published: usize,
 ) -> Result<(), sqlx::Error> {
-    let now = unix_millis(SystemTime::now());
-    let seqs: Vec<i64> = batch.rows.iter().take(published).map(|r| r.seq).collect();
-    let mark = (!seqs.is_empty()).then(|| {
-        format!(
-            "UPDATE allframe_outbox SET published_at = $1 WHERE seq IN ({})",
-            list(&seqs)
-        )
-    });
+    let marks = Marks::of(&batch, published);
     match batch.hold {
         Hold::Locked(mut tx) => {
-            if let Some(mark) = mark {
-                sqlx::query(sqlx::AssertSqlSafe(mark))
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-            }
+            marks.write(&mut tx, relay).await?;
             tx.commit().await
         }
-        Hold::Leased { partitions } => {
-            let mut tx = db.pool().begin_with("BEGIN IMMEDIATE").await?;
-            if let Some(mark) = mark {
-                sqlx::query(sqlx::AssertSqlSafe(mark))
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-            }
+        Hold::Leased { .. } => finish(db, relay, &marks).await,
+    }
+}
+
+/// Writes marks left for a next claim that will not come (the relay is stopping).
+pub(crate) async fn finish(db: &Database, relay: &str, marks: &Marks) -> Result<(), sqlx::Error> {
+    let mut tx = match db.backend() {
+        Backend::Postgres => db.pool().begin().await?,
+        Backend::Sqlite => db.pool().begin_with("BEGIN IMMEDIATE").await?,
+    };
+    marks.write(&mut tx, relay).await?;
+    tx.commit().await
+}
+
+/// What completing a published batch writes: its published rows' marks and, on SQLite, the
+/// release of its lease.
+#[derive(Debug)]
+pub(crate) struct Marks {
+    published_at: i64,
+    seqs: Vec<i64>,
+    leased: Vec<i64>,
+}
+
+impl Marks {
+    fn of(batch: &Batch, published: usize) -> Self {
+        Self {
+            published_at: unix_millis(SystemTime::now()),
+            seqs: batch.rows.iter().take(published).map(|r| r.seq).collect(),
+            leased: match &batch.hold {
+                Hold::Locked(_) => Vec::new(),
+                Hold::Leased { partitions } => partitions.clone(),
+            },
+        }
+    }
+
+    /// Idempotent: a row already marked keeps its time; only this relay's leases are released.
+    async fn write(&self, conn: &mut AnyConnection, relay: &str) -> Result<(), sqlx::Error> {
+        if !self.seqs.is_empty() {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "UPDATE allframe_outbox SET published_at = $1
+                 WHERE published_at IS NULL AND seq IN ({})",
+                list(&self.seqs)
+            )))
+            .bind(self.published_at)
+            .execute(&mut *conn)
+            .await?;
+        }
+        if !self.leased.is_empty() {
             sqlx::query(sqlx::AssertSqlSafe(format!(
                 "UPDATE allframe_outbox_partitions SET lease_owner = NULL, lease_until = 0
                  WHERE lease_owner = $1 AND partition_no IN ({})",
-                list(&partitions)
+                list(&self.leased)
             )))
             .bind(relay)
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await?;
-            tx.commit().await
         }
+        Ok(())
     }
 }
 

@@ -1,7 +1,8 @@
 //! The outbox relay: the background task that publishes committed outbox rows to the bus.
 //!
 //! One round claims a batch (see [`super::outbox`] for how claims keep per-aggregate order
-//! across relays), publishes it in `seq` order, and marks what the bus confirmed. Rounds run
+//! across relays), publishes it in `seq` order, and marks what the bus confirmed (on SQLite,
+//! while commits stream in, with the next round's claim: one write per round). Rounds run
 //! back to back while there is work; when idle the relay sleeps `polling_ms`, and wakes early
 //! when a unit of work in this process commits events or, on PostgreSQL, when any process's
 //! commit sends `NOTIFY allframe_outbox`. A bus failure leaves the unconfirmed rows in the
@@ -22,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use super::Messaging;
 use super::bus::{OutboundMessage, PublishError};
 use super::envelope::unix_millis;
-use super::outbox::{self, ClaimError};
+use super::outbox::{self, ClaimError, Marks};
 use crate::database::Backend;
 
 /// The retry policy of a service (`retry` in `architecture.toml`) as the relay applies it.
@@ -168,6 +169,30 @@ impl Round {
     };
 }
 
+/// Whether a round may leave its marks to the next round's claim (the run loop, while commits
+/// stream in: one write per round instead of two), and the marks left.
+enum Carry {
+    /// Every round writes its own marks (`run_once`, `drain`).
+    Off,
+    /// Marks left by the previous round, if any.
+    On(Option<Marks>),
+}
+
+impl Carry {
+    fn marks(&self) -> Option<&Marks> {
+        match self {
+            Self::On(marks) => marks.as_ref(),
+            Self::Off => None,
+        }
+    }
+
+    fn clear(&mut self) {
+        if let Self::On(marks) = self {
+            *marks = None;
+        }
+    }
+}
+
 /// Why one relay round failed. Nothing is lost: unconfirmed rows stay in the outbox.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -255,22 +280,32 @@ impl Relay {
     /// One round: claim, publish, mark. Returns how many rows were published (0 when there
     /// was nothing to do).
     pub async fn run_once(&self) -> Result<usize, RelayError> {
-        self.round().await.map(|round| round.published)
+        self.round(&mut Carry::Off)
+            .await
+            .map(|round| round.published)
     }
 
-    /// One round, and whether it took a full batch (more rows are likely waiting).
-    async fn round(&self) -> Result<Round, RelayError> {
+    /// One round, and whether it took a full batch (more rows are likely waiting). With
+    /// [`Carry::On`], the marks of the previous round are written by this round's claim, and
+    /// this round's are left for the next one when the batch was published in full.
+    async fn round(&self, carry: &mut Carry) -> Result<Round, RelayError> {
         let db = self.messaging.db();
         let settings = &self.settings;
-        let Some(batch) = outbox::claim(
+        let claimed = outbox::claim(
             db,
             &self.id,
             settings.partitions_per_claim.max(1),
             settings.batch_size.max(1),
             settings.lease(),
+            carry.marks(),
         )
-        .await?
-        else {
+        .await;
+        if claimed.is_ok() {
+            // The claim's transaction committed the carried marks (after a failure they are
+            // written again next time: marks are idempotent).
+            carry.clear();
+        }
+        let Some(batch) = claimed? else {
             return Ok(Round::EMPTY);
         };
         if batch.is_empty() {
@@ -294,9 +329,17 @@ impl Relay {
         };
         let oldest_created = batch.rows[0].created_at;
         let failed_seq = batch.rows.get(delivered).map(|row| row.seq);
-        outbox::complete(db, &self.id, batch, delivered)
-            .await
-            .map_err(RelayError::Mark)?;
+        let unmarked = match carry {
+            Carry::On(slot) if failure.is_none() => batch.defer(delivered).map(|marks| {
+                *slot = Some(marks);
+            }),
+            _ => Err(batch),
+        };
+        if let Err(batch) = unmarked {
+            outbox::complete(db, &self.id, batch, delivered)
+                .await
+                .map_err(RelayError::Mark)?;
+        }
         if delivered > 0 {
             let latency = unix_millis(SystemTime::now()).saturating_sub(oldest_created);
             self.messaging
@@ -346,13 +389,14 @@ impl Relay {
         let linger = Duration::from_millis(self.settings.linger_ms);
         let mut schedule = Schedule::new(&self.settings, self.messaging.metrics().published_total);
         let mut failures: u32 = 0;
+        let mut carry = Carry::On(None);
         while !shutdown.is_cancelled() {
             // Registered before the round, so a commit during it still wakes us.
             let notified = wake.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
             let started = Instant::now();
-            match self.round().await {
+            match self.round(&mut carry).await {
                 Ok(round) => {
                     if failures > 0 {
                         tracing::info!(relay = %self.id, failures, "outbox relay: the event bus is back");
@@ -394,6 +438,12 @@ impl Relay {
                     }
                 }
             }
+        }
+        if let Some(marks) = carry.marks()
+            && let Err(error) = outbox::finish(db, &self.id, marks).await
+        {
+            tracing::warn!(relay = %self.id, error = %error,
+                "outbox relay: cannot mark the last batch; it will be published again");
         }
         let drained = match self.drain().await {
             Ok(drained) => drained,

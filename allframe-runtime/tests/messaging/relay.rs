@@ -214,6 +214,44 @@ async fn a_stream_of_commits_is_published_in_a_few_rounds_not_one_per_commit() {
     relay.await.expect("relay");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_commits_stream_in_a_rounds_marks_are_written_by_the_next_claim() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let db = sqlite_db(temp.path(), "ledger.db").await;
+    let bus = RecordingBus::new();
+    let messaging = outbox_messaging(&db, &bus);
+    let token = CancellationToken::new();
+    let settings = OutboxSettings {
+        polling_ms: 60_000,
+        linger_ms: 3_000,
+        ..OutboxSettings::DEFAULT
+    };
+    let relay = tokio::spawn(messaging.relay(settings).run(token.clone()));
+    deposit(&messaging, "acct-0", 0, 3).await;
+    bus.wait_for(3, Duration::from_secs(5)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        unpublished(&db).await,
+        3,
+        "published, and left for the next round's claim to mark (one write per round)"
+    );
+    let marked = Instant::now() + Duration::from_secs(10);
+    while unpublished(&db).await > 0 && Instant::now() < marked {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(unpublished(&db).await, 0, "the next claim marked them");
+
+    // Stopped while lingering, the relay writes the marks it was carrying.
+    deposit(&messaging, "acct-0", 3, 2).await;
+    bus.wait_for(5, Duration::from_secs(5)).await;
+    token.cancel();
+    relay.await.expect("relay");
+    assert_eq!(unpublished(&db).await, 0);
+    let seen = bus.seen().await;
+    assert_eq!(seen.len(), 5, "nothing published twice");
+    assert_complete_and_ordered(&decode_all(&seen), 1, 5);
+}
+
 #[tokio::test]
 async fn published_rows_are_pruned_on_schedule_and_pending_ones_never() {
     let temp = tempfile::tempdir().expect("temp dir");
