@@ -9,6 +9,7 @@
 //! with which context. The files go through the same manifest as the crates, so re-ignite keeps
 //! the user's edits to them. Nothing here reads or writes the output directory.
 
+mod compose_env;
 mod engines;
 pub mod flags;
 pub mod model;

@@ -11,8 +11,7 @@ use allframe_env as vars;
 use std::collections::{BTreeMap, BTreeSet};
 
 use allframe_config::model::{
-    CacheBackend, DatabaseKind, DeploymentStrategy, EventBus, MetricsBackend, SchemaRegistry,
-    TelemetryBackend,
+    DatabaseKind, DeploymentStrategy, EventBus, MetricsBackend, TelemetryBackend,
 };
 use allframe_config::{Archetype, Architecture, ResolvedService};
 use heck::ToSnakeCase;
@@ -20,6 +19,7 @@ use serde::Serialize;
 
 pub use super::shutdown::ShutdownContext;
 
+use super::compose_env::ComposeWiring;
 use super::engines::{condition, dependencies, engines_of, uses_redis, variables};
 
 /// The host port tried first for each engine in `docker-compose.yml`.
@@ -63,7 +63,7 @@ pub struct EnvVar {
     pub value: String,
 }
 
-fn env(name: &str, value: impl Into<String>) -> EnvVar {
+pub(super) fn env(name: &str, value: impl Into<String>) -> EnvVar {
     EnvVar {
         name: name.to_owned(),
         value: value.into(),
@@ -412,6 +412,13 @@ pub fn build(architecture: &Architecture, scope: Scope<'_>) -> InfraContext {
         EventBus::Sqs | EventBus::Pubsub => None,
     });
 
+    let wiring = ComposeWiring {
+        by_name: &by_name,
+        event_bus_url: event_bus_url.as_deref(),
+        schema_registry: settings.events.schema_registry,
+        engines: &engines,
+        otel,
+    };
     let mut services = Vec::with_capacity(all.len());
     for &s in &all {
         let outbound: Vec<&str> = s.common.outbound.iter().map(String::as_str).collect();
@@ -464,84 +471,7 @@ pub fn build(architecture: &Architecture, scope: Scope<'_>) -> InfraContext {
             })
             .collect();
 
-        let mut compose_env = vec![env(vars::PORT.name, s.common.http_port.to_string())];
-        if let Some(port) = s.common.grpc_port {
-            compose_env.push(env(vars::GRPC_PORT.name, port.to_string()));
-        }
-        if let Some(port) = s.common.metrics_port {
-            compose_env.push(env(vars::METRICS_PORT.name, port.to_string()));
-        }
-        compose_env.push(env(vars::ALLFRAME_DATA_DIR.name, "/data"));
-        match (s.common.database, &database_name) {
-            (DatabaseKind::Postgres, Some(db)) => {
-                compose_env.push(env(
-                    vars::DATABASE_URL.name,
-                    format!("postgres://allframe@postgres:5432/{db}"),
-                ));
-            }
-            (DatabaseKind::Mysql, Some(db)) => {
-                compose_env.push(env(
-                    vars::DATABASE_URL.name,
-                    format!("mysql://root@mysql:3306/{db}"),
-                ));
-            }
-            (DatabaseKind::Dynamodb, _) => {
-                compose_env.push(env(vars::DYNAMODB_ENDPOINT.name, "http://dynamodb:8000"));
-            }
-            (DatabaseKind::Firestore, _) => {
-                compose_env.push(env(vars::FIRESTORE_EMULATOR_HOST.name, "firestore:8200"));
-            }
-            _ => {}
-        }
-        if bus && let Some(url) = &event_bus_url {
-            compose_env.push(env(vars::EVENT_BUS_URL.name, url.clone()));
-        }
-        if bus {
-            match settings.events.schema_registry {
-                SchemaRegistry::Confluent if engines.confluent_registry.is_some() => {
-                    compose_env.push(env(
-                        vars::SCHEMA_REGISTRY_URL.name,
-                        "http://schema-registry:8081",
-                    ));
-                }
-                SchemaRegistry::Apicurio if engines.apicurio_registry.is_some() => {
-                    compose_env.push(env(
-                        vars::SCHEMA_REGISTRY_URL.name,
-                        "http://schema-registry:8080/apis/ccompat/v7",
-                    ));
-                }
-                _ => {}
-            }
-        }
-        if redis {
-            compose_env.push(env(vars::REDIS_URL.name, "redis://redis:6379"));
-        }
-        if let Archetype::Cache(cache) = &s.archetype {
-            match cache.backend {
-                CacheBackend::Memcached => {
-                    compose_env.push(env(vars::MEMCACHED_URL.name, "memcache://memcached:11211"));
-                }
-                CacheBackend::Hazelcast => {
-                    compose_env.push(env(vars::HAZELCAST_ADDRESS.name, "hazelcast:5701"));
-                }
-                CacheBackend::Redis => {}
-            }
-        }
-        for target in &calls {
-            if let Some(peer) = by_name.get(target.as_str()) {
-                compose_env.push(env(
-                    &format!("{}_URL", target.to_snake_case().to_uppercase()),
-                    format!("http://{target}:{}", peer.common.http_port),
-                ));
-            }
-        }
-        if otel {
-            compose_env.push(env(
-                vars::OTEL_EXPORTER_OTLP_ENDPOINT.name,
-                "http://otel-collector:4317",
-            ));
-        }
-        compose_env.push(env(vars::RUST_LOG.name, "info"));
+        let compose_env = wiring.compose_env(s, database_name.as_deref(), bus, redis, &calls);
 
         services.push(InfraService {
             name: s.name().to_owned(),

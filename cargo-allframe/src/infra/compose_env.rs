@@ -1,0 +1,119 @@
+//! The environment each service's container gets under Compose: its ports, data directory,
+//! database, bus, registry, cache and peer URLs, the collector and the log filter.
+
+use std::collections::BTreeMap;
+
+use allframe_config::Archetype;
+use allframe_config::ResolvedService;
+use allframe_config::model::{CacheBackend, DatabaseKind, SchemaRegistry};
+use allframe_env as vars;
+use heck::ToSnakeCase;
+
+use super::model::{Engines, EnvVar, env};
+
+/// What every service's Compose environment is made from, decided once for the architecture.
+pub(super) struct ComposeWiring<'a> {
+    /// Every service in scope, by name (peer URLs).
+    pub(super) by_name: &'a BTreeMap<&'a str, &'a ResolvedService>,
+    /// The bus's URL inside the Compose network, when the file uses a bus Compose runs.
+    pub(super) event_bus_url: Option<&'a str>,
+    /// The schema registry the file names.
+    pub(super) schema_registry: SchemaRegistry,
+    /// The engines Compose runs.
+    pub(super) engines: &'a Engines,
+    /// Whether traces go to the OpenTelemetry collector.
+    pub(super) otel: bool,
+}
+
+impl ComposeWiring<'_> {
+    /// The environment of service `s` (its database named `database_name`; `bus` and `redis`
+    /// when it uses them; `calls` the services it calls).
+    pub(super) fn compose_env(
+        &self,
+        s: &ResolvedService,
+        database_name: Option<&str>,
+        bus: bool,
+        redis: bool,
+        calls: &[String],
+    ) -> Vec<EnvVar> {
+        let mut compose_env = vec![env(vars::PORT.name, s.common.http_port.to_string())];
+        if let Some(port) = s.common.grpc_port {
+            compose_env.push(env(vars::GRPC_PORT.name, port.to_string()));
+        }
+        if let Some(port) = s.common.metrics_port {
+            compose_env.push(env(vars::METRICS_PORT.name, port.to_string()));
+        }
+        compose_env.push(env(vars::ALLFRAME_DATA_DIR.name, "/data"));
+        match (s.common.database, database_name) {
+            (DatabaseKind::Postgres, Some(db)) => {
+                compose_env.push(env(
+                    vars::DATABASE_URL.name,
+                    format!("postgres://allframe@postgres:5432/{db}"),
+                ));
+            }
+            (DatabaseKind::Mysql, Some(db)) => {
+                compose_env.push(env(
+                    vars::DATABASE_URL.name,
+                    format!("mysql://root@mysql:3306/{db}"),
+                ));
+            }
+            (DatabaseKind::Dynamodb, _) => {
+                compose_env.push(env(vars::DYNAMODB_ENDPOINT.name, "http://dynamodb:8000"));
+            }
+            (DatabaseKind::Firestore, _) => {
+                compose_env.push(env(vars::FIRESTORE_EMULATOR_HOST.name, "firestore:8200"));
+            }
+            _ => {}
+        }
+        if bus && let Some(url) = self.event_bus_url {
+            compose_env.push(env(vars::EVENT_BUS_URL.name, url));
+        }
+        if bus {
+            match self.schema_registry {
+                SchemaRegistry::Confluent if self.engines.confluent_registry.is_some() => {
+                    compose_env.push(env(
+                        vars::SCHEMA_REGISTRY_URL.name,
+                        "http://schema-registry:8081",
+                    ));
+                }
+                SchemaRegistry::Apicurio if self.engines.apicurio_registry.is_some() => {
+                    compose_env.push(env(
+                        vars::SCHEMA_REGISTRY_URL.name,
+                        "http://schema-registry:8080/apis/ccompat/v7",
+                    ));
+                }
+                _ => {}
+            }
+        }
+        if redis {
+            compose_env.push(env(vars::REDIS_URL.name, "redis://redis:6379"));
+        }
+        if let Archetype::Cache(cache) = &s.archetype {
+            match cache.backend {
+                CacheBackend::Memcached => {
+                    compose_env.push(env(vars::MEMCACHED_URL.name, "memcache://memcached:11211"));
+                }
+                CacheBackend::Hazelcast => {
+                    compose_env.push(env(vars::HAZELCAST_ADDRESS.name, "hazelcast:5701"));
+                }
+                CacheBackend::Redis => {}
+            }
+        }
+        for target in calls {
+            if let Some(peer) = self.by_name.get(target.as_str()) {
+                compose_env.push(env(
+                    &format!("{}_URL", target.to_snake_case().to_uppercase()),
+                    format!("http://{target}:{}", peer.common.http_port),
+                ));
+            }
+        }
+        if self.otel {
+            compose_env.push(env(
+                vars::OTEL_EXPORTER_OTLP_ENDPOINT.name,
+                "http://otel-collector:4317",
+            ));
+        }
+        compose_env.push(env(vars::RUST_LOG.name, "info"));
+        compose_env
+    }
+}
