@@ -16,7 +16,7 @@
 //!   second one. A relay that dies leaves its lease to expire.
 //!
 //!   While commits stream in, the relay leaves a fully published batch's marks and lease
-//!   release to its next claim, which writes them in its own transaction ([`Marks`]): one
+//!   release to its next claim, which writes them in its own transaction (`Marks`): one
 //!   write per round instead of two. A relay killed in between publishes that batch again.
 //!
 //! Two relays therefore never publish rows of the same aggregate at the same time, and each
