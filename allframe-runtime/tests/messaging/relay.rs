@@ -186,17 +186,14 @@ async fn a_commit_wakes_an_idle_relay_at_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_of_commits_is_published_in_a_few_rounds_not_one_per_commit() {
     const COMMITS: u64 = 20;
-    let temp = tempfile::tempdir().expect("temp dir");
-    let db = sqlite_db(temp.path(), "ledger.db").await;
-    let bus = RecordingBus::new();
-    let messaging = outbox_messaging(&db, &bus);
-    let token = CancellationToken::new();
-    let settings = OutboxSettings {
-        polling_ms: 60_000,
-        linger_ms: 400,
-        ..OutboxSettings::DEFAULT
-    };
-    let relay = tokio::spawn(messaging.relay(settings).run(token.clone()));
+    let Lingering {
+        _temp,
+        messaging,
+        bus,
+        token,
+        relay,
+        ..
+    } = Lingering::start(400).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     // One commit every 5 ms: without the linger, each one wakes a round of its own.
     for n in 0..COMMITS {
@@ -216,17 +213,14 @@ async fn a_stream_of_commits_is_published_in_a_few_rounds_not_one_per_commit() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn while_commits_stream_in_a_rounds_marks_are_written_by_the_next_claim() {
-    let temp = tempfile::tempdir().expect("temp dir");
-    let db = sqlite_db(temp.path(), "ledger.db").await;
-    let bus = RecordingBus::new();
-    let messaging = outbox_messaging(&db, &bus);
-    let token = CancellationToken::new();
-    let settings = OutboxSettings {
-        polling_ms: 60_000,
-        linger_ms: 3_000,
-        ..OutboxSettings::DEFAULT
-    };
-    let relay = tokio::spawn(messaging.relay(settings).run(token.clone()));
+    let Lingering {
+        _temp,
+        db,
+        messaging,
+        bus,
+        token,
+        relay,
+    } = Lingering::start(3_000).await;
     deposit(&messaging, "acct-0", 0, 3).await;
     bus.wait_for(3, Duration::from_secs(5)).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -277,4 +271,38 @@ async fn published_rows_are_pruned_on_schedule_and_pending_ones_never() {
     deposit(&messaging, "acct-0", 5, 2).await;
     assert_eq!(outbox::prune(&db, Duration::ZERO).await.expect("prune"), 0);
     assert_eq!(unpublished(&db).await, 2);
+}
+
+/// A relay running on a fresh SQLite file with a 60 s poll and the given linger.
+struct Lingering {
+    _temp: tempfile::TempDir,
+    db: allframe_runtime::Database,
+    messaging: allframe_runtime::messaging::Messaging,
+    bus: RecordingBus,
+    token: CancellationToken,
+    relay: tokio::task::JoinHandle<()>,
+}
+
+impl Lingering {
+    async fn start(linger_ms: u64) -> Self {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let db = sqlite_db(temp.path(), "ledger.db").await;
+        let bus = RecordingBus::new();
+        let messaging = outbox_messaging(&db, &bus);
+        let token = CancellationToken::new();
+        let settings = OutboxSettings {
+            polling_ms: 60_000,
+            linger_ms,
+            ..OutboxSettings::DEFAULT
+        };
+        let relay = tokio::spawn(messaging.relay(settings).run(token.clone()));
+        Self {
+            _temp: temp,
+            db,
+            messaging,
+            bus,
+            token,
+            relay,
+        }
+    }
 }
