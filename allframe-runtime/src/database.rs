@@ -324,6 +324,15 @@ fn redact(url: &url::Url) -> String {
     shown.to_string()
 }
 
+/// Whether the pool pings a connection each time it hands it out. On PostgreSQL the ping finds
+/// connections the server or the network dropped while they sat idle. A SQLite connection is
+/// a worker thread in this process: its ping only asks that thread whether it runs, a round
+/// trip to it (two thread wake-ups) before every query that costs about a fifth of a simple
+/// read, and a thread that stopped fails the query itself.
+fn test_before_acquire(backend: Backend) -> bool {
+    backend == Backend::Postgres
+}
+
 /// A readiness write probe waits at most a second for SQLite's write lock…
 const SQLITE_PROBE_BUSY_TIMEOUT: &str = "PRAGMA busy_timeout = 1000";
 /// …then gives its connection back with sqlx's default wait (5 s).
@@ -358,7 +367,9 @@ impl Database {
     /// switches file-backed SQLite databases to WAL.
     pub async fn connect(target: &DatabaseTarget) -> Result<Self, DbError> {
         sqlx::any::install_default_drivers();
-        let mut options = AnyPoolOptions::new().acquire_timeout(CONNECT_TIMEOUT);
+        let mut options = AnyPoolOptions::new()
+            .acquire_timeout(CONNECT_TIMEOUT)
+            .test_before_acquire(test_before_acquire(target.backend));
         if target.in_memory {
             // Through `Any`, the SQLite options are re-parsed from the URL for every new
             // connection, and each parse of `:memory:` names a fresh database: so one
@@ -536,6 +547,20 @@ fn migrator(migrations: &'static [EmbeddedMigration]) -> Result<Migrator, DbErro
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    #[cfg(feature = "sqlite")]
+    async fn sqlite_connections_are_handed_out_without_a_ping() {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let env = Environment::from_pairs([(ALLFRAME_DATA_DIR, temp.path().to_string_lossy())]);
+        let target = DatabaseTarget::from_env(&env, "user-service").expect("default target");
+        let db = Database::connect(&target).await.expect("sqlite connects");
+        assert!(!db.pool().options().get_test_before_acquire());
+        sqlx::query("SELECT 1")
+            .execute(db.pool())
+            .await
+            .expect("a query on a connection handed out unpinged");
+    }
 
     #[test]
     #[cfg(feature = "sqlite")]

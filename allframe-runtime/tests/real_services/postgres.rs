@@ -38,6 +38,10 @@ async fn migrations_apply_and_dollar_placeholders_round_trip() {
     assert_eq!(target.backend(), Backend::Postgres);
     let db = Database::connect(&target).await.expect("connect");
     assert_eq!(db.backend(), Backend::Postgres);
+    assert!(
+        db.pool().options().get_test_before_acquire(),
+        "idle PostgreSQL connections are checked before use"
+    );
     db.migrate(&MIGRATIONS).await.expect("migrations apply");
     db.migrate(&MIGRATIONS)
         .await
