@@ -317,6 +317,28 @@ async fn nack_redelivers_and_latest_skips_history_and_ids_are_stored_once() {
 }
 
 #[tokio::test]
+async fn a_batch_larger_than_one_insert_is_stored_whole_and_in_order() {
+    const BATCH: u64 = 600;
+    let temp = tempfile::tempdir().expect("temp dir");
+    let bus = open(&temp.path().join("bus.db")).await;
+    let mut batch: Vec<OutboundMessage> = (0..BATCH).map(|n| message("frank", n)).collect();
+    // The relay may hand the bus a row twice; the copy must not shift what follows it.
+    batch.insert(300, batch[299].clone());
+    bus.publish(&batch).await.expect("publish");
+    assert_eq!(bus.len(TOPIC).await.expect("len"), BATCH);
+
+    let mut sub = bus
+        .subscribe(SubscribeOptions::new("bank.bulk", [TOPIC]))
+        .await
+        .expect("subscribe");
+    for n in 0..BATCH {
+        let delivery = next_within(&mut sub, 1_000).await.expect("delivery");
+        assert_eq!(n_of(&delivery), n, "publish order kept across statements");
+        sub.ack(&delivery).await.expect("ack");
+    }
+}
+
+#[tokio::test]
 async fn event_bus_urls_pick_the_local_file() {
     let temp = tempfile::tempdir().expect("temp dir");
     let data_dir = temp.path().join("data");
