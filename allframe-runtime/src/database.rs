@@ -327,8 +327,8 @@ fn redact(url: &url::Url) -> String {
 /// Whether the pool pings a connection each time it hands it out. On PostgreSQL the ping finds
 /// connections the server or the network dropped while they sat idle. A SQLite connection is
 /// a worker thread in this process: its ping only asks that thread whether it runs, a round
-/// trip to it (two thread wake-ups) before every query that costs about a fifth of a simple
-/// read, and a thread that stopped fails the query itself.
+/// trip to it (two thread wake-ups) before every query, and a thread that stopped fails the
+/// query itself.
 fn test_before_acquire(backend: Backend) -> bool {
     backend == Backend::Postgres
 }
@@ -407,6 +407,17 @@ impl Database {
     /// The connection pool, for `sqlx::query(..).execute(db.pool())`.
     pub fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// Opens a transaction that will write: on SQLite `BEGIN IMMEDIATE`, so the write lock is
+    /// taken (or waited for) up front rather than failing at the first write.
+    pub(crate) async fn begin_write(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        }
     }
 
     /// The engine behind the pool.

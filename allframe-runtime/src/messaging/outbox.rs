@@ -368,10 +368,7 @@ pub(crate) async fn complete(
 
 /// Writes marks left for a next claim that will not come (the relay is stopping).
 pub(crate) async fn finish(db: &Database, relay: &str, marks: &Marks) -> Result<(), sqlx::Error> {
-    let mut tx = match db.backend() {
-        Backend::Postgres => db.pool().begin().await?,
-        Backend::Sqlite => db.pool().begin_with("BEGIN IMMEDIATE").await?,
-    };
+    let mut tx = db.begin_write().await?;
     marks.write(&mut tx, relay).await?;
     tx.commit().await
 }

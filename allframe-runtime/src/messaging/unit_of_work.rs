@@ -73,11 +73,10 @@ impl UnitOfWork {
         service: &'static str,
         context: EventContext,
     ) -> Result<Self, MessagingError> {
-        let begun = match db.backend() {
-            Backend::Sqlite => db.pool().begin_with("BEGIN IMMEDIATE").await,
-            Backend::Postgres => db.pool().begin().await,
-        };
-        let tx = begun.inspect_err(|error| db.writes().record_failure(error))?;
+        let tx = db
+            .begin_write()
+            .await
+            .inspect_err(|error| db.writes().record_failure(error))?;
         let correlation_id = context
             .correlation_id
             .clone()
