@@ -275,12 +275,15 @@ impl Envelope {
 
     /// The headers as a JSON object (how the outbox and the local bus store them).
     pub fn headers_json(&self) -> String {
-        let map: serde_json::Map<String, serde_json::Value> = self
-            .headers()
-            .into_iter()
-            .map(|(name, value)| (name.to_owned(), serde_json::Value::String(value)))
-            .collect();
-        serde_json::Value::Object(map).to_string()
+        /// The header list written as a JSON object, in its order, with no map in between.
+        struct Object(Vec<(&'static str, String)>);
+        impl serde::Serialize for Object {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.collect_map(self.0.iter().map(|(name, value)| (name, value)))
+            }
+        }
+        // Writing string keys and values to a `String` cannot fail.
+        serde_json::to_string(&Object(self.headers())).unwrap_or_else(|_| String::from("{}"))
     }
 
     /// Reads an envelope from headers stored by [`Envelope::headers_json`] and the payload.
@@ -439,6 +442,18 @@ mod tests {
         assert_eq!(back, envelope);
 
         let json = envelope.headers_json();
+        assert_eq!(
+            Envelope::from_headers_json(&json, envelope.payload.clone()).expect("json"),
+            envelope
+        );
+    }
+
+    #[test]
+    fn stored_headers_escape_what_json_must() {
+        let mut envelope = sample();
+        envelope.aggregate_id = "say \"hi\"\\ \n\u{1}".into();
+        let json = envelope.headers_json();
+        assert!(json.starts_with('{') && json.ends_with('}'), "{json}");
         assert_eq!(
             Envelope::from_headers_json(&json, envelope.payload.clone()).expect("json"),
             envelope

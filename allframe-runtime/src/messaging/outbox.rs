@@ -18,6 +18,8 @@
 //!   While commits stream in, the relay leaves a fully published batch's marks and lease
 //!   release to its next claim, which writes them in its own transaction (`Marks`): one
 //!   write per round instead of two. A relay killed in between publishes that batch again.
+//!   Pending rows are found by per-partition watermarks rather than an index, so a request's
+//!   commit writes nothing but its row (`sqlite`).
 //!
 //! Two relays therefore never publish rows of the same aggregate at the same time, and each
 //! publishes a partition's rows in `seq` order: order per aggregate holds across relays,
@@ -28,6 +30,8 @@ use std::time::{Duration, SystemTime};
 
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row as _};
+
+mod sqlite;
 
 use super::bus::OutboundMessage;
 use super::envelope::{Envelope, unix_millis};
@@ -69,27 +73,6 @@ const POSTGRES_SCHEMA: [&str; 4] = [
     )",
 ];
 
-const SQLITE_SCHEMA: [&str; 4] = [
-    "CREATE TABLE IF NOT EXISTS allframe_outbox (
-        seq INTEGER PRIMARY KEY AUTOINCREMENT,
-        id TEXT NOT NULL UNIQUE,
-        partition_no BIGINT NOT NULL,
-        topic TEXT NOT NULL,
-        event_type TEXT NOT NULL,
-        aggregate_type TEXT NOT NULL,
-        aggregate_id TEXT NOT NULL,
-        headers TEXT NOT NULL,
-        payload BLOB NOT NULL,
-        created_at BIGINT NOT NULL,
-        published_at BIGINT,
-        attempts BIGINT NOT NULL DEFAULT 0,
-        last_error TEXT
-    )",
-    POSTGRES_SCHEMA[1],
-    POSTGRES_SCHEMA[2],
-    POSTGRES_SCHEMA[3],
-];
-
 /// The partitions whose next rows are oldest, with unpublished rows. PostgreSQL locks them.
 const PG_CLAIM: &str = "SELECT p.partition_no FROM allframe_outbox_partitions p
     WHERE EXISTS (SELECT 1 FROM allframe_outbox o
@@ -98,15 +81,6 @@ const PG_CLAIM: &str = "SELECT p.partition_no FROM allframe_outbox_partitions p
               WHERE o.partition_no = p.partition_no AND o.published_at IS NULL)
     LIMIT $1
     FOR UPDATE OF p SKIP LOCKED";
-
-/// The same on SQLite, skipping partitions leased by another relay.
-const SQLITE_CLAIM: &str = "SELECT p.partition_no FROM allframe_outbox_partitions p
-    WHERE (p.lease_owner IS NULL OR p.lease_owner = $1 OR p.lease_until < $2)
-      AND EXISTS (SELECT 1 FROM allframe_outbox o
-                  WHERE o.partition_no = p.partition_no AND o.published_at IS NULL)
-    ORDER BY (SELECT MIN(o.seq) FROM allframe_outbox o
-              WHERE o.partition_no = p.partition_no AND o.published_at IS NULL)
-    LIMIT $3";
 
 /// Creates the outbox tables if missing (idempotent; safe when several instances start at
 /// once). The launcher calls it for services whose messaging pattern is `outbox`.
@@ -119,22 +93,23 @@ pub async fn install(db: &Database) -> Result<(), sqlx::Error> {
     }
     partitions.push_str(" ON CONFLICT (partition_no) DO NOTHING");
 
-    let (mut tx, schema) = match db.backend() {
+    let mut tx = db.begin_write().await?;
+    match db.backend() {
         Backend::Postgres => {
-            let mut tx = db.pool().begin().await?;
             sqlx::query("SELECT COUNT(*) FROM (SELECT pg_advisory_xact_lock($1)) AS locked")
                 .bind(INSTALL_LOCK_KEY)
                 .execute(&mut *tx)
                 .await?;
-            (tx, POSTGRES_SCHEMA)
+            for statement in POSTGRES_SCHEMA {
+                sqlx::query(statement).execute(&mut *tx).await?;
+            }
         }
-        Backend::Sqlite => (
-            db.pool().begin_with("BEGIN IMMEDIATE").await?,
-            SQLITE_SCHEMA,
-        ),
-    };
-    for statement in schema {
-        sqlx::query(statement).execute(&mut *tx).await?;
+        Backend::Sqlite => {
+            for statement in sqlite::SCHEMA {
+                sqlx::query(statement).execute(&mut *tx).await?;
+            }
+            sqlite::upgrade(&mut tx).await?;
+        }
     }
     sqlx::query(sqlx::AssertSqlSafe(partitions))
         .execute(&mut *tx)
@@ -197,6 +172,7 @@ pub(crate) async fn notify(conn: &mut AnyConnection) -> Result<(), sqlx::Error> 
 #[derive(Debug)]
 pub(crate) struct OutboxRow {
     pub(crate) seq: i64,
+    pub(crate) partition: i64,
     pub(crate) created_at: i64,
     pub(crate) message: OutboundMessage,
 }
@@ -217,6 +193,8 @@ pub(crate) enum ClaimError {
 /// Work claimed by one relay: rows in `seq` order and what holds them.
 pub(crate) struct Batch {
     pub(crate) rows: Vec<OutboxRow>,
+    /// The claim stopped at its limit: more rows are likely waiting.
+    full: bool,
     hold: Hold,
 }
 
@@ -230,6 +208,11 @@ enum Hold {
 impl Batch {
     pub(crate) fn is_empty(&self) -> bool {
         self.rows.is_empty()
+    }
+
+    /// Whether the claim stopped at its limit, so that more rows are likely waiting.
+    pub(crate) fn is_full(&self) -> bool {
+        self.full
     }
 
     /// The marks of a batch published in full, for the relay's next claim to write in its own
@@ -267,8 +250,13 @@ pub(crate) async fn claim(
                 tx.commit().await?;
                 return Ok(None);
             }
-            let rows = fetch(&mut tx, &partitions, limit).await?;
+            let filter = format!(
+                "published_at IS NULL AND partition_no IN ({})",
+                list(&partitions)
+            );
+            let rows = fetch(&mut tx, &filter, limit).await?;
             Ok(Some(Batch {
+                full: rows.len() >= limit as usize,
                 rows,
                 hold: Hold::Locked(tx),
             }))
@@ -277,18 +265,14 @@ pub(crate) async fn claim(
             let now = unix_millis(SystemTime::now());
             let until =
                 now.saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 4));
-            let mut tx = db.pool().begin_with("BEGIN IMMEDIATE").await?;
+            let mut tx = db.begin_write().await?;
             if let Some(marks) = marks {
                 marks.write(&mut tx, relay).await?;
             }
-            let partitions: Vec<i64> = sqlx::query_scalar(SQLITE_CLAIM)
-                .bind(relay)
-                .bind(now)
-                .bind(i64::from(max_partitions))
-                .fetch_all(&mut *tx)
-                .await?;
-            if partitions.is_empty() {
-                if marks.is_some() {
+            let found =
+                sqlite::claimable(&mut tx, relay, now, max_partitions as usize, limit).await?;
+            if found.seqs.is_empty() {
+                if marks.is_some() || found.raised {
                     tx.commit().await?;
                 } else {
                     // Nothing written: ending without a commit costs no sync.
@@ -299,7 +283,7 @@ pub(crate) async fn claim(
             sqlx::query(sqlx::AssertSqlSafe(format!(
                 "UPDATE allframe_outbox_partitions SET lease_owner = $1, lease_until = $2
                  WHERE partition_no IN ({})",
-                list(&partitions)
+                list(&found.partitions)
             )))
             .bind(relay)
             .bind(until)
@@ -307,25 +291,27 @@ pub(crate) async fn claim(
             .await?;
             tx.commit().await?;
             let mut conn = db.pool().acquire().await?;
-            let rows = fetch(&mut conn, &partitions, limit).await?;
+            let rows = fetch(&mut conn, &format!("seq IN ({})", list(&found.seqs)), limit).await?;
             Ok(Some(Batch {
                 rows,
-                hold: Hold::Leased { partitions },
+                full: found.full,
+                hold: Hold::Leased {
+                    partitions: found.partitions,
+                },
             }))
         }
     }
 }
 
+/// Reads the rows `filter` selects (integers only), oldest first.
 async fn fetch(
     conn: &mut AnyConnection,
-    partitions: &[i64],
+    filter: &str,
     limit: u32,
 ) -> Result<Vec<OutboxRow>, ClaimError> {
     let rows: Vec<AnyRow> = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT seq, topic, headers, payload, created_at FROM allframe_outbox
-         WHERE published_at IS NULL AND partition_no IN ({})
-         ORDER BY seq LIMIT $1",
-        list(partitions)
+        "SELECT seq, partition_no, topic, headers, payload, created_at FROM allframe_outbox
+         WHERE {filter} ORDER BY seq LIMIT $1"
     )))
     .bind(i64::from(limit))
     .fetch_all(conn)
@@ -339,6 +325,7 @@ async fn fetch(
                 .map_err(|source| ClaimError::Corrupt { seq, source })?;
             Ok(OutboxRow {
                 seq,
+                partition: row.try_get("partition_no")?,
                 created_at: row.try_get("created_at")?,
                 message: OutboundMessage {
                     topic: row.try_get("topic")?,
@@ -379,18 +366,33 @@ pub(crate) async fn finish(db: &Database, relay: &str, marks: &Marks) -> Result<
 pub(crate) struct Marks {
     published_at: i64,
     seqs: Vec<i64>,
+    /// SQLite: the leased partitions, and the highest published `seq` of each that has one.
     leased: Vec<i64>,
+    through: Vec<(i64, i64)>,
 }
 
 impl Marks {
     fn of(batch: &Batch, published: usize) -> Self {
+        let published_rows = &batch.rows[..published.min(batch.rows.len())];
+        let (leased, through) = match &batch.hold {
+            Hold::Locked(_) => (Vec::new(), Vec::new()),
+            Hold::Leased { partitions } => {
+                let mut through: Vec<(i64, i64)> = Vec::new();
+                // Rows are in `seq` order: the last one seen of a partition is its highest.
+                for row in published_rows {
+                    match through.iter_mut().find(|(p, _)| *p == row.partition) {
+                        Some(entry) => entry.1 = row.seq,
+                        None => through.push((row.partition, row.seq)),
+                    }
+                }
+                (partitions.clone(), through)
+            }
+        };
         Self {
             published_at: unix_millis(SystemTime::now()),
-            seqs: batch.rows.iter().take(published).map(|r| r.seq).collect(),
-            leased: match &batch.hold {
-                Hold::Locked(_) => Vec::new(),
-                Hold::Leased { partitions } => partitions.clone(),
-            },
+            seqs: published_rows.iter().map(|r| r.seq).collect(),
+            leased,
+            through,
         }
     }
 
@@ -407,14 +409,7 @@ impl Marks {
             .await?;
         }
         if !self.leased.is_empty() {
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "UPDATE allframe_outbox_partitions SET lease_owner = NULL, lease_until = 0
-                 WHERE lease_owner = $1 AND partition_no IN ({})",
-                list(&self.leased)
-            )))
-            .bind(relay)
-            .execute(&mut *conn)
-            .await?;
+            sqlite::release(conn, relay, &self.leased, &self.through).await?;
         }
         Ok(())
     }
@@ -448,11 +443,13 @@ pub struct Backlog {
 
 /// Reads the backlog.
 pub async fn backlog(db: &Database) -> Result<Backlog, sqlx::Error> {
-    let (pending, oldest): (i64, Option<i64>) = sqlx::query_as(
-        "SELECT COUNT(*), MIN(created_at) FROM allframe_outbox WHERE published_at IS NULL",
-    )
-    .fetch_one(db.pool())
-    .await?;
+    let query = match db.backend() {
+        Backend::Postgres => {
+            "SELECT COUNT(*), MIN(created_at) FROM allframe_outbox WHERE published_at IS NULL"
+        }
+        Backend::Sqlite => sqlite::BACKLOG,
+    };
+    let (pending, oldest): (i64, Option<i64>) = sqlx::query_as(query).fetch_one(db.pool()).await?;
     Ok(Backlog {
         pending: pending.unsigned_abs(),
         oldest_created_at: oldest,

@@ -314,7 +314,7 @@ impl Relay {
                 .map_err(RelayError::Mark)?;
             return Ok(Round::EMPTY);
         }
-        let full = batch.rows.len() >= settings.batch_size.max(1) as usize;
+        let full = batch.is_full();
         let messages: Vec<OutboundMessage> =
             batch.rows.iter().map(|row| row.message.clone()).collect();
         let timeout = Duration::from_millis(settings.publish_timeout_ms.max(1));

@@ -18,6 +18,7 @@ mod messaging_support;
 mod envelope;
 mod kafka_transactions;
 mod local_bus;
+mod outbox_sqlite;
 mod relay;
 mod service;
 mod transactional;

@@ -1,0 +1,206 @@
+//! The outbox on SQLite: pending rows are found by per-partition watermarks, not by an index.
+//!
+//! SQLite commits one writer at a time, so `seq` order (the rowid, `AUTOINCREMENT`: never
+//! reused) is commit order, and a relay marks a partition's rows as a prefix in `seq` order.
+//! The rows of a partition published so far are therefore exactly those up to its watermark,
+//! `allframe_outbox_partitions.published_through`. Pending rows are found by reading the table
+//! in rowid order from the lowest watermark, and each claim raises every watermark to just below
+//! the oldest pending row, so partitions without traffic do not hold that read back.
+//!
+//! A request's commit then writes its outbox row and nothing else: a partial index of pending
+//! rows (what PostgreSQL keeps) costs every commit one more page in the write-ahead log — 8.4
+//! instead of 7.3 pages per commit of the quick start's `POST /users` (BENCHMARKS.md).
+
+use std::fmt::Write as _;
+
+use sqlx::AnyConnection;
+
+use super::list;
+
+/// The tables and the index of published rows (pruning reads it).
+pub(super) const SCHEMA: [&str; 3] = [
+    "CREATE TABLE IF NOT EXISTS allframe_outbox (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        partition_no BIGINT NOT NULL,
+        topic TEXT NOT NULL,
+        event_type TEXT NOT NULL,
+        aggregate_type TEXT NOT NULL,
+        aggregate_id TEXT NOT NULL,
+        headers TEXT NOT NULL,
+        payload BLOB NOT NULL,
+        created_at BIGINT NOT NULL,
+        published_at BIGINT,
+        attempts BIGINT NOT NULL DEFAULT 0,
+        last_error TEXT
+    )",
+    "CREATE INDEX IF NOT EXISTS allframe_outbox_published
+        ON allframe_outbox (published_at) WHERE published_at IS NOT NULL",
+    "CREATE TABLE IF NOT EXISTS allframe_outbox_partitions (
+        partition_no BIGINT PRIMARY KEY,
+        lease_owner TEXT,
+        lease_until BIGINT NOT NULL DEFAULT 0,
+        published_through BIGINT NOT NULL DEFAULT 0
+    )",
+];
+
+/// Pending rows after `$1` (the lowest watermark) that `$2` may claim at `$3` (its own lease,
+/// no lease, or an expired one), oldest first. The table is read in rowid order from `$1`.
+const CLAIMABLE: &str = "SELECT o.seq, o.partition_no
+    FROM allframe_outbox o CROSS JOIN allframe_outbox_partitions p
+    WHERE o.seq > $1 AND p.partition_no = o.partition_no AND o.seq > p.published_through
+      AND (p.lease_owner IS NULL OR p.lease_owner = $2 OR p.lease_until < $3)
+    ORDER BY o.seq LIMIT $4";
+
+/// The oldest pending row after `$1`, whoever may claim it.
+const OLDEST_PENDING: &str = "SELECT o.seq
+    FROM allframe_outbox o CROSS JOIN allframe_outbox_partitions p
+    WHERE o.seq > $1 AND p.partition_no = o.partition_no AND o.seq > p.published_through
+    ORDER BY o.seq LIMIT 1";
+
+/// Unpublished rows and the oldest one's `created_at`.
+pub(super) const BACKLOG: &str = "SELECT COUNT(*), MIN(o.created_at)
+    FROM allframe_outbox o CROSS JOIN allframe_outbox_partitions p
+    WHERE o.seq > (SELECT MIN(published_through) FROM allframe_outbox_partitions)
+      AND p.partition_no = o.partition_no AND o.seq > p.published_through";
+
+/// Brings tables made by a version that kept a pending-rows index to this layout, in the
+/// install transaction: each partition's watermark is set below its oldest unpublished row
+/// (or to the newest row when it has none), then the index is dropped.
+pub(super) async fn upgrade(conn: &mut AnyConnection) -> Result<(), sqlx::Error> {
+    let has_watermarks: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM pragma_table_info('allframe_outbox_partitions')
+         WHERE name = 'published_through'",
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    if has_watermarks == 0 {
+        sqlx::query(
+            "ALTER TABLE allframe_outbox_partitions
+             ADD COLUMN published_through BIGINT NOT NULL DEFAULT 0",
+        )
+        .execute(&mut *conn)
+        .await?;
+        sqlx::query(
+            "UPDATE allframe_outbox_partitions SET published_through = COALESCE(
+                (SELECT MIN(o.seq) - 1 FROM allframe_outbox o
+                 WHERE o.partition_no = allframe_outbox_partitions.partition_no
+                   AND o.published_at IS NULL),
+                (SELECT MAX(seq) FROM allframe_outbox),
+                0)",
+        )
+        .execute(&mut *conn)
+        .await?;
+    }
+    sqlx::query("DROP INDEX IF EXISTS allframe_outbox_pending")
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// What a claim found: the rows to publish (`seq` order) and their partitions.
+pub(super) struct Claimable {
+    pub(super) seqs: Vec<i64>,
+    pub(super) partitions: Vec<i64>,
+    /// The read stopped at its limit: more rows are likely waiting.
+    pub(super) full: bool,
+    /// The watermarks were raised (the transaction wrote something).
+    pub(super) raised: bool,
+}
+
+/// In the claim's write transaction: raises the watermarks to just below the oldest pending
+/// row, then reads up to `limit` rows `relay` may claim, keeping those of the first
+/// `max_partitions` partitions met.
+pub(super) async fn claimable(
+    conn: &mut AnyConnection,
+    relay: &str,
+    now: i64,
+    max_partitions: usize,
+    limit: u32,
+) -> Result<Claimable, sqlx::Error> {
+    let floor: i64 = sqlx::query_scalar(
+        "SELECT COALESCE(MIN(published_through), 0) FROM allframe_outbox_partitions",
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    let oldest: Option<i64> = sqlx::query_scalar(OLDEST_PENDING)
+        .bind(floor)
+        .fetch_optional(&mut *conn)
+        .await?;
+    let raised_to = match oldest {
+        Some(seq) => seq - 1,
+        None => {
+            sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM allframe_outbox")
+                .fetch_one(&mut *conn)
+                .await?
+        }
+    };
+    let raised = raised_to > floor;
+    if raised {
+        // Every row up to `raised_to` is published, whatever its partition.
+        sqlx::query(
+            "UPDATE allframe_outbox_partitions SET published_through = $1
+             WHERE published_through < $1",
+        )
+        .bind(raised_to)
+        .execute(&mut *conn)
+        .await?;
+    }
+    let mut found = Claimable {
+        seqs: Vec::new(),
+        partitions: Vec::new(),
+        full: false,
+        raised,
+    };
+    if oldest.is_none() {
+        return Ok(found);
+    }
+    let rows: Vec<(i64, i64)> = sqlx::query_as(CLAIMABLE)
+        .bind(raised_to.max(floor))
+        .bind(relay)
+        .bind(now)
+        .bind(i64::from(limit))
+        .fetch_all(&mut *conn)
+        .await?;
+    found.full = rows.len() >= limit as usize;
+    for (seq, partition) in rows {
+        if !found.partitions.contains(&partition) {
+            if found.partitions.len() >= max_partitions {
+                continue;
+            }
+            found.partitions.push(partition);
+        }
+        found.seqs.push(seq);
+    }
+    Ok(found)
+}
+
+/// Moves the watermarks of published rows (`through`: partition and its highest published
+/// `seq`) and releases the leases `relay` holds on `leased`, in one statement. A watermark
+/// never moves back (another relay may have published further after a lease expired).
+pub(super) async fn release(
+    conn: &mut AnyConnection,
+    relay: &str,
+    leased: &[i64],
+    through: &[(i64, i64)],
+) -> Result<(), sqlx::Error> {
+    let mut watermark = String::from("published_through");
+    if !through.is_empty() {
+        watermark = String::from("MAX(published_through, CASE partition_no");
+        for (partition, seq) in through {
+            let _ = write!(watermark, " WHEN {partition} THEN {seq}");
+        }
+        watermark.push_str(" ELSE 0 END)");
+    }
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE allframe_outbox_partitions SET published_through = {watermark},
+            lease_owner = CASE WHEN lease_owner = $1 THEN NULL ELSE lease_owner END,
+            lease_until = CASE WHEN lease_owner = $1 THEN 0 ELSE lease_until END
+         WHERE partition_no IN ({})",
+        list(leased)
+    )))
+    .bind(relay)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
