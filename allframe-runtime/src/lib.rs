@@ -28,6 +28,7 @@
 use std::future::Future;
 
 pub mod component;
+pub mod consumer;
 mod context;
 pub mod database;
 pub mod deferred;

@@ -65,7 +65,7 @@ impl RetrySettings {
 
     /// [`RetrySettings::delay`] with ±20 % jitter (still at most `max_interval_ms`), so relays
     /// that failed together do not retry in lock step.
-    fn jittered(&self, failures: u32) -> Duration {
+    pub(crate) fn jittered(&self, failures: u32) -> Duration {
         let base = self.delay(failures).as_millis() as f64;
         let factor = 0.8 + 0.4 * fastrand::f64();
         let millis = (base * factor)

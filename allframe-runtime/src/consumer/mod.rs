@@ -1,0 +1,365 @@
+//! The `consumer` archetype's runtime: handling one event exactly once in its effects,
+//! retrying failures with backoff, and parking what cannot be handled as a dead letter.
+//!
+//! [`Consumer::handle`] is the whole life of one delivery:
+//!
+//! 1. a unit of work opens on the service's database, its events caused by the delivery
+//!    (correlation, causation, trace context and tenant carried on);
+//! 2. the inbox row (consumer group, event id) is written first: if it exists, the event was
+//!    handled before and this delivery is a duplicate — nothing runs;
+//! 3. the user's handler ([`Handlers`]) runs in that unit of work; its state changes, the events
+//!    it publishes (outbox) and the inbox row commit together;
+//! 4. a handler that fails or panics rolls everything back, and the failure is counted in the
+//!    database (so that a restart mid-retry, or a bus that does not count deliveries, goes on
+//!    counting). After `max_retries` retries (`max_retries + 1` attempts) the message becomes a
+//!    dead letter, a row in [`store::DEAD_LETTER_TABLE`] with the error, the attempt count, the
+//!    first and last failure times, and the original headers and bytes; before that the caller
+//!    is told to try again after the policy's backoff;
+//! 5. a message no handler can read (an unknown event type, a payload that does not decode) is
+//!    a dead letter at once: retrying cannot help. One with a *newer* schema version than the
+//!    consumer knows is retried later without counting (a rolling deploy will bring the code
+//!    that reads it), never dead-lettered.
+//!
+//! With `dlq = false` handler failures are retried forever (capped backoff); unreadable
+//! messages are parked all the same. [`Consumer::replay`] hands a dead letter back to this
+//! consumer only: handled, it leaves the table in the same transaction; failing again, it stays
+//! with its count and error updated — never lost, never swallowed by the inbox.
+
+mod policy;
+pub mod store;
+
+use std::panic::AssertUnwindSafe;
+use std::time::{Duration, SystemTime};
+
+use futures_util::FutureExt as _;
+use futures_util::future::BoxFuture;
+
+pub use policy::{Backoff, RetryPolicy};
+pub use store::{DeadLetter, Reason};
+
+use crate::BoxError;
+use crate::database::Database;
+use crate::messaging::envelope::unix_millis;
+use crate::messaging::{
+    Delivery, DeliveryTag, Envelope, EnvelopeError, EventContext, Messaging, MessagingError,
+    UnitOfWork,
+};
+
+/// The user's handlers as the consumer calls them: the macro implements this for a service,
+/// decoding each delivery into the event type its topic carries and calling the method the
+/// file's `events` name.
+pub trait Handlers: Send + Sync + 'static {
+    /// Handles `delivery` inside `uow`.
+    fn handle<'a>(
+        &'a self,
+        uow: &'a mut UnitOfWork,
+        delivery: &'a Delivery,
+    ) -> BoxFuture<'a, Result<(), HandleError>>;
+}
+
+/// Why a delivery was not handled.
+#[derive(Debug, thiserror::Error)]
+pub enum HandleError {
+    /// The payload could not be read as the event its type names (or the envelope is newer
+    /// than this consumer's type: then it is retried later, not parked).
+    #[error(transparent)]
+    Decode(#[from] EnvelopeError),
+    /// No handler of this consumer takes this event type.
+    #[error("this consumer has no handler for `{0}` events")]
+    UnknownEvent(String),
+    /// The handler failed.
+    #[error("{0}")]
+    Failed(BoxError),
+}
+
+impl HandleError {
+    /// A handler's own failure.
+    pub fn failed(error: impl Into<BoxError>) -> Self {
+        Self::Failed(error.into())
+    }
+}
+
+/// What became of one delivery. Every outcome but [`Outcome::Retry`] means the delivery may be
+/// acknowledged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Handled: its effects and its inbox row are committed.
+    Handled,
+    /// Handled before (the inbox has it): nothing ran.
+    Duplicate,
+    /// Not handled; hand it to the consumer again after `after`. `failures` counts the failed
+    /// attempts so far (0 when the attempt did not count: a newer schema version).
+    Retry {
+        /// How long to wait.
+        after: Duration,
+        /// Failed attempts so far.
+        failures: u32,
+    },
+    /// Parked in the dead letter table.
+    DeadLettered(Reason),
+}
+
+/// What a replay of a dead letter did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Replayed {
+    /// Handled; the dead letter is gone.
+    Handled,
+    /// The event had been handled meanwhile (the inbox has it); the dead letter is gone.
+    Duplicate,
+    /// It failed again and stays in the table, with its count and error updated.
+    FailedAgain(String),
+    /// No dead letter of this consumer has that id.
+    NotFound,
+}
+
+/// The database failed around a handler: nothing was decided about the delivery.
+#[derive(Debug, thiserror::Error)]
+pub enum ConsumerError {
+    /// A statement of the consumer's own (inbox, attempts, dead letters) failed.
+    #[error("consumer: {0}")]
+    Database(#[from] sqlx::Error),
+    /// The handler's unit of work could not begin, commit or roll back.
+    #[error("consumer: {0}")]
+    UnitOfWork(#[from] MessagingError),
+}
+
+/// One consumer group of a service: its database, handlers and retry policy.
+pub struct Consumer<H> {
+    db: Database,
+    messaging: Option<Messaging>,
+    service: &'static str,
+    group: String,
+    handlers: H,
+    policy: RetryPolicy,
+}
+
+impl<H: Handlers> Consumer<H> {
+    /// A consumer of `group` for `service`. `messaging` is the service's own publishing (for
+    /// events its handlers publish), `None` when it declares none.
+    pub fn new(
+        db: Database,
+        messaging: Option<Messaging>,
+        service: &'static str,
+        group: impl Into<String>,
+        handlers: H,
+        policy: RetryPolicy,
+    ) -> Self {
+        Self {
+            db,
+            messaging,
+            service,
+            group: group.into(),
+            handlers,
+            policy,
+        }
+    }
+
+    /// The consumer group.
+    pub fn group(&self) -> &str {
+        &self.group
+    }
+
+    /// The retry policy.
+    pub fn policy(&self) -> &RetryPolicy {
+        &self.policy
+    }
+
+    /// Handles one delivery (see the module docs). An `Err` is the database failing around
+    /// the handler: nothing was decided, hand the delivery in again later.
+    pub async fn handle(&self, delivery: &Delivery) -> Result<Outcome, ConsumerError> {
+        let event_id = delivery.envelope().id.hyphenated().to_string();
+        let failure = match self.attempt(delivery, &event_id, None).await? {
+            Attempt::Handled => return Ok(Outcome::Handled),
+            Attempt::Duplicate => return Ok(Outcome::Duplicate),
+            Attempt::Failed(failure) => failure,
+        };
+        let now = unix_millis(SystemTime::now());
+        match failure {
+            Failure::Newer(error) => {
+                tracing::warn!(group = %self.group, event_id, error = %error,
+                    "consumer: event newer than this consumer knows; retrying later");
+                Ok(Outcome::Retry {
+                    after: self.policy.ceiling(),
+                    failures: 0,
+                })
+            }
+            Failure::Poison(error) => {
+                tracing::error!(group = %self.group, event_id, error = %error,
+                    "consumer: unreadable message parked as a dead letter");
+                let letter = self.letter(delivery, &event_id, Reason::Poison, error, 1, now, now);
+                store::dead_letter(&self.db, &letter).await?;
+                Ok(Outcome::DeadLettered(Reason::Poison))
+            }
+            Failure::Handler(error) => {
+                let attempts =
+                    store::record_failure(&self.db, &self.group, &event_id, &error).await?;
+                if self.policy.dlq && attempts.failures > self.policy.max_retries {
+                    tracing::error!(group = %self.group, event_id, attempts = attempts.failures, error = %error,
+                        "consumer: retries exhausted; parked as a dead letter");
+                    let letter = self.letter(
+                        delivery,
+                        &event_id,
+                        Reason::Handler,
+                        error,
+                        attempts.failures,
+                        attempts.first_failed_at,
+                        attempts.last_failed_at,
+                    );
+                    store::dead_letter(&self.db, &letter).await?;
+                    return Ok(Outcome::DeadLettered(Reason::Handler));
+                }
+                let after = self.policy.delay(attempts.failures);
+                tracing::warn!(group = %self.group, event_id, attempts = attempts.failures,
+                    retry_in_ms = after.as_millis() as u64, error = %error, "consumer: handler failed; retrying");
+                Ok(Outcome::Retry {
+                    after,
+                    failures: attempts.failures,
+                })
+            }
+        }
+    }
+
+    /// Hands dead letter `id` back to this consumer once (see the module docs).
+    pub async fn replay(&self, id: i64) -> Result<Replayed, ConsumerError> {
+        let Some(letter) = store::dead_letter_by_id(&self.db, &self.group, id).await? else {
+            return Ok(Replayed::NotFound);
+        };
+        let now = unix_millis(SystemTime::now());
+        let failure = match Envelope::from_headers_json(&letter.headers, letter.payload.clone()) {
+            Err(error) => error.to_string(),
+            Ok(envelope) => {
+                let delivery = Delivery::new(letter.topic.clone(), envelope, DeliveryTag::new(0));
+                match self.attempt(&delivery, &letter.event_id, Some(id)).await? {
+                    Attempt::Handled => return Ok(Replayed::Handled),
+                    Attempt::Duplicate => {
+                        let mut tx = self.db.begin_write().await?;
+                        store::remove_dead_letter(&mut tx, &self.group, id).await?;
+                        tx.commit().await?;
+                        return Ok(Replayed::Duplicate);
+                    }
+                    Attempt::Failed(failure) => failure.into_message(),
+                }
+            }
+        };
+        let again = DeadLetter {
+            error: failure.clone(),
+            attempts: 1,
+            last_failed_at: now,
+            ..letter
+        };
+        store::dead_letter(&self.db, &again).await?;
+        Ok(Replayed::FailedAgain(failure))
+    }
+
+    /// One attempt in one unit of work. `replaying` removes that dead letter in the same
+    /// transaction when the handler succeeds.
+    async fn attempt(
+        &self,
+        delivery: &Delivery,
+        event_id: &str,
+        replaying: Option<i64>,
+    ) -> Result<Attempt, ConsumerError> {
+        let context = EventContext::caused_by(delivery.envelope());
+        let mut uow =
+            UnitOfWork::begin(&self.db, self.messaging.clone(), self.service, context).await?;
+        if !store::mark_handled(uow.conn(), &self.group, event_id).await? {
+            uow.rollback().await?;
+            return Ok(Attempt::Duplicate);
+        }
+        let outcome = AssertUnwindSafe(self.handlers.handle(&mut uow, delivery))
+            .catch_unwind()
+            .await;
+        let failure = match outcome {
+            Ok(Ok(())) => {
+                store::clear_attempts(uow.conn(), &self.group, event_id).await?;
+                if let Some(id) = replaying {
+                    store::remove_dead_letter(uow.conn(), &self.group, id).await?;
+                }
+                return match uow.commit().await {
+                    Ok(()) => Ok(Attempt::Handled),
+                    // `direct`: the state and the inbox row committed; only the handler's own
+                    // events did not reach the bus (the pattern has no outbox to retry them).
+                    Err(error @ MessagingError::DirectPublish { .. }) => {
+                        tracing::error!(group = %self.group, event_id, error = %error,
+                            "consumer: handled, but the events it published were lost");
+                        Ok(Attempt::Handled)
+                    }
+                    Err(error) => Err(error.into()),
+                };
+            }
+            Ok(Err(HandleError::Decode(error @ EnvelopeError::NewerSchema { .. }))) => {
+                Failure::Newer(error.to_string())
+            }
+            Ok(Err(error @ (HandleError::Decode(_) | HandleError::UnknownEvent(_)))) => {
+                Failure::Poison(error.to_string())
+            }
+            Ok(Err(HandleError::Failed(error))) => Failure::Handler(error.to_string()),
+            Err(panic) => {
+                Failure::Handler(format!("the handler panicked: {}", panic_text(&*panic)))
+            }
+        };
+        uow.rollback().await?;
+        Ok(Attempt::Failed(failure))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn letter(
+        &self,
+        delivery: &Delivery,
+        event_id: &str,
+        reason: Reason,
+        error: String,
+        attempts: u32,
+        first_failed_at: i64,
+        last_failed_at: i64,
+    ) -> DeadLetter {
+        let envelope = delivery.envelope();
+        DeadLetter {
+            id: 0,
+            group: self.group.clone(),
+            event_id: event_id.to_owned(),
+            topic: delivery.topic().to_owned(),
+            event_type: Some(envelope.event_type.clone()),
+            reason,
+            error,
+            attempts,
+            first_failed_at,
+            last_failed_at,
+            headers: envelope.headers_json(),
+            payload: envelope.payload.clone(),
+        }
+    }
+}
+
+enum Attempt {
+    Handled,
+    Duplicate,
+    Failed(Failure),
+}
+
+enum Failure {
+    /// The envelope's schema is newer than the handler's type.
+    Newer(String),
+    /// Unreadable: no retry can help.
+    Poison(String),
+    /// The handler failed or panicked.
+    Handler(String),
+}
+
+impl Failure {
+    fn into_message(self) -> String {
+        match self {
+            Self::Newer(message) | Self::Poison(message) | Self::Handler(message) => message,
+        }
+    }
+}
+
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(text) = panic.downcast_ref::<&str>() {
+        (*text).to_owned()
+    } else if let Some(text) = panic.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        String::from("(no message)")
+    }
+}
