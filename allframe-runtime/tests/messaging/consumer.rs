@@ -5,14 +5,12 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use allframe_runtime::consumer::{
     Consumer, HandleError, Handlers, Outcome, Reason, Replayed, RetryPolicy, store,
 };
-use allframe_runtime::messaging::{
-    Delivery, DeliveryTag, Envelope, PayloadFormat, RetrySettings, UnitOfWork, Uuid,
-};
+use allframe_runtime::messaging::{Delivery, DeliveryTag, Envelope, RetrySettings, UnitOfWork};
 use allframe_runtime::{Database, Event, sqlx};
 use futures_util::future::BoxFuture;
 
@@ -60,29 +58,17 @@ impl Handlers for Ledger {
 }
 
 fn delivery(account: &str, n: u64) -> Delivery {
-    let payload = serde_json::to_vec(&deposited(account, n)).expect("json");
-    delivery_with(Deposited::TYPE, 1, payload)
+    let message = message(account, n);
+    Delivery::new(message.topic, message.envelope, DeliveryTag::new(1))
 }
 
+/// A delivery of `acct-0` with another type, schema version or payload.
 fn delivery_with(event_type: &str, schema_version: u32, payload: Vec<u8>) -> Delivery {
-    let envelope = Envelope {
-        id: Uuid::now_v7(),
-        event_type: event_type.into(),
-        schema_version,
-        aggregate_type: "Account".into(),
-        aggregate_id: "acct-0".into(),
-        // Envelopes carry milliseconds.
-        occurred_at: SystemTime::UNIX_EPOCH + Duration::from_millis(1_796_535_353_467),
-        source: "bank-service".into(),
-        correlation_id: "corr-1".into(),
-        causation_id: None,
-        traceparent: None,
-        tracestate: None,
-        tenant_id: None,
-        format: PayloadFormat::Json,
-        payload,
-    };
-    Delivery::new(TOPIC.into(), envelope, DeliveryTag::new(1))
+    let mut message = message("acct-0", 0);
+    message.envelope.event_type = event_type.into();
+    message.envelope.schema_version = schema_version;
+    message.envelope.payload = payload;
+    Delivery::new(message.topic, message.envelope, DeliveryTag::new(1))
 }
 
 const GROUP: &str = "bank.ledger-service";

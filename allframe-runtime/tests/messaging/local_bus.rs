@@ -5,42 +5,14 @@
 #![cfg(feature = "sqlite")]
 
 use std::path::Path;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use crate::messaging_support::*;
 use allframe_runtime::CancellationToken;
 use allframe_runtime::messaging::{
-    BusError, BusSubscription, Delivery, Envelope, EventBus, LocalBus, LocalBusOptions, Messaging,
-    OutboundMessage, OutboxSettings, PayloadFormat, PublishPattern, StartFrom, SubscribeOptions,
-    Uuid, consumer_group,
+    BusError, BusSubscription, Delivery, EventBus, LocalBus, LocalBusOptions, Messaging,
+    OutboundMessage, OutboxSettings, PublishPattern, StartFrom, SubscribeOptions, consumer_group,
 };
-
-fn message(account: &str, n: u64) -> OutboundMessage {
-    let millis = SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_000 + n);
-    OutboundMessage {
-        topic: TOPIC.to_owned(),
-        envelope: Envelope {
-            id: Uuid::now_v7(),
-            event_type: "Deposited".into(),
-            schema_version: 1,
-            aggregate_type: "Account".into(),
-            aggregate_id: account.into(),
-            occurred_at: millis,
-            source: "ledger-service".into(),
-            correlation_id: format!("corr-{n}"),
-            causation_id: None,
-            traceparent: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into()),
-            tracestate: None,
-            tenant_id: Some("acme".into()),
-            format: PayloadFormat::Json,
-            payload: serde_json::to_vec(&Deposited {
-                account: account.into(),
-                n,
-            })
-            .expect("json"),
-        },
-    }
-}
 
 fn options() -> LocalBusOptions {
     LocalBusOptions {

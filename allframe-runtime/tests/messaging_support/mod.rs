@@ -10,17 +10,47 @@ pub mod relay_scenarios;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use allframe_runtime::Database;
 use allframe_runtime::database::DatabaseTarget;
 use allframe_runtime::messaging::{
-    BusAdapter, BusError, BusSubscription, Delivery, Event, EventBus, Messaging, MessagingConfig,
-    OutboundMessage, PublishError, PublishPattern, SubscribeOptions, UnitOfWork, outbox,
+    BusAdapter, BusError, BusSubscription, Delivery, Envelope, Event, EventBus, Messaging,
+    MessagingConfig, OutboundMessage, PayloadFormat, PublishError, PublishPattern,
+    SubscribeOptions, UnitOfWork, Uuid, outbox,
 };
 use allframe_runtime::sqlx;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
+
+/// `Deposited` number `n` of `account` as the relay hands it to a bus: a trace context, a
+/// tenant, and an `occurred_at` of whole milliseconds (as envelopes carry).
+pub fn message(account: &str, n: u64) -> OutboundMessage {
+    let millis = SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_000 + n);
+    OutboundMessage {
+        topic: TOPIC.to_owned(),
+        envelope: Envelope {
+            id: Uuid::now_v7(),
+            event_type: "Deposited".into(),
+            schema_version: 1,
+            aggregate_type: "Account".into(),
+            aggregate_id: account.into(),
+            occurred_at: millis,
+            source: "ledger-service".into(),
+            correlation_id: format!("corr-{n}"),
+            causation_id: None,
+            traceparent: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into()),
+            tracestate: None,
+            tenant_id: Some("acme".into()),
+            format: PayloadFormat::Json,
+            payload: serde_json::to_vec(&Deposited {
+                account: account.into(),
+                n,
+            })
+            .expect("json"),
+        },
+    }
+}
 
 /// A test event: `n` counts up per aggregate `account`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
