@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use allframe_runtime::consumer::{
-    Consumer, HandleError, Handlers, Outcome, Reason, Replayed, RetryPolicy, store,
+    Consumer, DeadLetter, HandleError, Handlers, Outcome, Reason, Replayed, RetryPolicy, store,
 };
 use allframe_runtime::messaging::{Delivery, DeliveryTag, Envelope, RetrySettings, UnitOfWork};
 use allframe_runtime::{Database, Event, sqlx};
@@ -102,6 +102,11 @@ async fn setup(max_retries: u32) -> (tempfile::TempDir, Database, Ledger, Consum
     (temp, db, ledger, consumer)
 }
 
+/// The consumer's dead letters, oldest first.
+async fn parked(db: &Database) -> Vec<DeadLetter> {
+    store::dead_letters(db, GROUP).await.expect("list")
+}
+
 fn is_retry(outcome: &Outcome, failures: u32) -> bool {
     matches!(outcome, Outcome::Retry { failures: f, after } if *f == failures && *after <= Duration::from_millis(50))
 }
@@ -139,7 +144,7 @@ async fn failures_are_retried_max_retries_times_then_dead_lettered_with_the_orig
         "each attempt rolled back"
     );
 
-    let letters = store::dead_letters(&db, GROUP).await.expect("list");
+    let letters = parked(&db).await;
     assert_eq!(letters.len(), 1);
     let letter = &letters[0];
     assert_eq!(letter.attempts, 3);
@@ -168,12 +173,7 @@ async fn the_attempt_count_survives_a_restart_mid_retry() {
         Outcome::Handled
     );
     assert_eq!(balance(&db, "acct-0").await, Some(1));
-    assert!(
-        store::dead_letters(&db, GROUP)
-            .await
-            .expect("list")
-            .is_empty()
-    );
+    assert!(parked(&db).await.is_empty());
 }
 
 #[tokio::test]
@@ -189,7 +189,7 @@ async fn unreadable_messages_are_parked_at_once_and_newer_schemas_wait() {
         consumer.handle(&unknown).await.expect("poison"),
         Outcome::DeadLettered(Reason::Poison)
     );
-    let letters = store::dead_letters(&db, GROUP).await.expect("list");
+    let letters = parked(&db).await;
     assert_eq!(letters.len(), 2);
     assert!(
         letters
@@ -212,10 +212,7 @@ async fn unreadable_messages_are_parked_at_once_and_newer_schemas_wait() {
             "{outcome:?}"
         );
     }
-    assert_eq!(
-        store::dead_letters(&db, GROUP).await.expect("list").len(),
-        2
-    );
+    assert_eq!(parked(&db).await.len(), 2);
 }
 
 #[tokio::test]
@@ -227,7 +224,7 @@ async fn a_panicking_handler_is_a_failed_attempt_not_a_dead_consumer() {
         consumer.handle(&message).await.expect("handled the panic"),
         Outcome::DeadLettered(Reason::Handler)
     );
-    let letters = store::dead_letters(&db, GROUP).await.expect("list");
+    let letters = parked(&db).await;
     assert!(
         letters[0].error.contains("the ledger caught fire"),
         "{}",
@@ -249,14 +246,14 @@ async fn a_replayed_dead_letter_is_handled_once_and_not_swallowed_by_the_inbox()
         consumer.handle(&message).await.expect("parked"),
         Outcome::DeadLettered(Reason::Handler)
     );
-    let id = store::dead_letters(&db, GROUP).await.expect("list")[0].id;
+    let id = parked(&db).await[0].id;
 
     // Still failing: it stays, its count and error updated.
     assert!(matches!(
         consumer.replay(id).await.expect("replay"),
         Replayed::FailedAgain(error) if error == "the ledger is closed"
     ));
-    let letters = store::dead_letters(&db, GROUP).await.expect("list");
+    let letters = parked(&db).await;
     assert_eq!((letters.len(), letters[0].attempts), (1, 2));
 
     // Fixed: handled once, gone from the table; the bus redelivering it is a duplicate.
@@ -266,12 +263,7 @@ async fn a_replayed_dead_letter_is_handled_once_and_not_swallowed_by_the_inbox()
         Replayed::Handled
     );
     assert_eq!(balance(&db, "acct-0").await, Some(1));
-    assert!(
-        store::dead_letters(&db, GROUP)
-            .await
-            .expect("list")
-            .is_empty()
-    );
+    assert!(parked(&db).await.is_empty());
     assert_eq!(
         consumer.replay(id).await.expect("replay"),
         Replayed::NotFound
