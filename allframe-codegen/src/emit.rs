@@ -35,6 +35,7 @@ pub(crate) fn service(
         .grpc
         .then(|| quote_spanned!(span=> .grpc(#p::grpc_routes::<#ident>)));
     let messaging = patterns::messaging(&p, plan);
+    let consumer = patterns::consumer(&p, plan);
     let idempotency = patterns::idempotency(&p, plan, span);
     let metrics = patterns::metrics(&p, plan);
     let tracing = patterns::tracing(&p, plan);
@@ -44,6 +45,7 @@ pub(crate) fn service(
             .migrations(__ALLFRAME_MIGRATIONS)
             #grpc
             #messaging
+            #consumer
             #idempotency
             #metrics
             #tracing

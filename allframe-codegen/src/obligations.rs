@@ -29,10 +29,19 @@ pub(crate) struct Obligation {
 pub(crate) struct Required {
     /// The item's name as the file spells it (a checked identifier).
     pub(crate) name: String,
-    /// The bound of the associated type, e.g. `allframe::producer::Ingest`.
-    pub(crate) bound: TokenStream,
+    /// What kind of item it is.
+    pub(crate) shape: Shape,
     /// Its doc comment.
     pub(crate) doc: String,
+}
+
+/// The kind of a [`Required`] item.
+pub(crate) enum Shape {
+    /// An associated type with this bound, e.g. `allframe::producer::Ingest`.
+    Type(TokenStream),
+    /// A method with this signature after its name: `(&self, …) -> impl Future<…> + Send`.
+    /// The user writes it as an `async fn`.
+    Method(TokenStream),
 }
 
 impl Obligation {
@@ -41,7 +50,10 @@ impl Obligation {
         let items: Vec<String> = self
             .items
             .iter()
-            .map(|item| format!("type {} = …;", item.name))
+            .map(|item| match item.shape {
+                Shape::Type(_) => format!("type {} = …;", item.name),
+                Shape::Method(_) => format!("async fn {}(…) {{{{ … }}}}", item.name),
+            })
             .collect();
         format!(
             "add `impl {} for {{Self}} {{{{ {} }}}}`",
@@ -57,10 +69,16 @@ impl Obligation {
         let (doc, message, label, note) = (&self.doc, &self.message, self.label, self.note());
         let items = self.items.iter().map(|item| {
             let ident = format_ident!("{}", item.name, span = span);
-            let (doc, bound) = (&item.doc, &item.bound);
-            quote! {
-                #[doc = #doc]
-                type #ident: #bound;
+            let doc = &item.doc;
+            match &item.shape {
+                Shape::Type(bound) => quote! {
+                    #[doc = #doc]
+                    type #ident: #bound;
+                },
+                Shape::Method(signature) => quote! {
+                    #[doc = #doc]
+                    fn #ident #signature;
+                },
             }
         });
         quote! {
@@ -88,7 +106,7 @@ mod tests {
                 .into_iter()
                 .map(|name| Required {
                     name: name.to_owned(),
-                    bound: quote!(Ingest),
+                    shape: Shape::Type(quote!(Ingest)),
                     doc: String::new(),
                 })
                 .collect(),

@@ -4,7 +4,7 @@
 //! and the tenant header events carry (`[tenant]`). Each returns nothing when the file does not
 //! ask for the pattern, so the expansion only wires what is declared.
 
-use allframe_config::model::{IdempotencyStorage, MessagingPattern, SamplingStrategy};
+use allframe_config::model::{Backoff, IdempotencyStorage, MessagingPattern, SamplingStrategy};
 use proc_macro2::{Literal, Span, TokenStream};
 use quote::{quote, quote_spanned};
 
@@ -17,22 +17,11 @@ pub(crate) fn messaging(p: &TokenStream, plan: &ServicePlan<'_>) -> Option<Token
     match messaging.pattern {
         MessagingPattern::Outbox => {
             let polling = Literal::u64_unsuffixed(messaging.outbox_polling_ms);
-            let r = plan.service.common.resilience.retry;
-            let (attempts, initial, max) = (
-                Literal::u32_unsuffixed(r.max_attempts),
-                Literal::u64_unsuffixed(r.initial_interval_ms),
-                Literal::u64_unsuffixed(r.max_interval_ms),
-            );
-            let multiplier = Literal::f64_suffixed(r.multiplier);
+            let retry = retry_settings(p, plan);
             Some(quote! {
                 .outbox(#p::OutboxSettings {
                     polling_ms: #polling,
-                    retry: #p::RetrySettings {
-                        max_attempts: #attempts,
-                        initial_interval_ms: #initial,
-                        max_interval_ms: #max,
-                        multiplier: #multiplier,
-                    },
+                    retry: #retry,
                     ..#p::OutboxSettings::DEFAULT
                 })
             })
@@ -105,4 +94,60 @@ pub(crate) fn tracing(p: &TokenStream, plan: &ServicePlan<'_>) -> Option<TokenSt
 pub(crate) fn tenant(plan: &ServicePlan<'_>) -> Option<TokenStream> {
     let header = plan.tenant_header?;
     Some(quote!(.tenant_header(#header)))
+}
+
+/// `.consumer(ConsumerSettings { … })` for a `consumer`: its events with their publishers,
+/// `concurrency`, and the retry policy (`max_retries`, `retry_backoff`, `dlq`, with the
+/// service's retry intervals).
+pub(crate) fn consumer(p: &TokenStream, plan: &ServicePlan<'_>) -> Option<TokenStream> {
+    let consumer = plan.consumer.as_ref()?;
+    let events = consumer.events.iter().flat_map(|consumed| {
+        let event = consumed.event;
+        consumed
+            .producers
+            .iter()
+            .map(move |producer| quote!(#p::ConsumedEvent { event: #event, producer: #producer }))
+    });
+    let table = consumer.table;
+    let concurrency = Literal::u32_unsuffixed(table.concurrency);
+    let max_retries = Literal::u32_unsuffixed(table.max_retries);
+    let backoff = match table.retry_backoff {
+        Backoff::Exponential => quote!(#p::Backoff::Exponential),
+        Backoff::Linear => quote!(#p::Backoff::Linear),
+        Backoff::Fixed => quote!(#p::Backoff::Fixed),
+    };
+    let dlq = table.dlq;
+    let intervals = retry_settings(p, plan);
+    Some(quote! {
+        .consumer(#p::ConsumerSettings {
+            events: &[#(#events),*],
+            concurrency: #concurrency,
+            policy: #p::RetryPolicy {
+                max_retries: #max_retries,
+                backoff: #backoff,
+                intervals: #intervals,
+                dlq: #dlq,
+            },
+        })
+    })
+}
+
+/// The service's retry policy (`[resilience] retry`, overridden per service) as
+/// `RetrySettings { … }`.
+fn retry_settings(p: &TokenStream, plan: &ServicePlan<'_>) -> TokenStream {
+    let r = plan.service.common.resilience.retry;
+    let (attempts, initial, max) = (
+        Literal::u32_unsuffixed(r.max_attempts),
+        Literal::u64_unsuffixed(r.initial_interval_ms),
+        Literal::u64_unsuffixed(r.max_interval_ms),
+    );
+    let multiplier = Literal::f64_suffixed(r.multiplier);
+    quote! {
+        #p::RetrySettings {
+            max_attempts: #attempts,
+            initial_interval_ms: #initial,
+            max_interval_ms: #max,
+            multiplier: #multiplier,
+        }
+    }
 }

@@ -75,6 +75,39 @@ pub struct IngestionPlan<'a> {
     pub event: &'a str,
 }
 
+/// One event a `consumer` takes: a handler method and the topics it is read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumedPlan<'a> {
+    /// The event type as written in `events` (a PascalCase identifier): the associated type
+    /// of the `Consumes` obligation naming its payload.
+    pub event: &'a str,
+    /// The handler method, `on_<event in snake_case>`.
+    pub method: String,
+    /// The services of the file that publish it (each on its own topic); [`EXTERNAL_PRODUCER`]
+    /// alone when none does.
+    pub producers: Vec<&'a str>,
+}
+
+/// The producer part of the topic of an event published outside the file:
+/// `<architecture>.external.<Event>`.
+pub const EXTERNAL_PRODUCER: &str = "external";
+
+impl ConsumedPlan<'_> {
+    /// True when no service of the file publishes the event.
+    pub fn is_external(&self) -> bool {
+        self.producers == [EXTERNAL_PRODUCER]
+    }
+}
+
+/// A `consumer`'s events and delivery policy (`[services.consumer]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConsumerPlan<'a> {
+    /// The events, in the file's order.
+    pub events: Vec<ConsumedPlan<'a>>,
+    /// The table itself: `concurrency`, `max_retries`, `retry_backoff`, `dlq`.
+    pub table: &'a allframe_config::model::Consumer,
+}
+
 /// Everything decided about one service's crate.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServicePlan<'a> {
@@ -97,6 +130,8 @@ pub struct ServicePlan<'a> {
     pub tenant_header: Option<&'a str>,
     /// A `producer`'s ingestion endpoints, one per entity (empty for other types).
     pub ingestions: Vec<IngestionPlan<'a>>,
+    /// A `consumer`'s events and policy.
+    pub consumer: Option<ConsumerPlan<'a>>,
 }
 
 /// A problem found while planning, for the macro to report at its span.
@@ -166,6 +201,7 @@ pub fn plan<'a>(
         tracing,
         tenant_header: tenant.enabled.then_some(tenant.header.as_str()),
         ingestions: ingestions(service),
+        consumer: consumer(arch, service),
     };
     if errors.is_empty() {
         Ok(plan)
@@ -193,10 +229,39 @@ fn ingestions(service: &ResolvedService) -> Vec<IngestionPlan<'_>> {
         .collect()
 }
 
+/// A consumer's events, each with its handler method and publishers.
+fn consumer<'a>(arch: &'a Architecture, service: &'a ResolvedService) -> Option<ConsumerPlan<'a>> {
+    let Archetype::Consumer(table) = &service.archetype else {
+        return None;
+    };
+    let events = table
+        .events
+        .iter()
+        .map(|event| {
+            let mut producers: Vec<&str> = arch
+                .services()
+                .iter()
+                .filter(|s| s.publishes(event))
+                .map(ResolvedService::name)
+                .collect();
+            if producers.is_empty() {
+                producers.push(EXTERNAL_PRODUCER);
+            }
+            ConsumedPlan {
+                event,
+                method: format!("on_{}", names::snake(event)),
+                producers,
+            }
+        })
+        .collect();
+    Some(ConsumerPlan { events, table })
+}
+
 impl ServicePlan<'_> {
     /// The `allframe-runtime` features the crate needs, in a stable order: SQLite always (the
     /// embedded default), the production database, gRPC, Redis idempotency, span export, and
-    /// the production bus when the service publishes (the embedded local bus needs none).
+    /// the production bus when the service publishes or consumes (the embedded local bus needs
+    /// none).
     pub fn features(&self) -> Vec<RuntimeFeature> {
         let mut features = vec![RuntimeFeature::Sqlite];
         if self.service.common.database == DatabaseKind::Postgres {
@@ -214,7 +279,7 @@ impl ServicePlan<'_> {
         if self.tracing.is_some() {
             features.push(RuntimeFeature::Otel);
         }
-        if self.messaging.is_some() {
+        if self.messaging.is_some() || self.consumer.is_some() {
             match self.bus {
                 EventBus::Nats => features.push(RuntimeFeature::Nats),
                 EventBus::Rabbitmq => features.push(RuntimeFeature::Rabbitmq),
@@ -287,9 +352,9 @@ pattern = "outbox"
 
     #[test]
     fn a_type_without_an_expansion_is_refused_with_the_types_there_are() {
-        let text = "[architecture]\nname = \"shop\"\n[[services]]\nname = \"mailer\"\ntype = \"consumer\"\n[services.consumer]\nevents = [\"UserCreated\"]\n";
+        let text = "[architecture]\nname = \"shop\"\n[[services]]\nname = \"payments\"\ntype = \"gateway\"\n[services.integrations]\nproviders = [\"stripe\"]\n";
         planned(text, |plan| {
-            let errors = plan.expect_err("consumer is not generated");
+            let errors = plan.expect_err("gateway is not generated");
             assert_eq!(errors.len(), 1);
             assert!(
                 errors[0]

@@ -4,8 +4,9 @@
 //! database answers a ping, takes writes, and shutdown has not begun, else 503 naming the
 //! failing checks. "Takes writes": fewer than [`WRITE_FAILURE_THRESHOLD`] units of work in a
 //! row failed to open or commit their transaction, or, when that many did, a write probe
-//! succeeds now (see [`crate::database::WriteHealth`]). The event bus is not checked: the
-//! outbox lets writes succeed while it is down. The answer also says which database the
+//! succeeds now (see [`crate::database::WriteHealth`]). The event bus is not checked for
+//! publishing (the outbox lets writes succeed while it is down); a consumer adds `bus`,
+//! failing while it is not a member of its consumer group. The answer also says which database the
 //! service runs on (engine, whether it is the embedded default, what the file declares).
 //! Failure details are logged; the response only says which check failed and how, never an
 //! error text that could carry a host name or credentials.
@@ -19,6 +20,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Serialize;
 
+use crate::consumer::dispatch::Membership;
 use crate::context::{App, Ctx};
 use crate::database::{DbError, WRITE_FAILURE_THRESHOLD};
 
@@ -121,11 +123,21 @@ pub async fn readiness(ctx: &Ctx) -> Readiness {
         }
     };
     let writes = writes(ctx).await;
-    let checks = BTreeMap::from([
+    let mut checks = BTreeMap::from([
         ("database", database),
         ("shutdown", shutdown),
         ("writes", writes),
     ]);
+    if let Some(membership) = ctx.get::<Membership>() {
+        let bus = if membership.is_joined() {
+            Check::OK
+        } else {
+            Check::failing(
+                "the consumer is not a member of its group (the event bus is unreachable)",
+            )
+        };
+        checks.insert("bus", bus);
+    }
     let failing: Vec<&'static str> = checks
         .iter()
         .filter(|(_, check)| !check.is_ok())

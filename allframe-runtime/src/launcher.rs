@@ -184,6 +184,19 @@ impl<S> Launcher<S> {
         })
     }
 
+    /// Handles the events `[services.consumer]` names (`type = "consumer"`): the consumer
+    /// component creates the inbox and dead letter tables and opens the bus (the publishing
+    /// one, or `EVENT_BUS_URL`); once the service is built, the consumer host runs the
+    /// service's [`crate::consumer::Consume`] over the topics until shutdown. Add it after the
+    /// messaging pattern, so that handlers publish through it.
+    pub fn consumer(self, settings: crate::consumer::ConsumerSettings) -> Self
+    where
+        S: crate::consumer::Consume,
+    {
+        self.component(crate::consumer::ConsumerComponent)
+            .host(crate::consumer::ConsumerHost { settings })
+    }
+
     /// Publishes right after commit, without an outbox (`pattern = "direct"`).
     pub fn direct_publish(self) -> Self {
         self.component(MessagingComponent {

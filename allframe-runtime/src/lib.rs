@@ -137,6 +137,9 @@ pub mod __private {
 
     #[cfg(feature = "grpc")]
     pub use crate::GrpcApi;
+    pub use crate::consumer::{
+        Backoff, Consume, ConsumedEvent, ConsumerSettings, HandleError, RetryPolicy,
+    };
     pub use crate::env::Environment;
     #[cfg(feature = "grpc")]
     pub use crate::grpc_server::grpc_routes;
@@ -144,7 +147,7 @@ pub mod __private {
     pub use crate::http_host::GrpcRoutesFn;
     pub use crate::idempotency::{IdempotencySettings, Storage as IdempotencyStorage};
     pub use crate::launcher::{ALLFRAME_BIND_ADDR, GRPC_PORT, Launch, Launcher, PORT};
-    pub use crate::messaging::{OutboxSettings, RetrySettings};
+    pub use crate::messaging::{Delivery, OutboxSettings, RetrySettings, UnitOfWork};
     pub use crate::metrics::MetricsSettings;
     pub use crate::settings::{
         DeferredValue, EmbeddedMigration, LogFormat, Segment, ServiceSettings,
@@ -155,6 +158,7 @@ pub mod __private {
     };
     pub use crate::telemetry::{TraceSampling, TracingSettings};
     pub use crate::{App, BoxError, Ctx, RestApi, Service};
+    pub use futures_util::future::BoxFuture;
 
     /// Byte equality of two strings in a constant (the check that a producer's input
     /// publishes the event the file names).

@@ -97,6 +97,9 @@ pub fn shared_events(architecture: &Architecture, services: &[ServiceContext]) -
                     );
                 }
             }
+            // What a consumer takes is added below, with the events services declare or
+            // consume.
+            ArchetypeContext::Consumer(_) => {}
         }
     }
     for service in architecture.services() {

@@ -2,6 +2,7 @@
 //! planned service's type. Adding an archetype is adding its module and its arm here (and
 //! accepting its type in [`crate::plan`]).
 
+mod consumer;
 mod producer;
 mod stateless;
 
@@ -23,6 +24,7 @@ pub(crate) fn expand(
     match &plan.service.archetype {
         Archetype::Stateless => stateless::expand(args, item, loaded, plan, env),
         Archetype::Producer(_) => producer::expand(args, item, loaded, plan, env),
+        Archetype::Consumer(_) => consumer::expand(args, item, loaded, plan, env),
         // `plan` refuses every type without a module above.
         other => Err(syn::Error::new(
             args.name_span,

@@ -17,7 +17,7 @@ use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
 
 use crate::load::Loaded;
-use crate::obligations::{Obligation, Required};
+use crate::obligations::{Obligation, Required, Shape};
 use crate::plan::ServicePlan;
 use crate::{Env, ServiceArgs, emit};
 
@@ -73,7 +73,7 @@ pub(crate) fn expand(
             .iter()
             .map(|ingestion| Required {
                 name: ingestion.entity.clone(),
-                bound: quote!(#krate::producer::Ingest),
+                shape: Shape::Type(quote!(#krate::producer::Ingest)),
                 doc: format!(
                     "The body of `POST {path}` (and each item of `POST {path}/batch`): validated by its `Ingest` impl into the `{event}` event published for it.",
                     path = ingestion.path,

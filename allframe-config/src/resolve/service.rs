@@ -94,4 +94,22 @@ impl ResolvedService {
     pub fn events(&self) -> &[String] {
         &self.common.events
     }
+
+    /// True when the service publishes `event` on its own topic: it has `[services.messaging]`
+    /// and declares the event, or it is a `stateless` service declaring no events, whose
+    /// generated create command publishes `<Entity>Created`.
+    pub fn publishes(&self, event: &str) -> bool {
+        if self.common.messaging.is_none() {
+            return false;
+        }
+        if self.common.events.is_empty() && self.kind() == ServiceType::Stateless {
+            let entity = self
+                .common
+                .entities
+                .first()
+                .map_or(crate::names::DEFAULT_ENTITY, String::as_str);
+            return event.strip_suffix("Created") == Some(crate::names::pascal(entity).as_str());
+        }
+        self.common.events.iter().any(|declared| declared == event)
+    }
 }

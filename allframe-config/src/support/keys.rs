@@ -187,13 +187,21 @@ pub(super) const KEY_RULES: &[KeyRule] = &[
     row_if(
         "services[].protocols",
         NotHonoured(
-            "a producer ingests over REST only: no gRPC, GraphQL or WebSocket endpoint is generated for it",
+            "a producer ingests over REST only, and a consumer serves only its health and metrics over HTTP: no gRPC, GraphQL or WebSocket endpoint is generated for them",
         ),
         |_, s| {
             s.is_some_and(|s| {
-                s.kind() == ServiceType::Producer
+                matches!(s.kind(), ServiceType::Producer | ServiceType::Consumer)
                     && s.common.protocols.iter().any(|p| *p != Protocol::Rest)
             })
+        },
+    ),
+    row_if(
+        "services[].consumer.channels",
+        NotHonoured("no channel delivers notifications yet: send them from the handlers' own code"),
+        |_, s| {
+            s.and_then(|s| s.raw.consumer.as_ref())
+                .is_some_and(|c| !c.channels.is_empty())
         },
     ),
     row("services[].circuit_breaker", CIRCUIT_BREAKER),

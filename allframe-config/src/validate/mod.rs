@@ -1,6 +1,7 @@
 //! Stage 3: checks across the whole file, after types are known. Every problem is pushed; none
 //! stops the others. Each check is one function; the checks of names live in `names`.
 
+mod consumer;
 mod events;
 mod names;
 mod producer;
@@ -112,6 +113,7 @@ pub(crate) fn validate(arch: &Draft, source: &SourceFile, out: &mut Diagnostics)
         schedule(&mut c, service);
         messaging(&mut c, service);
         producer::producer(&mut c, service);
+        consumer::consumer(&mut c, service);
         references(&mut c, service);
     }
     ports(&mut c);

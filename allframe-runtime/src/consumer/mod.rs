@@ -25,6 +25,8 @@
 //! consumer only: handled, it leaves the table in the same transaction; failing again, it stays
 //! with its count and error updated — never lost, never swallowed by the inbox.
 
+pub mod dispatch;
+mod host;
 mod policy;
 pub mod store;
 
@@ -34,6 +36,8 @@ use std::time::{Duration, SystemTime};
 use futures_util::FutureExt as _;
 use futures_util::future::BoxFuture;
 
+pub use host::{Consume, ConsumedEvent, ConsumerSettings, Payload};
+pub(crate) use host::{ConsumerBus, ConsumerComponent, ConsumerHost};
 pub use policy::{Backoff, RetryPolicy};
 pub use store::{DeadLetter, Reason};
 

@@ -465,8 +465,9 @@ impl KafkaSubscription {
             })
     }
 
-    /// Commits the offset after `delivery` for its partition (synchronously), which covers
-    /// every earlier record of that partition.
+    /// Commits, synchronously, the offsets after `delivery` and after every earlier delivery of
+    /// its topic still held: cumulative per topic, as [`BusSubscription::ack`] promises, across
+    /// the topic's partitions (each partition's offset covers its earlier records).
     pub async fn ack(&mut self, delivery: &Delivery) -> Result<(), BusError> {
         if !self.topics.iter().any(|t| t == delivery.topic()) {
             return Err(BusError::ForeignDelivery {
@@ -474,22 +475,30 @@ impl KafkaSubscription {
             });
         }
         self.forget_revoked();
-        let Ok(held) = self.held(delivery) else {
+        if self.held(delivery).is_err() {
             // Covered by a later ack, put back by a nack, or its partition was revoked.
             return Ok(());
-        };
-        let (topic, partition, offset) = (held.topic.clone(), held.partition, held.offset);
+        }
+        let last = delivery.tag().value();
+        let mut next_offsets: BTreeMap<i32, i64> = BTreeMap::new();
+        for held in self.pending.range(..=last).map(|(_, held)| held) {
+            if held.topic == delivery.topic() {
+                let next = next_offsets.entry(held.partition).or_insert(0);
+                *next = (*next).max(held.offset + 1);
+            }
+        }
         let mut list = TopicPartitionList::new();
-        list.add_partition_offset(&topic, partition, Offset::Offset(offset + 1))
-            .map_err(kafka_error)?;
+        for (partition, next) in &next_offsets {
+            list.add_partition_offset(delivery.topic(), *partition, Offset::Offset(*next))
+                .map_err(kafka_error)?;
+        }
         let consumer = Arc::clone(&self.consumer);
         tokio::task::spawn_blocking(move || consumer.commit(&list, CommitMode::Sync))
             .await
             .map_err(join_error)?
             .map_err(kafka_error)?;
-        let tag = delivery.tag().value();
         self.pending
-            .retain(|t, held| !(held.on(&topic, partition) && *t <= tag));
+            .retain(|tag, held| !(held.topic == delivery.topic() && *tag <= last));
         Ok(())
     }
 

@@ -65,6 +65,8 @@ pub use relay::{OutboxSettings, Relay, RelayError, RetrySettings};
 pub use topic::{consumer_group, topic_name};
 pub use transaction::BusTransaction;
 pub use unit_of_work::UnitOfWork;
+#[cfg(feature = "testing")]
+pub(crate) use unit_of_work::envelope;
 pub use uuid::Uuid;
 
 use crate::database::Database;

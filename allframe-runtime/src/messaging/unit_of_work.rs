@@ -236,6 +236,19 @@ pub(crate) fn outbound<E: Event>(
     correlation_id: &str,
     event: &E,
 ) -> Result<OutboundMessage, MessagingError> {
+    Ok(OutboundMessage {
+        topic: publisher.topic(E::TYPE),
+        envelope: envelope(publisher.config().service, context, correlation_id, event)?,
+    })
+}
+
+/// `event` in its envelope as the service `source` publishes it (see [`outbound`]).
+pub(crate) fn envelope<E: Event>(
+    source: &str,
+    context: &EventContext,
+    correlation_id: &str,
+    event: &E,
+) -> Result<Envelope, MessagingError> {
     const { check_event::<E>() };
     let payload = serde_json::to_vec(event).map_err(|source| MessagingError::Serialize {
         event_type: E::TYPE,
@@ -247,14 +260,14 @@ pub(crate) fn outbound<E: Event>(
         Some((traceparent, tracestate)) => (Some(traceparent), tracestate),
         None => (context.traceparent.clone(), context.tracestate.clone()),
     };
-    let envelope = Envelope {
+    Ok(Envelope {
         id: Uuid::now_v7(),
         event_type: E::TYPE.to_owned(),
         schema_version: E::VERSION,
         aggregate_type: E::AGGREGATE_TYPE.to_owned(),
         aggregate_id: event.aggregate_id(),
         occurred_at: truncate_to_millis(SystemTime::now()),
-        source: publisher.config().service.to_owned(),
+        source: source.to_owned(),
         correlation_id: correlation_id.to_owned(),
         causation_id: context.causation_id.clone(),
         traceparent,
@@ -262,9 +275,5 @@ pub(crate) fn outbound<E: Event>(
         tenant_id: context.tenant_id.clone(),
         format: PayloadFormat::Json,
         payload,
-    };
-    Ok(OutboundMessage {
-        topic: publisher.topic(E::TYPE),
-        envelope,
     })
 }

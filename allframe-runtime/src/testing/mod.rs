@@ -37,10 +37,14 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::RestApi;
+use crate::consumer::ConsumerBus;
 use crate::context::Ctx;
 use crate::env::Environment;
 use crate::launcher::Launch;
-use crate::messaging::{BusSubscription, Envelope, SubscribeOptions, Subscription};
+use crate::messaging::{
+    BusSubscription, Envelope, Event, EventContext, OutboundMessage, SubscribeOptions,
+    Subscription, Uuid, envelope, topic_name,
+};
 use crate::shutdown::{RunningService, ShutdownReport};
 use allframe_env as vars;
 
@@ -191,9 +195,52 @@ impl TestService {
         }
     }
 
+    /// Publishes `event` as the service `producer` of this architecture would (its topic,
+    /// its envelope), on the bus this service uses: how a test hands a consumer its events.
+    /// Returns the event's id.
+    pub async fn publish_as<E: Event>(&self, producer: &str, event: &E) -> Uuid {
+        let bus = match (self.ctx().get::<ConsumerBus>(), self.ctx().messaging()) {
+            (Some(ConsumerBus(bus)), _) => bus.clone(),
+            (None, Some(messaging)) => messaging.bus().clone(),
+            (None, None) => {
+                panic!("the service uses no event bus: it neither consumes nor publishes")
+            }
+        };
+        let correlation = Uuid::now_v7().hyphenated().to_string();
+        let envelope = envelope(producer, &EventContext::default(), &correlation, event)
+            .unwrap_or_else(|error| panic!("cannot encode the event: {error}"));
+        let id = envelope.id;
+        let topic = topic_name(self.ctx().settings().architecture, producer, E::TYPE);
+        bus.publish(&[OutboundMessage {
+            topic: topic.clone(),
+            envelope,
+        }])
+        .await
+        .unwrap_or_else(|error| panic!("cannot publish to `{topic}`: {error}"));
+        id
+    }
+
     /// Shuts the service down gracefully and reports how it went.
     pub async fn stop(self) -> ShutdownReport {
         self.running.shutdown().await
+    }
+}
+
+/// Waits until `done` answers true, checking every 20 ms; panics naming `what` after
+/// [`EVENT_TIMEOUT`]. For effects that come asynchronously, e.g. a consumer handling an event.
+pub async fn eventually<F, Fut>(what: &str, mut done: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + EVENT_TIMEOUT;
+    while !done().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not within {} s: {what}",
+            EVENT_TIMEOUT.as_secs()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

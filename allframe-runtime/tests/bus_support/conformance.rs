@@ -95,6 +95,34 @@ macro_rules! conformance_tests {
                 scenario::nack_redelivers_in_order(&$fixture).await;
             }
 
+            #[tokio::test]
+            $(#[ignore = $reason])?
+            async fn one_ack_covers_every_earlier_delivery_of_the_topic() {
+                scenario::ack_is_cumulative_per_topic(&$fixture).await;
+            }
+
+            #[cfg(feature = "sqlite")]
+            #[tokio::test]
+            $(#[ignore = $reason])?
+            async fn consumer_handles_aggregates_in_parallel_each_in_order() {
+                $crate::bus_support::consuming::parallel_per_aggregate_in_order(&$fixture).await;
+            }
+
+            #[cfg(feature = "sqlite")]
+            #[tokio::test]
+            $(#[ignore = $reason])?
+            async fn consumer_parks_poison_and_exhausted_events_and_replays_once() {
+                $crate::bus_support::consuming::poison_and_failures_parked_then_replayed_once(&$fixture)
+                    .await;
+            }
+
+            #[cfg(feature = "sqlite")]
+            #[tokio::test]
+            $(#[ignore = $reason])?
+            async fn consumer_stopped_mid_retry_loses_nothing() {
+                $crate::bus_support::consuming::shutdown_mid_retry_loses_nothing(&$fixture).await;
+            }
+
         }
     };
 }
@@ -229,6 +257,39 @@ pub async fn nack_redelivers_in_order(fixture: &impl Fixture) {
     assert_eq!(order, [2, 3, 4], "the nacked event, then what followed it");
     assert_quiet(&mut subscription, Duration::from_secs(1)).await;
     subscription.close().await.expect("close");
+}
+
+/// Six events of six aggregates (spread over three partitions where the bus has them) are
+/// delivered; acknowledging only the last one covers them all: the group's next member gets a
+/// new event first, none of the six.
+/// (A consumer handling aggregates in parallel acknowledges the longest handled prefix at once.)
+pub async fn ack_is_cumulative_per_topic(fixture: &impl Fixture) {
+    let bus = fixture.bus_with_deliveries_in_flight().await;
+    let topic = fixture.topic("OrderPlaced", 3);
+    let group = fixture.group("billing");
+    let mut subscription = subscribe(&bus, &group, &[&topic]).await;
+    let batch: Vec<OutboundMessage> = (1..=6)
+        .map(|n| message(&topic, &format!("o-{n}"), n))
+        .collect();
+    bus.publish(&batch).await.expect("publish");
+    let mut last = None;
+    for _ in 0..6 {
+        last = Some(next(fixture, &mut subscription).await);
+    }
+    let last = last.expect("six deliveries");
+    subscription.ack(&last).await.expect("ack");
+    subscription.close().await.expect("close");
+
+    // The next member's first delivery is a new event, not one of the six.
+    let mut again = subscribe(&bus, &group, &[&topic]).await;
+    let marker = message(&topic, "o-1", 7);
+    bus.publish(std::slice::from_ref(&marker))
+        .await
+        .expect("publish");
+    let first = next(fixture, &mut again).await;
+    assert_eq!(n_of(&first), 7, "an acknowledged event came back");
+    again.ack(&first).await.expect("ack");
+    again.close().await.expect("close");
 }
 
 /// 10,000 events of 16 aggregates, published in chunks of 100 (a failed publish retried from

@@ -3,6 +3,8 @@
 #![allow(dead_code)]
 
 pub mod conformance;
+#[cfg(feature = "sqlite")]
+pub mod consuming;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

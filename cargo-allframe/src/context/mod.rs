@@ -15,9 +15,11 @@ use crate::error::CliError;
 use crate::events::{EventsCrate, SharedEvent};
 use crate::names::ServiceNames;
 
+mod consumer;
 mod producer;
 mod stateless;
 
+pub use consumer::{ConsumedContext, ConsumerContext};
 pub use producer::{IngestionContext, ProducerContext};
 pub use stateless::StatelessContext;
 
@@ -105,6 +107,8 @@ pub enum ArchetypeContext {
     Stateless(Box<StatelessContext>),
     /// `type = "producer"`.
     Producer(ProducerContext),
+    /// `type = "consumer"`.
+    Consumer(ConsumerContext),
 }
 
 impl ArchetypeContext {
@@ -114,6 +118,7 @@ impl ArchetypeContext {
         match plan.service.kind() {
             ServiceType::Stateless => Some(Self::Stateless(Box::new(StatelessContext::new(plan)))),
             ServiceType::Producer => Some(Self::Producer(ProducerContext::new(plan))),
+            ServiceType::Consumer => Some(Self::Consumer(ConsumerContext::new(plan))),
             _ => None,
         }
     }

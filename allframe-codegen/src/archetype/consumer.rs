@@ -1,0 +1,147 @@
+//! The `consumer` archetype: each event of `[services.consumer] events` handled by a method of
+//! the user's, exactly once in its effects, retried with backoff, then parked as a dead
+//! letter (the runtime's `allframe::consumer`).
+//!
+//! Obligations:
+//! - `Consumes`, a trait declared beside the user's struct with, per event, an associated
+//!   type (its payload, an `allframe::consumer::Payload`: the type from the architecture's
+//!   event-types crate) and a method `on_<event>(&self, uow, event)`. A missing method is the
+//!   compiler's own E0046 naming it at the user's `impl Consumes`; a method for an event the
+//!   file does not list is E0407; no impl at all is the trait's `on_unimplemented`.
+//! - the payload is the event the file names: a constant check fails the build when
+//!   `Event::TYPE` differs from the event's name.
+//!
+//! Derived: `allframe::consumer::Consume` (routing each delivery by event type to its method,
+//! the payload decoded) and `RestApi` (a consumer serves only its health and metrics).
+
+use proc_macro2::{Span, TokenStream};
+use quote::{format_ident, quote, quote_spanned};
+
+use crate::load::Loaded;
+use crate::obligations::{Obligation, Required, Shape};
+use crate::plan::{ConsumerPlan, ServicePlan};
+use crate::{Env, ServiceArgs, emit};
+
+pub(crate) fn expand(
+    args: &ServiceArgs,
+    item: &syn::ItemStruct,
+    loaded: &Loaded,
+    plan: &ServicePlan<'_>,
+    env: &Env,
+) -> Result<TokenStream, syn::Error> {
+    emit::not_generic(item)?;
+    let Some(consumer) = &plan.consumer else {
+        return Err(syn::Error::new(
+            args.name_span,
+            "a consumer's plan has no `[services.consumer]`",
+        ));
+    };
+    let krate = &args.krate;
+    let p = quote!(#krate::__private);
+    let ident = &item.ident;
+    let span: Span = ident.span();
+    let name = plan.service.name();
+
+    let consumes = obligation(args, consumer, name).declare(&item.vis, span);
+    let arms = consumer.events.iter().map(|consumed| {
+        let event = consumed.event;
+        let payload = format_ident!("{}", event, span = span);
+        let method = format_ident!("{}", consumed.method, span = span);
+        quote_spanned! {span=>
+            #event => {
+                let event = delivery.decode::<<Self as Consumes>::#payload>()?;
+                <Self as Consumes>::#method(self, uow, event)
+                    .await
+                    .map_err(#p::HandleError::Failed)
+            }
+        }
+    });
+    let type_checks = consumer.events.iter().enumerate().map(|(index, consumed)| {
+        let event = consumed.event;
+        let payload = format_ident!("{}", event, span = span);
+        let message = format!(
+            "architecture.toml: `{name}` consumes `{event}` (events[{index}]), but the `Event::TYPE` of `<{ident} as Consumes>::{event}` is another name: use the `{event}` type of the event-types crate"
+        );
+        quote_spanned! {span=>
+            const _: () = {
+                if !#p::str_eq(<<#ident as Consumes>::#payload as #krate::Event>::TYPE, #event) {
+                    ::core::panic!(#message);
+                }
+            };
+        }
+    });
+    let items = quote! {
+        #consumes
+
+        impl #p::Consume for #ident {
+            fn consume<'a>(
+                &'a self,
+                uow: &'a mut #p::UnitOfWork,
+                delivery: &'a #p::Delivery,
+            ) -> #p::BoxFuture<'a, ::core::result::Result<(), #p::HandleError>> {
+                ::std::boxed::Box::pin(async move {
+                    match delivery.envelope().event_type.as_str() {
+                        #(#arms)*
+                        other => ::core::result::Result::Err(
+                            #p::HandleError::UnknownEvent(::std::borrow::ToOwned::to_owned(other)),
+                        ),
+                    }
+                })
+            }
+        }
+
+        impl #krate::RestApi for #ident {
+            fn routes() -> #krate::Router<Self> {
+                #krate::Router::new()
+            }
+        }
+
+        #(#type_checks)*
+    };
+    emit::service(args, item, loaded, plan, env, items)
+}
+
+/// `Consumes`: per event, its payload type and its handler.
+fn obligation(args: &ServiceArgs, consumer: &ConsumerPlan<'_>, name: &str) -> Obligation {
+    let krate = &args.krate;
+    let mut items = Vec::new();
+    for consumed in &consumer.events {
+        let event = consumed.event;
+        let payload = format_ident!("{}", event);
+        let from = if consumed.is_external() {
+            "published outside this architecture".to_owned()
+        } else {
+            format!("published by {}", consumed.producers.join(", "))
+        };
+        items.push(Required {
+            name: event.to_owned(),
+            shape: Shape::Type(quote!(#krate::consumer::Payload)),
+            doc: format!("The payload of `{event}` ({from}): its type in the event-types crate."),
+        });
+        items.push(Required {
+            name: consumed.method.clone(),
+            shape: Shape::Method(quote! {
+                (
+                    &self,
+                    uow: &mut #krate::UnitOfWork,
+                    event: Self::#payload,
+                ) -> impl ::core::future::Future<
+                    Output = ::core::result::Result<(), #krate::BoxError>,
+                > + ::core::marker::Send
+            }),
+            doc: format!(
+                "Handles one `{event}`: its changes (through `uow.conn()`), the events it publishes and the inbox row that marks it handled commit together. An `Err` or a panic is retried with backoff, then parked as a dead letter."
+            ),
+        });
+    }
+    Obligation {
+        name: "Consumes",
+        doc: format!(
+            "The events `{name}` handles, as `{}` declares them in `[services.consumer] events`: per event, its payload type and its handler.",
+            args.config
+        ),
+        message: format!("`{{Self}}` is the consumer `{name}`, so it must implement `Consumes`"),
+        label: "this consumer does not say how it handles its events",
+        items,
+    }
+}

@@ -1,0 +1,352 @@
+//! Runs a [`Consumer`] on the bus: up to `concurrency` handlers at once, one at a time per
+//! aggregate, acknowledgements in order.
+//!
+//! Deliveries are read while fewer than `window` are held (received, not yet acknowledged).
+//! Each joins its aggregate's lane (aggregate type and id; an event without an aggregate id
+//! has a lane of its own): a lane hands one delivery at a time to a handler, in arrival order,
+//! and lanes run in parallel up to `concurrency`. A delivery the consumer asks to retry stays
+//! at the head of its lane — later events of that aggregate wait, other aggregates flow on —
+//! and is handed in again after its backoff. Buses acknowledge cumulatively per topic, so the
+//! loop acknowledges the longest prefix of a topic's deliveries that is done (handled,
+//! duplicate or dead-lettered): nothing is acknowledged before it is handled or parked.
+//!
+//! When the bus fails (reading or acknowledging), the session ends: running handlers finish,
+//! what is held is dropped unacknowledged (the group delivers it again), and after a backoff
+//! the loop joins the group anew. On shutdown the loop stops reading, cancels waits between
+//! retries (those deliveries stay unacknowledged and come back to the group), lets running
+//! handlers finish, acknowledges what is done and leaves the group.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tokio::task::{Id, JoinSet};
+use tokio_util::sync::CancellationToken;
+
+use super::{Consumer, Handlers, Outcome};
+use crate::messaging::{
+    BusError, BusSubscription, Delivery, DeliveryTag, EventBus, RetrySettings, SubscribeOptions,
+};
+
+/// How a consumer's deliveries are run (`concurrency` of `[services.consumer]`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DispatchSettings {
+    /// Handlers running at once (different aggregates; one aggregate's events run one after
+    /// another).
+    pub concurrency: usize,
+    /// Deliveries held at most (received and not yet acknowledged): what a slow aggregate
+    /// lets the others run ahead by.
+    pub window: usize,
+    /// Backoff while the bus or the database fails.
+    pub backoff: RetrySettings,
+}
+
+impl DispatchSettings {
+    /// `concurrency` handlers, a window of 64 deliveries per handler (at least 256), the
+    /// built-in backoff.
+    pub fn new(concurrency: usize) -> Self {
+        let concurrency = concurrency.max(1);
+        Self {
+            concurrency,
+            window: (concurrency * 64).max(256),
+            backoff: RetrySettings::DEFAULT,
+        }
+    }
+}
+
+/// Whether the consumer is a member of its group now (for `/health/ready`).
+#[derive(Debug, Clone, Default)]
+pub struct Membership(Arc<AtomicBool>);
+
+impl Membership {
+    /// Whether the consumer holds a working subscription.
+    pub fn is_joined(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+
+    fn set(&self, joined: bool) {
+        self.0.store(joined, Ordering::Release);
+    }
+}
+
+/// Joins `options.group` on `bus` and runs `consumer` on its deliveries until `shutdown` is
+/// cancelled (see the module docs); re-joins with backoff whenever the bus fails.
+pub async fn run<H: Handlers>(
+    consumer: Arc<Consumer<H>>,
+    bus: EventBus,
+    options: SubscribeOptions,
+    settings: DispatchSettings,
+    membership: Membership,
+    shutdown: CancellationToken,
+) {
+    let mut failures: u32 = 0;
+    while !shutdown.is_cancelled() {
+        let failure = match bus.subscribe(options.clone()).await {
+            Ok(subscription) => {
+                membership.set(true);
+                let session = Session::new(Arc::clone(&consumer), settings, shutdown.clone());
+                let ended = session.run(subscription).await;
+                membership.set(false);
+                match ended {
+                    Ok(handled) => {
+                        if handled > 0 {
+                            failures = 0;
+                        }
+                        continue;
+                    }
+                    Err(error) => error,
+                }
+            }
+            Err(error) => error.into(),
+        };
+        failures = failures.saturating_add(1);
+        let wait = settings.backoff.jittered(failures);
+        tracing::warn!(group = %options.group, bus = bus.name(), error = %failure,
+            retry_in_ms = wait.as_millis() as u64, "consumer: the event bus failed; joining the group again");
+        tokio::select! {
+            () = shutdown.cancelled() => {}
+            () = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+/// Why a session ended before shutdown.
+#[derive(Debug, thiserror::Error)]
+enum SessionError {
+    /// Reading or acknowledging failed.
+    #[error(transparent)]
+    Bus(#[from] BusError),
+    /// A handler task died outside the handler (which the consumer guards against panics).
+    #[error("a handler task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+/// The key of a delivery's lane.
+fn lane_of(delivery: &Delivery) -> String {
+    let envelope = delivery.envelope();
+    if envelope.aggregate_id.is_empty() {
+        format!("\u{1f}{}", envelope.id)
+    } else {
+        format!("{}\u{1f}{}", envelope.aggregate_type, envelope.aggregate_id)
+    }
+}
+
+/// How one handler task ended.
+enum Finished {
+    /// Handled, a duplicate, or dead-lettered: may be acknowledged.
+    Done,
+    /// Shutdown came while it waited to be retried: not acknowledged.
+    Abandoned,
+}
+
+/// One membership of the group: from joining to shutdown or a bus failure.
+struct Session<H> {
+    consumer: Arc<Consumer<H>>,
+    settings: DispatchSettings,
+    shutdown: CancellationToken,
+    /// Per lane, its deliveries in arrival order; the head is running or ready to run.
+    lanes: HashMap<String, VecDeque<Delivery>>,
+    /// Lanes whose head waits for a free handler, in arrival order.
+    ready: VecDeque<String>,
+    /// The lane of each running task.
+    running: HashMap<Id, String>,
+    tasks: JoinSet<(Delivery, Finished)>,
+    /// Per topic, every held delivery by tag: `Some` once done.
+    held: HashMap<String, BTreeMap<DeliveryTag, Option<Delivery>>>,
+    /// Deliveries done in this session.
+    done: u64,
+}
+
+impl<H: Handlers> Session<H> {
+    fn new(
+        consumer: Arc<Consumer<H>>,
+        settings: DispatchSettings,
+        shutdown: CancellationToken,
+    ) -> Self {
+        Self {
+            consumer,
+            settings,
+            shutdown,
+            lanes: HashMap::new(),
+            ready: VecDeque::new(),
+            running: HashMap::new(),
+            tasks: JoinSet::new(),
+            held: HashMap::new(),
+            done: 0,
+        }
+    }
+
+    /// Runs until shutdown (`Ok` with the deliveries done) or a bus failure; in both cases
+    /// running handlers finish first.
+    async fn run<S: BusSubscription>(mut self, mut subscription: S) -> Result<u64, SessionError> {
+        let mut failure = None;
+        let mut draining = false;
+        loop {
+            let reading = !draining && self.held_count() < self.settings.window.max(1);
+            tokio::select! {
+                biased;
+                () = self.shutdown.cancelled(), if !draining => draining = true,
+                joined = self.tasks.join_next_with_id(), if !self.tasks.is_empty() => {
+                    if let Some(joined) = joined && let Err(error) = self.finish(joined) {
+                        failure.get_or_insert(error);
+                        draining = true;
+                    }
+                }
+                next = subscription.next(), if reading => match next {
+                    Ok(delivery) => self.admit(delivery),
+                    Err(error) => {
+                        failure = Some(error.into());
+                        draining = true;
+                    }
+                },
+                else => break,
+            }
+            if draining {
+                self.ready.clear();
+            } else {
+                self.start_ready();
+            }
+            if failure.is_none()
+                && let Err(error) = self.acknowledge(&mut subscription).await
+            {
+                failure = Some(error.into());
+                draining = true;
+            }
+            if draining && self.tasks.is_empty() {
+                break;
+            }
+        }
+        if let Some(error) = failure {
+            // Dropped without closing: what is held goes back to the group.
+            return Err(error);
+        }
+        if let Err(error) = subscription.close().await {
+            tracing::warn!(group = %self.consumer.group(), error = %error,
+                "consumer: leaving the group failed; its share passes on when the claim expires");
+        }
+        Ok(self.done)
+    }
+
+    fn held_count(&self) -> usize {
+        self.held.values().map(BTreeMap::len).sum()
+    }
+
+    /// Holds a new delivery and queues it on its lane.
+    fn admit(&mut self, delivery: Delivery) {
+        self.held
+            .entry(delivery.topic().to_owned())
+            .or_default()
+            .insert(delivery.tag(), None);
+        let lane = lane_of(&delivery);
+        let queue = self.lanes.entry(lane.clone()).or_default();
+        queue.push_back(delivery);
+        if queue.len() == 1 {
+            self.ready.push_back(lane);
+        }
+    }
+
+    /// Starts the heads of ready lanes while handlers are free.
+    fn start_ready(&mut self) {
+        while self.running.len() < self.settings.concurrency.max(1) {
+            let Some(lane) = self.ready.pop_front() else {
+                return;
+            };
+            let Some(delivery) = self.lanes.get(&lane).and_then(|q| q.front()).cloned() else {
+                continue;
+            };
+            let consumer = Arc::clone(&self.consumer);
+            let cancel = self.shutdown.child_token();
+            let backoff = self.settings.backoff;
+            let task = self.tasks.spawn(async move {
+                let finished = handle_until_done(&consumer, &delivery, &cancel, backoff).await;
+                (delivery, finished)
+            });
+            self.running.insert(task.id(), lane);
+        }
+    }
+
+    /// Records a finished task: its delivery done, the next of its lane ready.
+    fn finish(
+        &mut self,
+        joined: Result<(Id, (Delivery, Finished)), tokio::task::JoinError>,
+    ) -> Result<(), SessionError> {
+        let (id, delivery, finished) = match joined {
+            Ok((id, (delivery, finished))) => (id, delivery, finished),
+            Err(error) => {
+                self.running.remove(&error.id());
+                return Err(error.into());
+            }
+        };
+        let Some(lane) = self.running.remove(&id) else {
+            return Ok(());
+        };
+        if let Finished::Abandoned = finished {
+            return Ok(());
+        }
+        self.done += 1;
+        if let Some(slot) = self
+            .held
+            .get_mut(delivery.topic())
+            .and_then(|topic| topic.get_mut(&delivery.tag()))
+        {
+            *slot = Some(delivery);
+        }
+        if let Some(queue) = self.lanes.get_mut(&lane) {
+            queue.pop_front();
+            if queue.is_empty() {
+                self.lanes.remove(&lane);
+            } else {
+                self.ready.push_back(lane);
+            }
+        }
+        Ok(())
+    }
+
+    /// Acknowledges, per topic, the last delivery of the longest done prefix.
+    async fn acknowledge<S: BusSubscription>(
+        &mut self,
+        subscription: &mut S,
+    ) -> Result<(), BusError> {
+        for deliveries in self.held.values_mut() {
+            let mut last = None;
+            while let Some(entry) = deliveries.first_entry() {
+                if entry.get().is_none() {
+                    break;
+                }
+                last = entry.remove();
+            }
+            if let Some(delivery) = last {
+                subscription.ack(&delivery).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Hands `delivery` to the consumer until it is done, waiting out the backoff between
+/// attempts; abandons it when `cancel` fires during a wait.
+async fn handle_until_done<H: Handlers>(
+    consumer: &Consumer<H>,
+    delivery: &Delivery,
+    cancel: &CancellationToken,
+    backoff: RetrySettings,
+) -> Finished {
+    let mut database_failures: u32 = 0;
+    loop {
+        let wait = match consumer.handle(delivery).await {
+            Ok(Outcome::Retry { after, .. }) => after,
+            Ok(_) => return Finished::Done,
+            Err(error) => {
+                database_failures = database_failures.saturating_add(1);
+                let wait = backoff.jittered(database_failures);
+                tracing::warn!(group = %consumer.group(), error = %error,
+                    retry_in_ms = wait.as_millis() as u64, "consumer: the database failed around a handler; retrying");
+                wait
+            }
+        };
+        tokio::select! {
+            () = cancel.cancelled() => return Finished::Abandoned,
+            () = tokio::time::sleep(wait) => {}
+        }
+    }
+}

@@ -1,0 +1,171 @@
+//! The consumer as part of a service (`type = "consumer"`): a start-up [`Component`] that
+//! creates the consumer's tables and opens the bus, and a [`Host`] that, once the user's
+//! service is built, runs the [`dispatch`] loop over the topics the file names, handing each
+//! delivery to the service's [`Consume`] implementation (which the macro derives from the
+//! user's `Consumes` impl). `/health/ready` reports `bus` failing while the consumer is not a
+//! member of its group.
+
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
+
+use super::dispatch::{self, DispatchSettings, Membership};
+use super::{Consumer, HandleError, Handlers, RetryPolicy, store};
+use crate::component::{Component, Host, Hosted, Startup};
+use crate::context::App;
+use crate::error::RuntimeError;
+use crate::messaging::{
+    Delivery, EventBus, Messaging, SubscribeOptions, UnitOfWork, consumer_group, topic_name,
+};
+use crate::{BoxError, Event, Service};
+
+/// A service that handles events: the macro implements it for a `consumer`'s struct, routing
+/// each delivery by event type to the user's `on_<event>` method with the decoded payload.
+pub trait Consume: Service {
+    /// Handles `delivery` inside `uow`.
+    fn consume<'a>(
+        &'a self,
+        uow: &'a mut UnitOfWork,
+        delivery: &'a Delivery,
+    ) -> BoxFuture<'a, Result<(), HandleError>>;
+}
+
+/// The payload type of a consumed event: an [`Event`] that deserializes. The `Consumes`
+/// trait the macro declares bounds each event's associated type with it.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is the payload of a consumed event, so it must be an `allframe::Event` that deserializes",
+    label = "not a consumable event",
+    note = "use the event's type from the architecture's event-types crate, or derive `serde::Deserialize` and implement `allframe::Event` for it"
+)]
+pub trait Payload: Event + serde::de::DeserializeOwned {}
+
+impl<T: Event + serde::de::DeserializeOwned> Payload for T {}
+
+/// One event a consumer takes, as the file names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConsumedEvent {
+    /// The event type, e.g. `"UserCreated"`.
+    pub event: &'static str,
+    /// The service of this architecture that publishes it (the middle part of its topic);
+    /// `external` for an event published outside the file.
+    pub producer: &'static str,
+}
+
+/// `[services.consumer]` as the consumer host applies it. Constant data the macro emits.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ConsumerSettings {
+    /// The events taken (`events`), once per service publishing each.
+    pub events: &'static [ConsumedEvent],
+    /// Handlers at once (`concurrency`).
+    pub concurrency: u32,
+    /// Retries, backoff and dead letters (`max_retries`, `retry_backoff`, `dlq`, and the
+    /// service's retry intervals).
+    pub policy: RetryPolicy,
+}
+
+impl ConsumerSettings {
+    /// The topics of the consumed events in `architecture`.
+    pub fn topics(&self, architecture: &str) -> Vec<String> {
+        self.events
+            .iter()
+            .map(|consumed| topic_name(architecture, consumed.producer, consumed.event))
+            .collect()
+    }
+}
+
+/// The bus the consumer reads, opened at start-up.
+#[derive(Clone)]
+pub(crate) struct ConsumerBus(pub(crate) EventBus);
+
+/// Creates the consumer's tables (inbox, attempts, dead letters) and opens the bus: the one
+/// messaging opened when the service also publishes, else the one `EVENT_BUS_URL` names.
+#[derive(Debug)]
+pub(crate) struct ConsumerComponent;
+
+impl Component for ConsumerComponent {
+    fn name(&self) -> &'static str {
+        "consumer"
+    }
+
+    fn start<'a>(
+        self: Box<Self>,
+        startup: &'a mut Startup,
+    ) -> crate::component::BoxFuture<'a, Result<(), BoxError>> {
+        Box::pin(async move {
+            store::install(startup.ctx().db()).await?;
+            let bus = match startup.get::<Messaging>() {
+                Some(messaging) => messaging.bus().clone(),
+                None => EventBus::from_env(startup.env()).await?,
+            };
+            startup.insert(ConsumerBus(bus));
+            startup.insert(Membership::default());
+            Ok(())
+        })
+    }
+}
+
+/// Runs the consumer once the user's service is built: see the module docs.
+#[derive(Debug)]
+pub(crate) struct ConsumerHost {
+    pub(crate) settings: ConsumerSettings,
+}
+
+impl<S: Consume> Host<S> for ConsumerHost {
+    fn name(&self) -> &'static str {
+        "consumer"
+    }
+
+    fn start<'a>(
+        self: Box<Self>,
+        app: &'a App<S>,
+        startup: &'a Startup,
+    ) -> crate::component::BoxFuture<'a, Result<Hosted, RuntimeError>> {
+        Box::pin(async move {
+            let ctx = app.ctx();
+            let service = ctx.settings();
+            let missing = |what: &str| RuntimeError::Component {
+                name: "consumer",
+                source: format!("the consumer component did not start ({what} missing)").into(),
+            };
+            let ConsumerBus(bus) = startup
+                .get::<ConsumerBus>()
+                .cloned()
+                .ok_or_else(|| missing("bus"))?;
+            let membership = startup
+                .get::<Membership>()
+                .cloned()
+                .ok_or_else(|| missing("membership"))?;
+            let group = consumer_group(service.architecture, service.name);
+            let options = SubscribeOptions::new(&group, self.settings.topics(service.architecture));
+            let consumer = Arc::new(Consumer::new(
+                ctx.db().clone(),
+                startup.get::<Messaging>().cloned(),
+                service.name,
+                group,
+                AppHandlers(app.clone()),
+                self.settings.policy,
+            ));
+            let settings = DispatchSettings::new(self.settings.concurrency as usize);
+            tracing::info!(group = %consumer.group(), topics = ?options.topics, bus = bus.name(),
+                concurrency = settings.concurrency, "consumer started");
+            ctx.tasks().spawn("consumer", move |shutdown| async move {
+                dispatch::run(consumer, bus, options, settings, membership, shutdown).await;
+                Ok(())
+            });
+            Ok(Hosted::default())
+        })
+    }
+}
+
+/// The service's [`Consume`] as the consumer's [`Handlers`].
+struct AppHandlers<S>(App<S>);
+
+impl<S: Consume> Handlers for AppHandlers<S> {
+    fn handle<'a>(
+        &'a self,
+        uow: &'a mut UnitOfWork,
+        delivery: &'a Delivery,
+    ) -> BoxFuture<'a, Result<(), HandleError>> {
+        self.0.service().consume(uow, delivery)
+    }
+}
