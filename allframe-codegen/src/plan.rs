@@ -359,7 +359,7 @@ pattern = "outbox"
             assert!(
                 errors[0]
                     .message
-                    .contains("(it generates: stateless, producer)"),
+                    .contains("(it generates: stateless, producer, consumer)"),
                 "{errors:?}"
             );
         });

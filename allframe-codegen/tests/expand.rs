@@ -46,6 +46,12 @@ name = "mailer"
 type = "consumer"
 [services.consumer]
 events = ["UserCreated"]
+
+[[services]]
+name = "payments"
+type = "gateway"
+[services.integrations]
+providers = ["stripe"]
 "#;
 
 struct Crate {
@@ -243,10 +249,11 @@ fn errors_become_compile_errors_with_a_skeleton() {
         "skeleton main"
     );
 
-    let consumer = compile_errors(&c.expand(quote!(config = "architecture.toml", name = "mailer")));
+    let gateway =
+        compile_errors(&c.expand(quote!(config = "architecture.toml", name = "payments")));
     assert!(
-        consumer[0].contains("does not generate yet (it generates: stateless, producer)"),
-        "{consumer:?}"
+        gateway[0].contains("does not generate yet (it generates: stateless, producer, consumer)"),
+        "{gateway:?}"
     );
 
     let transactional = Crate::new(
@@ -505,6 +512,43 @@ pattern = "direct"
         config = "architecture.toml",
         name = "position-ingest"
     ));
+    assert!(
+        compile_errors(&file).is_empty(),
+        "{:?}",
+        compile_errors(&file)
+    );
+    let text =
+        pretty(&quote!(#file)).replace(&c.dir.path().to_string_lossy().into_owned(), "$CRATE");
+    insta::assert_snapshot!(text);
+}
+
+#[test]
+fn consumer_expansion_snapshot() {
+    let c = Crate::new(
+        r#"[architecture]
+name = "harbour"
+[observability]
+tracing = "none"
+metrics = "none"
+[[services]]
+name = "berths"
+type = "producer"
+[services.domain]
+entities = ["Berth"]
+events = ["BerthBooked"]
+[services.messaging]
+pattern = "outbox"
+[[services]]
+name = "harbour-mail"
+type = "consumer"
+[services.consumer]
+events = ["BerthBooked", "TideTurned"]
+max_retries = 4
+retry_backoff = "linear"
+concurrency = 8
+"#,
+    );
+    let file = c.expand(quote!(config = "architecture.toml", name = "harbour-mail"));
     assert!(
         compile_errors(&file).is_empty(),
         "{:?}",

@@ -214,6 +214,13 @@ pub const ALLFRAME_KAFKA_TRANSACTIONAL_PRODUCERS: Var = Var {
         expected: "expected a whole number from 1 to 64",
     },
 };
+/// How long a consumer remembers the events it handled.
+pub const ALLFRAME_INBOX_RETENTION_SECS: Var = Var {
+    name: "ALLFRAME_INBOX_RETENTION_SECS",
+    meaning: "consumers: seconds an inbox row (a handled event's id) is kept; a redelivery older than this is handled again",
+    default: "`604800` (7 days)",
+    kind: Kind::Seconds,
+};
 /// Redis, for idempotency keys stored there.
 pub const REDIS_URL: Var = Var {
     name: "REDIS_URL",
@@ -262,6 +269,7 @@ pub const ALL: &[Var] = &[
     DATABASE_URL,
     ALLFRAME_DATA_DIR,
     EVENT_BUS_URL,
+    ALLFRAME_INBOX_RETENTION_SECS,
     ALLFRAME_KAFKA_TRANSACTIONAL_PRODUCERS,
     REDIS_URL,
     ALLFRAME_IDEMPOTENCY_TTL_SECS,

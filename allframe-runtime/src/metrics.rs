@@ -13,7 +13,8 @@
 //! - `allframe_idempotency_requests_total{outcome}` when idempotency keys are on: how the layer
 //!   answered each protected request (`executed`, `replayed`, `in_flight`, `mismatch`,
 //!   `invalid`, `too_large`, `store_unavailable`, `rejected`), beside the request families,
-//!   which count the same answers by route and status.
+//!   which count the same answers by route and status;
+//! - a consumer's `allframe_consumer_*` series (see [`crate::consumer::metrics`]).
 //!
 //! Every series carries a `service` label. The endpoint is served on the REST port unless the
 //! file declares a `metrics` port (or `METRICS_PORT` is set), in which case it gets a listener
@@ -43,6 +44,8 @@ use prometheus_client::registry::Registry;
 
 use crate::BoxError;
 use crate::component::{BoxFuture, Component, Startup};
+use crate::consumer::ConsumerMetrics;
+use crate::consumer::metrics::ConsumerMetricsSlot;
 use crate::context::Ctx;
 use crate::messaging::OutboxMetricsSnapshot;
 
@@ -152,6 +155,7 @@ struct Inner {
     requests: Family<RequestLabels, Counter>,
     durations: Family<RouteLabels, Histogram>,
     idempotency: Family<OutcomeLabels, Counter>,
+    consumer: ConsumerMetricsSlot,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -191,14 +195,22 @@ impl Metrics {
             "Requests carrying an idempotency key, by how the idempotency layer answered them",
             idempotency.clone(),
         );
+        let consumer = ConsumerMetricsSlot::default();
+        registry.register_collector(Box::new(consumer.clone()));
         Self {
             inner: Arc::new(Inner {
                 registry,
                 requests,
                 durations,
                 idempotency,
+                consumer,
             }),
         }
+    }
+
+    /// The consumer series (`allframe_consumer_*`), rendered from the first call on.
+    pub fn consumer(&self) -> ConsumerMetrics {
+        self.inner.consumer.get()
     }
 
     /// Counts `outcome` in `allframe_idempotency_requests_total` (see

@@ -61,7 +61,7 @@ fn infrastructure_only_keys_say_so() {
 #[test]
 fn a_type_not_generated_yet_is_a_warning_at_its_type_and_tables() {
     let d = diagnostics(
-        "[[services]]\nname = \"mailer\"\ntype = \"consumer\"\n[services.database]\ntype = \"mysql\"\n[services.consumer]\nevents = [\"UserCreated\"]\n",
+        "[[services]]\nname = \"pay\"\ntype = \"gateway\"\n[services.database]\ntype = \"mysql\"\n[services.integrations]\nproviders = [\"stripe\"]\n",
     );
     assert!(
         !d.has_errors(),
@@ -69,7 +69,7 @@ fn a_type_not_generated_yet_is_a_warning_at_its_type_and_tables() {
     );
     assert_eq!(
         not_honoured(&d),
-        ["services[0].type", "services[0].consumer"]
+        ["services[0].type", "services[0].integrations"]
     );
 }
 

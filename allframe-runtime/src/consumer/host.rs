@@ -6,6 +6,7 @@
 //! member of its group.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 
@@ -13,10 +14,12 @@ use super::dispatch::{self, DispatchSettings, Membership};
 use super::{Consumer, HandleError, Handlers, RetryPolicy, store};
 use crate::component::{Component, Host, Hosted, Startup};
 use crate::context::App;
+use crate::env::Environment;
 use crate::error::RuntimeError;
 use crate::messaging::{
     Delivery, EventBus, Messaging, SubscribeOptions, UnitOfWork, consumer_group, topic_name,
 };
+use crate::metrics::Metrics;
 use crate::{BoxError, Event, Service};
 
 /// A service that handles events: the macro implements it for a `consumer`'s struct, routing
@@ -93,6 +96,18 @@ impl Component for ConsumerComponent {
     ) -> crate::component::BoxFuture<'a, Result<(), BoxError>> {
         Box::pin(async move {
             store::install(startup.ctx().db()).await?;
+            let retention = inbox_retention(startup.env())?;
+            let db = startup.ctx().db().clone();
+            startup
+                .ctx()
+                .tasks()
+                .spawn("inbox-pruner", move |shutdown| async move {
+                    // Often enough that the table holds about one retention of rows.
+                    let every =
+                        (retention / 24).clamp(Duration::from_secs(1), Duration::from_secs(3600));
+                    store::keep_inbox_pruned(db, retention, every, shutdown).await;
+                    Ok(())
+                });
             let bus = match startup.get::<Messaging>() {
                 Some(messaging) => messaging.bus().clone(),
                 None => EventBus::from_env(startup.env()).await?,
@@ -101,6 +116,21 @@ impl Component for ConsumerComponent {
             startup.insert(Membership::default());
             Ok(())
         })
+    }
+}
+
+/// How long handled events are remembered: `ALLFRAME_INBOX_RETENTION_SECS`, else 7 days.
+fn inbox_retention(env: &Environment) -> Result<Duration, BoxError> {
+    const WEEK: Duration = Duration::from_secs(7 * 24 * 3600);
+    let var = allframe_env::ALLFRAME_INBOX_RETENTION_SECS;
+    match env.parsed(var, allframe_env::Var::seconds)? {
+        None => Ok(WEEK),
+        Some(retention) if retention.is_zero() => Err(format!(
+            "environment variable {} must be at least 1 (seconds): with 0, every redelivery would be handled again",
+            var.name
+        )
+        .into()),
+        Some(retention) => Ok(retention),
     }
 }
 
@@ -137,14 +167,31 @@ impl<S: Consume> Host<S> for ConsumerHost {
                 .ok_or_else(|| missing("membership"))?;
             let group = consumer_group(service.architecture, service.name);
             let options = SubscribeOptions::new(&group, self.settings.topics(service.architecture));
-            let consumer = Arc::new(Consumer::new(
+            let mut consumer = Consumer::new(
                 ctx.db().clone(),
                 startup.get::<Messaging>().cloned(),
                 service.name,
                 group,
                 AppHandlers(app.clone()),
                 self.settings.policy,
-            ));
+            );
+            if let Some(metrics) = startup.get::<Metrics>() {
+                let events: Vec<&'static str> = self
+                    .settings
+                    .events
+                    .iter()
+                    .map(|consumed| consumed.event)
+                    .collect();
+                consumer = consumer.observed_by(metrics.consumer(), &events);
+                consumer
+                    .count_dead_letters()
+                    .await
+                    .map_err(|error| RuntimeError::Component {
+                        name: "consumer",
+                        source: error.into(),
+                    })?;
+            }
+            let consumer = Arc::new(consumer);
             let settings = DispatchSettings::new(self.settings.concurrency as usize);
             tracing::info!(group = %consumer.group(), topics = ?options.topics, bus = bus.name(),
                 concurrency = settings.concurrency, "consumer started");

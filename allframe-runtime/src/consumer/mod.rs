@@ -27,17 +27,21 @@
 
 pub mod dispatch;
 mod host;
+pub mod metrics;
 mod policy;
 pub mod store;
 
 use std::panic::AssertUnwindSafe;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::FutureExt as _;
 use futures_util::future::BoxFuture;
 
+#[cfg(feature = "testing")]
+pub(crate) use host::ConsumerBus;
 pub use host::{Consume, ConsumedEvent, ConsumerSettings, Payload};
-pub(crate) use host::{ConsumerBus, ConsumerComponent, ConsumerHost};
+pub(crate) use host::{ConsumerComponent, ConsumerHost};
+pub use metrics::ConsumerMetrics;
 pub use policy::{Backoff, RetryPolicy};
 pub use store::{DeadLetter, Reason};
 
@@ -135,6 +139,15 @@ pub struct Consumer<H> {
     group: String,
     handlers: H,
     policy: RetryPolicy,
+    observer: Option<Observer>,
+}
+
+/// Where a consumer counts what it decides.
+struct Observer {
+    metrics: ConsumerMetrics,
+    /// The event types the consumer handles: the only `event` label values besides
+    /// [`metrics::UNKNOWN_EVENT`].
+    events: Vec<&'static str>,
 }
 
 impl<H: Handlers> Consumer<H> {
@@ -155,7 +168,28 @@ impl<H: Handlers> Consumer<H> {
             group: group.into(),
             handlers,
             policy,
+            observer: None,
         }
+    }
+
+    /// Counts each decided delivery of `events` (the types the consumer handles; others are
+    /// counted as `unknown`) in `metrics`, and keeps its dead letter gauge current.
+    #[must_use]
+    pub fn observed_by(mut self, metrics: ConsumerMetrics, events: &[&'static str]) -> Self {
+        self.observer = Some(Observer {
+            metrics,
+            events: events.to_vec(),
+        });
+        self
+    }
+
+    /// Sets the dead letter gauge from the table (a no-op without [`Self::observed_by`]).
+    pub async fn count_dead_letters(&self) -> Result<(), ConsumerError> {
+        if let Some(observer) = &self.observer {
+            let count = store::count_dead_letters(&self.db, &self.group).await?;
+            observer.metrics.set_dead_letters(count);
+        }
+        Ok(())
     }
 
     /// The consumer group.
@@ -171,6 +205,26 @@ impl<H: Handlers> Consumer<H> {
     /// Handles one delivery (see the module docs). An `Err` is the database failing around
     /// the handler: nothing was decided, hand the delivery in again later.
     pub async fn handle(&self, delivery: &Delivery) -> Result<Outcome, ConsumerError> {
+        let started = Instant::now();
+        let outcome = self.decide(delivery).await?;
+        if let Some(observer) = &self.observer {
+            let event_type = delivery.envelope().event_type.as_str();
+            let event = observer
+                .events
+                .iter()
+                .find(|known| **known == event_type)
+                .copied()
+                .unwrap_or(metrics::UNKNOWN_EVENT);
+            observer.metrics.observe(event, &outcome, started.elapsed());
+            if matches!(outcome, Outcome::DeadLettered(_)) {
+                self.count_dead_letters().await?;
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// What becomes of `delivery` (the body of [`Self::handle`]).
+    async fn decide(&self, delivery: &Delivery) -> Result<Outcome, ConsumerError> {
         let event_id = delivery.envelope().id.hyphenated().to_string();
         let failure = match self.attempt(delivery, &event_id, None).await? {
             Attempt::Handled => return Ok(Outcome::Handled),
@@ -225,6 +279,13 @@ impl<H: Handlers> Consumer<H> {
 
     /// Hands dead letter `id` back to this consumer once (see the module docs).
     pub async fn replay(&self, id: i64) -> Result<Replayed, ConsumerError> {
+        let replayed = self.replay_once(id).await?;
+        self.count_dead_letters().await?;
+        Ok(replayed)
+    }
+
+    /// The body of [`Self::replay`].
+    async fn replay_once(&self, id: i64) -> Result<Replayed, ConsumerError> {
         let Some(letter) = store::dead_letter_by_id(&self.db, &self.group, id).await? else {
             return Ok(Replayed::NotFound);
         };

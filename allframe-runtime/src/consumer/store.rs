@@ -5,9 +5,10 @@
 //! inbox row marking its event handled commit in one transaction, and a dead letter is a row
 //! an operator can list, replay or purge the same way whichever bus carried it.
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use sqlx::AnyConnection;
+use tokio_util::sync::CancellationToken;
 
 use crate::database::{Backend, Database};
 use crate::messaging::envelope::unix_millis;
@@ -260,6 +261,14 @@ pub async fn dead_letters(db: &Database, group: &str) -> Result<Vec<DeadLetter>,
     Ok(rows.into_iter().map(into_letter).collect())
 }
 
+/// How many dead letters `group` has.
+pub async fn count_dead_letters(db: &Database, group: &str) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT COUNT(*) FROM allframe_dead_letters WHERE consumer_group = $1")
+        .bind(group)
+        .fetch_one(db.pool())
+        .await
+}
+
 /// One dead letter of `group` by id.
 pub async fn dead_letter_by_id(
     db: &Database,
@@ -299,6 +308,31 @@ pub async fn prune_inbox(db: &Database, before: i64) -> Result<u64, sqlx::Error>
         .execute(db.pool())
         .await?;
     Ok(done.rows_affected())
+}
+
+/// Prunes the inbox of rows older than `retention` at once, then every `every`, until
+/// `shutdown`. A failed round is logged and retried at the next one: the rows stay (nothing is
+/// lost by pruning late).
+pub async fn keep_inbox_pruned(
+    db: Database,
+    retention: Duration,
+    every: Duration,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let before = SystemTime::now()
+            .checked_sub(retention)
+            .map_or(0, unix_millis);
+        match prune_inbox(&db, before).await {
+            Ok(0) => {}
+            Ok(pruned) => tracing::debug!(pruned, "inbox pruned"),
+            Err(error) => tracing::warn!(%error, "pruning the inbox failed; retrying later"),
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(every) => {}
+        }
+    }
 }
 
 type LetterRow = (
@@ -350,4 +384,56 @@ fn into_letter(row: LetterRow) -> DeadLetter {
 /// Error texts are stored up to 2,000 characters.
 fn truncate(error: &str) -> String {
     error.chars().take(2000).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::database::DatabaseTarget;
+
+    async fn inbox_ids(db: &Database) -> Vec<String> {
+        sqlx::query_scalar("SELECT event_id FROM allframe_inbox ORDER BY event_id")
+            .fetch_all(db.pool())
+            .await
+            .expect("inbox")
+    }
+
+    #[tokio::test]
+    async fn the_inbox_keeps_what_is_younger_than_its_retention() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("inbox.db").display()
+        );
+        let db = Database::connect(&DatabaseTarget::parse(&url).expect("target"))
+            .await
+            .expect("sqlite");
+        install(&db).await.expect("tables");
+        let now = unix_millis(SystemTime::now());
+        let hour = 3_600_000;
+        for (id, at) in [("old", now - 25 * hour), ("recent", now - hour)] {
+            sqlx::query("INSERT INTO allframe_inbox (consumer_group, event_id, handled_at) VALUES ('g', $1, $2)")
+                .bind(id)
+                .bind(at)
+                .execute(db.pool())
+                .await
+                .expect("inbox row");
+        }
+        let shutdown = CancellationToken::new();
+        let pruner = tokio::spawn(keep_inbox_pruned(
+            db.clone(),
+            Duration::from_secs(24 * 3600),
+            Duration::from_millis(10),
+            shutdown.clone(),
+        ));
+        for _ in 0..500 {
+            if inbox_ids(&db).await == ["recent"] {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        shutdown.cancel();
+        pruner.await.expect("the pruner stops on shutdown");
+        assert_eq!(inbox_ids(&db).await, ["recent"]);
+    }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use allframe_runtime::consumer::dispatch::{self, DispatchSettings, Membership};
 use allframe_runtime::consumer::{
-    Consumer, HandleError, Handlers, Reason, Replayed, RetryPolicy, store,
+    Consumer, ConsumerMetrics, HandleError, Handlers, Reason, Replayed, RetryPolicy, store,
 };
 use allframe_runtime::database::DatabaseTarget;
 use allframe_runtime::messaging::{
@@ -130,12 +130,13 @@ async fn handled(db: &Database) -> i64 {
         .expect("count")
 }
 
-/// A consumer of `group` retrying `max_retries` times, 20 ms apart.
+/// A consumer of `group` retrying `max_retries` times, 20 ms apart, counting into `metrics`.
 fn consumer(
     db: &Database,
     group: &str,
     warehouse: &Warehouse,
     max_retries: u32,
+    metrics: &ConsumerMetrics,
 ) -> Arc<Consumer<Warehouse>> {
     let policy = RetryPolicy {
         max_retries,
@@ -146,14 +147,17 @@ fn consumer(
         },
         ..RetryPolicy::DEFAULT
     };
-    Arc::new(Consumer::new(
-        db.clone(),
-        None,
-        "warehouse-service",
-        group,
-        warehouse.clone(),
-        policy,
-    ))
+    Arc::new(
+        Consumer::new(
+            db.clone(),
+            None,
+            "warehouse-service",
+            group,
+            warehouse.clone(),
+            policy,
+        )
+        .observed_by(metrics.clone(), &["OrderPlaced"]),
+    )
 }
 
 /// A running dispatch loop.
@@ -233,7 +237,7 @@ pub async fn parallel_per_aggregate_in_order(fixture: &impl Fixture) {
     let dir = tempfile::tempdir().expect("temp dir");
     let db = database(&dir).await;
     let warehouse = Warehouse::pausing(Duration::from_millis(5));
-    let consumer = consumer(&db, &group, &warehouse, 3);
+    let consumer = consumer(&db, &group, &warehouse, 3, &ConsumerMetrics::default());
     let running = Running::start(&consumer, &bus, &topic, 4).await;
     let batch: Vec<OutboundMessage> = (1..=40)
         .map(|n| message(&topic, &format!("o-{}", n % 4), n))
@@ -270,7 +274,8 @@ pub async fn poison_and_failures_parked_then_replayed_once(fixture: &impl Fixtur
     let db = database(&dir).await;
     let warehouse = Warehouse::default();
     warehouse.0.broken.store(true, Ordering::SeqCst);
-    let consumer = consumer(&db, &group, &warehouse, 1);
+    let metrics = ConsumerMetrics::default();
+    let consumer = consumer(&db, &group, &warehouse, 1, &metrics);
     let running = Running::start(&consumer, &bus, &topic, 4).await;
     let mut poison = message(&topic, "o-2", 2);
     poison.envelope.event_type = "OrderVanished".into();
@@ -306,11 +311,19 @@ pub async fn poison_and_failures_parked_then_replayed_once(fixture: &impl Fixtur
         failed.error
     );
 
+    // Counted by event (a type the consumer does not handle as `unknown`) and outcome.
+    assert_eq!(metrics.messages("OrderPlaced", "handled"), 3);
+    assert_eq!(metrics.messages("OrderPlaced", "retried"), 1);
+    assert!(metrics.messages("OrderPlaced", "dead_lettered") >= 1);
+    assert!(metrics.messages("unknown", "dead_lettered") >= 1);
+    assert_eq!(metrics.dead_letters(), 2);
+
     warehouse.0.broken.store(false, Ordering::SeqCst);
     assert_eq!(
         consumer.replay(failed.id).await.expect("replay"),
         Replayed::Handled
     );
+    assert_eq!(metrics.dead_letters(), 1, "the gauge follows a replay");
     assert_eq!(
         consumer.replay(failed.id).await.expect("replay"),
         Replayed::NotFound
@@ -329,7 +342,7 @@ pub async fn shutdown_mid_retry_loses_nothing(fixture: &impl Fixture) {
     let db = database(&dir).await;
     let warehouse = Warehouse::default();
     warehouse.0.broken.store(true, Ordering::SeqCst);
-    let consumer = consumer(&db, &group, &warehouse, 100);
+    let consumer = consumer(&db, &group, &warehouse, 100, &ConsumerMetrics::default());
     let running = Running::start(&consumer, &bus, &topic, 1).await;
     bus.publish(&[message(&topic, BROKEN, 1)])
         .await
