@@ -80,8 +80,14 @@ struct Service {
 
 impl Service {
     fn start(binary: &Path, data_dir: &Path) -> Self {
+        Self::start_with(binary, data_dir, &[])
+    }
+
+    /// Starts `binary` on the embedded defaults in `data_dir`, with `vars` set besides.
+    fn start_with(binary: &Path, data_dir: &Path, vars: &[(&str, &str)]) -> Self {
         let (port, grpc_port) = (free_port(), free_port());
         let child = Command::new(binary)
+            .envs(vars.iter().copied())
             .env("PORT", port.to_string())
             .env("GRPC_PORT", grpc_port.to_string())
             .env("ALLFRAME_BIND_ADDR", "127.0.0.1")
@@ -301,6 +307,20 @@ fn ignite_build_run_and_stop_a_stateless_service() {
     // records it in its own database (`data/notification-service.db`), once.
     let notifications = Service::start(&e2e_target_dir().join("debug/notification-service"), &data);
     assert_eq!(handled_until(&data, "notification-service", &id), 1);
+    let metrics = client
+        .get(format!("{}/metrics", notifications.base))
+        .send()
+        .and_then(|r| r.text())
+        .expect("GET /metrics");
+    assert!(
+        metrics.lines().any(|line| {
+            line.starts_with("allframe_consumer_messages_total{")
+                && line.contains("event=\"UserCreated\"")
+                && line.contains("outcome=\"handled\"")
+                && line.ends_with(" 1")
+        }),
+        "the consumer counts the handled event: {metrics}"
+    );
     let (status, _) = notifications.terminate();
     assert_eq!(status.code(), Some(0), "the consumer stops cleanly");
 
@@ -403,4 +423,47 @@ fn a_service_entity_and_event_of_one_name_build() {
     let out = work.path().join("clash");
     ignite_into(config, &out, true);
     clippy(&out);
+}
+
+/// The quick start's `UserCreated` reaches its consumer over NATS JetStream: the same binaries
+/// as on the embedded default, with `EVENT_BUS_URL` set (real-services suite).
+#[test]
+#[ignore = "real-services: NATS JetStream at 127.0.0.1:4222"]
+fn a_created_user_reaches_the_consumer_over_nats() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let out = work.path().join("quickstart");
+    ignite_into(
+        repo_root().join("examples/quickstart/architecture.toml"),
+        &out,
+        false,
+    );
+    cargo(
+        &out,
+        &["build", "-p", "user-service", "-p", "notification-service"],
+    );
+    let nats = [("EVENT_BUS_URL", "nats://127.0.0.1:4222")];
+    let data = work.path().join("data");
+    let users = Service::start_with(&e2e_target_dir().join("debug/user-service"), &data, &nats);
+    let notifications = Service::start_with(
+        &e2e_target_dir().join("debug/notification-service"),
+        &data,
+        &nats,
+    );
+    let created: serde_json::Value = reqwest::blocking::Client::new()
+        .post(format!("{}/users", users.base))
+        .json(&serde_json::json!({ "name": "Ada" }))
+        .send()
+        .and_then(|r| r.error_for_status())
+        .and_then(|r| r.json())
+        .expect("POST /users");
+    let id = created["id"].as_str().expect("an id");
+    assert_eq!(handled_until(&data, "notification-service", id), 1);
+    assert!(
+        !data.join(DEFAULT_BUS_FILE).exists(),
+        "the local bus was not used"
+    );
+    for service in [notifications, users] {
+        let (status, _) = service.terminate();
+        assert_eq!(status.code(), Some(0));
+    }
 }
