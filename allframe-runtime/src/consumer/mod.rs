@@ -226,6 +226,19 @@ impl<H: Handlers> Consumer<H> {
     /// What becomes of `delivery` (the body of [`Self::handle`]).
     async fn decide(&self, delivery: &Delivery) -> Result<Outcome, ConsumerError> {
         let event_id = delivery.envelope().id.hyphenated().to_string();
+        if let Some(unreadable) = delivery.unreadable() {
+            // Not an envelope: no handler can take it, and its id may be made up.
+            let now = unix_millis(SystemTime::now());
+            let error = unreadable.error.to_string();
+            tracing::error!(group = %self.group, event_id, error = %error,
+                "consumer: a message that is not an event envelope parked as a dead letter");
+            let mut letter = self.letter(delivery, &event_id, Reason::Poison, error, 1, now, now);
+            letter.headers.clone_from(&unreadable.headers);
+            letter.event_type =
+                Some(delivery.envelope().event_type.clone()).filter(|t| !t.is_empty());
+            store::dead_letter(&self.db, &letter).await?;
+            return Ok(Outcome::DeadLettered(Reason::Poison));
+        }
         let failure = match self.attempt(delivery, &event_id, None).await? {
             Attempt::Handled => return Ok(Outcome::Handled),
             Attempt::Duplicate => return Ok(Outcome::Duplicate),

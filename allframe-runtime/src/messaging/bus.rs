@@ -74,6 +74,16 @@ pub struct Delivery {
     topic: String,
     envelope: Envelope,
     tag: DeliveryTag,
+    unreadable: Option<Arc<Unreadable>>,
+}
+
+/// Why a delivered message is not a valid envelope, and its headers as they came.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unreadable {
+    /// What is wrong with the headers.
+    pub error: EnvelopeError,
+    /// The message's headers as a JSON object of strings (for the dead letter).
+    pub headers: String,
 }
 
 impl Delivery {
@@ -83,6 +93,88 @@ impl Delivery {
             topic,
             envelope,
             tag,
+            unreadable: None,
+        }
+    }
+
+    /// A delivery of the message with `headers` and `payload` (for adapters). Headers that are
+    /// not a valid envelope do not stop the subscription: the delivery carries what
+    /// [`Envelope::salvage`] made of them and [`Delivery::unreadable`] says why, so that a
+    /// consumer parks it as a dead letter and acknowledges it like any other.
+    pub fn read(
+        topic: String,
+        headers: &[(&str, &str)],
+        payload: Vec<u8>,
+        tag: DeliveryTag,
+    ) -> Self {
+        match Envelope::from_headers_or_payload(headers.iter().copied(), payload) {
+            Ok(envelope) => Self::new(topic, envelope, tag),
+            Err((error, payload)) => {
+                let headers_json = serde_json::to_string(&HeaderObject(headers))
+                    .unwrap_or_else(|_| String::from("{}"));
+                Self::salvaged(topic, headers, payload, error, headers_json, tag)
+            }
+        }
+    }
+
+    /// [`Delivery::read`] for headers stored as a JSON object of strings (the local bus).
+    pub fn read_json(
+        topic: String,
+        headers_json: &str,
+        payload: Vec<u8>,
+        tag: DeliveryTag,
+    ) -> Self {
+        let parsed: Result<serde_json::Map<String, serde_json::Value>, _> =
+            serde_json::from_str(headers_json);
+        let pairs: Option<Vec<(&str, &str)>> = parsed.as_ref().ok().and_then(|map| {
+            map.iter()
+                .map(|(name, value)| Some((name.as_str(), value.as_str()?)))
+                .collect()
+        });
+        match pairs {
+            Some(pairs) => Self::read(topic, &pairs, payload, tag),
+            None => {
+                let error = EnvelopeError::StoredHeaders(match parsed {
+                    Err(error) => error.to_string(),
+                    Ok(_) => String::from("a header value is not a string"),
+                });
+                Self::salvaged(topic, &[], payload, error, headers_json.to_owned(), tag)
+            }
+        }
+    }
+
+    /// A delivery of a message whose headers are not an envelope.
+    fn salvaged(
+        topic: String,
+        headers: &[(&str, &str)],
+        payload: Vec<u8>,
+        error: EnvelopeError,
+        headers_json: String,
+        tag: DeliveryTag,
+    ) -> Self {
+        tracing::warn!(%topic, %error, "a message on the bus is not a valid event envelope");
+        Self {
+            envelope: Envelope::salvage(headers, payload),
+            topic,
+            tag,
+            unreadable: Some(Arc::new(Unreadable {
+                error,
+                headers: headers_json,
+            })),
+        }
+    }
+
+    /// Why this message's headers are not a valid envelope; `None` for a well-formed one. Its
+    /// [`Delivery::envelope`] is then only what could be salvaged: don't act on it, park it.
+    pub fn unreadable(&self) -> Option<&Unreadable> {
+        self.unreadable.as_deref()
+    }
+
+    /// The same delivery under another tag (for adapters that hand a message out again).
+    pub fn with_tag(&self, tag: DeliveryTag) -> Self {
+        Self {
+            tag,
+            ..self.clone()
         }
     }
 
@@ -107,6 +199,15 @@ impl Delivery {
         E: super::Event + serde::de::DeserializeOwned,
     {
         self.envelope.decode()
+    }
+}
+
+/// Header pairs written as a JSON object, in their order.
+struct HeaderObject<'a>(&'a [(&'a str, &'a str)]);
+
+impl serde::Serialize for HeaderObject<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.0.iter().map(|(name, value)| (name, value)))
     }
 }
 

@@ -199,6 +199,31 @@ impl Envelope {
     where
         I: IntoIterator<Item = (&'a str, &'a str)>,
     {
+        Self::from_headers_or_payload(headers, payload).map_err(|(error, _)| error)
+    }
+
+    /// [`Envelope::from_headers`], handing the payload back with the error.
+    pub(crate) fn from_headers_or_payload<'a, I>(
+        headers: I,
+        payload: Vec<u8>,
+    ) -> Result<Self, (EnvelopeError, Vec<u8>)>
+    where
+        I: IntoIterator<Item = (&'a str, &'a str)>,
+    {
+        match Self::header_fields(headers) {
+            Ok(envelope) => Ok(Self {
+                payload,
+                ..envelope
+            }),
+            Err(error) => Err((error, payload)),
+        }
+    }
+
+    /// The envelope the headers describe, with an empty payload.
+    fn header_fields<'a, I>(headers: I) -> Result<Self, EnvelopeError>
+    where
+        I: IntoIterator<Item = (&'a str, &'a str)>,
+    {
         let mut found: [Option<&'a str>; 14] = [None; 14];
         for (name, value) in headers {
             if let Some(index) = ALL.iter().position(|h| h.eq_ignore_ascii_case(name)) {
@@ -269,8 +294,60 @@ impl Envelope {
             tracestate,
             tenant_id: get(header::TENANT_ID).map(str::to_owned),
             format,
-            payload,
+            payload: Vec::new(),
         })
+    }
+
+    /// What can be read of `headers` that [`Envelope::from_headers`] refused: each field that
+    /// parses, a neutral value for the others (empty text, version 1, the Unix epoch, JSON),
+    /// and as id the `ce-id` header when it is a UUID, else a UUIDv5 of the headers and payload
+    /// (the same for every delivery of one message, so a consumer parks it once).
+    pub fn salvage(headers: &[(&str, &str)], payload: Vec<u8>) -> Self {
+        let get = |name: &str| {
+            headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, value)| *value)
+        };
+        let text = |name: &str| get(name).unwrap_or_default().to_owned();
+        let id = get(header::ID)
+            .and_then(|value| Uuid::parse_str(value).ok())
+            .unwrap_or_else(|| {
+                let mut name = Vec::with_capacity(payload.len() + 256);
+                for (header, value) in headers {
+                    name.extend_from_slice(header.as_bytes());
+                    name.push(0);
+                    name.extend_from_slice(value.as_bytes());
+                    name.push(0);
+                }
+                name.extend_from_slice(&payload);
+                Uuid::new_v5(&Uuid::NAMESPACE_OID, &name)
+            });
+        let traceparent = get(header::TRACEPARENT)
+            .filter(|value| is_valid_traceparent(value))
+            .map(str::to_owned);
+        Self {
+            id,
+            event_type: text(header::TYPE),
+            schema_version: get(header::SCHEMA_VERSION)
+                .and_then(|value| value.parse().ok())
+                .filter(|version| *version >= 1)
+                .unwrap_or(1),
+            aggregate_type: text(header::AGGREGATE_TYPE),
+            aggregate_id: text(header::AGGREGATE_ID),
+            occurred_at: get(header::TIME).and_then(parse_time).unwrap_or(UNIX_EPOCH),
+            source: text(header::SOURCE),
+            correlation_id: text(header::CORRELATION_ID),
+            causation_id: get(header::CAUSATION_ID).map(str::to_owned),
+            tracestate: traceparent
+                .as_ref()
+                .and(get(header::TRACESTATE))
+                .map(str::to_owned),
+            traceparent,
+            tenant_id: get(header::TENANT_ID).map(str::to_owned),
+            format: PayloadFormat::Json,
+            payload,
+        }
     }
 
     /// The headers as a JSON object (how the outbox and the local bus store them).
@@ -561,5 +638,25 @@ mod tests {
             Some(PayloadFormat::Json)
         );
         assert_eq!(PayloadFormat::from_content_type("application/avro"), None);
+    }
+
+    #[test]
+    fn salvage_keeps_what_parses_and_names_a_message_the_same_way_each_time() {
+        let headers = [
+            (header::TYPE, "OrderPlaced"),
+            (header::AGGREGATE_ID, "o-1"),
+            (header::SCHEMA_VERSION, "two"),
+        ];
+        let first = Envelope::salvage(&headers, b"{}".to_vec());
+        assert_eq!(
+            (first.event_type.as_str(), first.aggregate_id.as_str()),
+            ("OrderPlaced", "o-1")
+        );
+        assert_eq!(first.schema_version, 1, "an unreadable version reads as 1");
+        assert_eq!(Envelope::salvage(&headers, b"{}".to_vec()).id, first.id);
+        assert_ne!(Envelope::salvage(&headers, b"[]".to_vec()).id, first.id);
+        let id = Uuid::now_v7().hyphenated().to_string();
+        let with_id = Envelope::salvage(&[(header::ID, id.as_str())], Vec::new());
+        assert_eq!(with_id.id.hyphenated().to_string(), id);
     }
 }

@@ -39,7 +39,6 @@ use super::bus::{
     BusAdapter, BusError, BusSubscription, Delivery, DeliveryTag, OutboundMessage, PublishError,
     StartFrom, SubscribeOptions,
 };
-use super::envelope::Envelope;
 use super::kafka_transaction::{KafkaTransaction, TransactionalProducers};
 
 pub(super) const BUS: &str = "kafka";
@@ -378,7 +377,7 @@ struct Held {
     topic: String,
     partition: i32,
     offset: i64,
-    envelope: Envelope,
+    delivery: Delivery,
 }
 
 impl Held {
@@ -418,16 +417,13 @@ impl KafkaSubscription {
             })
             .unwrap_or_default();
         let payload = message.payload().unwrap_or_default().to_vec();
-        let envelope =
-            Envelope::from_headers(headers, payload).map_err(|source| BusError::Envelope {
-                topic: topic.clone(),
-                source,
-            })?;
+        // The tag is set when the record is handed out (a nack hands it out again).
+        let delivery = Delivery::read(topic.clone(), &headers, payload, DeliveryTag::new(0));
         let held = Held {
             topic,
             partition: message.partition(),
             offset: message.offset(),
-            envelope,
+            delivery,
         };
         drop(message);
         // A rebalance during `recv` may have taken partitions (this record's is still ours).
@@ -438,11 +434,7 @@ impl KafkaSubscription {
     fn hand_out(&mut self, held: Held) -> Delivery {
         let tag = self.next_tag;
         self.next_tag += 1;
-        let delivery = Delivery::new(
-            held.topic.clone(),
-            held.envelope.clone(),
-            DeliveryTag::new(tag),
-        );
+        let delivery = held.delivery.with_tag(DeliveryTag::new(tag));
         self.pending.insert(tag, held);
         delivery
     }
@@ -570,7 +562,7 @@ impl BusSubscription for KafkaSubscription {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::messaging::PayloadFormat;
+    use crate::messaging::{Envelope, PayloadFormat};
 
     /// A subscription that never reaches a broker: enough for the bookkeeping of `nack`.
     fn offline_subscription() -> KafkaSubscription {
@@ -594,22 +586,26 @@ mod tests {
             topic: "t".into(),
             partition,
             offset,
-            envelope: Envelope {
-                id: uuid::Uuid::now_v7(),
-                event_type: "E".into(),
-                schema_version: 1,
-                aggregate_type: "A".into(),
-                aggregate_id: format!("a-{partition}"),
-                occurred_at: std::time::UNIX_EPOCH,
-                source: "s".into(),
-                correlation_id: "c".into(),
-                causation_id: None,
-                traceparent: None,
-                tracestate: None,
-                tenant_id: None,
-                format: PayloadFormat::Json,
-                payload: format!("{offset}").into_bytes(),
-            },
+            delivery: Delivery::new(
+                "t".into(),
+                Envelope {
+                    id: uuid::Uuid::now_v7(),
+                    event_type: "E".into(),
+                    schema_version: 1,
+                    aggregate_type: "A".into(),
+                    aggregate_id: format!("a-{partition}"),
+                    occurred_at: std::time::UNIX_EPOCH,
+                    source: "s".into(),
+                    correlation_id: "c".into(),
+                    causation_id: None,
+                    traceparent: None,
+                    tracestate: None,
+                    tenant_id: None,
+                    format: PayloadFormat::Json,
+                    payload: format!("{offset}").into_bytes(),
+                },
+                DeliveryTag::new(0),
+            ),
         }
     }
 

@@ -32,7 +32,7 @@ use super::bus::{
     BusAdapter, BusError, BusSubscription, Delivery, DeliveryTag, OutboundMessage, PublishError,
     StartFrom, SubscribeOptions,
 };
-use super::envelope::{Envelope, unix_millis};
+use super::envelope::unix_millis;
 
 /// Tuning of the local bus.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -428,16 +428,10 @@ impl LocalSubscription {
                 let seq: i64 = row.try_get("seq").map_err(BusError::Local)?;
                 let headers: String = row.try_get("headers").map_err(BusError::Local)?;
                 let payload: Vec<u8> = row.try_get("payload").map_err(BusError::Local)?;
-                let envelope =
-                    Envelope::from_headers_json(&headers, payload).map_err(|source| {
-                        BusError::Envelope {
-                            topic: topic.clone(),
-                            source,
-                        }
-                    })?;
-                self.buffer.push_back(Delivery::new(
+                self.buffer.push_back(Delivery::read_json(
                     topic.clone(),
-                    envelope,
+                    &headers,
+                    payload,
                     DeliveryTag::new(seq.unsigned_abs()),
                 ));
                 last = Some(seq);

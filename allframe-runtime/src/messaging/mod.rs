@@ -45,7 +45,7 @@ mod unit_of_work;
 pub use bus::{
     ACCEPTED_BUS_SCHEMES, BusAdapter, BusError, BusSubscription, CustomBus, DEFAULT_BUS_FILE,
     Delivery, DeliveryTag, DynSubscription, EVENT_BUS_URL, EventBus, OutboundMessage, PublishError,
-    StartFrom, SubscribeOptions, Subscription,
+    StartFrom, SubscribeOptions, Subscription, Unreadable,
 };
 pub(crate) use component::{MessagingComponent, MessagingPlan};
 pub use envelope::{Envelope, EnvelopeError, PayloadFormat};

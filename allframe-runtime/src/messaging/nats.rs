@@ -31,7 +31,6 @@ use super::bus::{
     BusAdapter, BusError, BusSubscription, Delivery, DeliveryTag, OutboundMessage, PublishError,
     StartFrom, SubscribeOptions,
 };
-use super::envelope::Envelope;
 
 const BUS: &str = "nats";
 
@@ -388,15 +387,14 @@ impl NatsSubscription {
                 .flat_map(|headers| headers.iter())
                 .filter_map(|(name, values)| Some((name.as_ref(), values.first()?.as_str())))
                 .collect();
-            let envelope =
-                Envelope::from_headers(headers, message.payload.to_vec()).map_err(|source| {
-                    BusError::Envelope {
-                        topic: topic.clone(),
-                        source,
-                    }
-                })?;
-            self.pending.insert((topic.clone(), sequence), message);
-            return Ok(Delivery::new(topic, envelope, DeliveryTag::new(sequence)));
+            let delivery = Delivery::read(
+                topic.clone(),
+                &headers,
+                message.payload.to_vec(),
+                DeliveryTag::new(sequence),
+            );
+            self.pending.insert((topic, sequence), message);
+            return Ok(delivery);
         }
     }
 

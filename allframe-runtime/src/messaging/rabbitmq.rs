@@ -518,17 +518,13 @@ impl RabbitSubscription {
                 .flat_map(|table| table.inner().iter())
                 .filter_map(|(name, value)| Some((name.as_str(), header_text(value)?)))
                 .collect();
-            let envelope =
-                Envelope::from_headers(headers, message.data.clone()).map_err(|source| {
-                    BusError::Envelope {
-                        topic: topic.clone(),
-                        source,
-                    }
-                })?;
+            let tag = DeliveryTag::new(self.next_tag);
+            let delivery = Delivery::read(topic.clone(), &headers, message.data.clone(), tag);
+            let id = delivery.envelope().id;
             if let Some(rewind) = self.rewinds.get_mut(&topic) {
-                if envelope.id == rewind.id {
+                if id == rewind.id {
                     self.rewinds.remove(&topic);
-                } else if rewind.bounced.insert(envelope.id) {
+                } else if rewind.bounced.insert(id) {
                     if rewind.bounced.len() > MAX_BOUNCED {
                         self.rewinds.remove(&topic);
                     }
@@ -543,16 +539,15 @@ impl RabbitSubscription {
                     continue;
                 }
             }
-            let tag = self.next_tag;
             self.next_tag += 1;
             self.pending.insert(
-                tag,
+                tag.value(),
                 Pending {
-                    topic: topic.clone(),
+                    topic,
                     acker: message.acker,
                 },
             );
-            return Ok(Delivery::new(topic, envelope, DeliveryTag::new(tag)));
+            return Ok(delivery);
         }
     }
 

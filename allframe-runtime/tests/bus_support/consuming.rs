@@ -279,16 +279,20 @@ pub async fn poison_and_failures_parked_then_replayed_once(fixture: &impl Fixtur
     let running = Running::start(&consumer, &bus, &topic, 4).await;
     let mut poison = message(&topic, "o-2", 2);
     poison.envelope.event_type = "OrderVanished".into();
+    // Headers that are no envelope (an empty correlation id): parked, never a stuck consumer.
+    let mut unreadable = message(&topic, "o-4", 6);
+    unreadable.envelope.correlation_id = String::new();
     let batch = vec![
         message(&topic, "o-1", 1),
         poison,
         message(&topic, BROKEN, 3),
+        unreadable,
         message(&topic, "o-1", 4),
         message(&topic, "o-3", 5),
     ];
     bus.publish(&batch).await.expect("publish");
-    wait_until("three handled, two parked", || async {
-        handled(&db).await == 3 && store::dead_letters(&db, &group).await.expect("list").len() == 2
+    wait_until("three handled, three parked", || async {
+        handled(&db).await == 3 && store::dead_letters(&db, &group).await.expect("list").len() == 3
     })
     .await;
     running.stop().await;
@@ -296,10 +300,20 @@ pub async fn poison_and_failures_parked_then_replayed_once(fixture: &impl Fixtur
     let parked = store::dead_letters(&db, &group).await.expect("list");
     let poisoned = parked
         .iter()
-        .find(|l| l.reason == Reason::Poison)
+        .find(|l| l.event_type.as_deref() == Some("OrderVanished"))
         .expect("the poison");
-    assert_eq!(poisoned.event_type.as_deref(), Some("OrderVanished"));
+    assert_eq!(poisoned.reason, Reason::Poison);
     assert_eq!(poisoned.attempts, 1, "poison is not retried");
+    let malformed = parked
+        .iter()
+        .find(|l| l.error.contains("ce-correlationid"))
+        .expect("the message that is no envelope");
+    assert_eq!((malformed.reason, malformed.attempts), (Reason::Poison, 1));
+    assert!(
+        malformed.headers.contains("\"ce-aggregateid\":\"o-4\""),
+        "its headers as they came: {}",
+        malformed.headers
+    );
     let failed = parked
         .iter()
         .find(|l| l.reason == Reason::Handler)
@@ -316,14 +330,21 @@ pub async fn poison_and_failures_parked_then_replayed_once(fixture: &impl Fixtur
     assert_eq!(metrics.messages("OrderPlaced", "retried"), 1);
     assert!(metrics.messages("OrderPlaced", "dead_lettered") >= 1);
     assert!(metrics.messages("unknown", "dead_lettered") >= 1);
-    assert_eq!(metrics.dead_letters(), 2);
+    assert_eq!(metrics.dead_letters(), 3);
 
     warehouse.0.broken.store(false, Ordering::SeqCst);
     assert_eq!(
         consumer.replay(failed.id).await.expect("replay"),
         Replayed::Handled
     );
-    assert_eq!(metrics.dead_letters(), 1, "the gauge follows a replay");
+    assert_eq!(metrics.dead_letters(), 2, "the gauge follows a replay");
+    assert!(
+        matches!(
+            consumer.replay(malformed.id).await.expect("replay"),
+            Replayed::FailedAgain(_)
+        ),
+        "a message that is no envelope stays parked"
+    );
     assert_eq!(
         consumer.replay(failed.id).await.expect("replay"),
         Replayed::NotFound

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use super::ACCEPTED_BUS_SCHEMES;
 use crate::BoxError;
-use crate::messaging::envelope::EnvelopeError;
 
 /// Failures of a bus: configuration, connection, storage, protocol.
 #[derive(Debug, thiserror::Error)]
@@ -50,15 +49,6 @@ pub enum BusError {
     /// The local bus's SQLite file failed.
     #[error("local event bus storage failed: {0}")]
     Local(#[source] sqlx::Error),
-    /// A stored or received message is not a valid envelope.
-    #[error("a message on topic `{topic}` is not a valid event envelope: {source}")]
-    Envelope {
-        /// The topic.
-        topic: String,
-        /// What was wrong.
-        #[source]
-        source: EnvelopeError,
-    },
     /// This subscriber no longer owns the topic for its group (it was idle past its lease);
     /// unacknowledged deliveries will be delivered again, possibly to another member.
     #[error(
