@@ -2,8 +2,8 @@
 //! `.tracing(..)` exports its request spans over OTLP/gRPC to the collector named by
 //! `OTEL_EXPORTER_OTLP_ENDPOINT` — here a fake collector (the OTLP trace service, through
 //! tonic) in the test. A request carrying W3C `traceparent`, or B3 headers, continues the
-//! caller's trace, and the event its unit of work publishes carries the request span's
-//! context. Its own test binary: the global subscriber (with the OpenTelemetry layer) is
+//! caller's trace, the event its unit of work publishes carries the request span's context,
+//! and a consumer handling the event continues that trace. Its own test binary: the global subscriber (with the OpenTelemetry layer) is
 //! installed once per process.
 #![cfg(all(feature = "otel", feature = "sqlite", feature = "grpc"))]
 
@@ -13,7 +13,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use allframe_runtime::__private::{Launcher, TraceSampling, TracingSettings};
-use allframe_runtime::messaging::{BusSubscription as _, SubscribeOptions, topic_name};
+use allframe_runtime::consumer::{Consumer, HandleError, Handlers, Outcome, RetryPolicy, store};
+use allframe_runtime::messaging::{
+    BusSubscription as _, Delivery, SubscribeOptions, UnitOfWork, topic_name,
+};
+use futures_util::future::BoxFuture;
 use messaging_support::launch_env::test_env;
 use messaging_support::ledger::{Ledger, MIGRATIONS, SETTINGS};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
@@ -23,6 +27,19 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use opentelemetry_proto::tonic::trace::v1::Span;
+
+/// A consumer of the ledger's events whose handler does nothing.
+struct Audit;
+
+impl Handlers for Audit {
+    fn handle<'a>(
+        &'a self,
+        _uow: &'a mut UnitOfWork,
+        _delivery: &'a Delivery,
+    ) -> BoxFuture<'a, Result<(), HandleError>> {
+        Box::pin(std::future::ready(Ok(())))
+    }
+}
 
 /// The fake collector: keeps every span it is sent.
 #[derive(Clone, Default)]
@@ -114,11 +131,25 @@ async fn request_spans_are_exported_in_the_callers_trace_and_events_carry_them()
         .await
         .expect("subscribe");
     let mut envelopes = Vec::new();
+    let db = running.ctx().db().clone();
+    store::install(&db).await.expect("consumer tables");
+    let audit = Consumer::new(
+        db,
+        None,
+        "audit-service",
+        "bank.audit",
+        Audit,
+        RetryPolicy::DEFAULT,
+    );
     for _ in 0..2 {
         let delivery = tokio::time::timeout(Duration::from_secs(10), subscription.next())
             .await
             .expect("an event within 10 s")
             .expect("next");
+        assert_eq!(
+            audit.handle(&delivery).await.expect("handled"),
+            Outcome::Handled
+        );
         subscription.ack(&delivery).await.expect("ack");
         envelopes.push(delivery.envelope().clone());
     }
@@ -146,9 +177,18 @@ async fn request_spans_are_exported_in_the_callers_trace_and_events_carry_them()
         "B3 headers are read too"
     );
 
-    // Each event carries its request span's context, for its consumers to continue.
+    // Each event carries its request span's context, for its consumers to continue: the
+    // consumer's span is a child of the request's, so one trace shows request → bus → handler.
     for (envelope, span) in envelopes.iter().zip([from_w3c, from_b3]) {
         let expected = format!("00-{}-{}-01", hex(&span.trace_id), hex(&span.span_id));
         assert_eq!(envelope.traceparent.as_deref(), Some(expected.as_str()));
+        let consumed = spans
+            .iter()
+            .find(|s| s.name.starts_with("process ") && s.trace_id == span.trace_id)
+            .unwrap_or_else(|| panic!("a consumer span in the request's trace: {spans:?}"));
+        assert_eq!(
+            consumed.parent_span_id, span.span_id,
+            "the request span is its parent"
+        );
     }
 }

@@ -36,6 +36,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::FutureExt as _;
 use futures_util::future::BoxFuture;
+use tracing::Instrument as _;
 
 #[cfg(feature = "testing")]
 pub(crate) use host::ConsumerBus;
@@ -206,7 +207,24 @@ impl<H: Handlers> Consumer<H> {
     /// the handler: nothing was decided, hand the delivery in again later.
     pub async fn handle(&self, delivery: &Delivery) -> Result<Outcome, ConsumerError> {
         let started = Instant::now();
-        let outcome = self.decide(delivery).await?;
+        let envelope = delivery.envelope();
+        let span = tracing::info_span!(
+            "consume",
+            otel.name = %format_args!("process {}", delivery.topic()),
+            otel.kind = "consumer",
+            messaging.destination.name = %delivery.topic(),
+            messaging.consumer.group.name = %self.group,
+            messaging.message.id = %envelope.id,
+            event_type = %envelope.event_type,
+        );
+        if let Some(traceparent) = &envelope.traceparent {
+            crate::telemetry::adopt_message_parent(
+                &span,
+                traceparent,
+                envelope.tracestate.as_deref(),
+            );
+        }
+        let outcome = self.decide(delivery).instrument(span).await?;
         if let Some(observer) = &self.observer {
             let event_type = delivery.envelope().event_type.as_str();
             let event = observer

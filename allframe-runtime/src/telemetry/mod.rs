@@ -167,6 +167,19 @@ pub(crate) fn adopt_remote_parent(span: &tracing::Span, headers: &axum::http::He
     let _ = (span, headers);
 }
 
+/// Makes `span` (the handling of a message) a child of the span that published it (the
+/// envelope's W3C `traceparent` and `tracestate`), when spans are exported.
+pub(crate) fn adopt_message_parent(
+    span: &tracing::Span,
+    traceparent: &str,
+    tracestate: Option<&str>,
+) {
+    #[cfg(feature = "otel")]
+    otel::adopt_message_parent(span, traceparent, tracestate);
+    #[cfg(not(feature = "otel"))]
+    let _ = (span, traceparent, tracestate);
+}
+
 /// The W3C `traceparent` and `tracestate` of the current span, when spans are exported and
 /// the span is being traced (events written now carry it).
 pub(crate) fn current_trace_context() -> Option<(String, Option<String>)> {

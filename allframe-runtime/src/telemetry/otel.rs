@@ -131,6 +131,26 @@ pub(super) fn adopt_remote_parent(span: &tracing::Span, headers: &HeaderMap) {
     }
 }
 
+/// See [`super::adopt_message_parent`].
+pub(super) fn adopt_message_parent(
+    span: &tracing::Span,
+    traceparent: &str,
+    tracestate: Option<&str>,
+) {
+    if !EXPORTING.load(Ordering::Acquire) {
+        return;
+    }
+    let mut carrier = HashMap::from([("traceparent".to_owned(), traceparent.to_owned())]);
+    if let Some(state) = tracestate {
+        carrier.insert("tracestate".to_owned(), state.to_owned());
+    }
+    let parent = TraceContextPropagator::new().extract(&carrier);
+    if parent.span().span_context().is_valid() {
+        // As for requests: a disabled or entered span keeps its own trace.
+        let _ = span.set_parent(parent);
+    }
+}
+
 /// See [`super::current_trace_context`].
 pub(super) fn current_trace_context() -> Option<(String, Option<String>)> {
     if !EXPORTING.load(Ordering::Acquire) {
