@@ -13,7 +13,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use allframe::messaging::{
-    DEFAULT_BUS_FILE, Envelope, LocalBus, LocalBusOptions, SubscribeOptions, topic_name,
+    DEFAULT_BUS_FILE, Envelope, LocalBus, LocalBusOptions, OutboundMessage, PayloadFormat,
+    SubscribeOptions, topic_name,
 };
 use allframe_tests::{free_port, repo_root};
 use cargo_allframe::ignite::{IgniteArgs, ignite};
@@ -117,6 +118,12 @@ impl Service {
         panic!("{} never became ready", self.base);
     }
 
+    /// SIGKILL: the process dies at once, wherever it was.
+    fn kill(mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("reaped");
+    }
+
     fn terminate(mut self) -> (ExitStatus, Duration) {
         let started = Instant::now();
         let pid = self.child.id().to_string();
@@ -174,9 +181,16 @@ fn user_created_events_until(data_dir: &Path, id: &str) -> Vec<Envelope> {
     })
 }
 
-/// How many events about `aggregate_id` the consumer `service` recorded in its
-/// `received_events` (its SQLite file in `data_dir`), once there is one (20 s at most).
-fn handled_until(data_dir: &Path, service: &str, aggregate_id: &str) -> i64 {
+/// Polls `query` (one number, bound to `bind`) on the consumer `service`'s SQLite file in
+/// `data_dir` until `done` holds of its answer (`within` at most); its last answer.
+fn poll_consumer(
+    data_dir: &Path,
+    service: &str,
+    query: &'static str,
+    bind: &str,
+    done: impl Fn(i64) -> bool,
+    within: Duration,
+) -> i64 {
     use allframe::sqlx::sqlite::SqliteConnectOptions;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -189,22 +203,33 @@ fn handled_until(data_dir: &Path, service: &str, aggregate_id: &str) -> i64 {
         let pool = allframe::sqlx::SqlitePool::connect_with(options)
             .await
             .expect("open the consumer's database");
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        let deadline = tokio::time::Instant::now() + within;
         loop {
-            let count: i64 = allframe::sqlx::query_scalar(
-                "SELECT COUNT(*) FROM received_events WHERE aggregate_id = ?",
-            )
-            .bind(aggregate_id)
-            .fetch_one(&pool)
-            .await
-            .expect("read received_events");
-            if count > 0 || tokio::time::Instant::now() > deadline {
+            let answer: i64 = allframe::sqlx::query_scalar(query)
+                .bind(bind)
+                .fetch_one(&pool)
+                .await
+                .expect("read received_events");
+            if done(answer) || tokio::time::Instant::now() > deadline {
                 pool.close().await;
-                return count;
+                return answer;
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     })
+}
+
+/// How many events about `aggregate_id` the consumer `service` recorded in its
+/// `received_events`, once there is one (20 s at most).
+fn handled_until(data_dir: &Path, service: &str, aggregate_id: &str) -> i64 {
+    poll_consumer(
+        data_dir,
+        service,
+        "SELECT COUNT(*) FROM received_events WHERE aggregate_id = ?",
+        aggregate_id,
+        |count| count > 0,
+        Duration::from_secs(20),
+    )
 }
 
 #[test]
@@ -466,4 +491,115 @@ fn a_created_user_reaches_the_consumer_over_nats() {
         let (status, _) = service.terminate();
         assert_eq!(status.code(), Some(0));
     }
+}
+
+/// Publishes `count` `UserCreated` events of users `u-0`… as `user-service` would, to the local
+/// bus in `data_dir`.
+fn publish_users_created(data_dir: &Path, count: usize) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    runtime.block_on(async {
+        std::fs::create_dir_all(data_dir).expect("data dir");
+        let bus = LocalBus::open(&data_dir.join(DEFAULT_BUS_FILE), LocalBusOptions::default())
+            .await
+            .expect("open the local bus");
+        let topic = topic_name("quickstart", "user-service", "UserCreated");
+        let messages: Vec<OutboundMessage> = (0..count)
+            .map(|n| OutboundMessage {
+                topic: topic.clone(),
+                envelope: Envelope {
+                    id: uuid::Uuid::now_v7(),
+                    event_type: "UserCreated".into(),
+                    schema_version: 1,
+                    aggregate_type: "User".into(),
+                    aggregate_id: format!("u-{n}"),
+                    occurred_at: std::time::SystemTime::now(),
+                    source: "user-service".into(),
+                    correlation_id: format!("c-{n}"),
+                    causation_id: None,
+                    traceparent: None,
+                    tracestate: None,
+                    tenant_id: None,
+                    format: PayloadFormat::Json,
+                    payload: serde_json::to_vec(
+                        &serde_json::json!({ "id": format!("u-{n}"), "name": "Ada" }),
+                    )
+                    .expect("json"),
+                },
+            })
+            .collect();
+        bus.publish(&messages).await.expect("publish");
+    });
+}
+
+/// A consumer killed with SIGKILL in the middle of a backlog and started again: each event's
+/// effect exists exactly once (a handler's rows commit with its inbox row, and what was handled
+/// but not yet acknowledged comes back as a duplicate), none is lost.
+#[test]
+fn a_consumer_killed_mid_backlog_handles_each_event_exactly_once() {
+    const EVENTS: usize = 1000;
+    let work = tempfile::tempdir().expect("tempdir");
+    let out = work.path().join("quickstart");
+    ignite_into(
+        repo_root().join("examples/quickstart/architecture.toml"),
+        &out,
+        false,
+    );
+    cargo(&out, &["build", "-p", "notification-service"]);
+    let data = work.path().join("data");
+    publish_users_created(&data, EVENTS);
+    let binary = e2e_target_dir().join("debug/notification-service");
+    let all = "SELECT COUNT(*) FROM received_events WHERE event_type = ?";
+
+    let first = Service::start(&binary, &data);
+    let patience = Duration::from_secs(60);
+    poll_consumer(
+        &data,
+        "notification-service",
+        all,
+        "UserCreated",
+        |n| n >= 20,
+        patience,
+    );
+    first.kill();
+    let before = poll_consumer(
+        &data,
+        "notification-service",
+        all,
+        "UserCreated",
+        |_| true,
+        patience,
+    );
+    assert!(
+        (20..EVENTS as i64).contains(&before),
+        "killed in the middle of the backlog: {before} of {EVENTS} handled"
+    );
+
+    let second = Service::start(&binary, &data);
+    let done = |n| n >= EVENTS as i64;
+    let after = poll_consumer(
+        &data,
+        "notification-service",
+        all,
+        "UserCreated",
+        done,
+        patience,
+    );
+    let (status, _) = second.terminate();
+    assert_eq!(status.code(), Some(0));
+    let distinct = poll_consumer(
+        &data,
+        "notification-service",
+        "SELECT COUNT(DISTINCT aggregate_id) FROM received_events WHERE event_type = ?",
+        "UserCreated",
+        |_| true,
+        patience,
+    );
+    assert_eq!(
+        (after, distinct),
+        (EVENTS as i64, EVENTS as i64),
+        "every event handled once"
+    );
 }
