@@ -47,7 +47,7 @@ pub use policy::{Backoff, RetryPolicy};
 pub use store::{DeadLetter, Reason};
 
 use crate::BoxError;
-use crate::database::Database;
+use crate::database::{Backend, Database};
 use crate::messaging::envelope::unix_millis;
 use crate::messaging::{
     Delivery, DeliveryTag, Envelope, EnvelopeError, EventContext, Messaging, MessagingError,
@@ -141,6 +141,9 @@ pub struct Consumer<H> {
     handlers: H,
     policy: RetryPolicy,
     observer: Option<Observer>,
+    /// On SQLite, one attempt writes at a time: the file has one writer, and handlers
+    /// queueing here wait their turn instead of retrying against the busy lock.
+    sqlite_turn: Option<tokio::sync::Mutex<()>>,
 }
 
 /// Where a consumer counts what it decides.
@@ -163,13 +166,14 @@ impl<H: Handlers> Consumer<H> {
         policy: RetryPolicy,
     ) -> Self {
         Self {
-            db,
             messaging,
             service,
             group: group.into(),
             handlers,
             policy,
             observer: None,
+            sqlite_turn: (db.backend() == Backend::Sqlite).then(|| tokio::sync::Mutex::new(())),
+            db,
         }
     }
 
@@ -224,7 +228,10 @@ impl<H: Handlers> Consumer<H> {
                 envelope.tracestate.as_deref(),
             );
         }
-        let outcome = self.decide(delivery).instrument(span).await?;
+        let outcome = {
+            let _turn = self.turn().await;
+            self.decide(delivery).instrument(span).await?
+        };
         if let Some(observer) = &self.observer {
             let event_type = delivery.envelope().event_type.as_str();
             let event = observer
@@ -239,6 +246,14 @@ impl<H: Handlers> Consumer<H> {
             }
         }
         Ok(outcome)
+    }
+
+    /// Waits for this attempt's turn to write (SQLite only; see `sqlite_turn`).
+    async fn turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match &self.sqlite_turn {
+            Some(turn) => Some(turn.lock().await),
+            None => None,
+        }
     }
 
     /// What becomes of `delivery` (the body of [`Self::handle`]).
@@ -310,7 +325,10 @@ impl<H: Handlers> Consumer<H> {
 
     /// Hands dead letter `id` back to this consumer once (see the module docs).
     pub async fn replay(&self, id: i64) -> Result<Replayed, ConsumerError> {
-        let replayed = self.replay_once(id).await?;
+        let replayed = {
+            let _turn = self.turn().await;
+            self.replay_once(id).await?
+        };
         self.count_dead_letters().await?;
         Ok(replayed)
     }
