@@ -17,6 +17,7 @@ use allframe::messaging::{
     SubscribeOptions, topic_name,
 };
 use allframe_tests::{free_port, repo_root};
+use cargo_allframe::dlq::{Action, DlqArgs};
 use cargo_allframe::ignite::{IgniteArgs, ignite};
 use cargo_allframe::report::Reporter;
 
@@ -496,6 +497,15 @@ fn a_created_user_reaches_the_consumer_over_nats() {
 /// Publishes `count` `UserCreated` events of users `u-0`… as `user-service` would, to the local
 /// bus in `data_dir`.
 fn publish_users_created(data_dir: &Path, count: usize) {
+    let payloads = (0..count)
+        .map(|n| serde_json::json!({ "id": format!("u-{n}"), "name": "Ada" }))
+        .collect();
+    publish_user_created_payloads(data_dir, payloads);
+}
+
+/// Publishes one `UserCreated` per payload (of user `u-<index>`) to the local bus in
+/// `data_dir`, as `user-service` would.
+fn publish_user_created_payloads(data_dir: &Path, payloads: Vec<serde_json::Value>) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -506,8 +516,10 @@ fn publish_users_created(data_dir: &Path, count: usize) {
             .await
             .expect("open the local bus");
         let topic = topic_name("quickstart", "user-service", "UserCreated");
-        let messages: Vec<OutboundMessage> = (0..count)
-            .map(|n| OutboundMessage {
+        let messages: Vec<OutboundMessage> = payloads
+            .into_iter()
+            .enumerate()
+            .map(|(n, payload)| OutboundMessage {
                 topic: topic.clone(),
                 envelope: Envelope {
                     id: uuid::Uuid::now_v7(),
@@ -523,10 +535,7 @@ fn publish_users_created(data_dir: &Path, count: usize) {
                     tracestate: None,
                     tenant_id: None,
                     format: PayloadFormat::Json,
-                    payload: serde_json::to_vec(
-                        &serde_json::json!({ "id": format!("u-{n}"), "name": "Ada" }),
-                    )
-                    .expect("json"),
+                    payload: serde_json::to_vec(&payload).expect("json"),
                 },
             })
             .collect();
@@ -602,4 +611,88 @@ fn a_consumer_killed_mid_backlog_handles_each_event_exactly_once() {
         (EVENTS as i64, EVENTS as i64),
         "every event handled once"
     );
+}
+
+/// `cargo allframe dlq` against a running consumer's admin API: the payload it cannot read is
+/// listed with its reason, shown with its bytes, fails again on replay (it still cannot be
+/// read), is refused without the right token, and is purged.
+#[test]
+fn dead_letters_are_listed_shown_replayed_and_purged_through_the_admin_api() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let out = work.path().join("quickstart");
+    let config = repo_root().join("examples/quickstart/architecture.toml");
+    ignite_into(config.clone(), &out, false);
+    cargo(&out, &["build", "-p", "notification-service"]);
+    let data = work.path().join("data");
+    // `u-0`'s payload has a number for its id: no handler can read it.
+    publish_user_created_payloads(
+        &data,
+        vec![
+            serde_json::json!({ "id": 5, "name": "Ada" }),
+            serde_json::json!({ "id": "u-1", "name": "Grace" }),
+        ],
+    );
+    let admin_port = free_port().to_string();
+    let consumer = Service::start_with(
+        &e2e_target_dir().join("debug/notification-service"),
+        &data,
+        &[
+            ("ALLFRAME_ADMIN_TOKEN", "s3cret"),
+            ("ADMIN_PORT", &admin_port),
+        ],
+    );
+    assert_eq!(handled_until(&data, "notification-service", "u-1"), 1);
+
+    let dlq = |action: Action, id: Option<i64>, token: &str| {
+        let args = DlqArgs {
+            action,
+            id,
+            config: config.clone(),
+            service: "notification-service".into(),
+            url: Some(format!("http://127.0.0.1:{admin_port}")),
+            json: true,
+            yes: true,
+        };
+        let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+        let mut reporter = Reporter::new(&mut stdout, &mut stderr, false);
+        let result = cargo_allframe::dlq::run_with_token(&args, token, &mut reporter);
+        drop(reporter);
+        result.map(|()| serde_json::from_slice::<serde_json::Value>(&stdout).expect("json"))
+    };
+    let listed = dlq(Action::List, None, "s3cret").expect("list");
+    let [letter] = listed.as_array().expect("an array").as_slice() else {
+        panic!("one dead letter: {listed}");
+    };
+    assert_eq!(
+        (
+            &letter["event_type"],
+            &letter["reason"],
+            &letter["attempts"]
+        ),
+        (
+            &serde_json::json!("UserCreated"),
+            &serde_json::json!("poison"),
+            &serde_json::json!(1)
+        )
+    );
+    let id = letter["id"].as_i64().expect("an id");
+    let shown = dlq(Action::Show, Some(id), "s3cret").expect("show");
+    assert_eq!(shown["payload"], r#"{"id":5,"name":"Ada"}"#);
+    assert_eq!(shown["headers"]["ce-aggregateid"], "u-0");
+    let replayed = dlq(Action::Replay, Some(id), "s3cret").expect("replay");
+    assert_eq!(replayed["outcome"], "failed_again", "{replayed}");
+    match dlq(Action::List, None, "wrong") {
+        Err(cargo_allframe::CliError::AdminRefused { status, .. }) => assert_eq!(status, 401),
+        other => panic!("a wrong token is refused: {other:?}"),
+    }
+    assert_eq!(
+        dlq(Action::Purge, None, "s3cret").expect("purge")["purged"],
+        1
+    );
+    assert_eq!(
+        dlq(Action::List, None, "s3cret").expect("list"),
+        serde_json::json!([])
+    );
+    let (status, _) = consumer.terminate();
+    assert_eq!(status.code(), Some(0));
 }

@@ -154,6 +154,34 @@ pub const METRICS_PORT: Var = Var {
     default: "the file's `metrics:` port, else `/metrics` on the REST port",
     kind: Kind::Port,
 };
+/// The admin API's port.
+pub const ADMIN_PORT: Var = Var {
+    name: "ADMIN_PORT",
+    meaning: "port of the admin API (`cargo allframe dlq` talks to it)",
+    default: "the file's HTTP port + 1000",
+    kind: Kind::Port,
+};
+/// The address the admin API binds to.
+pub const ALLFRAME_ADMIN_BIND_ADDR: Var = Var {
+    name: "ALLFRAME_ADMIN_BIND_ADDR",
+    meaning: "IP address the admin API binds to",
+    default: "`127.0.0.1` (loopback only)",
+    kind: Kind::IpAddr,
+};
+/// The admin API's bearer token.
+pub const ALLFRAME_ADMIN_TOKEN: Var = Var {
+    name: "ALLFRAME_ADMIN_TOKEN",
+    meaning: "bearer token every admin API request must carry (`Authorization: Bearer …`)",
+    default: "unset: the admin API is not served",
+    kind: Kind::Text,
+};
+
+/// The admin API's port for a service whose file gives it `http_port`, when `ADMIN_PORT` is
+/// unset (the runtime listens there, the CLI looks there).
+pub const fn default_admin_port(http_port: u16) -> u16 {
+    http_port.saturating_add(1000)
+}
+
 /// The address servers bind to.
 pub const ALLFRAME_BIND_ADDR: Var = Var {
     name: "ALLFRAME_BIND_ADDR",
@@ -263,6 +291,9 @@ pub const ALL: &[Var] = &[
     GRPC_PORT,
     METRICS_PORT,
     ALLFRAME_BIND_ADDR,
+    ADMIN_PORT,
+    ALLFRAME_ADMIN_BIND_ADDR,
+    ALLFRAME_ADMIN_TOKEN,
     ALLFRAME_GRPC_MAX_MESSAGE_BYTES,
     ALLFRAME_SHUTDOWN_TIMEOUT_SECS,
     ALLFRAME_SHUTDOWN_DELAY_SECS,

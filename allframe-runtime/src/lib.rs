@@ -27,6 +27,7 @@
 
 use std::future::Future;
 
+mod admin;
 pub mod component;
 pub mod consumer;
 mod context;

@@ -252,6 +252,61 @@ pub enum CliError {
         source: minijinja::Error,
     },
 
+    /// An operational command names a service the file does not have.
+    #[error("`{name}` is not a service of the architecture file")]
+    #[diagnostic(code(allframe::unknown_service), help("the services are: {known}"))]
+    UnknownService {
+        /// The name given.
+        name: String,
+        /// The file's services, comma-separated.
+        known: String,
+    },
+
+    /// An operational command needs the admin token.
+    #[error("ALLFRAME_ADMIN_TOKEN is not set")]
+    #[diagnostic(
+        code(allframe::admin_token),
+        help("set ALLFRAME_ADMIN_TOKEN to the token the service was started with")
+    )]
+    AdminToken,
+
+    /// The service's admin API could not be reached.
+    #[error("cannot reach the admin API of `{service}` at {url}: {reason}")]
+    #[diagnostic(
+        code(allframe::admin_unreachable),
+        help(
+            "start the service with ALLFRAME_ADMIN_TOKEN set (the admin API is not served without it), or pass its address with --url"
+        )
+    )]
+    AdminUnreachable {
+        /// The service.
+        service: String,
+        /// The address tried.
+        url: String,
+        /// What failed.
+        reason: String,
+    },
+
+    /// The service's admin API refused the request.
+    #[error("the admin API of `{service}` answered {status}: {detail}")]
+    #[diagnostic(code(allframe::admin_refused))]
+    AdminRefused {
+        /// The service.
+        service: String,
+        /// The HTTP status.
+        status: u16,
+        /// The problem's detail.
+        detail: String,
+    },
+
+    /// A destructive command was not confirmed.
+    #[error("nothing was purged")]
+    #[diagnostic(
+        code(allframe::not_confirmed),
+        help("answer `yes`, or pass --yes to purge without asking")
+    )]
+    NotConfirmed,
+
     /// A file-system operation failed.
     #[error("cannot {action} `{}`", path.display())]
     #[diagnostic(code(allframe::io))]

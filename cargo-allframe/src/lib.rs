@@ -1,6 +1,7 @@
 //! `cargo allframe`: turns one `architecture.toml` into a workspace of service crates
 //! (`ignite`) with its infrastructure and docs, checks a file with source-snippet diagnostics
-//! (`check`), prints its JSON Schema (`schema`) and its diagram (`graph`).
+//! (`check`), prints its JSON Schema (`schema`) and its diagram (`graph`), and handles a
+//! running consumer's dead letters through its admin API (`dlq`).
 //!
 //! The binary only parses arguments and calls [`run`]. One module per stage of ignite:
 //! [`config`] (read + check) → [`plan`] (render [`templates`] with a [`context`]) →
@@ -12,6 +13,7 @@
 
 pub mod config;
 pub mod context;
+pub mod dlq;
 pub mod error;
 pub mod escape;
 pub mod events;
@@ -55,6 +57,8 @@ pub enum Command {
     Schema,
     /// Print the diagram of the architecture: services, event bus, data stores and flows.
     Graph(GraphArgs),
+    /// List, show, replay or purge a consumer's dead letters, through its admin API.
+    Dlq(dlq::DlqArgs),
 }
 
 /// The options of `cargo allframe graph`.
@@ -125,6 +129,7 @@ pub fn execute(command: Command, reporter: &mut Reporter<'_>) -> Result<(), CliE
             let text = infra::graph(&infra, args.format, &renderer)?;
             reporter.line(text.trim_end());
         }
+        Command::Dlq(args) => dlq::run(&args, reporter)?,
     }
     Ok(())
 }

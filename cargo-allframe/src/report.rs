@@ -356,6 +356,11 @@ impl<'w> Reporter<'w> {
         let _ = writeln!(self.err, "{text}");
     }
 
+    /// Writes one line for the user, not a result (a question, a note), to `err`.
+    pub fn note(&mut self, line: impl fmt::Display) {
+        let _ = writeln!(self.err, "{line}");
+    }
+
     /// Writes one line of results to `out`.
     pub fn line(&mut self, line: impl fmt::Display) {
         // A closed stdout (e.g. `| head`) is not an error of the command.

@@ -10,8 +10,10 @@ use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 
+use super::admin::DeadLetterDesk;
 use super::dispatch::{self, DispatchSettings, Membership};
 use super::{Consumer, HandleError, Handlers, RetryPolicy, store};
+use crate::admin::AdminSettings;
 use crate::component::{Component, Host, Hosted, Startup};
 use crate::context::App;
 use crate::env::Environment;
@@ -192,6 +194,20 @@ impl<S: Consume> Host<S> for ConsumerHost {
                     })?;
             }
             let consumer = Arc::new(consumer);
+            let mut hosted = Hosted::default();
+            let admin =
+                AdminSettings::from_env(startup.env(), service.rest_port).map_err(|source| {
+                    RuntimeError::Component {
+                        name: "consumer",
+                        source,
+                    }
+                })?;
+            if let Some(admin) = admin {
+                let desk: Arc<dyn DeadLetterDesk> = consumer.clone();
+                hosted
+                    .servers
+                    .push(admin.serve(super::admin::router(desk), startup).await?);
+            }
             let settings = DispatchSettings::new(self.settings.concurrency as usize);
             tracing::info!(group = %consumer.group(), topics = ?options.topics, bus = bus.name(),
                 concurrency = settings.concurrency, "consumer started");
@@ -199,7 +215,7 @@ impl<S: Consume> Host<S> for ConsumerHost {
                 dispatch::run(consumer, bus, options, settings, membership, shutdown).await;
                 Ok(())
             });
-            Ok(Hosted::default())
+            Ok(hosted)
         })
     }
 }

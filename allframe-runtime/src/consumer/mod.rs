@@ -25,6 +25,7 @@
 //! consumer only: handled, it leaves the table in the same transaction; failing again, it stays
 //! with its count and error updated — never lost, never swallowed by the inbox.
 
+mod admin;
 pub mod dispatch;
 mod host;
 pub mod metrics;

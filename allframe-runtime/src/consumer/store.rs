@@ -261,6 +261,32 @@ pub async fn dead_letters(db: &Database, group: &str) -> Result<Vec<DeadLetter>,
     Ok(rows.into_iter().map(into_letter).collect())
 }
 
+/// Deletes dead letter `id` of `group`, or all of them with `None`; how many went.
+pub async fn purge_dead_letters(
+    db: &Database,
+    group: &str,
+    id: Option<i64>,
+) -> Result<u64, sqlx::Error> {
+    let mut tx = db.begin_write().await?;
+    let done = match id {
+        Some(id) => {
+            sqlx::query("DELETE FROM allframe_dead_letters WHERE consumer_group = $1 AND id = $2")
+                .bind(group)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?
+        }
+        None => {
+            sqlx::query("DELETE FROM allframe_dead_letters WHERE consumer_group = $1")
+                .bind(group)
+                .execute(&mut *tx)
+                .await?
+        }
+    };
+    tx.commit().await?;
+    Ok(done.rows_affected())
+}
+
 /// How many dead letters `group` has.
 pub async fn count_dead_letters(db: &Database, group: &str) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar("SELECT COUNT(*) FROM allframe_dead_letters WHERE consumer_group = $1")
