@@ -16,7 +16,7 @@
 //! `amqp://guest:guest@127.0.0.1:5672/%2f`). A missing service is an error.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use allframe_runtime::consumer::dispatch::{self, DispatchSettings, Membership};
 use allframe_runtime::consumer::{
@@ -24,47 +24,16 @@ use allframe_runtime::consumer::{
 };
 use allframe_runtime::database::DatabaseTarget;
 use allframe_runtime::messaging::{
-    BusSubscription as _, Delivery, Envelope, EventBus, OutboundMessage, PayloadFormat,
-    SubscribeOptions, UnitOfWork,
+    BusSubscription as _, Delivery, EventBus, SubscribeOptions, UnitOfWork,
 };
 use allframe_runtime::{CancellationToken, Database};
 use futures_util::future::BoxFuture;
-use uuid::Uuid;
 
-type Failure = Box<dyn std::error::Error + Send + Sync>;
+mod support;
+
+use support::{Failure, env_or};
 
 const CONCURRENCY: [usize; 3] = [1, 4, 16];
-
-fn env_or(var: &str, default: &str) -> String {
-    std::env::var(var).unwrap_or_else(|_| default.to_owned())
-}
-
-/// `events` envelopes of 64 aggregates bound for a fresh topic of a fresh architecture.
-fn backlog(events: u64) -> Vec<OutboundMessage> {
-    let architecture = format!("consume{}", Uuid::now_v7().simple());
-    let topic = format!("{architecture}.consume-bench.Ticked");
-    (0..events)
-        .map(|n| OutboundMessage {
-            topic: topic.clone(),
-            envelope: Envelope {
-                id: Uuid::now_v7(),
-                event_type: "Ticked".into(),
-                schema_version: 1,
-                aggregate_type: "Clock".into(),
-                aggregate_id: format!("clock-{}", n % 64),
-                occurred_at: SystemTime::now(),
-                source: "consume-bench".into(),
-                correlation_id: Uuid::now_v7().to_string(),
-                causation_id: None,
-                traceparent: None,
-                tracestate: None,
-                tenant_id: None,
-                format: PayloadFormat::Json,
-                payload: format!(r#"{{"n":{n}}}"#).into_bytes(),
-            },
-        })
-        .collect()
-}
 
 /// A group of its own on the backlog's topic, joined before the backlog is published (so a
 /// RabbitMQ queue holds it) and handed back to the caller.
@@ -72,7 +41,7 @@ async fn backlogged(
     bus: &EventBus,
     events: u64,
 ) -> Result<(SubscribeOptions, allframe_runtime::messaging::Subscription), Failure> {
-    let messages = backlog(events);
+    let messages = support::backlog("consume", "consume-bench", events);
     let topic = messages[0].topic.clone();
     let group = format!("{}.bench", topic.split('.').next().unwrap_or("consume"));
     let options = SubscribeOptions::new(group, [topic]);

@@ -15,46 +15,15 @@
 //! Needs NATS at `NATS_URL` (default `nats://127.0.0.1:4222`) and RabbitMQ at `AMQP_URL`
 //! (default `amqp://guest:guest@127.0.0.1:5672/%2f`). A missing service is an error.
 
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use allframe_runtime::messaging::{
-    BusSubscription as _, Envelope, EventBus, NatsBus, NatsBusOptions, OutboundMessage,
-    PayloadFormat, SubscribeOptions,
+    BusSubscription as _, EventBus, NatsBus, NatsBusOptions, OutboundMessage, SubscribeOptions,
 };
-use uuid::Uuid;
 
-type Failure = Box<dyn std::error::Error + Send + Sync>;
+mod support;
 
-fn env_or(var: &str, default: &str) -> String {
-    std::env::var(var).unwrap_or_else(|_| default.to_owned())
-}
-
-/// `events` envelopes of 64 aggregates bound for a fresh topic of a fresh architecture.
-fn backlog(events: u64) -> Vec<OutboundMessage> {
-    let architecture = format!("drain{}", Uuid::now_v7().simple());
-    let topic = format!("{architecture}.drain-bench.Ticked");
-    (0..events)
-        .map(|n| OutboundMessage {
-            topic: topic.clone(),
-            envelope: Envelope {
-                id: Uuid::now_v7(),
-                event_type: "Ticked".into(),
-                schema_version: 1,
-                aggregate_type: "Clock".into(),
-                aggregate_id: format!("clock-{}", n % 64),
-                occurred_at: SystemTime::now(),
-                source: "drain-bench".into(),
-                correlation_id: Uuid::now_v7().to_string(),
-                causation_id: None,
-                traceparent: None,
-                tracestate: None,
-                tenant_id: None,
-                format: PayloadFormat::Json,
-                payload: format!(r#"{{"n":{n}}}"#).into_bytes(),
-            },
-        })
-        .collect()
-}
+use support::{Failure, env_or};
 
 /// Publishes `messages` in batches of 256; events/s.
 async fn publish(bus: &EventBus, messages: &[OutboundMessage]) -> Result<f64, Failure> {
@@ -68,7 +37,7 @@ async fn publish(bus: &EventBus, messages: &[OutboundMessage]) -> Result<f64, Fa
 /// Joins a fresh group on the backlog's topic (before publishing, so RabbitMQ's queue holds
 /// it), publishes the backlog, then drains it with that one member; events/s of the drain.
 async fn drain(bus: &EventBus, events: u64) -> Result<f64, Failure> {
-    let messages = backlog(events);
+    let messages = support::backlog("drain", "drain-bench", events);
     let topic = messages[0].topic.clone();
     let group = format!("{}.drain", topic.split('.').next().unwrap_or("drain"));
     let mut subscription = bus.subscribe(SubscribeOptions::new(group, [topic])).await?;
@@ -110,7 +79,7 @@ async fn run(events: u64) -> Result<(), Failure> {
         .await
         .map_err(|error| format!("RabbitMQ is not reachable: {error}"))?;
     let ordered = drain(&rabbit, events).await?;
-    let published = publish(&rabbit, &backlog(events)).await?;
+    let published = publish(&rabbit, &support::backlog("drain", "drain-bench", events)).await?;
     println!(
         "rabbitmq  ordered (single active consumer) {ordered:>9.0} events/s   publish rate {published:>9.0} events/s   ({:.2}×)",
         ordered / published

@@ -18,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use crate::BoxError;
 use crate::component::Startup;
 use crate::env::Environment;
-use crate::error::RuntimeError;
+use crate::error::{Problem, RuntimeError};
 use crate::server::{self, Server};
 
 /// Where the admin API listens and the token it requires.
@@ -98,18 +98,7 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 
 /// An `application/problem+json` answer.
 pub(crate) fn problem(status: StatusCode, detail: &str) -> Response {
-    let body = serde_json::json!({
-        "type": "about:blank",
-        "title": status.canonical_reason().unwrap_or("error"),
-        "status": status.as_u16(),
-        "detail": detail,
-    });
-    (
-        status,
-        [(header::CONTENT_TYPE, "application/problem+json")],
-        body.to_string(),
-    )
-        .into_response()
+    Problem::new(status, detail).into_response()
 }
 
 #[cfg(test)]
