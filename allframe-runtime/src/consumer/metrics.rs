@@ -8,7 +8,7 @@
 //!
 //! `event` is one of the events the file lists, or `unknown` for a message of any other type
 //! (so a stream of garbage cannot grow the label set). The series appear once a consumer runs:
-//! the registry holds a [`ConsumerMetricsSlot`] that stays silent until then.
+//! the registry holds a `ConsumerMetricsSlot` that stays silent until then.
 
 use std::sync::atomic::AtomicI64;
 use std::sync::{Arc, OnceLock};
