@@ -6,9 +6,16 @@
 //! has a lane of its own): a lane hands one delivery at a time to a handler, in arrival order,
 //! and lanes run in parallel up to `concurrency`. A delivery the consumer asks to retry stays
 //! at the head of its lane — later events of that aggregate wait, other aggregates flow on —
-//! and is handed in again after its backoff. Buses acknowledge cumulatively per topic, so the
-//! loop acknowledges the longest prefix of a topic's deliveries that is done (handled,
-//! duplicate or dead-lettered): nothing is acknowledged before it is handled or parked.
+//! and is handed in again after its backoff. Buses acknowledge cumulatively per topic partition,
+//! so the loop acknowledges the longest prefix of a partition's deliveries that is done
+//! (handled, duplicate or dead-lettered): nothing is acknowledged before it is handled or
+//! parked, and an aggregate that waits holds back only its own partition.
+//!
+//! On a bus whose members pick their partitions ([`PartitionSharing::ByMembers`]), a session
+//! consumes the partitions this member leases ([`PartitionLeases`]); when the group's members
+//! change and the fair shares with them, the session ends as on shutdown (handlers finish, what
+//! is done is acknowledged, the subscription closes), the partitions given up are released, and
+//! a session on the new share begins.
 //!
 //! When the bus fails (reading or acknowledging), the session ends: running handlers finish,
 //! what is held is dropped unacknowledged (the group delivers it again), and after a backoff
@@ -16,16 +23,18 @@
 //! retries (those deliveries stay unacknowledged and come back to the group), lets running
 //! handlers finish, acknowledges what is done and leaves the group.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::task::{Id, JoinSet};
 use tokio_util::sync::CancellationToken;
 
+use super::partitions::{LeaseSettings, PartitionLeases};
 use super::{Consumer, Handlers, Outcome};
 use crate::messaging::{
-    BusError, BusSubscription, Delivery, DeliveryTag, EventBus, RetrySettings, SubscribeOptions,
+    BusError, BusSubscription, Delivery, DeliveryTag, EventBus, PartitionSharing, RetrySettings,
+    SubscribeOptions,
 };
 
 /// How a consumer's deliveries are run (`concurrency` of `[services.consumer]`).
@@ -39,6 +48,8 @@ pub struct DispatchSettings {
     pub window: usize,
     /// Backoff while the bus or the database fails.
     pub backoff: RetrySettings,
+    /// Partition leases, on a bus whose members pick their partitions.
+    pub leases: LeaseSettings,
 }
 
 impl DispatchSettings {
@@ -50,6 +61,7 @@ impl DispatchSettings {
             concurrency,
             window: (concurrency * 64).max(256),
             backoff: RetrySettings::DEFAULT,
+            leases: LeaseSettings::default(),
         }
     }
 }
@@ -79,14 +91,37 @@ pub async fn run<H: Handlers>(
     membership: Membership,
     shutdown: CancellationToken,
 ) {
+    let leases = (bus.partition_sharing() == PartitionSharing::ByMembers).then(|| {
+        let member = crate::messaging::Uuid::now_v7().hyphenated().to_string();
+        PartitionLeases::new(
+            consumer.db().clone(),
+            &options.group,
+            &member,
+            settings.leases,
+        )
+    });
     let mut failures: u32 = 0;
     while !shutdown.is_cancelled() {
-        let failure = match bus.subscribe(options.clone()).await {
-            Ok(subscription) => {
+        let failure = match join(&consumer, &bus, &options, leases.as_ref()).await {
+            Ok((subscription, held)) => {
                 membership.set(true);
-                let session = Session::new(Arc::clone(&consumer), settings, shutdown.clone());
-                let ended = session.run(subscription).await;
+                let stop = shutdown.child_token();
+                let session = Session::new(Arc::clone(&consumer), settings, stop.clone());
+                let (ended, ()) = tokio::join!(
+                    async {
+                        let ended = session.run(subscription).await;
+                        stop.cancel();
+                        ended
+                    },
+                    watch_leases(leases.as_ref(), &held, &stop),
+                );
                 membership.set(false);
+                if let Some(leases) = &leases
+                    && let Err(error) = hand_over(leases, &shutdown).await
+                {
+                    tracing::warn!(group = %options.group, error = %error,
+                        "consumer: releasing partitions failed; they pass on when their leases expire");
+                }
                 match ended {
                     Ok(handled) => {
                         if handled > 0 {
@@ -97,7 +132,7 @@ pub async fn run<H: Handlers>(
                     Err(error) => error,
                 }
             }
-            Err(error) => error.into(),
+            Err(error) => error,
         };
         failures = failures.saturating_add(1);
         let wait = settings.backoff.jittered(failures);
@@ -110,12 +145,83 @@ pub async fn run<H: Handlers>(
     }
 }
 
+/// Subscribes: to every partition, or on a bus whose members pick them, to those this member
+/// leases after a round (returned, to be watched and handed over).
+async fn join<H: Handlers>(
+    consumer: &Consumer<H>,
+    bus: &EventBus,
+    options: &SubscribeOptions,
+    leases: Option<&PartitionLeases>,
+) -> Result<(crate::messaging::Subscription, BTreeSet<u32>), SessionError> {
+    let Some(leases) = leases else {
+        return Ok((bus.subscribe(options.clone()).await?, BTreeSet::new()));
+    };
+    let held = leases.round().await?;
+    // What this member holds beyond its share was consumed by its previous session, which
+    // has ended: the next owner may start.
+    leases.release(&held).await?;
+    tracing::info!(group = %consumer.group(), partitions = ?held, "consumer: partitions leased");
+    let options = options.clone().partitions(held.iter().copied());
+    Ok((bus.subscribe(options).await?, held))
+}
+
+/// Renews this member's leases while its session runs; cancels `stop` (ending the session)
+/// when the share changes, or when the leases cannot be renewed before they run out.
+async fn watch_leases(
+    leases: Option<&PartitionLeases>,
+    held: &BTreeSet<u32>,
+    stop: &CancellationToken,
+) {
+    let Some(leases) = leases else {
+        return;
+    };
+    let settings = leases.settings();
+    let mut renewed = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(settings.renew_every) => {}
+        }
+        match leases.round().await {
+            Ok(share) if share == *held => renewed = tokio::time::Instant::now(),
+            Ok(share) => {
+                tracing::info!(held = ?held, share = ?share, "consumer: the group changed; rebalancing");
+                stop.cancel();
+                return;
+            }
+            Err(error) => {
+                tracing::warn!(error = %error, "consumer: renewing partition leases failed");
+                if renewed.elapsed() + settings.renew_every >= settings.lease {
+                    stop.cancel();
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// After a session that ended on shutdown: leaves the group (every partition released), so
+/// the other members take them at their next round. (After a rebalance, [`join`] releases what
+/// the new share leaves out.)
+async fn hand_over(
+    leases: &PartitionLeases,
+    shutdown: &CancellationToken,
+) -> Result<(), sqlx::Error> {
+    if shutdown.is_cancelled() {
+        leases.leave().await?;
+    }
+    Ok(())
+}
+
 /// Why a session ended before shutdown.
 #[derive(Debug, thiserror::Error)]
 enum SessionError {
     /// Reading or acknowledging failed.
     #[error(transparent)]
     Bus(#[from] BusError),
+    /// The partition leases could not be read or written.
+    #[error("partition leases: {0}")]
+    Leases(#[from] sqlx::Error),
     /// A handler task died outside the handler (which the consumer guards against panics).
     #[error("a handler task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
@@ -151,8 +257,8 @@ struct Session<H> {
     /// The lane of each running task.
     running: HashMap<Id, String>,
     tasks: JoinSet<(Delivery, Finished)>,
-    /// Per topic, every held delivery by tag: `Some` once done.
-    held: HashMap<String, BTreeMap<DeliveryTag, Option<Delivery>>>,
+    /// Per topic partition, every held delivery by tag: `Some` once done.
+    held: HashMap<(String, u32), BTreeMap<DeliveryTag, Option<Delivery>>>,
     /// Deliveries done in this session.
     done: u64,
 }
@@ -234,7 +340,7 @@ impl<H: Handlers> Session<H> {
     /// Holds a new delivery and queues it on its lane.
     fn admit(&mut self, delivery: Delivery) {
         self.held
-            .entry(delivery.topic().to_owned())
+            .entry((delivery.topic().to_owned(), delivery.partition()))
             .or_default()
             .insert(delivery.tag(), None);
         let lane = lane_of(&delivery);
@@ -286,8 +392,8 @@ impl<H: Handlers> Session<H> {
         self.done += 1;
         if let Some(slot) = self
             .held
-            .get_mut(delivery.topic())
-            .and_then(|topic| topic.get_mut(&delivery.tag()))
+            .get_mut(&(delivery.topic().to_owned(), delivery.partition()))
+            .and_then(|partition| partition.get_mut(&delivery.tag()))
         {
             *slot = Some(delivery);
         }
@@ -302,7 +408,7 @@ impl<H: Handlers> Session<H> {
         Ok(())
     }
 
-    /// Acknowledges, per topic, the last delivery of the longest done prefix.
+    /// Acknowledges, per topic partition, the last delivery of the longest done prefix.
     async fn acknowledge<S: BusSubscription>(
         &mut self,
         subscription: &mut S,

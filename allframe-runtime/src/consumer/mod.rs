@@ -29,6 +29,7 @@ mod admin;
 pub mod dispatch;
 mod host;
 pub mod metrics;
+pub mod partitions;
 mod policy;
 pub mod store;
 
@@ -201,6 +202,11 @@ impl<H: Handlers> Consumer<H> {
     /// The consumer group.
     pub fn group(&self) -> &str {
         &self.group
+    }
+
+    /// The database it records handled events, attempts and dead letters in.
+    pub fn db(&self) -> &Database {
+        &self.db
     }
 
     /// The retry policy.

@@ -72,6 +72,7 @@ impl DeliveryTag {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivery {
     topic: String,
+    partition: u32,
     envelope: Envelope,
     tag: DeliveryTag,
     unreadable: Option<Arc<Unreadable>>,
@@ -91,6 +92,7 @@ impl Delivery {
     pub fn new(topic: String, envelope: Envelope, tag: DeliveryTag) -> Self {
         Self {
             topic,
+            partition: 0,
             envelope,
             tag,
             unreadable: None,
@@ -156,6 +158,7 @@ impl Delivery {
         Self {
             envelope: Envelope::salvage(headers, payload),
             topic,
+            partition: 0,
             tag,
             unreadable: Some(Arc::new(Unreadable {
                 error,
@@ -178,9 +181,21 @@ impl Delivery {
         }
     }
 
+    /// The same delivery, from `partition` of its topic (for adapters that partition topics).
+    pub fn in_partition(mut self, partition: u32) -> Self {
+        self.partition = partition;
+        self
+    }
+
     /// The topic it came from.
     pub fn topic(&self) -> &str {
         &self.topic
+    }
+
+    /// The partition of its topic it came through (0 on a bus that does not partition):
+    /// acknowledgements are cumulative per topic partition.
+    pub fn partition(&self) -> u32 {
+        self.partition
     }
 
     /// The event.
@@ -232,6 +247,23 @@ pub struct SubscribeOptions {
     pub topics: Vec<String>,
     /// Where a new group starts.
     pub start: StartFrom,
+    /// The partitions of the topics to consume, on a bus whose members pick them
+    /// ([`PartitionSharing::ByMembers`], and NATS); `None` (the default) takes every one. A
+    /// bus that shares partitions by itself (Kafka) or has none (the local bus) ignores it.
+    pub partitions: Option<Vec<u32>>,
+}
+
+/// How the members of a consumer group share a topic's partitions on a bus.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PartitionSharing {
+    /// The bus shares them: Kafka's group rebalancing, NATS's one message in flight per
+    /// partition whichever member pulls it, or one member at a time (the local bus). Members
+    /// subscribe to every partition.
+    ByBus,
+    /// The bus would hand every partition to the first member (RabbitMQ's single active
+    /// consumer queues), so members agree among themselves which partitions each consumes
+    /// and subscribe to those ([`SubscribeOptions::partitions`]).
+    ByMembers,
 }
 
 impl SubscribeOptions {
@@ -244,12 +276,19 @@ impl SubscribeOptions {
             group: group.into(),
             topics: topics.into_iter().map(Into::into).collect(),
             start: StartFrom::Earliest,
+            partitions: None,
         }
     }
 
     /// Sets where a new group starts.
     pub fn start(mut self, start: StartFrom) -> Self {
         self.start = start;
+        self
+    }
+
+    /// Consumes only `partitions` (see [`SubscribeOptions::partitions`]).
+    pub fn partitions(mut self, partitions: impl IntoIterator<Item = u32>) -> Self {
+        self.partitions = Some(partitions.into_iter().collect());
         self
     }
 }
@@ -282,8 +321,9 @@ pub trait BusAdapter: Send + Sync + 'static {
 
 /// One member of a consumer group.
 ///
-/// Within a topic, deliveries come in publish order. Acknowledgements are cumulative per topic
-/// (as Kafka offsets): handle deliveries in order and ack each after handling it.
+/// Within a topic partition ([`Delivery::partition`]; the events of one aggregate share one),
+/// deliveries come in publish order. Acknowledgements are cumulative per topic partition (as
+/// Kafka offsets): handle a partition's deliveries in order and ack each after handling it.
 pub trait BusSubscription: Send + 'static {
     /// Waits for the next delivery.
     fn next(&mut self) -> impl Future<Output = Result<Delivery, BusError>> + Send + '_;
@@ -294,7 +334,8 @@ pub trait BusSubscription: Send + 'static {
         delivery: &'a Delivery,
     ) -> impl Future<Output = Result<(), BusError>> + Send + 'a;
 
-    /// Gives `delivery` back: it (and what followed it on its topic) is delivered again.
+    /// Gives `delivery` back: it (and what followed it on its topic partition) is delivered
+    /// again.
     fn nack<'a>(
         &'a mut self,
         delivery: &'a Delivery,
@@ -475,6 +516,16 @@ impl EventBus {
     /// The adapter's name, e.g. `"local"`.
     pub fn name(&self) -> &'static str {
         dispatch!(self, EventBus, bus => bus.name(), custom bus => bus.0.name_dyn())
+    }
+
+    /// How the members of a consumer group share the partitions of its topics here.
+    pub fn partition_sharing(&self) -> PartitionSharing {
+        match self {
+            #[cfg(feature = "rabbitmq")]
+            Self::Rabbit(_) => PartitionSharing::ByMembers,
+            #[allow(unreachable_patterns)]
+            _ => PartitionSharing::ByBus,
+        }
     }
 
     /// Publishes `messages` in order, see [`BusAdapter::publish`].

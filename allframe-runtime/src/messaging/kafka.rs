@@ -418,7 +418,8 @@ impl KafkaSubscription {
             .unwrap_or_default();
         let payload = message.payload().unwrap_or_default().to_vec();
         // The tag is set when the record is handed out (a nack hands it out again).
-        let delivery = Delivery::read(topic.clone(), &headers, payload, DeliveryTag::new(0));
+        let delivery = Delivery::read(topic.clone(), &headers, payload, DeliveryTag::new(0))
+            .in_partition(u32::try_from(message.partition()).unwrap_or(0));
         let held = Held {
             topic,
             partition: message.partition(),
@@ -457,9 +458,8 @@ impl KafkaSubscription {
             })
     }
 
-    /// Commits, synchronously, the offsets after `delivery` and after every earlier delivery of
-    /// its topic still held: cumulative per topic, as [`BusSubscription::ack`] promises, across
-    /// the topic's partitions (each partition's offset covers its earlier records).
+    /// Commits, synchronously, the offset after `delivery` (covering every earlier record of its
+    /// partition): cumulative per topic partition, as [`BusSubscription::ack`] promises.
     pub async fn ack(&mut self, delivery: &Delivery) -> Result<(), BusError> {
         if !self.topics.iter().any(|t| t == delivery.topic()) {
             return Err(BusError::ForeignDelivery {
@@ -472,25 +472,24 @@ impl KafkaSubscription {
             return Ok(());
         }
         let last = delivery.tag().value();
-        let mut next_offsets: BTreeMap<i32, i64> = BTreeMap::new();
-        for held in self.pending.range(..=last).map(|(_, held)| held) {
-            if held.topic == delivery.topic() {
-                let next = next_offsets.entry(held.partition).or_insert(0);
-                *next = (*next).max(held.offset + 1);
-            }
-        }
+        let partition = self.held(delivery)?.partition;
+        let covered = |tag: u64, held: &Held| tag <= last && held.on(delivery.topic(), partition);
+        let next = self
+            .pending
+            .range(..=last)
+            .filter(|(tag, held)| covered(**tag, held))
+            .map(|(_, held)| held.offset + 1)
+            .max()
+            .unwrap_or(0);
         let mut list = TopicPartitionList::new();
-        for (partition, next) in &next_offsets {
-            list.add_partition_offset(delivery.topic(), *partition, Offset::Offset(*next))
-                .map_err(kafka_error)?;
-        }
+        list.add_partition_offset(delivery.topic(), partition, Offset::Offset(next))
+            .map_err(kafka_error)?;
         let consumer = Arc::clone(&self.consumer);
         tokio::task::spawn_blocking(move || consumer.commit(&list, CommitMode::Sync))
             .await
             .map_err(join_error)?
             .map_err(kafka_error)?;
-        self.pending
-            .retain(|tag, held| !(held.topic == delivery.topic() && *tag <= last));
+        self.pending.retain(|tag, held| !covered(*tag, held));
         Ok(())
     }
 

@@ -44,8 +44,8 @@ mod unit_of_work;
 
 pub use bus::{
     ACCEPTED_BUS_SCHEMES, BusAdapter, BusError, BusSubscription, CustomBus, DEFAULT_BUS_FILE,
-    Delivery, DeliveryTag, DynSubscription, EVENT_BUS_URL, EventBus, OutboundMessage, PublishError,
-    StartFrom, SubscribeOptions, Subscription, Unreadable,
+    Delivery, DeliveryTag, DynSubscription, EVENT_BUS_URL, EventBus, OutboundMessage,
+    PartitionSharing, PublishError, StartFrom, SubscribeOptions, Subscription, Unreadable,
 };
 pub(crate) use component::{MessagingComponent, MessagingPlan};
 pub use envelope::{Envelope, EnvelopeError, PayloadFormat};
@@ -60,9 +60,14 @@ pub use metrics::{OutboxMetrics, OutboxMetricsSnapshot};
 #[cfg(feature = "nats")]
 pub use nats::{NatsBus, NatsBusOptions, NatsSubscription, consumer_name as nats_consumer_name};
 #[cfg(feature = "rabbitmq")]
-pub use rabbitmq::{RabbitBus, RabbitBusOptions, RabbitSubscription};
+pub use rabbitmq::{
+    RabbitBus, RabbitBusOptions, RabbitSubscription, queue_name as rabbit_queue_name,
+};
 pub use relay::{OutboxSettings, Relay, RelayError, RetrySettings};
-pub use topic::{consumer_group, topic_name};
+pub use topic::{
+    BUS_PARTITIONS, bus_partition, consumer_group, partition_subject, split_partition_subject,
+    topic_name,
+};
 pub use transaction::BusTransaction;
 pub use unit_of_work::UnitOfWork;
 #[cfg(feature = "testing")]

@@ -1,20 +1,25 @@
 //! The NATS JetStream adapter (feature `nats`, `EVENT_BUS_URL=nats://…`), through async-nats.
 //!
 //! Naming: one stream per architecture, `ALLFRAME_<architecture>`, capturing the subjects
-//! `<architecture>.>`; a topic is used as the subject as it is. A consumer group is one durable
-//! pull consumer per (group, topic), filtered on the topic (one filter per consumer works on
-//! every JetStream server from 2.9 on); its name is the group and topic with `.` replaced by
-//! `_` plus a hash of both ([`consumer_name`]), so distinct pairs never share a consumer. By
-//! default it keeps one message in flight (`max_ack_pending = 1`,
-//! [`NatsBusOptions::max_in_flight`]): the members of a group take turns, and order per
-//! aggregate holds with any number of members.
+//! `<architecture>.>`. A topic is carried in [`BUS_PARTITIONS`] partitions: an event's subject
+//! is its topic plus its partition token ([`partition_subject`], computed by the publisher from
+//! the aggregate, the outbox relay's partition hash). A consumer group is one durable pull
+//! consumer per (group, topic, partition), filtered on that one subject (one filter per
+//! consumer works on every JetStream server from 2.9 on; subject-mapping partitions would need
+//! server configuration, and multi-filter consumers 2.10); its name is the group, topic and
+//! partition with `.` replaced by `_` plus a hash of them ([`consumer_name`]), so distinct
+//! triples never share a consumer. By default each keeps one message in flight
+//! (`max_ack_pending = 1`, [`NatsBusOptions::max_in_flight`]): the members of a group pull
+//! from every partition, each partition's next message goes out only once its previous one is
+//! acknowledged, so order per aggregate holds with any number of members while up to
+//! [`BUS_PARTITIONS`] messages per topic are handled at once, spread over the members.
 //!
 //! Publishing sends one message at a time and waits for JetStream's publish ack (the stream
 //! stored it) before sending the next, so a batch reaches the stream as an in-order prefix.
 //! Each message carries `Nats-Msg-Id` = the envelope id: a relay retry within the stream's
 //! duplicate window is stored once. The envelope headers become NATS headers, the payload the
 //! body. Acks are explicit and confirmed by the server (`double_ack`); a nack naks the delivery
-//! and every later unacknowledged delivery of its topic, so they come back in order.
+//! and every later unacknowledged delivery of its partition, so they come back in order.
 //!
 //! This module is the adapter only: no retry or dead-letter policy.
 
@@ -31,12 +36,19 @@ use super::bus::{
     BusAdapter, BusError, BusSubscription, Delivery, DeliveryTag, OutboundMessage, PublishError,
     StartFrom, SubscribeOptions,
 };
+use super::topic::{BUS_PARTITIONS, bus_partition, partition_subject, split_partition_subject};
 
 const BUS: &str = "nats";
 
 /// How many later deliveries one nack may bounce back before the rewind is given up (the
 /// nacked message went to another member of the group).
 const MAX_BOUNCED: usize = 4096;
+
+/// How long a pull request waits on the server for messages before the client renews it.
+const PULL_EXPIRES: Duration = Duration::from_secs(2);
+
+/// The delay of the naks of a closing member: past the expiry of its last pull requests.
+const CLOSE_NAK_DELAY: Duration = Duration::from_millis(2_500);
 
 /// Tuning of the NATS adapter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,12 +61,12 @@ pub struct NatsBusOptions {
     pub max_age: Duration,
     /// The window in which a repeated `Nats-Msg-Id` is stored once.
     pub duplicate_window: Duration,
-    /// How many messages of one (group, topic) may be out unacknowledged at once, over all the
-    /// group's members (the consumer's `max_ack_pending`). With 1, the default, members take
-    /// turns and order per aggregate holds with any number of them; a member must ack or nack
-    /// a delivery before it gets the next of that topic. With more, members compete for the
-    /// messages and throughput grows, but order per aggregate holds only with one active
-    /// member.
+    /// How many messages of one (group, topic, partition) may be out unacknowledged at once,
+    /// over all the group's members (the consumer's `max_ack_pending`). With 1, the default,
+    /// members take turns on each partition and order per aggregate holds with any number of
+    /// them; a member must ack or nack a delivery before it gets the next of that partition.
+    /// With more, members compete for a partition's messages, and order per aggregate holds
+    /// only with one active member.
     pub max_in_flight: u32,
 }
 
@@ -108,10 +120,14 @@ fn architecture_of(topic: &str) -> &str {
     topic.split('.').next().unwrap_or(topic)
 }
 
-/// The durable consumer of `group` on `topic`.
-pub fn consumer_name(group: &str, topic: &str) -> String {
-    let readable = format!("{group}__{topic}").replace('.', "_");
-    format!("{readable}_{:016x}", fnv1a(&[group, "\n", topic]))
+/// The durable consumer of `group` on `partition` of `topic`.
+pub fn consumer_name(group: &str, topic: &str, partition: u32) -> String {
+    let readable = format!("{group}__{topic}__p{partition}").replace('.', "_");
+    let partition = partition.to_string();
+    format!(
+        "{readable}_{:016x}",
+        fnv1a(&[group, "\n", topic, "\n", &partition])
+    )
 }
 
 fn fnv1a(parts: &[&str]) -> u64 {
@@ -181,7 +197,8 @@ impl NatsBus {
         Ok(stream)
     }
 
-    /// Publishes `messages` in order, each confirmed by JetStream before the next is sent.
+    /// Publishes `messages` in order, each confirmed by JetStream before the next is sent, each
+    /// on its partition's subject.
     pub async fn publish(&self, messages: &[OutboundMessage]) -> Result<(), PublishError> {
         for (delivered, message) in messages.iter().enumerate() {
             let failed = |source| PublishError { delivered, source };
@@ -198,7 +215,10 @@ impl NatsBus {
             let ack = self
                 .inner
                 .jetstream
-                .send_publish(message.topic.clone(), publish)
+                .send_publish(
+                    partition_subject(&message.topic, bus_partition(envelope)),
+                    publish,
+                )
                 .await
                 .map_err(|error| failed(adapter_error(error)))?;
             ack.await.map_err(|error| failed(adapter_error(error)))?;
@@ -206,7 +226,8 @@ impl NatsBus {
         Ok(())
     }
 
-    /// Joins `options.group` on `options.topics`: one durable pull consumer per topic.
+    /// Joins `options.group` on `options.topics`: one durable pull consumer per topic
+    /// partition (of `options.partitions`, every one by default).
     pub async fn subscribe(&self, options: SubscribeOptions) -> Result<NatsSubscription, BusError> {
         if options.topics.is_empty() {
             return Err(BusError::NoTopics);
@@ -218,25 +239,38 @@ impl NatsBus {
             StartFrom::Earliest => jetstream::consumer::DeliverPolicy::All,
             StartFrom::Latest => jetstream::consumer::DeliverPolicy::New,
         };
-        let mut consumers = Vec::with_capacity(topics.len());
+        let partitions: Vec<u32> = match options.partitions {
+            Some(partitions) => partitions,
+            None => (0..BUS_PARTITIONS).collect(),
+        };
+        let mut pairs = Vec::with_capacity(topics.len() * partitions.len());
         for topic in &topics {
+            pairs.extend(
+                partitions
+                    .iter()
+                    .map(|&partition| (topic.clone(), partition)),
+            );
+        }
+        let mut consumers = Vec::with_capacity(pairs.len());
+        for (topic, partition) in &pairs {
+            let (topic, partition) = (topic, *partition);
             let stream = self.stream_for(topic).await?;
-            let name = consumer_name(&options.group, topic);
+            let name = consumer_name(&options.group, topic, partition);
             let config = pull::Config {
                 durable_name: Some(name.clone()),
                 description: Some(format!(
-                    "AllFrame consumer group `{}` on `{topic}`",
+                    "AllFrame consumer group `{}` on `{topic}`, partition {partition}",
                     options.group
                 )),
-                filter_subject: topic.clone(),
+                filter_subject: partition_subject(topic, partition),
                 deliver_policy,
                 ack_policy: jetstream::consumer::AckPolicy::Explicit,
                 ack_wait: self.inner.options.ack_wait,
                 max_deliver: -1,
-                // With 1 (the default): the next message goes out, to whichever member pulls,
-                // only after the previous one is acknowledged (or nak'd, or its ack_wait ran
-                // out and it goes out again first), so order per aggregate holds with any
-                // number of members.
+                // With 1 (the default): the partition's next message goes out, to whichever
+                // member pulls, only after the previous one is acknowledged (or nak'd, or its
+                // ack_wait ran out and it goes out again first), so order per aggregate holds
+                // with any number of members.
                 max_ack_pending: i64::from(self.inner.options.max_in_flight.max(1)),
                 ..Default::default()
             };
@@ -315,10 +349,11 @@ pub struct NatsSubscription {
     topics: Vec<String>,
     consumers: Vec<jetstream::consumer::PullConsumer>,
     messages: SelectAll<pull::Stream>,
-    /// Handed out and not yet acknowledged, by (topic, stream sequence).
-    pending: BTreeMap<(String, u64), jetstream::Message>,
-    /// Topics rewound by a nack: the nacked sequence and the later ones already bounced.
-    rewinds: HashMap<String, Rewind>,
+    /// Handed out and not yet acknowledged, by (topic, partition, stream sequence).
+    pending: BTreeMap<(String, u32, u64), jetstream::Message>,
+    /// Topic partitions rewound by a nack: the nacked sequence and the later ones already
+    /// bounced.
+    rewinds: HashMap<(String, u32), Rewind>,
 }
 
 struct Rewind {
@@ -340,7 +375,14 @@ impl NatsSubscription {
     async fn open_streams(&mut self) -> Result<(), BusError> {
         let mut messages = SelectAll::new();
         for consumer in &self.consumers {
-            messages.push(consumer.messages().await.map_err(adapter_error)?);
+            let stream = consumer
+                .stream()
+                .expires(PULL_EXPIRES)
+                .heartbeat(PULL_EXPIRES / 2)
+                .messages()
+                .await
+                .map_err(adapter_error)?;
+            messages.push(stream);
         }
         self.messages = messages;
         Ok(())
@@ -362,17 +404,21 @@ impl NatsSubscription {
                 }
                 Err(error) => return Err(adapter_error(error)),
             };
-            let topic = message.subject.as_str().to_owned();
+            let (topic, partition) = match split_partition_subject(message.subject.as_str()) {
+                Some((topic, partition)) => (topic.to_owned(), partition),
+                None => (message.subject.as_str().to_owned(), 0),
+            };
             let sequence = message
                 .info()
                 .map_err(|source| BusError::Adapter { bus: BUS, source })?
                 .stream_sequence;
-            if let Some(rewind) = self.rewinds.get_mut(&topic) {
+            let stream = (topic, partition);
+            if let Some(rewind) = self.rewinds.get_mut(&stream) {
                 if sequence == rewind.from {
-                    self.rewinds.remove(&topic);
+                    self.rewinds.remove(&stream);
                 } else if sequence > rewind.from && rewind.bounced.insert(sequence) {
                     if rewind.bounced.len() > MAX_BOUNCED {
-                        self.rewinds.remove(&topic);
+                        self.rewinds.remove(&stream);
                     }
                     message
                         .ack_with(AckKind::Nak(None))
@@ -387,13 +433,15 @@ impl NatsSubscription {
                 .flat_map(|headers| headers.iter())
                 .filter_map(|(name, values)| Some((name.as_ref(), values.first()?.as_str())))
                 .collect();
+            let (topic, partition) = stream;
             let delivery = Delivery::read(
                 topic.clone(),
                 &headers,
                 message.payload.to_vec(),
                 DeliveryTag::new(sequence),
-            );
-            self.pending.insert((topic, sequence), message);
+            )
+            .in_partition(partition);
+            self.pending.insert((topic, partition, sequence), message);
             return Ok(delivery);
         }
     }
@@ -408,29 +456,31 @@ impl NatsSubscription {
         }
     }
 
-    /// Takes the pending deliveries of `topic` in `range` of sequences, in order.
+    /// Takes the pending deliveries of `delivery`'s topic partition in `range` of sequences, in
+    /// order.
     fn take_pending(
         &mut self,
-        topic: &str,
+        delivery: &Delivery,
         range: impl std::ops::RangeBounds<u64>,
-    ) -> Vec<((String, u64), jetstream::Message)> {
-        let keys: Vec<(String, u64)> = self
+    ) -> Vec<((String, u32, u64), jetstream::Message)> {
+        let (topic, partition) = (delivery.topic().to_owned(), delivery.partition());
+        let keys: Vec<(String, u32, u64)> = self
             .pending
-            .range((topic.to_owned(), 0)..=(topic.to_owned(), u64::MAX))
+            .range((topic.clone(), partition, 0)..=(topic, partition, u64::MAX))
             .map(|(key, _)| key.clone())
-            .filter(|(_, sequence)| range.contains(sequence))
+            .filter(|(_, _, sequence)| range.contains(sequence))
             .collect();
         keys.into_iter()
             .filter_map(|key| self.pending.remove_entry(&key))
             .collect()
     }
 
-    /// Acknowledges `delivery` and every earlier unacknowledged delivery of its topic, each
-    /// confirmed by the server.
+    /// Acknowledges `delivery` and every earlier unacknowledged delivery of its topic
+    /// partition, each confirmed by the server.
     pub async fn ack(&mut self, delivery: &Delivery) -> Result<(), BusError> {
         self.check_topic(delivery)?;
         let mut taken = self
-            .take_pending(delivery.topic(), ..=delivery.tag().value())
+            .take_pending(delivery, ..=delivery.tag().value())
             .into_iter();
         while let Some((key, message)) = taken.next() {
             if let Err(error) = message.double_ack().await {
@@ -442,23 +492,26 @@ impl NatsSubscription {
         Ok(())
     }
 
-    /// Naks `delivery` and every later unacknowledged delivery of its topic; deliveries of the
-    /// topic already on their way are bounced, so the topic comes back in order.
+    /// Naks `delivery` and every later unacknowledged delivery of its topic partition;
+    /// deliveries of the partition already on their way are bounced, so it comes back in
+    /// order.
     pub async fn nack(&mut self, delivery: &Delivery) -> Result<(), BusError> {
         self.check_topic(delivery)?;
         let from = delivery.tag().value();
-        let taken = self.take_pending(delivery.topic(), from..);
+        let taken = self.take_pending(delivery, from..);
         let mut bounced = HashSet::new();
         let mut failure = None;
-        for ((_, sequence), message) in taken {
+        for ((_, _, sequence), message) in taken {
             bounced.insert(sequence);
             if let Err(error) = message.ack_with(AckKind::Nak(None)).await {
                 failure.get_or_insert(error);
             }
         }
         bounced.remove(&from);
-        self.rewinds
-            .insert(delivery.topic().to_owned(), Rewind { from, bounced });
+        self.rewinds.insert(
+            (delivery.topic().to_owned(), delivery.partition()),
+            Rewind { from, bounced },
+        );
         match failure {
             None => Ok(()),
             Some(error) => Err(adapter_error(AckFailed(error.to_string()))),
@@ -466,10 +519,16 @@ impl NatsSubscription {
     }
 
     /// Leaves the group: unacknowledged deliveries are nak'd so other members get them at once.
+    ///
+    /// The naks are delayed until this member's last pull requests have expired: the server
+    /// redelivers a nak'd message to a waiting pull request at once, and one of this member's
+    /// (it stays on the server after the stream is dropped) would swallow it until `ack_wait`
+    /// ran out.
     pub async fn close(mut self) -> Result<(), BusError> {
+        self.messages = SelectAll::new();
         let mut failure = None;
         for (_, message) in std::mem::take(&mut self.pending) {
-            if let Err(error) = message.ack_with(AckKind::Nak(None)).await {
+            if let Err(error) = message.ack_with(AckKind::Nak(Some(CLOSE_NAK_DELAY))).await {
                 failure.get_or_insert(error);
             }
         }
@@ -513,10 +572,11 @@ mod tests {
             stream_name("shop.user-service.UserCreated"),
             "ALLFRAME_shop"
         );
-        let a = consumer_name("shop.a_b", "shop.x.E");
-        let b = consumer_name("shop.a.b", "shop.x.E");
+        let a = consumer_name("shop.a_b", "shop.x.E", 0);
+        let b = consumer_name("shop.a.b", "shop.x.E", 0);
         assert_ne!(a, b);
-        assert!(a.starts_with("shop_a_b__shop_x_E_"));
+        assert_ne!(a, consumer_name("shop.a_b", "shop.x.E", 1));
+        assert!(a.starts_with("shop_a_b__shop_x_E__p0_"));
         assert!(!a.contains('.'));
     }
 }

@@ -2,11 +2,17 @@
 //! lapin.
 //!
 //! Naming: one durable topic exchange per architecture, named after the architecture (the first
-//! part of every topic); a topic is the routing key as it is. A consumer group is one durable
-//! classic queue named after the group, bound to the exchange with each of its topics as the
-//! binding key, with a single active consumer (`x-single-active-consumer`): one member of a
-//! group receives the queue at a time, in order, and another takes over when it leaves, so
-//! order per aggregate holds with any number of members.
+//! part of every topic). A topic is carried in [`BUS_PARTITIONS`] partitions: an event's
+//! routing key is its topic plus its partition token ([`partition_subject`], computed by the
+//! publisher from the aggregate, the outbox relay's partition hash). A consumer group is one
+//! durable classic queue per partition, `<group>.<partition>` ([`queue_name`]), bound to the
+//! exchange with `<topic>.<partition>` for each of its topics, with a single active consumer
+//! (`x-single-active-consumer`): one member of a group receives a partition queue at a time, in
+//! order, and another takes over when it leaves, so order per aggregate holds with any number
+//! of members. RabbitMQ 3.10 hands every single-active-consumer queue to the member that came
+//! first, so which member consumes which partitions is the members' business
+//! ([`SubscribeOptions::partitions`]: the consumer takes leases on partitions in its database);
+//! the single active consumer keeps order even while two members believe they hold one.
 //!
 //! Publishing uses a channel in confirm mode: a batch is published in order on that one channel
 //! (the broker routes it in that order), persistent (`delivery_mode = 2`), and `publish` returns
@@ -42,6 +48,7 @@ use super::bus::{
     SubscribeOptions,
 };
 use super::envelope::Envelope;
+use super::topic::{BUS_PARTITIONS, bus_partition, partition_subject, split_partition_subject};
 
 const BUS: &str = "rabbitmq";
 
@@ -131,6 +138,11 @@ fn rabbit_error(error: RabbitError) -> BusError {
 /// The exchange that carries `topic`: its first part (the architecture).
 pub fn exchange_name(topic: &str) -> &str {
     topic.split('.').next().unwrap_or(topic)
+}
+
+/// The queue of `partition` of consumer group `group`: `<group>.<partition>`.
+pub fn queue_name(group: &str, partition: u32) -> String {
+    format!("{group}.{partition}")
 }
 
 /// The RabbitMQ bus. Cheap to clone.
@@ -277,7 +289,10 @@ impl RabbitBus {
                 .channel
                 .basic_publish(
                     ShortString::from(exchange),
-                    ShortString::from(message.topic.as_str()),
+                    ShortString::from(partition_subject(
+                        &message.topic,
+                        bus_partition(&message.envelope),
+                    )),
                     BasicPublishOptions::default(),
                     &message.envelope.payload,
                     properties(&message.envelope),
@@ -327,9 +342,10 @@ impl RabbitBus {
         (count, None)
     }
 
-    /// Joins `options.group`: declares its durable queue, binds it to every topic and consumes
-    /// from it. `options.start` has no effect: a queue holds what was published after it was
-    /// bound, from the first subscription on.
+    /// Joins `options.group`: declares its partition queues (every one, so that none misses
+    /// events), binds them to every topic, and consumes from those of `options.partitions`
+    /// (all by default). `options.start` has no effect: a queue holds what was published after
+    /// it was bound, from the first subscription on.
     pub async fn subscribe(
         &self,
         options: SubscribeOptions,
@@ -340,11 +356,13 @@ impl RabbitBus {
         let mut topics = options.topics;
         topics.sort();
         topics.dedup();
+        let partitions = options.partitions.unwrap_or_else(all_partitions);
         let mut subscription = RabbitSubscription {
             url: self.inner.url.clone(),
             options: self.inner.options,
             group: options.group,
             topics,
+            partitions,
             link: None,
             next_tag: 1,
             pending: BTreeMap::new(),
@@ -377,24 +395,33 @@ pub struct RabbitSubscription {
     options: RabbitBusOptions,
     group: String,
     topics: Vec<String>,
-    /// Boxed: the connection and consumer are large and live as long as the subscription.
+    /// The partitions consumed.
+    partitions: Vec<u32>,
+    /// Boxed: the connection and consumers are large and live as long as the subscription.
     link: Option<Box<Link>>,
     next_tag: u64,
     /// Handed out and not yet acknowledged, by this subscription's own tag.
     pending: BTreeMap<u64, Pending>,
-    /// Topics rewound by a nack: the nacked event and the later ones already bounced.
-    rewinds: HashMap<String, Rewind>,
+    /// Topic partitions rewound by a nack: the nacked event and the later ones already
+    /// bounced.
+    rewinds: HashMap<(String, u32), Rewind>,
 }
 
-/// The consuming connection.
+/// The consuming connection and its consumers, one per partition queue.
 struct Link {
     connection: Connection,
-    consumer: Consumer,
+    consumers: futures_util::stream::SelectAll<Consumer>,
 }
 
 struct Pending {
     topic: String,
+    partition: u32,
     acker: Acker,
+}
+
+/// Every partition of a topic.
+fn all_partitions() -> Vec<u32> {
+    (0..BUS_PARTITIONS).collect()
 }
 
 struct Rewind {
@@ -407,6 +434,7 @@ impl fmt::Debug for RabbitSubscription {
         f.debug_struct("RabbitSubscription")
             .field("group", &self.group)
             .field("topics", &self.topics)
+            .field("partitions", &self.partitions)
             .field("connected", &self.link.is_some())
             .field("unacknowledged", &self.pending.len())
             .finish_non_exhaustive()
@@ -422,14 +450,48 @@ fn header_text(value: &AMQPValue) -> Option<&str> {
 }
 
 impl RabbitSubscription {
-    /// Opens a connection, declares the queue and its bindings, and starts consuming.
+    /// Opens a connection, declares the partition queues and their bindings, and starts
+    /// consuming this member's partitions.
     async fn open(&self) -> Result<Box<Link>, BusError> {
         let (connection, channel) = open_channel(&self.url).await?;
         channel
             .basic_qos(self.options.prefetch, BasicQosOptions::default())
             .await
             .map_err(client_error)?;
-        let queue = ShortString::from(self.group.as_str());
+        for topic in &self.topics {
+            declare_exchange(&channel, exchange_name(topic)).await?;
+        }
+        let mut consumers = futures_util::stream::SelectAll::new();
+        for partition in 0..BUS_PARTITIONS {
+            let queue = queue_name(&self.group, partition);
+            self.declare_partition(&channel, &queue, partition).await?;
+            if !self.partitions.contains(&partition) {
+                continue;
+            }
+            let consumer = channel
+                .basic_consume(
+                    ShortString::from(queue),
+                    ShortString::from(""),
+                    BasicConsumeOptions::default(),
+                    FieldTable::default(),
+                )
+                .await
+                .map_err(client_error)?;
+            consumers.push(consumer);
+        }
+        Ok(Box::new(Link {
+            connection,
+            consumers,
+        }))
+    }
+
+    /// Declares the queue of `partition` and binds it to the partition of every topic.
+    async fn declare_partition(
+        &self,
+        channel: &Channel,
+        queue: &str,
+        partition: u32,
+    ) -> Result<(), BusError> {
         // Single active consumer: one member of the group at a time gets the queue, in order;
         // the others stand by and take over (from the first unacknowledged message) when it
         // goes. That keeps order per aggregate with any number of members.
@@ -440,7 +502,7 @@ impl RabbitSubscription {
         );
         channel
             .queue_declare(
-                queue.clone(),
+                ShortString::from(queue),
                 QueueDeclareOptions {
                     durable: true,
                     ..Default::default()
@@ -448,34 +510,20 @@ impl RabbitSubscription {
                 arguments,
             )
             .await
-            .map_err(|error| declare_error(error, &self.group))?;
+            .map_err(|error| declare_error(error, queue))?;
         for topic in &self.topics {
-            let exchange = exchange_name(topic);
-            declare_exchange(&channel, exchange).await?;
             channel
                 .queue_bind(
-                    queue.clone(),
-                    ShortString::from(exchange),
-                    ShortString::from(topic.as_str()),
+                    ShortString::from(queue),
+                    ShortString::from(exchange_name(topic)),
+                    ShortString::from(partition_subject(topic, partition)),
                     QueueBindOptions::default(),
                     FieldTable::default(),
                 )
                 .await
                 .map_err(client_error)?;
         }
-        let consumer = channel
-            .basic_consume(
-                queue,
-                ShortString::from(""),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .map_err(client_error)?;
-        Ok(Box::new(Link {
-            connection,
-            consumer,
-        }))
+        Ok(())
     }
 
     /// Waits for the next delivery. A lost connection is reopened with backoff (deliveries
@@ -498,7 +546,11 @@ impl RabbitSubscription {
                 }
                 continue;
             };
-            let message = match link.consumer.next().await {
+            if link.consumers.is_empty() {
+                // No partition to consume: wait, as a member of a busy group does.
+                std::future::pending::<()>().await;
+            }
+            let message = match link.consumers.next().await {
                 Some(Ok(message)) => message,
                 Some(Err(error)) => {
                     tracing::warn!(group = %self.group, error = %error, "RabbitMQ: consumer failed");
@@ -510,7 +562,10 @@ impl RabbitSubscription {
                     continue;
                 }
             };
-            let topic = message.routing_key.as_str().to_owned();
+            let (topic, partition) = match split_partition_subject(message.routing_key.as_str()) {
+                Some((topic, partition)) => (topic.to_owned(), partition),
+                None => (message.routing_key.as_str().to_owned(), 0),
+            };
             let headers: Vec<(&str, &str)> = message
                 .properties
                 .headers()
@@ -519,14 +574,16 @@ impl RabbitSubscription {
                 .filter_map(|(name, value)| Some((name.as_str(), header_text(value)?)))
                 .collect();
             let tag = DeliveryTag::new(self.next_tag);
-            let delivery = Delivery::read(topic.clone(), &headers, message.data.clone(), tag);
+            let delivery = Delivery::read(topic.clone(), &headers, message.data.clone(), tag)
+                .in_partition(partition);
             let id = delivery.envelope().id;
-            if let Some(rewind) = self.rewinds.get_mut(&topic) {
+            let stream = (topic, partition);
+            if let Some(rewind) = self.rewinds.get_mut(&stream) {
                 if id == rewind.id {
-                    self.rewinds.remove(&topic);
+                    self.rewinds.remove(&stream);
                 } else if rewind.bounced.insert(id) {
                     if rewind.bounced.len() > MAX_BOUNCED {
-                        self.rewinds.remove(&topic);
+                        self.rewinds.remove(&stream);
                     }
                     message
                         .acker
@@ -540,10 +597,12 @@ impl RabbitSubscription {
                 }
             }
             self.next_tag += 1;
+            let (topic, partition) = stream;
             self.pending.insert(
                 tag.value(),
                 Pending {
                     topic,
+                    partition,
                     acker: message.acker,
                 },
             );
@@ -567,11 +626,15 @@ impl RabbitSubscription {
         }
     }
 
-    fn take(&mut self, topic: &str, keep: impl Fn(u64) -> bool) -> Vec<(u64, Pending)> {
+    /// Takes the pending deliveries of `delivery`'s topic partition whose tags `keep` says.
+    fn take(&mut self, delivery: &Delivery, keep: impl Fn(u64) -> bool) -> Vec<(u64, Pending)> {
+        let (topic, partition) = (delivery.topic(), delivery.partition());
         let tags: Vec<u64> = self
             .pending
             .iter()
-            .filter(|(tag, pending)| pending.topic == topic && keep(**tag))
+            .filter(|(tag, pending)| {
+                pending.topic == topic && pending.partition == partition && keep(**tag)
+            })
             .map(|(tag, _)| *tag)
             .collect();
         tags.into_iter()
@@ -579,12 +642,12 @@ impl RabbitSubscription {
             .collect()
     }
 
-    /// Acknowledges `delivery` and every earlier unacknowledged delivery of its topic.
+    /// Acknowledges `delivery` and every earlier unacknowledged delivery of its topic partition.
     pub async fn ack(&mut self, delivery: &Delivery) -> Result<(), BusError> {
         self.check(delivery)?;
         let last = delivery.tag().value();
         let mut failure = None;
-        for (_, pending) in self.take(delivery.topic(), |tag| tag <= last) {
+        for (_, pending) in self.take(delivery, |tag| tag <= last) {
             if let Err(error) = pending.acker.ack(BasicAckOptions::default()).await {
                 failure.get_or_insert(error);
             }
@@ -592,13 +655,14 @@ impl RabbitSubscription {
         failure.map_or(Ok(()), |error| Err(client_error(error)))
     }
 
-    /// Requeues `delivery` and every later unacknowledged delivery of its topic; deliveries of
-    /// the topic already on their way are bounced once, so the topic comes back in order.
+    /// Requeues `delivery` and every later unacknowledged delivery of its topic partition;
+    /// deliveries of the partition already on their way are bounced once, so it comes back in
+    /// order.
     pub async fn nack(&mut self, delivery: &Delivery) -> Result<(), BusError> {
         self.check(delivery)?;
         let first = delivery.tag().value();
         let mut failure = None;
-        for (_, pending) in self.take(delivery.topic(), |tag| tag >= first) {
+        for (_, pending) in self.take(delivery, |tag| tag >= first) {
             let requeue = BasicNackOptions {
                 multiple: false,
                 requeue: true,
@@ -608,7 +672,7 @@ impl RabbitSubscription {
             }
         }
         self.rewinds.insert(
-            delivery.topic().to_owned(),
+            (delivery.topic().to_owned(), delivery.partition()),
             Rewind {
                 id: delivery.envelope().id,
                 bounced: HashSet::new(),

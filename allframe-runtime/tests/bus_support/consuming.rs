@@ -29,7 +29,11 @@ const BROKEN: &str = "o-broken";
 /// Records each `OrderPlaced` in the `handled` table (unique per event, so a second
 /// application fails), after a pause; tracks whether two of one aggregate ever overlapped.
 #[derive(Clone, Default)]
-struct Warehouse(Arc<State>);
+struct Warehouse(Arc<State>, Member);
+
+/// Which member of a group a [`Warehouse`] handle records for (the `member` column).
+#[derive(Clone, Copy, Default)]
+struct Member(i64);
 
 #[derive(Default)]
 struct State {
@@ -43,10 +47,18 @@ struct State {
 
 impl Warehouse {
     fn pausing(pause: Duration) -> Self {
-        Self(Arc::new(State {
-            pause,
-            ..State::default()
-        }))
+        Self(
+            Arc::new(State {
+                pause,
+                ..State::default()
+            }),
+            Member(0),
+        )
+    }
+
+    /// The same warehouse, recording for `member`.
+    fn for_member(&self, member: i64) -> Self {
+        Self(Arc::clone(&self.0), Member(member))
     }
 
     fn enter(&self, aggregate: &str) {
@@ -72,9 +84,10 @@ impl Warehouse {
             return Err(HandleError::failed("the warehouse is closed"));
         }
         let n = n_of(delivery);
-        sqlx::query("INSERT INTO handled (aggregate, n) VALUES ($1, $2)")
+        sqlx::query("INSERT INTO handled (aggregate, n, member) VALUES ($1, $2, $3)")
             .bind(aggregate)
             .bind(i64::from(n))
+            .bind(self.1.0)
             .execute(uow.conn())
             .await
             .map_err(HandleError::failed)?;
@@ -114,7 +127,8 @@ async fn database(dir: &tempfile::TempDir) -> Database {
         .expect("sqlite target");
     let db = Database::connect(&target).await.expect("sqlite connects");
     sqlx::query(
-        "CREATE TABLE handled (aggregate TEXT NOT NULL, n BIGINT NOT NULL, UNIQUE (aggregate, n))",
+        "CREATE TABLE handled (seq INTEGER PRIMARY KEY AUTOINCREMENT, aggregate TEXT NOT NULL,
+            n BIGINT NOT NULL, member BIGINT NOT NULL, UNIQUE (aggregate, n))",
     )
     .execute(db.pool())
     .await
@@ -174,6 +188,16 @@ impl Running {
         topic: &str,
         concurrency: usize,
     ) -> Self {
+        Self::start_with(consumer, bus, topic, DispatchSettings::new(concurrency)).await
+    }
+
+    /// [`Running::start`] with `settings`.
+    async fn start_with(
+        consumer: &Arc<Consumer<Warehouse>>,
+        bus: &EventBus,
+        topic: &str,
+        settings: DispatchSettings,
+    ) -> Self {
         let shutdown = CancellationToken::new();
         let membership = Membership::default();
         let options = SubscribeOptions::new(consumer.group(), [topic]);
@@ -181,7 +205,7 @@ impl Running {
             Arc::clone(consumer),
             bus.clone(),
             options,
-            DispatchSettings::new(concurrency),
+            settings,
             membership.clone(),
             shutdown.clone(),
         ));
@@ -387,6 +411,84 @@ pub async fn shutdown_mid_retry_loses_nothing(fixture: &impl Fixture) {
             .await
             .expect("list")
             .is_empty()
+    );
+    assert_all_acknowledged(fixture, &bus, &topic, &group).await;
+}
+
+/// Three members of one group share 32 aggregates' events and keep each aggregate's order
+/// while the group changes under them: the first works alone, two join mid-stream (a
+/// rebalance), the first leaves mid-stream (another). Every event is applied once, each
+/// aggregate's events are committed in publish order (the recorded sequence), and where the
+/// bus shares partitions among members, more than one member did the work.
+pub async fn three_members_share_the_work_in_order(fixture: &impl Fixture) {
+    const AGGREGATES: u32 = 32;
+    const ROUNDS: u32 = 12;
+    let bus = fixture.bus().await;
+    let topic = fixture.topic("OrderPlaced", 3);
+    let group = fixture.group("warehouse");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = database(&dir).await;
+    let warehouse = Warehouse::pausing(Duration::from_millis(2));
+    let mut settings = DispatchSettings::new(2);
+    settings.leases.lease = Duration::from_secs(2);
+    settings.leases.renew_every = Duration::from_millis(200);
+    let metrics = ConsumerMetrics::default();
+    let member = |index: i64| consumer(&db, &group, &warehouse.for_member(index), 3, &metrics);
+    let round = |r: u32| -> Vec<OutboundMessage> {
+        (0..AGGREGATES)
+            .map(|a| message(&topic, &format!("o-{a}"), r * AGGREGATES + a + 1))
+            .collect()
+    };
+    let first = Running::start_with(&member(0), &bus, &topic, settings).await;
+    bus.publish(&round(0)).await.expect("publish");
+    let second = Running::start_with(&member(1), &bus, &topic, settings).await;
+    let third = Running::start_with(&member(2), &bus, &topic, settings).await;
+    for r in 1..ROUNDS / 2 {
+        bus.publish(&round(r)).await.expect("publish");
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    first.stop().await;
+    for r in ROUNDS / 2..ROUNDS {
+        bus.publish(&round(r)).await.expect("publish");
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    let total = i64::from(AGGREGATES * ROUNDS);
+    wait_until("every event handled", || async {
+        handled(&db).await == total
+    })
+    .await;
+    second.stop().await;
+    third.stop().await;
+
+    let rows: Vec<(String, i64, i64)> =
+        sqlx::query_as("SELECT aggregate, n, member FROM handled ORDER BY seq")
+            .fetch_all(db.pool())
+            .await
+            .expect("rows");
+    let mut per_aggregate: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    let mut per_member: BTreeMap<i64, usize> = BTreeMap::new();
+    for (aggregate, n, member) in rows {
+        per_aggregate.entry(aggregate).or_default().push(n);
+        *per_member.entry(member).or_default() += 1;
+    }
+    for (aggregate, ns) in &per_aggregate {
+        let mut sorted = ns.clone();
+        sorted.sort_unstable();
+        assert_eq!(
+            ns, &sorted,
+            "events of {aggregate} committed in publish order"
+        );
+        assert_eq!(ns.len(), ROUNDS as usize, "every event of {aggregate} once");
+    }
+    if fixture.members_share_partitions() {
+        assert!(
+            per_member.len() >= 2,
+            "the work was shared: events per member {per_member:?}"
+        );
+    }
+    assert!(
+        !warehouse.0.overlapped.load(Ordering::SeqCst),
+        "two events of one aggregate ran at once"
     );
     assert_all_acknowledged(fixture, &bus, &topic, &group).await;
 }

@@ -68,6 +68,10 @@ impl crate::bus_support::conformance::Fixture for Local {
     fn group(&self, name: &str) -> String {
         format!("{}.{name}", self.arch)
     }
+
+    fn members_share_partitions(&self) -> bool {
+        false
+    }
 }
 
 crate::conformance_tests!(fixture = Local::new().await);

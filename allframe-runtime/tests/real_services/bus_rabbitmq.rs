@@ -14,7 +14,9 @@ use std::sync::LazyLock;
 
 use crate::bus_support::conformance::{self, OnBroker, SharedBroker};
 use crate::bus_support::{architecture, subscribe, two_members_keep_order_per_aggregate};
-use allframe_runtime::messaging::{BusError, BusSubscription as _, EventBus, SubscribeOptions};
+use allframe_runtime::messaging::{
+    BusError, BusSubscription as _, EventBus, SubscribeOptions, rabbit_queue_name,
+};
 use tokio::sync::RwLock;
 
 /// Held for reading by ordinary tests, for writing by the test that restarts the server.
@@ -99,13 +101,14 @@ async fn a_group_queue_declared_without_a_single_active_consumer_is_a_clear_conf
     let _shared = BROKER.read().await;
     let arch = architecture();
     let group = format!("{arch}.billing");
+    let queue = rabbit_queue_name(&group, 0);
     let connection = lapin::Connection::connect(&url(), lapin::ConnectionProperties::default())
         .await
         .expect("connect");
     let channel = connection.create_channel().await.expect("channel");
     channel
         .queue_declare(
-            ShortString::from(group.as_str()),
+            ShortString::from(queue.as_str()),
             QueueDeclareOptions {
                 durable: true,
                 ..Default::default()
@@ -122,20 +125,20 @@ async fn a_group_queue_declared_without_a_single_active_consumer_is_a_clear_conf
         .await
         .expect_err("the queue's arguments cannot be changed");
     assert!(
-        matches!(&error, BusError::Conflict { object, .. } if object.contains(&group)),
+        matches!(&error, BusError::Conflict { object, .. } if object.contains(&queue)),
         "{error:?}"
     );
     let message = error.to_string();
     assert!(message.contains("x-single-active-consumer"), "{message}");
     assert!(
-        message.contains(&format!("rabbitmqctl delete_queue {group}")),
+        message.contains(&format!("rabbitmqctl delete_queue {queue}")),
         "{message}"
     );
 
     let channel = connection.create_channel().await.expect("channel");
     channel
         .queue_delete(
-            ShortString::from(group.as_str()),
+            ShortString::from(queue.as_str()),
             QueueDeleteOptions::default(),
         )
         .await
