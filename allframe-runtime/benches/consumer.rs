@@ -19,19 +19,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use allframe_runtime::consumer::dispatch::{self, DispatchSettings, Membership};
-use allframe_runtime::consumer::{
-    Consumer, ConsumerMetrics, HandleError, Handlers, RetryPolicy, store,
-};
+use allframe_runtime::consumer::{Consumer, ConsumerMetrics, RetryPolicy, store};
 use allframe_runtime::database::DatabaseTarget;
-use allframe_runtime::messaging::{
-    BusSubscription as _, Delivery, EventBus, SubscribeOptions, UnitOfWork,
-};
+use allframe_runtime::messaging::{BusSubscription as _, EventBus, SubscribeOptions};
 use allframe_runtime::{CancellationToken, Database};
-use futures_util::future::BoxFuture;
 
 mod support;
 
-use support::{Failure, env_or};
+use support::{Failure, Waits, env_or};
 
 const CONCURRENCY: [usize; 3] = [1, 4, 16];
 
@@ -67,24 +62,6 @@ async fn raw_drain(bus: &EventBus, events: u64) -> Result<f64, Failure> {
     Ok(rate)
 }
 
-/// A handler that waits `pause` and succeeds.
-struct Waits(Duration);
-
-impl Handlers for Waits {
-    fn handle<'a>(
-        &'a self,
-        _uow: &'a mut UnitOfWork,
-        _delivery: &'a Delivery,
-    ) -> BoxFuture<'a, Result<(), HandleError>> {
-        Box::pin(async move {
-            if !self.0.is_zero() {
-                tokio::time::sleep(self.0).await;
-            }
-            Ok(())
-        })
-    }
-}
-
 /// The consumer runtime drains the backlog with `concurrency` handlers; events/s from the
 /// start of the dispatch loop to the last event handled.
 async fn consume(
@@ -116,17 +93,7 @@ async fn consume(
         Membership::default(),
         shutdown.clone(),
     ));
-    let deadline = started + Duration::from_secs(600);
-    while metrics.messages("Ticked", "handled") < events {
-        if Instant::now() > deadline {
-            return Err(format!(
-                "{} of {events} events handled in 600 s",
-                metrics.messages("Ticked", "handled")
-            )
-            .into());
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
+    support::handled(&metrics, events).await?;
     let rate = events as f64 / started.elapsed().as_secs_f64();
     shutdown.cancel();
     task.await?;

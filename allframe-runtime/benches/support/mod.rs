@@ -1,8 +1,11 @@
-//! What the bus benches share: a backlog of events and the environment defaults.
+//! What the bus benches share: a backlog of events, a handler that waits, and the environment
+//! defaults.
 
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
-use allframe_runtime::messaging::{Envelope, OutboundMessage, PayloadFormat};
+use allframe_runtime::consumer::{ConsumerMetrics, HandleError, Handlers};
+use allframe_runtime::messaging::{Delivery, Envelope, OutboundMessage, PayloadFormat, UnitOfWork};
+use futures_util::future::BoxFuture;
 use uuid::Uuid;
 
 /// A benchmark's failure, printed by its `main`.
@@ -39,4 +42,38 @@ pub fn backlog(prefix: &str, source: &str, events: u64) -> Vec<OutboundMessage> 
             },
         })
         .collect()
+}
+
+/// A handler that waits its pause (I/O-bound, as real handlers are) and succeeds.
+pub struct Waits(pub Duration);
+
+impl Handlers for Waits {
+    fn handle<'a>(
+        &'a self,
+        _uow: &'a mut UnitOfWork,
+        _delivery: &'a Delivery,
+    ) -> BoxFuture<'a, Result<(), HandleError>> {
+        Box::pin(async move {
+            if !self.0.is_zero() {
+                tokio::time::sleep(self.0).await;
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Waits until `metrics` counted `events` `Ticked` events handled (600 s at most).
+pub async fn handled(metrics: &ConsumerMetrics, events: u64) -> Result<(), Failure> {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while metrics.messages("Ticked", "handled") < events {
+        if Instant::now() > deadline {
+            return Err(format!(
+                "{} of {events} events handled in 600 s",
+                metrics.messages("Ticked", "handled")
+            )
+            .into());
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    Ok(())
 }
