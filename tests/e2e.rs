@@ -347,6 +347,12 @@ fn ignite_build_run_and_stop_a_stateless_service() {
         }),
         "the consumer counts the handled event: {metrics}"
     );
+    assert!(
+        metrics.lines().any(|line| line
+            .strip_prefix("allframe_consumer_lag ")
+            .is_some_and(|value| value.parse::<u64>().is_ok())),
+        "the consumer reports its lag from the bus: {metrics}"
+    );
     let (status, _) = notifications.terminate();
     assert_eq!(status.code(), Some(0), "the consumer stops cleanly");
 

@@ -208,6 +208,16 @@ impl<S: Consume> Host<S> for ConsumerHost {
                     .servers
                     .push(admin.serve(super::admin::router(desk), startup).await?);
             }
+            if let Some(metrics) = startup.get::<Metrics>() {
+                let (bus, group) = (bus.clone(), consumer.group().to_owned());
+                let (topics, metrics) = (options.topics.clone(), metrics.consumer());
+                ctx.tasks()
+                    .spawn("consumer-lag", move |shutdown| async move {
+                        keep_lag_current(&bus, &group, &topics, &metrics, LAG_EVERY, &shutdown)
+                            .await;
+                        Ok(())
+                    });
+            }
             let settings = DispatchSettings::new(self.settings.concurrency as usize);
             tracing::info!(group = %consumer.group(), topics = ?options.topics, bus = bus.name(),
                 concurrency = settings.concurrency, "consumer started");
@@ -217,6 +227,34 @@ impl<S: Consume> Host<S> for ConsumerHost {
             });
             Ok(hosted)
         })
+    }
+}
+
+/// How often the consumer's lag is read from the bus.
+const LAG_EVERY: Duration = Duration::from_secs(15);
+
+/// Reads the group's lag from the bus into `metrics` at once and then `every` until `shutdown`;
+/// stops for good on a bus that reports none.
+async fn keep_lag_current(
+    bus: &EventBus,
+    group: &str,
+    topics: &[String],
+    metrics: &super::ConsumerMetrics,
+    every: Duration,
+    shutdown: &tokio_util::sync::CancellationToken,
+) {
+    loop {
+        match bus.lag(group, topics).await {
+            Ok(Some(lag)) => metrics.set_lag(lag),
+            Ok(None) => return,
+            Err(error) => {
+                tracing::debug!(%group, error = %error, "consumer: reading the lag failed");
+            }
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(every) => {}
+        }
     }
 }
 

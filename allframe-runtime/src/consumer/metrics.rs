@@ -4,13 +4,15 @@
 //!   `handled | retried | dead_lettered | duplicate`;
 //! - `allframe_consumer_handler_duration_seconds{event}`: one attempt (the inbox check, the
 //!   handler and the commit);
-//! - `allframe_consumer_dead_letters`: the dead letters of the consumer's group in its table.
+//! - `allframe_consumer_dead_letters`: the dead letters of the consumer's group in its table;
+//! - `allframe_consumer_lag`: the messages of its topics the group has not handled yet, as the
+//!   bus reports them (absent on a bus that does not).
 //!
 //! `event` is one of the events the file lists, or `unknown` for a message of any other type
 //! (so a stream of garbage cannot grow the label set). The series appear once a consumer runs:
 //! the registry holds a `ConsumerMetricsSlot` that stays silent until then.
 
-use std::sync::atomic::AtomicI64;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -43,6 +45,8 @@ pub struct ConsumerMetrics {
     messages: Family<MessageLabels, Counter>,
     durations: Family<EventLabels, Histogram>,
     dead_letters: Gauge<i64, AtomicI64>,
+    lag: Gauge<i64, AtomicI64>,
+    lag_known: Arc<AtomicBool>,
 }
 
 impl Default for ConsumerMetrics {
@@ -54,6 +58,8 @@ impl Default for ConsumerMetrics {
                 Histogram::new(exponential_buckets(0.001, 2.0, 15))
             }),
             dead_letters: Gauge::default(),
+            lag: Gauge::default(),
+            lag_known: Arc::default(),
         }
     }
 }
@@ -104,6 +110,19 @@ impl ConsumerMetrics {
     pub(crate) fn set_dead_letters(&self, count: i64) {
         self.dead_letters.set(count);
     }
+
+    /// The group's lag when last measured; `None` before the bus reported one.
+    pub fn lag(&self) -> Option<i64> {
+        self.lag_known
+            .load(Ordering::Acquire)
+            .then(|| self.lag.get())
+    }
+
+    /// Sets the lag gauge to `messages`.
+    pub(crate) fn set_lag(&self, messages: u64) {
+        self.lag.set(i64::try_from(messages).unwrap_or(i64::MAX));
+        self.lag_known.store(true, Ordering::Release);
+    }
 }
 
 impl Collector for ConsumerMetricsSlot {
@@ -128,6 +147,15 @@ impl Collector for ConsumerMetricsSlot {
             "Dead letters of the consumer's group waiting in its table",
             None,
             metrics.dead_letters.metric_type(),
-        )?)
+        )?)?;
+        if metrics.lag().is_some() {
+            metrics.lag.encode(encoder.encode_descriptor(
+                "allframe_consumer_lag",
+                "Messages of the consumer's topics its group has not handled yet, as the bus reports them",
+                None,
+                metrics.lag.metric_type(),
+            )?)?;
+        }
+        Ok(())
     }
 }

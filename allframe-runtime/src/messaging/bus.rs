@@ -528,6 +528,35 @@ impl EventBus {
         }
     }
 
+    /// How many messages of `topics` consumer group `group` has not handled yet, as the bus
+    /// reports it (NATS: pending and unacknowledged; RabbitMQ: ready in the group's queues;
+    /// Kafka: high watermark minus committed offset; the local bus: after the committed
+    /// offset); `None` for a custom adapter.
+    pub async fn lag(&self, group: &str, topics: &[String]) -> Result<Option<u64>, BusError> {
+        let _ = (group, topics);
+        let mut lag = 0;
+        match self {
+            #[cfg(feature = "sqlite")]
+            Self::Local(bus) => {
+                for topic in topics {
+                    lag += bus.lag(group, topic).await?;
+                }
+            }
+            #[cfg(feature = "nats")]
+            Self::Nats(bus) => {
+                for topic in topics {
+                    lag += bus.lag(group, topic).await?;
+                }
+            }
+            #[cfg(feature = "rabbitmq")]
+            Self::Rabbit(bus) => lag = bus.lag(group).await?,
+            #[cfg(feature = "kafka")]
+            Self::Kafka(bus) => lag = bus.lag(group, topics).await?,
+            Self::Custom(_) => return Ok(None),
+        }
+        Ok(Some(lag))
+    }
+
     /// Publishes `messages` in order, see [`BusAdapter::publish`].
     pub async fn publish(&self, messages: &[OutboundMessage]) -> Result<(), PublishError> {
         if messages.is_empty() {

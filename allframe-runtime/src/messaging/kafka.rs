@@ -257,6 +257,52 @@ impl KafkaBus {
     }
 }
 
+impl KafkaBus {
+    /// How many records of `topics` `group` has not committed: per partition, the high
+    /// watermark minus the committed offset (minus the low watermark where it never committed).
+    pub async fn lag(&self, group: &str, topics: &[String]) -> Result<u64, BusError> {
+        let (servers, timeout) = (
+            self.inner.servers.clone(),
+            self.inner.options.request_timeout,
+        );
+        let (group, topics) = (group.to_owned(), topics.to_vec());
+        tokio::task::spawn_blocking(move || {
+            let consumer: BaseConsumer = ClientConfig::new()
+                .set("bootstrap.servers", &servers)
+                .set("group.id", &group)
+                .set("enable.auto.commit", "false")
+                .create()
+                .map_err(kafka_error)?;
+            let mut lag = 0;
+            for topic in &topics {
+                let metadata = consumer
+                    .fetch_metadata(Some(topic), timeout)
+                    .map_err(kafka_error)?;
+                let mut list = TopicPartitionList::new();
+                for partition in metadata.topics().iter().flat_map(|t| t.partitions()) {
+                    list.add_partition(topic, partition.id());
+                }
+                let committed = consumer
+                    .committed_offsets(list, timeout)
+                    .map_err(kafka_error)?;
+                for element in committed.elements() {
+                    let (low, high) = consumer
+                        .fetch_watermarks(topic, element.partition(), timeout)
+                        .map_err(kafka_error)?;
+                    let from = match element.offset() {
+                        Offset::Offset(offset) => offset,
+                        _ => low,
+                    };
+                    lag += u64::try_from(high - from).unwrap_or(0);
+                }
+            }
+            Ok(lag)
+        })
+        .await
+        .map_err(join_error)?
+    }
+}
+
 /// Enqueues `messages` in order (key = aggregate id) on `producer` and waits for every
 /// delivery report.
 pub(super) async fn send_all(

@@ -321,6 +321,28 @@ impl NatsBus {
     }
 }
 
+impl NatsBus {
+    /// How many messages of `topic` `group` has not acknowledged: pending and in flight, over
+    /// the partition consumers (one the group has not created counts nothing).
+    pub async fn lag(&self, group: &str, topic: &str) -> Result<u64, BusError> {
+        let stream = self.stream_for(topic).await?;
+        let mut lag = 0;
+        for partition in 0..BUS_PARTITIONS {
+            match stream
+                .consumer_info(consumer_name(group, topic, partition))
+                .await
+            {
+                Ok(info) => {
+                    lag += info.num_pending + u64::try_from(info.num_ack_pending).unwrap_or(0);
+                }
+                Err(error) if error.to_string().contains("consumer not found") => {}
+                Err(error) => return Err(adapter_error(error)),
+            }
+        }
+        Ok(lag)
+    }
+}
+
 impl BusAdapter for NatsBus {
     type Subscription = NatsSubscription;
 

@@ -373,6 +373,30 @@ impl RabbitBus {
     }
 }
 
+impl RabbitBus {
+    /// How many messages `group`'s partition queues hold ready (RabbitMQ does not count the
+    /// delivered, unacknowledged ones here). The group's queues must exist.
+    pub async fn lag(&self, group: &str) -> Result<u64, BusError> {
+        let (_connection, channel) = open_channel(&self.inner.url).await?;
+        let mut lag = 0;
+        for partition in 0..BUS_PARTITIONS {
+            let queue = channel
+                .queue_declare(
+                    ShortString::from(queue_name(group, partition)),
+                    QueueDeclareOptions {
+                        passive: true,
+                        ..Default::default()
+                    },
+                    FieldTable::default(),
+                )
+                .await
+                .map_err(client_error)?;
+            lag += u64::from(queue.message_count());
+        }
+        Ok(lag)
+    }
+}
+
 impl BusAdapter for RabbitBus {
     type Subscription = RabbitSubscription;
 

@@ -107,6 +107,12 @@ macro_rules! conformance_tests {
                 scenario::ack_is_cumulative_per_partition(&$fixture).await;
             }
 
+            #[tokio::test]
+            $(#[ignore = $reason])?
+            async fn the_lag_counts_what_the_group_has_not_handled() {
+                scenario::lag_counts_what_the_group_has_not_handled(&$fixture).await;
+            }
+
             #[cfg(feature = "sqlite")]
             #[tokio::test]
             $(#[ignore = $reason])?
@@ -320,6 +326,49 @@ pub async fn ack_is_cumulative_per_partition(fixture: &impl Fixture) {
     }
     assert_quiet(&mut again, Duration::from_secs(1)).await;
     again.close().await.expect("close");
+}
+
+/// The lag the bus reports for a group counts the events it has not handled: five published
+/// while no member runs, none once they are acknowledged.
+pub async fn lag_counts_what_the_group_has_not_handled(fixture: &impl Fixture) {
+    let bus = fixture.bus().await;
+    let topic = fixture.topic("OrderPlaced", 3);
+    let group = fixture.group("billing");
+    let topics = [topic.clone()];
+    subscribe(&bus, &group, &[&topic])
+        .await
+        .close()
+        .await
+        .expect("close");
+    let batch: Vec<OutboundMessage> = (1..=5)
+        .map(|n| message(&topic, &format!("o-{n}"), n))
+        .collect();
+    bus.publish(&batch).await.expect("publish");
+    let lag_becomes = |expected: u64| {
+        let (bus, group, topics) = (&bus, &group, &topics);
+        async move {
+            let deadline = tokio::time::Instant::now() + fixture.patience();
+            loop {
+                let lag = bus.lag(group, topics).await.expect("lag");
+                if lag == Some(expected) {
+                    return;
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "the lag stays {lag:?}, not {expected}"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
+    lag_becomes(5).await;
+    let mut subscription = subscribe(&bus, &group, &[&topic]).await;
+    for _ in 0..5 {
+        let delivery = next(fixture, &mut subscription).await;
+        subscription.ack(&delivery).await.expect("ack");
+    }
+    subscription.close().await.expect("close");
+    lag_becomes(0).await;
 }
 
 /// 10,000 events of 16 aggregates, published in chunks of 100 (a failed publish retried from
