@@ -534,27 +534,29 @@ impl EventBus {
     /// offset); `None` for a custom adapter.
     pub async fn lag(&self, group: &str, topics: &[String]) -> Result<Option<u64>, BusError> {
         let _ = (group, topics);
-        let mut lag = 0;
         match self {
             #[cfg(feature = "sqlite")]
             Self::Local(bus) => {
+                let mut lag = 0;
                 for topic in topics {
                     lag += bus.lag(group, topic).await?;
                 }
+                Ok(Some(lag))
             }
             #[cfg(feature = "nats")]
             Self::Nats(bus) => {
+                let mut lag = 0;
                 for topic in topics {
                     lag += bus.lag(group, topic).await?;
                 }
+                Ok(Some(lag))
             }
             #[cfg(feature = "rabbitmq")]
-            Self::Rabbit(bus) => lag = bus.lag(group).await?,
+            Self::Rabbit(bus) => Ok(Some(bus.lag(group).await?)),
             #[cfg(feature = "kafka")]
-            Self::Kafka(bus) => lag = bus.lag(group, topics).await?,
-            Self::Custom(_) => return Ok(None),
+            Self::Kafka(bus) => Ok(Some(bus.lag(group, topics).await?)),
+            Self::Custom(_) => Ok(None),
         }
-        Ok(Some(lag))
     }
 
     /// Publishes `messages` in order, see [`BusAdapter::publish`].
