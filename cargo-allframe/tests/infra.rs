@@ -102,7 +102,8 @@ fn host_ports(service: &Value) -> Vec<u16> {
         .flatten()
         .map(|p| {
             let text = p.as_str().expect("short port syntax");
-            text.split(':').next().unwrap().parse().expect("a port")
+            // `HOST:CONTAINER` or `IP:HOST:CONTAINER`.
+            text.rsplit(':').nth(1).unwrap().parse().expect("a port")
         })
         .collect()
 }

@@ -119,6 +119,10 @@ pub struct InfraService {
     pub grpc_port: Option<u16>,
     /// A separate metrics port.
     pub metrics_port: Option<u16>,
+    /// The admin API's port, for a service whose runtime serves one (consumers: their dead
+    /// letters): HTTP port + 1000, where `cargo allframe dlq` looks. Published on the host's
+    /// loopback only; served only when `ALLFRAME_ADMIN_TOKEN` is set.
+    pub admin_port: Option<u16>,
     /// The production database engine.
     pub database: &'static str,
     /// The database's name (snake_case of the service), when it has a server database.
@@ -471,7 +475,18 @@ pub fn build(architecture: &Architecture, scope: Scope<'_>) -> InfraContext {
             })
             .collect();
 
-        let compose_env = wiring.compose_env(s, database_name.as_deref(), bus, redis, &calls);
+        let admin_port = consumer.map(|_| vars::default_admin_port(s.common.http_port));
+        let mut compose_env = wiring.compose_env(s, database_name.as_deref(), bus, redis, &calls);
+        if let Some(port) = admin_port {
+            // Inside the container loopback would be unreachable; the host port mapping keeps
+            // it on the host's loopback. The token comes from the developer's shell.
+            compose_env.push(env(vars::ADMIN_PORT.name, port.to_string()));
+            compose_env.push(env(vars::ALLFRAME_ADMIN_BIND_ADDR.name, "0.0.0.0"));
+            compose_env.push(env(
+                vars::ALLFRAME_ADMIN_TOKEN.name,
+                format!("${{{}:-}}", vars::ALLFRAME_ADMIN_TOKEN.name),
+            ));
+        }
 
         services.push(InfraService {
             name: s.name().to_owned(),
@@ -483,6 +498,7 @@ pub fn build(architecture: &Architecture, scope: Scope<'_>) -> InfraContext {
             http_port: s.common.http_port,
             grpc_port: s.common.grpc_port,
             metrics_port: s.common.metrics_port,
+            admin_port,
             database: s.common.database.as_str(),
             database_name,
             redis,

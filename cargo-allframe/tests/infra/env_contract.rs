@@ -5,6 +5,8 @@
 use std::collections::BTreeSet;
 
 use super::kubernetes::manifests;
+use serde_json::Value;
+
 use super::{cases, generate, yaml};
 
 /// The names of every variable `files` sets for the services called `services`: compose
@@ -85,7 +87,67 @@ fn every_variable_the_infrastructure_sets_is_in_the_contract() {
         allframe_env::PORT,
         allframe_env::DATABASE_URL,
         allframe_env::ALLFRAME_SHUTDOWN_DELAY_SECS,
+        allframe_env::ADMIN_PORT,
+        allframe_env::ALLFRAME_ADMIN_BIND_ADDR,
     ] {
         assert!(seen.contains(var.name), "no case sets {}", var.name);
     }
+}
+
+/// A consumer's admin API (its dead letters, for `cargo allframe dlq`) is published on the
+/// host's loopback at its HTTP port + 1000 under Compose, and is a container port under
+/// Kubernetes; the token comes from the developer's shell or the service's Secret and is never
+/// written down. A service without an admin API gets none of it.
+#[test]
+fn a_consumers_admin_api_is_reachable_on_the_host_loopback_only() {
+    let toml = "[architecture]\nname = \"shop\"\n\n[[services]]\nname = \"orders\"\ntype = \"stateless\"\n\n[services.domain]\nevents = [\"OrderPlaced\"]\n\n[[services]]\nname = \"mailer\"\ntype = \"consumer\"\n\n[services.consumer]\nevents = [\"OrderPlaced\"]\n";
+    let files = generate(toml);
+    let compose = yaml(&files, "infrastructure/docker/docker-compose.yml");
+    let mailer = &compose["services"]["mailer"];
+    let environment = &mailer["environment"];
+    let http = match &environment["PORT"] {
+        Value::String(port) => port.parse::<u16>().ok(),
+        port => port.as_u64().and_then(|port| u16::try_from(port).ok()),
+    }
+    .expect("PORT");
+    let admin = http + 1000;
+    let ports: Vec<&str> = mailer["ports"]
+        .as_array()
+        .expect("ports")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        ports.contains(&format!("127.0.0.1:{admin}:{admin}").as_str()),
+        "{ports:?}"
+    );
+    let set = |value: &Value| {
+        value
+            .as_str()
+            .map_or_else(|| value.to_string(), str::to_owned)
+    };
+    assert_eq!(set(&environment["ADMIN_PORT"]), admin.to_string());
+    assert_eq!(environment["ALLFRAME_ADMIN_BIND_ADDR"], "0.0.0.0");
+    assert_eq!(
+        environment["ALLFRAME_ADMIN_TOKEN"],
+        "${ALLFRAME_ADMIN_TOKEN:-}"
+    );
+    assert!(compose["services"]["orders"]["environment"]["ADMIN_PORT"].is_null());
+
+    let workloads: Vec<Value> = manifests(&files)
+        .into_values()
+        .filter(|m| m["metadata"]["name"] == "mailer" && m["spec"]["template"].is_object())
+        .collect();
+    let [workload] = workloads.as_slice() else {
+        panic!("one workload of mailer: {workloads:?}");
+    };
+    let container = &workload["spec"]["template"]["spec"]["containers"][0];
+    assert!(
+        container["ports"]
+            .as_array()
+            .expect("ports")
+            .iter()
+            .any(|p| p["name"] == "admin" && p["containerPort"] == Value::from(admin)),
+        "{container}"
+    );
 }
