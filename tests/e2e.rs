@@ -348,9 +348,12 @@ fn ignite_build_run_and_stop_a_stateless_service() {
         "the consumer counts the handled event: {metrics}"
     );
     assert!(
-        metrics.lines().any(|line| line
-            .strip_prefix("allframe_consumer_lag ")
-            .is_some_and(|value| value.parse::<u64>().is_ok())),
+        metrics
+            .lines()
+            .any(|line| line.starts_with("allframe_consumer_lag{")
+                && line
+                    .rsplit_once(' ')
+                    .is_some_and(|(_, value)| value.parse::<u64>().is_ok())),
         "the consumer reports its lag from the bus: {metrics}"
     );
     let (status, _) = notifications.terminate();

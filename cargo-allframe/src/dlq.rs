@@ -77,16 +77,14 @@ pub fn run_with_token(
             known: known.join(", "),
         });
     };
-    let base = match &args.url {
-        Some(url) => url.trim_end_matches('/').to_owned(),
-        None => {
-            let port = std::env::var(allframe_env::ADMIN_PORT.name)
-                .ok()
-                .and_then(|value| allframe_env::ADMIN_PORT.port(&value).ok())
-                .unwrap_or(allframe_env::default_admin_port(service.common.http_port));
-            format!("http://127.0.0.1:{port}")
-        }
-    };
+    if let (Action::Show, None) = (args.action, args.id) {
+        return Err(CliError::MissingId { action: "show" });
+    }
+    let base = admin_base(
+        args.url.as_deref(),
+        std::env::var(allframe_env::ADMIN_PORT.name).ok().as_deref(),
+        service.common.http_port,
+    )?;
     let admin = Admin {
         client: Client::builder()
             .timeout(Duration::from_secs(60))
@@ -101,13 +99,7 @@ pub fn run_with_token(
         (Action::Show, Some(id)) => {
             admin.send(|c, url| c.get(format!("{url}/dead-letters/{id}")))?
         }
-        (Action::Show, None) => {
-            return Err(CliError::AdminRefused {
-                service: args.service.clone(),
-                status: 400,
-                detail: "`show` needs the dead letter's id (see `dlq list`)".into(),
-            });
-        }
+        (Action::Show, None) => return Err(CliError::MissingId { action: "show" }),
         (Action::Replay, Some(id)) => {
             admin.send(|c, url| c.post(format!("{url}/dead-letters/{id}/replay")))?
         }
@@ -130,6 +122,25 @@ pub fn run_with_token(
         print_human(args.action, args.id, &answer, reporter);
     }
     Ok(())
+}
+
+/// The admin API's address: `url`, else loopback at `ADMIN_PORT` (`admin_port`, when set and
+/// not empty), else at the port the runtime derives from the file's `http_port`.
+fn admin_base(
+    url: Option<&str>,
+    admin_port: Option<&str>,
+    http_port: u16,
+) -> Result<String, CliError> {
+    if let Some(url) = url {
+        return Ok(url.trim_end_matches('/').to_owned());
+    }
+    let port = match admin_port.filter(|value| !value.trim().is_empty()) {
+        Some(value) => allframe_env::ADMIN_PORT
+            .port(value)
+            .map_err(|invalid| CliError::InvalidEnv(invalid.to_string()))?,
+        None => allframe_env::default_admin_port(http_port),
+    };
+    Ok(format!("http://127.0.0.1:{port}"))
 }
 
 /// One service's admin API.
@@ -281,6 +292,43 @@ mod tests {
                 assert!(known.contains("notification-service"), "{known}");
             }
             other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn show_without_an_id_says_so_before_calling_the_service() {
+        let mut show = args("notification-service", "http://127.0.0.1:1");
+        show.action = Action::Show;
+        match run_args(&show) {
+            Err(error @ CliError::MissingId { action: "show" }) => {
+                assert_eq!(error.to_string(), "`dlq show` needs the dead letter's id");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_admin_address_comes_from_the_url_the_env_or_the_file() {
+        assert_eq!(
+            admin_base(Some("http://h:1/"), Some("x"), 8083).expect("url"),
+            "http://h:1"
+        );
+        assert_eq!(
+            admin_base(None, Some("9999"), 8083).expect("env"),
+            "http://127.0.0.1:9999"
+        );
+        assert_eq!(
+            admin_base(None, Some(" "), 8083).expect("file"),
+            "http://127.0.0.1:9083"
+        );
+        match admin_base(None, Some("90000"), 8083) {
+            Err(error @ CliError::InvalidEnv(_)) => {
+                assert!(
+                    error.to_string().contains("ADMIN_PORT=\"90000\""),
+                    "{error}"
+                );
+            }
+            other => panic!("an invalid ADMIN_PORT is an error, not ignored: {other:?}"),
         }
     }
 

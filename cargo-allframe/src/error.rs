@@ -299,6 +299,25 @@ pub enum CliError {
         detail: String,
     },
 
+    /// A dead-letter command that needs an id got none.
+    #[error("`dlq {action}` needs the dead letter's id")]
+    #[diagnostic(
+        code(allframe::missing_id),
+        help("list the dead letters and their ids with `cargo allframe dlq list --service …`")
+    )]
+    MissingId {
+        /// The action, e.g. `show`.
+        action: &'static str,
+    },
+
+    /// An environment variable the CLI reads holds a value it cannot use.
+    #[error("the environment variable {0}")]
+    #[diagnostic(
+        code(allframe::invalid_env),
+        help("fix or unset it (unset, the CLI derives the value from the architecture file)")
+    )]
+    InvalidEnv(String),
+
     /// A destructive command was not confirmed.
     #[error("nothing was purged")]
     #[diagnostic(

@@ -168,7 +168,8 @@ impl<S: Consume> Host<S> for ConsumerHost {
                 .cloned()
                 .ok_or_else(|| missing("membership"))?;
             let group = consumer_group(service.architecture, service.name);
-            let options = SubscribeOptions::new(&group, self.settings.topics(service.architecture));
+            let options = SubscribeOptions::new(&group, self.settings.topics(service.architecture))
+                .redelivery_after(self.settings.policy.redelivery_after());
             let mut consumer = Consumer::new(
                 ctx.db().clone(),
                 startup.get::<Messaging>().cloned(),

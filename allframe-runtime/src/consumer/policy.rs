@@ -62,7 +62,18 @@ impl RetryPolicy {
     pub fn ceiling(&self) -> Duration {
         Duration::from_millis(self.intervals.max_interval_ms.max(1))
     }
+
+    /// How long the bus should let a delivery stay unacknowledged before handing it out again,
+    /// where it does so on its own (NATS's `ack_wait`): the longest wait between attempts plus
+    /// [`ATTEMPT_ALLOWANCE`] for the attempt. The consumer holds a delivery while it waits to
+    /// retry it; with less, the bus would give the message to another member meanwhile.
+    pub fn redelivery_after(&self) -> Duration {
+        self.ceiling() + ATTEMPT_ALLOWANCE
+    }
 }
+
+/// What [`RetryPolicy::redelivery_after`] allows one attempt (the handler and its commit).
+pub const ATTEMPT_ALLOWANCE: Duration = Duration::from_secs(30);
 
 impl Default for RetryPolicy {
     fn default() -> Self {

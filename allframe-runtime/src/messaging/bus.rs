@@ -16,6 +16,7 @@ use std::fmt;
 use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::FutureExt as _;
 use futures_util::future::BoxFuture;
@@ -251,6 +252,11 @@ pub struct SubscribeOptions {
     /// ([`PartitionSharing::ByMembers`], and NATS); `None` (the default) takes every one. A
     /// bus that shares partitions by itself (Kafka) or has none (the local bus) ignores it.
     pub partitions: Option<Vec<u32>>,
+    /// How long a delivery may stay unacknowledged before the bus hands it out again, on a
+    /// bus that does so on its own (NATS's `ack_wait`); `None` keeps the adapter's setting.
+    /// A consumer that waits out retries while holding a delivery asks for more than its
+    /// longest wait, so that the bus does not hand the message to another member meanwhile.
+    pub redelivery_after: Option<Duration>,
 }
 
 /// How the members of a consumer group share a topic's partitions on a bus.
@@ -277,12 +283,19 @@ impl SubscribeOptions {
             topics: topics.into_iter().map(Into::into).collect(),
             start: StartFrom::Earliest,
             partitions: None,
+            redelivery_after: None,
         }
     }
 
     /// Sets where a new group starts.
     pub fn start(mut self, start: StartFrom) -> Self {
         self.start = start;
+        self
+    }
+
+    /// Sets [`SubscribeOptions::redelivery_after`].
+    pub fn redelivery_after(mut self, after: Duration) -> Self {
+        self.redelivery_after = Some(after);
         self
     }
 

@@ -265,7 +265,9 @@ impl NatsBus {
                 filter_subject: partition_subject(topic, partition),
                 deliver_policy,
                 ack_policy: jetstream::consumer::AckPolicy::Explicit,
-                ack_wait: self.inner.options.ack_wait,
+                ack_wait: options
+                    .redelivery_after
+                    .unwrap_or(self.inner.options.ack_wait),
                 max_deliver: -1,
                 // With 1 (the default): the partition's next message goes out, to whichever
                 // member pulls, only after the previous one is acknowledged (or nak'd, or its
@@ -280,9 +282,9 @@ impl NatsBus {
                 .map_err(adapter_error)?;
             let existing = &consumer.cached_info().config;
             let (limit, started) = (existing.max_ack_pending, existing.deliver_policy);
-            if limit != config.max_ack_pending {
-                // Declared with another in-flight limit (or before there was one): update it
-                // in place, keeping where it started.
+            if limit != config.max_ack_pending || existing.ack_wait != config.ack_wait {
+                // Declared with another in-flight limit or redelivery wait (or before there
+                // was one): update it in place, keeping where it started.
                 let wanted = config.max_ack_pending;
                 let stream_name = stream.cached_info().config.name.clone();
                 let update = pull::Config {
@@ -297,8 +299,8 @@ impl NatsBus {
                             bus: BUS,
                             object: format!("consumer `{name}`"),
                             detail: format!(
-                                "`max_ack_pending` is {limit}, not {wanted}, and the server \
-                             refused to change it ({error})"
+                                "`max_ack_pending` is {limit} (wanted {wanted}) or `ack_wait` \
+                             differs, and the server refused to change it ({error})"
                             ),
                             fix: format!(
                                 "stop the group's members and delete it (`nats consumer rm \

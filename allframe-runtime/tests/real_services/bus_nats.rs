@@ -169,6 +169,61 @@ async fn a_group_declared_with_another_in_flight_limit_is_updated_in_place() {
     assert_eq!(info.config.max_ack_pending, 1);
 }
 
+/// A consumer that waits out retries while holding a delivery asks for a longer `ack_wait`
+/// than its longest wait; the group's consumers get it, and a later, different request updates
+/// them in place.
+#[tokio::test]
+#[ignore = "real-services: NATS JetStream at 127.0.0.1:4222"]
+async fn the_redelivery_wait_a_consumer_asks_for_is_the_groups_ack_wait() {
+    use allframe_runtime::consumer::RetryPolicy;
+    use allframe_runtime::messaging::SubscribeOptions;
+
+    let _shared = BROKER.read().await;
+    let arch = architecture();
+    let topic = format!("{arch}.order-service.OrderPlaced");
+    let group = format!("{arch}.billing");
+    let bus = connect().await;
+    let ack_wait = |partition: u32| {
+        let (arch, group, topic) = (arch.clone(), group.clone(), topic.clone());
+        async move {
+            let client = async_nats::connect(url()).await.expect("connect");
+            async_nats::jetstream::new(client)
+                .get_stream(format!("ALLFRAME_{arch}"))
+                .await
+                .expect("stream")
+                .consumer_info(nats_consumer_name(&group, &topic, partition))
+                .await
+                .expect("consumer info")
+                .config
+                .ack_wait
+        }
+    };
+    let policy = RetryPolicy::DEFAULT;
+    let wanted = policy.redelivery_after();
+    assert!(
+        wanted > policy.ceiling(),
+        "longer than the longest retry wait"
+    );
+    let options = SubscribeOptions::new(group.as_str(), [topic.as_str()]);
+    bus.subscribe(options.clone().redelivery_after(wanted))
+        .await
+        .expect("subscribe")
+        .close()
+        .await
+        .expect("close");
+    assert_eq!(ack_wait(0).await, wanted);
+    assert_eq!(ack_wait(15).await, wanted);
+
+    let longer = wanted * 2;
+    bus.subscribe(options.redelivery_after(longer))
+        .await
+        .expect("subscribe")
+        .close()
+        .await
+        .expect("close");
+    assert_eq!(ack_wait(7).await, longer, "updated in place");
+}
+
 /// Restarts the server when dropped, so a failing test never leaves it stopped.
 struct Restart;
 

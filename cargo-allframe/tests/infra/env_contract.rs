@@ -147,7 +147,7 @@ fn a_consumers_admin_api_is_reachable_on_the_host_loopback_only() {
             .as_array()
             .expect("ports")
             .iter()
-            .any(|p| p["name"] == "admin" && p["containerPort"] == Value::from(admin)),
+            .any(|p| p["name"] == "admin" && p["containerPort"] == admin),
         "{container}"
     );
 }
