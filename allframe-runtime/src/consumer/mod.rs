@@ -45,7 +45,7 @@ pub(crate) use host::ConsumerBus;
 pub use host::{Consume, ConsumedEvent, ConsumerSettings, Payload};
 pub(crate) use host::{ConsumerComponent, ConsumerHost};
 pub use metrics::ConsumerMetrics;
-pub use policy::{Backoff, RetryPolicy};
+pub use policy::{ATTEMPT_ALLOWANCE, Backoff, RetryPolicy};
 pub use store::{DeadLetter, Reason};
 
 use crate::BoxError;
