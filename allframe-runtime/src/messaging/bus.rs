@@ -549,21 +549,9 @@ impl EventBus {
         let _ = (group, topics);
         match self {
             #[cfg(feature = "sqlite")]
-            Self::Local(bus) => {
-                let mut lag = 0;
-                for topic in topics {
-                    lag += bus.lag(group, topic).await?;
-                }
-                Ok(Some(lag))
-            }
+            Self::Local(bus) => Ok(Some(bus.lag(group, topics).await?)),
             #[cfg(feature = "nats")]
-            Self::Nats(bus) => {
-                let mut lag = 0;
-                for topic in topics {
-                    lag += bus.lag(group, topic).await?;
-                }
-                Ok(Some(lag))
-            }
+            Self::Nats(bus) => Ok(Some(bus.lag(group, topics).await?)),
             #[cfg(feature = "rabbitmq")]
             Self::Rabbit(bus) => Ok(Some(bus.lag(group).await?)),
             #[cfg(feature = "kafka")]

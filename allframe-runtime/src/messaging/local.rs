@@ -272,19 +272,23 @@ impl LocalBus {
             .map_err(BusError::Local)
     }
 
-    /// How many messages of `topic` `group` has not acknowledged (all it holds for a group that
-    /// never committed).
-    pub async fn lag(&self, group: &str, topic: &str) -> Result<u64, BusError> {
-        let count: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM bus_messages WHERE topic = $1 AND seq >= COALESCE(
-                (SELECT next_seq FROM bus_offsets WHERE group_name = $2 AND topic = $1), 0)",
-        )
-        .bind(topic)
-        .bind(group)
-        .fetch_one(&self.inner.pool)
-        .await
-        .map_err(BusError::Local)?;
-        Ok(count.unsigned_abs())
+    /// How many messages of `topics` `group` has not acknowledged (all the bus holds of a topic
+    /// the group never committed on).
+    pub async fn lag(&self, group: &str, topics: &[String]) -> Result<u64, BusError> {
+        let mut lag = 0;
+        for topic in topics {
+            let count: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM bus_messages WHERE topic = $1 AND seq >= COALESCE(
+                    (SELECT next_seq FROM bus_offsets WHERE group_name = $2 AND topic = $1), 0)",
+            )
+            .bind(topic)
+            .bind(group)
+            .fetch_one(&self.inner.pool)
+            .await
+            .map_err(BusError::Local)?;
+            lag += count.unsigned_abs();
+        }
+        Ok(lag)
     }
 
     /// How many messages `topic` holds.

@@ -28,6 +28,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_nats::jetstream::context::ConsumerInfoErrorKind;
 use async_nats::jetstream::{self, AckKind, consumer::pull, message::PublishMessage, stream};
 use futures_util::StreamExt as _;
 use futures_util::stream::SelectAll;
@@ -324,21 +325,23 @@ impl NatsBus {
 }
 
 impl NatsBus {
-    /// How many messages of `topic` `group` has not acknowledged: pending and in flight, over
+    /// How many messages of `topics` `group` has not acknowledged: pending and in flight, over
     /// the partition consumers (one the group has not created counts nothing).
-    pub async fn lag(&self, group: &str, topic: &str) -> Result<u64, BusError> {
-        let stream = self.stream_for(topic).await?;
+    pub async fn lag(&self, group: &str, topics: &[String]) -> Result<u64, BusError> {
         let mut lag = 0;
-        for partition in 0..BUS_PARTITIONS {
-            match stream
-                .consumer_info(consumer_name(group, topic, partition))
-                .await
-            {
-                Ok(info) => {
-                    lag += info.num_pending + u64::try_from(info.num_ack_pending).unwrap_or(0);
+        for topic in topics {
+            let stream = self.stream_for(topic).await?;
+            for partition in 0..BUS_PARTITIONS {
+                match stream
+                    .consumer_info(consumer_name(group, topic, partition))
+                    .await
+                {
+                    Ok(info) => {
+                        lag += info.num_pending + u64::try_from(info.num_ack_pending).unwrap_or(0);
+                    }
+                    Err(error) if error.kind() == ConsumerInfoErrorKind::NotFound => {}
+                    Err(error) => return Err(adapter_error(error)),
                 }
-                Err(error) if error.to_string().contains("consumer not found") => {}
-                Err(error) => return Err(adapter_error(error)),
             }
         }
         Ok(lag)
