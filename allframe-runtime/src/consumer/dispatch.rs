@@ -102,7 +102,7 @@ pub async fn run<H: Handlers>(
     });
     let mut failures: u32 = 0;
     while !shutdown.is_cancelled() {
-        let failure = match join(&consumer, &bus, &options, leases.as_ref()).await {
+        let failure = match join(&bus, &options, leases.as_ref()).await {
             Ok((subscription, held)) => {
                 membership.set(true);
                 let stop = shutdown.child_token();
@@ -116,8 +116,12 @@ pub async fn run<H: Handlers>(
                     watch_leases(leases.as_ref(), &held, &stop),
                 );
                 membership.set(false);
-                if let Some(leases) = &leases
-                    && let Err(error) = hand_over(leases, &shutdown).await
+                // On shutdown every partition goes back at once, so that the other members take
+                // them at their next round (after a rebalance, `join` releases what the new
+                // share leaves out).
+                if shutdown.is_cancelled()
+                    && let Some(leases) = &leases
+                    && let Err(error) = leases.leave().await
                 {
                     tracing::warn!(group = %options.group, error = %error,
                         "consumer: releasing partitions failed; they pass on when their leases expire");
@@ -147,8 +151,7 @@ pub async fn run<H: Handlers>(
 
 /// Subscribes: to every partition, or on a bus whose members pick them, to those this member
 /// leases after a round (returned, to be watched and handed over).
-async fn join<H: Handlers>(
-    consumer: &Consumer<H>,
+async fn join(
     bus: &EventBus,
     options: &SubscribeOptions,
     leases: Option<&PartitionLeases>,
@@ -160,7 +163,7 @@ async fn join<H: Handlers>(
     // What this member holds beyond its share was consumed by its previous session, which
     // has ended: the next owner may start.
     leases.release(&held).await?;
-    tracing::info!(group = %consumer.group(), partitions = ?held, "consumer: partitions leased");
+    tracing::info!(group = %options.group, partitions = ?held, "consumer: partitions leased");
     let options = options.clone().partitions(held.iter().copied());
     Ok((bus.subscribe(options).await?, held))
 }
@@ -198,19 +201,6 @@ async fn watch_leases(
             }
         }
     }
-}
-
-/// After a session that ended on shutdown: leaves the group (every partition released), so
-/// the other members take them at their next round. (After a rebalance, [`join`] releases what
-/// the new share leaves out.)
-async fn hand_over(
-    leases: &PartitionLeases,
-    shutdown: &CancellationToken,
-) -> Result<(), sqlx::Error> {
-    if shutdown.is_cancelled() {
-        leases.leave().await?;
-    }
-    Ok(())
 }
 
 /// Why a session ended before shutdown.

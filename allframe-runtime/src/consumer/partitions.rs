@@ -19,7 +19,11 @@
 //! and the bus serves one of them at a time.
 
 use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
+
+use tokio::sync::OnceCell;
 
 use crate::database::Database;
 use crate::messaging::BUS_PARTITIONS;
@@ -76,6 +80,8 @@ pub struct PartitionLeases {
     group: String,
     member: String,
     settings: LeaseSettings,
+    /// Set once the group's partition rows exist (written by the first claim).
+    seeded: Arc<OnceCell<()>>,
 }
 
 fn millis(duration: Duration) -> i64 {
@@ -90,6 +96,7 @@ impl PartitionLeases {
             group: group.to_owned(),
             member: member.to_owned(),
             settings,
+            seeded: Arc::default(),
         }
     }
 
@@ -156,17 +163,15 @@ impl PartitionLeases {
         until: i64,
     ) -> Result<(), sqlx::Error> {
         let pool = self.db.pool();
-        for partition in 0..BUS_PARTITIONS {
-            sqlx::query(
-                "INSERT INTO allframe_consumer_partitions
-                    (consumer_group, partition_no, owner, lease_until)
-                 VALUES ($1, $2, NULL, 0) ON CONFLICT (consumer_group, partition_no) DO NOTHING",
-            )
-            .bind(&self.group)
-            .bind(i64::from(partition))
-            .execute(pool)
+        self.seeded
+            .get_or_try_init(|| async {
+                sqlx::query(sqlx::AssertSqlSafe(seed_statement()))
+                    .bind(&self.group)
+                    .execute(pool)
+                    .await
+                    .map(drop)
+            })
             .await?;
-        }
         let free: Vec<(i64,)> = sqlx::query_as(
             "SELECT partition_no FROM allframe_consumer_partitions
              WHERE consumer_group = $1 AND (owner IS NULL OR lease_until < $2)
@@ -242,6 +247,19 @@ impl PartitionLeases {
         .await?;
         Ok(())
     }
+}
+
+/// Inserts the rows of the partitions of group `$1` that do not exist yet, in one statement.
+fn seed_statement() -> String {
+    let mut statement = String::from(
+        "INSERT INTO allframe_consumer_partitions (consumer_group, partition_no, owner, lease_until) VALUES ",
+    );
+    for partition in 0..BUS_PARTITIONS {
+        let separator = if partition == 0 { "" } else { ", " };
+        let _ = write!(statement, "{separator}($1, {partition}, NULL, 0)");
+    }
+    statement.push_str(" ON CONFLICT (consumer_group, partition_no) DO NOTHING");
+    statement
 }
 
 /// The partitions one of `members` members consumes: `ceil(BUS_PARTITIONS / members)`.

@@ -160,7 +160,7 @@ struct Inner {
 
 /// The publishing connection and its confirm-mode channel.
 struct Publisher {
-    _connection: Connection,
+    connection: Connection,
     channel: Channel,
     exchanges: HashSet<String>,
 }
@@ -245,7 +245,7 @@ impl RabbitBus {
             .await
             .map_err(client_error)?;
         Ok(Publisher {
-            _connection: connection,
+            connection,
             channel,
             exchanges: HashSet::new(),
         })
@@ -377,7 +377,30 @@ impl RabbitBus {
     /// How many messages `group`'s partition queues hold ready (RabbitMQ does not count the
     /// delivered, unacknowledged ones here). The group's queues must exist.
     pub async fn lag(&self, group: &str) -> Result<u64, BusError> {
-        let (_connection, channel) = open_channel(&self.inner.url).await?;
+        // A channel of its own on the publishing connection: a failed passive declare closes
+        // the channel, not the connection, and no connection is opened per reading.
+        let channel = {
+            let mut guard = self.inner.publisher.lock().await;
+            if guard.is_none() {
+                *guard = Some(Self::open_publisher(&self.inner.url).await?);
+            }
+            let Some(publisher) = guard.as_ref() else {
+                return Err(rabbit_error(RabbitError::NoChannel));
+            };
+            publisher
+                .connection
+                .create_channel()
+                .await
+                .map_err(client_error)?
+        };
+        let lag = Self::ready_messages(&channel, group).await;
+        // Best effort: the broker has closed the channel already if a declare failed.
+        let _ = channel.close(200, ShortString::from("lag read")).await;
+        lag
+    }
+
+    /// The ready messages of `group`'s partition queues, read on `channel`.
+    async fn ready_messages(channel: &Channel, group: &str) -> Result<u64, BusError> {
         let mut lag = 0;
         for partition in 0..BUS_PARTITIONS {
             let queue = channel

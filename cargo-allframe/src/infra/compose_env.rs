@@ -27,13 +27,15 @@ pub(super) struct ComposeWiring<'a> {
 
 impl ComposeWiring<'_> {
     /// The environment of service `s` (its database named `database_name`; `bus` and `redis`
-    /// when it uses them; `calls` the services it calls).
+    /// when it uses them; `admin_port` when its runtime serves an admin API; `calls` the
+    /// services it calls).
     pub(super) fn compose_env(
         &self,
         s: &ResolvedService,
         database_name: Option<&str>,
         bus: bool,
         redis: bool,
+        admin_port: Option<u16>,
         calls: &[String],
     ) -> Vec<EnvVar> {
         let mut compose_env = vec![env(vars::PORT.name, s.common.http_port.to_string())];
@@ -114,6 +116,16 @@ impl ComposeWiring<'_> {
             ));
         }
         compose_env.push(env(vars::RUST_LOG.name, "info"));
+        if let Some(port) = admin_port {
+            // Inside the container loopback would be unreachable; the host port mapping keeps
+            // it on the host's loopback. The token comes from the developer's shell.
+            compose_env.push(env(vars::ADMIN_PORT.name, port.to_string()));
+            compose_env.push(env(vars::ALLFRAME_ADMIN_BIND_ADDR.name, "0.0.0.0"));
+            compose_env.push(env(
+                vars::ALLFRAME_ADMIN_TOKEN.name,
+                format!("${{{}:-}}", vars::ALLFRAME_ADMIN_TOKEN.name),
+            ));
+        }
         compose_env
     }
 }

@@ -476,17 +476,8 @@ pub fn build(architecture: &Architecture, scope: Scope<'_>) -> InfraContext {
             .collect();
 
         let admin_port = consumer.map(|_| vars::default_admin_port(s.common.http_port));
-        let mut compose_env = wiring.compose_env(s, database_name.as_deref(), bus, redis, &calls);
-        if let Some(port) = admin_port {
-            // Inside the container loopback would be unreachable; the host port mapping keeps
-            // it on the host's loopback. The token comes from the developer's shell.
-            compose_env.push(env(vars::ADMIN_PORT.name, port.to_string()));
-            compose_env.push(env(vars::ALLFRAME_ADMIN_BIND_ADDR.name, "0.0.0.0"));
-            compose_env.push(env(
-                vars::ALLFRAME_ADMIN_TOKEN.name,
-                format!("${{{}:-}}", vars::ALLFRAME_ADMIN_TOKEN.name),
-            ));
-        }
+        let compose_env =
+            wiring.compose_env(s, database_name.as_deref(), bus, redis, admin_port, &calls);
 
         services.push(InfraService {
             name: s.name().to_owned(),
