@@ -356,6 +356,13 @@ fn ignite_build_run_and_stop_a_stateless_service() {
                     .is_some_and(|(_, value)| value.parse::<u64>().is_ok())),
         "the consumer reports its lag from the bus: {metrics}"
     );
+    // Its handler mails (`channels = ["email"]`); with no SMTP_URL the mail is a file under
+    // the data dir, named by its idempotency key.
+    let mails = mails_until(&data, |n| n >= 1);
+    assert_eq!(mails.len(), 1, "one mail for one event: {mails:?}");
+    let key = mails[0]["idempotency_key"].as_str().expect("a key");
+    assert!(key.ends_with(".email.1"), "{key}");
+    assert_eq!(mails[0]["subject"], "UserCreated");
     let (status, _) = notifications.terminate();
     assert_eq!(status.code(), Some(0), "the consumer stops cleanly");
 
@@ -552,6 +559,34 @@ fn publish_user_created_payloads(data_dir: &Path, payloads: Vec<serde_json::Valu
     });
 }
 
+/// The mails the quickstart's notification-service wrote under `data_dir/channels/email` (no
+/// SMTP_URL set), once `enough` of them are there (at most 60 s).
+fn mails_until(data_dir: &Path, enough: impl Fn(usize) -> bool) -> Vec<serde_json::Value> {
+    let dir = data_dir.join("channels/email");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .map(|entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .map(|entry| entry.path())
+                    .filter(|path| path.extension().is_some_and(|ext| ext == "json"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if enough(files.len()) || Instant::now() > deadline {
+            return files
+                .iter()
+                .map(|path| {
+                    serde_json::from_slice(&std::fs::read(path).expect("a mail file"))
+                        .expect("a mail is JSON")
+                })
+                .collect();
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// A consumer killed with SIGKILL in the middle of a backlog and started again: each event's
 /// effect exists exactly once (a handler's rows commit with its inbox row, and what was handled
 /// but not yet acknowledged comes back as a duplicate), none is lost.
@@ -605,8 +640,12 @@ fn a_consumer_killed_mid_backlog_handles_each_event_exactly_once() {
         done,
         patience,
     );
+    // Each event mailed once: a mail enqueued before the kill is sent after the restart, one
+    // sent twice (killed between the send and its row's removal) rewrites its own file.
+    let mails = mails_until(&data, |n| n >= EVENTS);
     let (status, _) = second.terminate();
     assert_eq!(status.code(), Some(0));
+    assert_eq!(mails.len(), EVENTS, "one mail per event");
     let distinct = poll_consumer(
         &data,
         "notification-service",

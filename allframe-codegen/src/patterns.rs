@@ -4,7 +4,9 @@
 //! and the tenant header events carry (`[tenant]`). Each returns nothing when the file does not
 //! ask for the pattern, so the expansion only wires what is declared.
 
-use allframe_config::model::{Backoff, IdempotencyStorage, MessagingPattern, SamplingStrategy};
+use allframe_config::model::{
+    Backoff, Channel, IdempotencyStorage, MessagingPattern, SamplingStrategy,
+};
 use proc_macro2::{Literal, Span, TokenStream};
 use quote::{quote, quote_spanned};
 
@@ -108,6 +110,12 @@ pub(crate) fn consumer(p: &TokenStream, plan: &ServicePlan<'_>) -> Option<TokenS
             .iter()
             .map(move |producer| quote!(#p::ConsumedEvent { event: #event, producer: #producer }))
     });
+    let channels = consumer.channels.iter().map(|channel| match channel {
+        Channel::Email => quote!(#p::Channel::Email),
+        Channel::Sms => quote!(#p::Channel::Sms),
+        Channel::Push => quote!(#p::Channel::Push),
+        Channel::Webhook => quote!(#p::Channel::Webhook),
+    });
     let table = consumer.table;
     let concurrency = Literal::u32_unsuffixed(table.concurrency);
     let max_retries = Literal::u32_unsuffixed(table.max_retries);
@@ -121,6 +129,7 @@ pub(crate) fn consumer(p: &TokenStream, plan: &ServicePlan<'_>) -> Option<TokenS
     Some(quote! {
         .consumer(#p::ConsumerSettings {
             events: &[#(#events),*],
+            channels: &[#(#channels),*],
             concurrency: #concurrency,
             policy: #p::RetryPolicy {
                 max_retries: #max_retries,

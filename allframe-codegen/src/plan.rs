@@ -7,7 +7,7 @@
 //! mistakes give two errors.
 
 use allframe_config::model::{
-    DatabaseKind, EventBus, IdempotencyStorage, Messaging, MetricsBackend, Propagation,
+    Channel, DatabaseKind, EventBus, IdempotencyStorage, Messaging, MetricsBackend, Propagation,
     SamplingStrategy, ServiceType, TelemetryBackend,
 };
 use allframe_config::resolve::IdempotencyPolicy;
@@ -32,6 +32,10 @@ pub enum RuntimeFeature {
     Rabbitmq,
     /// The Kafka bus.
     Kafka,
+    /// The `email` channel over SMTP.
+    Email,
+    /// The `sms`, `push` and `webhook` channels over HTTP.
+    Webhook,
 }
 
 impl RuntimeFeature {
@@ -46,6 +50,8 @@ impl RuntimeFeature {
             RuntimeFeature::Nats => "nats",
             RuntimeFeature::Rabbitmq => "rabbitmq",
             RuntimeFeature::Kafka => "kafka",
+            RuntimeFeature::Email => "email",
+            RuntimeFeature::Webhook => "webhook",
         }
     }
 }
@@ -104,6 +110,8 @@ impl ConsumedPlan<'_> {
 pub struct ConsumerPlan<'a> {
     /// The events, in the file's order.
     pub events: Vec<ConsumedPlan<'a>>,
+    /// The notification channels, in the file's order, each once.
+    pub channels: Vec<Channel>,
     /// The table itself: `concurrency`, `max_retries`, `retry_backoff`, `dlq`.
     pub table: &'a allframe_config::model::Consumer,
 }
@@ -254,14 +262,25 @@ fn consumer<'a>(arch: &'a Architecture, service: &'a ResolvedService) -> Option<
             }
         })
         .collect();
-    Some(ConsumerPlan { events, table })
+    let mut channels: Vec<Channel> = Vec::with_capacity(table.channels.len());
+    for channel in &table.channels {
+        if !channels.contains(channel) {
+            channels.push(*channel);
+        }
+    }
+    Some(ConsumerPlan {
+        events,
+        channels,
+        table,
+    })
 }
 
 impl ServicePlan<'_> {
     /// The `allframe-runtime` features the crate needs, in a stable order: SQLite always (the
     /// embedded default), the production database, gRPC, Redis idempotency, span export, and
     /// the production bus when the service publishes or consumes (the embedded local bus needs
-    /// none).
+    /// none), and the transports of a consumer's channels (SMTP for `email`, HTTP for the
+    /// others).
     pub fn features(&self) -> Vec<RuntimeFeature> {
         let mut features = vec![RuntimeFeature::Sqlite];
         if self.service.common.database == DatabaseKind::Postgres {
@@ -285,6 +304,14 @@ impl ServicePlan<'_> {
                 EventBus::Rabbitmq => features.push(RuntimeFeature::Rabbitmq),
                 EventBus::Kafka => features.push(RuntimeFeature::Kafka),
                 EventBus::Sqs | EventBus::Pubsub => {}
+            }
+        }
+        if let Some(consumer) = &self.consumer {
+            if consumer.channels.contains(&Channel::Email) {
+                features.push(RuntimeFeature::Email);
+            }
+            if consumer.channels.iter().any(|c| *c != Channel::Email) {
+                features.push(RuntimeFeature::Webhook);
             }
         }
         features
@@ -347,6 +374,24 @@ pattern = "outbox"
                 [RuntimeFeature::Sqlite, RuntimeFeature::Postgres]
             );
             assert_eq!((plan.metrics, plan.tracing), (None, None));
+        });
+    }
+
+    #[test]
+    fn a_consumers_channels_bring_their_transports_once_each() {
+        let text = "[architecture]\nname = \"shop\"\n[observability]\ntracing = \"none\"\n[[services]]\nname = \"mailer\"\ntype = \"consumer\"\n[services.database]\ntype = \"sqlite\"\n[services.consumer]\nevents = [\"UserCreated\"]\nchannels = [\"sms\", \"email\", \"push\", \"sms\"]\n";
+        planned(text, |plan| {
+            let plan = plan.expect("planned");
+            let consumer = plan.consumer.as_ref().expect("a consumer plan");
+            assert_eq!(
+                consumer.channels,
+                [Channel::Sms, Channel::Email, Channel::Push]
+            );
+            let features = plan.features();
+            assert_eq!(
+                features[features.len() - 2..],
+                [RuntimeFeature::Email, RuntimeFeature::Webhook]
+            );
         });
     }
 

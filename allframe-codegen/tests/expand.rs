@@ -543,6 +543,7 @@ name = "harbour-mail"
 type = "consumer"
 [services.consumer]
 events = ["BerthBooked", "TideTurned"]
+channels = ["email", "sms"]
 max_retries = 4
 retry_backoff = "linear"
 concurrency = 8

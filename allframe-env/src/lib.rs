@@ -249,6 +249,52 @@ pub const ALLFRAME_INBOX_RETENTION_SECS: Var = Var {
     default: "`604800` (7 days)",
     kind: Kind::Seconds,
 };
+/// The SMTP relay of a consumer's `email` channel.
+pub const SMTP_URL: Var = Var {
+    name: "SMTP_URL",
+    meaning: "consumers with the `email` channel: SMTP relay (`smtp://user:password@host:587`, `smtps://host:465`)",
+    default: "each mail written to `<data dir>/channels/email/<key>.json`",
+    kind: Kind::Url,
+};
+/// The sender of mails that name none.
+pub const EMAIL_FROM: Var = Var {
+    name: "EMAIL_FROM",
+    meaning: "consumers with the `email` channel: the sender of mails whose handler sets none",
+    default: "`<service>@localhost`",
+    kind: Kind::Text,
+};
+/// The gateway of a consumer's `sms` channel.
+pub const SMS_WEBHOOK_URL: Var = Var {
+    name: "SMS_WEBHOOK_URL",
+    meaning: "consumers with the `sms` channel: the SMS gateway each message is POSTed to as JSON",
+    default: "each message written to `<data dir>/channels/sms/<key>.json`",
+    kind: Kind::Url,
+};
+/// The gateway of a consumer's `push` channel.
+pub const PUSH_WEBHOOK_URL: Var = Var {
+    name: "PUSH_WEBHOOK_URL",
+    meaning: "consumers with the `push` channel: the push gateway each message is POSTed to as JSON",
+    default: "each message written to `<data dir>/channels/push/<key>.json`",
+    kind: Kind::Url,
+};
+/// The endpoint of a consumer's `webhook` channel.
+pub const WEBHOOK_URL: Var = Var {
+    name: "WEBHOOK_URL",
+    meaning: "consumers with the `webhook` channel: the endpoint each document is POSTed to",
+    default: "each document written to `<data dir>/channels/webhook/<key>.json`",
+    kind: Kind::Url,
+};
+/// The variable naming where a consumer's notification channel `channel` (as the file spells
+/// it: `email`, `sms`, `push`, `webhook`) delivers; `None` for another name.
+pub fn channel_url(channel: &str) -> Option<Var> {
+    match channel {
+        "email" => Some(SMTP_URL),
+        "sms" => Some(SMS_WEBHOOK_URL),
+        "push" => Some(PUSH_WEBHOOK_URL),
+        "webhook" => Some(WEBHOOK_URL),
+        _ => None,
+    }
+}
 /// Redis, for idempotency keys stored there.
 pub const REDIS_URL: Var = Var {
     name: "REDIS_URL",
@@ -301,6 +347,11 @@ pub const ALL: &[Var] = &[
     ALLFRAME_DATA_DIR,
     EVENT_BUS_URL,
     ALLFRAME_INBOX_RETENTION_SECS,
+    SMTP_URL,
+    EMAIL_FROM,
+    SMS_WEBHOOK_URL,
+    PUSH_WEBHOOK_URL,
+    WEBHOOK_URL,
     ALLFRAME_KAFKA_TRANSACTIONAL_PRODUCERS,
     REDIS_URL,
     ALLFRAME_IDEMPOTENCY_TTL_SECS,

@@ -31,6 +31,15 @@ pub const DATABASE_URL: &str = allframe_env::DATABASE_URL.name;
 pub const ALLFRAME_DATA_DIR: &str = allframe_env::ALLFRAME_DATA_DIR.name;
 /// The data directory used when `ALLFRAME_DATA_DIR` is unset.
 pub const DEFAULT_DATA_DIR: &str = "./.data";
+
+/// The service's data directory: `ALLFRAME_DATA_DIR`, else [`DEFAULT_DATA_DIR`] (not created
+/// here).
+pub fn data_dir(env: &Environment) -> PathBuf {
+    PathBuf::from(
+        env.get_non_empty(ALLFRAME_DATA_DIR)
+            .unwrap_or_else(|| DEFAULT_DATA_DIR.to_owned()),
+    )
+}
 /// The URL schemes `DATABASE_URL` accepts.
 pub const ACCEPTED_SCHEMES: &str = "`sqlite:`, `postgres://`, `postgresql://`";
 
@@ -155,12 +164,7 @@ impl DatabaseTarget {
     /// if missing. `sqlite:…`: SQLite. `postgres://…` / `postgresql://…`: PostgreSQL.
     pub fn from_env(env: &Environment, service_name: &str) -> Result<Self, DbError> {
         match env.get_non_empty(DATABASE_URL) {
-            None => {
-                let dir = env
-                    .get_non_empty(ALLFRAME_DATA_DIR)
-                    .unwrap_or_else(|| DEFAULT_DATA_DIR.to_owned());
-                Self::default_sqlite(Path::new(&dir), service_name)
-            }
+            None => Self::default_sqlite(&data_dir(env), service_name),
             Some(url) => Self::parse(url.trim()),
         }
     }

@@ -28,6 +28,7 @@
 use std::future::Future;
 
 mod admin;
+pub mod channel;
 pub mod component;
 pub mod consumer;
 mod context;
@@ -138,6 +139,7 @@ pub mod __private {
 
     #[cfg(feature = "grpc")]
     pub use crate::GrpcApi;
+    pub use crate::channel::{Channel, Notifications};
     pub use crate::consumer::{
         Backoff, Consume, ConsumedEvent, ConsumerSettings, HandleError, RetryPolicy,
     };

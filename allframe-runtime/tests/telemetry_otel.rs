@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use allframe_runtime::__private::{Launcher, TraceSampling, TracingSettings};
+use allframe_runtime::channel::Notifications;
 use allframe_runtime::consumer::{Consumer, HandleError, Handlers, Outcome, RetryPolicy, store};
 use allframe_runtime::messaging::{
     BusSubscription as _, Delivery, SubscribeOptions, UnitOfWork, topic_name,
@@ -36,6 +37,7 @@ impl Handlers for Audit {
         &'a self,
         _uow: &'a mut UnitOfWork,
         _delivery: &'a Delivery,
+        _notify: &'a mut Notifications,
     ) -> BoxFuture<'a, Result<(), HandleError>> {
         Box::pin(std::future::ready(Ok(())))
     }

@@ -17,6 +17,8 @@
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
 
+use allframe_config::model::Channel;
+
 use crate::load::Loaded;
 use crate::obligations::{Obligation, Required, Shape};
 use crate::plan::{ConsumerPlan, ServicePlan};
@@ -43,6 +45,16 @@ pub(crate) fn expand(
     let name = plan.service.name();
 
     let consumes = obligation(args, consumer, name).declare(&item.vis, span);
+    let channels = channels_trait(krate, &item.vis, name, &consumer.channels);
+    // The handlers take the channel outbox only when the file declares channels.
+    let (notify, pass_notify) = if consumer.channels.is_empty() {
+        (quote_spanned!(span=> _notify), quote!())
+    } else {
+        (
+            quote_spanned!(span=> notify),
+            quote_spanned!(span=> , notify),
+        )
+    };
     let arms = consumer.events.iter().map(|consumed| {
         let event = consumed.event;
         let payload = format_ident!("{}", event, span = span);
@@ -50,7 +62,7 @@ pub(crate) fn expand(
         quote_spanned! {span=>
             #event => {
                 let event = delivery.decode::<<Self as Consumes>::#payload>()?;
-                <Self as Consumes>::#method(self, uow, event)
+                <Self as Consumes>::#method(self, uow, event #pass_notify)
                     .await
                     .map_err(#p::HandleError::Failed)
             }
@@ -72,12 +84,14 @@ pub(crate) fn expand(
     });
     let items = quote! {
         #consumes
+        #channels
 
         impl #p::Consume for #ident {
             fn consume<'a>(
                 &'a self,
                 uow: &'a mut #p::UnitOfWork,
                 delivery: &'a #p::Delivery,
+                #notify: &'a mut #p::Notifications,
             ) -> #p::BoxFuture<'a, ::core::result::Result<(), #p::HandleError>> {
                 ::std::boxed::Box::pin(async move {
                     match delivery.envelope().event_type.as_str() {
@@ -104,6 +118,16 @@ pub(crate) fn expand(
 /// `Consumes`: per event, its payload type and its handler.
 fn obligation(args: &ServiceArgs, consumer: &ConsumerPlan<'_>, name: &str) -> Obligation {
     let krate = &args.krate;
+    let notify = channels_parameter(krate, &consumer.channels);
+    let sends = if consumer.channels.is_empty() {
+        String::new()
+    } else {
+        let names: Vec<&str> = consumer.channels.iter().map(|c| c.as_str()).collect();
+        format!(
+            " What it sends through `notify` ({}) is enqueued in the same transaction and sent once it commits.",
+            names.join(", ")
+        )
+    };
     let mut items = Vec::new();
     for consumed in &consumer.events {
         let event = consumed.event;
@@ -124,13 +148,14 @@ fn obligation(args: &ServiceArgs, consumer: &ConsumerPlan<'_>, name: &str) -> Ob
                 (
                     &self,
                     uow: &mut #krate::UnitOfWork,
-                    event: Self::#payload,
+                    event: Self::#payload
+                    #notify
                 ) -> impl ::core::future::Future<
                     Output = ::core::result::Result<(), #krate::BoxError>,
                 > + ::core::marker::Send
             }),
             doc: format!(
-                "Handles one `{event}`: its changes (through `uow.conn()`), the events it publishes and the inbox row that marks it handled commit together. An `Err` or a panic is retried with backoff, then parked as a dead letter."
+                "Handles one `{event}`: its changes (through `uow.conn()`), the events it publishes and the inbox row that marks it handled commit together.{sends} An `Err` or a panic is retried with backoff, then parked as a dead letter."
             ),
         });
     }
@@ -143,5 +168,57 @@ fn obligation(args: &ServiceArgs, consumer: &ConsumerPlan<'_>, name: &str) -> Ob
         message: format!("`{{Self}}` is the consumer `{name}`, so it must implement `Consumes`"),
         label: "this consumer does not say how it handles its events",
         items,
+    }
+}
+
+/// The channel traits of `channels`, e.g. `allframe::channel::SendEmail`.
+fn channel_traits(krate: &syn::Path, channels: &[Channel]) -> Vec<TokenStream> {
+    channels
+        .iter()
+        .map(|channel| {
+            let name = match channel {
+                Channel::Email => "SendEmail",
+                Channel::Sms => "SendSms",
+                Channel::Push => "SendPush",
+                Channel::Webhook => "SendWebhook",
+            };
+            let ident = format_ident!("{}", name);
+            quote!(#krate::channel::#ident)
+        })
+        .collect()
+}
+
+/// The handlers' view of the channels the file declares: `, notify: &mut dyn SendEmail` for
+/// one, `, notify: &mut dyn Channels` for several (see [`channels_trait`]); nothing without.
+fn channels_parameter(krate: &syn::Path, channels: &[Channel]) -> TokenStream {
+    match channel_traits(krate, channels).as_slice() {
+        [] => TokenStream::new(),
+        [one] => quote!(, notify: &mut dyn #one),
+        _ => quote!(, notify: &mut dyn Channels),
+    }
+}
+
+/// `Channels`, declared beside the user's struct when the file gives the consumer several
+/// channels: one trait object for all of them.
+fn channels_trait(
+    krate: &syn::Path,
+    vis: &syn::Visibility,
+    name: &str,
+    channels: &[Channel],
+) -> TokenStream {
+    if channels.len() < 2 {
+        return TokenStream::new();
+    }
+    let traits = channel_traits(krate, channels);
+    let names: Vec<&str> = channels.iter().map(|c| c.as_str()).collect();
+    let doc = format!(
+        "The channels `{name}` sends notifications through, as `[services.consumer] channels` declares them: {}. Each handler gets them as `notify`.",
+        names.join(", ")
+    );
+    quote! {
+        #[doc = #doc]
+        #vis trait Channels: #(#traits)+* {}
+
+        impl<T: ?::core::marker::Sized #(+ #traits)*> Channels for T {}
     }
 }

@@ -196,14 +196,6 @@ pub(super) const KEY_RULES: &[KeyRule] = &[
             })
         },
     ),
-    row_if(
-        "services[].consumer.channels",
-        NotHonoured("no channel delivers notifications yet: send them from the handlers' own code"),
-        |_, s| {
-            s.and_then(|s| s.raw.consumer.as_ref())
-                .is_some_and(|c| !c.channels.is_empty())
-        },
-    ),
     row("services[].circuit_breaker", CIRCUIT_BREAKER),
     row("services[].retry", RETRY),
     row("services[].bulkhead", BULKHEAD),

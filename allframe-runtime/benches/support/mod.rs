@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
+use allframe_runtime::channel::Notifications;
 use allframe_runtime::consumer::{ConsumerMetrics, HandleError, Handlers};
 use allframe_runtime::messaging::{Delivery, Envelope, OutboundMessage, PayloadFormat, UnitOfWork};
 use futures_util::future::BoxFuture;
@@ -52,6 +53,7 @@ impl Handlers for Waits {
         &'a self,
         _uow: &'a mut UnitOfWork,
         _delivery: &'a Delivery,
+        _notify: &'a mut Notifications,
     ) -> BoxFuture<'a, Result<(), HandleError>> {
         Box::pin(async move {
             if !self.0.is_zero() {

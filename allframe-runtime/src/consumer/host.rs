@@ -14,6 +14,7 @@ use super::admin::DeadLetterDesk;
 use super::dispatch::{self, DispatchSettings, Membership};
 use super::{Consumer, HandleError, Handlers, RetryPolicy, store};
 use crate::admin::AdminSettings;
+use crate::channel::{Channel, ChannelSender, Notifications, Transports};
 use crate::component::{Component, Host, Hosted, Startup};
 use crate::context::App;
 use crate::env::Environment;
@@ -27,11 +28,13 @@ use crate::{BoxError, Event, Service};
 /// A service that handles events: the macro implements it for a `consumer`'s struct, routing
 /// each delivery by event type to the user's `on_<event>` method with the decoded payload.
 pub trait Consume: Service {
-    /// Handles `delivery` inside `uow`.
+    /// Handles `delivery` inside `uow`; what the handler sends through a channel goes in
+    /// `notify`.
     fn consume<'a>(
         &'a self,
         uow: &'a mut UnitOfWork,
         delivery: &'a Delivery,
+        notify: &'a mut Notifications,
     ) -> BoxFuture<'a, Result<(), HandleError>>;
 }
 
@@ -61,6 +64,8 @@ pub struct ConsumedEvent {
 pub struct ConsumerSettings {
     /// The events taken (`events`), once per service publishing each.
     pub events: &'static [ConsumedEvent],
+    /// The notification channels its handlers send through (`channels`).
+    pub channels: &'static [Channel],
     /// Handlers at once (`concurrency`).
     pub concurrency: u32,
     /// Retries, backoff and dead letters (`max_retries`, `retry_backoff`, `dlq`, and the
@@ -194,6 +199,15 @@ impl<S: Consume> Host<S> for ConsumerHost {
                         source: error.into(),
                     })?;
             }
+            if !self.settings.channels.is_empty() {
+                let sender = self.channel_sender(ctx.db(), startup)?;
+                consumer = consumer.waking(sender.waker());
+                ctx.tasks()
+                    .spawn("channel-sender", move |shutdown| async move {
+                        sender.run(shutdown).await;
+                        Ok(())
+                    });
+            }
             let consumer = Arc::new(consumer);
             let mut hosted = Hosted::default();
             let admin =
@@ -227,6 +241,29 @@ impl<S: Consume> Host<S> for ConsumerHost {
                 Ok(())
             });
             Ok(hosted)
+        })
+    }
+}
+
+impl ConsumerHost {
+    /// The sender of the channel outbox, delivering where the environment says.
+    fn channel_sender(
+        &self,
+        db: &crate::database::Database,
+        startup: &Startup,
+    ) -> Result<ChannelSender, RuntimeError> {
+        let env = startup.env();
+        let service = startup.ctx().settings().name;
+        let data_dir = crate::database::data_dir(env);
+        let transports = Transports::from_env(env, service, &data_dir, self.settings.channels)
+            .map_err(|source| RuntimeError::Component {
+                name: "consumer",
+                source,
+            })?;
+        let sender = ChannelSender::new(db.clone(), transports, self.settings.policy);
+        Ok(match startup.get::<Metrics>() {
+            Some(metrics) => sender.observed_by(metrics.consumer()),
+            None => sender,
         })
     }
 }
@@ -267,7 +304,8 @@ impl<S: Consume> Handlers for AppHandlers<S> {
         &'a self,
         uow: &'a mut UnitOfWork,
         delivery: &'a Delivery,
+        notify: &'a mut Notifications,
     ) -> BoxFuture<'a, Result<(), HandleError>> {
-        self.0.service().consume(uow, delivery)
+        self.0.service().consume(uow, delivery, notify)
     }
 }

@@ -5,6 +5,8 @@
 //! - `allframe_consumer_handler_duration_seconds{event}`: one attempt (the inbox check, the
 //!   handler and the commit);
 //! - `allframe_consumer_dead_letters`: the dead letters of the consumer's group in its table;
+//! - `allframe_consumer_notifications_total{channel, outcome}`: sends of the channel outbox,
+//!   `sent | retried | failed` (failed: parked for good);
 //! - `allframe_consumer_lag`: the messages of its topics the group has not handled yet, as the
 //!   bus reports them (absent on a bus that does not).
 //!
@@ -24,6 +26,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 
 use super::Outcome;
+use crate::channel::SendOutcome;
 
 /// The label value of an event type the consumer does not handle.
 pub const UNKNOWN_EVENT: &str = "unknown";
@@ -45,6 +48,7 @@ pub struct ConsumerMetrics {
     messages: Family<MessageLabels, Counter>,
     durations: Family<EventLabels, Histogram>,
     dead_letters: Gauge<i64, AtomicI64>,
+    notifications: Family<NotificationLabels, Counter>,
     lag: Gauge<i64, AtomicI64>,
     lag_known: Arc<AtomicBool>,
 }
@@ -58,6 +62,7 @@ impl Default for ConsumerMetrics {
                 Histogram::new(exponential_buckets(0.001, 2.0, 15))
             }),
             dead_letters: Gauge::default(),
+            notifications: Family::default(),
             lag: Gauge::default(),
             lag_known: Arc::default(),
         }
@@ -67,6 +72,12 @@ impl Default for ConsumerMetrics {
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct MessageLabels {
     event: &'static str,
+    outcome: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct NotificationLabels {
+    channel: &'static str,
     outcome: &'static str,
 }
 
@@ -98,6 +109,21 @@ impl ConsumerMetrics {
     pub fn messages(&self, event: &'static str, outcome: &'static str) -> u64 {
         self.messages
             .get(&MessageLabels { event, outcome })
+            .map_or(0, |counter| counter.get())
+    }
+
+    /// Counts one send of a notification of `channel`.
+    pub(crate) fn observe_notification(&self, channel: &'static str, outcome: SendOutcome) {
+        let outcome = outcome.label();
+        self.notifications
+            .get_or_create(&NotificationLabels { channel, outcome })
+            .inc();
+    }
+
+    /// How many sends of `channel` ended in `outcome` (`sent`, `retried`, `failed`) so far.
+    pub fn notifications(&self, channel: &'static str, outcome: &'static str) -> u64 {
+        self.notifications
+            .get(&NotificationLabels { channel, outcome })
             .map_or(0, |counter| counter.get())
     }
 
@@ -147,6 +173,12 @@ impl Collector for ConsumerMetricsSlot {
             "Dead letters of the consumer's group waiting in its table",
             None,
             metrics.dead_letters.metric_type(),
+        )?)?;
+        metrics.notifications.encode(encoder.encode_descriptor(
+            "allframe_consumer_notifications",
+            "Sends of the notifications handlers enqueued, by channel and outcome",
+            None,
+            metrics.notifications.metric_type(),
         )?)?;
         if metrics.lag().is_some() {
             metrics.lag.encode(encoder.encode_descriptor(

@@ -8,7 +8,8 @@
 //! 2. the inbox row (consumer group, event id) is written first: if it exists, the event was
 //!    handled before and this delivery is a duplicate — nothing runs;
 //! 3. the user's handler ([`Handlers`]) runs in that unit of work; its state changes, the events
-//!    it publishes (outbox) and the inbox row commit together;
+//!    it publishes (outbox), the notifications it sends ([`crate::channel`]'s outbox) and the
+//!    inbox row commit together;
 //! 4. a handler that fails or panics rolls everything back, and the failure is counted in the
 //!    database (so that a restart mid-retry, or a bus that does not count deliveries, goes on
 //!    counting). After `max_retries` retries (`max_retries + 1` attempts) the message becomes a
@@ -34,10 +35,12 @@ mod policy;
 pub mod store;
 
 use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::FutureExt as _;
 use futures_util::future::BoxFuture;
+use tokio::sync::Notify;
 use tracing::Instrument as _;
 
 #[cfg(feature = "testing")]
@@ -49,6 +52,7 @@ pub use policy::{ATTEMPT_ALLOWANCE, Backoff, RetryPolicy};
 pub use store::{DeadLetter, Reason};
 
 use crate::BoxError;
+use crate::channel::Notifications;
 use crate::database::{Backend, Database};
 use crate::messaging::envelope::unix_millis;
 use crate::messaging::{
@@ -60,11 +64,12 @@ use crate::messaging::{
 /// decoding each delivery into the event type its topic carries and calling the method the
 /// file's `events` name.
 pub trait Handlers: Send + Sync + 'static {
-    /// Handles `delivery` inside `uow`.
+    /// Handles `delivery` inside `uow`; what it sends through a channel goes in `notify`.
     fn handle<'a>(
         &'a self,
         uow: &'a mut UnitOfWork,
         delivery: &'a Delivery,
+        notify: &'a mut Notifications,
     ) -> BoxFuture<'a, Result<(), HandleError>>;
 }
 
@@ -143,6 +148,8 @@ pub struct Consumer<H> {
     handlers: H,
     policy: RetryPolicy,
     observer: Option<Observer>,
+    /// Woken when a handled event enqueued notifications (the channel sender's).
+    sender: Option<Arc<Notify>>,
     /// On SQLite, one attempt writes at a time: the file has one writer, and handlers
     /// queueing here wait their turn instead of retrying against the busy lock.
     sqlite_turn: Option<tokio::sync::Mutex<()>>,
@@ -174,6 +181,7 @@ impl<H: Handlers> Consumer<H> {
             handlers,
             policy,
             observer: None,
+            sender: None,
             sqlite_turn: (db.backend() == Backend::Sqlite).then(|| tokio::sync::Mutex::new(())),
             db,
         }
@@ -187,6 +195,14 @@ impl<H: Handlers> Consumer<H> {
             metrics,
             events: events.to_vec(),
         });
+        self
+    }
+
+    /// Wakes `sender` whenever a handler's notifications commit (the channel sender's
+    /// waker), so that they go out at once rather than at its next poll.
+    #[must_use]
+    pub fn waking(mut self, sender: Arc<Notify>) -> Self {
+        self.sender = Some(sender);
         self
     }
 
@@ -387,17 +403,24 @@ impl<H: Handlers> Consumer<H> {
             uow.rollback().await?;
             return Ok(Attempt::Duplicate);
         }
-        let outcome = AssertUnwindSafe(self.handlers.handle(&mut uow, delivery))
+        let mut notify = Notifications::new();
+        let outcome = AssertUnwindSafe(self.handlers.handle(&mut uow, delivery, &mut notify))
             .catch_unwind()
             .await;
         let failure = match outcome {
             Ok(Ok(())) => {
                 store::clear_attempts(uow.conn(), &self.group, event_id).await?;
+                crate::channel::outbox::enqueue(uow.conn(), event_id, &notify).await?;
                 if let Some(id) = replaying {
                     store::remove_dead_letter(uow.conn(), &self.group, id).await?;
                 }
                 return match uow.commit().await {
-                    Ok(()) => Ok(Attempt::Handled),
+                    Ok(()) => {
+                        if let (Some(sender), false) = (&self.sender, notify.is_empty()) {
+                            sender.notify_one();
+                        }
+                        Ok(Attempt::Handled)
+                    }
                     // `direct`: the state and the inbox row committed; only the handler's own
                     // events did not reach the bus (the pattern has no outbox to retry them).
                     Err(error @ MessagingError::DirectPublish { .. }) => {

@@ -1,6 +1,7 @@
 //! The consumer's tables in the service's own database: the inbox (events handled, per
 //! consumer group), the attempt counts of events that failed, and the dead letters (and the
-//! partition leases of [`super::partitions`]).
+//! partition leases of [`super::partitions`], and the channel outbox of
+//! [`crate::channel::outbox`]).
 //!
 //! All three live beside the handler's own tables, so that a handler's state change and the
 //! inbox row marking its event handled commit in one transaction, and a dead letter is a row
@@ -72,7 +73,11 @@ pub async fn install(db: &Database) -> Result<(), sqlx::Error> {
         }
         Backend::Sqlite => ("INTEGER PRIMARY KEY AUTOINCREMENT", "BLOB"),
     };
-    for statement in SCHEMA.iter().chain(&super::partitions::SCHEMA) {
+    let tables = SCHEMA
+        .iter()
+        .chain(&super::partitions::SCHEMA)
+        .chain(&crate::channel::outbox::SCHEMA);
+    for statement in tables {
         let statement = statement.replace("{id}", id).replace("{payload}", payload);
         sqlx::query(sqlx::AssertSqlSafe(statement))
             .execute(&mut *tx)

@@ -125,6 +125,32 @@ impl TestService {
         self.data.path()
     }
 
+    /// What the service's `channel` (`"email"`, `"sms"`, `"push"`, `"webhook"`) has sent so
+    /// far, oldest event first: on the embedded defaults a channel delivers each message as a
+    /// JSON file under the data dir (its fields, its `channel` and its `idempotency_key`).
+    pub fn notifications(&self, channel: &str) -> Vec<serde_json::Value> {
+        let dir = self.data.path().join("channels").join(channel);
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return Vec::new();
+        };
+        let mut files: Vec<std::path::PathBuf> = entries
+            .filter_map(Result::ok)
+            .map(|entry| entry.path())
+            .filter(|path| path.extension().is_some_and(|ext| ext == "json"))
+            .collect();
+        // Keys start with the event's id (a UUIDv7: ordered by time).
+        files.sort();
+        files
+            .iter()
+            .map(|path| {
+                let text = std::fs::read(path)
+                    .unwrap_or_else(|error| panic!("reading {}: {error}", path.display()));
+                serde_json::from_slice(&text)
+                    .unwrap_or_else(|error| panic!("{} is not JSON: {error}", path.display()))
+            })
+            .collect()
+    }
+
     /// `GET path`.
     pub async fn get(&self, path: &str) -> Reply {
         self.send(self.request(Method::GET, path)).await

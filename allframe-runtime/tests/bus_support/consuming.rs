@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use allframe_runtime::channel::Notifications;
 use allframe_runtime::consumer::dispatch::{self, DispatchSettings, Membership};
 use allframe_runtime::consumer::{
     Consumer, ConsumerMetrics, HandleError, Handlers, Reason, Replayed, RetryPolicy, store,
@@ -105,6 +106,7 @@ impl Handlers for Warehouse {
         &'a self,
         uow: &'a mut UnitOfWork,
         delivery: &'a Delivery,
+        _notify: &'a mut Notifications,
     ) -> BoxFuture<'a, Result<(), HandleError>> {
         Box::pin(async move {
             let envelope = delivery.envelope();

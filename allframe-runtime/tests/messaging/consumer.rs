@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use allframe_runtime::channel::Notifications;
 use allframe_runtime::consumer::{
     Consumer, DeadLetter, HandleError, Handlers, Outcome, Reason, Replayed, RetryPolicy, store,
 };
@@ -32,6 +33,7 @@ impl Handlers for Ledger {
         &'a self,
         uow: &'a mut UnitOfWork,
         delivery: &'a Delivery,
+        _notify: &'a mut Notifications,
     ) -> BoxFuture<'a, Result<(), HandleError>> {
         Box::pin(async move {
             if delivery.envelope().event_type != Deposited::TYPE {

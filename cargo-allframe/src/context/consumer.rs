@@ -1,6 +1,8 @@
-//! A `consumer`'s context: the events it handles, one entry per event.
+//! A `consumer`'s context: the events it handles, one entry per event, and the channels its
+//! handlers send through.
 
 use allframe_codegen::plan::{EXTERNAL_PRODUCER, ServicePlan};
+use allframe_config::model::Channel;
 use serde::Serialize;
 
 use crate::names::EventNames;
@@ -10,6 +12,38 @@ use crate::names::EventNames;
 pub struct ConsumerContext {
     /// One per event of `[services.consumer] events`, in the file's order.
     pub consumed: Vec<ConsumedContext>,
+    /// One per channel of `[services.consumer] channels`, in the file's order.
+    pub channels: Vec<ChannelContext>,
+}
+
+/// One notification channel a `consumer`'s handlers send through.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChannelContext {
+    /// The channel's name: `email`.
+    pub name: &'static str,
+    /// Its trait in `allframe::channel`: `SendEmail`.
+    pub send_trait: &'static str,
+    /// The trait's method: `send_email`.
+    pub method: &'static str,
+    /// Its message type in `allframe::channel`: `Email`.
+    pub message: &'static str,
+}
+
+impl ChannelContext {
+    fn new(channel: Channel) -> Self {
+        let (send_trait, method, message) = match channel {
+            Channel::Email => ("SendEmail", "send_email", "Email"),
+            Channel::Sms => ("SendSms", "send_sms", "Sms"),
+            Channel::Push => ("SendPush", "send_push", "Push"),
+            Channel::Webhook => ("SendWebhook", "send_webhook", "Webhook"),
+        };
+        Self {
+            name: channel.as_str(),
+            send_trait,
+            method,
+            message,
+        }
+    }
 }
 
 /// One event a `consumer` handles.
@@ -42,6 +76,11 @@ impl ConsumerContext {
                     .to_owned(),
             })
             .collect();
-        Self { consumed }
+        let channels = plan
+            .consumer
+            .iter()
+            .flat_map(|consumer| consumer.channels.iter().copied().map(ChannelContext::new))
+            .collect();
+        Self { consumed, channels }
     }
 }

@@ -1,15 +1,16 @@
 //! The environment each service's container gets under Compose: its ports, data directory,
-//! database, bus, registry, cache and peer URLs, the collector and the log filter.
+//! database, bus, registry, cache and peer URLs, the collector, the log filter, a consumer's
+//! admin API and where its notification channels deliver.
 
 use std::collections::BTreeMap;
 
 use allframe_config::Archetype;
 use allframe_config::ResolvedService;
-use allframe_config::model::{CacheBackend, DatabaseKind, SchemaRegistry};
+use allframe_config::model::{CacheBackend, Channel, DatabaseKind, SchemaRegistry};
 use allframe_env as vars;
 use heck::ToSnakeCase;
 
-use super::model::{Engines, EnvVar, env};
+use super::model::{Engines, EnvVar, env, shell_env};
 
 /// What every service's Compose environment is made from, decided once for the architecture.
 pub(super) struct ComposeWiring<'a> {
@@ -116,15 +117,28 @@ impl ComposeWiring<'_> {
             ));
         }
         compose_env.push(env(vars::RUST_LOG.name, "info"));
+        if let Archetype::Consumer(consumer) = &s.archetype {
+            // Where each notification channel delivers comes from the developer's shell; unset,
+            // the service writes each message to a file under /data/channels.
+            let mut passed = Vec::new();
+            for channel in &consumer.channels {
+                if let Some(var) = vars::channel_url(channel.as_str())
+                    && !passed.contains(&var.name)
+                {
+                    passed.push(var.name);
+                    if *channel == Channel::Email {
+                        passed.push(vars::EMAIL_FROM.name);
+                    }
+                }
+            }
+            compose_env.extend(passed.into_iter().map(shell_env));
+        }
         if let Some(port) = admin_port {
             // Inside the container loopback would be unreachable; the host port mapping keeps
             // it on the host's loopback. The token comes from the developer's shell.
             compose_env.push(env(vars::ADMIN_PORT.name, port.to_string()));
             compose_env.push(env(vars::ALLFRAME_ADMIN_BIND_ADDR.name, "0.0.0.0"));
-            compose_env.push(env(
-                vars::ALLFRAME_ADMIN_TOKEN.name,
-                format!("${{{}:-}}", vars::ALLFRAME_ADMIN_TOKEN.name),
-            ));
+            compose_env.push(shell_env(vars::ALLFRAME_ADMIN_TOKEN.name));
         }
         compose_env
     }

@@ -211,12 +211,7 @@ pub fn graph(
 fn host_test_env(infra: &InfraContext) -> Vec<EnvVar> {
     let engines = &infra.engines;
     let mut out = Vec::new();
-    let mut push = |name: &str, value: String| {
-        out.push(EnvVar {
-            name: name.to_owned(),
-            value,
-        });
-    };
+    let mut push = |name: &str, value: String| out.push(model::env(name, value));
     if let Some(pg) = engines.postgres {
         push(
             vars::DATABASE_URL.name,

@@ -61,12 +61,25 @@ pub struct EnvVar {
     pub name: String,
     /// The value, e.g. `postgres://allframe@postgres:5432/user_service`.
     pub value: String,
+    /// Compose takes the value from the developer's shell (`${NAME:-}`): meaningless on a
+    /// cloud, where the variable is set as a secret or setting of the deployment instead.
+    pub from_shell: bool,
 }
 
 pub(super) fn env(name: &str, value: impl Into<String>) -> EnvVar {
     EnvVar {
         name: name.to_owned(),
         value: value.into(),
+        from_shell: false,
+    }
+}
+
+/// `name`, which Compose takes from the developer's shell (empty when unset there).
+pub(super) fn shell_env(name: &str) -> EnvVar {
+    EnvVar {
+        name: name.to_owned(),
+        value: format!("${{{name}:-}}"),
+        from_shell: true,
     }
 }
 

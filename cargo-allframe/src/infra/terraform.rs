@@ -238,7 +238,8 @@ pub(super) fn tf_services(infra: &InfraContext) -> Vec<TfService> {
                 .compose_env
                 .iter()
                 .filter(|e| {
-                    !SECRET_ENV.contains(&e.name.as_str())
+                    !e.from_shell
+                        && !SECRET_ENV.contains(&e.name.as_str())
                         && !LOCAL_ONLY_ENV.contains(&e.name.as_str())
                         && !e.name.ends_with("_URL")
                 })

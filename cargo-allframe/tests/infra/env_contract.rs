@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use super::kubernetes::manifests;
 use serde_json::Value;
 
-use super::{cases, generate, yaml};
+use super::{cases, generate, planned, reference, yaml};
 
 /// The names of every variable `files` sets for the services called `services`: compose
 /// `environment`, Kubernetes container `env`, kustomize config-map literals and Dockerfile
@@ -150,4 +150,26 @@ fn a_consumers_admin_api_is_reachable_on_the_host_loopback_only() {
             .any(|p| p["name"] == "admin" && p["containerPort"] == admin),
         "{container}"
     );
+}
+
+/// What Compose takes from the developer's shell (`${ALLFRAME_ADMIN_TOKEN:-}`, a channel's
+/// URL) means nothing on a cloud: written into fly.toml or a task definition it would be that
+/// literal text — an admin token anyone can read. Only Compose gets those entries.
+#[test]
+fn values_from_the_developers_shell_stay_in_compose() {
+    let files = planned(&reference());
+    let compose = &files["infrastructure/docker/docker-compose.yml"];
+    for shell in [
+        "${ALLFRAME_ADMIN_TOKEN:-}",
+        "${SMTP_URL:-}",
+        "${EMAIL_FROM:-}",
+    ] {
+        assert!(compose.contains(shell), "Compose passes {shell} on");
+        for (path, text) in &files {
+            assert!(
+                path.starts_with("infrastructure/docker/") || !text.contains(&shell[1..]),
+                "{path} holds {shell}"
+            );
+        }
+    }
 }
