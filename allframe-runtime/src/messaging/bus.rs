@@ -250,7 +250,7 @@ pub struct SubscribeOptions {
     pub start: StartFrom,
     /// The partitions of the topics to consume, on a bus whose members pick them
     /// ([`PartitionSharing::ByMembers`], and NATS); `None` (the default) takes every one. A
-    /// bus that shares partitions by itself (Kafka) or has none (the local bus) ignores it.
+    /// bus that shares partitions by itself (Kafka) ignores it.
     pub partitions: Option<Vec<u32>>,
     /// How long a delivery may stay unacknowledged before the bus hands it out again, on a
     /// bus that does so on its own (NATS's `ack_wait`); `None` keeps the adapter's setting.
@@ -263,12 +263,11 @@ pub struct SubscribeOptions {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PartitionSharing {
     /// The bus shares them: Kafka's group rebalancing, NATS's one message in flight per
-    /// partition whichever member pulls it, or one member at a time (the local bus). Members
-    /// subscribe to every partition.
+    /// partition whichever member pulls it. Members subscribe to every partition.
     ByBus,
     /// The bus would hand every partition to the first member (RabbitMQ's single active
-    /// consumer queues), so members agree among themselves which partitions each consumes
-    /// and subscribe to those ([`SubscribeOptions::partitions`]).
+    /// consumer queues, the local bus's partition leases), so members agree among themselves
+    /// which partitions each consumes and subscribe to those ([`SubscribeOptions::partitions`]).
     ByMembers,
 }
 
@@ -536,6 +535,8 @@ impl EventBus {
         match self {
             #[cfg(feature = "rabbitmq")]
             Self::Rabbit(_) => PartitionSharing::ByMembers,
+            #[cfg(feature = "sqlite")]
+            Self::Local(_) => PartitionSharing::ByMembers,
             #[allow(unreachable_patterns)]
             _ => PartitionSharing::ByBus,
         }

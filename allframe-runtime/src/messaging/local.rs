@@ -6,13 +6,18 @@
 //! (`AUTOINCREMENT`); a message id published twice to a topic is stored once, so the outbox
 //! relay's retries do not duplicate within the retention window.
 //!
-//! Consumer groups keep one committed offset per (group, topic). One member of a group owns a
-//! topic at a time through a lease stored with the offset (like a Kafka topic of one
-//! partition): other members stand by and take over when the owner closes or its lease
-//! expires. Delivery is at least once: the owner reads from its position, the committed offset
-//! moves only on ack, and a new owner starts from the committed offset. Subscribers in other
-//! processes notice new messages by polling (`poll_interval`); in the publishing process they
-//! are woken at once. This module is the local adapter only: no retry or dead-letter policy.
+//! A topic is carried in [`BUS_PARTITIONS`] partitions, by the outbox relay's partition hash of
+//! each event's aggregate ([`bus_partition`]), as on NATS and RabbitMQ. Consumer groups keep one
+//! committed offset per (group, topic, partition). One member of a group owns a partition at a
+//! time through a lease stored with the offset: the others leave it alone and take over when
+//! the owner closes or its lease expires. A member subscribes to every partition, or to those
+//! its consumer leased ([`SubscribeOptions::partitions`]: the members of a consumer pick them,
+//! [`super::bus::PartitionSharing::ByMembers`]), so several members share a topic's work and
+//! each aggregate's events stay in order. Delivery is at least once: the owner reads from its
+//! position, the committed offset moves only on ack, and a new owner starts from the committed
+//! offset. Subscribers in other processes notice new messages by polling (`poll_interval`); in
+//! the publishing process they are woken at once. This module is the local adapter only: no
+//! retry or dead-letter policy.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -32,7 +37,8 @@ use super::bus::{
     BusAdapter, BusError, BusSubscription, Delivery, DeliveryTag, OutboundMessage, PublishError,
     StartFrom, SubscribeOptions,
 };
-use super::envelope::unix_millis;
+use super::envelope::{Envelope, unix_millis};
+use super::topic::{BUS_PARTITIONS, bus_partition};
 
 /// Tuning of the local bus.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,11 +70,11 @@ impl Default for LocalBusOptions {
 /// How often retention runs (at most), piggybacked on publishing.
 const PRUNE_EVERY: Duration = Duration::from_secs(60 * 60);
 
-/// Messages written by one `INSERT` when publishing: five parameters each, far below SQLite's
+/// Messages written by one `INSERT` when publishing: six parameters each, far below SQLite's
 /// limit of 32,766 parameters per statement.
 const ROWS_PER_INSERT: usize = 256;
 
-const SCHEMA: [&str; 4] = [
+const SCHEMA: [&str; 5] = [
     "CREATE TABLE IF NOT EXISTS bus_messages (
         seq INTEGER PRIMARY KEY AUTOINCREMENT,
         topic TEXT NOT NULL,
@@ -76,10 +82,12 @@ const SCHEMA: [&str; 4] = [
         headers TEXT NOT NULL,
         payload BLOB NOT NULL,
         published_at INTEGER NOT NULL,
+        partition INTEGER NOT NULL DEFAULT 0,
         UNIQUE (topic, message_id)
     )",
     "CREATE INDEX IF NOT EXISTS bus_messages_topic_seq ON bus_messages (topic, seq)",
     "CREATE INDEX IF NOT EXISTS bus_messages_published_at ON bus_messages (published_at)",
+    // The offsets of files from before partitions: read once, to seed a group's partitions.
     "CREATE TABLE IF NOT EXISTS bus_offsets (
         group_name TEXT NOT NULL,
         topic TEXT NOT NULL,
@@ -89,25 +97,29 @@ const SCHEMA: [&str; 4] = [
         epoch INTEGER NOT NULL,
         PRIMARY KEY (group_name, topic)
     )",
+    "CREATE TABLE IF NOT EXISTS bus_partition_offsets (
+        group_name TEXT NOT NULL,
+        topic TEXT NOT NULL,
+        partition INTEGER NOT NULL,
+        next_seq INTEGER NOT NULL,
+        owner TEXT,
+        lease_until INTEGER NOT NULL,
+        epoch INTEGER NOT NULL,
+        PRIMARY KEY (group_name, topic, partition)
+    )",
 ];
 
-/// Takes or renews the lease of a member on a (group, topic); returns the committed offset and
-/// the lease epoch, or no row when another member's lease is still valid. The epoch changes
-/// whenever ownership changes hands, so a member can tell its position is stale.
-const CLAIM: &str =
-    "INSERT INTO bus_offsets (group_name, topic, next_seq, owner, lease_until, epoch)
-    VALUES ($1, $2,
-        CASE WHEN $3 = 1 THEN (SELECT COALESCE(MAX(seq), 0) + 1 FROM bus_messages WHERE topic = $2)
-             ELSE 0 END,
-        $4, $5, 1)
-    ON CONFLICT (group_name, topic) DO UPDATE SET
-        epoch = CASE WHEN bus_offsets.owner = excluded.owner THEN bus_offsets.epoch
-                     ELSE bus_offsets.epoch + 1 END,
+/// Takes or renews a member's leases on partitions of a (group, topic): one row per partition
+/// (`VALUES` pushed by the caller); returns the partitions it holds now with their committed
+/// offsets and lease epochs. A partition whose lease another member holds is not returned. The
+/// epoch changes whenever ownership changes hands, so a member can tell its position is stale.
+const CLAIM_UPSERT: &str = " ON CONFLICT (group_name, topic, partition) DO UPDATE SET
+        epoch = CASE WHEN bus_partition_offsets.owner = excluded.owner
+                     THEN bus_partition_offsets.epoch ELSE bus_partition_offsets.epoch + 1 END,
         owner = excluded.owner,
         lease_until = excluded.lease_until
-    WHERE bus_offsets.owner IS NULL OR bus_offsets.owner = excluded.owner
-        OR bus_offsets.lease_until < $6
-    RETURNING next_seq, epoch";
+    WHERE bus_partition_offsets.owner IS NULL OR bus_partition_offsets.owner = excluded.owner
+        OR bus_partition_offsets.lease_until < ";
 
 /// The local bus. Cheap to clone.
 #[derive(Clone)]
@@ -175,6 +187,7 @@ impl LocalBus {
                 .await
                 .map_err(BusError::Local)?;
         }
+        add_partitions(&pool).await.map_err(BusError::Local)?;
         tracing::debug!(file = %location, "local event bus open");
         Ok(Self {
             inner: Arc::new(Inner {
@@ -203,14 +216,16 @@ impl LocalBus {
             // thread per message).
             for chunk in messages.chunks(ROWS_PER_INSERT) {
                 let mut insert = QueryBuilder::<Sqlite>::new(
-                    "INSERT INTO bus_messages (topic, message_id, headers, payload, published_at) ",
+                    "INSERT INTO bus_messages
+                         (topic, message_id, headers, payload, published_at, partition) ",
                 );
                 insert.push_values(chunk, |mut row, message| {
                     row.push_bind(message.topic.as_str())
                         .push_bind(message.envelope.id.hyphenated().to_string())
                         .push_bind(message.envelope.headers_json())
                         .push_bind(message.envelope.payload.as_slice())
-                        .push_bind(now);
+                        .push_bind(now)
+                        .push_bind(i64::from(bus_partition(&message.envelope)));
                 });
                 insert.push(" ON CONFLICT (topic, message_id) DO NOTHING");
                 insert.build().execute(&mut *tx).await?;
@@ -257,29 +272,37 @@ impl LocalBus {
         Ok(done.rows_affected())
     }
 
-    /// The offset `group` has committed on `topic` (the sequence number of the next message it
-    /// will handle), if it ever subscribed.
+    /// The offset `group` has committed on partition `partition` of `topic` (the sequence number
+    /// of the next message it will handle there), if it ever consumed that partition.
     pub async fn committed_offset(
         &self,
         group: &str,
         topic: &str,
+        partition: u32,
     ) -> Result<Option<i64>, BusError> {
-        sqlx::query_scalar("SELECT next_seq FROM bus_offsets WHERE group_name = $1 AND topic = $2")
-            .bind(group)
-            .bind(topic)
-            .fetch_optional(&self.inner.pool)
-            .await
-            .map_err(BusError::Local)
+        sqlx::query_scalar(
+            "SELECT next_seq FROM bus_partition_offsets
+             WHERE group_name = $1 AND topic = $2 AND partition = $3",
+        )
+        .bind(group)
+        .bind(topic)
+        .bind(i64::from(partition))
+        .fetch_optional(&self.inner.pool)
+        .await
+        .map_err(BusError::Local)
     }
 
-    /// How many messages of `topics` `group` has not acknowledged (all the bus holds of a topic
-    /// the group never committed on).
+    /// How many messages of `topics` `group` has not acknowledged (all the bus holds of a
+    /// partition the group never committed on).
     pub async fn lag(&self, group: &str, topics: &[String]) -> Result<u64, BusError> {
         let mut lag = 0;
         for topic in topics {
             let count: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM bus_messages WHERE topic = $1 AND seq >= COALESCE(
-                    (SELECT next_seq FROM bus_offsets WHERE group_name = $2 AND topic = $1), 0)",
+                "SELECT COUNT(*) FROM bus_messages m WHERE m.topic = $1 AND m.seq >= COALESCE(
+                    (SELECT o.next_seq FROM bus_partition_offsets o WHERE o.group_name = $2
+                        AND o.topic = $1 AND o.partition = m.partition),
+                    (SELECT next_seq FROM bus_offsets WHERE group_name = $2 AND topic = $1),
+                    0)",
             )
             .bind(topic)
             .bind(group)
@@ -301,7 +324,8 @@ impl LocalBus {
         Ok(count.unsigned_abs())
     }
 
-    /// Joins a consumer group on some topics.
+    /// Joins a consumer group on some topics: on every partition of them, or on
+    /// `options.partitions`.
     pub async fn subscribe(
         &self,
         options: SubscribeOptions,
@@ -312,6 +336,11 @@ impl LocalBus {
         let mut topics: Vec<String> = options.topics;
         topics.sort();
         topics.dedup();
+        let mut partitions = options
+            .partitions
+            .unwrap_or_else(|| (0..BUS_PARTITIONS).collect());
+        partitions.sort_unstable();
+        partitions.dedup();
         Ok(LocalSubscription {
             bus: self.clone(),
             group: options.group,
@@ -321,9 +350,16 @@ impl LocalBus {
                 .into_iter()
                 .map(|topic| TopicState {
                     topic,
-                    epoch: None,
-                    lease_until: 0,
-                    position: 0,
+                    partitions: partitions
+                        .iter()
+                        .map(|&partition| PartitionState {
+                            partition,
+                            epoch: None,
+                            lease_until: 0,
+                            claim_after: 0,
+                            position: 0,
+                        })
+                        .collect(),
                 })
                 .collect(),
             buffer: VecDeque::new(),
@@ -365,43 +401,66 @@ pub struct LocalSubscription {
 /// This member's view of one topic.
 struct TopicState {
     topic: String,
-    /// The lease epoch while this member owns the topic.
+    /// The partitions it subscribed to.
+    partitions: Vec<PartitionState>,
+}
+
+/// This member's view of one partition of a topic.
+struct PartitionState {
+    partition: u32,
+    /// The lease epoch while this member owns the partition.
     epoch: Option<i64>,
     /// When the lease ends (Unix ms).
     lease_until: i64,
+    /// When to try again to claim it, while another member holds it (Unix ms).
+    claim_after: i64,
     /// The next sequence number to read.
     position: i64,
 }
 
+impl TopicState {
+    fn owned(&self) -> impl Iterator<Item = &PartitionState> {
+        self.partitions.iter().filter(|p| p.epoch.is_some())
+    }
+
+    fn partition_mut(&mut self, partition: u32) -> Option<&mut PartitionState> {
+        self.partitions
+            .iter_mut()
+            .find(|p| p.partition == partition)
+    }
+}
+
 impl fmt::Debug for LocalSubscription {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let owned: Vec<&str> = self
-            .topics
-            .iter()
-            .filter(|t| t.epoch.is_some())
-            .map(|t| t.topic.as_str())
-            .collect();
         f.debug_struct("LocalSubscription")
             .field("group", &self.group)
             .field("member", &self.member)
-            .field("owned_topics", &owned)
+            .field("owned_topics", &self.owned_topics())
             .field("buffered", &self.buffer.len())
             .finish()
     }
 }
 
 impl LocalSubscription {
-    /// The topics this member currently owns for its group (the others are owned by another
-    /// member, or not yet claimed).
+    /// The topics of which this member currently owns a partition for its group.
     pub fn owned_topics(&self) -> Vec<&str> {
         self.topics
             .iter()
-            .filter(|t| t.epoch.is_some())
+            .filter(|t| t.owned().next().is_some())
             .map(|t| t.topic.as_str())
             .collect()
     }
 
-    /// Waits for the next delivery, in sequence order per topic.
+    /// The partitions of `topic` this member currently owns for its group.
+    pub fn owned_partitions(&self, topic: &str) -> Vec<u32> {
+        self.topics
+            .iter()
+            .filter(|t| t.topic == topic)
+            .flat_map(|t| t.owned().map(|p| p.partition))
+            .collect()
+    }
+
+    /// Waits for the next delivery, in sequence order per partition.
     pub async fn next(&mut self) -> Result<Delivery, BusError> {
         loop {
             if let Some(delivery) = self.buffer.pop_front() {
@@ -423,40 +482,69 @@ impl LocalSubscription {
         }
     }
 
-    /// Claims or renews leases, then reads what follows each owned topic's position.
+    /// Claims or renews leases, then reads what follows the owned partitions' positions.
     async fn fill(&mut self) -> Result<(), BusError> {
         for index in 0..self.topics.len() {
-            self.ensure_lease(index).await?;
+            self.ensure_leases(index).await?;
             let state = &self.topics[index];
-            if state.epoch.is_none() {
+            let owned: Vec<i64> = state.owned().map(|p| i64::from(p.partition)).collect();
+            let Some(from) = state.owned().map(|p| p.position).min() else {
                 continue;
+            };
+            let mut query = QueryBuilder::<Sqlite>::new(
+                "SELECT seq, partition, headers, payload FROM bus_messages WHERE topic = ",
+            );
+            query
+                .push_bind(&state.topic)
+                .push(" AND seq >= ")
+                .push_bind(from);
+            query.push(" AND partition IN (");
+            let mut list = query.separated(", ");
+            for partition in &owned {
+                list.push_bind(*partition);
             }
-            let rows = sqlx::query(
-                "SELECT seq, headers, payload FROM bus_messages
-                 WHERE topic = $1 AND seq >= $2 ORDER BY seq LIMIT $3",
-            )
-            .bind(&state.topic)
-            .bind(state.position)
-            .bind(i64::from(self.bus.inner.options.fetch_batch))
-            .fetch_all(&self.bus.inner.pool)
-            .await
-            .map_err(BusError::Local)?;
-            let topic = state.topic.clone();
+            query
+                .push(") ORDER BY seq LIMIT ")
+                .push_bind(i64::from(self.bus.inner.options.fetch_batch));
+            let rows = query
+                .build()
+                .fetch_all(&self.bus.inner.pool)
+                .await
+                .map_err(BusError::Local)?;
+            let topic = self.topics[index].topic.clone();
             let mut last = None;
             for row in rows {
                 let seq: i64 = row.try_get("seq").map_err(BusError::Local)?;
+                let partition: i64 = row.try_get("partition").map_err(BusError::Local)?;
+                last = Some(seq);
+                let partition = u32::try_from(partition).unwrap_or(0);
+                let Some(state) = self.topics[index].partition_mut(partition) else {
+                    continue;
+                };
+                if seq < state.position {
+                    continue; // read before, still buffered or handled
+                }
+                state.position = seq + 1;
                 let headers: String = row.try_get("headers").map_err(BusError::Local)?;
                 let payload: Vec<u8> = row.try_get("payload").map_err(BusError::Local)?;
-                self.buffer.push_back(Delivery::read_json(
-                    topic.clone(),
-                    &headers,
-                    payload,
-                    DeliveryTag::new(seq.unsigned_abs()),
-                ));
-                last = Some(seq);
+                self.buffer.push_back(
+                    Delivery::read_json(
+                        topic.clone(),
+                        &headers,
+                        payload,
+                        DeliveryTag::new(seq.unsigned_abs()),
+                    )
+                    .in_partition(partition),
+                );
             }
+            // Every owned partition's messages up to `last` were in the result: none of them
+            // has anything left before it.
             if let Some(last) = last {
-                self.topics[index].position = last + 1;
+                for state in &mut self.topics[index].partitions {
+                    if state.epoch.is_some() {
+                        state.position = state.position.max(last + 1);
+                    }
+                }
             }
         }
         // Interleave topics by publish order.
@@ -464,108 +552,169 @@ impl LocalSubscription {
         Ok(())
     }
 
-    /// Takes the topic's lease if it is free or expired, or renews ours when half of it is
-    /// used up; on a change of ownership, restarts from the committed offset.
-    async fn ensure_lease(&mut self, index: usize) -> Result<(), BusError> {
+    /// Takes the topic's partitions that are free or expired, and renews the leases of ours
+    /// that are half used up, in one statement; a partition whose ownership changed restarts
+    /// from its committed offset.
+    async fn ensure_leases(&mut self, index: usize) -> Result<(), BusError> {
         let options = self.bus.inner.options;
         let lease_ms = i64::try_from(options.lease.as_millis()).unwrap_or(i64::MAX / 4);
         let now = unix_millis(SystemTime::now());
         let state = &self.topics[index];
-        if state.epoch.is_some() && state.lease_until - now > lease_ms / 2 {
+        let due: Vec<u32> = state
+            .partitions
+            .iter()
+            .filter(|p| match p.epoch {
+                Some(_) => p.lease_until - now <= lease_ms / 2,
+                None => now >= p.claim_after,
+            })
+            .map(|p| p.partition)
+            .collect();
+        if due.is_empty() {
             return Ok(());
         }
+        let topic = state.topic.clone();
+        let seed = self.seed(&topic).await?;
         let until = now.saturating_add(lease_ms);
-        let claimed: Option<(i64, i64)> = sqlx::query_as(CLAIM)
-            .bind(&self.group)
-            .bind(&state.topic)
-            .bind(i64::from(self.start == StartFrom::Latest))
-            .bind(&self.member)
-            .bind(until)
-            .bind(now)
-            .fetch_optional(&self.bus.inner.pool)
+        let mut claim = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO bus_partition_offsets
+                 (group_name, topic, partition, next_seq, owner, lease_until, epoch) ",
+        );
+        claim.push_values(&due, |mut row, partition| {
+            row.push_bind(&self.group)
+                .push_bind(&topic)
+                .push_bind(i64::from(*partition))
+                .push_bind(seed)
+                .push_bind(&self.member)
+                .push_bind(until)
+                .push_bind(1_i64);
+        });
+        claim
+            .push(CLAIM_UPSERT)
+            .push_bind(now)
+            .push(" RETURNING partition, next_seq, epoch");
+        let claimed: Vec<(i64, i64, i64)> = claim
+            .build_query_as()
+            .fetch_all(&self.bus.inner.pool)
             .await
             .map_err(BusError::Local)?;
-        let topic = state.topic.clone();
-        match claimed {
-            Some((committed, epoch)) => {
-                if self.topics[index].epoch != Some(epoch) {
-                    tracing::debug!(group = %self.group, topic = %topic, committed, "local bus: topic claimed");
-                    self.drop_buffered(&topic, 0);
-                    self.topics[index].position = committed;
+        // Another member holds a partition: look again after a tenth of a lease.
+        let retry = now.saturating_add(lease_ms / 10);
+        for partition in due {
+            let held = claimed
+                .iter()
+                .find(|(p, _, _)| *p == i64::from(partition))
+                .map(|&(_, committed, epoch)| (committed, epoch));
+            let state = self.topics[index]
+                .partition_mut(partition)
+                .expect("a subscribed partition");
+            match held {
+                Some((committed, epoch)) => {
+                    let changed = state.epoch != Some(epoch);
+                    state.epoch = Some(epoch);
+                    state.lease_until = until;
+                    if changed {
+                        tracing::debug!(group = %self.group, topic = %topic, partition, committed,
+                            "local bus: partition claimed");
+                        state.position = committed;
+                        self.drop_buffered(&topic, partition, 0);
+                    }
                 }
-                self.topics[index].epoch = Some(epoch);
-                self.topics[index].lease_until = until;
-            }
-            None => {
-                if self.topics[index].epoch.take().is_some() {
-                    tracing::warn!(group = %self.group, topic = %topic, "local bus: lease lost to another member");
-                    self.drop_buffered(&topic, 0);
+                None => {
+                    state.claim_after = retry;
+                    if state.epoch.take().is_some() {
+                        tracing::warn!(group = %self.group, topic = %topic, partition,
+                            "local bus: partition lease lost to another member");
+                        self.drop_buffered(&topic, partition, 0);
+                    }
                 }
             }
         }
         Ok(())
     }
 
-    fn drop_buffered(&mut self, topic: &str, from_seq: u64) {
-        self.buffer
-            .retain(|d| d.topic() != topic || d.tag().value() < from_seq);
+    /// Where a partition the group never consumed starts: after the topic's last message for
+    /// `StartFrom::Latest`, else at the offset a bus file from before partitions committed for
+    /// the whole topic, else at the beginning.
+    async fn seed(&self, topic: &str) -> Result<i64, BusError> {
+        let seed = if self.start == StartFrom::Latest {
+            sqlx::query_scalar(
+                "SELECT COALESCE(MAX(seq), 0) + 1 FROM bus_messages WHERE topic = $1",
+            )
+            .bind(topic)
+        } else {
+            sqlx::query_scalar(
+                "SELECT COALESCE(
+                     (SELECT next_seq FROM bus_offsets WHERE topic = $1 AND group_name = $2), 0)",
+            )
+            .bind(topic)
+            .bind(&self.group)
+        };
+        seed.fetch_one(&self.bus.inner.pool)
+            .await
+            .map_err(BusError::Local)
     }
 
-    fn state_of(&self, delivery: &Delivery) -> Result<usize, BusError> {
+    fn drop_buffered(&mut self, topic: &str, partition: u32, from_seq: u64) {
+        self.buffer.retain(|d| {
+            d.topic() != topic || d.partition() != partition || d.tag().value() < from_seq
+        });
+    }
+
+    fn state_of(&mut self, delivery: &Delivery) -> Result<&mut PartitionState, BusError> {
         self.topics
-            .iter()
-            .position(|t| t.topic == delivery.topic())
+            .iter_mut()
+            .find(|t| t.topic == delivery.topic())
+            .and_then(|t| t.partition_mut(delivery.partition()))
             .ok_or_else(|| BusError::ForeignDelivery {
                 topic: delivery.topic().to_owned(),
             })
     }
 
-    /// Commits the group's offset past `delivery` (cumulative for its topic).
+    /// Commits the group's offset past `delivery` (cumulative for its topic partition).
     pub async fn ack(&mut self, delivery: &Delivery) -> Result<(), BusError> {
-        let index = self.state_of(delivery)?;
-        let lost = || BusError::LeaseLost {
+        let lost = BusError::LeaseLost {
             group: self.group.clone(),
             topic: delivery.topic().to_owned(),
         };
-        let Some(epoch) = self.topics[index].epoch else {
-            return Err(lost());
+        let Some(epoch) = self.state_of(delivery)?.epoch else {
+            return Err(lost);
         };
         let next = i64::try_from(delivery.tag().value()).unwrap_or(i64::MAX - 1) + 1;
         let done = sqlx::query(
-            "UPDATE bus_offsets SET next_seq = MAX(next_seq, $1)
-             WHERE group_name = $2 AND topic = $3 AND owner = $4 AND epoch = $5",
+            "UPDATE bus_partition_offsets SET next_seq = MAX(next_seq, $1)
+             WHERE group_name = $2 AND topic = $3 AND partition = $4 AND owner = $5 AND epoch = $6",
         )
         .bind(next)
         .bind(&self.group)
         .bind(delivery.topic())
+        .bind(i64::from(delivery.partition()))
         .bind(&self.member)
         .bind(epoch)
         .execute(&self.bus.inner.pool)
         .await
         .map_err(BusError::Local)?;
         if done.rows_affected() == 0 {
-            let error = lost();
-            self.topics[index].epoch = None;
-            self.drop_buffered(delivery.topic(), 0);
-            return Err(error);
+            self.state_of(delivery)?.epoch = None;
+            self.drop_buffered(delivery.topic(), delivery.partition(), 0);
+            return Err(lost);
         }
         Ok(())
     }
 
-    /// Rewinds to `delivery`: it and what followed it on its topic are delivered again.
+    /// Rewinds to `delivery`: it and what followed it in its topic partition are delivered
+    /// again.
     pub async fn nack(&mut self, delivery: &Delivery) -> Result<(), BusError> {
-        let index = self.state_of(delivery)?;
         let seq = delivery.tag().value();
-        let state = &mut self.topics[index];
+        let state = self.state_of(delivery)?;
         state.position = state.position.min(i64::try_from(seq).unwrap_or(i64::MAX));
-        self.drop_buffered(delivery.topic(), seq);
+        self.drop_buffered(delivery.topic(), delivery.partition(), seq);
         Ok(())
     }
 
     /// Releases this member's leases so another member takes over at once.
     pub async fn close(self) -> Result<(), BusError> {
         sqlx::query(
-            "UPDATE bus_offsets SET owner = NULL, lease_until = 0
+            "UPDATE bus_partition_offsets SET owner = NULL, lease_until = 0
              WHERE group_name = $1 AND owner = $2",
         )
         .bind(&self.group)
@@ -575,6 +724,41 @@ impl LocalSubscription {
         .map_err(BusError::Local)?;
         Ok(())
     }
+}
+
+/// Gives a bus file from before partitions its `partition` column, each message in the
+/// partition of its aggregate (so that a consumer upgraded mid-stream keeps each aggregate's
+/// order). Once per file: later opens find the column.
+async fn add_partitions(pool: &SqlitePool) -> Result<(), sqlx::Error> {
+    const HAS_COLUMN: &str =
+        "SELECT COUNT(*) FROM pragma_table_info('bus_messages') WHERE name = 'partition'";
+    let has: i64 = sqlx::query_scalar(HAS_COLUMN).fetch_one(pool).await?;
+    if has == 1 {
+        return Ok(());
+    }
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    // Another process may have done it meanwhile.
+    let has: i64 = sqlx::query_scalar(HAS_COLUMN).fetch_one(&mut *tx).await?;
+    if has == 0 {
+        sqlx::query("ALTER TABLE bus_messages ADD COLUMN partition INTEGER NOT NULL DEFAULT 0")
+            .execute(&mut *tx)
+            .await?;
+        let rows: Vec<(i64, String)> = sqlx::query_as("SELECT seq, headers FROM bus_messages")
+            .fetch_all(&mut *tx)
+            .await?;
+        for (seq, headers) in rows {
+            let Ok(envelope) = Envelope::from_headers_json(&headers, Vec::new()) else {
+                continue; // unreadable: partition 0, where the consumer parks it
+            };
+            sqlx::query("UPDATE bus_messages SET partition = $1 WHERE seq = $2")
+                .bind(i64::from(bus_partition(&envelope)))
+                .bind(seq)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tracing::info!(file = ?pool.connect_options().get_filename(), "local event bus: messages given partitions");
+    }
+    tx.commit().await
 }
 
 impl BusSubscription for LocalSubscription {

@@ -41,8 +41,7 @@ pub trait Fixture: Send + Sync {
         Duration::from_secs(20)
     }
 
-    /// Whether the members of a group share a topic's partitions (every bus but the local one,
-    /// whose members take turns).
+    /// Whether the members of a group share a topic's partitions (every bus does).
     fn members_share_partitions(&self) -> bool {
         true
     }

@@ -1,7 +1,8 @@
 //! The local bus: a durable SQLite log shared through one file. Round trip with headers
 //! intact, consumer groups with per-group offsets across two pools on one file (as two
-//! processes), one active member per group and topic with take-over, at-least-once
-//! redelivery, nack, `Latest` start, deduplication, and the outbox relay feeding it.
+//! processes), one active member per group and partition with take-over, members sharing a
+//! topic's partitions, at-least-once redelivery, nack, `Latest` start, deduplication, a bus
+//! file from before partitions, and the outbox relay feeding it.
 #![cfg(feature = "sqlite")]
 
 use std::path::Path;
@@ -11,7 +12,8 @@ use crate::messaging_support::*;
 use allframe_runtime::CancellationToken;
 use allframe_runtime::messaging::{
     BusError, BusSubscription, Delivery, EventBus, LocalBus, LocalBusOptions, Messaging,
-    OutboundMessage, OutboxSettings, PublishPattern, StartFrom, SubscribeOptions, consumer_group,
+    OutboundMessage, OutboxSettings, PublishPattern, StartFrom, SubscribeOptions, bus_partition,
+    consumer_group,
 };
 
 fn options() -> LocalBusOptions {
@@ -68,10 +70,6 @@ impl crate::bus_support::conformance::Fixture for Local {
     fn group(&self, name: &str) -> String {
         format!("{}.{name}", self.arch)
     }
-
-    fn members_share_partitions(&self) -> bool {
-        false
-    }
 }
 
 crate::conformance_tests!(fixture = Local::new().await);
@@ -103,7 +101,7 @@ async fn round_trip_keeps_the_envelope_and_acks_commit_the_group_offset() {
         sub.ack(&delivery).await.expect("ack");
     }
     let committed = bus
-        .committed_offset("bank.audit", TOPIC)
+        .committed_offset("bank.audit", TOPIC, bus_partition(&sent[0].envelope))
         .await
         .expect("offset")
         .expect("group known");
@@ -152,20 +150,21 @@ async fn consumer_groups_on_two_pools_of_one_file_each_see_everything() {
             "each group sees every message in order"
         );
     }
+    let partition = bus_partition(&message("bob", 0).envelope);
     assert_eq!(
         producer
-            .committed_offset("bank.audit", TOPIC)
+            .committed_offset("bank.audit", TOPIC, partition)
             .await
             .expect("offset"),
         producer
-            .committed_offset("bank.mailer", TOPIC)
+            .committed_offset("bank.mailer", TOPIC, partition)
             .await
             .expect("offset"),
     );
 }
 
 #[tokio::test]
-async fn one_member_per_group_owns_a_topic_and_another_takes_over_on_close() {
+async fn one_member_per_group_owns_a_partition_and_another_takes_over_on_close() {
     let temp = tempfile::tempdir().expect("temp dir");
     let path = temp.path().join("bus.db");
     let bus_a = open(&path).await;
@@ -370,4 +369,129 @@ async fn the_outbox_relay_feeds_the_local_bus_end_to_end() {
     token.cancel();
     relay.await.expect("relay");
     assert_eq!(unpublished(&db).await, 0);
+}
+
+/// Aggregates whose events land in two different partitions.
+fn two_partitions() -> (String, String) {
+    let first = "acct-0".to_owned();
+    let partition = bus_partition(&message(&first, 0).envelope);
+    let second = (1..)
+        .map(|n| format!("acct-{n}"))
+        .find(|a| bus_partition(&message(a, 0).envelope) != partition)
+        .expect("another partition");
+    (first, second)
+}
+
+#[tokio::test]
+async fn members_on_different_partitions_share_a_topic_at_once() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let bus = open(&temp.path().join("bus.db")).await;
+    let (a, b) = two_partitions();
+    let (pa, pb) = (
+        bus_partition(&message(&a, 0).envelope),
+        bus_partition(&message(&b, 0).envelope),
+    );
+    let batch: Vec<OutboundMessage> = (0..3)
+        .flat_map(|n| [message(&a, n), message(&b, n)])
+        .collect();
+    bus.publish(&batch).await.expect("publish");
+
+    let group = "bank.shared";
+    let mut on_a = bus
+        .subscribe(SubscribeOptions::new(group, [TOPIC]).partitions([pa]))
+        .await
+        .expect("subscribe");
+    let mut on_b = bus
+        .subscribe(SubscribeOptions::new(group, [TOPIC]).partitions([pb]))
+        .await
+        .expect("subscribe");
+    for (sub, account, partition) in [(&mut on_a, &a, pa), (&mut on_b, &b, pb)] {
+        for n in 0..3 {
+            let delivery = next_within(sub, 1_000)
+                .await
+                .expect("its partition's events");
+            let event: Deposited = delivery.decode().expect("decodes");
+            assert_eq!((&event.account, event.n), (account, n));
+            assert_eq!(delivery.partition(), partition);
+            sub.ack(&delivery).await.expect("ack");
+        }
+        assert!(
+            next_within(sub, 100).await.is_none(),
+            "nothing of the other partition"
+        );
+    }
+    assert_eq!(on_a.owned_partitions(TOPIC), [pa]);
+    assert_eq!(bus.lag(group, &[TOPIC.to_owned()]).await.expect("lag"), 0);
+}
+
+#[tokio::test]
+async fn a_bus_file_from_before_partitions_gets_each_message_its_partition() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let path = temp.path().join("bus.db");
+    let (a, b) = two_partitions();
+    let old = [message(&a, 0), message(&b, 0), message(&a, 1)];
+    {
+        // The schema of the earlier version, with three messages and a group's offset.
+        let pool = allframe_runtime::sqlx::SqlitePool::connect(&format!(
+            "sqlite://{}?mode=rwc",
+            path.display()
+        ))
+        .await
+        .expect("file");
+        for statement in [
+            "CREATE TABLE bus_messages (seq INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL,
+                message_id TEXT NOT NULL, headers TEXT NOT NULL, payload BLOB NOT NULL,
+                published_at INTEGER NOT NULL, UNIQUE (topic, message_id))",
+            "CREATE TABLE bus_offsets (group_name TEXT NOT NULL, topic TEXT NOT NULL,
+                next_seq INTEGER NOT NULL, owner TEXT, lease_until INTEGER NOT NULL,
+                epoch INTEGER NOT NULL, PRIMARY KEY (group_name, topic))",
+        ] {
+            allframe_runtime::sqlx::query(statement)
+                .execute(&pool)
+                .await
+                .expect("old schema");
+        }
+        allframe_runtime::sqlx::query(
+            "INSERT INTO bus_offsets VALUES ('bank.old', $1, 2, NULL, 0, 1)",
+        )
+        .bind(TOPIC)
+        .execute(&pool)
+        .await
+        .expect("old offset");
+        for message in &old {
+            allframe_runtime::sqlx::query(
+                "INSERT INTO bus_messages (topic, message_id, headers, payload, published_at)
+                 VALUES ($1, $2, $3, $4, 0)",
+            )
+            .bind(&message.topic)
+            .bind(message.envelope.id.hyphenated().to_string())
+            .bind(message.envelope.headers_json())
+            .bind(&message.envelope.payload)
+            .execute(&pool)
+            .await
+            .expect("old message");
+        }
+        pool.close().await;
+    }
+
+    let bus = open(&path).await;
+    let pb = bus_partition(&old[1].envelope);
+    // The old group had handled seq 1 (`a` #0): it goes on from its old offset in every
+    // partition, so `b` #0 (seq 2) and `a` #1 (seq 3) come, each in its own partition.
+    let mut sub = bus
+        .subscribe(SubscribeOptions::new("bank.old", [TOPIC]))
+        .await
+        .expect("subscribe");
+    let mut got = Vec::new();
+    for _ in 0..2 {
+        let delivery = next_within(&mut sub, 1_000).await.expect("delivery");
+        let event: Deposited = delivery.decode().expect("decodes");
+        got.push((event.account, event.n, delivery.partition()));
+        sub.ack(&delivery).await.expect("ack");
+    }
+    assert_eq!(
+        got,
+        [(b, 0, pb), (a.clone(), 1, bus_partition(&old[0].envelope))]
+    );
+    assert!(next_within(&mut sub, 100).await.is_none());
 }
