@@ -9,7 +9,9 @@
 //! and is handed in again after its backoff. Buses acknowledge cumulatively per topic partition,
 //! so the loop acknowledges the longest prefix of a partition's deliveries that is done
 //! (handled, duplicate or dead-lettered): nothing is acknowledged before it is handled or
-//! parked, and an aggregate that waits holds back only its own partition.
+//! parked, and an aggregate that waits holds back only its own partition. Where the bus lets
+//! acknowledgements wait ([`EventBus::acks_may_wait`]), they are gathered ([`AckBatching`]):
+//! one per partition for many events.
 //!
 //! On a bus whose members pick their partitions ([`PartitionSharing::ByMembers`]), a session
 //! consumes the partitions this member leases ([`PartitionLeases`]); when the group's members
@@ -26,8 +28,10 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use tokio::task::{Id, JoinSet};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::partitions::{LeaseSettings, PartitionLeases};
@@ -50,6 +54,40 @@ pub struct DispatchSettings {
     pub backoff: RetrySettings,
     /// Partition leases, on a bus whose members pick their partitions.
     pub leases: LeaseSettings,
+    /// How acknowledgements are gathered, on a bus where they may wait
+    /// ([`EventBus::acks_may_wait`]; elsewhere each goes out at once).
+    pub acks: AckBatching,
+}
+
+/// When the done deliveries of a session are acknowledged, on a bus where acknowledgements
+/// may wait: once `done` of them wait, or once the oldest has waited `delay` — and always
+/// before the session ends. One acknowledgement per partition then covers them all
+/// (cumulative), so the bus writes once for many events; a crash in between hands the waiting
+/// ones in again, and the inbox finds them handled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AckBatching {
+    /// How many done deliveries make an acknowledgement due (1: each at once).
+    pub done: usize,
+    /// How long the oldest done delivery waits at most.
+    pub delay: Duration,
+}
+
+impl AckBatching {
+    /// Each delivery acknowledged as soon as it is done (and those before it).
+    pub const IMMEDIATE: Self = Self {
+        done: 1,
+        delay: Duration::ZERO,
+    };
+}
+
+impl Default for AckBatching {
+    /// 64 deliveries or 20 ms.
+    fn default() -> Self {
+        Self {
+            done: 64,
+            delay: Duration::from_millis(20),
+        }
+    }
 }
 
 impl DispatchSettings {
@@ -62,6 +100,7 @@ impl DispatchSettings {
             window: (concurrency * 64).max(256),
             backoff: RetrySettings::DEFAULT,
             leases: LeaseSettings::default(),
+            acks: AckBatching::default(),
         }
     }
 }
@@ -100,6 +139,10 @@ pub async fn run<H: Handlers>(
             settings.leases,
         )
     });
+    let mut settings = settings;
+    if !bus.acks_may_wait() {
+        settings.acks = AckBatching::IMMEDIATE;
+    }
     let mut failures: u32 = 0;
     while !shutdown.is_cancelled() {
         let failure = match join(&bus, &options, leases.as_ref()).await {
@@ -249,6 +292,10 @@ struct Session<H> {
     tasks: JoinSet<(Delivery, Finished)>,
     /// Per topic partition, every held delivery by tag: `Some` once done.
     held: HashMap<(String, u32), BTreeMap<DeliveryTag, Option<Delivery>>>,
+    /// Deliveries done and not acknowledged yet.
+    unacknowledged: usize,
+    /// When the oldest of them was done.
+    waiting_since: Option<Instant>,
     /// Deliveries done in this session.
     done: u64,
 }
@@ -268,6 +315,8 @@ impl<H: Handlers> Session<H> {
             running: HashMap::new(),
             tasks: JoinSet::new(),
             held: HashMap::new(),
+            unacknowledged: 0,
+            waiting_since: None,
             done: 0,
         }
     }
@@ -279,9 +328,12 @@ impl<H: Handlers> Session<H> {
         let mut draining = false;
         loop {
             let reading = !draining && self.held_count() < self.settings.window.max(1);
+            // After a failure nothing more is acknowledged: no timer then.
+            let ack_due = self.ack_deadline().filter(|_| failure.is_none());
             tokio::select! {
                 biased;
                 () = self.shutdown.cancelled(), if !draining => draining = true,
+                () = tokio::time::sleep_until(ack_due.unwrap_or_else(Instant::now)), if ack_due.is_some() => {}
                 joined = self.tasks.join_next_with_id(), if !self.tasks.is_empty() => {
                     if let Some(joined) = joined && let Err(error) = self.finish(joined) {
                         failure.get_or_insert(error);
@@ -303,6 +355,7 @@ impl<H: Handlers> Session<H> {
                 self.start_ready();
             }
             if failure.is_none()
+                && self.ack_is_due(draining)
                 && let Err(error) = self.acknowledge(&mut subscription).await
             {
                 failure = Some(error.into());
@@ -386,6 +439,8 @@ impl<H: Handlers> Session<H> {
             .and_then(|partition| partition.get_mut(&delivery.tag()))
         {
             *slot = Some(delivery);
+            self.unacknowledged += 1;
+            self.waiting_since.get_or_insert_with(Instant::now);
         }
         if let Some(queue) = self.lanes.get_mut(&lane) {
             queue.pop_front();
@@ -396,6 +451,24 @@ impl<H: Handlers> Session<H> {
             }
         }
         Ok(())
+    }
+
+    /// When the oldest done delivery must be acknowledged by (see [`AckBatching`]).
+    fn ack_deadline(&self) -> Option<Instant> {
+        self.waiting_since
+            .map(|since| since + self.settings.acks.delay)
+    }
+
+    /// Whether to acknowledge now: enough deliveries are done, the oldest has waited long
+    /// enough, the window is full (reading waits for acknowledgements), or the session ends.
+    fn ack_is_due(&self, draining: bool) -> bool {
+        if self.unacknowledged == 0 {
+            return false;
+        }
+        draining
+            || self.unacknowledged >= self.settings.acks.done
+            || self.held_count() >= self.settings.window.max(1)
+            || self.ack_deadline().is_some_and(|due| due <= Instant::now())
     }
 
     /// Acknowledges, per topic partition, the last delivery of the longest done prefix.
@@ -410,11 +483,14 @@ impl<H: Handlers> Session<H> {
                     break;
                 }
                 last = entry.remove();
+                self.unacknowledged -= 1;
             }
             if let Some(delivery) = last {
                 subscription.ack(&delivery).await?;
             }
         }
+        // Done deliveries behind one still running wait for it; count their wait afresh.
+        self.waiting_since = (self.unacknowledged > 0).then(Instant::now);
         Ok(())
     }
 }
@@ -444,5 +520,140 @@ async fn handle_until_done<H: Handlers>(
             () = cancel.cancelled() => return Finished::Abandoned,
             () = tokio::time::sleep(wait) => {}
         }
+    }
+}
+
+#[cfg(all(test, feature = "sqlite"))]
+mod tests {
+    use std::sync::Mutex;
+    use std::time::SystemTime;
+
+    use futures_util::future::BoxFuture;
+
+    use super::*;
+    use crate::channel::Notifications;
+    use crate::consumer::HandleError;
+    use crate::database::{Database, DatabaseTarget};
+    use crate::messaging::{Envelope, PayloadFormat, UnitOfWork, Uuid};
+
+    /// Handles everything at once.
+    struct Accepts;
+
+    impl Handlers for Accepts {
+        fn handle<'a>(
+            &'a self,
+            _uow: &'a mut UnitOfWork,
+            _delivery: &'a Delivery,
+            _notify: &'a mut Notifications,
+        ) -> BoxFuture<'a, Result<(), HandleError>> {
+            Box::pin(std::future::ready(Ok(())))
+        }
+    }
+
+    /// A subscription handing out `queued` (then nothing) and recording the tag of each ack.
+    struct Recorded {
+        queued: VecDeque<Delivery>,
+        acks: Arc<Mutex<Vec<u64>>>,
+    }
+
+    impl BusSubscription for Recorded {
+        async fn next(&mut self) -> Result<Delivery, BusError> {
+            match self.queued.pop_front() {
+                Some(delivery) => Ok(delivery),
+                None => std::future::pending().await,
+            }
+        }
+
+        async fn ack(&mut self, delivery: &Delivery) -> Result<(), BusError> {
+            self.acks.lock().unwrap().push(delivery.tag().value());
+            Ok(())
+        }
+
+        async fn nack(&mut self, _delivery: &Delivery) -> Result<(), BusError> {
+            Ok(())
+        }
+
+        async fn close(self) -> Result<(), BusError> {
+            Ok(())
+        }
+    }
+
+    fn delivery(n: u64) -> Delivery {
+        let envelope = Envelope {
+            id: Uuid::now_v7(),
+            event_type: "Noted".into(),
+            schema_version: 1,
+            aggregate_type: "Note".into(),
+            aggregate_id: format!("note-{n}"),
+            occurred_at: SystemTime::UNIX_EPOCH,
+            source: "notes".into(),
+            correlation_id: "c".into(),
+            causation_id: None,
+            traceparent: None,
+            tracestate: None,
+            tenant_id: None,
+            format: PayloadFormat::Json,
+            payload: b"{}".to_vec(),
+        };
+        Delivery::new("shop.notes.Noted".into(), envelope, DeliveryTag::new(n)).in_partition(0)
+    }
+
+    /// Runs a session over `events` deliveries of one partition until all are handled and
+    /// it has ended; the acknowledged tags.
+    async fn acks_of(events: u64, acks: AckBatching) -> Vec<u64> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("c.db").display());
+        let db = Database::connect(&DatabaseTarget::parse(&url).expect("target"))
+            .await
+            .expect("sqlite");
+        super::super::store::install(&db).await.expect("tables");
+        let consumer = Arc::new(Consumer::new(
+            db,
+            None,
+            "notes",
+            "shop.notes",
+            Accepts,
+            super::super::RetryPolicy::DEFAULT,
+        ));
+        let recorded = Arc::new(Mutex::new(Vec::new()));
+        let subscription = Recorded {
+            queued: (1..=events).map(delivery).collect(),
+            acks: recorded.clone(),
+        };
+        let settings = DispatchSettings {
+            acks,
+            ..DispatchSettings::new(4)
+        };
+        let stop = CancellationToken::new();
+        let session =
+            tokio::spawn(Session::new(consumer, settings, stop.clone()).run(subscription));
+        // Every event is acknowledged within the batching delay once handled.
+        for _ in 0..500 {
+            if recorded.lock().unwrap().last() == Some(&events) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        stop.cancel();
+        session.await.expect("session").expect("ended");
+        recorded.lock().unwrap().clone()
+    }
+
+    #[tokio::test]
+    async fn acknowledgements_are_gathered_where_the_bus_lets_them_wait() {
+        let gathered = acks_of(200, AckBatching::default()).await;
+        assert_eq!(gathered.last(), Some(&200), "everything acknowledged");
+        assert!(
+            gathered.len() <= 20,
+            "one ack for many events: {gathered:?}"
+        );
+        assert!(
+            gathered.windows(2).all(|w| w[0] < w[1]),
+            "in order: {gathered:?}"
+        );
+
+        let each = acks_of(50, AckBatching::IMMEDIATE).await;
+        assert_eq!(each.last(), Some(&50));
+        assert!(each.len() >= 25, "at once, nearly one per event: {each:?}");
     }
 }

@@ -530,6 +530,23 @@ impl EventBus {
         dispatch!(self, EventBus, bus => bus.name(), custom bus => bus.0.name_dyn())
     }
 
+    /// Whether acknowledgements may be gathered and sent a few at a time: the bus hands out a
+    /// partition's next messages without waiting for them (the local bus, RabbitMQ, Kafka).
+    /// Not on NATS, whose partition consumers let the next message out only after the last
+    /// one is acknowledged, nor on a custom bus, which may do the same.
+    pub fn acks_may_wait(&self) -> bool {
+        match self {
+            #[cfg(feature = "sqlite")]
+            Self::Local(_) => true,
+            #[cfg(feature = "rabbitmq")]
+            Self::Rabbit(_) => true,
+            #[cfg(feature = "kafka")]
+            Self::Kafka(_) => true,
+            #[allow(unreachable_patterns)]
+            _ => false,
+        }
+    }
+
     /// How the members of a consumer group share the partitions of its topics here.
     pub fn partition_sharing(&self) -> PartitionSharing {
         match self {
