@@ -1,10 +1,10 @@
 //! The channel outbox: messages handlers sent, waiting for the sender, in the service's own
 //! database (installed with the consumer's tables).
 //!
-//! A row is written in the handler's transaction ([`enqueue`]), claimed by one sender for a
-//! while ([`claim_due`]), and then deleted once delivered ([`delivered`]), pushed back with
-//! its error after a transient failure ([`retry_later`]) or parked for good after a permanent
-//! one ([`park`]: `failed_at` set, the row kept for an operator to read).
+//! A row is written in the handler's transaction (`enqueue`), claimed by one sender for a
+//! while (`claim_due`), and then deleted once delivered (`delivered`), pushed back with
+//! its error after a transient failure (`retry_later`) or parked for good after a permanent
+//! one (`park`: `failed_at` set, the row kept for an operator to read).
 
 use std::time::{Duration, SystemTime};
 
