@@ -177,3 +177,10 @@ pub async fn undelivered(db: &Database) -> Result<i64, sqlx::Error> {
         .fetch_one(db.pool())
         .await
 }
+
+/// Messages parked for good.
+pub async fn parked(db: &Database) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT COUNT(*) FROM allframe_channel_outbox WHERE failed_at IS NOT NULL")
+        .fetch_one(db.pool())
+        .await
+}

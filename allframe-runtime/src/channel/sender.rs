@@ -122,12 +122,26 @@ impl ChannelSender {
         if let Some(metrics) = &self.metrics {
             metrics.observe_notification(channel, outcome);
         }
+        if outcome == SendOutcome::Parked {
+            self.count_parked().await?;
+        }
+        Ok(())
+    }
+
+    /// Sets the parked notifications gauge from the table (without metrics, nothing).
+    async fn count_parked(&self) -> Result<(), sqlx::Error> {
+        if let Some(metrics) = &self.metrics {
+            metrics.set_parked_notifications(outbox::parked(&self.db).await?);
+        }
         Ok(())
     }
 
     /// Sends until `shutdown` (see the module docs). A database failure is logged and tried
     /// again at the next poll.
     pub async fn run(self, shutdown: CancellationToken) {
+        if let Err(error) = self.count_parked().await {
+            tracing::warn!(error = %error, "channel sender: counting parked notifications failed");
+        }
         loop {
             let full = match self.send_due().await {
                 Ok(claimed) => claimed == BATCH as usize,

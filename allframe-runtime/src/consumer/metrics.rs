@@ -7,6 +7,7 @@
 //! - `allframe_consumer_dead_letters`: the dead letters of the consumer's group in its table;
 //! - `allframe_consumer_notifications_total{channel, outcome}`: sends of the channel outbox,
 //!   `sent | retried | failed` (failed: parked for good);
+//! - `allframe_consumer_notifications_parked`: notifications parked in the channel outbox;
 //! - `allframe_consumer_lag`: the messages of its topics the group has not handled yet, as the
 //!   bus reports them (absent on a bus that does not).
 //!
@@ -49,6 +50,7 @@ pub struct ConsumerMetrics {
     durations: Family<EventLabels, Histogram>,
     dead_letters: Gauge<i64, AtomicI64>,
     notifications: Family<NotificationLabels, Counter>,
+    parked_notifications: Gauge<i64, AtomicI64>,
     lag: Gauge<i64, AtomicI64>,
     lag_known: Arc<AtomicBool>,
 }
@@ -63,6 +65,7 @@ impl Default for ConsumerMetrics {
             }),
             dead_letters: Gauge::default(),
             notifications: Family::default(),
+            parked_notifications: Gauge::default(),
             lag: Gauge::default(),
             lag_known: Arc::default(),
         }
@@ -127,6 +130,16 @@ impl ConsumerMetrics {
             .map_or(0, |counter| counter.get())
     }
 
+    /// The notifications parked in the channel outbox when last counted.
+    pub fn parked_notifications(&self) -> i64 {
+        self.parked_notifications.get()
+    }
+
+    /// Sets the parked notifications gauge to `count`.
+    pub(crate) fn set_parked_notifications(&self, count: i64) {
+        self.parked_notifications.set(count);
+    }
+
     /// The dead letters in the table when last counted.
     pub fn dead_letters(&self) -> i64 {
         self.dead_letters.get()
@@ -180,6 +193,14 @@ impl Collector for ConsumerMetricsSlot {
             None,
             metrics.notifications.metric_type(),
         )?)?;
+        metrics
+            .parked_notifications
+            .encode(encoder.encode_descriptor(
+                "allframe_consumer_notifications_parked",
+                "Notifications parked in the channel outbox after a permanent failure",
+                None,
+                metrics.parked_notifications.metric_type(),
+            )?)?;
         if metrics.lag().is_some() {
             metrics.lag.encode(encoder.encode_descriptor(
                 "allframe_consumer_lag",

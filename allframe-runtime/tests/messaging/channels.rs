@@ -256,6 +256,7 @@ async fn a_mail_the_server_defers_is_sent_later_and_one_it_rejects_is_parked() {
     assert_eq!(metrics.notifications("email", "retried"), 1);
     drain(&db, &sender).await; // 550
     assert_eq!(metrics.notifications("email", "failed"), 1);
+    assert_eq!(metrics.parked_notifications(), 1);
     assert!(mailbox.mails().is_empty());
     let (attempts, error): (i64, String) = sqlx::query_as(
         "SELECT attempts, last_error FROM allframe_channel_outbox WHERE failed_at IS NOT NULL",
