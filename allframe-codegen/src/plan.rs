@@ -105,6 +105,35 @@ impl ConsumedPlan<'_> {
     }
 }
 
+/// How a notification channel is spelt in `allframe::channel`: what the macro declares and the
+/// scaffold writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChannelApi {
+    /// The trait a handler gets: `SendEmail`.
+    pub send_trait: &'static str,
+    /// Its method: `send_email`.
+    pub method: &'static str,
+    /// The message type: `Email`.
+    pub message: &'static str,
+}
+
+impl ChannelApi {
+    /// The API of `channel`.
+    pub const fn of(channel: Channel) -> Self {
+        let (send_trait, method, message) = match channel {
+            Channel::Email => ("SendEmail", "send_email", "Email"),
+            Channel::Sms => ("SendSms", "send_sms", "Sms"),
+            Channel::Push => ("SendPush", "send_push", "Push"),
+            Channel::Webhook => ("SendWebhook", "send_webhook", "Webhook"),
+        };
+        Self {
+            send_trait,
+            method,
+            message,
+        }
+    }
+}
+
 /// A `consumer`'s events and delivery policy (`[services.consumer]`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConsumerPlan<'a> {

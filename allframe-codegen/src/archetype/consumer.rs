@@ -21,7 +21,7 @@ use allframe_config::model::Channel;
 
 use crate::load::Loaded;
 use crate::obligations::{Obligation, Required, Shape};
-use crate::plan::{ConsumerPlan, ServicePlan};
+use crate::plan::{ChannelApi, ConsumerPlan, ServicePlan};
 use crate::{Env, ServiceArgs, emit};
 
 pub(crate) fn expand(
@@ -175,14 +175,8 @@ fn obligation(args: &ServiceArgs, consumer: &ConsumerPlan<'_>, name: &str) -> Ob
 fn channel_traits(krate: &syn::Path, channels: &[Channel]) -> Vec<TokenStream> {
     channels
         .iter()
-        .map(|channel| {
-            let name = match channel {
-                Channel::Email => "SendEmail",
-                Channel::Sms => "SendSms",
-                Channel::Push => "SendPush",
-                Channel::Webhook => "SendWebhook",
-            };
-            let ident = format_ident!("{}", name);
+        .map(|&channel| {
+            let ident = format_ident!("{}", ChannelApi::of(channel).send_trait);
             quote!(#krate::channel::#ident)
         })
         .collect()

@@ -14,10 +14,19 @@ use crate::BoxError;
 pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
 
 /// One channel's webhook.
-#[derive(Debug)]
 pub(crate) struct Http {
     client: reqwest::Client,
     url: reqwest::Url,
+    /// `POST <url>` without its credentials, for logs and errors.
+    redacted: String,
+}
+
+impl std::fmt::Debug for Http {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Http")
+            .field("url", &self.redacted)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Http {
@@ -33,15 +42,19 @@ impl Http {
             .timeout(SEND_TIMEOUT)
             .build()
             .map_err(|error| format!("{var}: the HTTP client cannot start: {error}"))?;
-        Ok(Self { client, url })
+        let mut bare = url.clone();
+        let _ = bare.set_username("");
+        let _ = bare.set_password(None);
+        Ok(Self {
+            client,
+            url,
+            redacted: format!("POST {bare}"),
+        })
     }
 
     /// The webhook without credentials, for the start-up log.
     pub(crate) fn describe(&self) -> String {
-        let mut url = self.url.clone();
-        let _ = url.set_username("");
-        let _ = url.set_password(None);
-        format!("POST {url}")
+        self.redacted.clone()
     }
 
     /// Posts `message` as JSON with its idempotency key.
@@ -56,10 +69,11 @@ impl Http {
             other => serde_json::to_value(other)
                 .map_err(|error| SendError::permanent(error.to_string()))?,
         };
-        let response =
-            request.json(&body).send().await.map_err(|error| {
-                SendError::transient(format!("POST {}: {error}", self.describe()))
-            })?;
+        let response = request
+            .json(&body)
+            .send()
+            .await
+            .map_err(|error| SendError::transient(format!("{}: {error}", self.redacted)))?;
         let status = response.status();
         if status.is_success() {
             return Ok(());

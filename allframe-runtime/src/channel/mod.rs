@@ -66,13 +66,6 @@ impl Channel {
         }
     }
 
-    /// The channel a name stands for.
-    pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|channel| channel.as_str() == name)
-    }
-
     /// The variable naming where the channel delivers (unset: files under the data dir).
     pub fn url_var(self) -> allframe_env::Var {
         allframe_env::channel_url(self.as_str()).unwrap_or(allframe_env::WEBHOOK_URL)
@@ -286,11 +279,6 @@ impl Notifications {
     /// Nothing was sent.
     pub fn is_empty(&self) -> bool {
         self.messages.is_empty()
-    }
-
-    /// Forgets what was sent (before another attempt).
-    pub fn clear(&mut self) {
-        self.messages.clear();
     }
 
     /// Each message with its idempotency key for the event `event_id`:

@@ -82,31 +82,25 @@ pub(crate) async fn claim_due(
     lease: Duration,
 ) -> Result<Vec<Pending>, sqlx::Error> {
     let now = unix_millis(SystemTime::now());
+    let until = now.saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX));
+    // One statement claims and reads the batch. The outer condition is checked again on the
+    // row a concurrent sender may have claimed meanwhile (PostgreSQL re-reads it after the
+    // lock; SQLite has one writer), so a row is claimed once.
     let rows = sqlx::query(
-        "SELECT id, idempotency_key, message, attempts, next_attempt_at FROM allframe_channel_outbox
-         WHERE failed_at IS NULL AND next_attempt_at <= $1 ORDER BY id LIMIT $2",
+        "UPDATE allframe_channel_outbox SET next_attempt_at = $1
+         WHERE failed_at IS NULL AND next_attempt_at <= $2 AND id IN (
+             SELECT id FROM allframe_channel_outbox
+             WHERE failed_at IS NULL AND next_attempt_at <= $2 ORDER BY id LIMIT $3)
+         RETURNING id, idempotency_key, message, attempts",
     )
+    .bind(until)
     .bind(now)
     .bind(i64::from(limit))
     .fetch_all(db.pool())
     .await?;
-    let until = now.saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX));
     let mut claimed = Vec::with_capacity(rows.len());
     for row in rows {
         let id: i64 = row.try_get("id")?;
-        let seen: i64 = row.try_get("next_attempt_at")?;
-        let taken = sqlx::query(
-            "UPDATE allframe_channel_outbox SET next_attempt_at = $1
-             WHERE id = $2 AND next_attempt_at = $3 AND failed_at IS NULL",
-        )
-        .bind(until)
-        .bind(id)
-        .bind(seen)
-        .execute(db.pool())
-        .await?;
-        if taken.rows_affected() != 1 {
-            continue; // another sender took it
-        }
         let json: String = row.try_get("message")?;
         match serde_json::from_str::<Message>(&json) {
             Ok(message) => claimed.push(Pending {
@@ -125,6 +119,8 @@ pub(crate) async fn claim_due(
             }
         }
     }
+    // RETURNING does not promise an order.
+    claimed.sort_by_key(|pending| pending.id);
     Ok(claimed)
 }
 

@@ -82,22 +82,6 @@ impl Transports {
         })
     }
 
-    /// Every channel writing files under `data_dir/channels` (tests).
-    #[cfg(test)]
-    pub(crate) fn files(data_dir: &Path, channels: &[Channel]) -> Self {
-        Self {
-            channels: channels
-                .iter()
-                .map(|&c| {
-                    (
-                        c,
-                        Transport::Files(data_dir.join("channels").join(c.as_str())),
-                    )
-                })
-                .collect(),
-        }
-    }
-
     /// Delivers `message` under `key`.
     pub async fn send(&self, key: &str, message: &Message) -> Result<(), SendError> {
         let channel = message.channel();
@@ -192,7 +176,9 @@ mod tests {
     #[tokio::test]
     async fn without_a_url_each_message_is_a_file_named_by_its_key() {
         let data = tempfile::tempdir().unwrap();
-        let transports = Transports::files(data.path(), &[Channel::Email]);
+        let unset = Environment::from_pairs(Vec::<(String, String)>::new());
+        let transports =
+            Transports::from_env(&unset, "ledger-service", data.path(), &[Channel::Email]).unwrap();
         let email = Message::Email(Email::new("ada@example.com", "Hi", "Hello"));
 
         transports.send("e-1.email.1", &email).await.unwrap();

@@ -573,7 +573,16 @@ impl LocalSubscription {
             return Ok(());
         }
         let topic = state.topic.clone();
-        let seed = self.seed(&topic).await?;
+        // Renewals update rows that exist; only a partition claimed afresh may need its start.
+        let claiming = state
+            .partitions
+            .iter()
+            .any(|p| p.epoch.is_none() && now >= p.claim_after);
+        let seed = if claiming {
+            self.seed(&topic).await?
+        } else {
+            0
+        };
         let until = now.saturating_add(lease_ms);
         let mut claim = QueryBuilder::<Sqlite>::new(
             "INSERT INTO bus_partition_offsets

@@ -1,7 +1,7 @@
 //! A `consumer`'s context: the events it handles, one entry per event, and the channels its
 //! handlers send through.
 
-use allframe_codegen::plan::{EXTERNAL_PRODUCER, ServicePlan};
+use allframe_codegen::plan::{ChannelApi, EXTERNAL_PRODUCER, ServicePlan};
 use allframe_config::model::Channel;
 use serde::Serialize;
 
@@ -31,17 +31,12 @@ pub struct ChannelContext {
 
 impl ChannelContext {
     fn new(channel: Channel) -> Self {
-        let (send_trait, method, message) = match channel {
-            Channel::Email => ("SendEmail", "send_email", "Email"),
-            Channel::Sms => ("SendSms", "send_sms", "Sms"),
-            Channel::Push => ("SendPush", "send_push", "Push"),
-            Channel::Webhook => ("SendWebhook", "send_webhook", "Webhook"),
-        };
+        let api = ChannelApi::of(channel);
         Self {
             name: channel.as_str(),
-            send_trait,
-            method,
-            message,
+            send_trait: api.send_trait,
+            method: api.method,
+            message: api.message,
         }
     }
 }
