@@ -341,15 +341,33 @@ impl LocalBus {
             .unwrap_or_else(|| (0..BUS_PARTITIONS).collect());
         partitions.sort_unstable();
         partitions.dedup();
+        // `Latest` means what is published from now on, even before the member first reads
+        // (and claims its partitions).
+        let mut latest = Vec::with_capacity(topics.len());
+        for topic in &topics {
+            latest.push(match options.start {
+                StartFrom::Latest => Some(
+                    sqlx::query_scalar(
+                        "SELECT COALESCE(MAX(seq), 0) + 1 FROM bus_messages WHERE topic = $1",
+                    )
+                    .bind(topic)
+                    .fetch_one(&self.inner.pool)
+                    .await
+                    .map_err(BusError::Local)?,
+                ),
+                StartFrom::Earliest => None,
+            });
+        }
         Ok(LocalSubscription {
             bus: self.clone(),
             group: options.group,
             member: uuid::Uuid::new_v4().simple().to_string(),
-            start: options.start,
             topics: topics
                 .into_iter()
-                .map(|topic| TopicState {
+                .zip(latest)
+                .map(|(topic, latest)| TopicState {
                     topic,
+                    latest,
                     partitions: partitions
                         .iter()
                         .map(|&partition| PartitionState {
@@ -393,7 +411,6 @@ pub struct LocalSubscription {
     bus: LocalBus,
     group: String,
     member: String,
-    start: StartFrom,
     topics: Vec<TopicState>,
     buffer: VecDeque<Delivery>,
 }
@@ -401,6 +418,9 @@ pub struct LocalSubscription {
 /// This member's view of one topic.
 struct TopicState {
     topic: String,
+    /// `StartFrom::Latest`: the topic's next offset when the member subscribed, where the
+    /// group's partitions start if it never consumed them.
+    latest: Option<i64>,
     /// The partitions it subscribed to.
     partitions: Vec<PartitionState>,
 }
@@ -579,7 +599,7 @@ impl LocalSubscription {
             .iter()
             .any(|p| p.epoch.is_none() && now >= p.claim_after);
         let seed = if claiming {
-            self.seed(&topic).await?
+            self.seed(index).await?
         } else {
             0
         };
@@ -641,26 +661,23 @@ impl LocalSubscription {
         Ok(())
     }
 
-    /// Where a partition the group never consumed starts: after the topic's last message for
-    /// `StartFrom::Latest`, else at the offset a bus file from before partitions committed for
-    /// the whole topic, else at the beginning.
-    async fn seed(&self, topic: &str) -> Result<i64, BusError> {
-        let seed = if self.start == StartFrom::Latest {
-            sqlx::query_scalar(
-                "SELECT COALESCE(MAX(seq), 0) + 1 FROM bus_messages WHERE topic = $1",
-            )
-            .bind(topic)
-        } else {
-            sqlx::query_scalar(
-                "SELECT COALESCE(
-                     (SELECT next_seq FROM bus_offsets WHERE topic = $1 AND group_name = $2), 0)",
-            )
-            .bind(topic)
-            .bind(&self.group)
-        };
-        seed.fetch_one(&self.bus.inner.pool)
-            .await
-            .map_err(BusError::Local)
+    /// Where a partition the group never consumed starts: after the topic's last message when
+    /// the member subscribed for `StartFrom::Latest`, else at the offset a bus file from before
+    /// partitions committed for the whole topic, else at the beginning.
+    async fn seed(&self, index: usize) -> Result<i64, BusError> {
+        let state = &self.topics[index];
+        if let Some(latest) = state.latest {
+            return Ok(latest);
+        }
+        sqlx::query_scalar(
+            "SELECT COALESCE(
+                 (SELECT next_seq FROM bus_offsets WHERE topic = $1 AND group_name = $2), 0)",
+        )
+        .bind(&state.topic)
+        .bind(&self.group)
+        .fetch_one(&self.bus.inner.pool)
+        .await
+        .map_err(BusError::Local)
     }
 
     fn drop_buffered(&mut self, topic: &str, partition: u32, from_seq: u64) {

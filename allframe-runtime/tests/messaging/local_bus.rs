@@ -292,6 +292,21 @@ async fn nack_redelivers_and_latest_skips_history_and_ids_are_stored_once() {
 }
 
 #[tokio::test]
+async fn latest_starts_where_the_topic_was_at_subscribe_not_at_the_first_read() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let bus = open(&temp.path().join("bus.db")).await;
+    bus.publish(&[message("gina", 0)]).await.expect("history");
+    let mut sub = bus
+        .subscribe(SubscribeOptions::new("bank.fresh", [TOPIC]).start(StartFrom::Latest))
+        .await
+        .expect("subscribe");
+    // Published after `subscribe` returned, before the member first reads.
+    bus.publish(&[message("gina", 1)]).await.expect("publish");
+    let first = next_within(&mut sub, 1_000).await.expect("the event after subscribe");
+    assert_eq!(n_of(&first), 1);
+}
+
+#[tokio::test]
 async fn a_batch_larger_than_one_insert_is_stored_whole_and_in_order() {
     const BATCH: u64 = 600;
     let temp = tempfile::tempdir().expect("temp dir");
