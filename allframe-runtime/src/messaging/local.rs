@@ -598,11 +598,7 @@ impl LocalSubscription {
             .partitions
             .iter()
             .any(|p| p.epoch.is_none() && now >= p.claim_after);
-        let seed = if claiming {
-            self.seed(index).await?
-        } else {
-            0
-        };
+        let seed = if claiming { self.seed(index).await? } else { 0 };
         let until = now.saturating_add(lease_ms);
         let mut claim = QueryBuilder::<Sqlite>::new(
             "INSERT INTO bus_partition_offsets

@@ -14,8 +14,12 @@
 //! acknowledged, so order per aggregate holds with any number of members while up to
 //! [`BUS_PARTITIONS`] messages per topic are handled at once, spread over the members.
 //!
-//! Publishing sends one message at a time and waits for JetStream's publish ack (the stream
-//! stored it) before sending the next, so a batch reaches the stream as an in-order prefix.
+//! Publishing pipelines a batch: messages of different partitions are in flight together,
+//! while a message goes out only once the previous message of its partition subject has been
+//! acknowledged by JetStream (stored), and the first failure stops the batch. Each partition's
+//! messages therefore reach the stream as an in-order prefix, even across a reconnect, and
+//! `PublishError::delivered` counts the acknowledged prefix of the batch (anything stored
+//! after it is a duplicate when published again, see below).
 //! Each message carries `Nats-Msg-Id` = the envelope id: a relay retry within the stream's
 //! duplicate window is stored once. The envelope headers become NATS headers, the payload the
 //! body. Acks are explicit and confirmed by the server (`double_ack`); a nack naks the delivery
@@ -23,7 +27,7 @@
 //!
 //! This module is the adapter only: no retry or dead-letter policy.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -198,31 +202,49 @@ impl NatsBus {
         Ok(stream)
     }
 
-    /// Publishes `messages` in order, each confirmed by JetStream before the next is sent, each
-    /// on its partition's subject.
+    /// Publishes `messages` in order, each on its partition's subject: up to one message per
+    /// partition in flight, the next of a partition sent once JetStream stored the previous.
     pub async fn publish(&self, messages: &[OutboundMessage]) -> Result<(), PublishError> {
-        for (delivered, message) in messages.iter().enumerate() {
-            let failed = |source| PublishError { delivered, source };
-            self.stream_for(&message.topic).await.map_err(failed)?;
+        let mut in_flight = InFlight::new();
+        for (index, message) in messages.iter().enumerate() {
             let envelope = &message.envelope;
-            let mut headers = async_nats::HeaderMap::new();
-            for (name, value) in envelope.headers() {
-                headers.insert(name, value);
+            let partition = bus_partition(envelope);
+            while in_flight.iter().any(|(_, p, _)| *p == partition) {
+                settle_front(&mut in_flight).await?;
             }
-            let publish = PublishMessage::build()
-                .payload(envelope.payload.clone().into())
-                .headers(headers)
-                .message_id(envelope.id.hyphenated().to_string());
-            let ack = self
-                .inner
-                .jetstream
-                .send_publish(
-                    partition_subject(&message.topic, bus_partition(envelope)),
-                    publish,
-                )
-                .await
-                .map_err(|error| failed(adapter_error(error)))?;
-            ack.await.map_err(|error| failed(adapter_error(error)))?;
+            let sent = async {
+                self.stream_for(&message.topic).await?;
+                let mut headers = async_nats::HeaderMap::new();
+                for (name, value) in envelope.headers() {
+                    headers.insert(name, value);
+                }
+                let publish = PublishMessage::build()
+                    .payload(envelope.payload.clone().into())
+                    .headers(headers)
+                    .message_id(envelope.id.hyphenated().to_string());
+                self.inner
+                    .jetstream
+                    .send_publish(partition_subject(&message.topic, partition), publish)
+                    .await
+                    .map_err(adapter_error)
+            }
+            .await;
+            match sent {
+                Ok(ack) => in_flight.push_back((index, partition, ack)),
+                Err(source) => {
+                    // What was sent before is confirmed (or not) first: `delivered` is exact.
+                    while !in_flight.is_empty() {
+                        settle_front(&mut in_flight).await?;
+                    }
+                    return Err(PublishError {
+                        delivered: index,
+                        source,
+                    });
+                }
+            }
+        }
+        while !in_flight.is_empty() {
+            settle_front(&mut in_flight).await?;
         }
         Ok(())
     }
@@ -346,6 +368,21 @@ impl NatsBus {
         }
         Ok(lag)
     }
+}
+
+/// Publishes sent and not yet acknowledged, in send order: (index in the batch, partition, ack).
+type InFlight = VecDeque<(usize, u32, jetstream::context::PublishAckFuture)>;
+
+/// Waits for the ack of the oldest publish in flight. Acks are awaited in send order, so a
+/// failure's `delivered` is the acknowledged prefix of the batch.
+async fn settle_front(in_flight: &mut InFlight) -> Result<(), PublishError> {
+    if let Some((index, _, ack)) = in_flight.pop_front() {
+        ack.await.map_err(|error| PublishError {
+            delivered: index,
+            source: adapter_error(error),
+        })?;
+    }
+    Ok(())
 }
 
 impl BusAdapter for NatsBus {

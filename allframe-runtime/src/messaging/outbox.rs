@@ -239,6 +239,12 @@ pub(crate) async fn claim(
     match db.backend() {
         Backend::Postgres => {
             let mut tx = db.pool().begin().await?;
+            // The marks need no flush to disk before the commit returns: marks lost in a crash
+            // only publish their rows again (at least once), and the relay saves a WAL flush
+            // per round.
+            sqlx::query("SET LOCAL synchronous_commit = off")
+                .execute(&mut *tx)
+                .await?;
             if let Some(marks) = marks {
                 marks.write(&mut tx, relay).await?;
             }

@@ -16,7 +16,9 @@
 //!
 //! Publishing uses a channel in confirm mode: a batch is published in order on that one channel
 //! (the broker routes it in that order), persistent (`delivery_mode = 2`), and `publish` returns
-//! once the broker confirmed every message of it. The envelope headers become the AMQP header
+//! once the broker confirmed every message of it. The channel is free for the next batch while
+//! the broker confirms one (the relay's lanes, which hold disjoint partitions, keep several
+//! batches in flight); after a failure the channel is dropped and the next publish opens one. The envelope headers become the AMQP header
 //! table (long strings), and the usual properties are set as well (`message_id`, `type`,
 //! `app_id`, `correlation_id`, `content_type`, `timestamp`). A queue only receives what was
 //! published after it was bound: a group's queue must be declared (the first `subscribe`)
@@ -28,6 +30,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, UNIX_EPOCH};
 
 use futures_util::StreamExt as _;
@@ -156,6 +159,9 @@ struct Inner {
     url: String,
     options: RabbitBusOptions,
     publisher: tokio::sync::Mutex<Option<Publisher>>,
+    /// Counts the publishers opened, so a batch whose confirms failed drops only the
+    /// publisher it was sent on.
+    generation: AtomicU64,
 }
 
 /// The publishing connection and its confirm-mode channel.
@@ -163,6 +169,7 @@ struct Publisher {
     connection: Connection,
     channel: Channel,
     exchanges: HashSet<String>,
+    generation: u64,
 }
 
 impl fmt::Debug for RabbitBus {
@@ -228,17 +235,19 @@ impl RabbitBus {
 
     /// Connects with `options`; the connection is checked at once.
     pub async fn connect_with(url: &str, options: RabbitBusOptions) -> Result<Self, BusError> {
-        let publisher = Self::open_publisher(url).await?;
+        let publisher = Self::open_publisher(url, 0).await?;
         Ok(Self {
             inner: Arc::new(Inner {
                 url: url.to_owned(),
                 options,
                 publisher: tokio::sync::Mutex::new(Some(publisher)),
+                generation: AtomicU64::new(1),
             }),
         })
     }
 
-    async fn open_publisher(url: &str) -> Result<Publisher, BusError> {
+    /// Opens a publisher: a new connection and a confirm-mode channel.
+    async fn open_publisher(url: &str, generation: u64) -> Result<Publisher, BusError> {
         let (connection, channel) = open_channel(url).await?;
         channel
             .confirm_select(ConfirmSelectOptions::default())
@@ -248,40 +257,67 @@ impl RabbitBus {
             connection,
             channel,
             exchanges: HashSet::new(),
+            generation,
         })
     }
 
     /// Publishes `messages` in order on one confirm-mode channel and waits for every confirm.
+    /// The channel is held while the batch is sent, not while the broker confirms it: several
+    /// batches (the relay's lanes) can wait for their confirms at once.
     pub async fn publish(&self, messages: &[OutboundMessage]) -> Result<(), PublishError> {
-        let mut guard = self.inner.publisher.lock().await;
-        if guard.is_none() {
-            *guard = Some(
-                Self::open_publisher(&self.inner.url)
-                    .await
-                    .map_err(PublishError::nothing)?,
-            );
-        }
-        let Some(publisher) = guard.as_mut() else {
-            return Err(PublishError::nothing(rabbit_error(RabbitError::NoChannel)));
+        let (sent, generation) = {
+            let mut guard = self.inner.publisher.lock().await;
+            if guard.is_none() {
+                *guard = Some(self.new_publisher().await.map_err(PublishError::nothing)?);
+            }
+            let Some(publisher) = guard.as_mut() else {
+                return Err(PublishError::nothing(rabbit_error(RabbitError::NoChannel)));
+            };
+            (
+                Self::send_on(publisher, messages).await,
+                publisher.generation,
+            )
         };
-        let result = Self::publish_on(publisher, messages).await;
+        let (confirms, failure) = sent;
+        let result = match failure {
+            Some((index, source)) => Err(Self::settle(confirms, index, source).await),
+            None => match Self::confirmed_prefix(confirms).await {
+                (delivered, Some(source)) => Err(PublishError { delivered, source }),
+                (_, None) => Ok(()),
+            },
+        };
         if result.is_err() {
-            // The channel may be closed or in an unknown state: the next publish reconnects.
-            *guard = None;
+            // The channel may be closed or in an unknown state: the next publish reconnects
+            // (unless another batch already did).
+            let mut guard = self.inner.publisher.lock().await;
+            if guard
+                .as_ref()
+                .is_some_and(|publisher| publisher.generation == generation)
+            {
+                *guard = None;
+            }
         }
         result
     }
 
-    async fn publish_on(
+    /// A publisher with the next generation number.
+    async fn new_publisher(&self) -> Result<Publisher, BusError> {
+        let generation = self.inner.generation.fetch_add(1, Ordering::Relaxed);
+        Self::open_publisher(&self.inner.url, generation).await
+    }
+
+    /// Sends `messages` in order on `publisher`'s channel; returns their pending confirms and,
+    /// if one could not be sent, its index and the error (nothing after it was sent).
+    async fn send_on(
         publisher: &mut Publisher,
         messages: &[OutboundMessage],
-    ) -> Result<(), PublishError> {
+    ) -> (Vec<lapin::PublisherConfirm>, Option<(usize, BusError)>) {
         let mut confirms = Vec::with_capacity(messages.len());
         for (index, message) in messages.iter().enumerate() {
             let exchange = exchange_name(&message.topic);
             if !publisher.exchanges.contains(exchange) {
                 if let Err(source) = declare_exchange(&publisher.channel, exchange).await {
-                    return Err(Self::settle(confirms, index, source).await);
+                    return (confirms, Some((index, source)));
                 }
                 publisher.exchanges.insert(exchange.to_owned());
             }
@@ -300,13 +336,10 @@ impl RabbitBus {
                 .await;
             match sent {
                 Ok(confirm) => confirms.push(confirm),
-                Err(error) => return Err(Self::settle(confirms, index, client_error(error)).await),
+                Err(error) => return (confirms, Some((index, client_error(error)))),
             }
         }
-        match Self::confirmed_prefix(confirms).await {
-            (delivered, Some(source)) => Err(PublishError { delivered, source }),
-            (_, None) => Ok(()),
-        }
+        (confirms, None)
     }
 
     /// Waits for the confirms of what was sent before a failure at `index`.
@@ -382,7 +415,7 @@ impl RabbitBus {
         let channel = {
             let mut guard = self.inner.publisher.lock().await;
             if guard.is_none() {
-                *guard = Some(Self::open_publisher(&self.inner.url).await?);
+                *guard = Some(self.new_publisher().await?);
             }
             let Some(publisher) = guard.as_ref() else {
                 return Err(rabbit_error(RabbitError::NoChannel));

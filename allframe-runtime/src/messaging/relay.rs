@@ -95,9 +95,13 @@ pub struct OutboxSettings {
     /// round of their own instead of each commit paying a claim and a mark (two write
     /// transactions). A full batch goes on at once; an idle relay wakes at once.
     pub linger_ms: u64,
-    /// Partitions one relay claims per round at most (the rest stay for other relays; the
-    /// default, all 64, takes every partition with pending rows, and partitions that get rows
-    /// meanwhile go to the next relay that looks).
+    /// Lanes of one relay: each claims, publishes and marks on its own, so one lane's claim
+    /// and marks overlap the others' publishing, and the bus has several batches in flight.
+    /// Lanes hold disjoint partitions, like separate relays: order per aggregate holds.
+    pub lanes: u32,
+    /// Partitions one lane claims per round at most (the rest stay for other lanes and
+    /// relays; partitions that get rows meanwhile go to the next lane that looks). The default,
+    /// 16, spreads the 64 partitions over the 4 lanes.
     pub partitions_per_claim: u32,
     /// SQLite: how long a claim lasts if its relay dies (at least twice `publish_timeout_ms`).
     pub lease_ms: u64,
@@ -116,15 +120,16 @@ pub struct OutboxSettings {
 }
 
 impl OutboxSettings {
-    /// Defaults: 100 ms polling, 256-row batches, 20 ms linger, every partition with pending
-    /// rows in one claim, 30 s lease, 10 s
+    /// Defaults: 100 ms polling, 256-row batches, 20 ms linger, 4 lanes of up to 16 partitions
+    /// each, 30 s lease, 10 s
     /// publish timeout, published rows kept 1 h and pruned every 5 min, gauges every 5 s, a
     /// summary every 60 s, the built-in retry policy.
     pub const DEFAULT: Self = Self {
         polling_ms: 100,
         batch_size: 256,
         linger_ms: 20,
-        partitions_per_claim: 64,
+        lanes: 4,
+        partitions_per_claim: 16,
         lease_ms: 30_000,
         publish_timeout_ms: 10_000,
         retention_secs: 60 * 60,
@@ -280,20 +285,21 @@ impl Relay {
     /// One round: claim, publish, mark. Returns how many rows were published (0 when there
     /// was nothing to do).
     pub async fn run_once(&self) -> Result<usize, RelayError> {
-        self.round(&mut Carry::Off)
+        self.round(&self.id, &mut Carry::Off)
             .await
             .map(|round| round.published)
     }
 
-    /// One round, and whether it took a full batch (more rows are likely waiting). With
-    /// [`Carry::On`], the marks of the previous round are written by this round's claim, and
-    /// this round's are left for the next one when the batch was published in full.
-    async fn round(&self, carry: &mut Carry) -> Result<Round, RelayError> {
+    /// One round of the lane (or relay) `lane`, and whether it took a full batch (more rows
+    /// are likely waiting). With [`Carry::On`], the marks of the previous round are written by
+    /// this round's claim, and this round's are left for the next one when the batch was
+    /// published in full.
+    async fn round(&self, lane: &str, carry: &mut Carry) -> Result<Round, RelayError> {
         let db = self.messaging.db();
         let settings = &self.settings;
         let claimed = outbox::claim(
             db,
-            &self.id,
+            lane,
             settings.partitions_per_claim.max(1),
             settings.batch_size.max(1),
             settings.lease(),
@@ -309,7 +315,7 @@ impl Relay {
             return Ok(Round::EMPTY);
         };
         if batch.is_empty() {
-            outbox::complete(db, &self.id, batch, 0)
+            outbox::complete(db, lane, batch, 0)
                 .await
                 .map_err(RelayError::Mark)?;
             return Ok(Round::EMPTY);
@@ -336,7 +342,7 @@ impl Relay {
             _ => Err(batch),
         };
         if let Err(batch) = unmarked {
-            outbox::complete(db, &self.id, batch, delivered)
+            outbox::complete(db, lane, batch, delivered)
                 .await
                 .map_err(RelayError::Mark)?;
         }
@@ -378,16 +384,46 @@ impl Relay {
         let db = self.messaging.db();
         let wake = self.messaging.wake();
         let _listener = self.start_listener(&wake);
+        let lanes = self.lane_ids();
         tracing::info!(
             relay = %self.id,
             backend = %db.backend(),
             bus = self.messaging.bus().name(),
             polling_ms = self.settings.polling_ms,
+            lanes = lanes.len(),
             "outbox relay started"
         );
+        let work =
+            futures_util::future::join_all(lanes.iter().map(|lane| self.lane(lane, &shutdown)));
+        tokio::join!(work, self.upkeep(&shutdown));
+        let drained = match self.drain().await {
+            Ok(drained) => drained,
+            Err(error) => {
+                tracing::warn!(relay = %self.id, error = %error,
+                    "outbox relay: shutdown drain stopped; unpublished rows stay for the next start");
+                0
+            }
+        };
+        refresh_backlog(&self).await;
+        let metrics = self.messaging.metrics();
+        tracing::info!(relay = %self.id, drained, pending = metrics.pending, "outbox relay stopped");
+    }
+
+    /// The lanes' identities: the relay's own id for one lane, `<id>.<n>` for several (stable
+    /// for a relay given an id, so a restarted one resumes its lanes' leases at once).
+    fn lane_ids(&self) -> Vec<String> {
+        match self.settings.lanes.max(1) {
+            1 => vec![self.id.clone()],
+            lanes => (0..lanes).map(|n| format!("{}.{n}", self.id)).collect(),
+        }
+    }
+
+    /// One lane: rounds back to back while there is work, lingering while commits stream in,
+    /// sleeping when idle, backing off after failures; writes its last marks when stopped.
+    async fn lane(&self, lane: &str, shutdown: &CancellationToken) {
+        let wake = self.messaging.wake();
         let polling = Duration::from_millis(self.settings.polling_ms.max(1));
         let linger = Duration::from_millis(self.settings.linger_ms);
-        let mut schedule = Schedule::new(&self.settings, self.messaging.metrics().published_total);
         let mut failures: u32 = 0;
         let mut carry = Carry::On(None);
         while !shutdown.is_cancelled() {
@@ -396,13 +432,12 @@ impl Relay {
             tokio::pin!(notified);
             notified.as_mut().enable();
             let started = Instant::now();
-            match self.round(&mut carry).await {
+            match self.round(lane, &mut carry).await {
                 Ok(round) => {
                     if failures > 0 {
-                        tracing::info!(relay = %self.id, failures, "outbox relay: the event bus is back");
+                        tracing::info!(relay = %lane, failures, "outbox relay: the event bus is back");
                     }
                     failures = 0;
-                    schedule.maintain(&self).await;
                     if round.full {
                         continue;
                     }
@@ -425,13 +460,12 @@ impl Relay {
                     self.messaging.metrics_handle().record_failure();
                     let delay = self.settings.retry.jittered(failures);
                     if failures >= self.settings.retry.max_attempts.max(1) {
-                        tracing::error!(relay = %self.id, failures, retry_in_ms = delay.as_millis() as u64, error = %error,
+                        tracing::error!(relay = %lane, failures, retry_in_ms = delay.as_millis() as u64, error = %error,
                             "outbox relay: still failing; rows stay in the outbox and will be retried");
                     } else {
-                        tracing::warn!(relay = %self.id, failures, retry_in_ms = delay.as_millis() as u64, error = %error,
+                        tracing::warn!(relay = %lane, failures, retry_in_ms = delay.as_millis() as u64, error = %error,
                             "outbox relay: publish failed; backing off");
                     }
-                    schedule.maintain(&self).await;
                     tokio::select! {
                         () = shutdown.cancelled() => {}
                         () = tokio::time::sleep(delay) => {}
@@ -440,22 +474,24 @@ impl Relay {
             }
         }
         if let Some(marks) = carry.marks()
-            && let Err(error) = outbox::finish(db, &self.id, marks).await
+            && let Err(error) = outbox::finish(self.messaging.db(), lane, marks).await
         {
-            tracing::warn!(relay = %self.id, error = %error,
+            tracing::warn!(relay = %lane, error = %error,
                 "outbox relay: cannot mark the last batch; it will be published again");
         }
-        let drained = match self.drain().await {
-            Ok(drained) => drained,
-            Err(error) => {
-                tracing::warn!(relay = %self.id, error = %error,
-                    "outbox relay: shutdown drain stopped; unpublished rows stay for the next start");
-                0
+    }
+
+    /// Prunes, refreshes the backlog gauges and logs a summary on their schedules until
+    /// `shutdown` is cancelled.
+    async fn upkeep(&self, shutdown: &CancellationToken) {
+        let mut schedule = Schedule::new(&self.settings, self.messaging.metrics().published_total);
+        while !shutdown.is_cancelled() {
+            schedule.maintain(self).await;
+            tokio::select! {
+                () = shutdown.cancelled() => {}
+                () = tokio::time::sleep_until(schedule.next_due()) => {}
             }
-        };
-        schedule.refresh_backlog(&self).await;
-        let metrics = self.messaging.metrics();
-        tracing::info!(relay = %self.id, drained, pending = metrics.pending, "outbox relay stopped");
+        }
     }
 
     /// Starts the PostgreSQL `LISTEN` task when configured; it stops when the guard drops.
@@ -542,11 +578,16 @@ impl Schedule {
         }
     }
 
+    /// The earliest of the next prune, gauge refresh and summary.
+    fn next_due(&self) -> Instant {
+        self.next_prune.min(self.next_backlog).min(self.next_log)
+    }
+
     async fn maintain(&mut self, relay: &Relay) {
         let now = Instant::now();
         if now >= self.next_backlog {
             self.next_backlog = now + self.backlog_every;
-            self.refresh_backlog(relay).await;
+            refresh_backlog(relay).await;
         }
         if now >= self.next_prune {
             self.next_prune = now + self.prune_every;
@@ -582,22 +623,23 @@ impl Schedule {
             }
         }
     }
+}
 
-    async fn refresh_backlog(&self, relay: &Relay) {
-        match outbox::backlog(relay.messaging.db()).await {
-            Ok(backlog) => {
-                let now = unix_millis(SystemTime::now());
-                let age = backlog
-                    .oldest_created_at
-                    .map_or(0, |oldest| now.saturating_sub(oldest).max(0).unsigned_abs());
-                relay
-                    .messaging
-                    .metrics_handle()
-                    .record_backlog(backlog.pending, age);
-            }
-            Err(error) => {
-                tracing::warn!(relay = %relay.id, error = %error, "outbox: cannot read the backlog")
-            }
+/// Reads the backlog into the gauges.
+async fn refresh_backlog(relay: &Relay) {
+    match outbox::backlog(relay.messaging.db()).await {
+        Ok(backlog) => {
+            let now = unix_millis(SystemTime::now());
+            let age = backlog
+                .oldest_created_at
+                .map_or(0, |oldest| now.saturating_sub(oldest).max(0).unsigned_abs());
+            relay
+                .messaging
+                .metrics_handle()
+                .record_backlog(backlog.pending, age);
+        }
+        Err(error) => {
+            tracing::warn!(relay = %relay.id, error = %error, "outbox: cannot read the backlog")
         }
     }
 }

@@ -302,7 +302,9 @@ async fn latest_starts_where_the_topic_was_at_subscribe_not_at_the_first_read() 
         .expect("subscribe");
     // Published after `subscribe` returned, before the member first reads.
     bus.publish(&[message("gina", 1)]).await.expect("publish");
-    let first = next_within(&mut sub, 1_000).await.expect("the event after subscribe");
+    let first = next_within(&mut sub, 1_000)
+        .await
+        .expect("the event after subscribe");
     assert_eq!(n_of(&first), 1);
 }
 

@@ -22,6 +22,13 @@ async fn two_relays_at_once_publish_everything_once_in_order_per_aggregate() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relays_lanes_publish_batches_at_once_in_order_per_aggregate() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let db = sqlite_db(temp.path(), "ledger.db").await;
+    relay_scenarios::lanes_publish_batches_at_once_in_order(&db).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_relay_killed_mid_batch_loses_nothing_when_restarted() {
     const ACCOUNTS: usize = 5;
     const ROUNDS: u64 = 10;

@@ -250,6 +250,18 @@ pub struct RecordingBus {
     pub failure_times: Arc<std::sync::Mutex<Vec<tokio::time::Instant>>>,
     /// How long every publish takes, like a broker's round trip (none by default).
     round_trip: Arc<std::sync::Mutex<Duration>>,
+    /// Publishes under way now, and the most there ever were at once.
+    in_flight: Arc<AtomicUsize>,
+    pub most_in_flight: Arc<AtomicUsize>,
+}
+
+/// Counts a publish as under way until dropped (also when the publish is cancelled).
+struct InFlight(Arc<AtomicUsize>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl RecordingBus {
@@ -261,6 +273,8 @@ impl RecordingBus {
             failures: Arc::default(),
             failure_times: Arc::default(),
             round_trip: Arc::default(),
+            in_flight: Arc::default(),
+            most_in_flight: Arc::default(),
         }
     }
 
@@ -305,6 +319,9 @@ impl BusAdapter for RecordingBus {
 
     async fn publish(&self, messages: &[OutboundMessage]) -> Result<(), PublishError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        let _in_flight = InFlight(Arc::clone(&self.in_flight));
+        self.most_in_flight.fetch_max(now, Ordering::SeqCst);
         let round_trip = *self.round_trip.lock().expect("lock");
         if !round_trip.is_zero() {
             tokio::time::sleep(round_trip).await;
