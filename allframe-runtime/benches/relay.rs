@@ -11,7 +11,8 @@
 //!    them to the bus; events/s from its start to the last row marked published. Beside it,
 //!    the bus's own limit: the same envelopes published straight to the bus in batches of the
 //!    relay's batch size, with no database, from one publisher and from as many publishers as
-//!    the relay has lanes (the ratio is taken against the faster).
+//!    the relay has lanes (the ratio is taken against the faster). `--buses none` runs the
+//!    relay against a bus that confirms at once: the database side's own limit.
 //! 3. **Commit → delivery latency** at a fixed `--rate` for `--secs` (after one second of
 //!    warm-up): one unit of work per event, a subscriber on the bus timestamps each arrival;
 //!    p50/p99. Beside it, the same with
@@ -29,8 +30,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use allframe_runtime::database::DatabaseTarget;
 use allframe_runtime::messaging::{
-    BusSubscription, Envelope, Event, EventBus, Messaging, MessagingConfig, OutboundMessage,
-    OutboxSettings, PayloadFormat, PublishPattern, StartFrom, SubscribeOptions, outbox, topic_name,
+    BusAdapter, BusError, BusSubscription, Envelope, Event, EventBus, LocalSubscription, Messaging,
+    MessagingConfig, OutboundMessage, OutboxSettings, PayloadFormat, PublishError, PublishPattern,
+    StartFrom, SubscribeOptions, outbox, topic_name,
 };
 use allframe_runtime::{CancellationToken, Database, sqlx};
 use serde::{Deserialize, Serialize};
@@ -102,12 +104,14 @@ fn postgres_url() -> String {
 
 fn bus_url(bus: &str) -> Result<Option<String>, Failure> {
     Ok(match bus {
-        "local" => None,
+        "local" | "none" => None,
         "nats" => Some(env_or("NATS_URL", "nats://127.0.0.1:4222")),
         "rabbitmq" => Some(env_or("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2f")),
         "kafka" => Some(env_or("KAFKA_URL", "kafka://127.0.0.1:9092")),
         other => {
-            return Err(format!("unknown bus `{other}` (local, nats, rabbitmq, kafka)").into());
+            return Err(
+                format!("unknown bus `{other}` (none, local, nats, rabbitmq, kafka)").into(),
+            );
         }
     })
 }
@@ -165,7 +169,33 @@ fn topic() -> String {
     topic_name(ARCHITECTURE, SERVICE, Ticked::TYPE)
 }
 
+/// A bus that confirms every publish at once and keeps nothing: the relay's database side
+/// alone (`--buses none`).
+struct NoBus;
+
+impl BusAdapter for NoBus {
+    type Subscription = LocalSubscription;
+
+    fn name(&self) -> &'static str {
+        "none"
+    }
+
+    async fn publish(&self, _messages: &[OutboundMessage]) -> Result<(), PublishError> {
+        Ok(())
+    }
+
+    async fn subscribe(&self, _options: SubscribeOptions) -> Result<LocalSubscription, BusError> {
+        Err(BusError::Adapter {
+            bus: "none",
+            source: "the bus `none` delivers nothing".into(),
+        })
+    }
+}
+
 async fn connect_bus(bus: &str, data_dir: &std::path::Path) -> Result<EventBus, Failure> {
+    if bus == "none" {
+        return Ok(EventBus::custom(NoBus));
+    }
     let url = bus_url(bus)?;
     EventBus::connect(url.as_deref(), data_dir)
         .await
@@ -306,7 +336,7 @@ async fn bus_throughput(bus: &str, events: u64, publishers: u64) -> Result<f64, 
             for chunk in share.chunks(batch) {
                 bus_handle.publish(chunk).await?;
             }
-            Ok::<(), allframe_runtime::messaging::PublishError>(())
+            Ok::<(), PublishError>(())
         });
     }
     while let Some(done) = tasks.join_next().await {
@@ -424,6 +454,10 @@ async fn run(args: Args) -> Result<(), Failure> {
             relay / raw,
             relay / limit
         );
+        if bus == "none" {
+            // Nothing is delivered: no latency to measure.
+            continue;
+        }
         let (p50, p99) = summary(latency(bus, PublishPattern::Outbox, args.rate, args.secs).await?);
         let (d50, d99) = summary(latency(bus, PublishPattern::Direct, args.rate, args.secs).await?);
         println!(

@@ -35,7 +35,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::partitions::{LeaseSettings, PartitionLeases};
-use super::{Consumer, Handlers, Outcome};
+use super::{Consumer, Handlers, Outcome, aggregate_key};
 use crate::messaging::{
     BusError, BusSubscription, Delivery, DeliveryTag, EventBus, PartitionSharing, RetrySettings,
     SubscribeOptions,
@@ -57,6 +57,10 @@ pub struct DispatchSettings {
     /// How acknowledgements are gathered, on a bus where they may wait
     /// ([`EventBus::acks_may_wait`]; elsewhere each goes out at once).
     pub acks: AckBatching,
+    /// Deliveries one handler task takes at once and handles one after another in one
+    /// transaction ([`Consumer::handle_group`]): one commit, so one sync of the database, for
+    /// up to this many events (1: a transaction per event).
+    pub group: usize,
 }
 
 /// When the done deliveries of a session are acknowledged, on a bus where acknowledgements
@@ -92,7 +96,7 @@ impl Default for AckBatching {
 
 impl DispatchSettings {
     /// `concurrency` handlers, a window of 64 deliveries per handler (at least 256), the
-    /// built-in backoff.
+    /// built-in backoff, groups of up to 32 deliveries per transaction.
     pub fn new(concurrency: usize) -> Self {
         let concurrency = concurrency.max(1);
         Self {
@@ -101,6 +105,7 @@ impl DispatchSettings {
             backoff: RetrySettings::DEFAULT,
             leases: LeaseSettings::default(),
             acks: AckBatching::default(),
+            group: 32,
         }
     }
 }
@@ -260,22 +265,14 @@ enum SessionError {
     Task(#[from] tokio::task::JoinError),
 }
 
-/// The key of a delivery's lane.
-fn lane_of(delivery: &Delivery) -> String {
-    let envelope = delivery.envelope();
-    if envelope.aggregate_id.is_empty() {
-        format!("\u{1f}{}", envelope.id)
-    } else {
-        format!("{}\u{1f}{}", envelope.aggregate_type, envelope.aggregate_id)
-    }
-}
-
-/// How one handler task ended.
+/// What one handler task did with a delivery.
 enum Finished {
     /// Handled, a duplicate, or dead-lettered: may be acknowledged.
     Done,
     /// Shutdown came while it waited to be retried: not acknowledged.
     Abandoned,
+    /// Not attempted (its group closed before it): it runs again as its lane's head.
+    NotAttempted,
 }
 
 /// One membership of the group: from joining to shutdown or a bus failure.
@@ -287,9 +284,9 @@ struct Session<H> {
     lanes: HashMap<String, VecDeque<Delivery>>,
     /// Lanes whose head waits for a free handler, in arrival order.
     ready: VecDeque<String>,
-    /// The lane of each running task.
-    running: HashMap<Id, String>,
-    tasks: JoinSet<(Delivery, Finished)>,
+    /// The lanes of each running task.
+    running: HashMap<Id, Vec<String>>,
+    tasks: JoinSet<Vec<(Delivery, Finished)>>,
     /// Per topic partition, every held delivery by tag: `Some` once done.
     held: HashMap<(String, u32), BTreeMap<DeliveryTag, Option<Delivery>>>,
     /// Deliveries done and not acknowledged yet.
@@ -386,7 +383,7 @@ impl<H: Handlers> Session<H> {
             .entry((delivery.topic().to_owned(), delivery.partition()))
             .or_default()
             .insert(delivery.tag(), None);
-        let lane = lane_of(&delivery);
+        let lane = aggregate_key(&delivery);
         let queue = self.lanes.entry(lane.clone()).or_default();
         queue.push_back(delivery);
         if queue.len() == 1 {
@@ -394,60 +391,84 @@ impl<H: Handlers> Session<H> {
         }
     }
 
-    /// Starts the heads of ready lanes while handlers are free.
+    /// Starts groups of ready lanes' deliveries while handlers are free: each task takes up to
+    /// `group` deliveries, every lane's in arrival order.
     fn start_ready(&mut self) {
-        while self.running.len() < self.settings.concurrency.max(1) {
-            let Some(lane) = self.ready.pop_front() else {
+        let group_size = self.settings.group.max(1);
+        while self.running.len() < self.settings.concurrency.max(1) && !self.ready.is_empty() {
+            let mut group = Vec::new();
+            let mut lanes = Vec::new();
+            while group.len() < group_size {
+                let Some(lane) = self.ready.pop_front() else {
+                    break;
+                };
+                let Some(queue) = self.lanes.get(&lane) else {
+                    continue;
+                };
+                group.extend(queue.iter().take(group_size - group.len()).cloned());
+                lanes.push(lane);
+            }
+            if group.is_empty() {
                 return;
-            };
-            let Some(delivery) = self.lanes.get(&lane).and_then(|q| q.front()).cloned() else {
-                continue;
-            };
+            }
             let consumer = Arc::clone(&self.consumer);
             let cancel = self.shutdown.child_token();
             let backoff = self.settings.backoff;
             let task = self.tasks.spawn(async move {
-                let finished = handle_until_done(&consumer, &delivery, &cancel, backoff).await;
-                (delivery, finished)
+                handle_group_until_done(&consumer, group, &cancel, backoff).await
             });
-            self.running.insert(task.id(), lane);
+            self.running.insert(task.id(), lanes);
         }
     }
 
-    /// Records a finished task: its delivery done, the next of its lane ready.
+    /// Records a finished task: its done deliveries, and its lanes ready with what is left.
     fn finish(
         &mut self,
-        joined: Result<(Id, (Delivery, Finished)), tokio::task::JoinError>,
+        joined: Result<(Id, Vec<(Delivery, Finished)>), tokio::task::JoinError>,
     ) -> Result<(), SessionError> {
-        let (id, delivery, finished) = match joined {
-            Ok((id, (delivery, finished))) => (id, delivery, finished),
+        let (id, finished) = match joined {
+            Ok(joined) => joined,
             Err(error) => {
                 self.running.remove(&error.id());
                 return Err(error.into());
             }
         };
-        let Some(lane) = self.running.remove(&id) else {
+        let Some(lanes) = self.running.remove(&id) else {
             return Ok(());
         };
-        if let Finished::Abandoned = finished {
-            return Ok(());
+        let mut abandoned = false;
+        for (delivery, finished) in finished {
+            match finished {
+                Finished::Done => {}
+                Finished::Abandoned => {
+                    abandoned = true;
+                    continue;
+                }
+                Finished::NotAttempted => continue,
+            }
+            self.done += 1;
+            if let Some(slot) = self
+                .held
+                .get_mut(&(delivery.topic().to_owned(), delivery.partition()))
+                .and_then(|partition| partition.get_mut(&delivery.tag()))
+            {
+                *slot = Some(delivery.clone());
+                self.unacknowledged += 1;
+                self.waiting_since.get_or_insert_with(Instant::now);
+            }
+            // A lane's done deliveries are the front of its queue, in order.
+            if let Some(queue) = self.lanes.get_mut(&aggregate_key(&delivery)) {
+                queue.pop_front();
+            }
         }
-        self.done += 1;
-        if let Some(slot) = self
-            .held
-            .get_mut(&(delivery.topic().to_owned(), delivery.partition()))
-            .and_then(|partition| partition.get_mut(&delivery.tag()))
-        {
-            *slot = Some(delivery);
-            self.unacknowledged += 1;
-            self.waiting_since.get_or_insert_with(Instant::now);
-        }
-        if let Some(queue) = self.lanes.get_mut(&lane) {
-            queue.pop_front();
-            if queue.is_empty() {
-                self.lanes.remove(&lane);
-            } else {
-                self.ready.push_back(lane);
+        for lane in lanes {
+            match self.lanes.get(&lane) {
+                Some(queue) if queue.is_empty() => {
+                    self.lanes.remove(&lane);
+                }
+                // Shutdown: nothing more starts.
+                Some(_) if !abandoned => self.ready.push_back(lane),
+                _ => {}
             }
         }
         Ok(())
@@ -495,17 +516,67 @@ impl<H: Handlers> Session<H> {
     }
 }
 
+/// Hands `deliveries` to the consumer as one group, then each one it asks to retry alone until
+/// it is done, waiting out its backoff (see [`handle_until_done`]). When the database fails
+/// around the group, its first delivery goes on alone and the others wait for another group.
+async fn handle_group_until_done<H: Handlers>(
+    consumer: &Consumer<H>,
+    deliveries: Vec<Delivery>,
+    cancel: &CancellationToken,
+    backoff: RetrySettings,
+) -> Vec<(Delivery, Finished)> {
+    let decided = match consumer.handle_group(&deliveries).await {
+        Ok(outcomes) => outcomes,
+        Err(error) => {
+            tracing::warn!(group = %consumer.group(), error = %error,
+                "consumer: the database failed around a group of handlers; retrying one by one");
+            let mut deliveries = deliveries.into_iter();
+            let mut finished = Vec::new();
+            if let Some(first) = deliveries.next() {
+                let wait = backoff.jittered(1);
+                let result = handle_until_done(consumer, &first, cancel, backoff, Some(wait)).await;
+                finished.push((first, result));
+            }
+            finished.extend(deliveries.map(|delivery| (delivery, Finished::NotAttempted)));
+            return finished;
+        }
+    };
+    let decided_at = Instant::now();
+    let mut finished = Vec::with_capacity(deliveries.len());
+    for (delivery, outcome) in deliveries.into_iter().zip(decided) {
+        let result = match outcome {
+            None => Finished::NotAttempted,
+            Some(Outcome::Retry { after, .. }) => {
+                let wait = (decided_at + after).saturating_duration_since(Instant::now());
+                handle_until_done(consumer, &delivery, cancel, backoff, Some(wait)).await
+            }
+            Some(_) => Finished::Done,
+        };
+        finished.push((delivery, result));
+    }
+    finished
+}
+
 /// Hands `delivery` to the consumer until it is done, waiting out the backoff between
-/// attempts; abandons it when `cancel` fires during a wait.
+/// attempts (and `first_wait` before the first); abandons it when `cancel` fires during a
+/// wait.
 async fn handle_until_done<H: Handlers>(
     consumer: &Consumer<H>,
     delivery: &Delivery,
     cancel: &CancellationToken,
     backoff: RetrySettings,
+    first_wait: Option<Duration>,
 ) -> Finished {
     let mut database_failures: u32 = 0;
+    let mut wait = first_wait;
     loop {
-        let wait = match consumer.handle(delivery).await {
+        if let Some(wait) = wait {
+            tokio::select! {
+                () = cancel.cancelled() => return Finished::Abandoned,
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
+        wait = Some(match consumer.handle(delivery).await {
             Ok(Outcome::Retry { after, .. }) => after,
             Ok(_) => return Finished::Done,
             Err(error) => {
@@ -515,11 +586,7 @@ async fn handle_until_done<H: Handlers>(
                     retry_in_ms = wait.as_millis() as u64, "consumer: the database failed around a handler; retrying");
                 wait
             }
-        };
-        tokio::select! {
-            () = cancel.cancelled() => return Finished::Abandoned,
-            () = tokio::time::sleep(wait) => {}
-        }
+        });
     }
 }
 
@@ -532,7 +599,7 @@ mod tests {
 
     use super::*;
     use crate::channel::Notifications;
-    use crate::consumer::HandleError;
+    use crate::consumer::{ConsumerMetrics, HandleError};
     use crate::database::{Database, DatabaseTarget};
     use crate::messaging::{Envelope, PayloadFormat, UnitOfWork, Uuid};
 
@@ -600,21 +667,26 @@ mod tests {
 
     /// Runs a session over `events` deliveries of one partition until all are handled and
     /// it has ended; the acknowledged tags.
-    async fn acks_of(events: u64, acks: AckBatching) -> Vec<u64> {
+    /// The acknowledgements of a session handling `events` (each of its own aggregate) at
+    /// `concurrency` 1 with `acks` and groups of `group`, and the transactions it committed.
+    async fn session_of(events: u64, acks: AckBatching, group: usize) -> (Vec<u64>, u64) {
         let dir = tempfile::tempdir().expect("tempdir");
         let url = format!("sqlite://{}?mode=rwc", dir.path().join("c.db").display());
         let db = Database::connect(&DatabaseTarget::parse(&url).expect("target"))
             .await
             .expect("sqlite");
         super::super::store::install(&db).await.expect("tables");
-        let consumer = Arc::new(Consumer::new(
-            db,
-            None,
-            "notes",
-            "shop.notes",
-            Accepts,
-            super::super::RetryPolicy::DEFAULT,
-        ));
+        let consumer = Arc::new(
+            Consumer::new(
+                db,
+                None,
+                "notes",
+                "shop.notes",
+                Accepts,
+                super::super::RetryPolicy::DEFAULT,
+            )
+            .observed_by(ConsumerMetrics::default(), &["Noted"]),
+        );
         let recorded = Arc::new(Mutex::new(Vec::new()));
         let subscription = Recorded {
             queued: (1..=events).map(delivery).collect(),
@@ -622,11 +694,13 @@ mod tests {
         };
         let settings = DispatchSettings {
             acks,
-            ..DispatchSettings::new(4)
+            group,
+            ..DispatchSettings::new(1)
         };
         let stop = CancellationToken::new();
-        let session =
-            tokio::spawn(Session::new(consumer, settings, stop.clone()).run(subscription));
+        let session = tokio::spawn(
+            Session::new(Arc::clone(&consumer), settings, stop.clone()).run(subscription),
+        );
         // Every event is acknowledged within the batching delay once handled.
         for _ in 0..500 {
             if recorded.lock().unwrap().last() == Some(&events) {
@@ -636,12 +710,16 @@ mod tests {
         }
         stop.cancel();
         session.await.expect("session").expect("ended");
-        recorded.lock().unwrap().clone()
+        let commits = consumer
+            .observer
+            .as_ref()
+            .map_or(0, |observer| observer.metrics.commits());
+        (recorded.lock().unwrap().clone(), commits)
     }
 
     #[tokio::test]
     async fn acknowledgements_are_gathered_where_the_bus_lets_them_wait() {
-        let gathered = acks_of(200, AckBatching::default()).await;
+        let (gathered, _) = session_of(200, AckBatching::default(), 1).await;
         assert_eq!(gathered.last(), Some(&200), "everything acknowledged");
         assert!(
             gathered.len() <= 20,
@@ -652,8 +730,18 @@ mod tests {
             "in order: {gathered:?}"
         );
 
-        let each = acks_of(50, AckBatching::IMMEDIATE).await;
+        let (each, _) = session_of(50, AckBatching::IMMEDIATE, 1).await;
         assert_eq!(each.last(), Some(&50));
         assert!(each.len() >= 25, "at once, nearly one per event: {each:?}");
+    }
+
+    #[tokio::test]
+    async fn deliveries_of_different_aggregates_commit_in_groups() {
+        let (acks, commits) = session_of(200, AckBatching::default(), 32).await;
+        assert_eq!(acks.last(), Some(&200), "everything acknowledged");
+        assert!(commits <= 200 / 8, "{commits} transactions for 200 events");
+
+        let (_, alone) = session_of(50, AckBatching::default(), 1).await;
+        assert_eq!(alone, 50, "groups of 1: a transaction per event");
     }
 }

@@ -4,6 +4,8 @@
 //!   `handled | retried | dead_lettered | duplicate`;
 //! - `allframe_consumer_handler_duration_seconds{event}`: one attempt (the inbox check, the
 //!   handler and the commit);
+//! - `allframe_consumer_commits_total`: transactions the consumer committed (a group of
+//!   deliveries commits once: `messages_total ÷ commits_total` is the events per commit);
 //! - `allframe_consumer_dead_letters`: the dead letters of the consumer's group in its table;
 //! - `allframe_consumer_notifications_total{channel, outcome}`: sends of the channel outbox,
 //!   `sent | retried | failed` (failed: parked for good);
@@ -48,6 +50,7 @@ impl ConsumerMetricsSlot {
 pub struct ConsumerMetrics {
     messages: Family<MessageLabels, Counter>,
     durations: Family<EventLabels, Histogram>,
+    commits: Counter,
     dead_letters: Gauge<i64, AtomicI64>,
     notifications: Family<NotificationLabels, Counter>,
     parked_notifications: Gauge<i64, AtomicI64>,
@@ -63,6 +66,7 @@ impl Default for ConsumerMetrics {
             durations: Family::new_with_constructor(|| {
                 Histogram::new(exponential_buckets(0.001, 2.0, 15))
             }),
+            commits: Counter::default(),
             dead_letters: Gauge::default(),
             notifications: Family::default(),
             parked_notifications: Gauge::default(),
@@ -113,6 +117,16 @@ impl ConsumerMetrics {
         self.messages
             .get(&MessageLabels { event, outcome })
             .map_or(0, |counter| counter.get())
+    }
+
+    /// Counts one committed transaction.
+    pub(crate) fn observe_commit(&self) {
+        self.commits.inc();
+    }
+
+    /// How many transactions the consumer committed so far.
+    pub fn commits(&self) -> u64 {
+        self.commits.get()
     }
 
     /// Counts one send of a notification of `channel`.
@@ -180,6 +194,12 @@ impl Collector for ConsumerMetricsSlot {
             "Time of one attempt at a delivery: inbox check, handler and commit",
             None,
             metrics.durations.metric_type(),
+        )?)?;
+        metrics.commits.encode(encoder.encode_descriptor(
+            "allframe_consumer_commits",
+            "Transactions the consumer committed (a group of deliveries commits once)",
+            None,
+            metrics.commits.metric_type(),
         )?)?;
         metrics.dead_letters.encode(encoder.encode_descriptor(
             "allframe_consumer_dead_letters",

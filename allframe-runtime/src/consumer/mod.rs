@@ -3,15 +3,16 @@
 //!
 //! [`Consumer::handle`] is the whole life of one delivery:
 //!
-//! 1. a unit of work opens on the service's database, its events caused by the delivery
-//!    (correlation, causation, trace context and tenant carried on);
+//! 1. a unit of work opens on the service's database (or a savepoint in the transaction of a
+//!    group of deliveries, [`Consumer::handle_group`]: one commit for many events), its events
+//!    caused by the delivery (correlation, causation, trace context and tenant carried on);
 //! 2. the inbox row (consumer group, event id) is written first: if it exists, the event was
 //!    handled before and this delivery is a duplicate — nothing runs;
 //! 3. the user's handler ([`Handlers`]) runs in that unit of work; its state changes, the events
 //!    it publishes (outbox), the notifications it sends ([`crate::channel`]'s outbox) and the
 //!    inbox row commit together;
-//! 4. a handler that fails or panics rolls everything back, and the failure is counted in the
-//!    database (so that a restart mid-retry, or a bus that does not count deliveries, goes on
+//! 4. a handler that fails or panics rolls everything it did back, and the failure is counted
+//!    in the database, in the same transaction (so that a restart mid-retry, or a bus that does not count deliveries, goes on
 //!    counting). After `max_retries` retries (`max_retries + 1` attempts) the message becomes a
 //!    dead letter, a row in [`store::DEAD_LETTER_TABLE`] with the error, the attempt count, the
 //!    first and last failure times, and the original headers and bytes; before that the caller
@@ -59,6 +60,22 @@ use crate::messaging::{
     Delivery, DeliveryTag, Envelope, EnvelopeError, EventContext, Messaging, MessagingError,
     UnitOfWork,
 };
+
+/// How long a group of deliveries ([`Consumer::handle_group`]) may hold its transaction before
+/// the rest of the group waits for the next one: on SQLite the transaction holds the file's
+/// write lock.
+pub const GROUP_BUDGET: Duration = Duration::from_millis(50);
+
+/// The aggregate of a delivery (type and id; an event without an aggregate id is one of its
+/// own): the unit of order.
+pub(crate) fn aggregate_key(delivery: &Delivery) -> String {
+    let envelope = delivery.envelope();
+    if envelope.aggregate_id.is_empty() {
+        format!("\u{1f}{}", envelope.id)
+    } else {
+        format!("{}\u{1f}{}", envelope.aggregate_type, envelope.aggregate_id)
+    }
+}
 
 /// The user's handlers as the consumer calls them: the macro implements this for a service,
 /// decoding each delivery into the event type its topic carries and calling the method the
@@ -233,7 +250,110 @@ impl<H: Handlers> Consumer<H> {
     /// Handles one delivery (see the module docs). An `Err` is the database failing around
     /// the handler: nothing was decided, hand the delivery in again later.
     pub async fn handle(&self, delivery: &Delivery) -> Result<Outcome, ConsumerError> {
+        let outcomes = self.handle_group(std::slice::from_ref(delivery)).await?;
+        Ok(outcomes
+            .into_iter()
+            .next()
+            .flatten()
+            .expect("the first delivery of a group is always attempted"))
+    }
+
+    /// Handles `deliveries` one after another in one transaction, each attempt in a savepoint
+    /// of its own (rolled back alone when its handler fails): the group commits once, so the
+    /// database syncs once for all of them. The outcome of each delivery, in order; `None` for
+    /// one not attempted — because an earlier delivery of its aggregate in the group is to be
+    /// retried (its turn comes after that one), or because the group had held the
+    /// transaction for [`GROUP_BUDGET`] (the first delivery is always attempted). An `Err` is
+    /// the database failing around the handlers: nothing of the group was decided.
+    pub async fn handle_group(
+        &self,
+        deliveries: &[Delivery],
+    ) -> Result<Vec<Option<Outcome>>, ConsumerError> {
         let started = Instant::now();
+        let mut decided: Vec<Option<(Outcome, Instant)>> = Vec::with_capacity(deliveries.len());
+        let mut notified = false;
+        {
+            let _turn = self.turn().await;
+            let mut uow = UnitOfWork::begin(
+                &self.db,
+                self.messaging.clone(),
+                self.service,
+                EventContext::default(),
+            )
+            .await?;
+            let mut waiting: Vec<String> = Vec::new();
+            for delivery in deliveries {
+                let aggregate = aggregate_key(delivery);
+                let over_budget = !decided.is_empty() && started.elapsed() >= GROUP_BUDGET;
+                if over_budget || waiting.contains(&aggregate) {
+                    decided.push(None);
+                    continue;
+                }
+                let attempt_started = Instant::now();
+                let (outcome, sends) = self
+                    .decide(&mut uow, delivery)
+                    .instrument(self.span(delivery))
+                    .await?;
+                if matches!(outcome, Outcome::Retry { .. }) {
+                    waiting.push(aggregate);
+                }
+                notified |= sends;
+                decided.push(Some((outcome, attempt_started)));
+            }
+            self.commit(uow).await?;
+        }
+        if let (Some(sender), true) = (&self.sender, notified) {
+            sender.notify_one();
+        }
+        let mut dead_lettered = false;
+        let outcomes = deliveries
+            .iter()
+            .zip(decided)
+            .map(|(delivery, decided)| {
+                let (outcome, attempt_started) = decided?;
+                dead_lettered |= matches!(outcome, Outcome::DeadLettered(_));
+                if let Some(observer) = &self.observer {
+                    let event_type = delivery.envelope().event_type.as_str();
+                    let event = observer
+                        .events
+                        .iter()
+                        .find(|known| **known == event_type)
+                        .copied()
+                        .unwrap_or(metrics::UNKNOWN_EVENT);
+                    observer
+                        .metrics
+                        .observe(event, &outcome, attempt_started.elapsed());
+                }
+                Some(outcome)
+            })
+            .collect();
+        if dead_lettered {
+            self.count_dead_letters().await?;
+        }
+        Ok(outcomes)
+    }
+
+    /// Commits the consumer's transaction and counts it.
+    async fn commit(&self, uow: UnitOfWork) -> Result<(), ConsumerError> {
+        match uow.commit().await {
+            Ok(()) => {}
+            // `direct`: the state and the inbox rows committed; only the handlers' own events
+            // did not reach the bus (the pattern has no outbox to retry them).
+            Err(error @ MessagingError::DirectPublish { .. }) => {
+                tracing::error!(group = %self.group, error = %error,
+                    "consumer: handled, but the events the handlers published were lost");
+            }
+            Err(error) => return Err(error.into()),
+        }
+        if let Some(observer) = &self.observer {
+            observer.metrics.observe_commit();
+        }
+        Ok(())
+    }
+
+    /// The span of one delivery's attempt: a child of the publisher's span when the envelope
+    /// carries its trace context.
+    fn span(&self, delivery: &Delivery) -> tracing::Span {
         let envelope = delivery.envelope();
         let span = tracing::info_span!(
             "consume",
@@ -251,24 +371,7 @@ impl<H: Handlers> Consumer<H> {
                 envelope.tracestate.as_deref(),
             );
         }
-        let outcome = {
-            let _turn = self.turn().await;
-            self.decide(delivery).instrument(span).await?
-        };
-        if let Some(observer) = &self.observer {
-            let event_type = delivery.envelope().event_type.as_str();
-            let event = observer
-                .events
-                .iter()
-                .find(|known| **known == event_type)
-                .copied()
-                .unwrap_or(metrics::UNKNOWN_EVENT);
-            observer.metrics.observe(event, &outcome, started.elapsed());
-            if matches!(outcome, Outcome::DeadLettered(_)) {
-                self.count_dead_letters().await?;
-            }
-        }
-        Ok(outcome)
+        span
     }
 
     /// Waits for this attempt's turn to write (SQLite only; see `sqlite_turn`).
@@ -279,8 +382,13 @@ impl<H: Handlers> Consumer<H> {
         }
     }
 
-    /// What becomes of `delivery` (the body of [`Self::handle`]).
-    async fn decide(&self, delivery: &Delivery) -> Result<Outcome, ConsumerError> {
+    /// What becomes of `delivery`, decided in `uow` (a step of [`Self::handle_group`]), and
+    /// whether its handler sent notifications.
+    async fn decide(
+        &self,
+        uow: &mut UnitOfWork,
+        delivery: &Delivery,
+    ) -> Result<(Outcome, bool), ConsumerError> {
         let event_id = delivery.envelope().id.hyphenated().to_string();
         if let Some(unreadable) = delivery.unreadable() {
             // Not an envelope: no handler can take it, and its id may be made up.
@@ -292,34 +400,34 @@ impl<H: Handlers> Consumer<H> {
             letter.headers.clone_from(&unreadable.headers);
             letter.event_type =
                 Some(delivery.envelope().event_type.clone()).filter(|t| !t.is_empty());
-            store::dead_letter(&self.db, &letter).await?;
-            return Ok(Outcome::DeadLettered(Reason::Poison));
+            store::dead_letter(uow.conn(), &letter).await?;
+            return Ok((Outcome::DeadLettered(Reason::Poison), false));
         }
-        let failure = match self.attempt(delivery, &event_id, None).await? {
-            Attempt::Handled => return Ok(Outcome::Handled),
-            Attempt::Duplicate => return Ok(Outcome::Duplicate),
+        let failure = match self.attempt(uow, delivery, &event_id, None).await? {
+            Attempt::Handled { notified } => return Ok((Outcome::Handled, notified)),
+            Attempt::Duplicate => return Ok((Outcome::Duplicate, false)),
             Attempt::Failed(failure) => failure,
         };
         let now = unix_millis(SystemTime::now());
-        match failure {
+        let outcome = match failure {
             Failure::Newer(error) => {
                 tracing::warn!(group = %self.group, event_id, error = %error,
                     "consumer: event newer than this consumer knows; retrying later");
-                Ok(Outcome::Retry {
+                Outcome::Retry {
                     after: self.policy.ceiling(),
                     failures: 0,
-                })
+                }
             }
             Failure::Poison(error) => {
                 tracing::error!(group = %self.group, event_id, error = %error,
                     "consumer: unreadable message parked as a dead letter");
                 let letter = self.letter(delivery, &event_id, Reason::Poison, error, 1, now, now);
-                store::dead_letter(&self.db, &letter).await?;
-                Ok(Outcome::DeadLettered(Reason::Poison))
+                store::dead_letter(uow.conn(), &letter).await?;
+                Outcome::DeadLettered(Reason::Poison)
             }
             Failure::Handler(error) => {
                 let attempts =
-                    store::record_failure(&self.db, &self.group, &event_id, &error).await?;
+                    store::record_failure(uow.conn(), &self.group, &event_id, &error).await?;
                 if self.policy.dlq && attempts.failures > self.policy.max_retries {
                     tracing::error!(group = %self.group, event_id, attempts = attempts.failures, error = %error,
                         "consumer: retries exhausted; parked as a dead letter");
@@ -332,18 +440,20 @@ impl<H: Handlers> Consumer<H> {
                         attempts.first_failed_at,
                         attempts.last_failed_at,
                     );
-                    store::dead_letter(&self.db, &letter).await?;
-                    return Ok(Outcome::DeadLettered(Reason::Handler));
+                    store::dead_letter(uow.conn(), &letter).await?;
+                    Outcome::DeadLettered(Reason::Handler)
+                } else {
+                    let after = self.policy.delay(attempts.failures);
+                    tracing::warn!(group = %self.group, event_id, attempts = attempts.failures,
+                        retry_in_ms = after.as_millis() as u64, error = %error, "consumer: handler failed; retrying");
+                    Outcome::Retry {
+                        after,
+                        failures: attempts.failures,
+                    }
                 }
-                let after = self.policy.delay(attempts.failures);
-                tracing::warn!(group = %self.group, event_id, attempts = attempts.failures,
-                    retry_in_ms = after.as_millis() as u64, error = %error, "consumer: handler failed; retrying");
-                Ok(Outcome::Retry {
-                    after,
-                    failures: attempts.failures,
-                })
             }
-        }
+        };
+        Ok((outcome, false))
     }
 
     /// Hands dead letter `id` back to this consumer once (see the module docs).
@@ -356,55 +466,75 @@ impl<H: Handlers> Consumer<H> {
         Ok(replayed)
     }
 
-    /// The body of [`Self::replay`].
+    /// The body of [`Self::replay`], in one transaction.
     async fn replay_once(&self, id: i64) -> Result<Replayed, ConsumerError> {
         let Some(letter) = store::dead_letter_by_id(&self.db, &self.group, id).await? else {
             return Ok(Replayed::NotFound);
         };
         let now = unix_millis(SystemTime::now());
-        let failure = match Envelope::from_headers_json(&letter.headers, letter.payload.clone()) {
-            Err(error) => error.to_string(),
-            Ok(envelope) => {
-                let delivery = Delivery::new(letter.topic.clone(), envelope, DeliveryTag::new(0));
-                match self.attempt(&delivery, &letter.event_id, Some(id)).await? {
-                    Attempt::Handled => return Ok(Replayed::Handled),
-                    Attempt::Duplicate => {
-                        let mut tx = self.db.begin_write().await?;
-                        store::remove_dead_letter(&mut tx, &self.group, id).await?;
-                        tx.commit().await?;
-                        return Ok(Replayed::Duplicate);
+        let mut uow = UnitOfWork::begin(
+            &self.db,
+            self.messaging.clone(),
+            self.service,
+            EventContext::default(),
+        )
+        .await?;
+        let (replayed, notified) =
+            match Envelope::from_headers_json(&letter.headers, letter.payload.clone()) {
+                Err(error) => (Replayed::FailedAgain(error.to_string()), false),
+                Ok(envelope) => {
+                    let delivery =
+                        Delivery::new(letter.topic.clone(), envelope, DeliveryTag::new(0));
+                    match self
+                        .attempt(&mut uow, &delivery, &letter.event_id, Some(id))
+                        .await?
+                    {
+                        Attempt::Handled { notified } => (Replayed::Handled, notified),
+                        Attempt::Duplicate => {
+                            store::remove_dead_letter(uow.conn(), &self.group, id).await?;
+                            (Replayed::Duplicate, false)
+                        }
+                        Attempt::Failed(failure) => {
+                            (Replayed::FailedAgain(failure.into_message()), false)
+                        }
                     }
-                    Attempt::Failed(failure) => failure.into_message(),
                 }
-            }
-        };
-        let again = DeadLetter {
-            error: failure.clone(),
-            attempts: 1,
-            last_failed_at: now,
-            ..letter
-        };
-        store::dead_letter(&self.db, &again).await?;
-        Ok(Replayed::FailedAgain(failure))
+            };
+        if let Replayed::FailedAgain(failure) = &replayed {
+            let again = DeadLetter {
+                error: failure.clone(),
+                attempts: 1,
+                last_failed_at: now,
+                ..letter
+            };
+            store::dead_letter(uow.conn(), &again).await?;
+        }
+        self.commit(uow).await?;
+        if let (Some(sender), true) = (&self.sender, notified) {
+            sender.notify_one();
+        }
+        Ok(replayed)
     }
 
-    /// One attempt in one unit of work. `replaying` removes that dead letter in the same
-    /// transaction when the handler succeeds.
+    /// One attempt in a savepoint of `uow`, its events caused by the delivery: handled, its
+    /// state, events, notifications and inbox row stay in `uow`; otherwise everything it did is
+    /// rolled back to the savepoint. `replaying` removes that dead letter when the handler
+    /// succeeds.
     async fn attempt(
         &self,
+        uow: &mut UnitOfWork,
         delivery: &Delivery,
         event_id: &str,
         replaying: Option<i64>,
     ) -> Result<Attempt, ConsumerError> {
-        let context = EventContext::caused_by(delivery.envelope());
-        let mut uow =
-            UnitOfWork::begin(&self.db, self.messaging.clone(), self.service, context).await?;
+        let savepoint = uow.savepoint().await?;
         if !store::mark_handled(uow.conn(), &self.group, event_id).await? {
-            uow.rollback().await?;
+            uow.roll_back_to(savepoint).await?;
             return Ok(Attempt::Duplicate);
         }
+        uow.set_context(EventContext::caused_by(delivery.envelope()));
         let mut notify = Notifications::new();
-        let outcome = AssertUnwindSafe(self.handlers.handle(&mut uow, delivery, &mut notify))
+        let outcome = AssertUnwindSafe(self.handlers.handle(uow, delivery, &mut notify))
             .catch_unwind()
             .await;
         let failure = match outcome {
@@ -414,22 +544,10 @@ impl<H: Handlers> Consumer<H> {
                 if let Some(id) = replaying {
                     store::remove_dead_letter(uow.conn(), &self.group, id).await?;
                 }
-                return match uow.commit().await {
-                    Ok(()) => {
-                        if let (Some(sender), false) = (&self.sender, notify.is_empty()) {
-                            sender.notify_one();
-                        }
-                        Ok(Attempt::Handled)
-                    }
-                    // `direct`: the state and the inbox row committed; only the handler's own
-                    // events did not reach the bus (the pattern has no outbox to retry them).
-                    Err(error @ MessagingError::DirectPublish { .. }) => {
-                        tracing::error!(group = %self.group, event_id, error = %error,
-                            "consumer: handled, but the events it published were lost");
-                        Ok(Attempt::Handled)
-                    }
-                    Err(error) => Err(error.into()),
-                };
+                uow.release(savepoint).await?;
+                return Ok(Attempt::Handled {
+                    notified: !notify.is_empty(),
+                });
             }
             Ok(Err(HandleError::Decode(error @ EnvelopeError::NewerSchema { .. }))) => {
                 Failure::Newer(error.to_string())
@@ -442,7 +560,7 @@ impl<H: Handlers> Consumer<H> {
                 Failure::Handler(format!("the handler panicked: {}", panic_text(&*panic)))
             }
         };
-        uow.rollback().await?;
+        uow.roll_back_to(savepoint).await?;
         Ok(Attempt::Failed(failure))
     }
 
@@ -476,7 +594,10 @@ impl<H: Handlers> Consumer<H> {
 }
 
 enum Attempt {
-    Handled,
+    Handled {
+        /// The handler sent notifications.
+        notified: bool,
+    },
     Duplicate,
     Failed(Failure),
 }

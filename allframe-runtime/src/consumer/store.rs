@@ -137,7 +137,7 @@ pub struct Attempts {
 /// that a consumer restarted mid-retry (or a bus that does not count deliveries) goes on
 /// counting.
 pub(crate) async fn record_failure(
-    db: &Database,
+    conn: &mut AnyConnection,
     group: &str,
     event_id: &str,
     error: &str,
@@ -157,7 +157,7 @@ pub(crate) async fn record_failure(
     .bind(event_id)
     .bind(now)
     .bind(truncate(error))
-    .fetch_one(db.pool())
+    .fetch_one(conn)
     .await?;
     Ok(Attempts {
         failures: u32::try_from(failures).unwrap_or(u32::MAX),
@@ -224,9 +224,11 @@ pub struct DeadLetter {
 }
 
 /// Parks a message, replacing an earlier dead letter of the same event (a replay that failed
-/// again), and forgets its attempt count — in one transaction.
-pub(crate) async fn dead_letter(db: &Database, letter: &DeadLetter) -> Result<(), sqlx::Error> {
-    let mut tx = db.begin_write().await?;
+/// again), and forgets its attempt count, on `conn` (in the consumer's transaction).
+pub(crate) async fn dead_letter(
+    conn: &mut AnyConnection,
+    letter: &DeadLetter,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO allframe_dead_letters (consumer_group, event_id, topic, event_type, reason,
             error, attempts, first_failed_at, last_failed_at, headers, payload)
@@ -247,10 +249,9 @@ pub(crate) async fn dead_letter(db: &Database, letter: &DeadLetter) -> Result<()
     .bind(letter.last_failed_at)
     .bind(&letter.headers)
     .bind(&letter.payload)
-    .execute(&mut *tx)
+    .execute(&mut *conn)
     .await?;
-    clear_attempts(&mut tx, &letter.group, &letter.event_id).await?;
-    tx.commit().await
+    clear_attempts(conn, &letter.group, &letter.event_id).await
 }
 
 const LETTER_COLUMNS: &str = "id, consumer_group, event_id, topic, event_type, reason, error,

@@ -140,6 +140,37 @@ impl UnitOfWork {
         &self.events
     }
 
+    /// Marks a point to roll back to: the transaction's state (an SQL `SAVEPOINT`) and the
+    /// events published so far. One at a time: release or roll back to it before the next.
+    pub(crate) async fn savepoint(&mut self) -> Result<Savepoint, sqlx::Error> {
+        sqlx::query("SAVEPOINT allframe_attempt")
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(Savepoint {
+            events: self.events.len(),
+        })
+    }
+
+    /// Keeps what was done since `savepoint`.
+    pub(crate) async fn release(&mut self, _savepoint: Savepoint) -> Result<(), sqlx::Error> {
+        sqlx::query("RELEASE SAVEPOINT allframe_attempt")
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    /// Undoes what was done since `savepoint`: the statements, and the events published.
+    pub(crate) async fn roll_back_to(&mut self, savepoint: Savepoint) -> Result<(), sqlx::Error> {
+        sqlx::query("ROLLBACK TO SAVEPOINT allframe_attempt")
+            .execute(&mut *self.tx)
+            .await?;
+        sqlx::query("RELEASE SAVEPOINT allframe_attempt")
+            .execute(&mut *self.tx)
+            .await?;
+        self.events.truncate(savepoint.events);
+        Ok(())
+    }
+
     /// Commits the state change and the events together (see the module docs for `direct`).
     pub async fn commit(self) -> Result<(), MessagingError> {
         let Self {
@@ -207,6 +238,14 @@ impl UnitOfWork {
         self.tx.rollback().await?;
         Ok(())
     }
+}
+
+/// A point of a [`UnitOfWork`] to roll back to ([`UnitOfWork::savepoint`]).
+#[derive(Debug)]
+#[must_use = "release the savepoint or roll back to it"]
+pub(crate) struct Savepoint {
+    /// How many events were published before it.
+    events: usize,
 }
 
 /// Commits `tx`, recording in `writes` whether it worked.

@@ -22,7 +22,8 @@ const WORKS: u32 = 0;
 const FAILS: u32 = 1;
 const PANICS: u32 = 2;
 
-/// Credits the account of each `Deposited` it handles, then does what `mode` says.
+/// Credits the account of each `Deposited` it handles, then does what `mode` says (and fails
+/// for accounts named `closed-…`).
 #[derive(Clone, Default)]
 struct Ledger {
     mode: Arc<AtomicU32>,
@@ -50,6 +51,9 @@ impl Handlers for Ledger {
             .execute(uow.conn())
             .await
             .map_err(HandleError::failed)?;
+            if event.account.starts_with("closed-") {
+                return Err(HandleError::failed("the account is closed"));
+            }
             match self.mode.load(Ordering::SeqCst) {
                 FAILS => Err(HandleError::failed("the ledger is closed")),
                 PANICS => panic!("the ledger caught fire"),
@@ -111,6 +115,38 @@ async fn parked(db: &Database) -> Vec<DeadLetter> {
 
 fn is_retry(outcome: &Outcome, failures: u32) -> bool {
     matches!(outcome, Outcome::Retry { failures: f, after } if *f == failures && *after <= Duration::from_millis(50))
+}
+
+#[tokio::test]
+async fn a_group_rolls_back_only_the_attempt_that_failed() {
+    let (_temp, db, _ledger, consumer) = setup(3).await;
+    let first = delivery("acct-0", 0);
+    let group = [
+        first.clone(),
+        delivery("closed-1", 0),
+        // Same aggregate as a delivery to retry: waits for it.
+        delivery("closed-1", 1),
+        delivery("acct-0", 1),
+        first,
+    ];
+    let outcomes = consumer.handle_group(&group).await.expect("group");
+    assert_eq!(outcomes[0], Some(Outcome::Handled));
+    assert!(
+        outcomes[1].as_ref().is_some_and(|o| is_retry(o, 1)),
+        "{outcomes:?}"
+    );
+    assert_eq!(outcomes[2], None);
+    assert_eq!(outcomes[3], Some(Outcome::Handled));
+    assert_eq!(outcomes[4], Some(Outcome::Duplicate));
+    assert_eq!(balance(&db, "acct-0").await, Some(2));
+    assert_eq!(
+        balance(&db, "closed-1").await,
+        None,
+        "its credit rolled back"
+    );
+    // Its failure was counted in the group's transaction.
+    let again = consumer.handle(&group[1]).await.expect("again");
+    assert!(is_retry(&again, 2), "{again:?}");
 }
 
 #[tokio::test]

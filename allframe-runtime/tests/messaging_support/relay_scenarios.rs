@@ -132,8 +132,16 @@ pub async fn broker_errors_back_off_and_lose_nothing(db: &Database) {
     let token = CancellationToken::new();
     let relay = tokio::spawn(messaging.relay(settings).run(token.clone()));
 
-    // While the broker refuses, the backlog gauges show the lag.
-    tokio::time::sleep(Duration::from_millis(120)).await;
+    // While the broker refuses (four calls, at least 280 ms of backoff between the first and
+    // the first success), the backlog gauges show the lag.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while messaging.metrics().publish_failures_total == 0
+        && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // A refresh of the gauges (every 50 ms) since.
+    tokio::time::sleep(Duration::from_millis(60)).await;
     let during = messaging.metrics();
     assert!(during.publish_failures_total >= 1, "{during:?}");
     assert_eq!(during.pending, total as u64, "{during:?}");
