@@ -22,4 +22,4 @@ for _ in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && brea
 "$TANSU_BIN" topic create bench.relay-bench.Ticked --partitions 8 --broker "$listener" >/dev/null
 
 KAFKA_URL="kafka://127.0.0.1:$port" cargo bench -q -p allframe-runtime --all-features --bench relay -- \
-    --events "$EVENTS" --rate "$RATE" --secs "$SECS" --buses local,nats,rabbitmq,kafka
+    --events "$EVENTS" --rate "$RATE" --secs "$SECS" --buses none,local,nats,rabbitmq,kafka

@@ -96,7 +96,7 @@ impl Default for AckBatching {
 
 impl DispatchSettings {
     /// `concurrency` handlers, a window of 64 deliveries per handler (at least 256), the
-    /// built-in backoff, groups of up to 32 deliveries per transaction.
+    /// built-in backoff, groups of up to 128 deliveries per transaction.
     pub fn new(concurrency: usize) -> Self {
         let concurrency = concurrency.max(1);
         Self {
@@ -105,7 +105,7 @@ impl DispatchSettings {
             backoff: RetrySettings::DEFAULT,
             leases: LeaseSettings::default(),
             acks: AckBatching::default(),
-            group: 32,
+            group: 128,
         }
     }
 }

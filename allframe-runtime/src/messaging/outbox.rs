@@ -73,12 +73,13 @@ const POSTGRES_SCHEMA: [&str; 4] = [
     )",
 ];
 
-/// The partitions whose next rows are oldest, with unpublished rows. PostgreSQL locks them.
+/// The partitions whose next rows are oldest, with unpublished rows (one probe of the pending
+/// index per partition). PostgreSQL locks them.
 const PG_CLAIM: &str = "SELECT p.partition_no FROM allframe_outbox_partitions p
-    WHERE EXISTS (SELECT 1 FROM allframe_outbox o
-                  WHERE o.partition_no = p.partition_no AND o.published_at IS NULL)
-    ORDER BY (SELECT MIN(o.seq) FROM allframe_outbox o
-              WHERE o.partition_no = p.partition_no AND o.published_at IS NULL)
+    CROSS JOIN LATERAL (SELECT o.seq FROM allframe_outbox o
+        WHERE o.partition_no = p.partition_no AND o.published_at IS NULL
+        ORDER BY o.seq LIMIT 1) oldest
+    ORDER BY oldest.seq
     LIMIT $1
     FOR UPDATE OF p SKIP LOCKED";
 
@@ -256,13 +257,32 @@ pub(crate) async fn claim(
                 tx.commit().await?;
                 return Ok(None);
             }
+            // The oldest pending rows of each claimed partition, read through the pending
+            // index: up to a quarter of the batch from each (so one busy partition still fills
+            // a good part of it), the oldest `limit` of those. Cut by `seq`, every partition's
+            // rows stay a prefix of its pending rows. (A scan of the table in `seq` order would
+            // pass over every published row it keeps: a cost growing with the retention.)
+            let claimed = u32::try_from(partitions.len()).unwrap_or(u32::MAX);
+            let per_partition = limit.div_ceil(claimed).max(limit / 4).max(1);
             let filter = format!(
-                "published_at IS NULL AND partition_no IN ({})",
+                "seq IN (SELECT s.seq FROM unnest(ARRAY[{}]::BIGINT[]) AS p (partition_no)
+                     CROSS JOIN LATERAL (SELECT o.seq FROM allframe_outbox o
+                         WHERE o.partition_no = p.partition_no AND o.published_at IS NULL
+                         ORDER BY o.seq LIMIT {per_partition}) s)",
                 list(&partitions)
             );
             let rows = fetch(&mut tx, &filter, limit).await?;
+            // More rows are likely waiting when the batch is full or a partition gave all it
+            // could.
+            let full = rows.len() >= limit as usize
+                || partitions.iter().any(|partition| {
+                    rows.iter()
+                        .filter(|row| row.partition == *partition)
+                        .count()
+                        >= per_partition as usize
+                });
             Ok(Some(Batch {
-                full: rows.len() >= limit as usize,
+                full,
                 rows,
                 hold: Hold::Locked(tx),
             }))
@@ -309,7 +329,7 @@ pub(crate) async fn claim(
     }
 }
 
-/// Reads the rows `filter` selects (integers only), oldest first.
+/// Reads the rows `filter` selects (integers we produced only), oldest first, `limit` at most.
 async fn fetch(
     conn: &mut AnyConnection,
     filter: &str,

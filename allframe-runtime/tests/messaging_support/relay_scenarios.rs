@@ -135,8 +135,7 @@ pub async fn broker_errors_back_off_and_lose_nothing(db: &Database) {
     // While the broker refuses (four calls, at least 280 ms of backoff between the first and
     // the first success), the backlog gauges show the lag.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while messaging.metrics().publish_failures_total == 0
-        && tokio::time::Instant::now() < deadline
+    while messaging.metrics().publish_failures_total == 0 && tokio::time::Instant::now() < deadline
     {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
