@@ -4,9 +4,12 @@
 //! Deliveries are read while fewer than `window` are held (received, not yet acknowledged).
 //! Each joins its aggregate's lane (aggregate type and id; an event without an aggregate id
 //! has a lane of its own): a lane hands one delivery at a time to a handler, in arrival order,
-//! and lanes run in parallel up to `concurrency`. A delivery the consumer asks to retry stays
-//! at the head of its lane — later events of that aggregate wait, other aggregates flow on —
-//! and is handed in again after its backoff. Buses acknowledge cumulatively per topic partition,
+//! and lanes run in parallel up to `concurrency`. A handler task takes the deliveries of
+//! several ready lanes at once (up to [`DispatchSettings::group`]) and the consumer handles
+//! them one after another in one transaction ([`Consumer::handle_group`]). A delivery the
+//! consumer asks to retry stays at the head of its lane — later events of that aggregate wait,
+//! other aggregates flow on (its wait holds no handler) — and is handed in again after its
+//! backoff. Buses acknowledge cumulatively per topic partition,
 //! so the loop acknowledges the longest prefix of a partition's deliveries that is done
 //! (handled, duplicate or dead-lettered): nothing is acknowledged before it is handled or
 //! parked, and an aggregate that waits holds back only its own partition. Where the bus lets
@@ -21,7 +24,7 @@
 //!
 //! When the bus fails (reading or acknowledging), the session ends: running handlers finish,
 //! what is held is dropped unacknowledged (the group delivers it again), and after a backoff
-//! the loop joins the group anew. On shutdown the loop stops reading, cancels waits between
+//! the loop joins the group anew. On shutdown the loop stops reading, gives up waits between
 //! retries (those deliveries stay unacknowledged and come back to the group), lets running
 //! handlers finish, acknowledges what is done and leaves the group.
 
@@ -269,10 +272,20 @@ enum SessionError {
 enum Finished {
     /// Handled, a duplicate, or dead-lettered: may be acknowledged.
     Done,
-    /// Shutdown came while it waited to be retried: not acknowledged.
-    Abandoned,
+    /// To be handed in again once `after` has passed (the consumer's backoff): it stays at the
+    /// head of its lane, which waits meanwhile without holding a handler.
+    Retry {
+        /// How long to wait.
+        after: Duration,
+    },
     /// Not attempted (its group closed before it): it runs again as its lane's head.
     NotAttempted,
+    /// The database failed around its group: retried after the backoff `after`, like
+    /// [`Finished::Retry`], and counted as a failure in a row.
+    DatabaseFailed {
+        /// How long to wait.
+        after: Duration,
+    },
 }
 
 /// One membership of the group: from joining to shutdown or a bus failure.
@@ -295,6 +308,12 @@ struct Session<H> {
     waiting_since: Option<Instant>,
     /// Deliveries done in this session.
     done: u64,
+    /// Lanes whose head waits to be retried, by when (and a counter, so keys are unique).
+    retries: BTreeMap<(Instant, u64), String>,
+    /// Keys handed out to `retries`.
+    retry_keys: u64,
+    /// Groups in a row the database failed around (backoff while it fails).
+    database_failures: u32,
 }
 
 impl<H: Handlers> Session<H> {
@@ -315,6 +334,9 @@ impl<H: Handlers> Session<H> {
             unacknowledged: 0,
             waiting_since: None,
             done: 0,
+            retries: BTreeMap::new(),
+            retry_keys: 0,
+            database_failures: 0,
         }
     }
 
@@ -327,10 +349,19 @@ impl<H: Handlers> Session<H> {
             let reading = !draining && self.held_count() < self.settings.window.max(1);
             // After a failure nothing more is acknowledged: no timer then.
             let ack_due = self.ack_deadline().filter(|_| failure.is_none());
+            // On shutdown, deliveries waiting to be retried stay unacknowledged.
+            let retry_due = self
+                .retries
+                .first_key_value()
+                .map(|((at, _), _)| *at)
+                .filter(|_| !draining);
             tokio::select! {
                 biased;
                 () = self.shutdown.cancelled(), if !draining => draining = true,
                 () = tokio::time::sleep_until(ack_due.unwrap_or_else(Instant::now)), if ack_due.is_some() => {}
+                () = tokio::time::sleep_until(retry_due.unwrap_or_else(Instant::now)), if retry_due.is_some() => {
+                    self.wake_retries();
+                }
                 joined = self.tasks.join_next_with_id(), if !self.tasks.is_empty() => {
                     if let Some(joined) = joined && let Err(error) = self.finish(joined) {
                         failure.get_or_insert(error);
@@ -412,11 +443,11 @@ impl<H: Handlers> Session<H> {
                 return;
             }
             let consumer = Arc::clone(&self.consumer);
-            let cancel = self.shutdown.child_token();
             let backoff = self.settings.backoff;
-            let task = self.tasks.spawn(async move {
-                handle_group_until_done(&consumer, group, &cancel, backoff).await
-            });
+            let failures = self.database_failures;
+            let task = self
+                .tasks
+                .spawn(async move { handle_group(&consumer, group, backoff, failures).await });
             self.running.insert(task.id(), lanes);
         }
     }
@@ -436,12 +467,18 @@ impl<H: Handlers> Session<H> {
         let Some(lanes) = self.running.remove(&id) else {
             return Ok(());
         };
-        let mut abandoned = false;
+        let mut database_failed = false;
+        let mut waiting = Vec::new();
         for (delivery, finished) in finished {
             match finished {
                 Finished::Done => {}
-                Finished::Abandoned => {
-                    abandoned = true;
+                Finished::Retry { after } => {
+                    waiting.push((aggregate_key(&delivery), after));
+                    continue;
+                }
+                Finished::DatabaseFailed { after } => {
+                    database_failed = true;
+                    waiting.push((aggregate_key(&delivery), after));
                     continue;
                 }
                 Finished::NotAttempted => continue,
@@ -461,17 +498,43 @@ impl<H: Handlers> Session<H> {
                 queue.pop_front();
             }
         }
+        self.database_failures = if database_failed {
+            self.database_failures.saturating_add(1)
+        } else {
+            0
+        };
+        let now = Instant::now();
+        for (lane, after) in waiting {
+            self.retry_keys += 1;
+            self.retries.insert((now + after, self.retry_keys), lane);
+        }
         for lane in lanes {
+            if self.retries.values().any(|waiting| *waiting == lane) {
+                continue;
+            }
             match self.lanes.get(&lane) {
                 Some(queue) if queue.is_empty() => {
                     self.lanes.remove(&lane);
                 }
-                // Shutdown: nothing more starts.
-                Some(_) if !abandoned => self.ready.push_back(lane),
-                _ => {}
+                Some(_) => self.ready.push_back(lane),
+                None => {}
             }
         }
         Ok(())
+    }
+
+    /// Makes the lanes whose retry is due ready again.
+    fn wake_retries(&mut self) {
+        let now = Instant::now();
+        while let Some(entry) = self.retries.first_entry() {
+            if entry.key().0 > now {
+                return;
+            }
+            let lane = entry.remove();
+            if self.lanes.contains_key(&lane) {
+                self.ready.push_back(lane);
+            }
+        }
     }
 
     /// When the oldest done delivery must be acknowledged by (see [`AckBatching`]).
@@ -516,77 +579,40 @@ impl<H: Handlers> Session<H> {
     }
 }
 
-/// Hands `deliveries` to the consumer as one group, then each one it asks to retry alone until
-/// it is done, waiting out its backoff (see [`handle_until_done`]). When the database fails
-/// around the group, its first delivery goes on alone and the others wait for another group.
-async fn handle_group_until_done<H: Handlers>(
+/// Hands `deliveries` to the consumer as one group and says what became of each. When the
+/// database fails around the group (the `failures`-th time in a row before this one), its
+/// first delivery is retried after the backoff and the others were not attempted.
+async fn handle_group<H: Handlers>(
     consumer: &Consumer<H>,
     deliveries: Vec<Delivery>,
-    cancel: &CancellationToken,
     backoff: RetrySettings,
+    failures: u32,
 ) -> Vec<(Delivery, Finished)> {
-    let decided = match consumer.handle_group(&deliveries).await {
-        Ok(outcomes) => outcomes,
+    match consumer.handle_group(&deliveries).await {
+        Ok(outcomes) => deliveries
+            .into_iter()
+            .zip(outcomes)
+            .map(|(delivery, outcome)| {
+                let finished = match outcome {
+                    None => Finished::NotAttempted,
+                    Some(Outcome::Retry { after, .. }) => Finished::Retry { after },
+                    Some(_) => Finished::Done,
+                };
+                (delivery, finished)
+            })
+            .collect(),
         Err(error) => {
+            let after = backoff.jittered(failures.saturating_add(1));
             tracing::warn!(group = %consumer.group(), error = %error,
-                "consumer: the database failed around a group of handlers; retrying one by one");
+                retry_in_ms = after.as_millis() as u64, "consumer: the database failed around the handlers; retrying");
+            let mut finished = Vec::with_capacity(deliveries.len());
             let mut deliveries = deliveries.into_iter();
-            let mut finished = Vec::new();
             if let Some(first) = deliveries.next() {
-                let wait = backoff.jittered(1);
-                let result = handle_until_done(consumer, &first, cancel, backoff, Some(wait)).await;
-                finished.push((first, result));
+                finished.push((first, Finished::DatabaseFailed { after }));
             }
             finished.extend(deliveries.map(|delivery| (delivery, Finished::NotAttempted)));
-            return finished;
+            finished
         }
-    };
-    let decided_at = Instant::now();
-    let mut finished = Vec::with_capacity(deliveries.len());
-    for (delivery, outcome) in deliveries.into_iter().zip(decided) {
-        let result = match outcome {
-            None => Finished::NotAttempted,
-            Some(Outcome::Retry { after, .. }) => {
-                let wait = (decided_at + after).saturating_duration_since(Instant::now());
-                handle_until_done(consumer, &delivery, cancel, backoff, Some(wait)).await
-            }
-            Some(_) => Finished::Done,
-        };
-        finished.push((delivery, result));
-    }
-    finished
-}
-
-/// Hands `delivery` to the consumer until it is done, waiting out the backoff between
-/// attempts (and `first_wait` before the first); abandons it when `cancel` fires during a
-/// wait.
-async fn handle_until_done<H: Handlers>(
-    consumer: &Consumer<H>,
-    delivery: &Delivery,
-    cancel: &CancellationToken,
-    backoff: RetrySettings,
-    first_wait: Option<Duration>,
-) -> Finished {
-    let mut database_failures: u32 = 0;
-    let mut wait = first_wait;
-    loop {
-        if let Some(wait) = wait {
-            tokio::select! {
-                () = cancel.cancelled() => return Finished::Abandoned,
-                () = tokio::time::sleep(wait) => {}
-            }
-        }
-        wait = Some(match consumer.handle(delivery).await {
-            Ok(Outcome::Retry { after, .. }) => after,
-            Ok(_) => return Finished::Done,
-            Err(error) => {
-                database_failures = database_failures.saturating_add(1);
-                let wait = backoff.jittered(database_failures);
-                tracing::warn!(group = %consumer.group(), error = %error,
-                    retry_in_ms = wait.as_millis() as u64, "consumer: the database failed around a handler; retrying");
-                wait
-            }
-        });
     }
 }
 
@@ -667,54 +693,72 @@ mod tests {
 
     /// Runs a session over `events` deliveries of one partition until all are handled and
     /// it has ended; the acknowledged tags.
-    /// The acknowledgements of a session handling `events` (each of its own aggregate) at
-    /// `concurrency` 1 with `acks` and groups of `group`, and the transactions it committed.
-    async fn session_of(events: u64, acks: AckBatching, group: usize) -> (Vec<u64>, u64) {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("c.db").display());
+    /// A consumer of `handlers` on a fresh SQLite file in `dir`, observed by fresh metrics.
+    async fn consumer<H: Handlers>(
+        dir: &std::path::Path,
+        handlers: H,
+        policy: super::super::RetryPolicy,
+    ) -> Arc<Consumer<H>> {
+        let url = format!("sqlite://{}?mode=rwc", dir.join("c.db").display());
         let db = Database::connect(&DatabaseTarget::parse(&url).expect("target"))
             .await
             .expect("sqlite");
         super::super::store::install(&db).await.expect("tables");
-        let consumer = Arc::new(
-            Consumer::new(
-                db,
-                None,
-                "notes",
-                "shop.notes",
-                Accepts,
-                super::super::RetryPolicy::DEFAULT,
-            )
-            .observed_by(ConsumerMetrics::default(), &["Noted"]),
-        );
+        Arc::new(
+            Consumer::new(db, None, "notes", "shop.notes", handlers, policy)
+                .observed_by(ConsumerMetrics::default(), &["Noted"]),
+        )
+    }
+
+    /// Runs a session of `consumer` on `queued` with `settings` until its acknowledgements
+    /// (the tags, in order) satisfy `enough` (5 s at most); returns them.
+    async fn acks_until<H: Handlers>(
+        consumer: &Arc<Consumer<H>>,
+        queued: VecDeque<Delivery>,
+        settings: DispatchSettings,
+        enough: impl Fn(&[u64]) -> bool,
+    ) -> Vec<u64> {
         let recorded = Arc::new(Mutex::new(Vec::new()));
         let subscription = Recorded {
-            queued: (1..=events).map(delivery).collect(),
+            queued,
             acks: recorded.clone(),
-        };
-        let settings = DispatchSettings {
-            acks,
-            group,
-            ..DispatchSettings::new(1)
         };
         let stop = CancellationToken::new();
         let session = tokio::spawn(
-            Session::new(Arc::clone(&consumer), settings, stop.clone()).run(subscription),
+            Session::new(Arc::clone(consumer), settings, stop.clone()).run(subscription),
         );
-        // Every event is acknowledged within the batching delay once handled.
         for _ in 0..500 {
-            if recorded.lock().unwrap().last() == Some(&events) {
+            if enough(&recorded.lock().unwrap()) {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         stop.cancel();
         session.await.expect("session").expect("ended");
+        recorded.lock().unwrap().clone()
+    }
+
+    /// The acknowledgements of a session handling `events` (each of its own aggregate) at
+    /// `concurrency` 1 with `acks` and groups of `group`, and the transactions it committed.
+    async fn session_of(events: u64, acks: AckBatching, group: usize) -> (Vec<u64>, u64) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let consumer = consumer(dir.path(), Accepts, super::super::RetryPolicy::DEFAULT).await;
+        let settings = DispatchSettings {
+            acks,
+            group,
+            ..DispatchSettings::new(1)
+        };
+        let queued = (1..=events).map(delivery).collect();
+        // Every event is acknowledged within the batching delay once handled.
+        let acks = acks_until(&consumer, queued, settings, |acks| {
+            acks.last() == Some(&events)
+        })
+        .await;
         let commits = consumer
             .observer
             .as_ref()
             .map_or(0, |observer| observer.metrics.commits());
-        (recorded.lock().unwrap().clone(), commits)
+        (acks, commits)
     }
 
     #[tokio::test]
@@ -743,5 +787,52 @@ mod tests {
 
         let (_, alone) = session_of(50, AckBatching::default(), 1).await;
         assert_eq!(alone, 50, "groups of 1: a transaction per event");
+    }
+
+    /// Fails every attempt at `note-0`, handles the rest.
+    struct FailsNoteZero;
+
+    impl Handlers for FailsNoteZero {
+        fn handle<'a>(
+            &'a self,
+            _uow: &'a mut UnitOfWork,
+            delivery: &'a Delivery,
+            _notify: &'a mut Notifications,
+        ) -> BoxFuture<'a, Result<(), HandleError>> {
+            let fails = delivery.envelope().aggregate_id == "note-0";
+            Box::pin(std::future::ready(if fails {
+                Err(HandleError::failed("note-0 is locked"))
+            } else {
+                Ok(())
+            }))
+        }
+    }
+
+    #[tokio::test]
+    async fn an_aggregate_waiting_to_be_retried_holds_no_handler() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let policy = super::super::RetryPolicy {
+            intervals: RetrySettings {
+                initial_interval_ms: 60_000,
+                max_interval_ms: 60_000,
+                ..RetrySettings::DEFAULT
+            },
+            ..super::super::RetryPolicy::DEFAULT
+        };
+        let consumer = consumer(dir.path(), FailsNoteZero, policy).await;
+        // One handler, one event per transaction: the failing one comes first, in a partition
+        // of its own, and waits a minute for its retry.
+        let settings = DispatchSettings {
+            group: 1,
+            ..DispatchSettings::new(1)
+        };
+        let mut queued: VecDeque<Delivery> = (1..=20).map(delivery).collect();
+        queued.push_front(delivery(0).in_partition(1));
+        let acks = acks_until(&consumer, queued, settings, |acks| acks.contains(&20)).await;
+        assert!(
+            acks.contains(&20),
+            "the others were handled while note-0 waited: {acks:?}"
+        );
+        assert!(!acks.contains(&0), "note-0 is not acknowledged: {acks:?}");
     }
 }
