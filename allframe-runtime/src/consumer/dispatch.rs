@@ -425,7 +425,7 @@ impl<H: Handlers> Session<H> {
     /// Starts groups of ready lanes' deliveries while handlers are free: each task takes up to
     /// `group` deliveries, every lane's in arrival order.
     fn start_ready(&mut self) {
-        let group_size = self.settings.group.max(1);
+        let group_size = self.settings.group.min(self.consumer.group_limit()).max(1);
         while self.running.len() < self.settings.concurrency.max(1) && !self.ready.is_empty() {
             let mut group = Vec::new();
             let mut lanes = Vec::new();

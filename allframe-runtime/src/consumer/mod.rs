@@ -66,6 +66,12 @@ use crate::messaging::{
 /// write lock.
 pub const GROUP_BUDGET: Duration = Duration::from_millis(50);
 
+/// The most deliveries one group handles on PostgreSQL: each attempt is a subtransaction that
+/// writes, and past 64 of them in one transaction PostgreSQL's per-backend cache of
+/// subtransaction ids overflows, which slows every session's snapshots until it commits. 32
+/// leaves room for savepoints of the handlers' own.
+pub const POSTGRES_GROUP_LIMIT: usize = 32;
+
 /// The aggregate of a delivery (type and id; an event without an aggregate id is one of its
 /// own): the unit of order.
 pub(crate) fn aggregate_key(delivery: &Delivery) -> String {
@@ -247,6 +253,15 @@ impl<H: Handlers> Consumer<H> {
         &self.policy
     }
 
+    /// The most deliveries [`Self::handle_group`] attempts in one group on this database
+    /// ([`POSTGRES_GROUP_LIMIT`] on PostgreSQL, no limit on SQLite).
+    pub fn group_limit(&self) -> usize {
+        match self.db.backend() {
+            Backend::Postgres => POSTGRES_GROUP_LIMIT,
+            Backend::Sqlite => usize::MAX,
+        }
+    }
+
     /// Handles one delivery (see the module docs). An `Err` is the database failing around
     /// the handler: nothing was decided, hand the delivery in again later.
     pub async fn handle(&self, delivery: &Delivery) -> Result<Outcome, ConsumerError> {
@@ -263,7 +278,8 @@ impl<H: Handlers> Consumer<H> {
     /// database syncs once for all of them. The outcome of each delivery, in order; `None` for
     /// one not attempted — because an earlier delivery of its aggregate in the group is to be
     /// retried (its turn comes after that one), or because the group had held the
-    /// transaction for [`GROUP_BUDGET`] (the first delivery is always attempted). An `Err` is
+    /// transaction for [`GROUP_BUDGET`] or reached [`Self::group_limit`] (the first delivery
+    /// is always attempted). An `Err` is
     /// the database failing around the handlers: nothing of the group was decided.
     pub async fn handle_group(
         &self,
@@ -282,9 +298,11 @@ impl<H: Handlers> Consumer<H> {
             )
             .await?;
             let mut waiting: Vec<String> = Vec::new();
+            let mut attempted = 0;
             for delivery in deliveries {
                 let aggregate = aggregate_key(delivery);
-                let over_budget = !decided.is_empty() && started.elapsed() >= GROUP_BUDGET;
+                let over_budget = attempted > 0
+                    && (started.elapsed() >= GROUP_BUDGET || attempted >= self.group_limit());
                 if over_budget || waiting.contains(&aggregate) {
                     decided.push(None);
                     continue;
@@ -294,6 +312,7 @@ impl<H: Handlers> Consumer<H> {
                     .decide(&mut uow, delivery)
                     .instrument(self.span(delivery))
                     .await?;
+                attempted += 1;
                 if matches!(outcome, Outcome::Retry { .. }) {
                     waiting.push(aggregate);
                 }

@@ -318,3 +318,51 @@ async fn broker_errors_back_off_and_lose_nothing_on_postgres() {
     db.close().await;
     scratch.drop().await;
 }
+
+/// Handles everything at once.
+struct Accepts;
+
+impl allframe_runtime::consumer::Handlers for Accepts {
+    fn handle<'a>(
+        &'a self,
+        _uow: &'a mut allframe_runtime::messaging::UnitOfWork,
+        _delivery: &'a allframe_runtime::messaging::Delivery,
+        _notify: &'a mut allframe_runtime::channel::Notifications,
+    ) -> futures_util::future::BoxFuture<'a, Result<(), allframe_runtime::consumer::HandleError>>
+    {
+        Box::pin(std::future::ready(Ok(())))
+    }
+}
+
+#[tokio::test]
+#[ignore = "real-services: needs PostgreSQL on 127.0.0.1:5432"]
+async fn a_consumer_group_on_postgres_stays_within_the_subtransaction_cache() {
+    use allframe_runtime::consumer::{Consumer, Outcome, POSTGRES_GROUP_LIMIT, RetryPolicy, store};
+    use allframe_runtime::messaging::{Delivery, DeliveryTag};
+    let scratch = Scratch::new("group").await;
+    let db = scratch.db().await;
+    store::install(&db).await.expect("consumer tables");
+    let consumer = Consumer::new(
+        db.clone(),
+        None,
+        "ledger-service",
+        "bank.ledger-service",
+        Accepts,
+        RetryPolicy::DEFAULT,
+    );
+    let deliveries: Vec<Delivery> = (0..40)
+        .map(|n| {
+            let message = message(&format!("acct-{n}"), n);
+            Delivery::new(message.topic, message.envelope, DeliveryTag::new(n + 1))
+        })
+        .collect();
+    let outcomes = consumer.handle_group(&deliveries).await.expect("group");
+    let (attempted, left) = outcomes.split_at(POSTGRES_GROUP_LIMIT);
+    assert!(
+        attempted.iter().all(|o| *o == Some(Outcome::Handled)),
+        "{outcomes:?}"
+    );
+    assert!(left.iter().all(Option::is_none), "{outcomes:?}");
+    db.close().await;
+    scratch.drop().await;
+}
