@@ -297,6 +297,9 @@ impl<H: Handlers> Consumer<H> {
                 EventContext::default(),
             )
             .await?;
+            // Failures counted before the group (its own failures belong to events it
+            // does not handle again).
+            let attempts_exist = store::attempts_exist(uow.conn(), &self.group).await?;
             let mut waiting: Vec<String> = Vec::new();
             let mut attempted = 0;
             for delivery in deliveries {
@@ -309,7 +312,7 @@ impl<H: Handlers> Consumer<H> {
                 }
                 let attempt_started = Instant::now();
                 let (outcome, sends) = self
-                    .decide(&mut uow, delivery)
+                    .decide(&mut uow, delivery, attempts_exist)
                     .instrument(self.span(delivery))
                     .await?;
                 attempted += 1;
@@ -407,6 +410,7 @@ impl<H: Handlers> Consumer<H> {
         &self,
         uow: &mut UnitOfWork,
         delivery: &Delivery,
+        attempts_exist: bool,
     ) -> Result<(Outcome, bool), ConsumerError> {
         let event_id = delivery.envelope().id.hyphenated().to_string();
         if let Some(unreadable) = delivery.unreadable() {
@@ -422,7 +426,10 @@ impl<H: Handlers> Consumer<H> {
             store::dead_letter(uow.conn(), &letter).await?;
             return Ok((Outcome::DeadLettered(Reason::Poison), false));
         }
-        let failure = match self.attempt(uow, delivery, &event_id, None).await? {
+        let failure = match self
+            .attempt(uow, delivery, &event_id, None, attempts_exist)
+            .await?
+        {
             Attempt::Handled { notified } => return Ok((Outcome::Handled, notified)),
             Attempt::Duplicate => return Ok((Outcome::Duplicate, false)),
             Attempt::Failed(failure) => failure,
@@ -505,7 +512,7 @@ impl<H: Handlers> Consumer<H> {
                     let delivery =
                         Delivery::new(letter.topic.clone(), envelope, DeliveryTag::new(0));
                     match self
-                        .attempt(&mut uow, &delivery, &letter.event_id, Some(id))
+                        .attempt(&mut uow, &delivery, &letter.event_id, Some(id), true)
                         .await?
                     {
                         Attempt::Handled { notified } => (Replayed::Handled, notified),
@@ -538,13 +545,15 @@ impl<H: Handlers> Consumer<H> {
     /// One attempt in a savepoint of `uow`, its events caused by the delivery: handled, its
     /// state, events, notifications and inbox row stay in `uow`; otherwise everything it did is
     /// rolled back to the savepoint. `replaying` removes that dead letter when the handler
-    /// succeeds.
+    /// succeeds; `attempts_exist` says whether the group has failures on record (when it has
+    /// none, a handled event has no count to forget).
     async fn attempt(
         &self,
         uow: &mut UnitOfWork,
         delivery: &Delivery,
         event_id: &str,
         replaying: Option<i64>,
+        attempts_exist: bool,
     ) -> Result<Attempt, ConsumerError> {
         let savepoint = uow.savepoint().await?;
         if !store::mark_handled(uow.conn(), &self.group, event_id).await? {
@@ -558,12 +567,14 @@ impl<H: Handlers> Consumer<H> {
             .await;
         let failure = match outcome {
             Ok(Ok(())) => {
-                store::clear_attempts(uow.conn(), &self.group, event_id).await?;
+                if attempts_exist {
+                    store::clear_attempts(uow.conn(), &self.group, event_id).await?;
+                }
                 crate::channel::outbox::enqueue(uow.conn(), event_id, &notify).await?;
                 if let Some(id) = replaying {
                     store::remove_dead_letter(uow.conn(), &self.group, id).await?;
                 }
-                uow.release(savepoint).await?;
+                uow.keep(savepoint);
                 return Ok(Attempt::Handled {
                     notified: !notify.is_empty(),
                 });

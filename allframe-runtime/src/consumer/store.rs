@@ -106,6 +106,21 @@ pub(crate) async fn mark_handled(
     Ok(done.rows_affected() == 1)
 }
 
+/// Whether `group` has failed attempts on record (read at the start of a group: when there are
+/// none, the events it handles have no counts to forget).
+pub(crate) async fn attempts_exist(
+    conn: &mut AnyConnection,
+    group: &str,
+) -> Result<bool, sqlx::Error> {
+    let found: Option<i64> = sqlx::query_scalar(
+        "SELECT 1 FROM allframe_consumer_attempts WHERE consumer_group = $1 LIMIT 1",
+    )
+    .bind(group)
+    .fetch_optional(conn)
+    .await?;
+    Ok(found.is_some())
+}
+
 /// Forgets the failures of `event_id`, in the transaction that handled it.
 pub(crate) async fn clear_attempts(
     conn: &mut AnyConnection,

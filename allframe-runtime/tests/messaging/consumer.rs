@@ -150,6 +150,22 @@ async fn a_group_rolls_back_only_the_attempt_that_failed() {
 }
 
 #[tokio::test]
+async fn a_handled_event_forgets_its_failures() {
+    let (_temp, db, ledger, consumer) = setup(3).await;
+    let message = delivery("acct-0", 0);
+    ledger.mode.store(FAILS, Ordering::SeqCst);
+    assert!(is_retry(&consumer.handle(&message).await.expect("1st"), 1));
+    ledger.mode.store(WORKS, Ordering::SeqCst);
+    let handled = consumer.handle(&message).await.expect("2nd");
+    assert_eq!(handled, Outcome::Handled);
+    let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM allframe_consumer_attempts")
+        .fetch_one(db.pool())
+        .await
+        .expect("count");
+    assert_eq!(left, 0, "no failure count left behind");
+}
+
+#[tokio::test]
 async fn a_redelivered_event_is_handled_once_in_its_effects() {
     let (_temp, db, _ledger, consumer) = setup(3).await;
     let message = delivery("acct-0", 0);
