@@ -290,13 +290,7 @@ impl<H: Handlers> Consumer<H> {
         let mut notified = false;
         {
             let _turn = self.turn().await;
-            let mut uow = UnitOfWork::begin(
-                &self.db,
-                self.messaging.clone(),
-                self.service,
-                EventContext::default(),
-            )
-            .await?;
+            let mut uow = self.begin().await?;
             // Failures counted before the group (its own failures belong to events it
             // does not handle again).
             let attempts_exist = store::attempts_exist(uow.conn(), &self.group).await?;
@@ -353,6 +347,17 @@ impl<H: Handlers> Consumer<H> {
             self.count_dead_letters().await?;
         }
         Ok(outcomes)
+    }
+
+    /// Opens the consumer's transaction (each attempt sets the context its events carry).
+    async fn begin(&self) -> Result<UnitOfWork, MessagingError> {
+        UnitOfWork::begin(
+            &self.db,
+            self.messaging.clone(),
+            self.service,
+            EventContext::default(),
+        )
+        .await
     }
 
     /// Commits the consumer's transaction and counts it.
@@ -498,13 +503,7 @@ impl<H: Handlers> Consumer<H> {
             return Ok(Replayed::NotFound);
         };
         let now = unix_millis(SystemTime::now());
-        let mut uow = UnitOfWork::begin(
-            &self.db,
-            self.messaging.clone(),
-            self.service,
-            EventContext::default(),
-        )
-        .await?;
+        let mut uow = self.begin().await?;
         let (replayed, notified) =
             match Envelope::from_headers_json(&letter.headers, letter.payload.clone()) {
                 Err(error) => (Replayed::FailedAgain(error.to_string()), false),
