@@ -573,7 +573,7 @@ impl<H: Handlers> Consumer<H> {
                 if let Some(id) = replaying {
                     store::remove_dead_letter(uow.conn(), &self.group, id).await?;
                 }
-                uow.keep(savepoint);
+                uow.release(savepoint).await?;
                 return Ok(Attempt::Handled {
                     notified: !notify.is_empty(),
                 });

@@ -141,7 +141,7 @@ impl UnitOfWork {
     }
 
     /// Marks a point to roll back to: the transaction's state (an SQL `SAVEPOINT`) and the
-    /// events published so far. One at a time: keep it or roll back to it before the next.
+    /// events published so far. One at a time: release it or roll back to it before the next.
     pub(crate) async fn savepoint(&mut self) -> Result<Savepoint, sqlx::Error> {
         sqlx::query("SAVEPOINT allframe_attempt")
             .execute(&mut *self.tx)
@@ -151,11 +151,13 @@ impl UnitOfWork {
         })
     }
 
-    /// Keeps what was done since `savepoint`. The savepoint itself stays until the transaction
-    /// ends (releasing it would cost a statement); the next one, of the same name, nests inside
-    /// it, and rolling back goes to the innermost.
-    pub(crate) fn keep(&mut self, savepoint: Savepoint) {
-        let Savepoint { events: _ } = savepoint;
+    /// Keeps what was done since `savepoint` (released: a savepoint left open would make the
+    /// next one nest inside it, which SQLite pays for on every write).
+    pub(crate) async fn release(&mut self, _savepoint: Savepoint) -> Result<(), sqlx::Error> {
+        sqlx::query("RELEASE SAVEPOINT allframe_attempt")
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
     }
 
     /// Undoes what was done since `savepoint`: the statements, and the events published.
@@ -241,7 +243,7 @@ impl UnitOfWork {
 
 /// A point of a [`UnitOfWork`] to roll back to ([`UnitOfWork::savepoint`]).
 #[derive(Debug)]
-#[must_use = "keep the savepoint or roll back to it"]
+#[must_use = "release the savepoint or roll back to it"]
 pub(crate) struct Savepoint {
     /// How many events were published before it.
     events: usize,
