@@ -314,6 +314,8 @@ struct Session<H> {
     retry_keys: u64,
     /// Groups in a row the database failed around (backoff while it fails).
     database_failures: u32,
+    /// While the database fails: no group starts before this (the backoff).
+    paused_until: Option<Instant>,
 }
 
 impl<H: Handlers> Session<H> {
@@ -337,6 +339,7 @@ impl<H: Handlers> Session<H> {
             retries: BTreeMap::new(),
             retry_keys: 0,
             database_failures: 0,
+            paused_until: None,
         }
     }
 
@@ -425,6 +428,12 @@ impl<H: Handlers> Session<H> {
     /// Starts groups of ready lanes' deliveries while handlers are free: each task takes up to
     /// `group` deliveries, every lane's in arrival order.
     fn start_ready(&mut self) {
+        if let Some(until) = self.paused_until {
+            if Instant::now() < until {
+                return;
+            }
+            self.paused_until = None;
+        }
         let group_size = self.settings.group.min(self.consumer.group_limit()).max(1);
         while self.running.len() < self.settings.concurrency.max(1) && !self.ready.is_empty() {
             let mut group = Vec::new();
@@ -505,6 +514,11 @@ impl<H: Handlers> Session<H> {
         };
         let now = Instant::now();
         for (lane, after) in waiting {
+            if database_failed {
+                // Every lane would fail alike: none starts before the backoff (the retry's
+                // timer wakes the loop then).
+                self.paused_until = Some(now + after);
+            }
             self.retry_keys += 1;
             self.retries.insert((now + after, self.retry_keys), lane);
         }
@@ -834,5 +848,40 @@ mod tests {
             "the others were handled while note-0 waited: {acks:?}"
         );
         assert!(!acks.contains(&0), "note-0 is not acknowledged: {acks:?}");
+    }
+
+    #[tokio::test]
+    async fn no_group_starts_while_the_database_backs_off() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let consumer = consumer(dir.path(), Accepts, super::super::RetryPolicy::DEFAULT).await;
+        let mut session =
+            Session::new(consumer, DispatchSettings::new(4), CancellationToken::new());
+        for n in 1..=3 {
+            session.admit(delivery(n));
+        }
+        session.start_ready();
+        let (id, lanes) = session.running.drain().next().expect("a group started");
+        session.tasks.abort_all();
+        session.running.insert(id, lanes);
+        // The database failed around that group: its first delivery waits, the rest were not
+        // attempted.
+        let finished = vec![
+            (
+                delivery(1),
+                Finished::DatabaseFailed {
+                    after: Duration::from_secs(60),
+                },
+            ),
+            (delivery(2), Finished::NotAttempted),
+            (delivery(3), Finished::NotAttempted),
+        ];
+        session.finish(Ok((id, finished))).expect("finish");
+        while session.tasks.join_next().await.is_some() {}
+        session.start_ready();
+        assert!(
+            session.tasks.is_empty(),
+            "nothing starts during the backoff"
+        );
+        assert_eq!(session.database_failures, 1);
     }
 }
