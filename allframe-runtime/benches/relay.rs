@@ -12,7 +12,8 @@
 //!    the bus's own limit: the same envelopes published straight to the bus in batches of the
 //!    relay's batch size, with no database, from one publisher and from as many publishers as
 //!    the relay has lanes (the ratio is taken against the faster). `--buses none` runs the
-//!    relay against a bus that confirms at once: the database side's own limit.
+//!    relay against a bus that confirms at once: the database side's own limit;
+//!    `--retention-secs 0` deletes published rows instead of marking them.
 //! 3. **Commit → delivery latency** at a fixed `--rate` for `--secs` (after one second of
 //!    warm-up): one unit of work per event, a subscriber on the bus timestamps each arrival;
 //!    p50/p99. Beside it, the same with
@@ -66,6 +67,8 @@ struct Args {
     buses: Vec<String>,
     /// The relay's lanes (`OutboxSettings::lanes`).
     lanes: u32,
+    /// How long published rows are kept (`OutboxSettings::retention_secs`; 0 deletes them).
+    retention_secs: u64,
 }
 
 impl Args {
@@ -76,6 +79,7 @@ impl Args {
             secs: 5,
             buses: vec!["local".into(), "nats".into(), "rabbitmq".into()],
             lanes: OutboxSettings::DEFAULT.lanes,
+            retention_secs: OutboxSettings::DEFAULT.retention_secs,
         };
         let mut it = std::env::args().skip(1);
         while let Some(flag) = it.next() {
@@ -86,6 +90,7 @@ impl Args {
                 "--secs" => args.secs = value()?.parse()?,
                 "--buses" => args.buses = value()?.split(',').map(str::to_owned).collect(),
                 "--lanes" => args.lanes = value()?.parse()?,
+                "--retention-secs" => args.retention_secs = value()?.parse()?,
                 // `cargo bench` passes `--bench`; nothing else is expected.
                 "--bench" => {}
                 other => return Err(format!("unknown argument `{other}`").into()),
@@ -266,8 +271,10 @@ async fn fill_outbox(messaging: &Messaging, events: u64) -> Result<(), Failure> 
     Ok(())
 }
 
-/// Events/s of one relay with `lanes` draining `events` prefilled rows to `bus`.
-async fn relay_throughput(bus: &str, events: u64, lanes: u32) -> Result<f64, Failure> {
+/// Events/s of one relay with `settings` (lanes, retention) draining `events` prefilled rows
+/// to `bus`.
+async fn relay_throughput(bus: &str, events: u64, args: &Args) -> Result<f64, Failure> {
+    let lanes = args.lanes;
     let scratch = Scratch::new("tp").await?;
     let data = tempfile::tempdir()?;
     let messaging = Messaging::new(
@@ -281,6 +288,7 @@ async fn relay_throughput(bus: &str, events: u64, lanes: u32) -> Result<f64, Fai
         .relay(OutboxSettings {
             lanes,
             partitions_per_claim: (64 / lanes.max(1)).max(1),
+            retention_secs: args.retention_secs,
             ..OutboxSettings::with_polling_ms(20)
         })
         .listen(scratch.url.clone());
@@ -452,13 +460,13 @@ fn summary(mut latencies: Vec<f64>) -> (f64, f64) {
 
 async fn run(args: Args) -> Result<(), Failure> {
     println!(
-        "relay benchmark: {} events, {} events/s for {} s, buses {:?}, {} lanes",
-        args.events, args.rate, args.secs, args.buses, args.lanes
+        "relay benchmark: {} events, {} events/s for {} s, buses {:?}, {} lanes, published rows kept {} s",
+        args.events, args.rate, args.secs, args.buses, args.lanes, args.retention_secs
     );
     let limit = pgbench_limit(args.secs.max(5))?;
     println!("limit   pgbench insert+update per event (4 clients)   {limit:>10.0} tx/s");
     for bus in &args.buses {
-        let relay = relay_throughput(bus, args.events, args.lanes).await?;
+        let relay = relay_throughput(bus, args.events, &args).await?;
         let lanes = u64::from(args.lanes.max(1));
         let one = bus_throughput(bus, args.events, 1).await?;
         let several = bus_throughput(bus, args.events, lanes).await?;

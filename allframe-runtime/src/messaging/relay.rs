@@ -107,7 +107,8 @@ pub struct OutboxSettings {
     pub lease_ms: u64,
     /// How long one batch publish may take before it counts as failed.
     pub publish_timeout_ms: u64,
-    /// How long published rows are kept before pruning.
+    /// How long published rows are kept before pruning; 0 deletes each row as soon as the
+    /// bus confirmed it (cheaper than marking it; nothing published stays to look at).
     pub retention_secs: u64,
     /// How often published rows are pruned.
     pub prune_interval_secs: u64,
@@ -304,6 +305,7 @@ impl Relay {
             settings.batch_size.max(1),
             settings.lease(),
             carry.marks(),
+            settings.retention_secs == 0,
         )
         .await;
         if claimed.is_ok() {

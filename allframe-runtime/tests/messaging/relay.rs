@@ -21,6 +21,13 @@ async fn two_relays_at_once_publish_everything_once_in_order_per_aggregate() {
     relay_scenarios::two_relays_publish_everything_once_in_order(&db_a, &db_b).await;
 }
 
+#[tokio::test]
+async fn without_retention_published_rows_are_deleted_at_once() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let db = sqlite_db(temp.path(), "ledger.db").await;
+    relay_scenarios::without_retention_published_rows_are_deleted(&db).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_relays_lanes_publish_batches_at_once_in_order_per_aggregate() {
     let temp = tempfile::tempdir().expect("temp dir");
@@ -260,15 +267,17 @@ async fn published_rows_are_pruned_on_schedule_and_pending_ones_never() {
     let bus = RecordingBus::new();
     let messaging = outbox_messaging(&db, &bus);
     deposit(&messaging, "acct-0", 0, 5).await;
+    // Kept 1 s (with no retention they would be deleted as they are published).
     let settings = fast(OutboxSettings {
-        retention_secs: 0,
+        retention_secs: 1,
         prune_interval_secs: 1,
         ..OutboxSettings::DEFAULT
     });
     let token = CancellationToken::new();
     let relay = tokio::spawn(messaging.relay(settings).run(token.clone()));
     bus.wait_for(5, Duration::from_secs(5)).await;
-    tokio::time::sleep(Duration::from_millis(1_300)).await;
+    assert_eq!(outbox_rows(&db).await, 5, "kept for the retention");
+    tokio::time::sleep(Duration::from_millis(2_300)).await;
     token.cancel();
     relay.await.expect("relay");
     assert_eq!(outbox_rows(&db).await, 0, "published rows pruned");

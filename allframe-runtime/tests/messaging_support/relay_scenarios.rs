@@ -104,6 +104,29 @@ pub async fn lanes_publish_batches_at_once_in_order(db: &Database) {
     assert_eq!(unpublished(db).await, 0);
 }
 
+/// With no retention, each published row is deleted as soon as the bus confirmed it: the
+/// outbox is empty after a drain, and everything was published once, in order.
+pub async fn without_retention_published_rows_are_deleted(db: &Database) {
+    const ACCOUNTS: usize = 6;
+    const ROUNDS: u64 = 5;
+    let bus = RecordingBus::new();
+    let messaging = outbox_messaging(db, &bus);
+    write_interleaved(&messaging, ACCOUNTS, ROUNDS).await;
+    let settings = OutboxSettings {
+        retention_secs: 0,
+        batch_size: 8,
+        ..OutboxSettings::DEFAULT
+    };
+    let published = messaging.relay(settings).drain().await.expect("drain");
+    assert_eq!(published, ACCOUNTS * ROUNDS as usize);
+    assert_complete_and_ordered(&decode_all(&bus.seen().await), ACCOUNTS, ROUNDS);
+    let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM allframe_outbox")
+        .fetch_one(db.pool())
+        .await
+        .expect("count");
+    assert_eq!(left, 0, "published rows are gone at once");
+}
+
 /// A broker that refuses four calls: the relay backs off per the retry policy (the gaps
 /// between attempts at least as long as it says), the backlog gauges show the lag meanwhile,
 /// and in the end nothing is lost, skipped or doubled, in order, with each attempt recorded.

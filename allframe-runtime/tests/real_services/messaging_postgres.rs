@@ -299,6 +299,16 @@ async fn ten_thousand_events_written_while_relays_run_are_all_published() {
     scratch.drop().await;
 }
 
+#[tokio::test]
+#[ignore = "real-services: needs PostgreSQL on 127.0.0.1:5432"]
+async fn without_retention_published_rows_are_deleted_on_postgres() {
+    let scratch = Scratch::new("noretention").await;
+    let db = scratch.db().await;
+    relay_scenarios::without_retention_published_rows_are_deleted(&db).await;
+    db.close().await;
+    scratch.drop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "real-services: needs PostgreSQL on 127.0.0.1:5432"]
 async fn a_relays_lanes_publish_batches_at_once_in_order_on_postgres() {
