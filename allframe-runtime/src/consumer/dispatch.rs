@@ -476,17 +476,15 @@ impl<H: Handlers> Session<H> {
         let Some(lanes) = self.running.remove(&id) else {
             return Ok(());
         };
-        let mut database_failed = false;
+        let database_failed = finished
+            .iter()
+            .any(|(_, finished)| matches!(finished, Finished::DatabaseFailed { .. }));
+        // The lanes whose head is to be retried, and after how long.
         let mut waiting = Vec::new();
         for (delivery, finished) in finished {
             match finished {
                 Finished::Done => {}
-                Finished::Retry { after } => {
-                    waiting.push((aggregate_key(&delivery), after));
-                    continue;
-                }
-                Finished::DatabaseFailed { after } => {
-                    database_failed = true;
+                Finished::Retry { after } | Finished::DatabaseFailed { after } => {
                     waiting.push((aggregate_key(&delivery), after));
                     continue;
                 }
@@ -512,18 +510,9 @@ impl<H: Handlers> Session<H> {
         } else {
             0
         };
-        let now = Instant::now();
-        for (lane, after) in waiting {
-            if database_failed {
-                // Every lane would fail alike: none starts before the backoff (the retry's
-                // timer wakes the loop then).
-                self.paused_until = Some(now + after);
-            }
-            self.retry_keys += 1;
-            self.retries.insert((now + after, self.retry_keys), lane);
-        }
         for lane in lanes {
-            if self.retries.values().any(|waiting| *waiting == lane) {
+            // A lane waiting for its retry becomes ready when the retry is due.
+            if waiting.iter().any(|(waiting, _)| *waiting == lane) {
                 continue;
             }
             match self.lanes.get(&lane) {
@@ -533,6 +522,16 @@ impl<H: Handlers> Session<H> {
                 Some(_) => self.ready.push_back(lane),
                 None => {}
             }
+        }
+        let now = Instant::now();
+        for (lane, after) in waiting {
+            if database_failed {
+                // Every lane would fail alike: none starts before the backoff (the retry's
+                // timer wakes the loop then).
+                self.paused_until = Some(now + after);
+            }
+            self.retry_keys += 1;
+            self.retries.insert((now + after, self.retry_keys), lane);
         }
         Ok(())
     }
