@@ -19,7 +19,8 @@
 //!   release to its next claim, which writes them in its own transaction (`Marks`): one
 //!   write per round instead of two. A relay killed in between publishes that batch again.
 //!   Pending rows are found by per-partition watermarks rather than an index, so a request's
-//!   commit writes nothing but its row (`sqlite`).
+//!   commit writes nothing but its row, and marking a batch moves the watermarks without
+//!   touching its rows (`sqlite`).
 //!
 //! Two relays therefore never publish rows of the same aggregate at the same time, and each
 //! publishes a partition's rows in `seq` order: order per aggregate holds across relays,
@@ -397,6 +398,7 @@ pub(crate) async fn finish(db: &Database, relay: &str, marks: &Marks) -> Result<
 #[derive(Debug)]
 pub(crate) struct Marks {
     published_at: i64,
+    /// The rows to mark (PostgreSQL) or delete (no retention).
     seqs: Vec<i64>,
     /// Delete the published rows instead of marking them.
     delete: bool,
@@ -422,9 +424,15 @@ impl Marks {
                 (partitions.clone(), through)
             }
         };
+        // On SQLite the watermarks are the marks: rows are touched only to delete them.
+        let touches_rows = batch.delete_published || matches!(batch.hold, Hold::Locked(_));
         Self {
             published_at: unix_millis(SystemTime::now()),
-            seqs: published_rows.iter().map(|r| r.seq).collect(),
+            seqs: if touches_rows {
+                published_rows.iter().map(|r| r.seq).collect()
+            } else {
+                Vec::new()
+            },
             delete: batch.delete_published,
             leased,
             through,
@@ -435,7 +443,7 @@ impl Marks {
     /// this relay's leases are released.
     async fn write(&self, conn: &mut AnyConnection, relay: &str) -> Result<(), sqlx::Error> {
         if self.seqs.is_empty() {
-            // Nothing published: only the lease to release.
+            // Nothing published, or SQLite's watermarks say it: only the lease to release.
         } else if self.delete {
             // Cheaper than a mark: PostgreSQL writes no new row version and no index entries.
             sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -502,21 +510,28 @@ pub async fn backlog(db: &Database) -> Result<Backlog, sqlx::Error> {
     })
 }
 
-/// Deletes rows published more than `older_than` ago, in chunks; returns how many.
+/// Deletes rows published more than `older_than` ago (on SQLite: published, and written more
+/// than `older_than` ago), in chunks; returns how many.
 pub async fn prune(db: &Database, older_than: Duration) -> Result<u64, sqlx::Error> {
     const CHUNK: u64 = 1000;
     let cutoff = unix_millis(SystemTime::now() - older_than);
-    let mut total = 0;
-    loop {
-        let done = sqlx::query(
+    // PostgreSQL deletes by `published_at`; SQLite up to a bound found once (`sqlite`).
+    let (query, bound) = match db.backend() {
+        Backend::Postgres => (
             "DELETE FROM allframe_outbox WHERE seq IN (
                 SELECT seq FROM allframe_outbox
                 WHERE published_at IS NOT NULL AND published_at < $1
                 ORDER BY seq LIMIT 1000)",
-        )
-        .bind(cutoff)
-        .execute(db.pool())
-        .await?;
+            cutoff,
+        ),
+        Backend::Sqlite => {
+            let mut conn = db.pool().acquire().await?;
+            (sqlite::PRUNE, sqlite::prune_bound(&mut conn, cutoff).await?)
+        }
+    };
+    let mut total = 0;
+    loop {
+        let done = sqlx::query(query).bind(bound).execute(db.pool()).await?;
         total += done.rows_affected();
         if done.rows_affected() < CHUNK {
             return Ok(total);

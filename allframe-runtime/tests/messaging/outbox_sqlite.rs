@@ -1,6 +1,8 @@
 //! The outbox's SQLite layout: pending rows found by per-partition watermarks (no index of
 //! pending rows for a commit to write), partitions without traffic not holding the search
-//! back, and tables of the earlier layout upgraded in place without losing or repeating a row.
+//! back, batches marked by their watermarks alone (no row rewritten), pruning bounded by the
+//! watermarks, and tables of the earlier layout upgraded in place without losing or repeating
+//! a row.
 #![cfg(feature = "sqlite")]
 
 use allframe_runtime::Database;
@@ -46,9 +48,45 @@ async fn partitions_without_rows_are_raised_past_what_was_published() {
     assert_complete_and_ordered(&decode_all(&bus.seen().await)[5..], 1, 2);
 }
 
+#[tokio::test]
+async fn published_batches_leave_their_rows_untouched_and_pruning_follows_the_watermarks() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let db = sqlite_db(temp.path(), "ledger.db").await;
+    let bus = RecordingBus::new();
+    let messaging = outbox_messaging(&db, &bus);
+    write_interleaved(&messaging, 4, 3).await;
+    let relay = messaging.relay(OutboxSettings::DEFAULT);
+    assert_eq!(relay.drain().await.expect("drain"), 12);
+    let marked: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM allframe_outbox WHERE published_at IS NOT NULL")
+            .fetch_one(db.pool())
+            .await
+            .expect("marks");
+    assert_eq!(marked, 0, "the watermarks are the marks: no row rewritten");
+    assert_eq!(unpublished(&db).await, 0);
+    assert_eq!(relay.drain().await.expect("again"), 0, "nothing twice");
+
+    // Published rows written within the retention are kept; older ones go, but never a
+    // row above the lowest watermark (here: pending ones).
+    let kept = outbox::prune(&db, std::time::Duration::from_secs(3600))
+        .await
+        .expect("prune");
+    assert_eq!(kept, 0, "all written within the hour");
+    deposit(&messaging, "acct-9", 0, 2).await;
+    assert_eq!(
+        outbox::prune(&db, std::time::Duration::ZERO)
+            .await
+            .expect("prune"),
+        12,
+        "the published rows, not the two pending ones"
+    );
+    assert_eq!(outbox_rows(&db).await, 2);
+    assert_eq!(relay.drain().await.expect("drain"), 2);
+}
+
 /// The tables as versions up to 0.1 made them: a partial index of pending rows and no
 /// watermarks.
-const EARLIER_LAYOUT: [&str; 4] = [
+const EARLIER_LAYOUT: [&str; 5] = [
     "CREATE TABLE allframe_outbox (
         seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE,
         partition_no BIGINT NOT NULL, topic TEXT NOT NULL, event_type TEXT NOT NULL,
@@ -57,6 +95,8 @@ const EARLIER_LAYOUT: [&str; 4] = [
         attempts BIGINT NOT NULL DEFAULT 0, last_error TEXT)",
     "CREATE INDEX allframe_outbox_pending
         ON allframe_outbox (partition_no, seq) WHERE published_at IS NULL",
+    "CREATE INDEX allframe_outbox_published
+        ON allframe_outbox (published_at) WHERE published_at IS NOT NULL",
     "CREATE TABLE allframe_outbox_partitions (
         partition_no BIGINT PRIMARY KEY, lease_owner TEXT, lease_until BIGINT NOT NULL DEFAULT 0)",
     "WITH RECURSIVE n(p) AS (SELECT 0 UNION ALL SELECT p + 1 FROM n WHERE p < 63)
@@ -102,12 +142,16 @@ async fn tables_of_the_earlier_layout_are_upgraded_and_publish_exactly_the_unpub
         .await
         .expect("a second install changes nothing");
     let index: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM sqlite_master WHERE name = 'allframe_outbox_pending'",
+        "SELECT COUNT(*) FROM sqlite_master
+         WHERE name IN ('allframe_outbox_pending', 'allframe_outbox_published')",
     )
     .fetch_one(db.pool())
     .await
     .expect("schema");
-    assert_eq!(index, 0, "the index of pending rows is dropped");
+    assert_eq!(
+        index, 0,
+        "the indexes of pending and of published rows are dropped"
+    );
     assert_eq!(outbox::backlog(&db).await.expect("backlog").pending, 7);
 
     let relay = messaging.relay(OutboxSettings::DEFAULT);

@@ -181,11 +181,10 @@ pub async fn write_interleaved(messaging: &Messaging, accounts: usize, rounds: u
     }
 }
 
+/// Rows the relay has yet to publish (on SQLite its watermarks say so, not `published_at`).
 pub async fn unpublished(db: &Database) -> i64 {
-    sqlx::query_scalar("SELECT COUNT(*) FROM allframe_outbox WHERE published_at IS NULL")
-        .fetch_one(db.pool())
-        .await
-        .expect("count")
+    let backlog = outbox::backlog(db).await.expect("backlog");
+    i64::try_from(backlog.pending).expect("count")
 }
 
 pub async fn outbox_rows(db: &Database) -> i64 {

@@ -17,8 +17,8 @@ use sqlx::AnyConnection;
 
 use super::list;
 
-/// The tables and the index of published rows (pruning reads it).
-pub(super) const SCHEMA: [&str; 3] = [
+/// The tables. `published_at` stays empty: the watermarks say what is published.
+pub(super) const SCHEMA: [&str; 2] = [
     "CREATE TABLE IF NOT EXISTS allframe_outbox (
         seq INTEGER PRIMARY KEY AUTOINCREMENT,
         id TEXT NOT NULL UNIQUE,
@@ -34,8 +34,6 @@ pub(super) const SCHEMA: [&str; 3] = [
         attempts BIGINT NOT NULL DEFAULT 0,
         last_error TEXT
     )",
-    "CREATE INDEX IF NOT EXISTS allframe_outbox_published
-        ON allframe_outbox (published_at) WHERE published_at IS NOT NULL",
     "CREATE TABLE IF NOT EXISTS allframe_outbox_partitions (
         partition_no BIGINT PRIMARY KEY,
         lease_owner TEXT,
@@ -92,10 +90,31 @@ pub(super) async fn upgrade(conn: &mut AnyConnection) -> Result<(), sqlx::Error>
         .execute(&mut *conn)
         .await?;
     }
-    sqlx::query("DROP INDEX IF EXISTS allframe_outbox_pending")
-        .execute(&mut *conn)
-        .await?;
+    for index in ["allframe_outbox_pending", "allframe_outbox_published"] {
+        sqlx::query(sqlx::AssertSqlSafe(format!("DROP INDEX IF EXISTS {index}")))
+            .execute(&mut *conn)
+            .await?;
+    }
     Ok(())
+}
+
+/// Deletes up to 1,000 rows at or below `$1` ([`prune_bound`]), oldest first.
+pub(super) const PRUNE: &str = "DELETE FROM allframe_outbox WHERE seq IN (
+    SELECT seq FROM allframe_outbox WHERE seq <= $1 ORDER BY seq LIMIT 1000)";
+
+/// The highest `seq` pruning may delete: published (at or below every watermark) and written
+/// before `cutoff` (Unix ms). Rows are written in `seq` order, so the read stops at the first
+/// row written at or after `cutoff`, having passed only rows about to be deleted.
+pub(super) async fn prune_bound(conn: &mut AnyConnection, cutoff: i64) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT MIN(
+            (SELECT COALESCE(MIN(published_through), 0) FROM allframe_outbox_partitions),
+            COALESCE((SELECT seq - 1 FROM allframe_outbox WHERE created_at >= $1
+                      ORDER BY seq LIMIT 1), 9223372036854775807))",
+    )
+    .bind(cutoff)
+    .fetch_one(conn)
+    .await
 }
 
 /// What a claim found: the rows to publish (`seq` order) and their partitions.
