@@ -95,9 +95,13 @@ pub struct OutboxSettings {
     /// round of their own instead of each commit paying a claim and a mark (two write
     /// transactions). A full batch goes on at once; an idle relay wakes at once.
     pub linger_ms: u64,
-    /// Lanes of one relay: each claims, publishes and marks on its own, so one lane's claim
-    /// and marks overlap the others' publishing, and the bus has several batches in flight.
-    /// Lanes hold disjoint partitions, like separate relays: order per aggregate holds.
+    /// Lanes of one relay on PostgreSQL: each claims, publishes and marks on its own, so one
+    /// lane's claim and marks overlap the others' publishing, and the bus has several batches
+    /// in flight. Lanes hold disjoint partitions, like separate relays: order per aggregate
+    /// holds. On SQLite a relay runs one lane: the database takes one writer at a time, so
+    /// more lanes only add claim transactions that queue behind each other and the requests'
+    /// commits (a quarter fewer `POST /users` per second with 4, BENCHMARKS.md), and one lane
+    /// of 256-row batches keeps up with what SQLite can commit.
     pub lanes: u32,
     /// Partitions one lane claims per round at most (the rest stay for other lanes and
     /// relays; partitions that get rows meanwhile go to the next lane that looks). The default,
@@ -121,8 +125,8 @@ pub struct OutboxSettings {
 }
 
 impl OutboxSettings {
-    /// Defaults: 100 ms polling, 256-row batches, 20 ms linger, 4 lanes of up to 16 partitions
-    /// each, 30 s lease, 10 s
+    /// Defaults: 100 ms polling, 256-row batches, 20 ms linger, 4 lanes (on PostgreSQL) of up
+    /// to 16 partitions each, 30 s lease, 10 s
     /// publish timeout, published rows kept 1 h and pruned every 5 min, gauges every 5 s, a
     /// summary every 60 s, the built-in retry policy.
     pub const DEFAULT: Self = Self {
@@ -412,9 +416,14 @@ impl Relay {
     }
 
     /// The lanes' identities: the relay's own id for one lane, `<id>.<n>` for several (stable
-    /// for a relay given an id, so a restarted one resumes its lanes' leases at once).
+    /// for a relay given an id, so a restarted one resumes its lanes' leases at once). SQLite
+    /// runs one lane (see [`OutboxSettings::lanes`]).
     fn lane_ids(&self) -> Vec<String> {
-        match self.settings.lanes.max(1) {
+        let lanes = match self.messaging.db().backend() {
+            Backend::Sqlite => 1,
+            Backend::Postgres => self.settings.lanes.max(1),
+        };
+        match lanes {
             1 => vec![self.id.clone()],
             lanes => (0..lanes).map(|n| format!("{}.{n}", self.id)).collect(),
         }

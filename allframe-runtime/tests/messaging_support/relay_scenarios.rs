@@ -72,10 +72,10 @@ pub async fn two_relays_publish_everything_once_in_order(db_a: &Database, db_b: 
     assert_eq!(unpublished(db_a).await, 0);
 }
 
-/// One relay's lanes: with a broker round trip per batch, several batches are in flight at
-/// once (one lane's claim and marks overlap the others' publishing), and still every row is
-/// published exactly once, each aggregate's events in order.
-pub async fn lanes_publish_batches_at_once_in_order(db: &Database) {
+/// One relay's lanes, with a broker round trip per batch: every row is published exactly once,
+/// each aggregate's events in order. Returns the most batches that were in flight at once
+/// (on PostgreSQL several lanes overlap; SQLite runs one).
+pub async fn lanes_publish_in_order(db: &Database) -> usize {
     const ACCOUNTS: usize = 40;
     const ROUNDS: u64 = 10;
     let bus = RecordingBus::new();
@@ -96,12 +96,8 @@ pub async fn lanes_publish_batches_at_once_in_order(db: &Database) {
 
     assert_complete_and_ordered(&decode_all(&seen), ACCOUNTS, ROUNDS);
     assert_eq!(bus.seen().await.len(), total, "every row exactly once");
-    let most = bus.most_in_flight.load(Ordering::SeqCst);
-    assert!(
-        most >= 2,
-        "batches were published one at a time ({most} at most)"
-    );
     assert_eq!(unpublished(db).await, 0);
+    bus.most_in_flight.load(Ordering::SeqCst)
 }
 
 /// With no retention, each published row is deleted as soon as the bus confirmed it: the

@@ -314,7 +314,11 @@ async fn without_retention_published_rows_are_deleted_on_postgres() {
 async fn a_relays_lanes_publish_batches_at_once_in_order_on_postgres() {
     let scratch = Scratch::new("lanes").await;
     let db = scratch.db().await;
-    relay_scenarios::lanes_publish_batches_at_once_in_order(&db).await;
+    let most = relay_scenarios::lanes_publish_in_order(&db).await;
+    assert!(
+        most >= 2,
+        "batches were published one at a time ({most} at most)"
+    );
     db.close().await;
     scratch.drop().await;
 }
