@@ -18,6 +18,7 @@
 //!   While commits stream in, the relay leaves a fully published batch's marks and lease
 //!   release to its next claim, which writes them in its own transaction (`Marks`): one
 //!   write per round instead of two. A relay killed in between publishes that batch again.
+//!   Claims commit without waiting for the log's sync (`sqlite::UnsyncedConnection`).
 //!   Pending rows are found by per-partition watermarks rather than an index, so a request's
 //!   commit writes nothing but its row, and marking a batch moves the watermarks without
 //!   touching its rows (`sqlite`).
@@ -297,31 +298,21 @@ pub(crate) async fn claim(
             let now = unix_millis(SystemTime::now());
             let until =
                 now.saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 4));
-            let mut tx = db.begin_write().await?;
-            if let Some(marks) = marks {
-                marks.write(&mut tx, relay).await?;
-            }
-            let found =
-                sqlite::claimable(&mut tx, relay, now, max_partitions as usize, limit).await?;
-            if found.seqs.is_empty() {
-                if marks.is_some() || found.raised {
-                    tx.commit().await?;
-                } else {
-                    // Nothing written: ending without a commit costs no sync.
-                    tx.rollback().await?;
-                }
-                return Ok(None);
-            }
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "UPDATE allframe_outbox_partitions SET lease_owner = $1, lease_until = $2
-                 WHERE partition_no IN ({})",
-                list(&found.partitions)
-            )))
-            .bind(relay)
-            .bind(until)
-            .execute(&mut *tx)
+            let mut unsynced = sqlite::UnsyncedConnection::acquire(db).await?;
+            let found = sqlite::claim(
+                &mut unsynced,
+                relay,
+                now,
+                until,
+                max_partitions as usize,
+                limit,
+                marks,
+            )
             .await?;
-            tx.commit().await?;
+            unsynced.release().await?;
+            let Some(found) = found else {
+                return Ok(None);
+            };
             let mut conn = db.pool().acquire().await?;
             let rows = fetch(&mut conn, &format!("seq IN ({})", list(&found.seqs)), limit).await?;
             Ok(Some(Batch {

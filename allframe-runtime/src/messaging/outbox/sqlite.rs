@@ -12,10 +12,122 @@
 //! instead of 7.3 pages per commit of the quick start's `POST /users` (BENCHMARKS.md).
 
 use std::fmt::Write as _;
+use std::ops::{Deref, DerefMut};
 
-use sqlx::AnyConnection;
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, AnyConnection, Connection as _};
 
-use super::list;
+use super::{Marks, list};
+use crate::database::Database;
+
+/// A pool connection whose commits do not wait for the write-ahead log to reach the disk
+/// (`synchronous = NORMAL`), for the relay's claims. What such a commit writes — marks, the
+/// watermarks, leases — is made durable by the next synced commit of any connection (the log
+/// is appended in order), and if a crash loses it first, the batch is published again: at
+/// least once, as on PostgreSQL with `synchronous_commit = off`. The events themselves are on
+/// the bus (its own synced commit, or the broker's confirmation) before their marks are written.
+/// The relay then holds the one write lock for no disk flush per round.
+///
+/// The connection returns to the pool only after its own level is set back
+/// ([`UnsyncedConnection::release`]); dropped before (a failed or cancelled round), it is
+/// closed instead, so a request never commits on it unsynced.
+pub(super) struct UnsyncedConnection {
+    conn: PoolConnection<Any>,
+    /// The connection's own `synchronous` level, to set back.
+    level: i64,
+    restored: bool,
+}
+
+impl UnsyncedConnection {
+    pub(super) async fn acquire(db: &Database) -> Result<Self, sqlx::Error> {
+        let mut conn = db.pool().acquire().await?;
+        let level: i64 = sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(&mut *conn)
+            .await?;
+        let mut unsynced = Self {
+            conn,
+            level,
+            restored: false,
+        };
+        sqlx::query("PRAGMA synchronous = NORMAL")
+            .execute(&mut *unsynced.conn)
+            .await?;
+        Ok(unsynced)
+    }
+
+    /// Sets the connection's level back and lets it return to the pool.
+    pub(super) async fn release(mut self) -> Result<(), sqlx::Error> {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "PRAGMA synchronous = {}",
+            self.level
+        )))
+        .execute(&mut *self.conn)
+        .await?;
+        self.restored = true;
+        Ok(())
+    }
+}
+
+impl Deref for UnsyncedConnection {
+    type Target = AnyConnection;
+
+    fn deref(&self) -> &AnyConnection {
+        &self.conn
+    }
+}
+
+impl DerefMut for UnsyncedConnection {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        &mut self.conn
+    }
+}
+
+impl Drop for UnsyncedConnection {
+    fn drop(&mut self) {
+        if !self.restored {
+            self.conn.close_on_drop();
+        }
+    }
+}
+
+/// One claim in a `BEGIN IMMEDIATE` transaction on `conn`: writes the carried `marks`, raises
+/// the watermarks, finds the rows `relay` may publish and leases their partitions until
+/// `until`. `None` when there is nothing to publish.
+pub(super) async fn claim(
+    conn: &mut AnyConnection,
+    relay: &str,
+    now: i64,
+    until: i64,
+    max_partitions: usize,
+    limit: u32,
+    marks: Option<&Marks>,
+) -> Result<Option<Claimable>, sqlx::Error> {
+    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+    if let Some(marks) = marks {
+        marks.write(&mut tx, relay).await?;
+    }
+    let found = claimable(&mut tx, relay, now, max_partitions, limit).await?;
+    if found.seqs.is_empty() {
+        if marks.is_some() || found.raised {
+            tx.commit().await?;
+        } else {
+            // Nothing written: ending without a commit writes nothing.
+            tx.rollback().await?;
+        }
+        return Ok(None);
+    }
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE allframe_outbox_partitions SET lease_owner = $1, lease_until = $2
+         WHERE partition_no IN ({})",
+        list(&found.partitions)
+    )))
+    .bind(relay)
+    .bind(until)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(Some(found))
+}
 
 /// The tables. `published_at` stays empty: the watermarks say what is published.
 pub(super) const SCHEMA: [&str; 2] = [
@@ -222,4 +334,54 @@ pub(super) async fn release(
     .execute(conn)
     .await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::database::DatabaseTarget;
+
+    /// The `synchronous` level of every connection the pool holds, taken all at once.
+    async fn pool_levels(db: &Database) -> Vec<i64> {
+        let mut held = Vec::new();
+        let mut levels = Vec::new();
+        while held.len() < db.pool().size() as usize {
+            let mut conn = db.pool().acquire().await.expect("connection");
+            let level: i64 = sqlx::query_scalar("PRAGMA synchronous")
+                .fetch_one(&mut *conn)
+                .await
+                .expect("level");
+            levels.push(level);
+            held.push(conn);
+        }
+        levels
+    }
+
+    #[tokio::test]
+    async fn an_unsynced_connection_goes_back_to_the_pool_synced_or_not_at_all() {
+        const NORMAL: i64 = 1;
+        const FULL: i64 = 2;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("o.db").display());
+        let db = Database::connect(&DatabaseTarget::parse(&url).expect("target"))
+            .await
+            .expect("connects");
+        assert!(pool_levels(&db).await.iter().all(|level| *level == FULL));
+
+        let mut unsynced = UnsyncedConnection::acquire(&db).await.expect("acquire");
+        let level: i64 = sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(&mut *unsynced)
+            .await
+            .expect("level");
+        assert_eq!(level, NORMAL, "its commits skip the log's sync");
+        unsynced.release().await.expect("release");
+        assert!(pool_levels(&db).await.iter().all(|level| *level == FULL));
+
+        // Dropped before its release (a failed or cancelled round): closed, not pooled.
+        let unsynced = UnsyncedConnection::acquire(&db).await.expect("acquire");
+        drop(unsynced);
+        tokio::task::yield_now().await;
+        let levels = pool_levels(&db).await;
+        assert!(levels.iter().all(|level| *level == FULL), "{levels:?}");
+    }
 }
