@@ -349,6 +349,8 @@ pub struct Database {
     pool: AnyPool,
     backend: Backend,
     embedded_default: bool,
+    /// A SQLite database in memory: one connection holds all of it.
+    in_memory: bool,
     writes: WriteHealth,
 }
 
@@ -396,6 +398,7 @@ impl Database {
             pool,
             backend: target.backend,
             embedded_default: target.sqlite_file.is_some(),
+            in_memory: target.in_memory,
             writes: WriteHealth::default(),
         };
         if target.backend == Backend::Sqlite && !target.in_memory && !target.read_only {
@@ -432,6 +435,12 @@ impl Database {
     /// Whether this is the embedded SQLite file chosen because `DATABASE_URL` is unset.
     pub fn is_embedded_default(&self) -> bool {
         self.embedded_default
+    }
+
+    /// Whether this is a SQLite database in memory, held by its one connection (closing that
+    /// connection loses the data).
+    pub(crate) fn is_in_memory(&self) -> bool {
+        self.in_memory
     }
 
     /// How the units of work's transactions went: readiness fails after

@@ -84,6 +84,29 @@ async fn published_batches_leave_their_rows_untouched_and_pruning_follows_the_wa
     assert_eq!(relay.drain().await.expect("drain"), 2);
 }
 
+#[tokio::test]
+async fn a_failed_claim_on_a_database_in_memory_keeps_its_data() {
+    let target = allframe_runtime::database::DatabaseTarget::parse("sqlite::memory:")
+        .expect("sqlite target");
+    let db = Database::connect(&target).await.expect("connects");
+    prepare(&db).await;
+    let bus = RecordingBus::new();
+    let messaging = outbox_messaging(&db, &bus);
+    deposit(&messaging, "acct-0", 0, 1).await;
+    // The claim's first read fails.
+    sqlx::query("ALTER TABLE allframe_outbox_partitions RENAME TO moved")
+        .execute(db.pool())
+        .await
+        .expect("rename");
+    let relay = messaging.relay(OutboxSettings::DEFAULT);
+    assert!(relay.run_once().await.is_err());
+    assert_eq!(
+        outbox_rows(&db).await,
+        1,
+        "the one connection holding the data was not closed"
+    );
+}
+
 /// The tables as versions up to 0.1 made them: a partial index of pending rows and no
 /// watermarks.
 const EARLIER_LAYOUT: [&str; 5] = [
