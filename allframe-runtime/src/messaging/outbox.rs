@@ -298,31 +298,24 @@ pub(crate) async fn claim(
             let now = unix_millis(SystemTime::now());
             let until =
                 now.saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 4));
-            let max_partitions = max_partitions as usize;
-            let found = if db.is_in_memory() {
-                // No disk to skip a flush of, and its one connection must never be closed.
-                let mut conn = db.pool().acquire().await?;
-                sqlite::claim(&mut conn, relay, now, until, max_partitions, limit, marks).await?
-            } else {
-                let mut unsynced = sqlite::UnsyncedConnection::acquire(db).await?;
-                let found = sqlite::claim(
-                    &mut unsynced,
-                    relay,
-                    now,
-                    until,
-                    max_partitions,
-                    limit,
-                    marks,
-                )
-                .await?;
-                unsynced.release().await?;
-                found
-            };
-            let Some(found) = found else {
+            // Claimed and read on one connection, given back once it is synced again.
+            let mut conn = sqlite::UnsyncedConnection::acquire(db).await?;
+            let claimed = sqlite::claim(
+                &mut conn,
+                relay,
+                now,
+                until,
+                max_partitions as usize,
+                limit,
+                marks,
+            )
+            .await?;
+            let Some(found) = claimed else {
+                conn.release().await?;
                 return Ok(None);
             };
-            let mut conn = db.pool().acquire().await?;
             let rows = fetch(&mut conn, &format!("seq IN ({})", list(&found.seqs)), limit).await?;
+            conn.release().await?;
             Ok(Some(Batch {
                 rows,
                 full: found.full,

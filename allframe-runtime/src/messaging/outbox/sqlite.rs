@@ -30,23 +30,32 @@ use crate::database::Database;
 ///
 /// The connection returns to the pool only after its own level is set back
 /// ([`UnsyncedConnection::release`]); dropped before (a failed or cancelled round), it is
-/// closed instead, so a request never commits on it unsynced.
+/// closed instead, so a request never commits on it unsynced. A database in memory has no
+/// disk to skip a flush of, and its one connection holds all its data: its level is left
+/// alone and it is never closed.
 pub(super) struct UnsyncedConnection {
     conn: PoolConnection<Any>,
-    /// The connection's own `synchronous` level, to set back.
-    level: i64,
+    /// The connection's own `synchronous` level, to set back (`None`: left alone).
+    level: Option<i64>,
     restored: bool,
 }
 
 impl UnsyncedConnection {
     pub(super) async fn acquire(db: &Database) -> Result<Self, sqlx::Error> {
         let mut conn = db.pool().acquire().await?;
+        if db.is_in_memory() {
+            return Ok(Self {
+                conn,
+                level: None,
+                restored: true,
+            });
+        }
         let level: i64 = sqlx::query_scalar("PRAGMA synchronous")
             .fetch_one(&mut *conn)
             .await?;
         let mut unsynced = Self {
             conn,
-            level,
+            level: Some(level),
             restored: false,
         };
         sqlx::query("PRAGMA synchronous = NORMAL")
@@ -57,12 +66,11 @@ impl UnsyncedConnection {
 
     /// Sets the connection's level back and lets it return to the pool.
     pub(super) async fn release(mut self) -> Result<(), sqlx::Error> {
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "PRAGMA synchronous = {}",
-            self.level
-        )))
-        .execute(&mut *self.conn)
-        .await?;
+        if let Some(level) = self.level {
+            sqlx::query(sqlx::AssertSqlSafe(format!("PRAGMA synchronous = {level}")))
+                .execute(&mut *self.conn)
+                .await?;
+        }
         self.restored = true;
         Ok(())
     }
