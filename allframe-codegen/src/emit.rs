@@ -38,6 +38,7 @@ pub(crate) fn service(
     let consumer = patterns::consumer(&p, plan);
     let idempotency = patterns::idempotency(&p, plan, span);
     let metrics = patterns::metrics(&p, plan);
+    let limits = patterns::limits(&p, plan);
     let tracing = patterns::tracing(&p, plan);
     let tenant = patterns::tenant(plan);
     let launcher = quote_spanned! {span=>
@@ -48,6 +49,7 @@ pub(crate) fn service(
             #consumer
             #idempotency
             #metrics
+            #limits
             #tracing
             #tenant
     };

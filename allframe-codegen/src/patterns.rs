@@ -1,11 +1,12 @@
 //! The reliability patterns a service's file turns on, as launcher calls: the outbox relay,
 //! direct or transactional publishing (`[services.messaging]`), the idempotency layer (`[services.idempotency]`),
-//! the Prometheus endpoint (`[observability] metrics`), span export (`[observability] tracing`)
+//! the Prometheus endpoint (`[observability] metrics`), the limits on incoming requests
+//! (`[resilience] bulkhead | rate_limit`), span export (`[observability] tracing`)
 //! and the tenant header events carry (`[tenant]`). Each returns nothing when the file does not
 //! ask for the pattern, so the expansion only wires what is declared.
 
 use allframe_config::model::{
-    Backoff, Channel, IdempotencyStorage, MessagingPattern, SamplingStrategy,
+    Backoff, Channel, IdempotencyStorage, MessagingPattern, RateLimitKey, SamplingStrategy,
 };
 use proc_macro2::{Literal, Span, TokenStream};
 use quote::{quote, quote_spanned};
@@ -88,6 +89,45 @@ pub(crate) fn tracing(p: &TokenStream, plan: &ServicePlan<'_>) -> Option<TokenSt
             sampling: #sampling,
             b3: #b3,
             baggage: #baggage,
+        })
+    })
+}
+
+/// `.limits(InboundLimits { … })` when the file declares a bulkhead or a rate limit for the
+/// service (in `[resilience]` or its own tables); a service declaring neither is not limited.
+pub(crate) fn limits(p: &TokenStream, plan: &ServicePlan<'_>) -> Option<TokenStream> {
+    let resilience = plan.service.common.resilience;
+    if resilience.bulkhead.is_none() && resilience.rate_limit.is_none() {
+        return None;
+    }
+    let some = |tokens: Option<TokenStream>| match tokens {
+        Some(tokens) => quote!(::core::option::Option::Some(#tokens)),
+        None => quote!(::core::option::Option::None),
+    };
+    let bulkhead = some(resilience.bulkhead.map(|b| {
+        let (running, queue) = (
+            Literal::u32_unsuffixed(b.max_concurrent),
+            Literal::u32_unsuffixed(b.max_queue),
+        );
+        quote!(#p::BulkheadPolicy { max_concurrent: #running, max_queue: #queue })
+    }));
+    let rate_limit = some(resilience.rate_limit.map(|r| {
+        let (rps, burst) = (
+            Literal::u32_unsuffixed(r.rps),
+            Literal::u32_unsuffixed(r.burst),
+        );
+        let per = match r.per {
+            RateLimitKey::Global => quote!(#p::RateLimitKey::Global),
+            RateLimitKey::Ip => quote!(#p::RateLimitKey::Ip),
+            RateLimitKey::Tenant => quote!(#p::RateLimitKey::Tenant),
+            RateLimitKey::User => quote!(#p::RateLimitKey::User),
+        };
+        quote!(#p::RateLimitPolicy { rps: #rps, burst: #burst, per: #per })
+    }));
+    Some(quote! {
+        .limits(#p::InboundLimits {
+            bulkhead: #bulkhead,
+            rate_limit: #rate_limit,
         })
     })
 }

@@ -48,8 +48,10 @@ fn reference_file_global_sections() {
     assert_eq!(f.settings.events.compatibility, Compatibility::Backward);
     assert_eq!(f.resilience.circuit_breaker.failure_threshold, Some(5));
     assert_eq!(f.resilience.retry.multiplier, Some(2.0));
-    assert_eq!(f.resilience.bulkhead.max_queue, Some(50));
-    assert_eq!(f.resilience.rate_limit.burst, Some(100));
+    let bulkhead = f.resilience.bulkhead.as_ref().expect("bulkhead");
+    assert_eq!(bulkhead.max_queue, Some(50));
+    let rate_limit = f.resilience.rate_limit.as_ref().expect("rate limit");
+    assert_eq!(rate_limit.burst, Some(100));
     assert_eq!(f.security.secrets_manager, SecretsManager::AwsSecrets);
     assert!(f.security.mtls);
     assert_eq!(f.security.api_key_rotation_days, Some(90));
@@ -169,11 +171,9 @@ fn reference_file_services() {
         .and_then(|b| b.caching.as_ref())
         .expect("caching");
     assert_eq!(caching.strategy, CachingStrategy::StaleWhileRevalidate);
-    assert_eq!(
-        bff.common.resilience.rate_limit.rps, 100,
-        "bff.rate_limit overrides [resilience]"
-    );
-    assert_eq!(bff.common.resilience.rate_limit.per, RateLimitKey::User);
+    let bff_limit = bff.common.resilience.rate_limit.expect("declared");
+    assert_eq!(bff_limit.rps, 100, "bff.rate_limit overrides [resilience]");
+    assert_eq!(bff_limit.per, RateLimitKey::User);
     assert!(
         entry(&file, "web-bff")
             .graphql

@@ -37,6 +37,9 @@ pub enum Kind {
     Path,
     /// A `tracing` filter directive (`info,sqlx=warn`).
     Filter,
+    /// IP addresses and CIDR ranges, comma-separated (`10.0.0.0/8,192.168.1.7`), checked by
+    /// the runtime.
+    IpRanges,
     /// Free text for the service's own code.
     Text,
 }
@@ -309,6 +312,13 @@ pub const ALLFRAME_IDEMPOTENCY_TTL_SECS: Var = Var {
     default: "`ttl_hours` from the file",
     kind: Kind::Seconds,
 };
+/// The proxies whose `X-Forwarded-For` a per-IP rate limit believes.
+pub const ALLFRAME_TRUSTED_PROXIES: Var = Var {
+    name: "ALLFRAME_TRUSTED_PROXIES",
+    meaning: "proxies (IP addresses, CIDR ranges) whose `X-Forwarded-For` names the client of a `per = \"ip\"` rate limit",
+    default: "none: the client is the connection's peer",
+    kind: Kind::IpRanges,
+};
 /// The log filter.
 pub const RUST_LOG: Var = Var {
     name: "RUST_LOG",
@@ -355,6 +365,7 @@ pub const ALL: &[Var] = &[
     ALLFRAME_KAFKA_TRANSACTIONAL_PRODUCERS,
     REDIS_URL,
     ALLFRAME_IDEMPOTENCY_TTL_SECS,
+    ALLFRAME_TRUSTED_PROXIES,
     RUST_LOG,
     OTEL_EXPORTER_OTLP_ENDPOINT,
     OTEL_EXPORTER_OTLP_TRACES_ENDPOINT,

@@ -11,6 +11,7 @@ use crate::env::Environment;
 use crate::error::RuntimeError;
 use crate::idempotency::IdempotencyLayer;
 use crate::metrics::{Metrics, MetricsSettings};
+use crate::resilience::InboundLimitsLayer;
 use crate::settings::ServiceSettings;
 use crate::{RestApi, rest, server};
 
@@ -149,6 +150,7 @@ impl<S: RestApi> HttpHost<S> {
             }
             (layer, _) => layer,
         };
+        let limits = startup.get::<InboundLimitsLayer>().cloned();
         let (drain, abort) = (startup.drain(), startup.abort());
         let mut hosted = Hosted::default();
 
@@ -176,7 +178,15 @@ impl<S: RestApi> HttpHost<S> {
         hosted.servers.push(server::spawn(
             "rest",
             rest_listener,
-            rest::router(app, idempotency, metrics, endpoint_on_rest),
+            rest::router(
+                app,
+                rest::RouteLayers {
+                    limits,
+                    idempotency,
+                    metrics,
+                },
+                endpoint_on_rest,
+            ),
             drain.clone(),
             abort.clone(),
         )?);

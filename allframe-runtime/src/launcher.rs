@@ -237,6 +237,13 @@ impl<S> Launcher<S> {
         self.component(MetricsComponent)
     }
 
+    /// Limits incoming REST requests (`[resilience] bulkhead` / `rate_limit`, or the service's
+    /// own tables): the rate limit answers 429 and the bulkhead 503, both with `Retry-After`.
+    /// Health and metrics routes are not limited.
+    pub fn limits(self, limits: crate::resilience::InboundLimits) -> Self {
+        self.component(crate::resilience::LimitsComponent { limits })
+    }
+
     /// Reads variables from `env` instead of the process environment (for tests).
     pub fn env(mut self, env: Environment) -> Self {
         self.env = env;

@@ -48,6 +48,7 @@ mod launcher;
 pub mod messaging;
 pub mod metrics;
 pub mod producer;
+pub mod resilience;
 mod rest;
 mod server;
 pub mod settings;
@@ -152,6 +153,7 @@ pub mod __private {
     pub use crate::launcher::{ALLFRAME_BIND_ADDR, GRPC_PORT, Launch, Launcher, PORT};
     pub use crate::messaging::{Delivery, OutboxSettings, RetrySettings, UnitOfWork};
     pub use crate::metrics::MetricsSettings;
+    pub use crate::resilience::{BulkheadPolicy, InboundLimits, RateLimitKey, RateLimitPolicy};
     pub use crate::settings::{
         DeferredValue, EmbeddedMigration, LogFormat, Segment, ServiceSettings,
     };

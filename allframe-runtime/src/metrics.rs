@@ -48,6 +48,7 @@ use crate::consumer::ConsumerMetrics;
 use crate::consumer::metrics::ConsumerMetricsSlot;
 use crate::context::Ctx;
 use crate::messaging::OutboxMetricsSnapshot;
+use crate::resilience::ResilienceMetrics;
 
 /// The path of the scrape endpoint.
 pub const METRICS_PATH: &str = "/metrics";
@@ -76,6 +77,7 @@ impl Component for MetricsComponent {
 
     fn start<'a>(self: Box<Self>, startup: &'a mut Startup) -> BoxFuture<'a, Result<(), BoxError>> {
         let metrics = Metrics::new(startup.ctx());
+        startup.insert(metrics.resilience().clone());
         startup.insert(metrics);
         Box::pin(std::future::ready(Ok(())))
     }
@@ -156,6 +158,7 @@ struct Inner {
     durations: Family<RouteLabels, Histogram>,
     idempotency: Family<OutcomeLabels, Counter>,
     consumer: ConsumerMetricsSlot,
+    resilience: ResilienceMetrics,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -197,6 +200,8 @@ impl Metrics {
         );
         let consumer = ConsumerMetricsSlot::default();
         registry.register_collector(Box::new(consumer.clone()));
+        let resilience = ResilienceMetrics::default();
+        resilience.register(&mut registry);
         Self {
             inner: Arc::new(Inner {
                 registry,
@@ -204,8 +209,15 @@ impl Metrics {
                 durations,
                 idempotency,
                 consumer,
+                resilience,
             }),
         }
+    }
+
+    /// The resilience series (`allframe_breaker_state`, `allframe_resilience_rejections_total`):
+    /// breakers built from it are exported.
+    pub fn resilience(&self) -> &ResilienceMetrics {
+        &self.inner.resilience
     }
 
     /// The consumer series (`allframe_consumer_*`), rendered from the first call on.

@@ -3,7 +3,7 @@
 //!
 //! Per user route, innermost first: panic catching (a panic is a 500 problem), the idempotency
 //! layer (so it sees the 500 and releases the key, and sees an extractor's [`Rejected`]
-//! answer), then request metrics (so every answer of a matched route is counted by its
+//! answer), the inbound limits (rate limit and bulkhead, when declared), then request metrics (so every answer of a matched route is counted by its
 //! template, the idempotency layer's replays, 409s, 422s, 400s, 413s and 503s included). A
 //! method the route does not serve is a 405 problem marked [`Rejected`]. Around everything:
 //! bare error answers turned into problem details
@@ -25,6 +25,7 @@ use crate::context::App;
 use crate::error::{ApiError, Problem};
 use crate::idempotency::IdempotencyLayer;
 use crate::metrics::Metrics;
+use crate::resilience::InboundLimitsLayer;
 use crate::{RestApi, health, telemetry};
 
 mod catch_panic;
@@ -36,18 +37,24 @@ use catch_panic::CatchPanicLayer;
 /// path cannot make route registration panic).
 pub(crate) fn router<S: RestApi>(
     app: &App<S>,
-    idempotency: Option<IdempotencyLayer>,
-    metrics: Option<&Metrics>,
+    layers: RouteLayers<'_>,
     endpoint_on_rest: bool,
 ) -> axum::Router {
+    let RouteLayers {
+        limits,
+        idempotency,
+        metrics,
+    } = layers;
     let mut user_routes = S::routes().method_not_allowed_fallback(method_not_allowed);
     if user_routes.has_routes() {
         // One layer stack per route (each `route_layer` boxes the route once more): metrics
-        // outside, then idempotency, then panic catching innermost. `route_layer` refuses a
+        // outside (a refused request is counted too), then the inbound limits, then
+        // idempotency, then panic catching innermost. `route_layer` refuses a
         // router without routes (there is nothing to layer then).
         user_routes = user_routes.route_layer(
             ServiceBuilder::new()
                 .option_layer(metrics.map(Metrics::track_layer))
+                .option_layer(limits)
                 .option_layer(idempotency)
                 .layer(CatchPanicLayer),
         );
@@ -73,6 +80,17 @@ pub(crate) fn router<S: RestApi>(
     } else {
         router
     }
+}
+
+/// The layers components left for the user's routes, each when its pattern is declared.
+#[derive(Debug, Default)]
+pub(crate) struct RouteLayers<'a> {
+    /// The rate limit and bulkhead.
+    pub(crate) limits: Option<InboundLimitsLayer>,
+    /// Idempotency keys.
+    pub(crate) idempotency: Option<IdempotencyLayer>,
+    /// Request metrics.
+    pub(crate) metrics: Option<&'a Metrics>,
 }
 
 /// `router` with every 4xx/5xx answer that has no body (an unknown path's 404, a handler's bare

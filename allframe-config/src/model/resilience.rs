@@ -80,12 +80,11 @@ pub struct Resilience {
     /// Default retry policy.
     #[serde(default)]
     pub retry: RetryConfig,
-    /// Default bulkhead.
-    #[serde(default)]
-    pub bulkhead: BulkheadConfig,
-    /// Default inbound rate limit.
-    #[serde(default)]
-    pub rate_limit: RateLimitConfig,
+    /// Default bulkhead; without one (here or in the service) requests are not limited.
+    pub bulkhead: Option<BulkheadConfig>,
+    /// Default inbound rate limit; without one (here or in the service) requests are not
+    /// limited.
+    pub rate_limit: Option<RateLimitConfig>,
 }
 
 /// A circuit breaker with every value decided.
@@ -141,10 +140,11 @@ pub struct ResiliencePolicy {
     pub circuit_breaker: CircuitBreakerPolicy,
     /// Retry policy for outbound calls.
     pub retry: RetryPolicy,
-    /// Concurrency limit for inbound requests.
-    pub bulkhead: BulkheadPolicy,
-    /// Inbound rate limit.
-    pub rate_limit: RateLimitPolicy,
+    /// Concurrency limit for inbound requests, when declared (`[resilience]` or the
+    /// service's own table; fields not given there take the built-in values).
+    pub bulkhead: Option<BulkheadPolicy>,
+    /// Inbound rate limit, when declared (as for `bulkhead`).
+    pub rate_limit: Option<RateLimitPolicy>,
 }
 
 /// Built-in values used when neither the service nor `[resilience]` sets a field.

@@ -350,8 +350,6 @@ fn resilience_of(file: &ArchitectureFile, service: &Service) -> ResiliencePolicy
     let integrations = service.integrations.as_ref();
     let mut circuit_breaker = global.circuit_breaker.over(builtin::CIRCUIT_BREAKER);
     let mut retry = global.retry.over(builtin::RETRY);
-    let mut bulkhead = global.bulkhead.over(builtin::BULKHEAD);
-    let mut rate_limit = global.rate_limit.over(builtin::RATE_LIMIT);
     if let Some(own) = &service.circuit_breaker {
         circuit_breaker = own.over(circuit_breaker);
     }
@@ -364,15 +362,24 @@ fn resilience_of(file: &ArchitectureFile, service: &Service) -> ResiliencePolicy
     if let Some(own) = integrations.and_then(|i| i.retry.as_ref()) {
         retry = own.over(retry);
     }
-    if let Some(own) = &service.bulkhead {
-        bulkhead = own.over(bulkhead);
-    }
-    if let Some(own) = &service.rate_limit {
-        rate_limit = own.over(rate_limit);
-    }
-    if let Some(own) = service.bff.as_ref().and_then(|b| b.rate_limit.as_ref()) {
-        rate_limit = own.over(rate_limit);
-    }
+    // Requests are limited only where the file declares a limit: each table over the last.
+    let bulkhead = [global.bulkhead.as_ref(), service.bulkhead.as_ref()]
+        .into_iter()
+        .flatten()
+        .fold(None, |base, own| {
+            Some(own.over(base.unwrap_or(builtin::BULKHEAD)))
+        });
+    let bff_rate_limit = service.bff.as_ref().and_then(|b| b.rate_limit.as_ref());
+    let rate_limit = [
+        global.rate_limit.as_ref(),
+        service.rate_limit.as_ref(),
+        bff_rate_limit,
+    ]
+    .into_iter()
+    .flatten()
+    .fold(None, |base, own| {
+        Some(own.over(base.unwrap_or(builtin::RATE_LIMIT)))
+    });
     ResiliencePolicy {
         circuit_breaker,
         retry,

@@ -3,8 +3,8 @@
 
 use super::Support::{self, InfraOnly, NotHonoured, Partial};
 use crate::model::{
-    FlagProvider, MigrationStrategy, MigrationTool, Protocol, SchemaRegistry, ServiceType,
-    TenantRouting,
+    FlagProvider, MigrationStrategy, MigrationTool, Protocol, RateLimitKey, SchemaRegistry,
+    ServiceType, TenantRouting,
 };
 use crate::resolve::{Draft, DraftService};
 
@@ -48,10 +48,51 @@ const RETRY: Support = Partial(
     "only the outbox relay's publish retries follow it; no outgoing call is retried and `idempotent_only` has no effect",
 );
 const CIRCUIT_BREAKER: Support = NotHonoured("the service has no circuit breaker yet");
-const BULKHEAD: Support = NotHonoured("the service does not limit concurrent requests yet");
-const RATE_LIMIT: Support = InfraOnly(
-    "`rps` sets the AWS WAF rate rule (counted per client IP); the service itself does not limit requests, and `burst` and `per` have no effect",
+const GRPC_UNLIMITED: Support = Partial(
+    "REST requests are limited; gRPC requests are not (the limits are a layer on the REST routes)",
 );
+const PER_USER: Support = Partial(
+    "`per = \"user\"` counts per client IP until authentication verifies users (a later release)",
+);
+const PER_TENANT_WITHOUT_TENANCY: Support = Partial(
+    "`per = \"tenant\"` needs `[tenant] enabled = true` for a tenant header; without it every request counts against one budget",
+);
+
+/// A service serving gRPC beside REST: its gRPC requests are not limited.
+fn limits_miss_grpc(service: &DraftService) -> bool {
+    !matches!(
+        service.kind(),
+        ServiceType::Producer | ServiceType::Consumer
+    ) && service.common.protocols.contains(&Protocol::Grpc)
+}
+
+/// The `per` of the rate limit in effect for `service`, or of `[resilience]` without one.
+fn rate_limit_per(draft: &Draft, service: Option<&DraftService>) -> Option<RateLimitKey> {
+    match service {
+        Some(service) => service.common.resilience.rate_limit.map(|r| r.per),
+        None => draft
+            .file()
+            .resilience
+            .rate_limit
+            .as_ref()
+            .map(|r| r.per.unwrap_or(RateLimitKey::Global)),
+    }
+}
+
+fn counts_per_user(draft: &Draft, service: Option<&DraftService>) -> bool {
+    rate_limit_per(draft, service) == Some(RateLimitKey::User)
+}
+
+fn counts_per_missing_tenant(draft: &Draft, service: Option<&DraftService>) -> bool {
+    rate_limit_per(draft, service) == Some(RateLimitKey::Tenant) && !draft.file().tenant.enabled
+}
+
+fn misses_grpc(draft: &Draft, service: Option<&DraftService>) -> bool {
+    match service {
+        Some(service) => limits_miss_grpc(service),
+        None => draft.services().iter().any(limits_miss_grpc),
+    }
+}
 
 /// Every key accepted without full effect.
 pub(super) const KEY_RULES: &[KeyRule] = &[
@@ -85,8 +126,14 @@ pub(super) const KEY_RULES: &[KeyRule] = &[
     ),
     row("resilience.circuit_breaker", CIRCUIT_BREAKER),
     row("resilience.retry", RETRY),
-    row("resilience.bulkhead", BULKHEAD),
-    row("resilience.rate_limit", RATE_LIMIT),
+    row_if("resilience.bulkhead", GRPC_UNLIMITED, misses_grpc),
+    row_if("resilience.rate_limit", GRPC_UNLIMITED, misses_grpc),
+    row_if("resilience.rate_limit", PER_USER, counts_per_user),
+    row_if(
+        "resilience.rate_limit",
+        PER_TENANT_WITHOUT_TENANCY,
+        counts_per_missing_tenant,
+    ),
     row(
         "security.authentication",
         Partial(
@@ -198,8 +245,14 @@ pub(super) const KEY_RULES: &[KeyRule] = &[
     ),
     row("services[].circuit_breaker", CIRCUIT_BREAKER),
     row("services[].retry", RETRY),
-    row("services[].bulkhead", BULKHEAD),
-    row("services[].rate_limit", RATE_LIMIT),
+    row_if("services[].bulkhead", GRPC_UNLIMITED, misses_grpc),
+    row_if("services[].rate_limit", GRPC_UNLIMITED, misses_grpc),
+    row_if("services[].rate_limit", PER_USER, counts_per_user),
+    row_if(
+        "services[].rate_limit",
+        PER_TENANT_WITHOUT_TENANCY,
+        counts_per_missing_tenant,
+    ),
     row(
         "services[].graphql",
         NotHonoured("no GraphQL endpoint is generated yet"),

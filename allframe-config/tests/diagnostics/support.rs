@@ -48,14 +48,54 @@ fn defaults_the_file_does_not_write_are_not_reported() {
 
 #[test]
 fn infrastructure_only_keys_say_so() {
-    let d = diagnostics(&format!("[resilience.rate_limit]\nrps = 10\n{SERVICE}"));
-    let rate = find(&d, Code::NotHonoured);
+    let d = diagnostics(&format!(
+        "[security]\napi_key_rotation_days = 30\n{SERVICE}"
+    ));
+    let rotation = find(&d, Code::NotHonoured);
     assert!(
-        rate.message
+        rotation
+            .message
             .starts_with("honoured by the generated infrastructure only"),
-        "{rate:?}"
+        "{rotation:?}"
     );
-    assert!(rate.message.contains("WAF"), "{rate:?}");
+    assert!(rotation.message.contains("rotation"), "{rotation:?}");
+}
+
+#[test]
+fn request_limits_are_honoured_on_rest_and_their_gaps_are_reported() {
+    let silent = |body: String| {
+        let arch = check(&SourceFile::new("arch.toml", format!("{HEAD}{body}"))).expect("valid");
+        assert_eq!(arch.warnings().count(), 0, "{:?}", arch.warning_report());
+    };
+    silent(format!(
+        "[resilience]\nrate_limit = {{ rps = 10 }}\nbulkhead = {{ max_concurrent = 4 }}\n{SERVICE}"
+    ));
+
+    let grpc = diagnostics(&format!(
+        "{SERVICE}protocols = [\"rest\", \"grpc\"]\n[services.bulkhead]\nmax_concurrent = 4\n"
+    ));
+    assert_eq!(not_honoured(&grpc), ["services[0].bulkhead"]);
+    assert!(find(&grpc, Code::NotHonoured).message.contains("gRPC"));
+
+    let per_user = diagnostics(&format!(
+        "[resilience.rate_limit]\nrps = 10\nper = \"user\"\n{SERVICE}"
+    ));
+    assert_eq!(not_honoured(&per_user), ["resilience.rate_limit"]);
+    assert!(
+        find(&per_user, Code::NotHonoured)
+            .message
+            .contains("client IP")
+    );
+
+    let per_tenant = format!("{SERVICE}[services.rate_limit]\nrps = 10\nper = \"tenant\"\n");
+    let untenanted = diagnostics(&per_tenant);
+    assert_eq!(not_honoured(&untenanted), ["services[0].rate_limit"]);
+    let tenanted = format!("[tenant]\nenabled = true\n{per_tenant}");
+    let tenanted = diagnostics(&tenanted);
+    assert!(
+        !not_honoured(&tenanted).contains(&"services[0].rate_limit".to_owned()),
+        "{tenanted}"
+    );
 }
 
 #[test]
@@ -118,7 +158,7 @@ fn observability_values_the_macro_cannot_expand_fail_the_check_too() {
 
 #[test]
 fn deny_warnings_in_the_file_or_the_options_makes_them_errors() {
-    let body = format!("[resilience.bulkhead]\nmax_concurrent = 10\n{SERVICE}");
+    let body = format!("[resilience.circuit_breaker]\nfailure_threshold = 10\n{SERVICE}");
     let lenient = SourceFile::new("arch.toml", format!("{HEAD}{body}"));
     assert!(check(&lenient).is_ok());
     let denied = check_with(

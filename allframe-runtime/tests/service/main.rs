@@ -17,4 +17,5 @@ mod database;
 mod grpc;
 mod idempotency;
 mod lifecycle;
+mod limits;
 mod readiness;

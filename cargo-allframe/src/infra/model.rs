@@ -174,7 +174,8 @@ pub struct InfraService {
     pub resilience: allframe_config::model::ResiliencePolicy,
     /// Idempotency key lifetime in hours, when idempotency is on.
     pub idempotency_ttl_hours: Option<u32>,
-    /// Inbound rate limit, requests per second.
+    /// Inbound rate limit, requests per second (the built-in 1000 when none is declared: the
+    /// WAF's per-client rule exists either way).
     pub rate_limit_rps: u32,
 }
 
@@ -536,7 +537,11 @@ pub fn build(architecture: &Architecture, scope: Scope<'_>) -> InfraContext {
                 .collect(),
             resilience: s.common.resilience,
             idempotency_ttl_hours: s.common.idempotency.as_ref().map(|i| i.ttl_hours),
-            rate_limit_rps: s.common.resilience.rate_limit.rps,
+            rate_limit_rps: s
+                .common
+                .resilience
+                .rate_limit
+                .map_or(allframe_config::model::builtin::RATE_LIMIT.rps, |r| r.rps),
         });
     }
     let callers: BTreeMap<String, Vec<String>> = services

@@ -1,0 +1,334 @@
+//! The limits on a service's incoming REST requests: the rate limit first (a request over it
+//! is answered `429` with `Retry-After` and never queues), then the bulkhead (a request beyond
+//! its queue is answered `503` with `Retry-After`). Both answers are problem details marked as
+//! refusals, counted in `allframe_resilience_rejections_total{policy}`.
+//!
+//! Health and metrics routes are not limited: an orchestrator probing a busy service must
+//! still hear that it is alive.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Weak};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::extract::{ConnectInfo, Request};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse as _, Response};
+use futures_util::future::{BoxFuture, Either};
+use ipnet::IpNet;
+use prometheus_client::metrics::counter::Counter;
+use tower::{Layer, Service};
+
+use super::bulkhead::{Bulkhead, BulkheadPolicy};
+use super::metrics::ResilienceMetrics;
+use super::rate_limit::{Client, RateLimitKey, RateLimitPolicy, RateLimiter};
+use crate::BoxError;
+use crate::component::{Component, Startup};
+use crate::error::{ApiError, RuntimeError};
+
+/// What `[resilience]` (or the service's own tables) declare for incoming requests. Constant
+/// data: the macro emits it only when the file declares a bulkhead or a rate limit, so a
+/// service that declares neither is not limited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InboundLimits {
+    /// The bulkhead, when declared.
+    pub bulkhead: Option<BulkheadPolicy>,
+    /// The rate limit, when declared.
+    pub rate_limit: Option<RateLimitPolicy>,
+}
+
+/// Proxies whose `X-Forwarded-For` is believed (`ALLFRAME_TRUSTED_PROXIES`: addresses or
+/// CIDR ranges, comma-separated). Without any, the client is the connection's peer.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrustedProxies(Vec<IpNet>);
+
+impl TrustedProxies {
+    /// Parses `10.0.0.0/8, 192.168.1.7` (addresses count as single-host ranges).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let mut nets = Vec::new();
+        for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let net = item
+                .parse::<IpNet>()
+                .or_else(|_| item.parse::<IpAddr>().map(IpNet::from))
+                .map_err(|_| format!("{item:?} is neither an IP address nor a CIDR range"))?;
+            nets.push(net);
+        }
+        Ok(Self(nets))
+    }
+
+    fn trusts(&self, ip: IpAddr) -> bool {
+        self.0.iter().any(|net| net.contains(&ip))
+    }
+
+    /// The client of a request from `peer`: the peer itself unless it is a trusted proxy;
+    /// then the nearest address in `X-Forwarded-For` (read right to left) that is not a
+    /// trusted proxy, or the farthest one when all are. A malformed entry ends the walk: the
+    /// client is the last address believed.
+    pub fn client(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+        let mut client = peer;
+        if !self.trusts(peer) {
+            return client;
+        }
+        let hops = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|value| value.split(','))
+            .collect::<Vec<_>>();
+        for hop in hops.iter().rev() {
+            match hop.trim().parse::<IpAddr>() {
+                Ok(ip) => {
+                    client = ip;
+                    if !self.trusts(ip) {
+                        break;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        client
+    }
+}
+
+/// The layer applying [`InboundLimits`] to each REST route. Cheap to clone: clones share the
+/// limiter and the bulkhead.
+#[derive(Clone)]
+pub struct InboundLimitsLayer {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    limiter: Option<RateLimiter>,
+    bulkhead: Option<Bulkhead>,
+    proxies: TrustedProxies,
+    tenant_header: Option<HeaderName>,
+    rate_limited: Counter,
+    bulkhead_full: Counter,
+}
+
+impl std::fmt::Debug for InboundLimitsLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InboundLimitsLayer")
+            .field(
+                "rate_limit",
+                &self.shared.limiter.as_ref().map(RateLimiter::policy),
+            )
+            .field("bulkhead", &self.shared.bulkhead.is_some())
+            .field("proxies", &self.shared.proxies)
+            .finish()
+    }
+}
+
+impl InboundLimitsLayer {
+    /// The layer for `limits`, reading the client from `proxies` and the tenant from
+    /// `tenant_header`; `rejections` gives the counters of refused requests by policy.
+    pub fn new(
+        limits: InboundLimits,
+        proxies: TrustedProxies,
+        tenant_header: Option<&str>,
+        rejections: impl Fn(&'static str) -> Counter,
+    ) -> Result<Self, String> {
+        let tenant_header = tenant_header
+            .map(|name| {
+                HeaderName::try_from(name).map_err(|_| format!("invalid tenant header {name:?}"))
+            })
+            .transpose()?;
+        let layer = Self {
+            shared: Arc::new(Shared {
+                limiter: limits.rate_limit.map(RateLimiter::new),
+                bulkhead: limits.bulkhead.map(Bulkhead::new),
+                proxies,
+                tenant_header,
+                rate_limited: rejections("rate_limit"),
+                bulkhead_full: rejections("bulkhead"),
+            }),
+        };
+        if layer.tracks_clients() {
+            tokio::spawn(forget_idle_clients(Arc::downgrade(&layer.shared)));
+        }
+        Ok(layer)
+    }
+
+    fn tracks_clients(&self) -> bool {
+        self.shared
+            .limiter
+            .as_ref()
+            .is_some_and(|l| l.policy().per != RateLimitKey::Global)
+    }
+}
+
+/// Every 10 s, forgets the clients whose budget is full again, until the layer is gone.
+async fn forget_idle_clients(shared: Weak<Shared>) {
+    let mut every = tokio::time::interval(Duration::from_secs(10));
+    every.tick().await;
+    loop {
+        every.tick().await;
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        if let Some(limiter) = &shared.limiter {
+            limiter.forget_idle_clients();
+        }
+    }
+}
+
+impl<S> Layer<S> for InboundLimitsLayer {
+    type Service = Limited<S>;
+
+    fn layer(&self, inner: S) -> Limited<S> {
+        Limited {
+            inner,
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+/// The service [`InboundLimitsLayer`] wraps around each route.
+#[derive(Clone)]
+pub struct Limited<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+impl<S> std::fmt::Debug for Limited<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Limited").finish_non_exhaustive()
+    }
+}
+
+impl Shared {
+    fn client(&self, request: &Request) -> Client {
+        let Some(limiter) = &self.limiter else {
+            return Client::Instance;
+        };
+        match limiter.policy().per {
+            RateLimitKey::Global => Client::Instance,
+            RateLimitKey::Tenant => {
+                let tenant = self
+                    .tenant_header
+                    .as_ref()
+                    .and_then(|name| request.headers().get(name))
+                    .and_then(|value| value.to_str().ok())
+                    .unwrap_or_default();
+                Client::Tenant(tenant.into())
+            }
+            RateLimitKey::Ip | RateLimitKey::User => {
+                let peer = request
+                    .extensions()
+                    .get::<ConnectInfo<SocketAddr>>()
+                    .map_or(IpAddr::from([0, 0, 0, 0]), |info| info.0.ip());
+                Client::Ip(self.proxies.client(peer, request.headers()))
+            }
+        }
+    }
+}
+
+impl<S> Service<Request> for Limited<S>
+where
+    S: Service<Request, Response = Response> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = Either<
+        std::future::Ready<Result<Response, S::Error>>,
+        BoxFuture<'static, Result<Response, S::Error>>,
+    >;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let shared = Arc::clone(&self.shared);
+        if let Some(limiter) = &shared.limiter
+            && let Err(limited) = limiter.check(&shared.client(&request))
+        {
+            shared.rate_limited.inc();
+            let answer = refusal(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many requests: the rate limit is reached; retry after the delay in Retry-After",
+                limited.retry_after,
+            );
+            return Either::Left(std::future::ready(Ok(answer)));
+        }
+        // `inner` is the instance `poll_ready` readied; leave a fresh clone in its place.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        Either::Right(Box::pin(async move {
+            let _slot = match &shared.bulkhead {
+                Some(bulkhead) => match bulkhead.acquire().await {
+                    Ok(slot) => Some(slot),
+                    Err(full) => {
+                        shared.bulkhead_full.inc();
+                        return Ok(refusal(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            format!(
+                                "the service is busy ({full}); retry after the delay in Retry-After"
+                            ),
+                            Duration::from_secs(1),
+                        ));
+                    }
+                },
+                None => None,
+            };
+            inner.call(request).await
+        }))
+    }
+}
+
+/// A refusal: a problem details answer with `Retry-After` in whole seconds (at least 1).
+fn refusal(status: StatusCode, message: impl Into<String>, retry_after: Duration) -> Response {
+    let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+    let mut answer = ApiError::new(status, message.into())
+        .rejected()
+        .into_response();
+    answer
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+    answer
+}
+
+/// The limits component: builds the layer at start-up (reading `ALLFRAME_TRUSTED_PROXIES`)
+/// and leaves it for the HTTP host, which puts it on every REST route.
+#[derive(Debug)]
+pub(crate) struct LimitsComponent {
+    pub(crate) limits: InboundLimits,
+}
+
+impl Component for LimitsComponent {
+    fn name(&self) -> &'static str {
+        "limits"
+    }
+
+    fn start<'a>(self: Box<Self>, startup: &'a mut Startup) -> BoxFuture<'a, Result<(), BoxError>> {
+        Box::pin(async move {
+            let var = allframe_env::ALLFRAME_TRUSTED_PROXIES;
+            let proxies = match startup.env().get_non_empty(var.name) {
+                Some(value) => TrustedProxies::parse(&value).map_err(|_| {
+                    RuntimeError::from(allframe_env::Invalid {
+                        var: var.name,
+                        value,
+                        reason: "expected IP addresses or CIDR ranges separated by commas, e.g. 10.0.0.0/8,192.168.1.7",
+                    })
+                })?,
+                None => TrustedProxies::default(),
+            };
+            let metrics = startup
+                .get::<ResilienceMetrics>()
+                .cloned()
+                .unwrap_or_default();
+            let layer =
+                InboundLimitsLayer::new(self.limits, proxies, startup.tenant_header(), |policy| {
+                    metrics.rejections(policy, "inbound")
+                })?;
+            startup.insert(layer);
+            Ok(())
+        })
+    }
+}
+
+#[cfg(test)]
+#[path = "inbound_tests.rs"]
+mod tests;
