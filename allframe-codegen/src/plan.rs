@@ -318,9 +318,11 @@ impl ServicePlan<'_> {
         if self.grpc {
             features.push(RuntimeFeature::Grpc);
         }
+        // A rate limit is shared by the replicas through Redis when `REDIS_URL` is set.
         if self
             .idempotency
             .is_some_and(|i| i.storage == IdempotencyStorage::Redis)
+            || self.service.common.resilience.rate_limit.is_some()
         {
             features.push(RuntimeFeature::Redis);
         }
@@ -403,6 +405,15 @@ pattern = "outbox"
                 [RuntimeFeature::Sqlite, RuntimeFeature::Postgres]
             );
             assert_eq!((plan.metrics, plan.tracing), (None, None));
+        });
+        let limited = format!("{quiet}[services.rate_limit]\nrps = 50\n");
+        planned(&limited, |plan| {
+            assert!(
+                plan.expect("planned")
+                    .features()
+                    .contains(&RuntimeFeature::Redis),
+                "a rate limit can be shared through Redis"
+            );
         });
     }
 

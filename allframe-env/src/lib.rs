@@ -298,11 +298,11 @@ pub fn channel_url(channel: &str) -> Option<Var> {
         _ => None,
     }
 }
-/// Redis, for idempotency keys stored there.
+/// Redis, for idempotency keys stored there and for rate limits shared by replicas.
 pub const REDIS_URL: Var = Var {
     name: "REDIS_URL",
-    meaning: "Redis for `[services.idempotency] storage = \"redis\"`",
-    default: "none: start-up fails when the storage needs it",
+    meaning: "Redis for `[services.idempotency] storage = \"redis\"`, and where a rate limit is counted for every replica",
+    default: "none: start-up fails when the idempotency storage needs it; rate limits count per replica",
     kind: Kind::Url,
 };
 /// Overrides the lifetime of idempotency keys.

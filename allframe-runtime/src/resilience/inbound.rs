@@ -7,9 +7,10 @@
 //! still hear that it is alive.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::{ConnectInfo, Request};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
@@ -21,7 +22,11 @@ use tower::{Layer, Service};
 
 use super::bulkhead::{Bulkhead, BulkheadPolicy};
 use super::metrics::ResilienceMetrics;
-use super::rate_limit::{Client, RateLimitKey, RateLimitPolicy, RateLimiter};
+use super::rate_limit::{
+    Client, Limited as RateLimited, RateLimitKey, RateLimitPolicy, RateLimiter,
+};
+#[cfg(feature = "redis")]
+use super::shared_limit::SharedRateLimit;
 use crate::BoxError;
 use crate::component::{Component, Startup};
 use crate::error::{ApiError, RuntimeError};
@@ -99,6 +104,11 @@ pub struct InboundLimitsLayer {
 
 struct Shared {
     limiter: Option<RateLimiter>,
+    /// The same limit counted in Redis for every replica, when `REDIS_URL` is set.
+    redis: Option<SharedRateLimit>,
+    /// When Redis last failed to answer was logged (seconds since `started`).
+    redis_failure_logged: AtomicU64,
+    started: Instant,
     bulkhead: Option<Bulkhead>,
     proxies: TrustedProxies,
     tenant_header: Option<HeaderName>,
@@ -128,6 +138,18 @@ impl InboundLimitsLayer {
         tenant_header: Option<&str>,
         rejections: impl Fn(&'static str) -> Counter,
     ) -> Result<Self, String> {
+        Self::build(limits, proxies, tenant_header, rejections, None)
+    }
+
+    /// [`InboundLimitsLayer::new`], with the rate limit counted in Redis when `redis` is given
+    /// (the in-process limit stays as the fallback while Redis does not answer).
+    pub(crate) fn build(
+        limits: InboundLimits,
+        proxies: TrustedProxies,
+        tenant_header: Option<&str>,
+        rejections: impl Fn(&'static str) -> Counter,
+        redis: Option<SharedRateLimit>,
+    ) -> Result<Self, String> {
         let tenant_header = tenant_header
             .map(|name| {
                 HeaderName::try_from(name).map_err(|_| format!("invalid tenant header {name:?}"))
@@ -136,6 +158,9 @@ impl InboundLimitsLayer {
         let layer = Self {
             shared: Arc::new(Shared {
                 limiter: limits.rate_limit.map(RateLimiter::new),
+                redis,
+                redis_failure_logged: AtomicU64::new(u64::MAX),
+                started: Instant::now(),
                 bulkhead: limits.bulkhead.map(Bulkhead::new),
                 proxies,
                 tenant_header,
@@ -197,6 +222,35 @@ impl<S> std::fmt::Debug for Limited<S> {
 }
 
 impl Shared {
+    /// Counts one request of `client`: in Redis when it is shared and answers, else here.
+    async fn check_shared(
+        &self,
+        client: &Client,
+        redis: &SharedRateLimit,
+    ) -> Result<(), RateLimited> {
+        match redis.check(client).await {
+            Ok(outcome) => outcome,
+            Err(error) => {
+                let now = self.started.elapsed().as_secs();
+                let last = self.redis_failure_logged.load(Ordering::Relaxed);
+                if (last == u64::MAX || now >= last + 60)
+                    && self
+                        .redis_failure_logged
+                        .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                        .is_ok()
+                {
+                    tracing::warn!(error = %error,
+                        "the shared rate limit (REDIS_URL) does not answer; each replica counts on its own until it does");
+                }
+                self.check_here(client)
+            }
+        }
+    }
+
+    fn check_here(&self, client: &Client) -> Result<(), RateLimited> {
+        self.limiter.as_ref().map_or(Ok(()), |l| l.check(client))
+    }
+
     fn client(&self, request: &Request) -> Client {
         let Some(limiter) = &self.limiter else {
             return Client::Instance;
@@ -242,21 +296,24 @@ where
 
     fn call(&mut self, request: Request) -> Self::Future {
         let shared = Arc::clone(&self.shared);
-        if let Some(limiter) = &shared.limiter
-            && let Err(limited) = limiter.check(&shared.client(&request))
+        let client = shared.limiter.as_ref().map(|_| shared.client(&request));
+        if shared.redis.is_none()
+            && let Some(client) = &client
+            && let Err(limited) = shared.check_here(client)
         {
             shared.rate_limited.inc();
-            let answer = refusal(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too many requests: the rate limit is reached; retry after the delay in Retry-After",
-                limited.retry_after,
-            );
-            return Either::Left(std::future::ready(Ok(answer)));
+            return Either::Left(std::future::ready(Ok(too_many(limited))));
         }
         // `inner` is the instance `poll_ready` readied; leave a fresh clone in its place.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         Either::Right(Box::pin(async move {
+            if let (Some(redis), Some(client)) = (&shared.redis, &client)
+                && let Err(limited) = shared.check_shared(client, redis).await
+            {
+                shared.rate_limited.inc();
+                return Ok(too_many(limited));
+            }
             let _slot = match &shared.bulkhead {
                 Some(bulkhead) => match bulkhead.acquire().await {
                     Ok(slot) => Some(slot),
@@ -276,6 +333,15 @@ where
             inner.call(request).await
         }))
     }
+}
+
+/// The 429 of a request over the rate limit.
+fn too_many(limited: RateLimited) -> Response {
+    refusal(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too many requests: the rate limit is reached; retry after the delay in Retry-After",
+        limited.retry_after,
+    )
 }
 
 /// A refusal: a problem details answer with `Retry-After` in whole seconds (at least 1).
@@ -319,13 +385,67 @@ impl Component for LimitsComponent {
                 .get::<ResilienceMetrics>()
                 .cloned()
                 .unwrap_or_default();
-            let layer =
-                InboundLimitsLayer::new(self.limits, proxies, startup.tenant_header(), |policy| {
-                    metrics.rejections(policy, "inbound")
-                })?;
+            let redis_url = startup.env().get_non_empty(allframe_env::REDIS_URL.name);
+            let redis = match (self.limits.rate_limit, redis_url) {
+                (Some(policy), Some(url)) => {
+                    shared_limit(&url, startup.ctx().settings().name, policy)?
+                }
+                _ => None,
+            };
+            let layer = InboundLimitsLayer::build(
+                self.limits,
+                proxies,
+                startup.tenant_header(),
+                |policy| metrics.rejections(policy, "inbound"),
+                redis,
+            )?;
             startup.insert(layer);
             Ok(())
         })
+    }
+}
+
+/// The rate limit counted in the Redis at `url` (`REDIS_URL`).
+#[cfg(feature = "redis")]
+fn shared_limit(
+    url: &str,
+    service: &str,
+    policy: RateLimitPolicy,
+) -> Result<Option<SharedRateLimit>, RuntimeError> {
+    let limit = SharedRateLimit::new(url.trim(), service, policy).map_err(|_| {
+        RuntimeError::InvalidEnv {
+            var: allframe_env::REDIS_URL.name,
+            value: "(hidden: it may hold a password)".to_owned(),
+            reason: "expected a Redis URL such as redis://host:6379",
+        }
+    })?;
+    tracing::info!("the rate limit is counted in Redis (REDIS_URL), shared by every replica");
+    Ok(Some(limit))
+}
+
+/// Without the `redis` feature the limit stays per replica; ignite turns the feature on for a
+/// service with a rate limit, so only a hand-built service gets here.
+#[cfg(not(feature = "redis"))]
+fn shared_limit(
+    _url: &str,
+    _service: &str,
+    _policy: RateLimitPolicy,
+) -> Result<Option<SharedRateLimit>, RuntimeError> {
+    tracing::warn!(
+        "REDIS_URL is set, but this build of allframe has no `redis` feature: the rate limit is counted per replica"
+    );
+    Ok(None)
+}
+
+/// Stands for the Redis limit in builds without the `redis` feature: there is never one.
+#[cfg(not(feature = "redis"))]
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum SharedRateLimit {}
+
+#[cfg(not(feature = "redis"))]
+impl SharedRateLimit {
+    async fn check(&self, _: &Client) -> Result<Result<(), RateLimited>, std::convert::Infallible> {
+        match *self {}
     }
 }
 

@@ -13,6 +13,8 @@ mod inbound;
 mod metrics;
 mod rate_limit;
 mod retry;
+#[cfg(feature = "redis")]
+mod shared_limit;
 
 pub use breaker::{BreakerError, BreakerOpen, BreakerPolicy, BreakerState, CircuitBreaker, Permit};
 pub use bulkhead::{Bulkhead, BulkheadFull, BulkheadPolicy, Slot};
@@ -21,3 +23,5 @@ pub use inbound::{InboundLimits, InboundLimitsLayer, Limited, TrustedProxies};
 pub use metrics::ResilienceMetrics;
 pub use rate_limit::{Client, Limited as RateLimited, RateLimitKey, RateLimitPolicy, RateLimiter};
 pub use retry::{RetryPolicy, Verdict, http_verdict, retry_after};
+#[cfg(feature = "redis")]
+pub use shared_limit::{KEY_PREFIX as SHARED_LIMIT_KEY_PREFIX, SharedRateLimit};

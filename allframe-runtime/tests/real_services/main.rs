@@ -36,3 +36,4 @@ mod idempotency_postgres;
 mod idempotency_redis;
 mod messaging_postgres;
 mod postgres;
+mod rate_limit_redis;

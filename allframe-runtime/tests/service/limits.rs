@@ -171,3 +171,28 @@ async fn an_invalid_trusted_proxy_list_fails_start_up() {
     assert!(text.contains("ALLFRAME_TRUSTED_PROXIES"), "{text}");
     assert!(text.contains("CIDR"), "{text}");
 }
+
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn while_redis_does_not_answer_each_replica_counts_on_its_own() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let limits = InboundLimits {
+        bulkhead: None,
+        rate_limit: Some(RateLimitPolicy {
+            rps: 1,
+            burst: 3,
+            per: RateLimitKey::Global,
+        }),
+    };
+    // Nothing listens on port 1: every Redis call fails at once.
+    let running = start(temp.path(), limits, &[("REDIS_URL", "redis://127.0.0.1:1")])
+        .await
+        .expect("starts without Redis");
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        let answer = reqwest::get(url(&running, "/sleep/0")).await.expect("get");
+        statuses.push(answer.status().as_u16());
+    }
+    assert_eq!(statuses, [200, 200, 200, 429], "the in-process limit holds");
+    assert!(running.shutdown().await.is_clean());
+}
