@@ -3,8 +3,9 @@
 //! probe opens it again).
 //!
 //! In half-open state no more probes are in flight than successes are still needed, however
-//! many callers race for them; a probe whose call is cancelled (its [`Permit`] dropped without
-//! an outcome) gives its slot back. Outcomes of calls admitted before the last state change
+//! many callers race for them — probes of an earlier half-open period that are still running
+//! included; a probe whose call is cancelled (its [`Permit`] dropped without an outcome) gives
+//! its slot back. Outcomes of calls admitted before the last state change
 //! (a slow call that started while the circuit was closed and ends after it opened) are
 //! ignored: they say nothing about the state they would change.
 //!
@@ -134,13 +135,17 @@ struct Machine {
     phase: Phase,
     /// Bumped at every state change, so late outcomes of earlier calls are told apart.
     generation: u64,
+    /// Probe calls still running, of this half-open period or an earlier one: a probe that
+    /// outlives its period (another probe failed meanwhile) still holds its slot, so the target
+    /// never sees more than `success_threshold` probes at once.
+    probes: u32,
 }
 
 #[derive(Debug, Clone, Copy)]
 enum Phase {
     Closed { failures: u32 },
     Open { until: Instant },
-    HalfOpen { in_flight: u32, successes: u32 },
+    HalfOpen { successes: u32 },
 }
 
 impl Phase {
@@ -180,6 +185,7 @@ impl CircuitBreaker {
                 machine: Mutex::new(Machine {
                     phase: Phase::Closed { failures: 0 },
                     generation: 0,
+                    probes: 0,
                 }),
                 metrics,
             }),
@@ -210,37 +216,26 @@ impl CircuitBreaker {
     pub fn try_acquire(&self) -> Result<Permit, BreakerOpen> {
         let mut machine = self.lock();
         let now = Instant::now();
-        let probe = match machine.phase {
-            Phase::Closed { .. } => false,
+        let successes = match machine.phase {
+            Phase::Closed { .. } => None,
             Phase::Open { until } if now < until => {
                 drop(machine);
                 return Err(self.refuse(until - now));
             }
             Phase::Open { .. } => {
-                self.enter(
-                    &mut machine,
-                    Phase::HalfOpen {
-                        in_flight: 1,
-                        successes: 0,
-                    },
-                );
-                true
+                self.enter(&mut machine, Phase::HalfOpen { successes: 0 });
+                Some(0)
             }
-            Phase::HalfOpen {
-                in_flight,
-                successes,
-            } => {
-                if in_flight + successes >= self.inner.policy.success_threshold {
-                    drop(machine);
-                    return Err(self.refuse(Duration::ZERO));
-                }
-                machine.phase = Phase::HalfOpen {
-                    in_flight: in_flight + 1,
-                    successes,
-                };
-                true
-            }
+            Phase::HalfOpen { successes } => Some(successes),
         };
+        let probe = successes.is_some();
+        if let Some(successes) = successes {
+            if machine.probes + successes >= self.inner.policy.success_threshold {
+                drop(machine);
+                return Err(self.refuse(Duration::ZERO));
+            }
+            machine.probes += 1;
+        }
         Ok(Permit {
             breaker: self.clone(),
             generation: machine.generation,
@@ -336,6 +331,9 @@ impl CircuitBreaker {
 
     fn report(&self, generation: u64, probe: bool, outcome: Outcome) {
         let mut machine = self.lock();
+        if probe {
+            machine.probes = machine.probes.saturating_sub(1);
+        }
         if machine.generation != generation {
             return;
         }
@@ -353,36 +351,22 @@ impl CircuitBreaker {
             (Phase::Closed { failures }, Outcome::Success) if failures > 0 => {
                 machine.phase = Phase::Closed { failures: 0 };
             }
-            (
-                Phase::HalfOpen {
-                    in_flight,
-                    successes,
-                },
-                outcome,
-            ) if probe => {
-                let in_flight = in_flight.saturating_sub(1);
-                match outcome {
-                    Outcome::Success if successes + 1 >= policy.success_threshold => {
-                        self.enter(&mut machine, Phase::Closed { failures: 0 });
-                    }
-                    Outcome::Success => {
-                        machine.phase = Phase::HalfOpen {
-                            in_flight,
-                            successes: successes + 1,
-                        }
-                    }
-                    Outcome::Failure => {
-                        let open = self.open_until();
-                        self.enter(&mut machine, open);
-                    }
-                    Outcome::Cancelled => {
-                        machine.phase = Phase::HalfOpen {
-                            in_flight,
-                            successes,
-                        }
-                    }
+            (Phase::HalfOpen { successes }, outcome) if probe => match outcome {
+                Outcome::Success if successes + 1 >= policy.success_threshold => {
+                    self.enter(&mut machine, Phase::Closed { failures: 0 });
                 }
-            }
+                Outcome::Success => {
+                    machine.phase = Phase::HalfOpen {
+                        successes: successes + 1,
+                    };
+                }
+                Outcome::Failure => {
+                    let open = self.open_until();
+                    self.enter(&mut machine, open);
+                }
+                // The slot was given back above.
+                Outcome::Cancelled => {}
+            },
             _ => {}
         }
     }

@@ -1,13 +1,15 @@
 //! Resilience policies (`[resilience]`, overridden per service): a [`CircuitBreaker`], a
 //! [`RetryPolicy`], a [`Bulkhead`] and a [`RateLimiter`], each usable around any async call;
 //! on the REST routes of a service that declares a bulkhead or a rate limit, the
-//! [`InboundLimitsLayer`] applies them as a tower layer.
+//! [`InboundLimitsLayer`] applies them as a tower layer, and [`CircuitBreakerLayer`] puts a
+//! breaker around a client's tower service.
 //!
 //! State changes are logged and exported: `allframe_breaker_state{target}` (0 closed, 1 open,
 //! 2 half-open) and `allframe_resilience_rejections_total{policy, target}`. See
 //! docs/resilience.md for what each policy does and which parts are hand-written and why.
 
 mod breaker;
+mod breaker_layer;
 mod bulkhead;
 mod inbound;
 mod metrics;
@@ -17,6 +19,7 @@ mod retry;
 mod shared_limit;
 
 pub use breaker::{BreakerError, BreakerOpen, BreakerPolicy, BreakerState, CircuitBreaker, Permit};
+pub use breaker_layer::{Breaking, CircuitBreakerLayer};
 pub use bulkhead::{Bulkhead, BulkheadFull, BulkheadPolicy, Slot};
 pub(crate) use inbound::LimitsComponent;
 pub use inbound::{InboundLimits, InboundLimitsLayer, Limited, TrustedProxies};
