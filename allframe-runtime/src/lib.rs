@@ -37,6 +37,8 @@ pub mod deferred;
 mod env;
 pub mod error;
 pub mod extract;
+#[cfg(feature = "gateway")]
+pub mod gateway;
 #[cfg(feature = "grpc")]
 pub mod grpc;
 #[cfg(feature = "grpc")]

@@ -1,0 +1,155 @@
+//! What each resilience policy adds to one call, beside the bare call measured in the same run
+//! (the limit: a policy can only add to it).
+//!
+//! `cargo bench -p allframe-runtime --bench resilience`. `ALLFRAME_BENCH_SCALE=0.1` shortens
+//! the run.
+//!
+//! Every row awaits the same ready future (`Ok(n)`) on a current-thread runtime, 1,000 calls per
+//! sample; the figures are per call, p50 and p99 over the samples. "added" is the row's p50 minus
+//! the bare call's. The rate limiter rows have budgets no call exhausts.
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use allframe_runtime::resilience::{
+    BreakerPolicy, Bulkhead, BulkheadPolicy, CircuitBreaker, Client, RateLimitKey, RateLimitPolicy,
+    RateLimiter, RetryPolicy, Verdict,
+};
+
+const CALLS_PER_SAMPLE: u32 = 1_000;
+
+async fn bare(n: u64) -> Result<u64, ()> {
+    Ok(black_box(n))
+}
+
+/// Per-call ns of `calls` samples of `CALLS_PER_SAMPLE` calls each, sorted.
+async fn measure<F, Fut>(samples: usize, mut call: F) -> Vec<f64>
+where
+    F: FnMut(u64) -> Fut,
+    Fut: std::future::Future<Output = Result<u64, ()>>,
+{
+    let mut per_call = Vec::with_capacity(samples);
+    for _ in 0..samples / 10 {
+        for n in 0..u64::from(CALLS_PER_SAMPLE) {
+            let _ = black_box(call(n).await);
+        }
+    }
+    for _ in 0..samples {
+        let started = Instant::now();
+        for n in 0..u64::from(CALLS_PER_SAMPLE) {
+            let _ = black_box(call(n).await);
+        }
+        per_call.push(started.elapsed().as_nanos() as f64 / f64::from(CALLS_PER_SAMPLE));
+    }
+    per_call.sort_by(f64::total_cmp);
+    per_call
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+fn main() {
+    let scale: f64 = std::env::var("ALLFRAME_BENCH_SCALE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1.0);
+    let samples = ((2_000.0 * scale) as usize).max(20);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async move {
+        let breaker = CircuitBreaker::new("bench", BreakerPolicy::DEFAULT);
+        let bulkhead = Bulkhead::new(BulkheadPolicy {
+            max_concurrent: 100,
+            max_queue: 50,
+        });
+        let unlimited = |per| RateLimitPolicy {
+            rps: u32::MAX,
+            burst: u32::MAX,
+            per,
+        };
+        let global = RateLimiter::new(unlimited(RateLimitKey::Global));
+        let per_ip = RateLimiter::new(unlimited(RateLimitKey::Ip));
+        let client = Client::Ip("203.0.113.7".parse().expect("ip"));
+        let retry = RetryPolicy::DEFAULT;
+        let (breaker, bulkhead, global, per_ip, client, retry) =
+            (&breaker, &bulkhead, &global, &per_ip, &client, &retry);
+
+        let mut rows: Vec<(&str, Vec<f64>)> = Vec::new();
+        rows.push(("bare call (the limit)", measure(samples, bare).await));
+        rows.push((
+            "circuit breaker (closed)",
+            measure(samples, |n| async move {
+                breaker.call(bare(n)).await.map_err(drop)
+            })
+            .await,
+        ));
+        rows.push((
+            "retry (first attempt succeeds)",
+            measure(samples, |n| {
+                retry.run(
+                    move |_| bare(n),
+                    |outcome| match outcome {
+                        Ok(_) => Verdict::Final,
+                        Err(()) => Verdict::Retry,
+                    },
+                )
+            })
+            .await,
+        ));
+        rows.push((
+            "bulkhead (a free slot)",
+            measure(samples, |n| async move {
+                let _slot = bulkhead.acquire().await.map_err(drop)?;
+                bare(n).await
+            })
+            .await,
+        ));
+        rows.push((
+            "rate limit, global",
+            measure(samples, |n| async move {
+                global.check(client).map_err(drop)?;
+                bare(n).await
+            })
+            .await,
+        ));
+        rows.push((
+            "rate limit, per IP",
+            measure(samples, |n| async move {
+                per_ip.check(client).map_err(drop)?;
+                bare(n).await
+            })
+            .await,
+        ));
+        rows.push((
+            "breaker + retry + bulkhead + rate limit",
+            measure(samples, |n| async move {
+                global.check(client).map_err(drop)?;
+                let _slot = bulkhead.acquire().await.map_err(drop)?;
+                retry
+                    .run(
+                        move |_| async move { breaker.call(bare(n)).await.map_err(drop) },
+                        |outcome| match outcome {
+                            Ok(_) => Verdict::Final,
+                            Err(()) => Verdict::Retry,
+                        },
+                    )
+                    .await
+            })
+            .await,
+        ));
+
+        let bare_p50 = percentile(&rows[0].1, 0.5);
+        println!("| per call | p50 ns | p99 ns | added to the bare call (p50) |");
+        println!("|---|---|---|---|");
+        for (name, sorted) in &rows {
+            let (p50, p99) = (percentile(sorted, 0.5), percentile(sorted, 0.99));
+            println!(
+                "| {name} | {p50:.1} | {p99:.1} | {:.1} ns |",
+                p50 - bare_p50
+            );
+        }
+    });
+}
