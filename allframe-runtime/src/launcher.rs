@@ -244,6 +244,16 @@ impl<S> Launcher<S> {
         self.component(crate::resilience::LimitsComponent { limits })
     }
 
+    /// Calls external providers (`type = "gateway"`, `[services.integrations]`): the gateway
+    /// component builds one client per provider at its `<NAME>_URL`, behind the service's
+    /// breaker, retry and timeout, and leaves them in the context as
+    /// [`crate::gateway::Providers`]. Add it after [`Launcher::metrics`] so the breakers are
+    /// exported.
+    #[cfg(feature = "gateway")]
+    pub fn gateway(self, settings: crate::gateway::GatewaySettings) -> Self {
+        self.component(crate::gateway::GatewayComponent { settings })
+    }
+
     /// Reads variables from `env` instead of the process environment (for tests).
     pub fn env(mut self, env: Environment) -> Self {
         self.env = env;

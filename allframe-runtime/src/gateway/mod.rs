@@ -8,12 +8,17 @@
 //! errors and timeouts, until `max_attempts`. Another 4xx is the provider's answer and comes
 //! back as it is. What opens the circuit: transport errors, timeouts and 5xx answers.
 
+mod component;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use serde::de::DeserializeOwned;
+
+pub(crate) use component::GatewayComponent;
+pub use component::{Client, GatewaySettings, Providers};
 
 use crate::env::Environment;
 use crate::resilience::{

@@ -14,6 +14,7 @@ mod idempotency_support;
 mod launch_env;
 
 mod database;
+mod gateway;
 mod grpc;
 mod idempotency;
 mod lifecycle;
