@@ -39,6 +39,7 @@ pub(crate) fn service(
     let idempotency = patterns::idempotency(&p, plan, span);
     let metrics = patterns::metrics(&p, plan);
     let limits = patterns::limits(&p, plan);
+    let gateway = patterns::gateway(&p, plan);
     let tracing = patterns::tracing(&p, plan);
     let tenant = patterns::tenant(plan);
     let launcher = quote_spanned! {span=>
@@ -49,6 +50,7 @@ pub(crate) fn service(
             #consumer
             #idempotency
             #metrics
+            #gateway
             #limits
             #tracing
             #tenant

@@ -132,6 +132,56 @@ pub(crate) fn limits(p: &TokenStream, plan: &ServicePlan<'_>) -> Option<TokenStr
     })
 }
 
+/// `.gateway(GatewaySettings { providers: &[…] })` for a `gateway`: one provider per name in
+/// `[services.integrations] providers`, each with the service's breaker and retry policy
+/// (`[services.integrations]` over `[resilience]`).
+pub(crate) fn gateway(p: &TokenStream, plan: &ServicePlan<'_>) -> Option<TokenStream> {
+    if plan.providers.is_empty() {
+        return None;
+    }
+    let resilience = plan.service.common.resilience;
+    let b = resilience.circuit_breaker;
+    let (failures, successes, open_ms) = (
+        Literal::u32_unsuffixed(b.failure_threshold),
+        Literal::u32_unsuffixed(b.success_threshold),
+        Literal::u64_unsuffixed(b.timeout_ms),
+    );
+    let r = resilience.retry;
+    let (attempts, initial, max) = (
+        Literal::u32_unsuffixed(r.max_attempts),
+        Literal::u64_unsuffixed(r.initial_interval_ms),
+        Literal::u64_unsuffixed(r.max_interval_ms),
+    );
+    let (multiplier, idempotent_only) = (Literal::f64_suffixed(r.multiplier), r.idempotent_only);
+    let providers = plan.providers.iter().map(|provider| {
+        let name = provider.name;
+        quote! {
+            #p::ProviderSettings {
+                name: #name,
+                circuit_breaker: #p::BreakerPolicy {
+                    failure_threshold: #failures,
+                    success_threshold: #successes,
+                    timeout_ms: #open_ms,
+                },
+                retry: #p::CallRetryPolicy {
+                    max_attempts: #attempts,
+                    initial_interval_ms: #initial,
+                    max_interval_ms: #max,
+                    multiplier: #multiplier,
+                    idempotent_only: #idempotent_only,
+                },
+                timeout_ms: #p::ProviderSettings::DEFAULT_TIMEOUT_MS,
+                idempotency_header: #p::ProviderSettings::DEFAULT_IDEMPOTENCY_HEADER,
+            }
+        }
+    });
+    Some(quote! {
+        .gateway(#p::GatewaySettings {
+            providers: &[#(#providers),*],
+        })
+    })
+}
+
 /// `.tenant_header("X-Tenant-ID")` when tenancy is on.
 pub(crate) fn tenant(plan: &ServicePlan<'_>) -> Option<TokenStream> {
     let header = plan.tenant_header?;

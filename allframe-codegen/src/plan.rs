@@ -36,6 +36,8 @@ pub enum RuntimeFeature {
     Email,
     /// The `sms`, `push` and `webhook` channels over HTTP.
     Webhook,
+    /// A gateway's provider clients over HTTP.
+    Gateway,
 }
 
 impl RuntimeFeature {
@@ -52,6 +54,7 @@ impl RuntimeFeature {
             RuntimeFeature::Kafka => "kafka",
             RuntimeFeature::Email => "email",
             RuntimeFeature::Webhook => "webhook",
+            RuntimeFeature::Gateway => "gateway",
         }
     }
 }
@@ -103,6 +106,18 @@ impl ConsumedPlan<'_> {
     pub fn is_external(&self) -> bool {
         self.producers == [EXTERNAL_PRODUCER]
     }
+}
+
+/// One provider of a `gateway` (`[services.integrations] providers`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderPlan<'a> {
+    /// The name as written, e.g. `legacy-erp`: the runtime's provider name and `<NAME>_URL`.
+    pub name: &'a str,
+    /// The client type's name, `LegacyErp`: the associated type of the `Integrations`
+    /// obligation.
+    pub client: String,
+    /// The accessor and module name, `legacy_erp`.
+    pub method: String,
 }
 
 /// How a notification channel is spelt in `allframe::channel`: what the macro declares and the
@@ -169,6 +184,8 @@ pub struct ServicePlan<'a> {
     pub ingestions: Vec<IngestionPlan<'a>>,
     /// A `consumer`'s events and policy.
     pub consumer: Option<ConsumerPlan<'a>>,
+    /// A `gateway`'s providers, in the file's order (empty for other types).
+    pub providers: Vec<ProviderPlan<'a>>,
 }
 
 /// A problem found while planning, for the macro to report at its span.
@@ -239,6 +256,7 @@ pub fn plan<'a>(
         tenant_header: tenant.enabled.then_some(tenant.header.as_str()),
         ingestions: ingestions(service),
         consumer: consumer(arch, service),
+        providers: providers(service),
     };
     if errors.is_empty() {
         Ok(plan)
@@ -262,6 +280,22 @@ fn ingestions(service: &ResolvedService) -> Vec<IngestionPlan<'_>> {
                 entity,
                 event: &ingestion.event,
             }
+        })
+        .collect()
+}
+
+/// A gateway's providers, each with its client type and accessor.
+fn providers(service: &ResolvedService) -> Vec<ProviderPlan<'_>> {
+    let Archetype::Gateway(integrations) = &service.archetype else {
+        return Vec::new();
+    };
+    integrations
+        .providers
+        .iter()
+        .map(|name| ProviderPlan {
+            name,
+            client: names::pascal(name),
+            method: names::snake(name),
         })
         .collect()
 }
@@ -336,6 +370,9 @@ impl ServicePlan<'_> {
                 EventBus::Kafka => features.push(RuntimeFeature::Kafka),
                 EventBus::Sqs | EventBus::Pubsub => {}
             }
+        }
+        if !self.providers.is_empty() {
+            features.push(RuntimeFeature::Gateway);
         }
         if let Some(consumer) = &self.consumer {
             if consumer.channels.contains(&Channel::Email) {
@@ -437,16 +474,37 @@ pattern = "outbox"
 
     #[test]
     fn a_type_without_an_expansion_is_refused_with_the_types_there_are() {
-        let text = "[architecture]\nname = \"shop\"\n[[services]]\nname = \"payments\"\ntype = \"gateway\"\n[services.integrations]\nproviders = [\"stripe\"]\n";
+        let text = "[architecture]\nname = \"shop\"\n[[services]]\nname = \"web\"\ntype = \"bff\"\n[services.bff]\naggregates = []\n";
         planned(text, |plan| {
-            let errors = plan.expect_err("gateway is not generated");
+            let errors = plan.expect_err("bff is not generated");
             assert_eq!(errors.len(), 1);
             assert!(
                 errors[0]
                     .message
-                    .contains("(it generates: stateless, producer, consumer)"),
+                    .contains("(it generates: stateless, producer, consumer, gateway)"),
                 "{errors:?}"
             );
+        });
+    }
+
+    #[test]
+    fn a_gateway_gets_a_client_per_provider_and_the_gateway_feature() {
+        let text = "[architecture]\nname = \"shop\"\n[[services]]\nname = \"payments\"\ntype = \"gateway\"\n[services.integrations]\nproviders = [\"stripe\", \"legacy-erp\"]\n";
+        planned(text, |plan| {
+            let plan = plan.expect("planned");
+            let clients: Vec<(&str, &str, &str)> = plan
+                .providers
+                .iter()
+                .map(|p| (p.name, p.client.as_str(), p.method.as_str()))
+                .collect();
+            assert_eq!(
+                clients,
+                [
+                    ("stripe", "Stripe", "stripe"),
+                    ("legacy-erp", "LegacyErp", "legacy_erp")
+                ]
+            );
+            assert!(plan.features().contains(&RuntimeFeature::Gateway));
         });
     }
 }

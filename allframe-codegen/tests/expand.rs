@@ -52,6 +52,13 @@ name = "payments"
 type = "gateway"
 [services.integrations]
 providers = ["stripe"]
+circuit_breaker = { failure_threshold = 2 }
+
+[[services]]
+name = "web"
+type = "bff"
+[services.bff]
+aggregates = []
 "#;
 
 struct Crate {
@@ -142,6 +149,56 @@ fn lit_int(expr: &syn::Expr) -> u64 {
         }) => i.base10_parse().expect("int"),
         other => panic!("not an int: {}", quote!(#other)),
     }
+}
+
+#[test]
+fn a_gateway_declares_a_client_per_provider_and_wires_them_with_its_breaker() {
+    let c = Crate::new(ARCH);
+    let file = c.expand(quote!(config = "architecture.toml", name = "payments"));
+    assert!(
+        compile_errors(&file).is_empty(),
+        "{}",
+        pretty(&quote!(#file))
+    );
+    let integrations = file
+        .items
+        .iter()
+        .find_map(|i| match i {
+            syn::Item::Trait(t) if t.ident == "Integrations" => Some(t),
+            _ => None,
+        })
+        .expect("the Integrations obligation");
+    let clients: Vec<String> = integrations
+        .items
+        .iter()
+        .filter_map(|i| match i {
+            syn::TraitItem::Type(t) => Some(t.ident.to_string()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(clients, ["Stripe"]);
+    let accessors: Vec<String> = file
+        .items
+        .iter()
+        .filter_map(|i| match i {
+            syn::Item::Impl(imp) if imp.trait_.is_none() => Some(imp),
+            _ => None,
+        })
+        .flat_map(|imp| imp.items.iter())
+        .filter_map(|i| match i {
+            syn::ImplItem::Fn(f) => Some(f.sig.ident.to_string()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(accessors, ["stripe"]);
+    let launcher = launcher_fn(&file);
+    let body = quote!(#launcher).to_string();
+    assert!(body.contains(". gateway ("), "{body}");
+    assert!(body.contains("name : \"stripe\""), "{body}");
+    assert!(
+        body.contains("failure_threshold : 2"),
+        "the file's breaker: {body}"
+    );
 }
 
 #[test]
@@ -249,11 +306,12 @@ fn errors_become_compile_errors_with_a_skeleton() {
         "skeleton main"
     );
 
-    let gateway =
-        compile_errors(&c.expand(quote!(config = "architecture.toml", name = "payments")));
+    let bff = compile_errors(&c.expand(quote!(config = "architecture.toml", name = "web")));
     assert!(
-        gateway[0].contains("does not generate yet (it generates: stateless, producer, consumer)"),
-        "{gateway:?}"
+        bff[0].contains(
+            "does not generate yet (it generates: stateless, producer, consumer, gateway)"
+        ),
+        "{bff:?}"
     );
 
     let transactional = Crate::new(

@@ -6,6 +6,8 @@ use allframe_config::{Diagnostic, Diagnostics, Severity, SourceFile, check};
 
 #[path = "diagnostics/events.rs"]
 mod events;
+#[path = "diagnostics/gateway.rs"]
+mod gateway;
 #[path = "diagnostics/producer.rs"]
 mod producer;
 #[path = "diagnostics/support.rs"]

@@ -298,6 +298,23 @@ pub fn channel_url(channel: &str) -> Option<Var> {
         _ => None,
     }
 }
+/// The variable holding the base URL of a gateway's provider: `stripe` → `STRIPE_URL`,
+/// `legacy-erp` → `LEGACY_ERP_URL` (each character that is not an ASCII letter or digit
+/// becomes `_`).
+pub fn provider_url(provider: &str) -> String {
+    let name: String = provider
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("{name}_URL")
+}
+
 /// Redis, for idempotency keys stored there and for rate limits shared by replicas.
 pub const REDIS_URL: Var = Var {
     name: "REDIS_URL",

@@ -147,6 +147,8 @@ pub mod __private {
         Backoff, Consume, ConsumedEvent, ConsumerSettings, HandleError, RetryPolicy,
     };
     pub use crate::env::Environment;
+    #[cfg(feature = "gateway")]
+    pub use crate::gateway::{GatewaySettings, ProviderSettings, client as provider_client};
     #[cfg(feature = "grpc")]
     pub use crate::grpc_server::grpc_routes;
     #[cfg(feature = "grpc")]
@@ -155,7 +157,10 @@ pub mod __private {
     pub use crate::launcher::{ALLFRAME_BIND_ADDR, GRPC_PORT, Launch, Launcher, PORT};
     pub use crate::messaging::{Delivery, OutboxSettings, RetrySettings, UnitOfWork};
     pub use crate::metrics::MetricsSettings;
-    pub use crate::resilience::{BulkheadPolicy, InboundLimits, RateLimitKey, RateLimitPolicy};
+    pub use crate::resilience::{
+        BreakerPolicy, BulkheadPolicy, InboundLimits, RateLimitKey, RateLimitPolicy,
+        RetryPolicy as CallRetryPolicy,
+    };
     pub use crate::settings::{
         DeferredValue, EmbeddedMigration, LogFormat, Segment, ServiceSettings,
     };

@@ -98,8 +98,8 @@ pub fn shared_events(architecture: &Architecture, services: &[ServiceContext]) -
                 }
             }
             // What a consumer takes is added below, with the events services declare or
-            // consume.
-            ArchetypeContext::Consumer(_) => {}
+            // consume; a gateway publishes nothing of its own.
+            ArchetypeContext::Consumer(_) | ArchetypeContext::Gateway(_) => {}
         }
     }
     for service in architecture.services() {

@@ -3,6 +3,7 @@
 //! accepting its type in [`crate::plan`]).
 
 mod consumer;
+mod gateway;
 mod producer;
 mod stateless;
 
@@ -25,6 +26,7 @@ pub(crate) fn expand(
         Archetype::Stateless => stateless::expand(args, item, loaded, plan, env),
         Archetype::Producer(_) => producer::expand(args, item, loaded, plan, env),
         Archetype::Consumer(_) => consumer::expand(args, item, loaded, plan, env),
+        Archetype::Gateway(_) => gateway::expand(args, item, loaded, plan, env),
         // `plan` refuses every type without a module above.
         other => Err(syn::Error::new(
             args.name_span,

@@ -45,9 +45,24 @@ fn database(service: Option<&DraftService>) -> Option<&crate::model::ServiceData
 }
 
 const RETRY: Support = Partial(
-    "only the outbox relay's publish retries follow it; no outgoing call is retried and `idempotent_only` has no effect",
+    "a gateway's provider calls and the outbox relay's publish retries follow it; other services make no outgoing calls to retry",
 );
-const CIRCUIT_BREAKER: Support = NotHonoured("the service has no circuit breaker yet");
+const CIRCUIT_BREAKER: Support = NotHonoured(
+    "only a gateway's provider calls go through a circuit breaker; this service makes no outgoing calls to guard",
+);
+
+/// A generated service other than a gateway: it makes no outgoing calls for a breaker or a
+/// retry policy to act on (the relay's publish retries aside).
+fn calls_out_through_nothing(service: &DraftService) -> bool {
+    service.kind() != ServiceType::Gateway && super::is_generated(service.kind())
+}
+
+fn breaker_unused(draft: &Draft, service: Option<&DraftService>) -> bool {
+    match service {
+        Some(service) => calls_out_through_nothing(service),
+        None => draft.services().iter().any(calls_out_through_nothing),
+    }
+}
 const GRPC_UNLIMITED: Support = Partial(
     "REST requests are limited; gRPC requests are not (the limits are a layer on the REST routes)",
 );
@@ -124,8 +139,12 @@ pub(super) const KEY_RULES: &[KeyRule] = &[
         InfraOnly("it sets the registry's compatibility level; services do not check schemas"),
         |d, _| d.file().settings.events.schema_registry != SchemaRegistry::None,
     ),
-    row("resilience.circuit_breaker", CIRCUIT_BREAKER),
-    row("resilience.retry", RETRY),
+    row_if(
+        "resilience.circuit_breaker",
+        CIRCUIT_BREAKER,
+        breaker_unused,
+    ),
+    row_if("resilience.retry", RETRY, breaker_unused),
     row_if("resilience.bulkhead", GRPC_UNLIMITED, misses_grpc),
     row_if("resilience.rate_limit", GRPC_UNLIMITED, misses_grpc),
     row_if("resilience.rate_limit", PER_USER, counts_per_user),
@@ -243,8 +262,12 @@ pub(super) const KEY_RULES: &[KeyRule] = &[
             })
         },
     ),
-    row("services[].circuit_breaker", CIRCUIT_BREAKER),
-    row("services[].retry", RETRY),
+    row_if(
+        "services[].circuit_breaker",
+        CIRCUIT_BREAKER,
+        breaker_unused,
+    ),
+    row_if("services[].retry", RETRY, breaker_unused),
     row_if("services[].bulkhead", GRPC_UNLIMITED, misses_grpc),
     row_if("services[].rate_limit", GRPC_UNLIMITED, misses_grpc),
     row_if("services[].rate_limit", PER_USER, counts_per_user),

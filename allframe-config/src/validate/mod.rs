@@ -3,6 +3,7 @@
 
 mod consumer;
 mod events;
+mod gateway;
 mod names;
 mod producer;
 mod tokens;
@@ -113,6 +114,7 @@ pub(crate) fn validate(arch: &Draft, source: &SourceFile, out: &mut Diagnostics)
         schedule(&mut c, service);
         messaging(&mut c, service);
         producer::producer(&mut c, service);
+        gateway::gateway(&mut c, service);
         consumer::consumer(&mut c, service);
         references(&mut c, service);
     }

@@ -35,7 +35,7 @@ fn keys_without_full_effect_are_warnings_at_their_line() {
     assert_eq!(breaker.severity, Severity::Warning);
     assert_eq!(breaker.location.map(|l| l.line), Some(3));
     assert!(
-        breaker.message.contains("no circuit breaker"),
+        breaker.message.contains("only a gateway's provider calls"),
         "{breaker:?}"
     );
 }
@@ -101,16 +101,13 @@ fn request_limits_are_honoured_on_rest_and_their_gaps_are_reported() {
 #[test]
 fn a_type_not_generated_yet_is_a_warning_at_its_type_and_tables() {
     let d = diagnostics(
-        "[[services]]\nname = \"pay\"\ntype = \"gateway\"\n[services.database]\ntype = \"mysql\"\n[services.integrations]\nproviders = [\"stripe\"]\n",
+        "[[services]]\nname = \"web\"\ntype = \"bff\"\n[services.database]\ntype = \"mysql\"\n[services.bff]\naggregates = []\n",
     );
     assert!(
         !d.has_errors(),
         "a skipped service's engine is not refused: {d}"
     );
-    assert_eq!(
-        not_honoured(&d),
-        ["services[0].type", "services[0].integrations"]
-    );
+    assert_eq!(not_honoured(&d), ["services[0].type", "services[0].bff"]);
 }
 
 #[test]

@@ -7,8 +7,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::{Provider, ProviderSettings};
+use axum::http::StatusCode;
+
 use crate::BoxError;
 use crate::component::{BoxFuture, Component, Startup};
+use crate::context::Ctx;
+use crate::error::ApiError;
 use crate::resilience::ResilienceMetrics;
 
 /// What `[services.integrations]` declares, as the macro bakes it in.
@@ -52,6 +56,21 @@ impl Providers {
     pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
         self.by_name.keys().copied()
     }
+}
+
+/// The client `C` of the provider `name`, from the context of a running gateway: what the
+/// accessors `#[allframe::service]` derives on a gateway's struct return (`Payments::stripe(&cx)?`).
+pub fn client<C: Client>(cx: &Ctx, name: &str) -> Result<C, ApiError> {
+    cx.get::<Providers>()
+        .and_then(|providers| providers.client(name))
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!(
+                    "provider `{name}` has no client: the service was not started as a gateway"
+                ),
+            )
+        })
 }
 
 /// Builds the providers at start-up (a missing or invalid `<NAME>_URL` fails it, naming the

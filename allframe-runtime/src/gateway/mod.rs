@@ -18,9 +18,10 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use serde::de::DeserializeOwned;
 
 pub(crate) use component::GatewayComponent;
-pub use component::{Client, GatewaySettings, Providers};
+pub use component::{Client, GatewaySettings, Providers, client};
 
 use crate::env::Environment;
+use crate::error::ApiError;
 use crate::resilience::{
     BreakerError, BreakerPolicy, CircuitBreaker, ResilienceMetrics, RetryPolicy, Verdict,
     http_verdict,
@@ -43,15 +44,21 @@ pub struct ProviderSettings {
 }
 
 impl ProviderSettings {
-    /// The defaults for `name`: built-in breaker and retry, 10 s per attempt, the key in
-    /// `Idempotency-Key` (Stripe's and PayPal's name for it).
+    /// How long one attempt may take by default: 10 s.
+    pub const DEFAULT_TIMEOUT_MS: u64 = 10_000;
+    /// The header carrying the idempotency key by default (Stripe's name for it, and the
+    /// IETF draft's).
+    pub const DEFAULT_IDEMPOTENCY_HEADER: &'static str = "Idempotency-Key";
+
+    /// The defaults for `name`: built-in breaker and retry, [`Self::DEFAULT_TIMEOUT_MS`] per
+    /// attempt, the key in [`Self::DEFAULT_IDEMPOTENCY_HEADER`].
     pub const fn new(name: &'static str) -> Self {
         Self {
             name,
             circuit_breaker: BreakerPolicy::DEFAULT,
             retry: RetryPolicy::DEFAULT,
-            timeout_ms: 10_000,
-            idempotency_header: "Idempotency-Key",
+            timeout_ms: Self::DEFAULT_TIMEOUT_MS,
+            idempotency_header: Self::DEFAULT_IDEMPOTENCY_HEADER,
         }
     }
 }
@@ -59,17 +66,7 @@ impl ProviderSettings {
 /// The environment variable holding a provider's base URL: `stripe` → `STRIPE_URL`,
 /// `legacy-erp` → `LEGACY_ERP_URL`.
 pub fn url_var(provider: &str) -> String {
-    let name: String = provider
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_uppercase()
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    format!("{name}_URL")
+    allframe_env::provider_url(provider)
 }
 
 /// Why a provider call gave no usable answer, or a client could not be built.
@@ -132,6 +129,24 @@ pub enum ProviderError {
         /// Why.
         reason: String,
     },
+}
+
+/// A provider failure as the answer of the request that needed it: an open circuit is `503`,
+/// a timeout `504`, no answer or a 5xx `502` (the message says which provider and why).
+impl From<ProviderError> for ApiError {
+    fn from(error: ProviderError) -> Self {
+        let status = match &error {
+            ProviderError::Open { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ProviderError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            ProviderError::Transport { .. } | ProviderError::ServerError { .. } => {
+                StatusCode::BAD_GATEWAY
+            }
+            ProviderError::MissingUrl { .. } | ProviderError::InvalidUrl { .. } => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        };
+        ApiError::new(status, error.to_string())
+    }
 }
 
 /// One call to a provider: a method, a path below its base URL, a body, headers and the

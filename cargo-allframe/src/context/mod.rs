@@ -16,10 +16,12 @@ use crate::events::{EventsCrate, SharedEvent};
 use crate::names::ServiceNames;
 
 mod consumer;
+mod gateway;
 mod producer;
 mod stateless;
 
 pub use consumer::{ConsumedContext, ConsumerContext};
+pub use gateway::{GatewayContext, ProviderContext};
 pub use producer::{IngestionContext, ProducerContext};
 pub use stateless::StatelessContext;
 
@@ -109,6 +111,8 @@ pub enum ArchetypeContext {
     Producer(ProducerContext),
     /// `type = "consumer"`.
     Consumer(ConsumerContext),
+    /// `type = "gateway"`.
+    Gateway(GatewayContext),
 }
 
 impl ArchetypeContext {
@@ -119,6 +123,7 @@ impl ArchetypeContext {
             ServiceType::Stateless => Some(Self::Stateless(Box::new(StatelessContext::new(plan)))),
             ServiceType::Producer => Some(Self::Producer(ProducerContext::new(plan))),
             ServiceType::Consumer => Some(Self::Consumer(ConsumerContext::new(plan))),
+            ServiceType::Gateway => Some(Self::Gateway(GatewayContext::new(plan))),
             _ => None,
         }
     }

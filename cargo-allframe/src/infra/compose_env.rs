@@ -91,6 +91,12 @@ impl ComposeWiring<'_> {
         if redis {
             compose_env.push(env(vars::REDIS_URL.name, "redis://redis:6379"));
         }
+        if let Archetype::Gateway(integrations) = &s.archetype {
+            // A provider's base URL (a sandbox, a stand-in) comes from the developer's shell.
+            for provider in &integrations.providers {
+                compose_env.push(shell_env(&vars::provider_url(provider)));
+            }
+        }
         if let Archetype::Cache(cache) = &s.archetype {
             match cache.backend {
                 CacheBackend::Memcached => {

@@ -62,11 +62,22 @@ fn every_variable_the_infrastructure_sets_is_in_the_contract() {
     for (case, toml) in cases() {
         let files = generate(&toml);
         let source = allframe_config::SourceFile::new("architecture.toml", toml.as_str());
-        let services: Vec<String> = allframe_config::check(&source)
-            .expect("a valid case")
+        let arch = allframe_config::check(&source).expect("a valid case");
+        let services: Vec<String> = arch
             .services()
             .iter()
             .map(|s| s.name().to_owned())
+            .collect();
+        // `<PROVIDER>_URL`: where a gateway's provider answers.
+        let providers: Vec<String> = arch
+            .services()
+            .iter()
+            .filter_map(|s| match &s.archetype {
+                allframe_config::Archetype::Gateway(integrations) => Some(&integrations.providers),
+                _ => None,
+            })
+            .flatten()
+            .map(|p| allframe_env::provider_url(p))
             .collect();
         for name in variables_set(&files, &services) {
             // `<SERVICE>_URL`: where another service of the file listens.
@@ -76,7 +87,7 @@ fn every_variable_the_infrastructure_sets_is_in_the_contract() {
                     .any(|s| s.replace('-', "_").to_uppercase() == prefix)
             });
             assert!(
-                peer || allframe_env::lookup(&name).is_some(),
+                peer || providers.contains(&name) || allframe_env::lookup(&name).is_some(),
                 "case `{case}` sets `{name}`, which allframe-env does not list"
             );
             seen.insert(name);

@@ -1,0 +1,60 @@
+//! The checks of a `gateway`: it calls the providers of `[services.integrations]`, each through
+//! a client type named after it (`stripe` → `Stripe`, module and accessor `stripe`), so it needs
+//! at least one, and two names may not make the same client.
+
+use std::collections::BTreeMap;
+
+use super::{Checker, service_path};
+use crate::diagnostic::{Code, Diagnostic};
+use crate::model::ServiceType;
+use crate::names::{is_keyword, pascal, snake};
+use crate::resolve::DraftService;
+
+pub(super) fn gateway(c: &mut Checker<'_>, service: &DraftService) {
+    if service.kind() != ServiceType::Gateway {
+        return;
+    }
+    let Some(integrations) = &service.raw.integrations else {
+        return;
+    };
+    let path = service_path(service).key("integrations").key("providers");
+    let name = service.name();
+    if integrations.providers.is_empty() {
+        c.push(
+            Diagnostic::error(
+                Code::MissingKey,
+                path.clone(),
+                format!("gateway `{name}` calls the providers of `[services.integrations] providers`, and lists none"),
+            )
+            .with_help("name each external API it calls, e.g. `providers = [\"stripe\", \"paypal\"]`: each gets a client and a `<PROVIDER>_URL` variable"),
+        );
+    }
+    let mut clients: BTreeMap<String, &str> = BTreeMap::new();
+    for (i, provider) in integrations.providers.iter().enumerate() {
+        let (client, method) = (pascal(provider), snake(provider));
+        if is_keyword(&method) || is_keyword(&client) {
+            c.push(
+                Diagnostic::error(
+                    Code::InvalidName,
+                    path.clone().index(i),
+                    format!("provider `{provider}` would make a client `{client}` or an accessor `{method}`, and that is a Rust keyword"),
+                )
+                .with_help(format!("name it after the API, e.g. `{provider}-api`")),
+            );
+            continue;
+        }
+        match clients.get(&client) {
+            Some(other) => c.push(
+                Diagnostic::error(
+                    Code::NameClash,
+                    path.clone().index(i),
+                    format!("providers `{other}` and `{provider}` of gateway `{name}` would both make the client `{client}`"),
+                )
+                .with_help("list each provider once, under one spelling"),
+            ),
+            None => {
+                clients.insert(client, provider);
+            }
+        }
+    }
+}
