@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use allframe_config::Architecture;
 use serde::Serialize;
 
-use crate::context::{ArchetypeContext, ServiceContext};
+use crate::context::ServiceContext;
 use crate::names::EventNames;
 
 /// The shared crate's names.
@@ -44,6 +44,17 @@ pub enum Shape {
     Plain,
 }
 
+/// An event a generated service's own code publishes (its archetype says which).
+#[derive(Debug, Clone, Copy)]
+pub struct Published<'a> {
+    /// The event.
+    pub event: &'a EventNames,
+    /// The entity it is about.
+    pub aggregate: &'a str,
+    /// The fields it starts with.
+    pub shape: Shape,
+}
+
 /// One event type of the shared crate.
 #[derive(Debug, Clone, Serialize)]
 pub struct SharedEvent {
@@ -76,30 +87,13 @@ pub fn shared_events(architecture: &Architecture, services: &[ServiceContext]) -
     };
     for service in services {
         let source = Some(service.names.kebab.as_str());
-        match &service.archetype {
-            ArchetypeContext::Stateless(stateless) => {
-                if let Some(event) = &stateless.event {
-                    add(
-                        &event.name,
-                        &stateless.entity.pascal,
-                        Shape::Created,
-                        source,
-                    );
-                }
-            }
-            ArchetypeContext::Producer(producer) => {
-                for ingestion in &producer.ingestions {
-                    add(
-                        &ingestion.event.name,
-                        &ingestion.entity.pascal,
-                        Shape::Ingested,
-                        source,
-                    );
-                }
-            }
-            // What a consumer takes is added below, with the events services declare or
-            // consume; a gateway publishes nothing of its own.
-            ArchetypeContext::Consumer(_) | ArchetypeContext::Gateway(_) => {}
+        for published in service.archetype.published() {
+            add(
+                &published.event.name,
+                published.aggregate,
+                published.shape,
+                source,
+            );
         }
     }
     for service in architecture.services() {

@@ -127,6 +127,34 @@ impl ArchetypeContext {
             _ => None,
         }
     }
+
+    /// The events the scaffold's own code publishes, for the shared event-types crate: a
+    /// `stateless` service's create event, a `producer`'s event per entity. What a consumer
+    /// takes comes from the file's declarations; a gateway publishes nothing of its own.
+    pub fn published(&self) -> Vec<crate::events::Published<'_>> {
+        use crate::events::{Published, Shape};
+        match self {
+            Self::Stateless(stateless) => stateless
+                .event
+                .iter()
+                .map(|event| Published {
+                    event,
+                    aggregate: &stateless.entity.pascal,
+                    shape: Shape::Created,
+                })
+                .collect(),
+            Self::Producer(producer) => producer
+                .ingestions
+                .iter()
+                .map(|ingestion| Published {
+                    event: &ingestion.event,
+                    aggregate: &ingestion.entity.pascal,
+                    shape: Shape::Ingested,
+                })
+                .collect(),
+            Self::Consumer(_) | Self::Gateway(_) => Vec::new(),
+        }
+    }
 }
 
 /// `[services.messaging]` as the example code needs it.
