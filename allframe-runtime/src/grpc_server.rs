@@ -40,17 +40,27 @@ impl GrpcHealth {
 
 /// The router serving `routes` and the health service, with request tracing, refusing request
 /// messages over `max_message_bytes`.
-pub(crate) async fn router(routes: Routes, max_message_bytes: usize) -> (axum::Router, GrpcHealth) {
+pub(crate) async fn router(
+    routes: Routes,
+    max_message_bytes: usize,
+    limits: Option<crate::resilience::InboundLimitsLayer>,
+) -> (axum::Router, GrpcHealth) {
     let (reporter, health_service) = tonic_health::server::health_reporter();
     reporter
         .set_service_status("", ServingStatus::Serving)
         .await;
     // The health service is routed first and the user's routes are the fallback, so a user
     // service of the same name cannot make route registration panic; unknown methods still
-    // answer UNIMPLEMENTED through the user's `Routes` fallback.
+    // answer UNIMPLEMENTED through the user's `Routes` fallback. The inbound limits (when
+    // declared) wrap the user's services only: health checks are never limited.
+    let user = routes.into_axum_router();
+    let user = match limits {
+        Some(limits) => user.layer(limits),
+        None => user,
+    };
     let router = Routes::new(health_service)
         .into_axum_router()
-        .fallback_service(routes.into_axum_router())
+        .fallback_service(user)
         .layer(tower::util::MapRequestLayer::new(
             move |request: Request| {
                 request.map(|body| Body::new(MessageLimit::new(body, max_message_bytes)))

@@ -169,7 +169,8 @@ impl<S: RestApi> HttpHost<S> {
             (Some(routes), Some(addr)) => {
                 let listener = server::bind("grpc", addr).await?;
                 let max = app.ctx().grpc_max_message_bytes();
-                let (router, health) = crate::grpc_server::router(routes(app), max).await;
+                let (router, health) =
+                    crate::grpc_server::router(routes(app), max, limits.clone()).await;
                 Some((listener, router, health))
             }
             _ => None,

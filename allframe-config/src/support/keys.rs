@@ -63,23 +63,12 @@ fn breaker_unused(draft: &Draft, service: Option<&DraftService>) -> bool {
         None => draft.services().iter().any(calls_out_through_nothing),
     }
 }
-const GRPC_UNLIMITED: Support = Partial(
-    "REST requests are limited; gRPC requests are not (the limits are a layer on the REST routes)",
-);
 const PER_USER: Support = Partial(
     "`per = \"user\"` counts per client IP until authentication verifies users (a later release)",
 );
 const PER_TENANT_WITHOUT_TENANCY: Support = Partial(
     "`per = \"tenant\"` needs `[tenant] enabled = true` for a tenant header; without it every request counts against one budget",
 );
-
-/// A service serving gRPC beside REST: its gRPC requests are not limited.
-fn limits_miss_grpc(service: &DraftService) -> bool {
-    !matches!(
-        service.kind(),
-        ServiceType::Producer | ServiceType::Consumer
-    ) && service.common.protocols.contains(&Protocol::Grpc)
-}
 
 /// The `per` of the rate limit in effect for `service`, or of `[resilience]` without one.
 fn rate_limit_per(draft: &Draft, service: Option<&DraftService>) -> Option<RateLimitKey> {
@@ -100,13 +89,6 @@ fn counts_per_user(draft: &Draft, service: Option<&DraftService>) -> bool {
 
 fn counts_per_missing_tenant(draft: &Draft, service: Option<&DraftService>) -> bool {
     rate_limit_per(draft, service) == Some(RateLimitKey::Tenant) && !draft.file().tenant.enabled
-}
-
-fn misses_grpc(draft: &Draft, service: Option<&DraftService>) -> bool {
-    match service {
-        Some(service) => limits_miss_grpc(service),
-        None => draft.services().iter().any(limits_miss_grpc),
-    }
 }
 
 /// Every key accepted without full effect.
@@ -145,8 +127,6 @@ pub(super) const KEY_RULES: &[KeyRule] = &[
         breaker_unused,
     ),
     row_if("resilience.retry", RETRY, breaker_unused),
-    row_if("resilience.bulkhead", GRPC_UNLIMITED, misses_grpc),
-    row_if("resilience.rate_limit", GRPC_UNLIMITED, misses_grpc),
     row_if("resilience.rate_limit", PER_USER, counts_per_user),
     row_if(
         "resilience.rate_limit",
@@ -268,8 +248,6 @@ pub(super) const KEY_RULES: &[KeyRule] = &[
         breaker_unused,
     ),
     row_if("services[].retry", RETRY, breaker_unused),
-    row_if("services[].bulkhead", GRPC_UNLIMITED, misses_grpc),
-    row_if("services[].rate_limit", GRPC_UNLIMITED, misses_grpc),
     row_if("services[].rate_limit", PER_USER, counts_per_user),
     row_if(
         "services[].rate_limit",

@@ -3,8 +3,10 @@
 //! its queue is answered `503` with `Retry-After`). Both answers are problem details marked as
 //! refusals, counted in `allframe_resilience_rejections_total{policy}`.
 //!
-//! Health and metrics routes are not limited: an orchestrator probing a busy service must
-//! still hear that it is alive.
+//! The same layer sits on the gRPC routes, where a refusal is a gRPC status instead:
+//! `RESOURCE_EXHAUSTED` over the rate limit, `UNAVAILABLE` past the bulkhead, with
+//! `grpc-retry-pushback-ms`. Health (REST and `grpc.health.v1`) and metrics are not limited:
+//! an orchestrator probing a busy service must still hear that it is alive.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -297,12 +299,13 @@ where
     fn call(&mut self, request: Request) -> Self::Future {
         let shared = Arc::clone(&self.shared);
         let client = shared.limiter.as_ref().map(|_| shared.client(&request));
+        let grpc = is_grpc(&request);
         if shared.redis.is_none()
             && let Some(client) = &client
             && let Err(limited) = shared.check_here(client)
         {
             shared.rate_limited.inc();
-            return Either::Left(std::future::ready(Ok(too_many(limited))));
+            return Either::Left(std::future::ready(Ok(too_many(limited, grpc))));
         }
         // `inner` is the instance `poll_ready` readied; leave a fresh clone in its place.
         let clone = self.inner.clone();
@@ -312,7 +315,7 @@ where
                 && let Err(limited) = shared.check_shared(client, redis).await
             {
                 shared.rate_limited.inc();
-                return Ok(too_many(limited));
+                return Ok(too_many(limited, grpc));
             }
             let _slot = match &shared.bulkhead {
                 Some(bulkhead) => match bulkhead.acquire().await {
@@ -320,11 +323,12 @@ where
                     Err(full) => {
                         shared.bulkhead_full.inc();
                         return Ok(refusal(
-                            StatusCode::SERVICE_UNAVAILABLE,
+                            Refused::Busy,
                             format!(
                                 "the service is busy ({full}); retry after the delay in Retry-After"
                             ),
                             Duration::from_secs(1),
+                            grpc,
                         ));
                     }
                 },
@@ -335,21 +339,72 @@ where
     }
 }
 
-/// The 429 of a request over the rate limit.
-fn too_many(limited: RateLimited) -> Response {
+/// Whether `request` is a gRPC call (its refusal is then a gRPC status).
+fn is_grpc(request: &Request) -> bool {
+    request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
+}
+
+/// What refused a request.
+#[derive(Debug, Clone, Copy)]
+enum Refused {
+    /// The rate limit: `429`, or gRPC `RESOURCE_EXHAUSTED`.
+    RateLimited,
+    /// The bulkhead: `503`, or gRPC `UNAVAILABLE`.
+    Busy,
+}
+
+/// The refusal of a request over the rate limit.
+fn too_many(limited: RateLimited, grpc: bool) -> Response {
     refusal(
-        StatusCode::TOO_MANY_REQUESTS,
+        Refused::RateLimited,
         "too many requests: the rate limit is reached; retry after the delay in Retry-After",
         limited.retry_after,
+        grpc,
     )
 }
 
-/// A refusal: a problem details answer with `Retry-After` in whole seconds (at least 1).
-fn refusal(status: StatusCode, message: impl Into<String>, retry_after: Duration) -> Response {
+/// A refusal with `Retry-After` in whole seconds (at least 1): a problem details answer, or
+/// for a gRPC call a trailers-only answer with the status (`RESOURCE_EXHAUSTED` or
+/// `UNAVAILABLE`), the message and `grpc-retry-pushback-ms` (gRPC's own retry delay).
+fn refusal(
+    refused: Refused,
+    message: impl Into<String>,
+    retry_after: Duration,
+    grpc: bool,
+) -> Response {
+    let message = message.into();
+    let mut answer = if grpc {
+        let code = match refused {
+            Refused::RateLimited => "8",
+            Refused::Busy => "14",
+        };
+        let mut answer = Response::new(axum::body::Body::empty());
+        let headers = answer.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/grpc"),
+        );
+        headers.insert("grpc-status", HeaderValue::from_static(code));
+        // The message is ASCII text of ours, which gRPC's percent-encoding leaves as is.
+        if let Ok(value) = HeaderValue::from_str(&message) {
+            headers.insert("grpc-message", value);
+        }
+        let pushback = retry_after.as_millis().max(1).to_string();
+        if let Ok(value) = HeaderValue::from_str(&pushback) {
+            headers.insert("grpc-retry-pushback-ms", value);
+        }
+        answer
+    } else {
+        let status = match refused {
+            Refused::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            Refused::Busy => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        ApiError::new(status, message).rejected().into_response()
+    };
     let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
-    let mut answer = ApiError::new(status, message.into())
-        .rejected()
-        .into_response();
     answer
         .headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
@@ -357,7 +412,7 @@ fn refusal(status: StatusCode, message: impl Into<String>, retry_after: Duration
 }
 
 /// The limits component: builds the layer at start-up (reading `ALLFRAME_TRUSTED_PROXIES`)
-/// and leaves it for the HTTP host, which puts it on every REST route.
+/// and leaves it for the HTTP host, which puts it on every REST route and the gRPC routes.
 #[derive(Debug)]
 pub(crate) struct LimitsComponent {
     pub(crate) limits: InboundLimits,

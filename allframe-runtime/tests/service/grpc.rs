@@ -8,7 +8,8 @@ use allframe_runtime::__private::tonic_health::pb::HealthCheckRequest;
 use allframe_runtime::__private::tonic_health::pb::health_check_response::ServingStatus;
 use allframe_runtime::__private::tonic_health::pb::health_client::HealthClient;
 use allframe_runtime::__private::{
-    Launcher, LogFormat, RunningService, ServiceSettings, grpc_routes,
+    InboundLimits, Launcher, LogFormat, RateLimitKey, RateLimitPolicy, RunningService,
+    ServiceSettings, grpc_routes,
 };
 use allframe_runtime::axum::http;
 use allframe_runtime::grpc::ProtoCodec;
@@ -202,6 +203,47 @@ async fn messages_over_the_servers_limit_are_resource_exhausted() {
     assert_eq!(health.code(), Code::ResourceExhausted, "{health:?}");
     let report = running.shutdown().await;
     assert!(report.is_clean(), "{report:?}");
+}
+
+#[tokio::test]
+async fn over_the_rate_limit_calls_are_resource_exhausted_and_health_still_answers() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let running = Launcher::<GrpcService>::new(&SETTINGS)
+        .grpc(grpc_routes::<GrpcService>)
+        .limits(InboundLimits {
+            bulkhead: None,
+            rate_limit: Some(RateLimitPolicy {
+                rps: 1,
+                burst: 1,
+                per: RateLimitKey::Global,
+            }),
+        })
+        .env(test_env(temp.path(), &[("GRPC_PORT", "0")]))
+        .start()
+        .await
+        .expect("service starts");
+    let addr = running.grpc_addr().expect("gRPC is served");
+    let named = || Named {
+        name: "ada".to_owned(),
+    };
+    echo(addr, named()).await.expect("within the limit");
+    let over = echo(addr, named()).await.expect_err("over the limit");
+    assert_eq!(over.code(), Code::ResourceExhausted, "{over:?}");
+    assert!(over.message().contains("rate limit"), "{over:?}");
+    assert!(
+        over.metadata().get("grpc-retry-pushback-ms").is_some(),
+        "{over:?}"
+    );
+    for _ in 0..3 {
+        let health = HealthClient::new(channel(addr).await)
+            .check(HealthCheckRequest {
+                service: String::new(),
+            })
+            .await
+            .expect("health is never limited");
+        assert_eq!(health.into_inner().status, ServingStatus::Serving as i32);
+    }
+    assert!(running.shutdown().await.is_clean());
 }
 
 #[tokio::test]
