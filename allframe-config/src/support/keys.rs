@@ -45,7 +45,7 @@ fn database(service: Option<&DraftService>) -> Option<&crate::model::ServiceData
 }
 
 const RETRY: Support = Partial(
-    "a gateway's provider calls and the outbox relay's publish retries follow it; other services make no outgoing calls to retry",
+    "a gateway's provider calls follow it in full; this service makes no outgoing calls, so only its intervals are used (the outbox relay's publish backoff, a consumer's redeliveries)",
 );
 const CIRCUIT_BREAKER: Support = NotHonoured(
     "only a gateway's provider calls go through a circuit breaker; this service makes no outgoing calls to guard",

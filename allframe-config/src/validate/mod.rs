@@ -118,6 +118,7 @@ pub(crate) fn validate(arch: &Draft, source: &SourceFile, out: &mut Diagnostics)
         consumer::consumer(&mut c, service);
         references(&mut c, service);
     }
+    retry_multipliers(&mut c);
     ports(&mut c);
     cloud_and_deployment(&mut c);
 }
@@ -273,6 +274,44 @@ fn messaging(c: &mut Checker<'_>, service: &DraftService) {
                 "the outbox polling interval must be at least 1 ms",
             )
             .with_help("the usual value is 100"),
+        );
+    }
+}
+
+/// A retry `multiplier` grows each delay: below 1 (or not a number) it would shrink or lose
+/// the schedule, and the macro could not write it.
+fn retry_multiplier(c: &mut Checker<'_>, at: KeyPath, retry: Option<&crate::model::RetryConfig>) {
+    let Some(multiplier) = retry.and_then(|r| r.multiplier) else {
+        return;
+    };
+    if !(multiplier.is_finite() && multiplier >= 1.0) {
+        c.push(
+            Diagnostic::error(
+                Code::InvalidValue,
+                at.key("multiplier"),
+                format!("a retry `multiplier` of {multiplier} would not grow the delays between attempts"),
+            )
+            .with_help("use 1.0 for a fixed delay or more for exponential backoff; 2.0 is usual"),
+        );
+    }
+}
+
+/// Every retry table's `multiplier`: `[resilience]`, the services' own and their integrations'.
+fn retry_multipliers(c: &mut Checker<'_>) {
+    let arch = c.arch;
+    retry_multiplier(
+        c,
+        KeyPath::root().key("resilience").key("retry"),
+        Some(&arch.file().resilience.retry),
+    );
+    for service in arch.services() {
+        let base = service_path(service);
+        retry_multiplier(c, base.clone().key("retry"), service.raw.retry.as_ref());
+        let integrations = service.raw.integrations.as_ref();
+        retry_multiplier(
+            c,
+            base.key("integrations").key("retry"),
+            integrations.and_then(|i| i.retry.as_ref()),
         );
     }
 }

@@ -61,3 +61,22 @@ fn breaker_tables_of_services_that_call_nothing_are_still_reported() {
     let e = find(&d, Code::NotHonoured);
     assert_eq!(e.path.to_string(), "services[0].circuit_breaker");
 }
+
+#[test]
+fn a_retry_multiplier_that_would_not_grow_the_delays_is_refused_where_it_is_written() {
+    let d = diagnostics(&format!(
+        "[resilience]\nretry = {{ multiplier = nan }}\n{GATEWAY}[services.integrations]\nproviders = [\"stripe\"]\nretry = {{ multiplier = 0.5 }}\n"
+    ));
+    let refused: Vec<String> = d
+        .iter()
+        .filter(|x| x.code == Code::InvalidValue)
+        .map(|x| x.path.to_string())
+        .collect();
+    assert_eq!(
+        refused,
+        [
+            "resilience.retry.multiplier",
+            "services[0].integrations.retry.multiplier"
+        ]
+    );
+}

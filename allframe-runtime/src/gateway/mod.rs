@@ -111,6 +111,14 @@ pub enum ProviderError {
         /// The last answer.
         response: Box<ProviderResponse>,
     },
+    /// The idempotency key cannot travel in a header (a control character, non-ASCII bytes).
+    #[error("the idempotency key for {provider} is not a header value: {reason}")]
+    InvalidKey {
+        /// The provider.
+        provider: &'static str,
+        /// Why.
+        reason: String,
+    },
     /// `<PROVIDER>_URL` is not set.
     #[error(
         "{var} is not set: the base URL of provider {provider} (e.g. https://api.{provider}.com)"
@@ -132,7 +140,8 @@ pub enum ProviderError {
 }
 
 /// A provider failure as the answer of the request that needed it: an open circuit is `503`,
-/// a timeout `504`, no answer or a 5xx `502` (the message says which provider and why).
+/// a timeout `504`, no answer or a 5xx `502`, a key that cannot be sent `400` (the message
+/// says which provider and why).
 impl From<ProviderError> for ApiError {
     fn from(error: ProviderError) -> Self {
         let status = match &error {
@@ -141,6 +150,7 @@ impl From<ProviderError> for ApiError {
             ProviderError::Transport { .. } | ProviderError::ServerError { .. } => {
                 StatusCode::BAD_GATEWAY
             }
+            ProviderError::InvalidKey { .. } => StatusCode::BAD_REQUEST,
             ProviderError::MissingUrl { .. } | ProviderError::InvalidUrl { .. } => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
@@ -330,9 +340,9 @@ impl Provider {
         let inner = &self.inner;
         let mut headers = request.headers.clone();
         if let Some(key) = &request.idempotency_key {
-            let value = HeaderValue::from_str(key).map_err(|e| ProviderError::InvalidUrl {
-                var: inner.settings.idempotency_header.to_owned(),
-                reason: format!("the idempotency key is not a header value: {e}"),
+            let value = HeaderValue::from_str(key).map_err(|e| ProviderError::InvalidKey {
+                provider: inner.settings.name,
+                reason: e.to_string(),
             })?;
             headers.insert(inner.key_header.clone(), value);
         }

@@ -202,6 +202,19 @@ async fn a_slow_provider_times_out_per_attempt() {
 }
 
 #[tokio::test]
+async fn a_key_that_cannot_be_a_header_is_a_400_before_anything_is_sent() {
+    let (url, script) = provider(&[]).await;
+    let stripe = Provider::new(settings(), &url, None).expect("client");
+    let error = stripe
+        .send(charge(Some("bad\nkey")))
+        .await
+        .expect_err("refused");
+    assert!(matches!(error, ProviderError::InvalidKey { .. }), "{error}");
+    assert_eq!(ApiError::from(error).status(), StatusCode::BAD_REQUEST);
+    assert!(script.keys.lock().expect("keys").is_empty(), "nothing sent");
+}
+
+#[tokio::test]
 async fn the_base_url_comes_from_the_providers_variable() {
     assert_eq!(url_var("legacy-erp"), "LEGACY_ERP_URL");
     let missing = Provider::from_env(settings(), &Environment::from_pairs([("X", "y")]), None)

@@ -86,7 +86,8 @@ impl BreakerState {
 pub struct BreakerOpen {
     /// What the breaker protects.
     pub target: Arc<str>,
-    /// How long until the breaker lets a probe through (zero while probes are in flight).
+    /// How long until the breaker may let a call through: the rest of the open period, or
+    /// while every probe slot is taken, a short wait for their outcome (at most 1 s).
     pub retry_after: Duration,
 }
 
@@ -232,7 +233,9 @@ impl CircuitBreaker {
         if let Some(successes) = successes {
             if machine.probes + successes >= self.inner.policy.success_threshold {
                 drop(machine);
-                return Err(self.refuse(Duration::ZERO));
+                // The probes in flight decide; their outcome is due within a call's time.
+                let hint = self.inner.policy.timeout_ms.clamp(1, 1_000);
+                return Err(self.refuse(Duration::from_millis(hint)));
             }
             machine.probes += 1;
         }

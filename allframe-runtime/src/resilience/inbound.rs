@@ -22,7 +22,10 @@ use ipnet::IpNet;
 use prometheus_client::metrics::counter::Counter;
 use tower::{Layer, Service};
 
-use super::bulkhead::{Bulkhead, BulkheadPolicy};
+use axum::body::Bytes;
+use hyper::body::{Body as HttpBody, Frame, SizeHint};
+
+use super::bulkhead::{Bulkhead, BulkheadPolicy, Slot};
 use super::metrics::ResilienceMetrics;
 use super::rate_limit::{
     Client, Limited as RateLimited, RateLimitKey, RateLimitPolicy, RateLimiter,
@@ -67,30 +70,44 @@ impl TrustedProxies {
         self.0.iter().any(|net| net.contains(&ip))
     }
 
+    /// One `X-Forwarded-For` hop as an address: `1.2.3.4`, `1.2.3.4:5678`, `::1` or
+    /// `[::1]:5678`, IPv4-mapped IPv6 read as IPv4.
+    fn hop(text: &[u8]) -> Option<IpAddr> {
+        let text = std::str::from_utf8(text).ok()?.trim();
+        let ip = text
+            .parse::<IpAddr>()
+            .or_else(|_| text.parse::<SocketAddr>().map(|socket| socket.ip()))
+            .ok()?;
+        Some(ip.to_canonical())
+    }
+
     /// The client of a request from `peer`: the peer itself unless it is a trusted proxy;
     /// then the nearest address in `X-Forwarded-For` (read right to left) that is not a
     /// trusted proxy, or the farthest one when all are. A malformed entry ends the walk: the
-    /// client is the last address believed.
+    /// client is the last address believed. Ports and brackets are allowed
+    /// (`[::1]:5678`), and IPv4-mapped IPv6 addresses (a peer of a server bound to `::`)
+    /// count as their IPv4 address.
     pub fn client(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
-        let mut client = peer;
-        if !self.trusts(peer) {
+        let mut client = peer.to_canonical();
+        if !self.trusts(client) {
             return client;
         }
+        // Hops are split on raw bytes, so a hop a client wrote with odd bytes is malformed on
+        // its own and cannot hide the hops proxies appended after it.
         let hops = headers
             .get_all("x-forwarded-for")
             .iter()
-            .filter_map(|value| value.to_str().ok())
-            .flat_map(|value| value.split(','))
+            .flat_map(|value| value.as_bytes().split(|b| *b == b','))
             .collect::<Vec<_>>();
         for hop in hops.iter().rev() {
-            match hop.trim().parse::<IpAddr>() {
-                Ok(ip) => {
+            match Self::hop(hop) {
+                Some(ip) => {
                     client = ip;
                     if !self.trusts(ip) {
                         break;
                     }
                 }
-                Err(_) => break,
+                None => break,
             }
         }
         client
@@ -170,8 +187,11 @@ impl InboundLimitsLayer {
                 bulkhead_full: rejections("bulkhead"),
             }),
         };
-        if layer.tracks_clients() {
-            tokio::spawn(forget_idle_clients(Arc::downgrade(&layer.shared)));
+        // Outside a tokio runtime (a layer built for a test) the table is not trimmed.
+        if layer.tracks_clients()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            runtime.spawn(forget_idle_clients(Arc::downgrade(&layer.shared)));
         }
         Ok(layer)
     }
@@ -317,7 +337,7 @@ where
                 shared.rate_limited.inc();
                 return Ok(too_many(limited, grpc));
             }
-            let _slot = match &shared.bulkhead {
+            let slot = match &shared.bulkhead {
                 Some(bulkhead) => match bulkhead.acquire().await {
                     Ok(slot) => Some(slot),
                     Err(full) => {
@@ -334,8 +354,45 @@ where
                 },
                 None => None,
             };
-            inner.call(request).await
+            let answer = inner.call(request).await?;
+            // The slot is held until the body ends: a streamed answer (server streaming, SSE)
+            // is still work the bulkhead counts.
+            Ok(match slot {
+                Some(slot) => {
+                    answer.map(|body| axum::body::Body::new(SlotBody { body, _slot: slot }))
+                }
+                None => answer,
+            })
         }))
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A response body holding its request's bulkhead slot until it is dropped.
+    struct SlotBody {
+        #[pin]
+        body: axum::body::Body,
+        _slot: Slot,
+    }
+}
+
+impl HttpBody for SlotBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        self.project().body.poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
     }
 }
 

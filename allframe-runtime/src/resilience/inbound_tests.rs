@@ -144,6 +144,42 @@ async fn beyond_the_bulkhead_queue_requests_get_503_with_retry_after() {
     );
 }
 
+#[tokio::test]
+async fn a_streamed_answer_holds_its_bulkhead_slot_until_its_body_ends() {
+    let (_, bulk, rejections) = counters();
+    let limits = InboundLimits {
+        bulkhead: Some(BulkheadPolicy {
+            max_concurrent: 1,
+            max_queue: 0,
+        }),
+        rate_limit: None,
+    };
+    let layer = InboundLimitsLayer::new(limits, TrustedProxies::default(), None, rejections)
+        .expect("layer");
+    let endless = || async {
+        Body::from_stream(futures_util::stream::pending::<Result<Bytes, std::io::Error>>())
+    };
+    let router = axum::Router::new()
+        .route("/work", get(endless))
+        .route_layer(layer);
+    let streaming = status(&router, request("10.0.0.1", None)).await;
+    assert_eq!(streaming.status(), StatusCode::OK);
+    let refused = status(&router, request("10.0.0.1", None)).await;
+    assert_eq!(
+        refused.status(),
+        StatusCode::SERVICE_UNAVAILABLE,
+        "still streaming"
+    );
+    assert_eq!(bulk.get(), 1);
+    drop(streaming);
+    let next = status(&router, request("10.0.0.1", None)).await;
+    assert_eq!(
+        next.status(),
+        StatusCode::OK,
+        "the body ended: its slot is free"
+    );
+}
+
 async fn status_of(router: axum::Router) -> StatusCode {
     status(&router, request("10.0.0.1", None)).await.status()
 }
@@ -168,4 +204,23 @@ fn the_client_is_the_nearest_untrusted_forwarded_address() {
     let garbage = headers("1.1.1.1, nonsense, 10.0.0.5");
     assert_eq!(proxies.client(ip("10.0.0.1"), &garbage), ip("10.0.0.5"));
     assert!(TrustedProxies::parse("10.0.0.0/33").is_err());
+
+    let ported = headers("1.1.1.1:5678, [2001:db8::1]:443");
+    assert_eq!(proxies.client(ip("10.0.0.1"), &ported), ip("2001:db8::1"));
+    let mapped_peer = ip("::ffff:10.0.0.1");
+    assert_eq!(
+        proxies.client(mapped_peer, &chain),
+        ip("2.2.2.2"),
+        "a server bound to :: sees IPv4 proxies as mapped IPv6"
+    );
+    let mut odd_bytes = HeaderMap::new();
+    odd_bytes.insert(
+        "x-forwarded-for",
+        HeaderValue::from_bytes(b"1.1.1.1\xff, 2.2.2.2").expect("value"),
+    );
+    assert_eq!(
+        proxies.client(ip("10.0.0.1"), &odd_bytes),
+        ip("2.2.2.2"),
+        "a client's odd bytes cannot hide the hop the proxy appended"
+    );
 }

@@ -21,7 +21,9 @@ pub enum RateLimitKey {
     /// One budget per client IP address (behind trusted proxies, the client's address from
     /// `X-Forwarded-For`).
     Ip,
-    /// One budget per tenant (the tenant header; requests without one share a budget).
+    /// One budget per tenant (the tenant header; requests without one share a budget). The
+    /// header is believed as sent: the service belongs behind what sets it (an authenticating
+    /// gateway), or a client could give itself a fresh budget per request.
     Tenant,
     /// One budget per verified user. Users are not verified yet (authentication comes in a
     /// later release): counted per client IP until then, as `allframe check` warns.

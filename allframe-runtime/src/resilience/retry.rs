@@ -65,8 +65,9 @@ impl RetryPolicy {
     }
 
     /// Runs `attempt` (given the attempt number, 1 first) until `verdict` says its output is
-    /// final or the attempts are spent; returns the last output. A `Retry-After` longer than
-    /// `max_interval_ms` ends the retries with that output.
+    /// final or the attempts are spent; returns the last output. A `Retry-After` delays the
+    /// next attempt to at least that long; one longer than `max_interval_ms` ends the retries
+    /// with that output.
     pub async fn run<T, F, Fut>(&self, mut attempt: F, verdict: impl Fn(&T) -> Verdict) -> T
     where
         F: FnMut(u32) -> Fut,
@@ -80,7 +81,9 @@ impl RetryPolicy {
             let wait = match verdict(&output) {
                 Verdict::Final => return output,
                 Verdict::Retry => delays.next(),
-                Verdict::RetryAfter(after) => delays.next().map(|_| after),
+                // The server's delay, never shorter than the schedule's: a `Retry-After: 0`
+                // from an overloaded upstream must not turn into retries back to back.
+                Verdict::RetryAfter(after) => delays.next().map(|scheduled| scheduled.max(after)),
             };
             match wait {
                 Some(wait) if wait <= max => {
@@ -249,6 +252,22 @@ mod tests {
                 "{status}"
             );
         }
+        let started = tokio::time::Instant::now();
+        let zero = POLICY
+            .run(
+                |n| async move { if n < 3 { 503 } else { 200 } },
+                |status| match status {
+                    503 => Verdict::RetryAfter(Duration::ZERO),
+                    _ => Verdict::Final,
+                },
+            )
+            .await;
+        assert_eq!(zero, 200);
+        assert!(
+            started.elapsed() >= Duration::from_millis(400),
+            "Retry-After: 0 keeps the schedule's delays (100 ms, then 300 ms): {:?}",
+            started.elapsed()
+        );
         let too_long = POLICY
             .run(
                 |_| async { 503 },

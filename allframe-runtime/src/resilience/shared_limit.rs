@@ -21,6 +21,7 @@ pub const KEY_PREFIX: &str = "allframe:ratelimit:";
 /// `KEYS[1]` = key; `ARGV` = emission interval µs, burst tolerance µs. Returns 0 when the
 /// request passes, else the µs until it would.
 const GCRA: &str = r"
+redis.replicate_commands()
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local interval = tonumber(ARGV[1])
@@ -71,7 +72,8 @@ impl SharedRateLimit {
             .set_number_of_retries(0)
             .set_max_delay(Duration::from_millis(200));
         let connection = ConnectionManager::new_lazy_with_config(client, config)?;
-        let interval_us = 1_000_000 / u64::from(policy.rps.max(1));
+        // Rounded up, never 0: a budget above a million requests a second counts as that.
+        let interval_us = 1_000_000_u64.div_ceil(u64::from(policy.rps.max(1))).max(1);
         Ok(Self {
             connection,
             script: std::sync::Arc::new(Script::new(GCRA)),
