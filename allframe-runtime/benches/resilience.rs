@@ -2,7 +2,9 @@
 //! (the limit: a policy can only add to it).
 //!
 //! `cargo bench -p allframe-runtime --bench resilience`. `ALLFRAME_BENCH_SCALE=0.1` shortens
-//! the run.
+//! the run. With `--features redis` and a Redis at `ALLFRAME_TEST_REDIS_URL` (default
+//! `redis://127.0.0.1:6379`), two more rows: the rate limit shared through Redis, beside a bare
+//! `PING` round trip to the same Redis (its limit).
 //!
 //! Every row awaits the same ready future (`Ok(n)`) on a current-thread runtime, 1,000 calls per
 //! sample; the figures are per call, p50 and p99 over the samples. "added" is the row's p50 minus
@@ -141,6 +143,9 @@ fn main() {
             .await,
         ));
 
+        #[cfg(feature = "redis")]
+        redis_rows(&mut rows, samples / 10).await;
+
         let bare_p50 = percentile(&rows[0].1, 0.5);
         println!("| per call | p50 ns | p99 ns | added to the bare call (p50) |");
         println!("|---|---|---|---|");
@@ -152,4 +157,51 @@ fn main() {
             );
         }
     });
+}
+
+/// The rate limit counted in Redis, beside a `PING` on its own connection (one round trip each).
+#[cfg(feature = "redis")]
+async fn redis_rows(rows: &mut Vec<(&'static str, Vec<f64>)>, samples: usize) {
+    use allframe_runtime::resilience::SharedRateLimit;
+    let url = std::env::var("ALLFRAME_TEST_REDIS_URL")
+        .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+    let client = redis::Client::open(url.as_str()).expect("Redis URL");
+    let Ok(mut connection) = client.get_multiplexed_async_connection().await else {
+        eprintln!("no Redis at {url}: the shared rate limit rows are left out");
+        return;
+    };
+    let samples = samples.max(20);
+    let ping = measure(samples, |n| {
+        let mut connection = connection.clone();
+        async move {
+            let _: String = redis::cmd("PING")
+                .query_async(&mut connection)
+                .await
+                .map_err(drop)?;
+            bare(n).await
+        }
+    })
+    .await;
+    let _: () = redis::cmd("PING")
+        .query_async(&mut connection)
+        .await
+        .unwrap_or(());
+    let policy = RateLimitPolicy {
+        rps: 1_000_000,
+        burst: u32::MAX,
+        per: RateLimitKey::Global,
+    };
+    let service = format!("bench-{}", std::process::id());
+    let shared = SharedRateLimit::new(&url, &service, policy).expect("limit");
+    let client = Client::Instance;
+    let limited = measure(samples, |n| {
+        let (shared, client) = (&shared, &client);
+        async move {
+            shared.check(client).await.map_err(drop)?.map_err(drop)?;
+            bare(n).await
+        }
+    })
+    .await;
+    rows.push(("Redis PING round trip (the shared limit's limit)", ping));
+    rows.push(("rate limit shared through Redis", limited));
 }
