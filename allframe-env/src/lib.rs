@@ -336,6 +336,13 @@ pub const ALLFRAME_TRUSTED_PROXIES: Var = Var {
     default: "none: the client is the connection's peer",
     kind: Kind::IpRanges,
 };
+/// How long a saga orchestrator's lease on a saga lasts.
+pub const ALLFRAME_SAGA_LEASE_SECS: Var = Var {
+    name: "ALLFRAME_SAGA_LEASE_SECS",
+    meaning: "seconds a saga orchestrator holds a saga without renewing its lease; another instance takes over a saga whose lease lapsed",
+    default: "10",
+    kind: Kind::Seconds,
+};
 /// The log filter.
 pub const RUST_LOG: Var = Var {
     name: "RUST_LOG",
@@ -383,6 +390,7 @@ pub const ALL: &[Var] = &[
     REDIS_URL,
     ALLFRAME_IDEMPOTENCY_TTL_SECS,
     ALLFRAME_TRUSTED_PROXIES,
+    ALLFRAME_SAGA_LEASE_SECS,
     RUST_LOG,
     OTEL_EXPORTER_OTLP_ENDPOINT,
     OTEL_EXPORTER_OTLP_TRACES_ENDPOINT,

@@ -254,6 +254,18 @@ impl<S> Launcher<S> {
         self.component(crate::gateway::GatewayComponent { settings })
     }
 
+    /// Orchestrates the saga of `[services.saga]` (`type = "saga-orchestrator"`): the saga
+    /// tables in the service's database, [`crate::saga::Sagas`] in the context, and a driver
+    /// that runs the sagas this instance starts and takes over those of instances that died.
+    /// Add it after the messaging component, so steps can publish through the outbox.
+    pub fn saga(self, settings: crate::saga::SagaSettings) -> Self
+    where
+        S: crate::saga::Orchestrate,
+    {
+        self.component(crate::saga::SagaComponent { settings })
+            .host(crate::saga::SagaHost)
+    }
+
     /// Reads variables from `env` instead of the process environment (for tests).
     pub fn env(mut self, env: Environment) -> Self {
         self.env = env;

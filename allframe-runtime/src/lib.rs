@@ -52,6 +52,7 @@ pub mod metrics;
 pub mod producer;
 pub mod resilience;
 mod rest;
+pub mod saga;
 mod server;
 pub mod settings;
 mod shutdown;
@@ -161,6 +162,7 @@ pub mod __private {
         BreakerPolicy, BulkheadPolicy, InboundLimits, RateLimitKey, RateLimitPolicy,
         RetryPolicy as CallRetryPolicy,
     };
+    pub use crate::saga::{Orchestrate, SagaSettings, SagaStep, StepNames};
     pub use crate::settings::{
         DeferredValue, EmbeddedMigration, LogFormat, Segment, ServiceSettings,
     };

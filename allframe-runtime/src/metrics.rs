@@ -159,6 +159,7 @@ struct Inner {
     idempotency: Family<OutcomeLabels, Counter>,
     consumer: ConsumerMetricsSlot,
     resilience: ResilienceMetrics,
+    saga: crate::saga::SagaMetricsSlot,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -202,6 +203,8 @@ impl Metrics {
         registry.register_collector(Box::new(consumer.clone()));
         let resilience = ResilienceMetrics::default();
         resilience.register(&mut registry);
+        let saga = crate::saga::SagaMetricsSlot::default();
+        registry.register_collector(Box::new(saga.clone()));
         Self {
             inner: Arc::new(Inner {
                 registry,
@@ -210,6 +213,7 @@ impl Metrics {
                 idempotency,
                 consumer,
                 resilience,
+                saga,
             }),
         }
     }
@@ -218,6 +222,11 @@ impl Metrics {
     /// breakers built from it are exported.
     pub fn resilience(&self) -> &ResilienceMetrics {
         &self.inner.resilience
+    }
+
+    /// The saga series (`allframe_sagas_*`), rendered from the first call on.
+    pub fn saga(&self) -> crate::saga::SagaMetrics {
+        self.inner.saga.get()
     }
 
     /// The consumer series (`allframe_consumer_*`), rendered from the first call on.

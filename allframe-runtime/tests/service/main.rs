@@ -20,3 +20,4 @@ mod idempotency;
 mod lifecycle;
 mod limits;
 mod readiness;
+mod saga;

@@ -1,0 +1,355 @@
+//! The orchestrator as part of a service: a start-up [`Component`] that creates the saga
+//! tables and leaves [`Sagas`] in the context (to start and inspect sagas), and a [`Host`]
+//! that, once the user's service is built, drives the sagas this instance starts and takes
+//! over those whose owner's lease lapsed (a crashed or stopped instance's).
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{Notify, mpsc};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::driver::{DEFAULT_GRACE, Engine};
+use super::store::{self, Fence, NewSaga};
+use super::{Input, Orchestrate, SagaError, SagaRecord, SagaSettings, SagaStatus};
+use crate::BoxError;
+use crate::admin::AdminSettings;
+use crate::component::{BoxFuture, Component, Host, Hosted, Startup};
+use crate::context::App;
+use crate::database::Database;
+use crate::error::RuntimeError;
+use crate::messaging::Messaging;
+use crate::metrics::Metrics;
+
+/// How long a lease lasts when `ALLFRAME_SAGA_LEASE_SECS` is unset.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(10);
+/// At most this many sagas are driven at once by one instance; more wait their turn.
+const MAX_DRIVEN: usize = 256;
+
+/// The sagas of this service, in the context: `cx.get::<Sagas>()`. Cheap to clone.
+#[derive(Clone)]
+pub struct Sagas {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: Database,
+    settings: SagaSettings,
+    owner: Arc<str>,
+    lease: Duration,
+    started: mpsc::UnboundedSender<Fence>,
+    receiver: Mutex<Option<mpsc::UnboundedReceiver<Fence>>>,
+    wake: Notify,
+}
+
+impl std::fmt::Debug for Sagas {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sagas")
+            .field("saga", &self.inner.settings.name)
+            .field("owner", &self.inner.owner)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sagas {
+    fn new(db: Database, settings: SagaSettings, lease: Duration) -> Self {
+        let (started, receiver) = mpsc::unbounded_channel();
+        let owner = format!("{}-{}", std::process::id(), Uuid::new_v4().simple());
+        Self {
+            inner: Arc::new(Inner {
+                db,
+                settings,
+                owner: Arc::from(owner),
+                lease,
+                started,
+                receiver: Mutex::new(Some(receiver)),
+                wake: Notify::new(),
+            }),
+        }
+    }
+
+    /// The saga the file declares.
+    pub fn settings(&self) -> &SagaSettings {
+        &self.inner.settings
+    }
+
+    /// This instance's owner id (in the store's `owner` column while it drives a saga).
+    pub fn owner(&self) -> &str {
+        &self.inner.owner
+    }
+
+    /// Starts a saga with `input`: stored as `running`, then driven by this instance. Returns
+    /// its id.
+    pub async fn start<I: Input>(&self, input: &I) -> Result<String, SagaError> {
+        let input = serde_json::to_string(input).map_err(SagaError::Input)?;
+        let id = Uuid::now_v7().hyphenated().to_string();
+        let now = store::now();
+        let timeout_ms = i64::try_from(self.inner.settings.timeout_seconds)
+            .unwrap_or(i64::MAX / 1000)
+            .saturating_mul(1000);
+        store::insert(
+            &self.inner.db,
+            &NewSaga {
+                id: &id,
+                saga: self.inner.settings.name,
+                input: &input,
+                owner: &self.inner.owner,
+                lease_until: now.saturating_add(self.inner.lease.as_millis() as i64),
+                deadline: now.saturating_add(timeout_ms),
+            },
+        )
+        .await?;
+        // When no host drives it (not started yet, or stopping), the lease lapses and an
+        // instance takes it over.
+        let _ = self.inner.started.send(Fence {
+            id: id.clone(),
+            epoch: 1,
+        });
+        Ok(id)
+    }
+
+    /// The saga `id` with its log.
+    pub async fn get(&self, id: &str) -> Result<Option<SagaRecord>, SagaError> {
+        Ok(store::get(&self.inner.db, id).await?)
+    }
+
+    /// Up to `limit` sagas, newest first, only those in `status` when given.
+    pub async fn list(
+        &self,
+        status: Option<SagaStatus>,
+        limit: u32,
+    ) -> Result<Vec<SagaRecord>, SagaError> {
+        Ok(store::list(&self.inner.db, status, i64::from(limit)).await?)
+    }
+
+    /// Retries the stuck saga `id`: its compensations run again, each with a fresh budget.
+    pub async fn retry(&self, id: &str) -> Result<(), SagaError> {
+        store::retry(&self.inner.db, id).await?;
+        self.inner.wake.notify_one();
+        Ok(())
+    }
+}
+
+/// The lease from `ALLFRAME_SAGA_LEASE_SECS` (at least one second).
+fn lease(startup: &Startup) -> Result<Duration, BoxError> {
+    let lease = startup
+        .env()
+        .parsed(
+            allframe_env::ALLFRAME_SAGA_LEASE_SECS,
+            allframe_env::Var::seconds,
+        )?
+        .unwrap_or(DEFAULT_LEASE);
+    Ok(lease.max(Duration::from_secs(1)))
+}
+
+/// Creates the saga tables and puts [`Sagas`] in the context.
+#[derive(Debug)]
+pub(crate) struct SagaComponent {
+    pub(crate) settings: SagaSettings,
+}
+
+impl Component for SagaComponent {
+    fn name(&self) -> &'static str {
+        "saga"
+    }
+
+    fn start<'a>(self: Box<Self>, startup: &'a mut Startup) -> BoxFuture<'a, Result<(), BoxError>> {
+        Box::pin(async move {
+            let db = startup.ctx().db().clone();
+            store::install(&db).await?;
+            let sagas = Sagas::new(db, self.settings, lease(startup)?);
+            startup.insert(sagas);
+            Ok(())
+        })
+    }
+}
+
+/// Drives the sagas: those this instance starts, and those whose owner's lease lapsed.
+#[derive(Debug)]
+pub(crate) struct SagaHost;
+
+impl<S: Orchestrate> Host<S> for SagaHost {
+    fn name(&self) -> &'static str {
+        "saga"
+    }
+
+    fn start<'a>(
+        self: Box<Self>,
+        app: &'a App<S>,
+        startup: &'a Startup,
+    ) -> BoxFuture<'a, Result<Hosted, RuntimeError>> {
+        Box::pin(async move {
+            let missing = || RuntimeError::Component {
+                name: "saga",
+                source: "the saga component did not start before its host".into(),
+            };
+            let sagas = startup.get::<Sagas>().cloned().ok_or_else(missing)?;
+            let receiver = sagas
+                .inner
+                .receiver
+                .lock()
+                .ok()
+                .and_then(|mut slot| slot.take())
+                .ok_or_else(missing)?;
+            let settings = sagas.inner.settings;
+            let engine = Engine {
+                ctx: app.ctx().clone(),
+                publisher: startup.get::<Messaging>().cloned(),
+                settings,
+                owner: Arc::clone(&sagas.inner.owner),
+                lease: sagas.inner.lease,
+                grace: grace(settings.timeout_seconds),
+                metrics: startup.get::<Metrics>().map(Metrics::saga),
+            };
+            let mut hosted = Hosted::default();
+            let admin = AdminSettings::from_env(startup.env(), app.ctx().settings().rest_port)
+                .map_err(|source| RuntimeError::Component {
+                    name: "saga",
+                    source,
+                })?;
+            if let Some(admin) = admin {
+                hosted.servers.push(
+                    admin
+                        .serve(super::http::admin_router(sagas.clone()), startup)
+                        .await?,
+                );
+            }
+            let service = Arc::clone(app.service());
+            tracing::info!(saga = settings.name, owner = %engine.owner,
+                lease_secs = engine.lease.as_secs(), "saga orchestrator started");
+            app.ctx()
+                .tasks()
+                .spawn("saga-orchestrator", move |shutdown| async move {
+                    run(engine, service, sagas, receiver, shutdown).await;
+                    Ok(())
+                });
+            Ok(hosted)
+        })
+    }
+}
+
+/// The grace of a step still running at the deadline: a tenth of the saga's timeout, between
+/// 100 ms and [`DEFAULT_GRACE`].
+fn grace(timeout_seconds: u64) -> Duration {
+    (Duration::from_secs(timeout_seconds) / 10).clamp(Duration::from_millis(100), DEFAULT_GRACE)
+}
+
+/// The orchestrator loop: drives started sagas at once, looks for lapsed leases every third
+/// of a lease, and at shutdown lets the drivers stop between steps, then gives up its leases.
+async fn run<S: Orchestrate>(
+    engine: Engine,
+    service: Arc<S>,
+    sagas: Sagas,
+    mut started: mpsc::UnboundedReceiver<Fence>,
+    shutdown: CancellationToken,
+) {
+    let driving: Arc<Mutex<HashSet<String>>> = Arc::default();
+    let mut drivers = JoinSet::new();
+    let mut poll = tokio::time::interval(
+        (engine.lease / 3).clamp(Duration::from_millis(100), Duration::from_secs(5)),
+    );
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            Some(fence) = started.recv() => {
+                spawn_driver(&mut drivers, &engine, &service, &driving, fence, &shutdown);
+            }
+            _ = poll.tick() => take_over(&mut drivers, &engine, &service, &driving, &shutdown).await,
+            () = sagas.inner.wake.notified() => {
+                take_over(&mut drivers, &engine, &service, &driving, &shutdown).await;
+            }
+            Some(_) = drivers.join_next(), if !drivers.is_empty() => {}
+        }
+    }
+    while drivers.join_next().await.is_some() {}
+    match store::release(engine.ctx.db(), &engine.owner).await {
+        Ok(0) => {}
+        Ok(released) => tracing::info!(released, "saga leases released for other instances"),
+        Err(error) => tracing::warn!(error = %error,
+            "releasing saga leases failed; other instances take them over when they lapse"),
+    }
+}
+
+/// Claims the sagas nobody holds a live lease on and drives them; refreshes the stuck gauge.
+async fn take_over<S: Orchestrate>(
+    drivers: &mut JoinSet<()>,
+    engine: &Engine,
+    service: &Arc<S>,
+    driving: &Arc<Mutex<HashSet<String>>>,
+    shutdown: &CancellationToken,
+) {
+    let db = engine.ctx.db();
+    if let Some(metrics) = &engine.metrics {
+        match store::count_stuck(db).await {
+            Ok(stuck) => metrics.set_stuck(stuck),
+            Err(error) => tracing::warn!(error = %error, "counting stuck sagas failed"),
+        }
+    }
+    let room = MAX_DRIVEN.saturating_sub(drivers.len());
+    if room == 0 {
+        return;
+    }
+    let candidates = match store::claimable(db, room as i64).await {
+        Ok(candidates) => candidates,
+        Err(error) => {
+            tracing::warn!(error = %error, "looking for sagas to take over failed");
+            return;
+        }
+    };
+    for id in candidates {
+        if driving.lock().is_ok_and(|driving| driving.contains(&id)) {
+            continue;
+        }
+        let until = store::now().saturating_add(engine.lease.as_millis() as i64);
+        match store::claim(db, &id, &engine.owner, until).await {
+            Ok(Some(epoch)) => {
+                tracing::info!(saga_id = %id, epoch, "saga taken over");
+                spawn_driver(
+                    drivers,
+                    engine,
+                    service,
+                    driving,
+                    Fence { id, epoch },
+                    shutdown,
+                );
+            }
+            // Another instance was quicker.
+            Ok(None) => {}
+            Err(error) => tracing::warn!(saga_id = %id, error = %error, "claiming a saga failed"),
+        }
+    }
+}
+
+/// Drives `fence`'s saga on its own task, marked as driven here until it ends.
+fn spawn_driver<S: Orchestrate>(
+    drivers: &mut JoinSet<()>,
+    engine: &Engine,
+    service: &Arc<S>,
+    driving: &Arc<Mutex<HashSet<String>>>,
+    fence: Fence,
+    shutdown: &CancellationToken,
+) {
+    if let Ok(mut driving) = driving.lock()
+        && !driving.insert(fence.id.clone())
+    {
+        return;
+    }
+    let (engine, service, driving, shutdown) = (
+        engine.clone(),
+        Arc::clone(service),
+        Arc::clone(driving),
+        shutdown.clone(),
+    );
+    drivers.spawn(async move {
+        let id = fence.id.clone();
+        let ended = engine.drive(service.as_ref(), fence, &shutdown).await;
+        if let Ok(mut driving) = driving.lock() {
+            driving.remove(&id);
+        }
+        tracing::debug!(saga_id = %id, ?ended, "saga driver ended");
+    });
+}

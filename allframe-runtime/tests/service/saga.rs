@@ -1,0 +1,415 @@
+//! A saga orchestrator run in-process on SQLite: a step failing at each position compensates
+//! exactly the completed steps in reverse order; the deadline compensates, the step in flight
+//! included; a compensation that keeps failing leaves the saga stuck until it is retried; an
+//! orchestrator stopped mid-step is taken over and its participant applies no step twice; bad
+//! input and unknown ids are answered, not crashed on.
+#![cfg(feature = "sqlite")]
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use allframe_runtime::__private::{Launcher, MetricsSettings, RunningService, ServiceSettings};
+use allframe_runtime::error::RuntimeError;
+use allframe_runtime::resilience::RetryPolicy;
+use allframe_runtime::saga::{Orchestrate, SagaSettings, SagaStep, Sagas, StepNames};
+use allframe_runtime::{BoxError, Ctx, RestApi, Router, Service};
+use futures_util::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::launch_env::{stateless_settings, test_env};
+
+static SETTINGS: ServiceSettings = ServiceSettings {
+    archetype: "saga-orchestrator",
+    ..stateless_settings("shop", "order-service")
+};
+
+static STEPS: [StepNames; 3] = [
+    StepNames {
+        step: "ValidateInventory",
+        compensation: "ReleaseInventory",
+    },
+    StepNames {
+        step: "ReservePayment",
+        compensation: "RefundPayment",
+    },
+    StepNames {
+        step: "CreateShipment",
+        compensation: "CancelShipment",
+    },
+];
+
+const RETRY: RetryPolicy = RetryPolicy {
+    max_attempts: 2,
+    initial_interval_ms: 10,
+    max_interval_ms: 20,
+    multiplier: 2.0,
+    idempotent_only: false,
+};
+
+fn saga(timeout_seconds: u64) -> SagaSettings {
+    SagaSettings {
+        name: "CreateOrderSaga",
+        steps: &STEPS,
+        timeout_seconds,
+        retry: RETRY,
+    }
+}
+
+/// What a test asks of a saga through its input.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Order {
+    order_id: String,
+    /// The step that fails on every attempt.
+    fail_at: Option<usize>,
+    /// The step that never returns on its own (a hung participant).
+    hang_at: Option<usize>,
+    /// The step whose orchestrator hangs after calling the participant, while the order id
+    /// is in [`PAUSED`].
+    pause_at: Option<usize>,
+    /// Every compensation fails while this order id is in [`BROKEN`].
+    #[serde(default)]
+    compensations_break: bool,
+}
+
+/// A participant shared by every test of this binary: it applies each key once, as a real
+/// participant deduplicating by idempotency key would, and records every call.
+#[derive(Default)]
+struct Participant {
+    calls: Vec<String>,
+    applied: Vec<String>,
+}
+
+static PARTICIPANT: Mutex<Participant> = Mutex::new(Participant {
+    calls: Vec::new(),
+    applied: Vec::new(),
+});
+/// Orders whose `pause_at` step hangs.
+static PAUSED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+/// Orders whose compensations fail.
+static BROKEN: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+fn participant() -> std::sync::MutexGuard<'static, Participant> {
+    PARTICIPANT
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn apply(key: &str) {
+    let mut participant = participant();
+    participant.calls.push(key.to_owned());
+    if !participant.applied.iter().any(|applied| applied == key) {
+        participant.applied.push(key.to_owned());
+    }
+}
+
+/// The names the participant applied for saga `id`, in order.
+fn applied(id: &str) -> Vec<String> {
+    let prefix = format!("{id}:");
+    participant()
+        .applied
+        .iter()
+        .filter_map(|key| key.strip_prefix(&prefix).map(str::to_owned))
+        .collect()
+}
+
+struct OrderService;
+
+impl Service for OrderService {
+    async fn init(_: &Ctx) -> Result<Self, BoxError> {
+        Ok(Self)
+    }
+}
+
+impl RestApi for OrderService {
+    fn routes() -> Router<Self> {
+        allframe_runtime::saga::routes::<Self>()
+    }
+}
+
+impl Orchestrate for OrderService {
+    type Input = Order;
+
+    fn step<'a>(
+        &'a self,
+        index: usize,
+        step: &'a mut SagaStep<Order>,
+    ) -> BoxFuture<'a, Result<(), BoxError>> {
+        Box::pin(async move {
+            if step.input().hang_at == Some(index) {
+                std::future::pending::<()>().await;
+            }
+            if step.input().fail_at == Some(index) {
+                return Err(
+                    format!("{} refused order {}", step.name(), step.input().order_id).into(),
+                );
+            }
+            apply(step.key());
+            let paused = PAUSED
+                .lock()
+                .is_ok_and(|paused| paused.contains(&step.input().order_id));
+            if step.input().pause_at == Some(index) && paused {
+                std::future::pending::<()>().await;
+            }
+            step.record(&json!({ "step": index }))?;
+            Ok(())
+        })
+    }
+
+    fn compensate<'a>(
+        &'a self,
+        _index: usize,
+        step: &'a mut SagaStep<Order>,
+    ) -> BoxFuture<'a, Result<(), BoxError>> {
+        Box::pin(async move {
+            let broken = BROKEN
+                .lock()
+                .is_ok_and(|broken| broken.contains(&step.input().order_id));
+            if step.input().compensations_break && broken {
+                return Err("the participant is down".into());
+            }
+            apply(step.key());
+            Ok(())
+        })
+    }
+}
+
+async fn start(
+    dir: &std::path::Path,
+    timeout_seconds: u64,
+    extra: &[(&str, &str)],
+) -> Result<RunningService, RuntimeError> {
+    Launcher::<OrderService>::new(&SETTINGS)
+        .metrics(MetricsSettings { port: None })
+        .saga(saga(timeout_seconds))
+        .env(test_env(dir, extra))
+        .start()
+        .await
+}
+
+fn sagas(running: &RunningService) -> Sagas {
+    running
+        .ctx()
+        .get::<Sagas>()
+        .cloned()
+        .expect("sagas in the context")
+}
+
+/// Polls the saga until it is no longer running or compensating.
+async fn settled(running: &RunningService, id: &str) -> Value {
+    let client = reqwest::Client::new();
+    for _ in 0..400 {
+        let saga: Value = client
+            .get(format!("http://{}/sagas/{id}", running.rest_addr()))
+            .send()
+            .await
+            .expect("get")
+            .json()
+            .await
+            .expect("json");
+        let status = saga["status"].as_str().unwrap_or_default();
+        if !matches!(status, "running" | "compensating") {
+            return saga;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("saga {id} did not settle");
+}
+
+async fn post_saga(running: &RunningService, body: Value) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(format!("http://{}/sagas", running.rest_addr()))
+        .json(&body)
+        .send()
+        .await
+        .expect("post")
+}
+
+async fn started(running: &RunningService, body: Value) -> String {
+    let answer = post_saga(running, body).await;
+    assert_eq!(answer.status(), 202);
+    let body: Value = answer.json().await.expect("json");
+    body["id"].as_str().expect("an id").to_owned()
+}
+
+#[tokio::test]
+async fn a_failure_at_each_step_compensates_exactly_the_completed_steps_in_reverse() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let running = start(temp.path(), 60, &[]).await.expect("starts");
+    let names = ["ValidateInventory", "ReservePayment", "CreateShipment"];
+    let undo = ["ReleaseInventory", "RefundPayment", "CancelShipment"];
+    for fail_at in 0..=3 {
+        let id = started(
+            &running,
+            json!({ "order_id": format!("o-{fail_at}"), "fail_at": fail_at }),
+        )
+        .await;
+        let saga = settled(&running, &id).await;
+        let mut expected: Vec<String> = names[..fail_at.min(3)]
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
+        if fail_at < 3 {
+            assert_eq!(saga["status"], "compensated", "{saga}");
+            expected.extend(undo[..fail_at].iter().rev().map(|n| n.to_string()));
+            let failed = &saga["steps"][fail_at];
+            assert_eq!(failed["name"], names[fail_at]);
+            assert_eq!(failed["status"], "failed");
+            assert_eq!(failed["attempts"], 2, "the retry budget: {saga}");
+            let error = failed["error"].as_str().expect("error");
+            assert!(error.contains("refused order"), "{error}");
+        } else {
+            assert_eq!(saga["status"], "completed", "{saga}");
+            assert_eq!(saga["steps"][2]["output"], json!({ "step": 2 }));
+        }
+        assert_eq!(applied(&id), expected, "fail_at = {fail_at}");
+    }
+    assert!(running.shutdown().await.is_clean());
+}
+
+#[tokio::test]
+async fn the_deadline_compensates_the_step_in_flight_too() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let running = start(temp.path(), 1, &[]).await.expect("starts");
+    let id = started(&running, json!({ "order_id": "late", "hang_at": 1 })).await;
+    let saga = settled(&running, &id).await;
+    assert_eq!(saga["status"], "compensated", "{saga}");
+    assert!(
+        saga["failure"]
+            .as_str()
+            .expect("failure")
+            .contains("timed out"),
+        "{saga}"
+    );
+    // Step 1's outcome is unknown: it is undone as well (its participant dedups by key).
+    assert_eq!(
+        applied(&id),
+        ["ValidateInventory", "RefundPayment", "ReleaseInventory"]
+    );
+    assert!(running.shutdown().await.is_clean());
+}
+
+#[tokio::test]
+async fn a_compensation_failing_past_its_budget_is_stuck_until_retried() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let running = start(temp.path(), 60, &[]).await.expect("starts");
+    BROKEN.lock().expect("broken").push("stuck-1".to_owned());
+    let id = started(
+        &running,
+        json!({ "order_id": "stuck-1", "fail_at": 2, "compensations_break": true }),
+    )
+    .await;
+    let saga = settled(&running, &id).await;
+    assert_eq!(saga["status"], "stuck", "{saga}");
+    let listed: Value = reqwest::get(format!("http://{}/sagas?status=stuck", running.rest_addr()))
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
+    let ids: Vec<&str> = listed["sagas"]
+        .as_array()
+        .expect("sagas")
+        .iter()
+        .filter_map(|saga| saga["id"].as_str())
+        .collect();
+    assert_eq!(ids, [id.as_str()]);
+    let metrics = reqwest::get(format!("http://{}/metrics", running.rest_addr()))
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("allframe_sagas_finished_total{service=\"order-service\",saga=\"CreateOrderSaga\",outcome=\"stuck\"} 1"),
+        "{metrics}"
+    );
+
+    let sagas = sagas(&running);
+    let error = sagas.retry("no-such-saga").await.expect_err("unknown");
+    assert!(error.to_string().contains("no-such-saga"), "{error}");
+    BROKEN.lock().expect("broken").clear();
+    sagas.retry(&id).await.expect("retried");
+    let saga = settled(&running, &id).await;
+    assert_eq!(saga["status"], "compensated", "{saga}");
+    assert_eq!(saga["retries"], 1);
+    assert_eq!(
+        applied(&id),
+        [
+            "ValidateInventory",
+            "ReservePayment",
+            "RefundPayment",
+            "ReleaseInventory"
+        ]
+    );
+    let error = sagas.retry(&id).await.expect_err("not stuck any more");
+    assert!(error.to_string().contains("not stuck"), "{error}");
+    assert!(running.shutdown().await.is_clean());
+}
+
+#[tokio::test]
+async fn a_saga_left_mid_step_is_taken_over_and_no_step_is_applied_twice() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let lease = [("ALLFRAME_SAGA_LEASE_SECS", "1")];
+    let first = start(temp.path(), 60, &lease).await.expect("starts");
+    PAUSED.lock().expect("paused").push("moved".to_owned());
+    // Step 1 reaches its participant, then its orchestrator hangs before it can record that.
+    let id = started(&first, json!({ "order_id": "moved", "pause_at": 1 })).await;
+    for _ in 0..400 {
+        if applied(&id).len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(applied(&id), ["ValidateInventory", "ReservePayment"]);
+    // Stopping cuts the hung step off at the drain deadline; its lease is left to lapse.
+    let _ = first.shutdown().await;
+    PAUSED.lock().expect("paused").clear();
+
+    let second = start(temp.path(), 60, &lease).await.expect("restarts");
+    let saga = settled(&second, &id).await;
+    assert_eq!(saga["status"], "completed", "{saga}");
+    assert_eq!(
+        saga["steps"][1]["attempts"], 2,
+        "the attempt cut short counts: {saga}"
+    );
+    assert!(
+        saga["epoch"].as_i64().expect("epoch") >= 2,
+        "taken over: {saga}"
+    );
+    // Step 1 ran twice with one key; the participant applied it once.
+    let key = format!("{id}:ReservePayment");
+    let calls = participant()
+        .calls
+        .iter()
+        .filter(|call| **call == key)
+        .count();
+    assert_eq!(calls, 2);
+    assert_eq!(
+        applied(&id),
+        ["ValidateInventory", "ReservePayment", "CreateShipment"]
+    );
+    assert!(second.shutdown().await.is_clean());
+}
+
+#[tokio::test]
+async fn bad_input_is_400_naming_the_field_and_creates_no_saga() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let running = start(temp.path(), 60, &[]).await.expect("starts");
+    let answer = post_saga(&running, json!({ "order_id": 7 })).await;
+    assert_eq!(answer.status(), 400);
+    let problem: Value = answer.json().await.expect("problem");
+    let detail = problem["detail"].as_str().expect("detail");
+    assert!(detail.contains("order_id"), "{detail}");
+    let all = sagas(&running).list(None, 10).await.expect("list");
+    assert!(all.is_empty(), "{all:?}");
+    let missing = reqwest::get(format!("http://{}/sagas/nope", running.rest_addr()))
+        .await
+        .expect("get");
+    assert_eq!(missing.status(), 404);
+    let bad_status = reqwest::get(format!("http://{}/sagas?status=lost", running.rest_addr()))
+        .await
+        .expect("get");
+    assert_eq!(bad_status.status(), 400);
+    assert!(running.shutdown().await.is_clean());
+}
