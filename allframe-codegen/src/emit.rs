@@ -40,6 +40,7 @@ pub(crate) fn service(
     let metrics = patterns::metrics(&p, plan);
     let limits = patterns::limits(&p, plan);
     let gateway = patterns::gateway(&p, plan);
+    let saga = patterns::saga(&p, plan);
     let tracing = patterns::tracing(&p, plan);
     let tenant = patterns::tenant(plan);
     let launcher = quote_spanned! {span=>
@@ -51,6 +52,7 @@ pub(crate) fn service(
             #idempotency
             #metrics
             #gateway
+            #saga
             #limits
             #tracing
             #tenant

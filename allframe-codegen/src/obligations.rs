@@ -8,13 +8,15 @@
 //! - no `impl` at all is the trait's `on_unimplemented` at the struct, with a note listing
 //!   every item to write.
 
+use std::borrow::Cow;
+
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote};
 
 /// A trait the file makes the user implement.
 pub(crate) struct Obligation {
-    /// The trait's name, e.g. `Produces`.
-    pub(crate) name: &'static str,
+    /// The trait's name, e.g. `Produces` (or the saga's name, from the file).
+    pub(crate) name: Cow<'static, str>,
     /// Its doc comment: what it is and which part of the file it comes from.
     pub(crate) doc: String,
     /// `on_unimplemented` message, with `{Self}`.
@@ -98,7 +100,7 @@ mod tests {
     #[test]
     fn the_note_names_every_item_to_write() {
         let obligation = Obligation {
-            name: "Produces",
+            name: "Produces".into(),
             doc: String::new(),
             message: String::new(),
             label: "",

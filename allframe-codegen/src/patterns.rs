@@ -146,13 +146,7 @@ pub(crate) fn gateway(p: &TokenStream, plan: &ServicePlan<'_>) -> Option<TokenSt
         Literal::u32_unsuffixed(b.success_threshold),
         Literal::u64_unsuffixed(b.timeout_ms),
     );
-    let r = resilience.retry;
-    let (attempts, initial, max) = (
-        Literal::u32_unsuffixed(r.max_attempts),
-        Literal::u64_unsuffixed(r.initial_interval_ms),
-        Literal::u64_unsuffixed(r.max_interval_ms),
-    );
-    let (multiplier, idempotent_only) = (Literal::f64_suffixed(r.multiplier), r.idempotent_only);
+    let retry = call_retry(p, plan);
     let providers = plan.providers.iter().map(|provider| {
         let name = provider.name;
         quote! {
@@ -163,13 +157,7 @@ pub(crate) fn gateway(p: &TokenStream, plan: &ServicePlan<'_>) -> Option<TokenSt
                     success_threshold: #successes,
                     timeout_ms: #open_ms,
                 },
-                retry: #p::CallRetryPolicy {
-                    max_attempts: #attempts,
-                    initial_interval_ms: #initial,
-                    max_interval_ms: #max,
-                    multiplier: #multiplier,
-                    idempotent_only: #idempotent_only,
-                },
+                retry: #retry,
                 timeout_ms: #p::ProviderSettings::DEFAULT_TIMEOUT_MS,
                 idempotency_header: #p::ProviderSettings::DEFAULT_IDEMPOTENCY_HEADER,
             }
@@ -180,6 +168,48 @@ pub(crate) fn gateway(p: &TokenStream, plan: &ServicePlan<'_>) -> Option<TokenSt
             providers: &[#(#providers),*],
         })
     })
+}
+
+/// `.saga(SagaSettings { … })` for a `saga-orchestrator`: its steps and compensations as the
+/// file names them, its deadline, and the service's retry policy for both.
+pub(crate) fn saga(p: &TokenStream, plan: &ServicePlan<'_>) -> Option<TokenStream> {
+    let saga = plan.saga.as_ref()?;
+    let name = saga.name;
+    let timeout = Literal::u64_unsuffixed(saga.timeout_seconds);
+    let steps = saga.steps.iter().map(|step| {
+        let (step, compensation) = (step.step, step.compensation);
+        quote!(#p::StepNames { step: #step, compensation: #compensation })
+    });
+    let retry = call_retry(p, plan);
+    Some(quote! {
+        .saga(#p::SagaSettings {
+            name: #name,
+            steps: &[#(#steps),*],
+            timeout_seconds: #timeout,
+            retry: #retry,
+        })
+    })
+}
+
+/// The service's retry policy (`[resilience] retry`, overridden per service) as the runtime's
+/// `RetryPolicy { … }` for calls.
+fn call_retry(p: &TokenStream, plan: &ServicePlan<'_>) -> TokenStream {
+    let r = plan.service.common.resilience.retry;
+    let (attempts, initial, max) = (
+        Literal::u32_unsuffixed(r.max_attempts),
+        Literal::u64_unsuffixed(r.initial_interval_ms),
+        Literal::u64_unsuffixed(r.max_interval_ms),
+    );
+    let (multiplier, idempotent_only) = (Literal::f64_suffixed(r.multiplier), r.idempotent_only);
+    quote! {
+        #p::CallRetryPolicy {
+            max_attempts: #attempts,
+            initial_interval_ms: #initial,
+            max_interval_ms: #max,
+            multiplier: #multiplier,
+            idempotent_only: #idempotent_only,
+        }
+    }
 }
 
 /// `.tenant_header("X-Tenant-ID")` when tenancy is on.

@@ -120,6 +120,30 @@ pub struct ProviderPlan<'a> {
     pub method: String,
 }
 
+/// A `saga-orchestrator`'s saga (`[services.saga]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SagaPlan<'a> {
+    /// The saga's name, `CreateOrderSaga`: the trait of its steps.
+    pub name: &'a str,
+    /// Its steps in order, each with its compensation.
+    pub steps: Vec<SagaStepPlan<'a>>,
+    /// Deadline of a whole saga, in seconds.
+    pub timeout_seconds: u64,
+}
+
+/// One step of a saga and the compensation undoing it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SagaStepPlan<'a> {
+    /// The step as written, `ReservePayment`.
+    pub step: &'a str,
+    /// Its method, `reserve_payment`.
+    pub step_method: String,
+    /// The compensation as written, `RefundPayment`.
+    pub compensation: &'a str,
+    /// Its method, `refund_payment`.
+    pub compensation_method: String,
+}
+
 /// How a notification channel is spelt in `allframe::channel`: what the macro declares and the
 /// scaffold writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -186,6 +210,8 @@ pub struct ServicePlan<'a> {
     pub consumer: Option<ConsumerPlan<'a>>,
     /// A `gateway`'s providers, in the file's order (empty for other types).
     pub providers: Vec<ProviderPlan<'a>>,
+    /// A `saga-orchestrator`'s saga.
+    pub saga: Option<SagaPlan<'a>>,
 }
 
 /// A problem found while planning, for the macro to report at its span.
@@ -257,6 +283,7 @@ pub fn plan<'a>(
         ingestions: ingestions(service),
         consumer: consumer(arch, service),
         providers: providers(service),
+        saga: saga(service),
     };
     if errors.is_empty() {
         Ok(plan)
@@ -298,6 +325,29 @@ fn providers(service: &ResolvedService) -> Vec<ProviderPlan<'_>> {
             method: names::snake(name),
         })
         .collect()
+}
+
+/// A saga orchestrator's steps, each with its method and its compensation's.
+fn saga(service: &ResolvedService) -> Option<SagaPlan<'_>> {
+    let Archetype::SagaOrchestrator(saga) = &service.archetype else {
+        return None;
+    };
+    let steps = saga
+        .steps
+        .iter()
+        .zip(&saga.compensation)
+        .map(|(step, compensation)| SagaStepPlan {
+            step,
+            step_method: names::snake(step),
+            compensation,
+            compensation_method: names::snake(compensation),
+        })
+        .collect();
+    Some(SagaPlan {
+        name: &saga.name,
+        steps,
+        timeout_seconds: saga.timeout_seconds,
+    })
 }
 
 /// A consumer's events, each with its handler method and publishers.
@@ -479,9 +529,9 @@ pattern = "outbox"
             let errors = plan.expect_err("bff is not generated");
             assert_eq!(errors.len(), 1);
             assert!(
-                errors[0]
-                    .message
-                    .contains("(it generates: stateless, producer, consumer, gateway)"),
+                errors[0].message.contains(
+                    "(it generates: stateless, producer, consumer, gateway, saga-orchestrator)"
+                ),
                 "{errors:?}"
             );
         });

@@ -55,6 +55,16 @@ providers = ["stripe"]
 circuit_breaker = { failure_threshold = 2 }
 
 [[services]]
+name = "order-service"
+type = "saga-orchestrator"
+retry = { max_attempts = 4 }
+[services.saga]
+name = "CreateOrderSaga"
+steps = ["ValidateInventory", "ReservePayment"]
+compensation = ["ReleaseInventory", "RefundPayment"]
+timeout_seconds = 120
+
+[[services]]
 name = "web"
 type = "bff"
 [services.bff]
@@ -202,6 +212,79 @@ fn a_gateway_declares_a_client_per_provider_and_wires_them_with_its_breaker() {
 }
 
 #[test]
+fn a_saga_orchestrator_declares_its_saga_as_a_trait_and_wires_its_steps() {
+    let c = Crate::new(ARCH);
+    let file = c.expand(quote!(config = "architecture.toml", name = "order-service"));
+    assert!(
+        compile_errors(&file).is_empty(),
+        "{}",
+        pretty(&quote!(#file))
+    );
+    let saga = file
+        .items
+        .iter()
+        .find_map(|i| match i {
+            syn::Item::Trait(t) if t.ident == "CreateOrderSaga" => Some(t),
+            _ => None,
+        })
+        .expect("the saga's trait");
+    let items: Vec<String> = saga
+        .items
+        .iter()
+        .filter_map(|i| match i {
+            syn::TraitItem::Type(t) => Some(t.ident.to_string()),
+            syn::TraitItem::Fn(f) => Some(f.sig.ident.to_string()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        items,
+        [
+            "Input",
+            "validate_inventory",
+            "reserve_payment",
+            "release_inventory",
+            "refund_payment"
+        ]
+    );
+    let orchestrate = file
+        .items
+        .iter()
+        .find_map(|i| match i {
+            syn::Item::Impl(imp)
+                if imp.trait_.as_ref().is_some_and(|(_, path, _)| {
+                    quote!(#path).to_string().ends_with("Orchestrate")
+                }) =>
+            {
+                Some(imp)
+            }
+            _ => None,
+        })
+        .expect("Orchestrate derived");
+    let body = quote!(#orchestrate).to_string();
+    assert!(
+        body.contains("1usize => < Self as CreateOrderSaga > :: reserve_payment"),
+        "{body}"
+    );
+    assert!(
+        body.contains("1usize => < Self as CreateOrderSaga > :: refund_payment"),
+        "{body}"
+    );
+    let launcher = launcher_fn(&file);
+    let body = quote!(#launcher).to_string();
+    assert!(body.contains(". saga ("), "{body}");
+    assert!(
+        body.contains("step : \"ReservePayment\" , compensation : \"RefundPayment\""),
+        "{body}"
+    );
+    assert!(body.contains("timeout_seconds : 120"), "{body}");
+    assert!(
+        body.contains("max_attempts : 4"),
+        "the service's retry policy: {body}"
+    );
+}
+
+#[test]
 fn stateless_service_gets_main_settings_and_migrations() {
     let c = Crate::new(ARCH);
     let file = c.expand(quote!(config = "architecture.toml", name = "user-service"));
@@ -309,7 +392,7 @@ fn errors_become_compile_errors_with_a_skeleton() {
     let bff = compile_errors(&c.expand(quote!(config = "architecture.toml", name = "web")));
     assert!(
         bff[0].contains(
-            "does not generate yet (it generates: stateless, producer, consumer, gateway)"
+            "does not generate yet (it generates: stateless, producer, consumer, gateway, saga-orchestrator)"
         ),
         "{bff:?}"
     );

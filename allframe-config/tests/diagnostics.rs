@@ -10,6 +10,8 @@ mod events;
 mod gateway;
 #[path = "diagnostics/producer.rs"]
 mod producer;
+#[path = "diagnostics/saga.rs"]
+mod saga;
 #[path = "diagnostics/support.rs"]
 mod support;
 

@@ -1,16 +1,15 @@
 //! `cargo allframe dlq list|show|replay|purge`: a consumer's dead letters, through the running
 //! service's admin API (so the CLI needs no bus or database driver, and works the same on every
-//! bus). The address is `--url`, else `http://127.0.0.1:<ADMIN_PORT>` with the port the
-//! service's runtime derives from the file (`allframe_env::default_admin_port`) unless
-//! `ADMIN_PORT` is set; the token is `ALLFRAME_ADMIN_TOKEN`, as the service reads it.
+//! bus). Only a `consumer` has dead letters. The address and the token are found as
+//! [`crate::admin`] says.
 
 use std::io::BufRead as _;
 use std::path::PathBuf;
-use std::time::Duration;
 
-use reqwest::blocking::{Client, RequestBuilder};
+use allframe_config::model::ServiceType;
 use serde_json::Value;
 
+use crate::admin::{self, Admin, Method};
 use crate::config;
 use crate::error::CliError;
 use crate::report::Reporter;
@@ -55,11 +54,7 @@ pub struct DlqArgs {
 
 /// Runs `cargo allframe dlq` with the token in `ALLFRAME_ADMIN_TOKEN`.
 pub fn run(args: &DlqArgs, reporter: &mut Reporter<'_>) -> Result<(), CliError> {
-    let token = std::env::var(allframe_env::ALLFRAME_ADMIN_TOKEN.name)
-        .ok()
-        .filter(|token| !token.trim().is_empty())
-        .ok_or(CliError::AdminToken)?;
-    run_with_token(args, &token, reporter)
+    run_with_token(args, &admin::token_from_env()?, reporter)
 }
 
 /// Runs `cargo allframe dlq` with `token`.
@@ -69,50 +64,42 @@ pub fn run_with_token(
     reporter: &mut Reporter<'_>,
 ) -> Result<(), CliError> {
     let loaded = config::load(&args.config, false)?;
-    let architecture = &loaded.architecture;
-    let Some(service) = architecture.service(&args.service) else {
-        let known: Vec<&str> = architecture.services().iter().map(|s| s.name()).collect();
-        return Err(CliError::UnknownService {
-            name: args.service.clone(),
-            known: known.join(", "),
-        });
-    };
+    let service = admin::target(
+        &loaded.architecture,
+        &args.service,
+        ServiceType::Consumer,
+        "dlq",
+    )?;
     if let (Action::Show, None) = (args.action, args.id) {
         return Err(CliError::MissingId { action: "show" });
     }
-    let base = admin_base(
+    let admin = Admin::connect(
+        &args.service,
         args.url.as_deref(),
-        std::env::var(allframe_env::ADMIN_PORT.name).ok().as_deref(),
         service.common.http_port,
+        token,
     )?;
-    let admin = Admin {
-        client: Client::builder()
-            .timeout(Duration::from_secs(60))
-            .build()
-            .map_err(|error| admin_unreachable(&args.service, &base, &error))?,
-        base,
-        token: token.trim().to_owned(),
-        service: args.service.clone(),
+    let one = |id: i64, rest: &[&str]| {
+        let id = id.to_string();
+        let mut segments = vec!["dead-letters", id.as_str()];
+        segments.extend_from_slice(rest);
+        admin.url(&segments)
     };
     let answer = match (args.action, args.id) {
-        (Action::List, _) => admin.send(|c, url| c.get(format!("{url}/dead-letters")))?,
-        (Action::Show, Some(id)) => {
-            admin.send(|c, url| c.get(format!("{url}/dead-letters/{id}")))?
-        }
+        (Action::List, _) => admin.send(Method::GET, admin.url(&["dead-letters"]))?,
+        (Action::Show, Some(id)) => admin.send(Method::GET, one(id, &[]))?,
         (Action::Show, None) => return Err(CliError::MissingId { action: "show" }),
-        (Action::Replay, Some(id)) => {
-            admin.send(|c, url| c.post(format!("{url}/dead-letters/{id}/replay")))?
-        }
+        (Action::Replay, Some(id)) => admin.send(Method::POST, one(id, &["replay"]))?,
         (Action::Replay, None) => {
-            admin.send(|c, url| c.post(format!("{url}/dead-letters/replay")))?
+            admin.send(Method::POST, admin.url(&["dead-letters", "replay"]))?
         }
         (Action::Purge, id) => {
             if !args.yes && !confirmed(&args.service, id, reporter) {
                 return Err(CliError::NotConfirmed);
             }
             match id {
-                Some(id) => admin.send(|c, url| c.delete(format!("{url}/dead-letters/{id}")))?,
-                None => admin.send(|c, url| c.delete(format!("{url}/dead-letters")))?,
+                Some(id) => admin.send(Method::DELETE, one(id, &[]))?,
+                None => admin.send(Method::DELETE, admin.url(&["dead-letters"]))?,
             }
         }
     };
@@ -122,80 +109,6 @@ pub fn run_with_token(
         print_human(args.action, args.id, &answer, reporter);
     }
     Ok(())
-}
-
-/// The admin API's address: `url`, else loopback at `ADMIN_PORT` (`admin_port`, when set and
-/// not empty), else at the port the runtime derives from the file's `http_port`.
-fn admin_base(
-    url: Option<&str>,
-    admin_port: Option<&str>,
-    http_port: u16,
-) -> Result<String, CliError> {
-    if let Some(url) = url {
-        return Ok(url.trim_end_matches('/').to_owned());
-    }
-    let port = match admin_port.filter(|value| !value.trim().is_empty()) {
-        Some(value) => allframe_env::ADMIN_PORT
-            .port(value)
-            .map_err(|invalid| CliError::InvalidEnv(invalid.to_string()))?,
-        None => allframe_env::default_admin_port(http_port),
-    };
-    Ok(format!("http://127.0.0.1:{port}"))
-}
-
-/// One service's admin API.
-struct Admin {
-    client: Client,
-    base: String,
-    token: String,
-    service: String,
-}
-
-impl Admin {
-    /// Sends the request `build` makes; the JSON answer (`null` for an empty one).
-    fn send(&self, build: impl Fn(&Client, &str) -> RequestBuilder) -> Result<Value, CliError> {
-        let response = build(&self.client, &self.base)
-            .bearer_auth(&self.token)
-            .send()
-            .map_err(|error| admin_unreachable(&self.service, &self.base, &error))?;
-        let status = response.status();
-        let text = response.text().unwrap_or_default();
-        if !status.is_success() {
-            let detail = serde_json::from_str::<Value>(&text)
-                .ok()
-                .and_then(|problem| problem["detail"].as_str().map(str::to_owned))
-                .unwrap_or(text);
-            return Err(CliError::AdminRefused {
-                service: self.service.clone(),
-                status: status.as_u16(),
-                detail,
-            });
-        }
-        if text.trim().is_empty() {
-            return Ok(Value::Null);
-        }
-        serde_json::from_str(&text).map_err(|error| CliError::AdminRefused {
-            service: self.service.clone(),
-            status: status.as_u16(),
-            detail: format!("the answer is not JSON: {error}"),
-        })
-    }
-}
-
-fn admin_unreachable(service: &str, url: &str, error: &reqwest::Error) -> CliError {
-    // reqwest's own message names the URL already; keep the cause chain readable.
-    let mut reason = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        reason.push_str(": ");
-        reason.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    CliError::AdminUnreachable {
-        service: service.to_owned(),
-        url: url.to_owned(),
-        reason,
-    }
 }
 
 /// Asks on the terminal whether to purge; `false` unless the answer is `yes`.
@@ -265,6 +178,7 @@ fn print_human(action: Action, id: Option<i64>, answer: &Value, reporter: &mut R
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::admin::stand_in::{StandIn, problem};
 
     fn args(service: &str, url: &str) -> DlqArgs {
         DlqArgs {
@@ -308,28 +222,63 @@ mod tests {
     }
 
     #[test]
-    fn the_admin_address_comes_from_the_url_the_env_or_the_file() {
-        assert_eq!(
-            admin_base(Some("http://h:1/"), Some("x"), 8083).expect("url"),
-            "http://h:1"
-        );
-        assert_eq!(
-            admin_base(None, Some("9999"), 8083).expect("env"),
-            "http://127.0.0.1:9999"
-        );
-        assert_eq!(
-            admin_base(None, Some(" "), 8083).expect("file"),
-            "http://127.0.0.1:9083"
-        );
-        match admin_base(None, Some("90000"), 8083) {
-            Err(error @ CliError::InvalidEnv(_)) => {
+    fn a_service_that_is_not_a_consumer_is_refused_before_calling_it() {
+        match run_args(&args("user-service", "http://127.0.0.1:1")) {
+            Err(error @ CliError::WrongServiceType { .. }) => {
                 assert!(
-                    error.to_string().contains("ADMIN_PORT=\"90000\""),
+                    error
+                        .to_string()
+                        .starts_with("`user-service` is a `stateless` service"),
                     "{error}"
                 );
+                let help = miette::Diagnostic::help(&error)
+                    .expect("a help")
+                    .to_string();
+                assert!(help.contains("notification-service"), "{help}");
             }
-            other => panic!("an invalid ADMIN_PORT is an error, not ignored: {other:?}"),
+            other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn the_request_carries_the_token_and_a_404_says_what_to_check() {
+        let stand_in = StandIn::serve(vec![
+            (
+                200,
+                r#"[{"id": 7, "event_type": "UserCreated"}]"#.to_owned(),
+            ),
+            (404, problem(404, "no dead letter has the id 8")),
+        ]);
+        let mut list = args("notification-service", &stand_in.url);
+        list.json = false;
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        run_with_token(&list, "t", &mut Reporter::new(&mut out, &mut err, false)).expect("list");
+        let received = stand_in.received();
+        assert_eq!(
+            (received.method.as_str(), received.target.as_str()),
+            ("GET", "/dead-letters")
+        );
+        assert_eq!(received.authorization.as_deref(), Some("Bearer t"));
+        let out = String::from_utf8(out).expect("UTF-8");
+        assert!(out.contains("UserCreated"), "{out}");
+
+        let mut show = args("notification-service", &stand_in.url);
+        show.action = Action::Show;
+        show.id = Some(8);
+        match run_args(&show) {
+            Err(error @ CliError::AdminRefused { status: 404, .. }) => {
+                assert!(
+                    error.to_string().ends_with("no dead letter has the id 8"),
+                    "{error}"
+                );
+                let help = miette::Diagnostic::help(&error)
+                    .expect("a help")
+                    .to_string();
+                assert!(help.contains("check the id"), "{help}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(stand_in.received().target, "/dead-letters/8");
     }
 
     #[test]

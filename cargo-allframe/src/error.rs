@@ -297,6 +297,28 @@ pub enum CliError {
         status: u16,
         /// The problem's detail.
         detail: String,
+        /// A likely fix, when the status suggests one.
+        #[help]
+        help: Option<String>,
+    },
+
+    /// An operational command names a service of a type that does not serve it.
+    #[error(
+        "`{name}` is a `{kind}` service: `cargo allframe {command}` works on `{needed}` services only"
+    )]
+    #[diagnostic(code(allframe::wrong_service_type))]
+    WrongServiceType {
+        /// The name given.
+        name: String,
+        /// Its type.
+        kind: &'static str,
+        /// The type the command needs.
+        needed: &'static str,
+        /// The command, e.g. `sagas`.
+        command: &'static str,
+        /// The file's services of the needed type.
+        #[help]
+        help: String,
     },
 
     /// A dead-letter command that needs an id got none.
@@ -308,6 +330,49 @@ pub enum CliError {
     MissingId {
         /// The action, e.g. `show`.
         action: &'static str,
+    },
+
+    /// A saga command that needs an id got none.
+    #[error("`sagas {action}` needs the saga's id")]
+    #[diagnostic(
+        code(allframe::missing_saga_id),
+        help("list the sagas and their ids with `cargo allframe sagas list --service …`")
+    )]
+    MissingSagaId {
+        /// The action, e.g. `show`.
+        action: &'static str,
+    },
+
+    /// The orchestrator has no saga with this id.
+    #[error("`{service}` has no saga `{id}`")]
+    #[diagnostic(
+        code(allframe::saga_not_found),
+        help(
+            "check the id (and --service): `cargo allframe sagas list --service {service}` lists its sagas, newest first"
+        )
+    )]
+    SagaNotFound {
+        /// The orchestrator.
+        service: String,
+        /// The id given.
+        id: String,
+    },
+
+    /// Only a stuck saga can be retried.
+    #[error("cannot retry saga `{id}` of `{service}`: {detail}")]
+    #[diagnostic(
+        code(allframe::saga_not_stuck),
+        help(
+            "only a `stuck` saga is retried (the others are still driven, or finished): `cargo allframe sagas show {id} --service {service}` shows where it is, `cargo allframe sagas list --status stuck --service {service}` lists the stuck ones"
+        )
+    )]
+    SagaNotStuck {
+        /// The orchestrator.
+        service: String,
+        /// The saga.
+        id: String,
+        /// The service's explanation (its status).
+        detail: String,
     },
 
     /// An environment variable the CLI reads holds a value it cannot use.
@@ -341,6 +406,26 @@ pub enum CliError {
 }
 
 impl CliError {
+    /// The admin API of `service` refused a request with `status`; the help names the likely
+    /// fix of the statuses that have one.
+    pub fn refused(service: &str, status: u16, detail: String) -> Self {
+        let help = match status {
+            401 => Some(format!(
+                "set ALLFRAME_ADMIN_TOKEN to the token `{service}` was started with"
+            )),
+            404 => Some(String::from(
+                "check the id (the command's `list` shows them), --service and --url",
+            )),
+            _ => None,
+        };
+        Self::AdminRefused {
+            service: service.to_owned(),
+            status,
+            detail,
+            help,
+        }
+    }
+
     /// An I/O failure while doing `action` on `path`.
     pub fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Self::Io {

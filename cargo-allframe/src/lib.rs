@@ -1,7 +1,8 @@
 //! `cargo allframe`: turns one `architecture.toml` into a workspace of service crates
 //! (`ignite`) with its infrastructure and docs, checks a file with source-snippet diagnostics
-//! (`check`), prints its JSON Schema (`schema`) and its diagram (`graph`), and handles a
-//! running consumer's dead letters through its admin API (`dlq`).
+//! (`check`), prints its JSON Schema (`schema`) and its diagram (`graph`), and operates running
+//! services through their admin API ([`admin`]): a consumer's dead letters (`dlq`) and a saga
+//! orchestrator's sagas (`sagas`).
 //!
 //! The binary only parses arguments and calls [`run`]. One module per stage of ignite:
 //! [`config`] (read + check) → [`plan`] (render [`templates`] with a [`context`]) →
@@ -11,6 +12,7 @@
 
 #![warn(missing_docs)]
 
+pub mod admin;
 pub mod config;
 pub mod context;
 pub mod dlq;
@@ -24,6 +26,7 @@ pub mod names;
 pub mod plan;
 pub mod report;
 pub mod rustfmt;
+pub mod sagas;
 pub mod scaffold;
 pub mod templates;
 pub mod versions;
@@ -59,6 +62,8 @@ pub enum Command {
     Graph(GraphArgs),
     /// List, show, replay or purge a consumer's dead letters, through its admin API.
     Dlq(dlq::DlqArgs),
+    /// List, show or retry a saga orchestrator's sagas, through its admin API.
+    Sagas(sagas::SagasArgs),
 }
 
 /// The options of `cargo allframe graph`.
@@ -130,6 +135,7 @@ pub fn execute(command: Command, reporter: &mut Reporter<'_>) -> Result<(), CliE
             reporter.line(text.trim_end());
         }
         Command::Dlq(args) => dlq::run(&args, reporter)?,
+        Command::Sagas(args) => sagas::run(&args, reporter)?,
     }
     Ok(())
 }

@@ -59,7 +59,14 @@ fn generated_manifests_declare_what_each_service_needs() {
         root["workspace"]["package"]["edition"].as_str(),
         Some("2024")
     );
-    assert_eq!(members(&ws), ["services/user-service", "services/catalog"]);
+    assert_eq!(
+        members(&ws),
+        [
+            "services/user-service",
+            "services/catalog",
+            "services/order-saga"
+        ]
+    );
     assert_eq!(
         std::fs::read(ws.join("architecture.toml")).expect("copy"),
         SHOP.as_bytes()
@@ -105,11 +112,21 @@ fn generated_manifests_declare_what_each_service_needs() {
     let migration = read(&ws.join("services/catalog/migrations/0001_create_sensor_summaries.sql"));
     assert!(migration.contains("CREATE TABLE IF NOT EXISTS sensor_summaries"));
 
-    // The skipped service: a warning naming it and its type, no crate, listed in the README.
-    assert!(run.stderr.contains("order-saga"), "{}", run.stderr);
-    assert!(run.stderr.contains("saga-orchestrator"), "{}", run.stderr);
-    assert!(!ws.join("services/order-saga").exists());
-    assert!(read(&ws.join("README.md")).contains("`order-saga` (saga-orchestrator)"));
+    // The saga orchestrator: generated without a warning, its steps in `src/steps.rs`.
+    assert!(!run.stderr.contains("order-saga"), "{}", run.stderr);
+    let saga = toml_file(&ws.join("services/order-saga/Cargo.toml"));
+    assert_eq!(
+        table(&saga, "dependencies")
+            .keys()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+        ["allframe", "serde", "serde_json"]
+    );
+    let steps = read(&ws.join("services/order-saga/src/steps.rs"));
+    assert!(steps.contains("impl PlaceOrder for OrderSaga"), "{steps}");
+    assert!(steps.contains("async fn reserve(&self"), "{steps}");
+    assert!(steps.contains("async fn release(&self"), "{steps}");
+    assert!(read(&ws.join("README.md")).contains("starts a `PlaceOrder`"));
 
     // The manifest records the hash of every file as written.
     let manifest: serde_json::Value =
@@ -162,7 +179,10 @@ fn reignite_keeps_edits_updates_untouched_files_and_force_overwrites() {
     std::fs::write(&config, &first).expect("write");
     cargo_allframe(dir.path(), &["ignite", "--out", "ws"]).ok();
     let ws = dir.path().join("ws");
-    assert_eq!(members(&ws), ["services/user-service"]);
+    assert_eq!(
+        members(&ws),
+        ["services/user-service", "services/order-saga"]
+    );
 
     let main_rs = ws.join("services/user-service/src/main.rs");
     let generated = read(&main_rs);
@@ -188,7 +208,14 @@ fn reignite_keeps_edits_updates_untouched_files_and_force_overwrites() {
         "{kept}"
     );
     // Untouched files follow the architecture.
-    assert_eq!(members(&ws), ["services/user-service", "services/catalog"]);
+    assert_eq!(
+        members(&ws),
+        [
+            "services/user-service",
+            "services/catalog",
+            "services/order-saga"
+        ]
+    );
     assert_ne!(read(&ws.join("README.md")), readme_before);
     let files = listed(&run.stdout);
     assert_eq!(files["Cargo.toml"], "updated", "{}", run.stdout);
@@ -261,7 +288,7 @@ fn a_non_empty_foreign_directory_is_refused_unless_forced() {
 
     cargo_allframe(dir.path(), &["ignite", "--out", "project", "--force"]).ok();
     assert_eq!(read(&foreign.join("notes.txt")), "mine");
-    assert_eq!(members(&foreign).len(), 2);
+    assert_eq!(members(&foreign).len(), 3);
 }
 
 #[test]
@@ -301,7 +328,7 @@ fn without_rustfmt_files_are_written_unformatted_with_a_warning() {
 fn a_directory_holding_only_its_architecture_file_is_ignited_in_place() {
     let (dir, _) = shop_dir();
     cargo_allframe(dir.path(), &["ignite", "--out", "."]).ok();
-    assert_eq!(members(dir.path()).len(), 2);
+    assert_eq!(members(dir.path()).len(), 3);
     assert_eq!(read(&dir.path().join("architecture.toml")), SHOP);
     let run = cargo_allframe(dir.path(), &["ignite", "--out", "."]).ok();
     assert!(
@@ -473,7 +500,10 @@ fn a_removed_service_is_reported_as_orphaned_and_kept() {
         );
         assert!(run.stdout.contains(" orphaned."), "{}", run.stdout);
     }
-    assert_eq!(members(&ws), ["services/user-service"]);
+    assert_eq!(
+        members(&ws),
+        ["services/user-service", "services/order-saga"]
+    );
     let manifest: serde_json::Value =
         serde_json::from_str(&read(&ws.join(".allframe/manifest.json"))).expect("JSON");
     for path in &catalog_files {

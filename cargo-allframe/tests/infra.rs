@@ -452,11 +452,17 @@ fn reignite_keeps_an_edited_infrastructure_file() {
 
 #[test]
 fn services_without_a_crate_get_no_infrastructure() {
-    // Ignite generates `stateless`, `producer`, `consumer` and `gateway` crates: of the
-    // reference file's services, `user-service`, `payment-gateway` and `notification-service`
-    // have images, so they alone are deployed; the others are listed as left out.
+    // Ignite generates `stateless`, `producer`, `consumer`, `gateway` and `saga-orchestrator`
+    // crates: of the reference file's services, `user-service`, `order-service`,
+    // `payment-gateway` and `notification-service` have images, so they alone are deployed;
+    // the others are listed as left out.
     let files = ignited(&reference());
-    let generated = ["user-service", "payment-gateway", "notification-service"];
+    let generated = [
+        "user-service",
+        "order-service",
+        "payment-gateway",
+        "notification-service",
+    ];
     let skipped: Vec<&str> = REFERENCE_SERVICES
         .iter()
         .copied()

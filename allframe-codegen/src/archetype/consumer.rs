@@ -160,7 +160,7 @@ fn obligation(args: &ServiceArgs, consumer: &ConsumerPlan<'_>, name: &str) -> Ob
         });
     }
     Obligation {
-        name: "Consumes",
+        name: "Consumes".into(),
         doc: format!(
             "The events `{name}` handles, as `{}` declares them in `[services.consumer] events`: per event, its payload type and its handler.",
             args.config

@@ -37,7 +37,7 @@ pub(crate) fn expand(
     let name = plan.service.name();
 
     let integrations = Obligation {
-        name: "Integrations",
+        name: "Integrations".into(),
         doc: format!(
             "How `{name}` calls its providers, as `{}` declares them: one client type per provider, built over the runtime's client for it (breaker, retries, timeout, `<PROVIDER>_URL`).",
             args.config

@@ -61,7 +61,7 @@ pub(crate) fn expand(
         }
     });
     let produces = Obligation {
-        name: "Produces",
+        name: "Produces".into(),
         doc: format!(
             "What `{name}` ingests, as `{}` declares it: one input type per entity, each validated into the event published for it.",
             args.config

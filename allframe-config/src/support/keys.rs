@@ -45,7 +45,7 @@ fn database(service: Option<&DraftService>) -> Option<&crate::model::ServiceData
 }
 
 const RETRY: Support = Partial(
-    "a gateway's provider calls follow it in full; this service makes no outgoing calls, so only its intervals are used (the outbox relay's publish backoff, a consumer's redeliveries)",
+    "a gateway's provider calls and a saga's steps follow it in full; this service makes no outgoing calls, so only its intervals are used (the outbox relay's publish backoff, a consumer's redeliveries)",
 );
 const CIRCUIT_BREAKER: Support = NotHonoured(
     "only a gateway's provider calls go through a circuit breaker; this service makes no outgoing calls to guard",
@@ -55,6 +55,19 @@ const CIRCUIT_BREAKER: Support = NotHonoured(
 /// retry policy to act on (the relay's publish retries aside).
 fn calls_out_through_nothing(service: &DraftService) -> bool {
     service.kind() != ServiceType::Gateway && super::is_generated(service.kind())
+}
+
+/// A generated service whose calls the retry policy does not govern (a gateway's provider
+/// calls and a saga orchestrator's steps follow it).
+fn retries_nothing(service: &DraftService) -> bool {
+    calls_out_through_nothing(service) && service.kind() != ServiceType::SagaOrchestrator
+}
+
+fn retry_unused(draft: &Draft, service: Option<&DraftService>) -> bool {
+    match service {
+        Some(service) => retries_nothing(service),
+        None => draft.services().iter().any(retries_nothing),
+    }
 }
 
 fn breaker_unused(draft: &Draft, service: Option<&DraftService>) -> bool {
@@ -126,7 +139,7 @@ pub(super) const KEY_RULES: &[KeyRule] = &[
         CIRCUIT_BREAKER,
         breaker_unused,
     ),
-    row_if("resilience.retry", RETRY, breaker_unused),
+    row_if("resilience.retry", RETRY, retry_unused),
     row_if("resilience.rate_limit", PER_USER, counts_per_user),
     row_if(
         "resilience.rate_limit",
@@ -233,11 +246,11 @@ pub(super) const KEY_RULES: &[KeyRule] = &[
     row_if(
         "services[].protocols",
         NotHonoured(
-            "a producer ingests over REST only, and a consumer serves only its health and metrics over HTTP: no gRPC, GraphQL or WebSocket endpoint is generated for them",
+            "only a stateless service serves gRPC: a producer, gateway and saga orchestrator serve REST only, and a consumer only its health and metrics over HTTP; no gRPC, GraphQL or WebSocket endpoint is generated for them",
         ),
         |_, s| {
             s.is_some_and(|s| {
-                matches!(s.kind(), ServiceType::Producer | ServiceType::Consumer)
+                s.kind() != ServiceType::Stateless
                     && s.common.protocols.iter().any(|p| *p != Protocol::Rest)
             })
         },
@@ -247,7 +260,7 @@ pub(super) const KEY_RULES: &[KeyRule] = &[
         CIRCUIT_BREAKER,
         breaker_unused,
     ),
-    row_if("services[].retry", RETRY, breaker_unused),
+    row_if("services[].retry", RETRY, retry_unused),
     row_if("services[].rate_limit", PER_USER, counts_per_user),
     row_if(
         "services[].rate_limit",

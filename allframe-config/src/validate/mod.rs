@@ -6,6 +6,7 @@ mod events;
 mod gateway;
 mod names;
 mod producer;
+mod saga;
 mod tokens;
 
 pub use names::is_service_name;
@@ -110,7 +111,7 @@ pub(crate) fn validate(arch: &Draft, source: &SourceFile, out: &mut Diagnostics)
         events::entity_shadowing_events_crate(&mut c, service);
         tokens::service_tokens(&mut c, service);
         idempotency(&mut c, service);
-        saga(&mut c, service);
+        saga::saga(&mut c, service);
         schedule(&mut c, service);
         messaging(&mut c, service);
         producer::producer(&mut c, service);
@@ -172,33 +173,6 @@ fn tables_match_type(c: &mut Checker<'_>, service: &DraftService) {
             .with_help(format!(
                 "add a `[services.{needed}]` table after this service's `[[services]]` header"
             )),
-        );
-    }
-}
-
-fn saga(c: &mut Checker<'_>, service: &DraftService) {
-    let Some(saga) = &service.raw.saga else {
-        return;
-    };
-    let path = service_path(service).key("saga");
-    if saga.steps.is_empty() {
-        c.push(
-            Diagnostic::error(
-                Code::SagaMismatch,
-                path.key("steps"),
-                "a saga needs at least one step",
-            )
-            .with_help("list the steps in order, e.g. `steps = [\"ReserveStock\"]`"),
-        );
-    }
-    if saga.steps.len() != saga.compensation.len() {
-        c.push(
-            Diagnostic::error(
-                Code::SagaMismatch,
-                path.key("compensation"),
-                format!("saga `{}` has {} steps but {} compensations", saga.name, saga.steps.len(), saga.compensation.len()),
-            )
-            .with_help("give one compensation per step, in the same order: `compensation[i]` undoes `steps[i]`"),
         );
     }
 }

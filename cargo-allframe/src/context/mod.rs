@@ -18,11 +18,13 @@ use crate::names::ServiceNames;
 mod consumer;
 mod gateway;
 mod producer;
+mod saga;
 mod stateless;
 
 pub use consumer::{ConsumedContext, ConsumerContext};
 pub use gateway::{GatewayContext, ProviderContext};
 pub use producer::{IngestionContext, ProducerContext};
+pub use saga::{SagaContext, SagaStepTemplate, SagaTemplate};
 pub use stateless::StatelessContext;
 
 /// The version of `allframe-runtime` generated crates depend on without `--runtime-path`:
@@ -113,6 +115,8 @@ pub enum ArchetypeContext {
     Consumer(ConsumerContext),
     /// `type = "gateway"`.
     Gateway(GatewayContext),
+    /// `type = "saga-orchestrator"`.
+    SagaOrchestrator(SagaContext),
 }
 
 impl ArchetypeContext {
@@ -124,13 +128,15 @@ impl ArchetypeContext {
             ServiceType::Producer => Some(Self::Producer(ProducerContext::new(plan))),
             ServiceType::Consumer => Some(Self::Consumer(ConsumerContext::new(plan))),
             ServiceType::Gateway => Some(Self::Gateway(GatewayContext::new(plan))),
+            ServiceType::SagaOrchestrator => SagaContext::new(plan).map(Self::SagaOrchestrator),
             _ => None,
         }
     }
 
     /// The events the scaffold's own code publishes, for the shared event-types crate: a
     /// `stateless` service's create event, a `producer`'s event per entity. What a consumer
-    /// takes comes from the file's declarations; a gateway publishes nothing of its own.
+    /// takes comes from the file's declarations; a gateway and a saga orchestrator publish nothing
+    /// of their own.
     pub fn published(&self) -> Vec<crate::events::Published<'_>> {
         use crate::events::{Published, Shape};
         match self {
@@ -152,7 +158,7 @@ impl ArchetypeContext {
                     shape: Shape::Ingested,
                 })
                 .collect(),
-            Self::Consumer(_) | Self::Gateway(_) => Vec::new(),
+            Self::Consumer(_) | Self::Gateway(_) | Self::SagaOrchestrator(_) => Vec::new(),
         }
     }
 }
