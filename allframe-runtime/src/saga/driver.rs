@@ -20,6 +20,15 @@ use crate::context::Ctx;
 use crate::database::Database;
 use crate::messaging::{Messaging, MessagingError, UnitOfWork};
 
+/// A point where the crash tests stop the orchestrator (feature `failpoints`: the `fail`
+/// crate); nothing in other builds.
+macro_rules! crash_point {
+    ($name:literal) => {
+        #[cfg(feature = "failpoints")]
+        fail::fail_point!($name);
+    };
+}
+
 /// How long a step still in flight at the saga's deadline is awaited before it counts as
 /// failed.
 pub(crate) const DEFAULT_GRACE: Duration = Duration::from_secs(5);
@@ -251,6 +260,7 @@ impl Engine {
         let attempt = spent + 1;
         let input = saga.input.to_string();
         store::started(self.db(), fence, &invocation, &input, attempt).await?;
+        crash_point!("saga-step-started");
         let deadline = deadline_instant(saga.deadline);
         let outcome = match self.step_context(saga, name, attempt).await? {
             Ok(step) => {
@@ -261,7 +271,8 @@ impl Engine {
         };
         match outcome {
             Outcome::Done(uow, output) => {
-                match self
+                crash_point!("saga-step-applied");
+                let committed = self
                     .commit(
                         fence,
                         &invocation,
@@ -270,8 +281,11 @@ impl Engine {
                         SagaStatus::Running,
                         saga.next_position + 1,
                     )
-                    .await
-                {
+                    .await;
+                if committed.is_ok() {
+                    crash_point!("saga-step-committed");
+                }
+                match committed {
                     Err(WriteError::Commit(error)) => {
                         let error = format!("committing the step failed: {error}");
                         self.failed_attempt(fence, &invocation, saga, attempt, &error, deadline)
@@ -350,12 +364,14 @@ impl Engine {
         let attempt = spent + 1;
         let input = saga.input.to_string();
         store::started(self.db(), fence, &invocation, &input, attempt).await?;
+        crash_point!("saga-compensation-started");
         let outcome = match self.step_context(saga, name, attempt).await? {
             Ok(step) => self.invoke(fence, service, &invocation, step, None).await,
             Err(error) => Outcome::Failed(error),
         };
         let error = match outcome {
             Outcome::Done(uow, output) => {
+                crash_point!("saga-compensation-applied");
                 match self
                     .commit(
                         fence,
@@ -367,7 +383,10 @@ impl Engine {
                     )
                     .await
                 {
-                    Ok(()) => return Ok(Next::Continue),
+                    Ok(()) => {
+                        crash_point!("saga-compensation-committed");
+                        return Ok(Next::Continue);
+                    }
                     Err(WriteError::Commit(error)) => {
                         format!("committing the compensation failed: {error}")
                     }

@@ -2,7 +2,7 @@
 //! steps before it, and a transaction that commits with the saga's progress.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -30,7 +30,9 @@ pub struct SagaStep<I> {
     outputs: Arc<BTreeMap<String, String>>,
     ctx: Ctx,
     publisher: Option<Messaging>,
-    uow: Option<UnitOfWork>,
+    // In a mutex only to make the step `Sync` (a transaction is not): a step may hold
+    // `&SagaStep` across an await. Reached through `&mut self` only, never locked.
+    uow: Mutex<Option<UnitOfWork>>,
     output: Option<String>,
 }
 
@@ -66,7 +68,7 @@ impl<I> SagaStep<I> {
             outputs: setup.outputs,
             ctx: setup.ctx,
             publisher: setup.publisher,
-            uow: None,
+            uow: Mutex::new(None),
             output: None,
         }
     }
@@ -123,7 +125,8 @@ impl<I> SagaStep<I> {
     /// writes through it (and the events it publishes) commits together with the saga's
     /// progress, or not at all — a local step runs exactly once.
     pub async fn uow(&mut self) -> Result<&mut UnitOfWork, BoxError> {
-        let uow = match self.uow.take() {
+        let slot = self.uow.get_mut().unwrap_or_else(PoisonError::into_inner);
+        let uow = match slot.take() {
             Some(uow) => uow,
             None => {
                 let context = EventContext {
@@ -140,11 +143,21 @@ impl<I> SagaStep<I> {
                 .await?
             }
         };
-        Ok(self.uow.insert(uow))
+        Ok(slot.insert(uow))
     }
 
     /// The transaction the step opened, and what it recorded.
     pub(crate) fn finish(self) -> (Option<UnitOfWork>, Option<String>) {
-        (self.uow, self.output)
+        let uow = self
+            .uow
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner);
+        (uow, self.output)
     }
 }
+
+// A step future holding `&SagaStep` across an await must be `Send`: the step must be `Sync`.
+const _: fn() = || {
+    fn shared<T: Send + Sync>() {}
+    shared::<SagaStep<serde_json::Value>>();
+};

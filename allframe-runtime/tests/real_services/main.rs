@@ -28,6 +28,9 @@ mod messaging_support;
 #[cfg(all(feature = "nats", feature = "testing"))]
 #[path = "../producer_support/mod.rs"]
 mod producer_support;
+#[cfg(all(feature = "postgres", feature = "testing", feature = "failpoints"))]
+#[path = "../saga_support/mod.rs"]
+mod saga_support;
 
 mod bus_kafka;
 mod bus_nats;
@@ -37,3 +40,4 @@ mod idempotency_redis;
 mod messaging_postgres;
 mod postgres;
 mod rate_limit_redis;
+mod saga_postgres;

@@ -12,6 +12,9 @@ mod idempotency_support;
 #[cfg(feature = "sqlite")]
 #[path = "../launch_env/mod.rs"]
 mod launch_env;
+#[cfg(all(feature = "failpoints", feature = "sqlite"))]
+#[path = "../saga_support/mod.rs"]
+mod saga_support;
 
 mod database;
 mod gateway;

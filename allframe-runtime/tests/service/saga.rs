@@ -413,3 +413,32 @@ async fn bad_input_is_400_naming_the_field_and_creates_no_saga() {
     assert_eq!(bad_status.status(), 400);
     assert!(running.shutdown().await.is_clean());
 }
+
+#[cfg(feature = "failpoints")]
+mod crashes {
+    use crate::saga_support::{self, Store};
+
+    fn sqlite(_case: String) -> std::future::Ready<Store> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::future::ready(Store {
+            vars: vec![(
+                "ALLFRAME_DATA_DIR".to_owned(),
+                dir.path().to_string_lossy().into_owned(),
+            )],
+            remove: Box::new(move || Box::pin(async move { drop(dir) })),
+        })
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_orchestrator_killed_at_any_point_resumes_on_sqlite_and_applies_no_step_twice() {
+        saga_support::every_crash_resumes(sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_paused_orchestrator_is_fenced_after_a_takeover_on_sqlite() {
+        saga_support::a_paused_orchestrator_is_fenced_after_a_takeover(
+            sqlite(String::new()).into_inner(),
+        )
+        .await;
+    }
+}
