@@ -292,7 +292,16 @@ async fn the_deadline_compensates_the_step_in_flight_too() {
 #[tokio::test]
 async fn a_compensation_failing_past_its_budget_is_stuck_until_retried() {
     let temp = tempfile::tempdir().expect("temp dir");
-    let running = start(temp.path(), 60, &[]).await.expect("starts");
+    let admin_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|probe| probe.local_addr())
+        .expect("free port")
+        .port()
+        .to_string();
+    let admin = [
+        ("ALLFRAME_ADMIN_TOKEN", "s3cret"),
+        ("ADMIN_PORT", admin_port.as_str()),
+    ];
+    let running = start(temp.path(), 60, &admin).await.expect("starts");
     BROKEN.lock().expect("broken").push("stuck-1".to_owned());
     let id = started(
         &running,
@@ -329,7 +338,18 @@ async fn a_compensation_failing_past_its_budget_is_stuck_until_retried() {
     let error = sagas.retry("no-such-saga").await.expect_err("unknown");
     assert!(error.to_string().contains("no-such-saga"), "{error}");
     BROKEN.lock().expect("broken").clear();
-    sagas.retry(&id).await.expect("retried");
+    // The operator's retry, on the admin API: the token is required.
+    let retry = format!("http://127.0.0.1:{admin_port}/sagas/{id}/retry");
+    let client = reqwest::Client::new();
+    let refused = client.post(&retry).send().await.expect("post");
+    assert_eq!(refused.status(), 401);
+    let retried = client
+        .post(&retry)
+        .bearer_auth("s3cret")
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(retried.status(), 202);
     let saga = settled(&running, &id).await;
     assert_eq!(saga["status"], "compensated", "{saga}");
     assert_eq!(saga["retries"], 1);
@@ -342,6 +362,13 @@ async fn a_compensation_failing_past_its_budget_is_stuck_until_retried() {
             "ReleaseInventory"
         ]
     );
+    let again = client
+        .post(&retry)
+        .bearer_auth("s3cret")
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(again.status(), 409, "not stuck any more");
     let error = sagas.retry(&id).await.expect_err("not stuck any more");
     assert!(error.to_string().contains("not stuck"), "{error}");
     assert!(running.shutdown().await.is_clean());
