@@ -744,3 +744,102 @@ fn dead_letters_are_listed_shown_replayed_and_purged_through_the_admin_api() {
     let (status, _) = consumer.terminate();
     assert_eq!(status.code(), Some(0));
 }
+
+/// The quick start's saga orchestrator as its binary, on the embedded default: sagas started
+/// over REST complete; a second saga for a reserved reference fails its first step and is
+/// compensated; the process killed with SIGKILL while sagas run resumes them all on restart;
+/// the CLI lists and shows them through the admin API.
+#[test]
+fn sagas_run_over_rest_resume_after_sigkill_and_are_read_through_the_cli() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let out = work.path().join("quickstart");
+    let config = repo_root().join("examples/quickstart/architecture.toml");
+    ignite_into(config.clone(), &out, false);
+    cargo(&out, &["build", "-p", "order-service"]);
+    let binary = e2e_target_dir().join("debug/order-service");
+    let data = work.path().join("data");
+    let admin_port = free_port().to_string();
+    let vars = [
+        ("ALLFRAME_ADMIN_TOKEN", "s3cret"),
+        ("ADMIN_PORT", admin_port.as_str()),
+        ("ALLFRAME_SAGA_LEASE_SECS", "1"),
+    ];
+    let client = reqwest::blocking::Client::new();
+    let start = |base: &str, reference: &str| -> String {
+        let reply = client
+            .post(format!("{base}/sagas"))
+            .json(&serde_json::json!({ "reference": reference }))
+            .send()
+            .expect("POST /sagas");
+        assert_eq!(reply.status(), 202);
+        let body: serde_json::Value = reply.json().expect("json");
+        body["id"].as_str().expect("an id").to_owned()
+    };
+    let settled = |base: &str, id: &str| -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let saga: serde_json::Value = client
+                .get(format!("{base}/sagas/{id}"))
+                .send()
+                .and_then(|r| r.json())
+                .expect("GET /sagas/{id}");
+            if !matches!(saga["status"].as_str(), Some("running" | "compensating")) {
+                return saga;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "saga {id} did not settle: {saga}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+
+    let first = Service::start_with(&binary, &data, &vars);
+    let done = start(&first.base, "order-1");
+    assert_eq!(settled(&first.base, &done)["status"], "completed");
+    let refused = start(&first.base, "order-1");
+    let saga = settled(&first.base, &refused);
+    assert_eq!(saga["status"], "compensated", "{saga}");
+    assert_eq!(saga["steps"][0]["status"], "failed", "{saga}");
+    let bad = client
+        .post(format!("{}/sagas", first.base))
+        .json(&serde_json::json!({ "reference": 7 }))
+        .send()
+        .expect("POST");
+    assert_eq!(bad.status(), 400);
+
+    // Many sagas at once, then SIGKILL wherever the orchestrator is.
+    let running: Vec<String> = (0..20)
+        .map(|n| start(&first.base, &format!("bulk-{n}")))
+        .collect();
+    first.kill();
+    let second = Service::start_with(&binary, &data, &vars);
+    for id in &running {
+        assert_eq!(settled(&second.base, id)["status"], "completed", "{id}");
+    }
+
+    let sagas = |action, id: Option<String>| {
+        let args = cargo_allframe::sagas::SagasArgs {
+            action,
+            id,
+            config: config.clone(),
+            service: "order-service".into(),
+            url: Some(format!("http://127.0.0.1:{admin_port}")),
+            status: None,
+            limit: Some(1000),
+            json: true,
+        };
+        let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+        let mut reporter = Reporter::new(&mut stdout, &mut stderr, false);
+        cargo_allframe::sagas::run_with_token(&args, "s3cret", &mut reporter).expect("sagas");
+        drop(reporter);
+        serde_json::from_slice::<serde_json::Value>(&stdout).expect("json")
+    };
+    let listed = sagas(cargo_allframe::sagas::Action::List, None);
+    let listed = listed["sagas"].as_array().expect("sagas");
+    assert_eq!(listed.len(), 22, "every saga, once");
+    let shown = sagas(cargo_allframe::sagas::Action::Show, Some(refused.clone()));
+    assert_eq!(shown["status"], "compensated");
+    let (status, _) = second.terminate();
+    assert_eq!(status.code(), Some(0));
+}
