@@ -1,8 +1,8 @@
 //! Resilience policies (`[resilience]`, overridden per service): a [`CircuitBreaker`], a
 //! [`RetryPolicy`], a [`Bulkhead`] and a [`RateLimiter`], each usable around any async call;
 //! on the REST routes of a service that declares a bulkhead or a rate limit, the
-//! [`InboundLimitsLayer`] applies them as a tower layer, and [`CircuitBreakerLayer`] puts a
-//! breaker around a client's tower service.
+//! [`InboundLimitsLayer`] applies them as a tower layer, and [`CircuitBreakerLayer`] and
+//! [`HttpRetry::layer`] put a breaker and retries around a client's tower service.
 //!
 //! State changes are logged and exported: `allframe_breaker_state{target}` (0 closed, 1 open,
 //! 2 half-open) and `allframe_resilience_rejections_total{policy, target}`. See
@@ -15,6 +15,7 @@ mod inbound;
 mod metrics;
 mod rate_limit;
 mod retry;
+mod retry_layer;
 #[cfg(feature = "redis")]
 mod shared_limit;
 
@@ -26,5 +27,6 @@ pub use inbound::{InboundLimits, InboundLimitsLayer, Limited, TrustedProxies};
 pub use metrics::ResilienceMetrics;
 pub use rate_limit::{Client, Limited as RateLimited, RateLimitKey, RateLimitPolicy, RateLimiter};
 pub use retry::{RetryPolicy, Verdict, http_verdict, retry_after};
+pub use retry_layer::HttpRetry;
 #[cfg(feature = "redis")]
 pub use shared_limit::{KEY_PREFIX as SHARED_LIMIT_KEY_PREFIX, SharedRateLimit};
