@@ -32,6 +32,10 @@ macro_rules! crash_point {
 /// How long a step still in flight at the saga's deadline is awaited before it counts as
 /// failed.
 pub(crate) const DEFAULT_GRACE: Duration = Duration::from_secs(5);
+/// How long a step still running at shutdown is awaited before it is cut off (the next
+/// owner runs it again under the same key): short, so the lease is given up before the
+/// service's shutdown deadline.
+const STOP_GRACE: Duration = Duration::from_secs(1);
 /// How long a driver waits before reading the store again after it failed.
 const STORE_RETRY: Duration = Duration::from_secs(1);
 
@@ -46,6 +50,9 @@ pub(crate) struct Engine {
     pub(crate) lease: Duration,
     pub(crate) grace: Duration,
     pub(crate) metrics: Option<SagaMetrics>,
+    /// Fires at shutdown: drivers stop between steps (a step still running then gets the
+    /// grace) and give their leases up.
+    pub(crate) shutdown: CancellationToken,
 }
 
 impl std::fmt::Debug for Engine {
@@ -79,8 +86,8 @@ enum Outcome {
     Failed(String),
     /// It was still running past the deadline and the grace.
     InFlight,
-    /// The lease could not be kept: another instance owns the saga.
-    TakenOver,
+    /// Shutdown cut it off: its outcome is in doubt, for the next owner.
+    Stopped,
 }
 
 /// How awaiting an invocation ended.
@@ -89,8 +96,8 @@ enum Guarded {
     Returned(Result<Result<(), BoxError>, Box<dyn std::any::Any + Send>>),
     /// It was still running past the deadline and the grace.
     InFlight,
-    /// The lease could not be kept.
-    TakenOver,
+    /// Shutdown cut it off after the grace.
+    Stopped,
 }
 
 /// What one pass of the loop decided.
@@ -104,40 +111,78 @@ impl Engine {
         self.ctx.db()
     }
 
-    fn lease_until(&self) -> i64 {
-        store::now().saturating_add(self.lease.as_millis() as i64)
+    /// The fence of a claim of saga `id` at `epoch`: every write through it extends the lease.
+    pub(crate) fn fence(&self, id: String, epoch: i64) -> Fence {
+        Fence {
+            id,
+            epoch,
+            lease_ms: i64::try_from(self.lease.as_millis()).unwrap_or(i64::MAX),
+        }
     }
 
-    /// Drives the saga `fence` names until it ends, this instance loses it, or `shutdown`.
+    /// Drives the saga `fence` names until it ends, this instance loses it, or shutdown; the
+    /// lease is renewed every third of it the whole time, beside the work (never blocking it).
     /// Store failures are waited out (the lease may lapse meanwhile; the fence then stops this
-    /// driver at its next write).
-    pub(crate) async fn drive<S: Orchestrate>(
-        &self,
-        service: &S,
-        fence: Fence,
-        shutdown: &CancellationToken,
-    ) -> Ended {
-        loop {
-            if shutdown.is_cancelled() {
-                return Ended::Stopped;
+    /// driver at its next write). Stopped by shutdown, it gives its lease up.
+    pub(crate) async fn drive<S: Orchestrate>(&self, service: &S, fence: Fence) -> Ended {
+        let renewing = self.keep_lease(&fence);
+        tokio::pin!(renewing);
+        let ended = loop {
+            if self.shutdown.is_cancelled() {
+                break Ended::Stopped;
             }
-            match self.pass(service, &fence).await {
+            let passed = tokio::select! {
+                passed = self.pass(service, &fence) => passed,
+                () = &mut renewing => Err(WriteError::Fenced(fence.epoch)),
+            };
+            match passed {
                 Ok(Next::Continue) => {}
-                Ok(Next::End(ended)) => return ended,
+                Ok(Next::End(ended)) => break ended,
                 Err(WriteError::Fenced(epoch)) => {
                     tracing::warn!(saga_id = %fence.id, epoch,
                         "saga taken over by another instance; this one stops driving it");
-                    return Ended::TakenOver;
+                    break Ended::TakenOver;
                 }
                 Err(error @ (WriteError::Store(_) | WriteError::Commit(_))) => {
                     tracing::warn!(saga_id = %fence.id, error = %error,
                         "saga store failed; retrying");
-                    tokio::select! {
-                        () = tokio::time::sleep(STORE_RETRY) => {}
-                        () = shutdown.cancelled() => return Ended::Stopped,
+                    if !self.pause(STORE_RETRY).await {
+                        break Ended::Stopped;
                     }
                 }
             }
+        };
+        if ended == Ended::Stopped
+            && let Err(error) = store::release_one(self.db(), &fence).await
+        {
+            tracing::warn!(saga_id = %fence.id, error = %error,
+                "giving the saga's lease up failed; another instance takes it when it lapses");
+        }
+        ended
+    }
+
+    /// Renews the lease of `fence` every third of it; returns once another instance holds
+    /// the saga.
+    async fn keep_lease(&self, fence: &Fence) {
+        let mut every = tokio::time::interval(self.lease / 3);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        every.tick().await;
+        loop {
+            every.tick().await;
+            match store::renew_one(self.db(), fence).await {
+                Ok(true) => {}
+                Ok(false) => return,
+                Err(error) => tracing::warn!(saga_id = %fence.id, error = %error,
+                    "renewing the saga's lease failed"),
+            }
+        }
+    }
+
+    /// Sleeps `wait`, or less when shutdown starts; `false` then.
+    async fn pause(&self, wait: Duration) -> bool {
+        tokio::select! {
+            () = tokio::time::sleep(wait) => true,
+            () = self.shutdown.cancelled() => false,
         }
     }
 
@@ -216,7 +261,8 @@ impl Engine {
     }
 
     /// The deadline passed between steps: undo what completed, and the next step too if an
-    /// earlier owner started it (its outcome is unknown).
+    /// attempt of it never said how it ended (its outcome is unknown); one that failed cleanly
+    /// did nothing to undo.
     async fn timed_out(
         &self,
         fence: &Fence,
@@ -224,8 +270,8 @@ impl Engine {
         failure: &str,
     ) -> Result<(), WriteError> {
         let index = saga.next_position as usize;
-        let started = store::attempts(self.db(), &fence.id, Phase::Step, index).await? > 0;
-        let last = if started {
+        let progress = store::progress(self.db(), &fence.id, Phase::Step, index).await?;
+        let last = if progress.in_doubt {
             saga.next_position
         } else {
             saga.next_position - 1
@@ -247,15 +293,20 @@ impl Engine {
             index,
             name,
         };
-        let spent = store::attempts(self.db(), &fence.id, Phase::Step, index).await?;
+        let progress = store::progress(self.db(), &fence.id, Phase::Step, index).await?;
+        let spent = progress.attempts;
         let budget = i64::from(self.settings.retry.max_attempts.max(1));
         if spent >= budget {
-            // Earlier attempts ended without a word (the process died in each): the outcome of
-            // the last one is unknown, so it is undone too.
-            let failure = format!("step `{name}` did not finish in {spent} attempts");
-            return self
-                .compensate_from(fence, saga.next_position, &failure)
-                .await;
+            // The attempts are spent: the last one either failed (nothing to undo) or never
+            // said how it ended (a crash, a takeover): then its outcome is unknown, and it is
+            // undone too.
+            let failure = format!("step `{name}` did not succeed in {spent} attempts");
+            let last = if progress.in_doubt {
+                saga.next_position
+            } else {
+                saga.next_position - 1
+            };
+            return self.compensate_from(fence, last, &failure).await;
         }
         let attempt = spent + 1;
         let input = saga.input.to_string();
@@ -287,6 +338,10 @@ impl Engine {
                 }
                 match committed {
                     Err(WriteError::Commit(error)) => {
+                        // The connection may have dropped after the database committed.
+                        if self.moved_on(fence, saga.next_position + 1).await? {
+                            return Ok(());
+                        }
                         let error = format!("committing the step failed: {error}");
                         self.failed_attempt(fence, &invocation, saga, attempt, &error, deadline)
                             .await
@@ -307,8 +362,17 @@ impl Engine {
                 self.compensate_from(fence, saga.next_position, &failure)
                     .await
             }
-            Outcome::TakenOver => Err(WriteError::Fenced(fence.epoch)),
+            // The driver loop sees the shutdown and stops.
+            Outcome::Stopped => Ok(()),
         }
+    }
+
+    /// Whether the saga already stands at `position` under `fence` (a commit whose answer was
+    /// lost did happen).
+    async fn moved_on(&self, fence: &Fence, position: i64) -> Result<bool, WriteError> {
+        let mut conn = self.db().pool().acquire().await?;
+        let saga = store::load(&mut conn, &fence.id).await?;
+        Ok(saga.is_some_and(|saga| saga.epoch == fence.epoch && saga.next_position == position))
     }
 
     /// A step attempt failed: wait and let the next pass retry it, or, past the budget,
@@ -336,8 +400,10 @@ impl Engine {
                 .await;
         }
         // Past the deadline the next pass compensates; no need to wait for it.
-        let wait = self.delay(attempt);
-        tokio::time::sleep_until((Instant::now() + wait).min(deadline)).await;
+        let wait = self
+            .delay(attempt)
+            .min(deadline.saturating_duration_since(Instant::now()));
+        self.pause(wait).await;
         Ok(())
     }
 
@@ -349,17 +415,29 @@ impl Engine {
         saga: &SagaRecord,
     ) -> Result<Next, WriteError> {
         let index = saga.next_position as usize;
-        let name = self.settings.steps[index].compensation;
+        let Some(names) = self.settings.steps.get(index) else {
+            // Stored by a version whose file had more steps: nothing here can undo it.
+            let why = format!(
+                "the saga is at step {} but `{}` has {} steps now: it was started by a version with more; undo that step by hand, then retry it",
+                index + 1,
+                self.settings.name,
+                self.settings.steps.len()
+            );
+            return self.stuck(fence, index, "(unknown)", 0, Some(&why)).await;
+        };
+        let name = names.compensation;
         let invocation = Invocation {
             phase: Phase::Compensation,
             index,
             name,
         };
-        let spent = store::attempts(self.db(), &fence.id, Phase::Compensation, index).await?;
+        let spent = store::progress(self.db(), &fence.id, Phase::Compensation, index)
+            .await?
+            .attempts;
         // Each operator retry gives the compensation a fresh budget.
         let budget = i64::from(self.settings.retry.max_attempts.max(1)) * (saga.retries + 1);
         if spent >= budget {
-            return self.stuck(fence, &invocation, spent).await;
+            return self.stuck(fence, index, name, spent, None).await;
         }
         let attempt = spent + 1;
         let input = saga.input.to_string();
@@ -388,6 +466,9 @@ impl Engine {
                         return Ok(Next::Continue);
                     }
                     Err(WriteError::Commit(error)) => {
+                        if self.moved_on(fence, saga.next_position - 1).await? {
+                            return Ok(Next::Continue);
+                        }
                         format!("committing the compensation failed: {error}")
                     }
                     Err(fenced) => return Err(fenced),
@@ -396,15 +477,15 @@ impl Engine {
             Outcome::Failed(error) => error,
             // Compensations run without a deadline: never in flight past one.
             Outcome::InFlight => "the compensation did not finish".to_owned(),
-            Outcome::TakenOver => return Err(WriteError::Fenced(fence.epoch)),
+            Outcome::Stopped => return Ok(Next::Continue),
         };
         self.log_failure(fence, &invocation, &error).await?;
         tracing::warn!(saga_id = %fence.id, compensation = name, attempt, error,
             "saga compensation failed");
         if attempt >= budget {
-            return self.stuck(fence, &invocation, attempt).await;
+            return self.stuck(fence, index, name, attempt, None).await;
         }
-        tokio::time::sleep(self.delay(attempt)).await;
+        self.pause(self.delay(attempt)).await;
         Ok(Next::Continue)
     }
 
@@ -412,21 +493,16 @@ impl Engine {
     async fn stuck(
         &self,
         fence: &Fence,
-        invocation: &Invocation<'_>,
+        index: usize,
+        name: &str,
         attempts: i64,
+        why: Option<&str>,
     ) -> Result<Next, WriteError> {
         let mut tx = self.db().begin_write().await?;
-        store::set_state(
-            &mut tx,
-            fence,
-            SagaStatus::Stuck,
-            invocation.index as i64,
-            None,
-        )
-        .await?;
+        store::set_state(&mut tx, fence, SagaStatus::Stuck, index as i64, why).await?;
         tx.commit().await?;
         tracing::error!(saga_id = %fence.id, saga = self.settings.name,
-            compensation = invocation.name, attempts,
+            compensation = name, attempts, why,
             "saga stuck: a compensation keeps failing; fix its cause, then retry it \
              (`cargo allframe sagas retry`, or POST /sagas/{{id}}/retry on the admin API)");
         if let Some(metrics) = &self.metrics {
@@ -547,14 +623,13 @@ impl Engine {
         mut step: SagaStep<S::Input>,
         deadline: Option<Instant>,
     ) -> Outcome {
-        let run = match invocation.phase {
-            Phase::Step => service.step(invocation.index, &mut step),
-            Phase::Compensation => service.compensate(invocation.index, &mut step),
+        let result = match call(service, invocation, &mut step) {
+            Ok(run) => self.guard(fence, deadline, run).await,
+            Err(panic) => Guarded::Returned(Err(panic)),
         };
-        let result = self.guard(fence, deadline, run).await;
         match result {
             Guarded::InFlight => Outcome::InFlight,
-            Guarded::TakenOver => Outcome::TakenOver,
+            Guarded::Stopped => Outcome::Stopped,
             Guarded::Returned(Ok(Ok(()))) => {
                 let (uow, output) = step.finish();
                 Outcome::Done(uow.map(Box::new), output)
@@ -566,7 +641,9 @@ impl Engine {
         }
     }
 
-    /// Awaits `run` with the lease renewed every third of it, until `deadline` and its grace.
+    /// Awaits `run` until `deadline` and its grace; at shutdown, for [`STOP_GRACE`] at most
+    /// (then the invocation is left in doubt, for the next owner to run again under the same
+    /// key).
     async fn guard(
         &self,
         fence: &Fence,
@@ -575,9 +652,8 @@ impl Engine {
     ) -> Guarded {
         let run = AssertUnwindSafe(run).catch_unwind();
         tokio::pin!(run);
-        let mut renew = tokio::time::interval(self.lease / 3);
-        renew.tick().await;
         let mut cutoff = deadline;
+        let mut stopping = false;
         loop {
             let sleep = async {
                 match cutoff {
@@ -587,15 +663,17 @@ impl Engine {
             };
             tokio::select! {
                 result = &mut run => return Guarded::Returned(result),
-                _ = renew.tick() => {
-                    match store::renew_one(self.db(), fence, self.lease_until()).await {
-                        Ok(true) => {}
-                        Ok(false) => return Guarded::TakenOver,
-                        Err(error) => tracing::warn!(saga_id = %fence.id, error = %error,
-                            "renewing the saga's lease failed"),
-                    }
+                () = self.shutdown.cancelled(), if !stopping => {
+                    stopping = true;
+                    let last = Instant::now() + STOP_GRACE.min(self.grace);
+                    cutoff = Some(cutoff.map_or(last, |at| at.min(last)));
                 }
                 () = sleep => match (cutoff, deadline) {
+                    _ if stopping => {
+                        tracing::warn!(saga_id = %fence.id,
+                            "a saga step still running at shutdown was cut off; the next owner runs it again");
+                        return Guarded::Stopped;
+                    }
                     (Some(at), Some(first)) if at == first => cutoff = Some(at + self.grace),
                     _ => return Guarded::InFlight,
                 },
@@ -618,6 +696,24 @@ impl Engine {
                 policy.initial_interval_ms.min(policy.max_interval_ms),
             ))
     }
+}
+
+/// Calls the user's step or compensation: its future, or the panic it raised before returning
+/// one (a hand-written `Orchestrate` may).
+fn call<'a, S: Orchestrate>(
+    service: &'a S,
+    invocation: &Invocation<'_>,
+    step: &'a mut SagaStep<S::Input>,
+) -> std::thread::Result<BoxFuture<'a, Result<(), BoxError>>> {
+    let (phase, index) = (invocation.phase, invocation.index);
+    std::panic::catch_unwind(AssertUnwindSafe(move || {
+        // Moved out of the capture (not reborrowed): the future keeps the borrow.
+        let step = step;
+        match phase {
+            Phase::Step => service.step(index, step),
+            Phase::Compensation => service.compensate(index, step),
+        }
+    }))
 }
 
 /// The `tokio` instant of a deadline in Unix milliseconds.

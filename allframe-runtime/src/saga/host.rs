@@ -107,6 +107,7 @@ impl Sagas {
         let _ = self.inner.started.send(Fence {
             id: id.clone(),
             epoch: 1,
+            lease_ms: i64::try_from(self.inner.lease.as_millis()).unwrap_or(i64::MAX),
         });
         Ok(id)
     }
@@ -122,7 +123,13 @@ impl Sagas {
         status: Option<SagaStatus>,
         limit: u32,
     ) -> Result<Vec<SagaRecord>, SagaError> {
-        Ok(store::list(&self.inner.db, status, i64::from(limit)).await?)
+        Ok(store::list(
+            &self.inner.db,
+            self.inner.settings.name,
+            status,
+            i64::from(limit),
+        )
+        .await?)
     }
 
     /// Retries the stuck saga `id`: its compensations run again, each with a fresh budget.
@@ -203,6 +210,8 @@ impl<S: Orchestrate> Host<S> for SagaHost {
                 lease: sagas.inner.lease,
                 grace: grace(settings.timeout_seconds),
                 metrics: startup.get::<Metrics>().map(Metrics::saga),
+                // Replaced by the task's own token when the loop starts.
+                shutdown: CancellationToken::new(),
             };
             let mut hosted = Hosted::default();
             let admin = AdminSettings::from_env(startup.env(), app.ctx().settings().rest_port)
@@ -240,12 +249,13 @@ fn grace(timeout_seconds: u64) -> Duration {
 /// The orchestrator loop: drives started sagas at once, looks for lapsed leases every third
 /// of a lease, and at shutdown lets the drivers stop between steps, then gives up its leases.
 async fn run<S: Orchestrate>(
-    engine: Engine,
+    mut engine: Engine,
     service: Arc<S>,
     sagas: Sagas,
     mut started: mpsc::UnboundedReceiver<Fence>,
     shutdown: CancellationToken,
 ) {
+    engine.shutdown = shutdown.clone();
     let driving: Arc<Mutex<HashSet<String>>> = Arc::default();
     let mut drivers = JoinSet::new();
     let mut poll = tokio::time::interval(
@@ -256,11 +266,14 @@ async fn run<S: Orchestrate>(
         tokio::select! {
             () = shutdown.cancelled() => break,
             Some(fence) = started.recv() => {
-                spawn_driver(&mut drivers, &engine, &service, &driving, fence, &shutdown);
+                // Past the limit a started saga waits: its lease lapses and a poll takes it.
+                if drivers.len() < MAX_DRIVEN {
+                    spawn_driver(&mut drivers, &engine, &service, &driving, fence);
+                }
             }
-            _ = poll.tick() => take_over(&mut drivers, &engine, &service, &driving, &shutdown).await,
+            _ = poll.tick() => take_over(&mut drivers, &engine, &service, &driving).await,
             () = sagas.inner.wake.notified() => {
-                take_over(&mut drivers, &engine, &service, &driving, &shutdown).await;
+                take_over(&mut drivers, &engine, &service, &driving).await;
             }
             Some(_) = drivers.join_next(), if !drivers.is_empty() => {}
         }
@@ -280,11 +293,10 @@ async fn take_over<S: Orchestrate>(
     engine: &Engine,
     service: &Arc<S>,
     driving: &Arc<Mutex<HashSet<String>>>,
-    shutdown: &CancellationToken,
 ) {
     let db = engine.ctx.db();
     if let Some(metrics) = &engine.metrics {
-        match store::count_stuck(db).await {
+        match store::count_stuck(db, engine.settings.name).await {
             Ok(stuck) => metrics.set_stuck(stuck),
             Err(error) => tracing::warn!(error = %error, "counting stuck sagas failed"),
         }
@@ -293,7 +305,7 @@ async fn take_over<S: Orchestrate>(
     if room == 0 {
         return;
     }
-    let candidates = match store::claimable(db, room as i64).await {
+    let candidates = match store::claimable(db, engine.settings.name, room as i64).await {
         Ok(candidates) => candidates,
         Err(error) => {
             tracing::warn!(error = %error, "looking for sagas to take over failed");
@@ -305,17 +317,10 @@ async fn take_over<S: Orchestrate>(
             continue;
         }
         let until = store::now().saturating_add(engine.lease.as_millis() as i64);
-        match store::claim(db, &id, &engine.owner, until).await {
+        match store::claim(db, engine.settings.name, &id, &engine.owner, until).await {
             Ok(Some(epoch)) => {
                 tracing::info!(saga_id = %id, epoch, "saga taken over");
-                spawn_driver(
-                    drivers,
-                    engine,
-                    service,
-                    driving,
-                    Fence { id, epoch },
-                    shutdown,
-                );
+                spawn_driver(drivers, engine, service, driving, engine.fence(id, epoch));
             }
             // Another instance was quicker.
             Ok(None) => {}
@@ -331,25 +336,35 @@ fn spawn_driver<S: Orchestrate>(
     service: &Arc<S>,
     driving: &Arc<Mutex<HashSet<String>>>,
     fence: Fence,
-    shutdown: &CancellationToken,
 ) {
     if let Ok(mut driving) = driving.lock()
         && !driving.insert(fence.id.clone())
     {
         return;
     }
-    let (engine, service, driving, shutdown) = (
-        engine.clone(),
-        Arc::clone(service),
-        Arc::clone(driving),
-        shutdown.clone(),
-    );
+    let (engine, service) = (engine.clone(), Arc::clone(service));
+    // Unmarks the saga however the driver ends, a panic included.
+    let marked = Driving {
+        set: Arc::clone(driving),
+        id: fence.id.clone(),
+    };
     drivers.spawn(async move {
-        let id = fence.id.clone();
-        let ended = engine.drive(service.as_ref(), fence, &shutdown).await;
-        if let Ok(mut driving) = driving.lock() {
-            driving.remove(&id);
-        }
-        tracing::debug!(saga_id = %id, ?ended, "saga driver ended");
+        let ended = engine.drive(service.as_ref(), fence).await;
+        tracing::debug!(saga_id = %marked.id, ?ended, "saga driver ended");
+        drop(marked);
     });
+}
+
+/// A saga marked as driven by this instance until dropped.
+struct Driving {
+    set: Arc<Mutex<HashSet<String>>>,
+    id: String,
+}
+
+impl Drop for Driving {
+    fn drop(&mut self) {
+        if let Ok(mut set) = self.set.lock() {
+            set.remove(&self.id);
+        }
+    }
 }

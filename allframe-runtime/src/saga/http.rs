@@ -69,6 +69,12 @@ async fn start<S: Orchestrate>(cx: Ctx, body: Bytes) -> Result<Response, ApiErro
         ))
         .rejected()
     })?;
+    json.end().map_err(|error| {
+        ApiError::bad_request(format!(
+            "the saga input is followed by more than JSON: {error}"
+        ))
+        .rejected()
+    })?;
     let id = sagas(&cx)?
         .start(&input)
         .await

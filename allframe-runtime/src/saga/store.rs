@@ -131,11 +131,20 @@ pub struct StepRecord {
     pub finished_at: Option<i64>,
 }
 
-/// The right to write one saga's state: its id and the epoch its driver claimed.
+/// The right to write one saga's state: its id and the epoch its driver claimed (and the
+/// length of the lease every fenced write extends).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Fence {
     pub(crate) id: String,
     pub(crate) epoch: i64,
+    pub(crate) lease_ms: i64,
+}
+
+impl Fence {
+    /// When a lease extended now ends.
+    fn lease_until(&self) -> i64 {
+        now().saturating_add(self.lease_ms)
+    }
 }
 
 /// A fenced write that did not happen.
@@ -206,6 +215,7 @@ pub(crate) async fn insert(db: &Database, saga: &NewSaga<'_>) -> Result<(), sqlx
 /// epoch moves on, and the new epoch is returned.
 pub(crate) async fn claim(
     db: &Database,
+    saga: &str,
     id: &str,
     owner: &str,
     lease_until: i64,
@@ -213,7 +223,7 @@ pub(crate) async fn claim(
     let mut tx = db.begin_write().await?;
     let epoch: Option<i64> = sqlx::query_scalar(
         "UPDATE allframe_sagas SET owner = $1, lease_until = $2, epoch = epoch + 1, updated_at = $3
-         WHERE id = $4 AND status IN ('running', 'compensating')
+         WHERE id = $4 AND saga = $5 AND status IN ('running', 'compensating')
            AND (owner IS NULL OR owner = $1 OR lease_until < $3)
          RETURNING epoch",
     )
@@ -221,19 +231,26 @@ pub(crate) async fn claim(
     .bind(lease_until)
     .bind(now())
     .bind(id)
+    .bind(saga)
     .fetch_optional(&mut *tx)
     .await?;
     tx.commit().await?;
     Ok(epoch)
 }
 
-/// Up to `limit` active sagas nobody holds a live lease on, oldest first.
-pub(crate) async fn claimable(db: &Database, limit: i64) -> Result<Vec<String>, sqlx::Error> {
+/// Up to `limit` active sagas of `saga` nobody holds a live lease on, oldest first.
+pub(crate) async fn claimable(
+    db: &Database,
+    saga: &str,
+    limit: i64,
+) -> Result<Vec<String>, sqlx::Error> {
     sqlx::query_scalar(
         "SELECT id FROM allframe_sagas
-         WHERE status IN ('running', 'compensating') AND (owner IS NULL OR lease_until < $1)
-         ORDER BY created_at LIMIT $2",
+         WHERE saga = $1 AND status IN ('running', 'compensating')
+           AND (owner IS NULL OR lease_until < $2)
+         ORDER BY created_at LIMIT $3",
     )
+    .bind(saga)
     .bind(now())
     .bind(limit)
     .fetch_all(db.pool())
@@ -241,21 +258,31 @@ pub(crate) async fn claimable(db: &Database, limit: i64) -> Result<Vec<String>, 
 }
 
 /// Extends the lease of the saga `fence` names; `false` when another instance claimed it.
-pub(crate) async fn renew_one(
-    db: &Database,
-    fence: &Fence,
-    lease_until: i64,
-) -> Result<bool, sqlx::Error> {
-    let mut tx = db.begin_write().await?;
+pub(crate) async fn renew_one(db: &Database, fence: &Fence) -> Result<bool, sqlx::Error> {
+    // One autocommit statement: no transaction held while it waits for the write lock.
     let done =
         sqlx::query("UPDATE allframe_sagas SET lease_until = $1 WHERE id = $2 AND epoch = $3")
-            .bind(lease_until)
+            .bind(fence.lease_until())
             .bind(&fence.id)
             .bind(fence.epoch)
-            .execute(&mut *tx)
+            .execute(db.pool())
             .await?;
-    tx.commit().await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// Gives up the lease of the saga `fence` names (its driver stopped at shutdown), so another
+/// instance takes it over at once.
+pub(crate) async fn release_one(db: &Database, fence: &Fence) -> Result<(), sqlx::Error> {
+    let mut tx = db.begin_write().await?;
+    sqlx::query(
+        "UPDATE allframe_sagas SET owner = NULL, lease_until = 0
+         WHERE id = $1 AND epoch = $2 AND status IN ('running', 'compensating')",
+    )
+    .bind(&fence.id)
+    .bind(fence.epoch)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await
 }
 
 /// Gives up the leases `owner` holds (at shutdown), so another instance takes them at once.
@@ -410,18 +437,21 @@ pub(crate) async fn get(db: &Database, id: &str) -> Result<Option<SagaRecord>, s
     Ok(Some(record))
 }
 
-/// Up to `limit` sagas, newest first, only those in `status` when given (without their logs).
+/// Up to `limit` sagas of `saga`, newest first, only those in `status` when given (without
+/// their logs).
 pub(crate) async fn list(
     db: &Database,
+    saga: &str,
     status: Option<SagaStatus>,
     limit: i64,
 ) -> Result<Vec<SagaRecord>, sqlx::Error> {
     let rows: Vec<SagaRow> = match status {
         Some(status) => {
             sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT {SAGA_COLUMNS} FROM allframe_sagas WHERE status = $1
-                 ORDER BY created_at DESC LIMIT $2"
+                "SELECT {SAGA_COLUMNS} FROM allframe_sagas WHERE saga = $1 AND status = $2
+                 ORDER BY created_at DESC LIMIT $3"
             )))
+            .bind(saga)
             .bind(status.as_str())
             .bind(limit)
             .fetch_all(db.pool())
@@ -429,8 +459,10 @@ pub(crate) async fn list(
         }
         None => {
             sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT {SAGA_COLUMNS} FROM allframe_sagas ORDER BY created_at DESC LIMIT $1"
+                "SELECT {SAGA_COLUMNS} FROM allframe_sagas WHERE saga = $1
+                 ORDER BY created_at DESC LIMIT $2"
             )))
+            .bind(saga)
             .bind(limit)
             .fetch_all(db.pool())
             .await?
@@ -439,9 +471,10 @@ pub(crate) async fn list(
     Ok(rows.into_iter().map(saga_record).collect())
 }
 
-/// How many sagas are stuck.
-pub(crate) async fn count_stuck(db: &Database) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("SELECT COUNT(*) FROM allframe_sagas WHERE status = 'stuck'")
+/// How many sagas of `saga` are stuck.
+pub(crate) async fn count_stuck(db: &Database, saga: &str) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT COUNT(*) FROM allframe_sagas WHERE saga = $1 AND status = 'stuck'")
+        .bind(saga)
         .fetch_one(db.pool())
         .await
 }
@@ -457,14 +490,15 @@ pub(crate) async fn set_state(
 ) -> Result<(), WriteError> {
     let done = sqlx::query(
         "UPDATE allframe_sagas SET status = $1, next_position = $2,
-             failure = COALESCE($3, failure), updated_at = $4,
+             failure = COALESCE($3, failure), updated_at = $4, lease_until = $5,
              owner = CASE WHEN $1 IN ('running', 'compensating') THEN owner ELSE NULL END
-         WHERE id = $5 AND epoch = $6",
+         WHERE id = $6 AND epoch = $7",
     )
     .bind(status.as_str())
     .bind(next_position)
     .bind(failure)
     .bind(now())
+    .bind(fence.lease_until())
     .bind(&fence.id)
     .bind(fence.epoch)
     .execute(&mut *conn)
@@ -473,15 +507,17 @@ pub(crate) async fn set_state(
 }
 
 /// Checks `fence` inside the caller's transaction (touching the saga's row, which on
-/// PostgreSQL also locks it until the transaction ends).
+/// PostgreSQL also locks it until the transaction ends) and extends the lease.
 pub(crate) async fn check_fence(conn: &mut AnyConnection, fence: &Fence) -> Result<(), WriteError> {
-    let done =
-        sqlx::query("UPDATE allframe_sagas SET updated_at = $1 WHERE id = $2 AND epoch = $3")
-            .bind(now())
-            .bind(&fence.id)
-            .bind(fence.epoch)
-            .execute(&mut *conn)
-            .await?;
+    let done = sqlx::query(
+        "UPDATE allframe_sagas SET updated_at = $1, lease_until = $2 WHERE id = $3 AND epoch = $4",
+    )
+    .bind(now())
+    .bind(fence.lease_until())
+    .bind(&fence.id)
+    .bind(fence.epoch)
+    .execute(&mut *conn)
+    .await?;
     fenced(done.rows_affected(), fence)
 }
 
@@ -493,15 +529,25 @@ fn fenced(rows: u64, fence: &Fence) -> Result<(), WriteError> {
     }
 }
 
-/// Attempts already spent on an invocation (0 when it never started).
-pub(crate) async fn attempts(
+/// How far an invocation got, as its log row says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Progress {
+    /// Attempts spent (0: never started).
+    pub(crate) attempts: i64,
+    /// Its last attempt started and never said how it ended (a crash, a takeover, the
+    /// deadline): its outcome is unknown.
+    pub(crate) in_doubt: bool,
+}
+
+/// How far an invocation got.
+pub(crate) async fn progress(
     db: &Database,
     id: &str,
     phase: Phase,
     index: usize,
-) -> Result<i64, sqlx::Error> {
-    let attempts: Option<i64> = sqlx::query_scalar(
-        "SELECT attempts FROM allframe_saga_steps
+) -> Result<Progress, sqlx::Error> {
+    let row: Option<(i64, String)> = sqlx::query_as(
+        "SELECT attempts, status FROM allframe_saga_steps
          WHERE saga_id = $1 AND phase = $2 AND step_index = $3",
     )
     .bind(id)
@@ -509,7 +555,12 @@ pub(crate) async fn attempts(
     .bind(index as i64)
     .fetch_optional(db.pool())
     .await?;
-    Ok(attempts.unwrap_or(0))
+    Ok(
+        row.map_or_else(Progress::default, |(attempts, status)| Progress {
+            attempts,
+            in_doubt: status == "running",
+        }),
+    )
 }
 
 /// One invocation of a step or compensation, as the log records it.

@@ -70,6 +70,8 @@ struct Order {
     /// Every compensation fails while this order id is in [`BROKEN`].
     #[serde(default)]
     compensations_break: bool,
+    /// The step whose first attempt fails (the next one succeeds).
+    fail_once_at: Option<usize>,
 }
 
 /// A participant shared by every test of this binary: it applies each key once, as a real
@@ -84,6 +86,8 @@ static PARTICIPANT: Mutex<Participant> = Mutex::new(Participant {
     calls: Vec::new(),
     applied: Vec::new(),
 });
+/// The (order, step) pairs that already failed once.
+static FAILED_ONCE: Mutex<Vec<(String, usize)>> = Mutex::new(Vec::new());
 /// Orders whose `pause_at` step hangs.
 static PAUSED: Mutex<Vec<String>> = Mutex::new(Vec::new());
 /// Orders whose compensations fail.
@@ -144,6 +148,15 @@ impl Orchestrate for OrderService {
                     format!("{} refused order {}", step.name(), step.input().order_id).into(),
                 );
             }
+            let first_try = FAILED_ONCE.lock().is_ok_and(|mut failed| {
+                let this = (step.input().order_id.clone(), index);
+                let first = !failed.contains(&this);
+                failed.push(this);
+                first
+            });
+            if step.input().fail_once_at == Some(index) && first_try {
+                return Err("not yet".into());
+            }
             apply(step.key());
             let paused = PAUSED
                 .lock()
@@ -179,9 +192,17 @@ async fn start(
     timeout_seconds: u64,
     extra: &[(&str, &str)],
 ) -> Result<RunningService, RuntimeError> {
+    start_with(dir, saga(timeout_seconds), extra).await
+}
+
+async fn start_with(
+    dir: &std::path::Path,
+    saga: SagaSettings,
+    extra: &[(&str, &str)],
+) -> Result<RunningService, RuntimeError> {
     Launcher::<OrderService>::new(&SETTINGS)
         .metrics(MetricsSettings { port: None })
-        .saga(saga(timeout_seconds))
+        .saga(saga)
         .env(test_env(dir, extra))
         .start()
         .await
@@ -263,6 +284,17 @@ async fn a_failure_at_each_step_compensates_exactly_the_completed_steps_in_rever
             assert_eq!(saga["steps"][2]["output"], json!({ "step": 2 }));
         }
         assert_eq!(applied(&id), expected, "fail_at = {fail_at}");
+        let prefix = format!("{id}:");
+        let calls = participant()
+            .calls
+            .iter()
+            .filter(|call| call.starts_with(&prefix))
+            .count();
+        assert_eq!(
+            calls,
+            expected.len(),
+            "each called once: fail_at = {fail_at}"
+        );
     }
     assert!(running.shutdown().await.is_clean());
 }
@@ -334,6 +366,10 @@ async fn a_compensation_failing_past_its_budget_is_stuck_until_retried() {
         "{metrics}"
     );
 
+    assert!(
+        metrics.contains("allframe_sagas_stuck{service=\"order-service\"} 1"),
+        "{metrics}"
+    );
     let sagas = sagas(&running);
     let error = sagas.retry("no-such-saga").await.expect_err("unknown");
     assert!(error.to_string().contains("no-such-saga"), "{error}");
@@ -353,6 +389,16 @@ async fn a_compensation_failing_past_its_budget_is_stuck_until_retried() {
     let saga = settled(&running, &id).await;
     assert_eq!(saga["status"], "compensated", "{saga}");
     assert_eq!(saga["retries"], 1);
+    let metrics = reqwest::get(format!("http://{}/metrics", running.rest_addr()))
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("allframe_sagas_stuck{service=\"order-service\"} 0"),
+        "the retry's poll counted it again: {metrics}"
+    );
     assert_eq!(
         applied(&id),
         [
@@ -420,6 +466,65 @@ async fn a_saga_left_mid_step_is_taken_over_and_no_step_is_applied_twice() {
 }
 
 #[tokio::test]
+async fn a_healthy_orchestrator_keeps_its_saga_through_a_retry_wait_longer_than_its_lease() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let lease = [("ALLFRAME_SAGA_LEASE_SECS", "1")];
+    // The retry waits 1.5 s: longer than the lease, with no step running meanwhile.
+    let slow_retry = SagaSettings {
+        retry: RetryPolicy {
+            max_attempts: 2,
+            initial_interval_ms: 1500,
+            max_interval_ms: 1500,
+            multiplier: 1.0,
+            idempotent_only: false,
+        },
+        ..saga(60)
+    };
+    let first = start_with(temp.path(), slow_retry, &lease)
+        .await
+        .expect("starts");
+    let peer = start_with(temp.path(), slow_retry, &lease)
+        .await
+        .expect("starts");
+    let id = started(&first, json!({ "order_id": "patient", "fail_once_at": 1 })).await;
+    let saga = settled(&first, &id).await;
+    assert_eq!(saga["status"], "completed", "{saga}");
+    assert_eq!(saga["epoch"], 1, "never taken over: {saga}");
+    assert_eq!(saga["steps"][1]["attempts"], 2);
+    assert!(peer.shutdown().await.is_clean());
+    assert!(first.shutdown().await.is_clean());
+}
+
+#[tokio::test]
+async fn a_stopping_orchestrator_gives_its_lease_up_and_a_peer_resumes_at_once() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    // A lease far longer than the test: only a release lets the peer in.
+    let lease = [("ALLFRAME_SAGA_LEASE_SECS", "600")];
+    let first = start(temp.path(), 60, &lease).await.expect("starts");
+    PAUSED
+        .lock()
+        .expect("paused")
+        .push("handed-over".to_owned());
+    let id = started(&first, json!({ "order_id": "handed-over", "pause_at": 0 })).await;
+    for _ in 0..400 {
+        if !applied(&id).is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let _ = first.shutdown().await;
+    PAUSED
+        .lock()
+        .expect("paused")
+        .retain(|order| order != "handed-over");
+    let peer = start(temp.path(), 60, &lease).await.expect("starts");
+    let saga = settled(&peer, &id).await;
+    assert_eq!(saga["status"], "completed", "{saga}");
+    assert_eq!(saga["epoch"], 2, "{saga}");
+    assert!(peer.shutdown().await.is_clean());
+}
+
+#[tokio::test]
 async fn bad_input_is_400_naming_the_field_and_creates_no_saga() {
     let temp = tempfile::tempdir().expect("temp dir");
     let running = start(temp.path(), 60, &[]).await.expect("starts");
@@ -434,6 +539,14 @@ async fn bad_input_is_400_naming_the_field_and_creates_no_saga() {
         .await
         .expect("get");
     assert_eq!(missing.status(), 404);
+    let trailing = reqwest::Client::new()
+        .post(format!("http://{}/sagas", running.rest_addr()))
+        .header("content-type", "application/json")
+        .body(r#"{"order_id": "a"} and more"#)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(trailing.status(), 400);
     let bad_status = reqwest::get(format!("http://{}/sagas?status=lost", running.rest_addr()))
         .await
         .expect("get");
