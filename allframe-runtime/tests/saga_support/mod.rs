@@ -134,15 +134,13 @@ async fn collect(mut pipe: impl tokio::io::AsyncRead + Unpin, output: Arc<Mutex<
 
 impl Orchestrator {
     async fn start(store: &Store, participant: &str, crash: Option<&str>) -> Self {
-        let port = {
-            let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
-            probe.local_addr().expect("addr").port()
-        };
         let mut command = Command::new(binary());
         command
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("PORT", port.to_string())
+            // Any free port, read back from its log: a port probed here could be taken by one
+            // of the other orchestrators starting at the same time.
+            .env("PORT", "0")
             .env("ALLFRAME_BIND_ADDR", "127.0.0.1")
             .env("ALLFRAME_SAGA_LEASE_SECS", "1")
             .env("ALLFRAME_SHUTDOWN_DELAY_SECS", "0")
@@ -162,13 +160,29 @@ impl Orchestrator {
         let stderr = child.stderr.take().expect("stderr");
         tokio::spawn(collect(stdout, Arc::clone(&output)));
         tokio::spawn(collect(stderr, Arc::clone(&output)));
-        let orchestrator = Self {
+        let mut orchestrator = Self {
             child,
-            base: format!("http://127.0.0.1:{port}"),
+            base: String::new(),
             output,
         };
+        orchestrator.base = orchestrator.listening().await;
         orchestrator.ready().await;
         orchestrator
+    }
+
+    /// The REST address the process logged, once it listens.
+    async fn listening(&self) -> String {
+        const MARK: &str = "listening protocol=\"rest\" addr=";
+        for _ in 0..500 {
+            let output = self.output();
+            if let Some((_, rest)) = output.split_once(MARK)
+                && let Some(addr) = rest.split_whitespace().next()
+            {
+                return format!("http://{addr}");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("the orchestrator did not listen:\n{}", self.output());
     }
 
     async fn ready(&self) {
