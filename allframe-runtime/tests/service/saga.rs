@@ -237,6 +237,16 @@ async fn settled(running: &RunningService, id: &str) -> Value {
     panic!("saga {id} did not settle");
 }
 
+/// The service's metrics, as Prometheus reads them.
+async fn scrape(running: &RunningService) -> String {
+    reqwest::get(format!("http://{}/metrics", running.rest_addr()))
+        .await
+        .expect("scrape")
+        .text()
+        .await
+        .expect("text")
+}
+
 async fn post_saga(running: &RunningService, body: Value) -> reqwest::Response {
     reqwest::Client::new()
         .post(format!("http://{}/sagas", running.rest_addr()))
@@ -355,12 +365,7 @@ async fn a_compensation_failing_past_its_budget_is_stuck_until_retried() {
         .filter_map(|saga| saga["id"].as_str())
         .collect();
     assert_eq!(ids, [id.as_str()]);
-    let metrics = reqwest::get(format!("http://{}/metrics", running.rest_addr()))
-        .await
-        .expect("scrape")
-        .text()
-        .await
-        .expect("text");
+    let metrics = scrape(&running).await;
     assert!(
         metrics.contains("allframe_sagas_finished_total{service=\"order-service\",saga=\"CreateOrderSaga\",outcome=\"stuck\"} 1"),
         "{metrics}"
@@ -389,12 +394,7 @@ async fn a_compensation_failing_past_its_budget_is_stuck_until_retried() {
     let saga = settled(&running, &id).await;
     assert_eq!(saga["status"], "compensated", "{saga}");
     assert_eq!(saga["retries"], 1);
-    let metrics = reqwest::get(format!("http://{}/metrics", running.rest_addr()))
-        .await
-        .expect("scrape")
-        .text()
-        .await
-        .expect("text");
+    let metrics = scrape(&running).await;
     assert!(
         metrics.contains("allframe_sagas_stuck{service=\"order-service\"} 0"),
         "the retry's poll counted it again: {metrics}"
