@@ -124,6 +124,24 @@ struct Inner {
     metrics: Option<BreakerMetrics>,
 }
 
+/// A breaker known to the metrics registry, without keeping it alive.
+#[derive(Debug, Clone)]
+pub(crate) struct WeakBreaker(std::sync::Weak<Inner>);
+
+impl WeakBreaker {
+    /// Sets the breaker's gauge to its state now; `false` once the breaker is gone.
+    pub(crate) fn refresh(&self) -> bool {
+        let Some(inner) = self.0.upgrade() else {
+            return false;
+        };
+        let breaker = CircuitBreaker { inner };
+        if let Some(metrics) = &breaker.inner.metrics {
+            metrics.state.set(breaker.state().gauge_value());
+        }
+        true
+    }
+}
+
 /// The gauge and rejection counter of one breaker (see [`crate::resilience::ResilienceMetrics`]).
 #[derive(Debug, Clone)]
 pub(crate) struct BreakerMetrics {
@@ -201,6 +219,11 @@ impl CircuitBreaker {
     /// The policy in effect (thresholds of 0 raised to 1).
     pub fn policy(&self) -> BreakerPolicy {
         self.inner.policy
+    }
+
+    /// A handle that does not keep the breaker alive (for the metrics registry).
+    pub(crate) fn downgrade(&self) -> WeakBreaker {
+        WeakBreaker(Arc::downgrade(&self.inner))
     }
 
     /// The state now. An open circuit whose timeout has passed reads as half-open: the next

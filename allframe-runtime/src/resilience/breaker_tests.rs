@@ -216,3 +216,32 @@ proptest! {
         })?;
     }
 }
+
+#[test]
+fn the_exported_state_follows_the_timeout_without_a_call() {
+    let metrics = crate::resilience::ResilienceMetrics::default();
+    let mut registry = prometheus_client::registry::Registry::default();
+    metrics.register(&mut registry);
+    let scrape = || {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).expect("encode");
+        text
+    };
+    let breaker = metrics.breaker(
+        "stripe",
+        BreakerPolicy {
+            failure_threshold: 1,
+            success_threshold: 1,
+            timeout_ms: 30,
+        },
+    );
+    fail(&breaker, 1);
+    assert!(scrape().contains("allframe_breaker_state{target=\"stripe\"} 1"));
+    std::thread::sleep(std::time::Duration::from_millis(40));
+    // No call since it opened: the scrape reads the state as it is now, half-open.
+    assert!(
+        scrape().contains("allframe_breaker_state{target=\"stripe\"} 2"),
+        "{}",
+        scrape()
+    );
+}

@@ -1,14 +1,15 @@
 //! The resilience series of a service's metrics registry.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-use super::breaker::{BreakerMetrics, BreakerPolicy, CircuitBreaker};
+use super::breaker::{BreakerMetrics, BreakerPolicy, CircuitBreaker, WeakBreaker};
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TargetLabels {
@@ -27,16 +28,37 @@ struct RejectionLabels {
 pub struct ResilienceMetrics {
     breaker_state: Family<TargetLabels, Gauge>,
     rejections: Family<RejectionLabels, Counter>,
+    /// The breakers built here, read again at each scrape: an open circuit whose timeout
+    /// passed reads as half-open although no call has moved it yet.
+    breakers: Arc<Mutex<Vec<WeakBreaker>>>,
+}
+
+/// `allframe_breaker_state`, each breaker's gauge refreshed from its state when scraped.
+#[derive(Debug)]
+struct BreakerStates(ResilienceMetrics);
+
+impl Collector for BreakerStates {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let metrics = &self.0;
+        let mut breakers = metrics
+            .breakers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        breakers.retain(WeakBreaker::refresh);
+        drop(breakers);
+        metrics.breaker_state.encode(encoder.encode_descriptor(
+            "allframe_breaker_state",
+            "State of each circuit breaker: 0 closed, 1 open, 2 half-open",
+            None,
+            metrics.breaker_state.metric_type(),
+        )?)
+    }
 }
 
 impl ResilienceMetrics {
     /// Registers the families in `registry`.
     pub(crate) fn register(&self, registry: &mut Registry) {
-        registry.register(
-            "allframe_breaker_state",
-            "State of each circuit breaker: 0 closed, 1 open, 2 half-open",
-            self.breaker_state.clone(),
-        );
+        registry.register_collector(Box::new(BreakerStates(self.clone())));
         registry.register(
             "allframe_resilience_rejections",
             "Calls and requests refused by a resilience policy (circuit_breaker, bulkhead, rate_limit), by target",
@@ -56,7 +78,12 @@ impl ResilienceMetrics {
                 .clone(),
             rejected: self.rejections("circuit_breaker", &target),
         };
-        CircuitBreaker::build(target, policy, Some(metrics))
+        let breaker = CircuitBreaker::build(target, policy, Some(metrics));
+        self.breakers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(breaker.downgrade());
+        breaker
     }
 
     /// The counter of refusals by `policy` for `target`.
