@@ -66,9 +66,15 @@ impl Workspace {
             }
         }
         // A foreign directory is refused before anything is created in it (and checked again
-        // under the lock, below).
-        if state_kind.is_none() || ws.inspect(&root.join(MANIFEST))?.is_none() {
-            ws = ws.check_foreign(force, allowed)?;
+        // under the lock, below). Once ignite's state directory is there, the check under the
+        // lock is the one that counts: what another ignite is writing right now is not
+        // foreign, and that ignite's lock answers instead.
+        if state_kind.is_none()
+            && let Err(error) = ws.check_foreign(force, allowed)
+            // Another ignite may have created its state and begun writing since we looked.
+            && ws.inspect(&state)? != Some(Kind::Dir)
+        {
+            return Err(error);
         }
         if state_kind.is_none() {
             match access {
@@ -82,11 +88,10 @@ impl Workspace {
             Access::Preview => Lock::shared_if_present(&lock)?,
         };
         ws.read_manifest(force)?;
-        if ws.found.is_some() {
-            Ok(ws)
-        } else {
-            ws.check_foreign(force, allowed)
+        if ws.found.is_none() {
+            ws.check_foreign(force, allowed)?;
         }
+        Ok(ws)
     }
 
     /// Creates the output directory and its missing parents, remembering them.
@@ -154,9 +159,9 @@ impl Workspace {
 
     /// Refuses a directory without a manifest that holds anything but the architecture file
     /// being ignited, ignite's own state directory and temporary files of an interrupted run.
-    fn check_foreign(self, force: bool, allowed: Option<&Path>) -> Result<Self, CliError> {
+    fn check_foreign(&self, force: bool, allowed: Option<&Path>) -> Result<(), CliError> {
         if force {
-            return Ok(self);
+            return Ok(());
         }
         let allowed = allowed.and_then(|p| p.canonicalize().ok());
         let names = self
@@ -173,6 +178,6 @@ impl Workspace {
                 dir: self.root.clone(),
             });
         }
-        Ok(self)
+        Ok(())
     }
 }
