@@ -113,11 +113,7 @@ impl Engine {
 
     /// The fence of a claim of saga `id` at `epoch`: every write through it extends the lease.
     pub(crate) fn fence(&self, id: String, epoch: i64) -> Fence {
-        Fence {
-            id,
-            epoch,
-            lease_ms: i64::try_from(self.lease.as_millis()).unwrap_or(i64::MAX),
-        }
+        Fence::new(id, epoch, self.lease)
     }
 
     /// Drives the saga `fence` names until it ends, this instance loses it, or shutdown; the
@@ -685,13 +681,11 @@ impl Engine {
     /// delay again past its end).
     fn delay(&self, attempt: i64) -> Duration {
         let policy = self.settings.retry;
-        let index = usize::try_from(attempt - 1).unwrap_or(0);
+        let taken = usize::try_from(attempt).unwrap_or(1).max(1);
         policy
             .delays()
-            .enumerate()
-            .take_while(|(at, _)| *at <= index)
+            .take(taken)
             .last()
-            .map(|(_, delay)| delay)
             .unwrap_or(Duration::from_millis(
                 policy.initial_interval_ms.min(policy.max_interval_ms),
             ))

@@ -71,16 +71,6 @@ impl Sagas {
         }
     }
 
-    /// The saga the file declares.
-    pub fn settings(&self) -> &SagaSettings {
-        &self.inner.settings
-    }
-
-    /// This instance's owner id (in the store's `owner` column while it drives a saga).
-    pub fn owner(&self) -> &str {
-        &self.inner.owner
-    }
-
     /// Starts a saga with `input`: stored as `running`, then driven by this instance. Returns
     /// its id.
     pub async fn start<I: Input>(&self, input: &I) -> Result<String, SagaError> {
@@ -104,11 +94,10 @@ impl Sagas {
         .await?;
         // When no host drives it (not started yet, or stopping), the lease lapses and an
         // instance takes it over.
-        let _ = self.inner.started.send(Fence {
-            id: id.clone(),
-            epoch: 1,
-            lease_ms: i64::try_from(self.inner.lease.as_millis()).unwrap_or(i64::MAX),
-        });
+        let _ = self
+            .inner
+            .started
+            .send(Fence::new(id.clone(), 1, self.inner.lease));
         Ok(id)
     }
 

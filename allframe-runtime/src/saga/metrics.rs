@@ -46,21 +46,6 @@ impl SagaMetrics {
     pub(crate) fn set_stuck(&self, stuck: i64) {
         self.stuck.set(stuck);
     }
-
-    /// How many sagas reached `status` in this process.
-    pub fn finished_count(&self, saga: &str, status: SagaStatus) -> u64 {
-        self.finished
-            .get_or_create(&FinishedLabels {
-                saga: saga.to_owned(),
-                outcome: status.as_str(),
-            })
-            .get()
-    }
-
-    /// The stuck gauge's value.
-    pub fn stuck(&self) -> i64 {
-        self.stuck.get()
-    }
 }
 
 /// The saga series of one service's registry, empty until an orchestrator [`Self::get`]s them.

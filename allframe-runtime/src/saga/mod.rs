@@ -148,11 +148,6 @@ impl SagaStatus {
     pub fn parse(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|status| status.as_str() == name)
     }
-
-    /// Whether an instance still has work to do on it.
-    pub const fn is_active(self) -> bool {
-        matches!(self, Self::Running | Self::Compensating)
-    }
 }
 
 impl fmt::Display for SagaStatus {

@@ -141,6 +141,15 @@ pub(crate) struct Fence {
 }
 
 impl Fence {
+    /// The fence of a claim of saga `id` at `epoch`, whose writes extend a lease of `lease`.
+    pub(crate) fn new(id: String, epoch: i64, lease: std::time::Duration) -> Self {
+        Self {
+            id,
+            epoch,
+            lease_ms: i64::try_from(lease.as_millis()).unwrap_or(i64::MAX),
+        }
+    }
+
     /// When a lease extended now ends.
     fn lease_until(&self) -> i64 {
         now().saturating_add(self.lease_ms)
