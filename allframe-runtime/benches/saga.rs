@@ -39,14 +39,17 @@ static STEPS: [StepNames; 3] = [
     StepNames {
         step: "A",
         compensation: "UndoA",
+        reply: None,
     },
     StepNames {
         step: "B",
         compensation: "UndoB",
+        reply: None,
     },
     StepNames {
         step: "C",
         compensation: "UndoC",
+        reply: None,
     },
 ];
 
@@ -121,6 +124,7 @@ async fn orchestrated(env: Environment, args: &Args) -> f64 {
             steps: &STEPS,
             timeout_seconds: 600,
             retry: RetryPolicy::DEFAULT,
+            replies: &[],
         })
         .env(env)
         .start()

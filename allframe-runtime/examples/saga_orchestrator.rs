@@ -33,14 +33,17 @@ static STEPS: [StepNames; 3] = [
     StepNames {
         step: "ValidateInventory",
         compensation: "ReleaseInventory",
+        reply: None,
     },
     StepNames {
         step: "ReservePayment",
         compensation: "RefundPayment",
+        reply: None,
     },
     StepNames {
         step: "CreateShipment",
         compensation: "CancelShipment",
+        reply: None,
     },
 ];
 
@@ -159,6 +162,7 @@ fn main() -> ExitCode {
                 multiplier: 2.0,
                 idempotent_only: false,
             },
+            replies: &[],
         })
         .run()
 }

@@ -257,12 +257,20 @@ impl<S> Launcher<S> {
     /// Orchestrates the saga of `[services.saga]` (`type = "saga-orchestrator"`): the saga
     /// tables in the service's database, [`crate::saga::Sagas`] in the context, and a driver
     /// that runs the sagas this instance starts and takes over those of instances that died.
-    /// Add it after the messaging component, so steps can publish through the outbox.
+    /// When steps await replies (`[services.saga.replies]`), it consumes the reply events
+    /// too, with the consumer's inbox and dead letters. Add it after the messaging component,
+    /// so steps can publish through the outbox.
     pub fn saga(self, settings: crate::saga::SagaSettings) -> Self
     where
         S: crate::saga::Orchestrate,
     {
-        self.component(crate::saga::SagaComponent { settings })
+        let launcher = if settings.awaits_replies() {
+            self.component(crate::consumer::ConsumerComponent)
+        } else {
+            self
+        };
+        launcher
+            .component(crate::saga::SagaComponent { settings })
             .host(crate::saga::SagaHost)
     }
 

@@ -44,7 +44,7 @@ use futures_util::future::BoxFuture;
 use tokio::sync::Notify;
 use tracing::Instrument as _;
 
-#[cfg(feature = "testing")]
+pub(crate) use admin::{DeadLetterDesk, router as dead_letter_router};
 pub(crate) use host::ConsumerBus;
 pub use host::{Consume, ConsumedEvent, ConsumerSettings, Payload};
 pub(crate) use host::{ConsumerComponent, ConsumerHost};
@@ -173,6 +173,9 @@ pub struct Consumer<H> {
     observer: Option<Observer>,
     /// Woken when a handled event enqueued notifications (the channel sender's).
     sender: Option<Arc<Notify>>,
+    /// Woken after every commit of handled deliveries (a saga orchestrator's, whose replies
+    /// make sagas due).
+    committed: Option<Arc<Notify>>,
     /// On SQLite, one attempt writes at a time: the file has one writer, and handlers
     /// queueing here wait their turn instead of retrying against the busy lock.
     sqlite_turn: Option<tokio::sync::Mutex<()>>,
@@ -205,6 +208,7 @@ impl<H: Handlers> Consumer<H> {
             policy,
             observer: None,
             sender: None,
+            committed: None,
             sqlite_turn: (db.backend() == Backend::Sqlite).then(|| tokio::sync::Mutex::new(())),
             db,
         }
@@ -226,6 +230,14 @@ impl<H: Handlers> Consumer<H> {
     #[must_use]
     pub fn waking(mut self, sender: Arc<Notify>) -> Self {
         self.sender = Some(sender);
+        self
+    }
+
+    /// Wakes `waiter` after every commit of this consumer's transaction, once what the
+    /// handlers wrote is visible to others.
+    #[must_use]
+    pub fn waking_after_commit(mut self, waiter: Arc<Notify>) -> Self {
+        self.committed = Some(waiter);
         self
     }
 
@@ -374,6 +386,9 @@ impl<H: Handlers> Consumer<H> {
         }
         if let Some(observer) = &self.observer {
             observer.metrics.observe_commit();
+        }
+        if let Some(waiter) = &self.committed {
+            waiter.notify_one();
         }
         Ok(())
     }

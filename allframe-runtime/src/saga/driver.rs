@@ -12,6 +12,7 @@ use futures_util::future::BoxFuture;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::replies;
 use super::step::{SagaStep, StepSetup};
 use super::store::{self, Fence, Invocation, Phase, SagaRecord, WriteError};
 use super::{Orchestrate, SagaMetrics, SagaSettings, SagaStatus};
@@ -76,6 +77,8 @@ pub(crate) enum Ended {
     Stopped,
     /// No saga has the id.
     Gone,
+    /// Its step awaits a reply: no one drives it until the reply or the deadline comes.
+    Parked,
 }
 
 /// How one invocation went.
@@ -101,7 +104,7 @@ enum Guarded {
 }
 
 /// What one pass of the loop decided.
-enum Next {
+pub(super) enum Next {
     Continue,
     End(Ended),
 }
@@ -205,10 +208,7 @@ impl Engine {
                 self.timed_out(fence, &saga, &failure).await?;
                 Ok(Next::Continue)
             }
-            SagaStatus::Running => {
-                self.forward(service, fence, &saga).await?;
-                Ok(Next::Continue)
-            }
+            SagaStatus::Running => self.forward(service, fence, &saga).await,
             SagaStatus::Compensating if saga.next_position < 0 => {
                 self.finish(fence, SagaStatus::Compensated, -1).await
             }
@@ -235,7 +235,7 @@ impl Engine {
     }
 
     /// Starts compensating from `position` (the last step to undo) for `failure`.
-    async fn compensate_from(
+    pub(super) async fn compensate_from(
         &self,
         fence: &Fence,
         position: i64,
@@ -275,13 +275,14 @@ impl Engine {
         self.compensate_from(fence, last, failure).await
     }
 
-    /// Runs the next step once and records how it went.
+    /// Runs the next step once and records how it went (or, when it awaits its reply, looks
+    /// for that).
     async fn forward<S: Orchestrate>(
         &self,
         service: &S,
         fence: &Fence,
         saga: &SagaRecord,
-    ) -> Result<(), WriteError> {
+    ) -> Result<Next, WriteError> {
         let index = saga.next_position as usize;
         let name = self.settings.steps[index].step;
         let invocation = Invocation {
@@ -290,6 +291,9 @@ impl Engine {
             name,
         };
         let progress = store::progress(self.db(), &fence.id, Phase::Step, index).await?;
+        if progress.awaiting {
+            return self.awaited(fence, saga, &invocation).await;
+        }
         let spent = progress.attempts;
         let budget = i64::from(self.settings.retry.max_attempts.max(1));
         if spent >= budget {
@@ -302,7 +306,8 @@ impl Engine {
             } else {
                 saga.next_position - 1
             };
-            return self.compensate_from(fence, last, &failure).await;
+            self.compensate_from(fence, last, &failure).await?;
+            return Ok(Next::Continue);
         }
         let attempt = spent + 1;
         let input = saga.input.to_string();
@@ -319,35 +324,32 @@ impl Engine {
         match outcome {
             Outcome::Done(uow, output) => {
                 crash_point!("saga-step-applied");
-                let committed = self
-                    .commit(
-                        fence,
-                        &invocation,
-                        uow,
-                        output,
-                        SagaStatus::Running,
-                        saga.next_position + 1,
-                    )
-                    .await;
+                // A step answered on the bus stays where it is, awaiting its reply.
+                let landing = if replies::awaits(&self.settings, &invocation) {
+                    Landing::awaiting(saga.next_position)
+                } else {
+                    Landing::completed(SagaStatus::Running, saga.next_position + 1)
+                };
+                let committed = self.commit(fence, &invocation, uow, output, landing).await;
                 if committed.is_ok() {
                     crash_point!("saga-step-committed");
                 }
                 match committed {
                     Err(WriteError::Commit(error)) => {
                         // The connection may have dropped after the database committed.
-                        if self.moved_on(fence, saga.next_position + 1).await? {
-                            return Ok(());
+                        if self.landed(fence, &invocation, landing).await? {
+                            return Ok(Next::Continue);
                         }
                         let error = format!("committing the step failed: {error}");
                         self.failed_attempt(fence, &invocation, saga, attempt, &error, deadline)
-                            .await
+                            .await?;
                     }
-                    other => other,
+                    other => other?,
                 }
             }
             Outcome::Failed(error) => {
                 self.failed_attempt(fence, &invocation, saga, attempt, &error, deadline)
-                    .await
+                    .await?;
             }
             Outcome::InFlight => {
                 let failure = format!(
@@ -356,19 +358,35 @@ impl Engine {
                 );
                 self.log_failure(fence, &invocation, &failure).await?;
                 self.compensate_from(fence, saga.next_position, &failure)
-                    .await
+                    .await?;
             }
             // The driver loop sees the shutdown and stops.
-            Outcome::Stopped => Ok(()),
+            Outcome::Stopped => {}
         }
+        Ok(Next::Continue)
     }
 
-    /// Whether the saga already stands at `position` under `fence` (a commit whose answer was
-    /// lost did happen).
-    async fn moved_on(&self, fence: &Fence, position: i64) -> Result<bool, WriteError> {
+    /// Whether the commit of `landing` happened under `fence` after all (its answer was lost):
+    /// the saga stands at its position, and an awaiting step is logged so.
+    async fn landed(
+        &self,
+        fence: &Fence,
+        invocation: &Invocation<'_>,
+        landing: Landing,
+    ) -> Result<bool, WriteError> {
         let mut conn = self.db().pool().acquire().await?;
         let saga = store::load(&mut conn, &fence.id).await?;
-        Ok(saga.is_some_and(|saga| saga.epoch == fence.epoch && saga.next_position == position))
+        drop(conn);
+        if !saga.is_some_and(|saga| saga.epoch == fence.epoch && saga.next_position == landing.next)
+        {
+            return Ok(false);
+        }
+        if landing.log != replies::AWAITING {
+            return Ok(true);
+        }
+        let progress =
+            store::progress(self.db(), &fence.id, invocation.phase, invocation.index).await?;
+        Ok(progress.awaiting)
     }
 
     /// A step attempt failed: wait and let the next pass retry it, or, past the budget,
@@ -446,23 +464,14 @@ impl Engine {
         let error = match outcome {
             Outcome::Done(uow, output) => {
                 crash_point!("saga-compensation-applied");
-                match self
-                    .commit(
-                        fence,
-                        &invocation,
-                        uow,
-                        output,
-                        SagaStatus::Compensating,
-                        saga.next_position - 1,
-                    )
-                    .await
-                {
+                let landing = Landing::completed(SagaStatus::Compensating, saga.next_position - 1);
+                match self.commit(fence, &invocation, uow, output, landing).await {
                     Ok(()) => {
                         crash_point!("saga-compensation-committed");
                         return Ok(Next::Continue);
                     }
                     Err(WriteError::Commit(error)) => {
-                        if self.moved_on(fence, saga.next_position - 1).await? {
+                        if self.landed(fence, &invocation, landing).await? {
                             return Ok(Next::Continue);
                         }
                         format!("committing the compensation failed: {error}")
@@ -530,16 +539,15 @@ impl Engine {
         invocation: &Invocation<'_>,
         uow: Option<Box<UnitOfWork>>,
         output: Option<String>,
-        status: SagaStatus,
-        next: i64,
+        landing: Landing,
     ) -> Result<(), WriteError> {
         let output = output.as_deref();
+        let Landing { status, next, log } = landing;
         match uow {
             Some(mut uow) => {
                 let written = async {
                     store::set_state(uow.conn(), fence, status, next, None).await?;
-                    store::finished(uow.conn(), fence, invocation, "completed", output, None)
-                        .await?;
+                    store::finished(uow.conn(), fence, invocation, log, output, None).await?;
                     Ok::<_, WriteError>(())
                 }
                 .await;
@@ -569,7 +577,7 @@ impl Engine {
             None => {
                 let mut tx = self.db().begin_write().await?;
                 store::set_state(&mut tx, fence, status, next, None).await?;
-                store::finished(&mut tx, fence, invocation, "completed", output, None).await?;
+                store::finished(&mut tx, fence, invocation, log, output, None).await?;
                 tx.commit().await?;
                 Ok(())
             }
@@ -689,6 +697,35 @@ impl Engine {
             .unwrap_or(Duration::from_millis(
                 policy.initial_interval_ms.min(policy.max_interval_ms),
             ))
+    }
+}
+
+/// Where a returned invocation leaves the saga: its status and position, and the invocation's
+/// log status.
+#[derive(Debug, Clone, Copy)]
+struct Landing {
+    status: SagaStatus,
+    next: i64,
+    log: &'static str,
+}
+
+impl Landing {
+    /// The invocation completed; the saga moves to `next`.
+    const fn completed(status: SagaStatus, next: i64) -> Self {
+        Self {
+            status,
+            next,
+            log: "completed",
+        }
+    }
+
+    /// The step at `position` sent its command and awaits the reply there.
+    const fn awaiting(position: i64) -> Self {
+        Self {
+            status: SagaStatus::Running,
+            next: position,
+            log: replies::AWAITING,
+        }
     }
 }
 

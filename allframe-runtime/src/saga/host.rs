@@ -13,15 +13,20 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::driver::{DEFAULT_GRACE, Engine};
+use super::replies::ReplyHandlers;
 use super::store::{self, Fence, NewSaga};
 use super::{Input, Orchestrate, SagaError, SagaRecord, SagaSettings, SagaStatus};
 use crate::BoxError;
 use crate::admin::AdminSettings;
 use crate::component::{BoxFuture, Component, Host, Hosted, Startup};
+use crate::consumer::dispatch::{self, DispatchSettings, Membership};
+use crate::consumer::{
+    Consumer, ConsumerBus, DeadLetterDesk, RetryPolicy as ReplyPolicy, dead_letter_router,
+};
 use crate::context::App;
 use crate::database::Database;
 use crate::error::RuntimeError;
-use crate::messaging::Messaging;
+use crate::messaging::{Messaging, SubscribeOptions, consumer_group, topic_name};
 use crate::metrics::Metrics;
 
 /// How long a lease lasts when `ALLFRAME_SAGA_LEASE_SECS` is unset.
@@ -42,7 +47,8 @@ struct Inner {
     lease: Duration,
     started: mpsc::UnboundedSender<Fence>,
     receiver: Mutex<Option<mpsc::UnboundedReceiver<Fence>>>,
-    wake: Notify,
+    /// Woken when a saga may have become due: an operator retried it, or a reply came.
+    wake: Arc<Notify>,
 }
 
 impl std::fmt::Debug for Sagas {
@@ -66,7 +72,7 @@ impl Sagas {
                 lease,
                 started,
                 receiver: Mutex::new(Some(receiver)),
-                wake: Notify::new(),
+                wake: Arc::new(Notify::new()),
             }),
         }
     }
@@ -208,12 +214,16 @@ impl<S: Orchestrate> Host<S> for SagaHost {
                     name: "saga",
                     source,
                 })?;
+            let mut admin_routes = super::http::admin_router(sagas.clone());
+            if settings.awaits_replies() {
+                let replies = consume_replies(app, startup, &sagas).await?;
+                let desk: Arc<dyn DeadLetterDesk> = replies;
+                admin_routes = admin_routes.merge(dead_letter_router(desk));
+            }
             if let Some(admin) = admin {
-                hosted.servers.push(
-                    admin
-                        .serve(super::http::admin_router(sagas.clone()), startup)
-                        .await?,
-                );
+                hosted
+                    .servers
+                    .push(admin.serve(admin_routes, startup).await?);
             }
             let service = Arc::clone(app.service());
             tracing::info!(saga = settings.name, owner = %engine.owner,
@@ -228,6 +238,82 @@ impl<S: Orchestrate> Host<S> for SagaHost {
         })
     }
 }
+
+/// Consumes the events answering the saga's steps (see [`super::replies`]) with the consumer
+/// runtime: inbox, retries and dead letters, as the service's consumer group. Returns the
+/// consumer, whose dead letters the admin API serves.
+async fn consume_replies<S: Orchestrate>(
+    app: &App<S>,
+    startup: &Startup,
+    sagas: &Sagas,
+) -> Result<Arc<Consumer<ReplyHandlers>>, RuntimeError> {
+    let ctx = app.ctx();
+    let service = ctx.settings();
+    let settings = sagas.inner.settings;
+    let missing = |what: &str| RuntimeError::Component {
+        name: "saga",
+        source: format!("the reply consumer did not start ({what} missing)").into(),
+    };
+    let ConsumerBus(bus) = startup
+        .get::<ConsumerBus>()
+        .cloned()
+        .ok_or_else(|| missing("bus"))?;
+    let membership = startup
+        .get::<Membership>()
+        .cloned()
+        .ok_or_else(|| missing("membership"))?;
+    let group = consumer_group(service.architecture, service.name);
+    let topics: Vec<String> = settings
+        .replies
+        .iter()
+        .map(|reply| topic_name(service.architecture, reply.producer, reply.event))
+        .collect();
+    let policy = reply_policy(settings.retry);
+    let options = SubscribeOptions::new(&group, topics).redelivery_after(policy.redelivery_after());
+    let mut consumer = Consumer::new(
+        ctx.db().clone(),
+        startup.get::<Messaging>().cloned(),
+        service.name,
+        group,
+        ReplyHandlers { settings },
+        policy,
+    )
+    .waking_after_commit(Arc::clone(&sagas.inner.wake));
+    if let Some(metrics) = startup.get::<Metrics>() {
+        let events: Vec<&'static str> = settings.replies.iter().map(|reply| reply.event).collect();
+        consumer = consumer.observed_by(metrics.consumer(), &events);
+    }
+    let consumer = Arc::new(consumer);
+    let dispatched = Arc::clone(&consumer);
+    tracing::info!(group = %consumer.group(), topics = ?options.topics, bus = bus.name(),
+        "saga replies consumed");
+    ctx.tasks()
+        .spawn("saga-replies", move |shutdown| async move {
+            let settings = DispatchSettings::new(REPLY_CONCURRENCY);
+            dispatch::run(dispatched, bus, options, settings, membership, shutdown).await;
+            Ok(())
+        });
+    Ok(consumer)
+}
+
+/// How a reply that cannot be stored is retried: the service's retry policy (storing one
+/// fails only when the database does), then a dead letter an operator replays.
+fn reply_policy(retry: crate::resilience::RetryPolicy) -> ReplyPolicy {
+    ReplyPolicy {
+        max_retries: retry.max_attempts.max(1) - 1,
+        backoff: crate::consumer::Backoff::Exponential,
+        intervals: crate::messaging::RetrySettings {
+            max_attempts: retry.max_attempts,
+            initial_interval_ms: retry.initial_interval_ms,
+            max_interval_ms: retry.max_interval_ms,
+            multiplier: retry.multiplier,
+        },
+        dlq: true,
+    }
+}
+
+/// Replies handled at once.
+const REPLY_CONCURRENCY: usize = 16;
 
 /// The grace of a step still running at the deadline: a tenth of the saga's timeout, between
 /// 100 ms and [`DEFAULT_GRACE`].

@@ -23,6 +23,9 @@
 //!   state write is conditioned on the epoch its writer claimed: a former owner that was paused
 //!   past its lease can never overwrite what the new owner wrote.
 //!
+//! - **Replies on the bus.** A step of `[services.saga.replies]` sends its participant a
+//!   command and the saga waits, parked, for the event answering it (see [`Reply`]).
+//!
 //! The macro turns `[services.saga]` into a trait with one method per step and compensation
 //! and implements [`Orchestrate`] from it; [`routes`] serves `POST /sagas` and `GET /sagas/…`.
 
@@ -30,6 +33,7 @@ mod driver;
 mod host;
 mod http;
 mod metrics;
+mod replies;
 mod step;
 mod store;
 #[cfg(test)]
@@ -40,6 +44,7 @@ use std::fmt;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::consumer::ConsumedEvent;
 use crate::resilience::RetryPolicy;
 use crate::{BoxError, Service};
 use futures_util::future::BoxFuture;
@@ -49,6 +54,7 @@ pub(crate) use host::{SagaComponent, SagaHost};
 pub use http::routes;
 pub use metrics::SagaMetrics;
 pub(crate) use metrics::SagaMetricsSlot;
+pub use replies::{REPLIES_TABLE, Reply};
 pub use step::SagaStep;
 pub use store::{SAGAS_TABLE, STEPS_TABLE, SagaRecord, StepRecord};
 
@@ -64,6 +70,9 @@ pub struct SagaSettings {
     pub timeout_seconds: u64,
     /// How a failing step or compensation is retried (the service's retry policy).
     pub retry: RetryPolicy,
+    /// The reply events the steps await (`[services.saga.replies]`), once per service
+    /// publishing each: the topics the orchestrator consumes. Empty when no step awaits one.
+    pub replies: &'static [ConsumedEvent],
 }
 
 /// A step and its compensation, as the file names them.
@@ -73,6 +82,9 @@ pub struct StepNames {
     pub step: &'static str,
     /// The compensation undoing it, e.g. `"RefundPayment"`.
     pub compensation: &'static str,
+    /// The events answering it, when its participant replies on the bus: the step sends its
+    /// command and the saga waits for one of them.
+    pub reply: Option<Reply>,
 }
 
 /// The input of a saga: what `POST /sagas` takes as its JSON body, stored with the saga and

@@ -24,7 +24,7 @@ pub const STEPS_TABLE: &str = "allframe_saga_steps";
 /// Serialises the creation of the tables on PostgreSQL. An arbitrary constant ("allfsaga").
 const INSTALL_LOCK_KEY: i64 = 0x616c_6c66_7361_6761;
 
-const SCHEMA: [&str; 3] = [
+const SCHEMA: [&str; 4] = [
     "CREATE TABLE IF NOT EXISTS allframe_sagas (
         id TEXT PRIMARY KEY,
         saga TEXT NOT NULL,
@@ -55,6 +55,7 @@ const SCHEMA: [&str; 3] = [
         finished_at BIGINT,
         PRIMARY KEY (saga_id, phase, step_index)
     )",
+    super::replies::SCHEMA,
 ];
 
 /// Which way a logged invocation went.
@@ -115,7 +116,7 @@ pub struct StepRecord {
     pub phase: &'static str,
     /// The step's position (0-based).
     pub index: i64,
-    /// `running`, `completed` or `failed`.
+    /// `running`, `awaiting` (its reply), `completed` or `failed`.
     pub status: String,
     /// Attempts so far (each start counts, a crashed one included).
     pub attempts: i64,
@@ -151,7 +152,7 @@ impl Fence {
     }
 
     /// When a lease extended now ends.
-    fn lease_until(&self) -> i64 {
+    pub(crate) fn lease_until(&self) -> i64 {
         now().saturating_add(self.lease_ms)
     }
 }
@@ -220,8 +221,9 @@ pub(crate) async fn insert(db: &Database, saga: &NewSaga<'_>) -> Result<(), sqlx
     tx.commit().await
 }
 
-/// Claims the active saga `id` for `owner` when no one else holds a live lease on it: its
-/// epoch moves on, and the new epoch is returned.
+/// Claims the active saga `id` for `owner` when no one else holds a live lease on it (a saga
+/// parked for a reply is unowned with its lease at its deadline: not before then, or before
+/// a reply makes it due): its epoch moves on, and the new epoch is returned.
 pub(crate) async fn claim(
     db: &Database,
     saga: &str,
@@ -233,7 +235,7 @@ pub(crate) async fn claim(
     let epoch: Option<i64> = sqlx::query_scalar(
         "UPDATE allframe_sagas SET owner = $1, lease_until = $2, epoch = epoch + 1, updated_at = $3
          WHERE id = $4 AND saga = $5 AND status IN ('running', 'compensating')
-           AND (owner IS NULL OR owner = $1 OR lease_until < $3)
+           AND (owner = $1 OR lease_until < $3)
          RETURNING epoch",
     )
     .bind(owner)
@@ -255,8 +257,7 @@ pub(crate) async fn claimable(
 ) -> Result<Vec<String>, sqlx::Error> {
     sqlx::query_scalar(
         "SELECT id FROM allframe_sagas
-         WHERE saga = $1 AND status IN ('running', 'compensating')
-           AND (owner IS NULL OR lease_until < $2)
+         WHERE saga = $1 AND status IN ('running', 'compensating') AND lease_until < $2
          ORDER BY created_at LIMIT $3",
     )
     .bind(saga)
@@ -266,16 +267,19 @@ pub(crate) async fn claimable(
     .await
 }
 
-/// Extends the lease of the saga `fence` names; `false` when another instance claimed it.
+/// Extends the lease of the saga `fence` names; `false` when another instance claimed it (or
+/// it was parked for a reply: it is no one's then).
 pub(crate) async fn renew_one(db: &Database, fence: &Fence) -> Result<bool, sqlx::Error> {
     // One autocommit statement: no transaction held while it waits for the write lock.
-    let done =
-        sqlx::query("UPDATE allframe_sagas SET lease_until = $1 WHERE id = $2 AND epoch = $3")
-            .bind(fence.lease_until())
-            .bind(&fence.id)
-            .bind(fence.epoch)
-            .execute(db.pool())
-            .await?;
+    let done = sqlx::query(
+        "UPDATE allframe_sagas SET lease_until = $1
+         WHERE id = $2 AND epoch = $3 AND owner IS NOT NULL",
+    )
+    .bind(fence.lease_until())
+    .bind(&fence.id)
+    .bind(fence.epoch)
+    .execute(db.pool())
+    .await?;
     Ok(done.rows_affected() == 1)
 }
 
@@ -544,8 +548,10 @@ pub(crate) struct Progress {
     /// Attempts spent (0: never started).
     pub(crate) attempts: i64,
     /// Its last attempt started and never said how it ended (a crash, a takeover, the
-    /// deadline): its outcome is unknown.
+    /// deadline), or sent its command and awaits the reply: its outcome is unknown.
     pub(crate) in_doubt: bool,
+    /// It sent its command and awaits the reply (see [`super::replies`]).
+    pub(crate) awaiting: bool,
 }
 
 /// How far an invocation got.
@@ -567,7 +573,8 @@ pub(crate) async fn progress(
     Ok(
         row.map_or_else(Progress::default, |(attempts, status)| Progress {
             attempts,
-            in_doubt: status == "running",
+            in_doubt: status == "running" || status == super::replies::AWAITING,
+            awaiting: status == super::replies::AWAITING,
         }),
     )
 }
@@ -610,8 +617,8 @@ pub(crate) async fn started(
     Ok(())
 }
 
-/// Logs how `invocation` ended, in the caller's transaction (`status` is `completed` or
-/// `failed`). The caller checks the fence in the same transaction.
+/// Logs how `invocation` ended, in the caller's transaction (`status` is `completed`,
+/// `failed`, or `awaiting` its reply). The caller checks the fence in the same transaction.
 pub(crate) async fn finished(
     conn: &mut AnyConnection,
     fence: &Fence,

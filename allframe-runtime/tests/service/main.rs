@@ -24,3 +24,4 @@ mod lifecycle;
 mod limits;
 mod readiness;
 mod saga;
+mod saga_replies;

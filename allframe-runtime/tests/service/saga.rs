@@ -28,14 +28,17 @@ static STEPS: [StepNames; 3] = [
     StepNames {
         step: "ValidateInventory",
         compensation: "ReleaseInventory",
+        reply: None,
     },
     StepNames {
         step: "ReservePayment",
         compensation: "RefundPayment",
+        reply: None,
     },
     StepNames {
         step: "CreateShipment",
         compensation: "CancelShipment",
+        reply: None,
     },
 ];
 
@@ -53,6 +56,7 @@ fn saga(timeout_seconds: u64) -> SagaSettings {
         steps: &STEPS,
         timeout_seconds,
         retry: RETRY,
+        replies: &[],
     }
 }
 
