@@ -177,8 +177,26 @@ pub(crate) fn saga(p: &TokenStream, plan: &ServicePlan<'_>) -> Option<TokenStrea
     let name = saga.name;
     let timeout = Literal::u64_unsuffixed(saga.timeout_seconds);
     let steps = saga.steps.iter().map(|step| {
-        let (step, compensation) = (step.step, step.compensation);
-        quote!(#p::StepNames { step: #step, compensation: #compensation })
+        let (names, compensation) = (step.step, step.compensation);
+        let reply = match step.reply {
+            Some((success, failure)) => {
+                let failure = match failure {
+                    Some(failure) => quote!(::core::option::Option::Some(#failure)),
+                    None => quote!(::core::option::Option::None),
+                };
+                quote!(::core::option::Option::Some(#p::Reply { success: #success, failure: #failure }))
+            }
+            None => quote!(::core::option::Option::None),
+        };
+        quote!(#p::StepNames { step: #names, compensation: #compensation, reply: #reply })
+    });
+    // Each reply event once per service publishing it: one topic each.
+    let replies = saga.replies.iter().flat_map(|reply| {
+        let event = reply.event;
+        reply
+            .producers
+            .iter()
+            .map(move |producer| quote!(#p::ConsumedEvent { event: #event, producer: #producer }))
     });
     let retry = call_retry(p, plan);
     Some(quote! {
@@ -187,6 +205,7 @@ pub(crate) fn saga(p: &TokenStream, plan: &ServicePlan<'_>) -> Option<TokenStrea
             steps: &[#(#steps),*],
             timeout_seconds: #timeout,
             retry: #retry,
+            replies: &[#(#replies),*],
         })
     })
 }

@@ -129,6 +129,18 @@ pub struct SagaPlan<'a> {
     pub steps: Vec<SagaStepPlan<'a>>,
     /// Deadline of a whole saga, in seconds.
     pub timeout_seconds: u64,
+    /// The events answering its steps (`[services.saga.replies]`), each with its publishers:
+    /// the topics the orchestrator consumes.
+    pub replies: Vec<ReplyEventPlan<'a>>,
+}
+
+/// An event answering a saga step, and who publishes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplyEventPlan<'a> {
+    /// The event type, `ShipmentCreated`.
+    pub event: &'a str,
+    /// The services of the file that publish it; [`EXTERNAL_PRODUCER`] alone when none does.
+    pub producers: Vec<&'a str>,
 }
 
 /// One step of a saga and the compensation undoing it.
@@ -142,6 +154,9 @@ pub struct SagaStepPlan<'a> {
     pub compensation: &'a str,
     /// Its method, `refund_payment`.
     pub compensation_method: String,
+    /// The events answering it when its participant replies on the bus: success, and
+    /// failure when declared.
+    pub reply: Option<(&'a str, Option<&'a str>)>,
 }
 
 /// How a notification channel is spelt in `allframe::channel`: what the macro declares and the
@@ -283,7 +298,7 @@ pub fn plan<'a>(
         ingestions: ingestions(service),
         consumer: consumer(arch, service),
         providers: providers(service),
-        saga: saga(service),
+        saga: saga(arch, service),
     };
     if errors.is_empty() {
         Ok(plan)
@@ -327,8 +342,8 @@ fn providers(service: &ResolvedService) -> Vec<ProviderPlan<'_>> {
         .collect()
 }
 
-/// A saga orchestrator's steps, each with its method and its compensation's.
-fn saga(service: &ResolvedService) -> Option<SagaPlan<'_>> {
+/// A saga orchestrator's steps, each with its method, its compensation's and its reply.
+fn saga<'a>(arch: &'a Architecture, service: &'a ResolvedService) -> Option<SagaPlan<'a>> {
     let Archetype::SagaOrchestrator(saga) = &service.archetype else {
         return None;
     };
@@ -341,13 +356,41 @@ fn saga(service: &ResolvedService) -> Option<SagaPlan<'_>> {
             step_method: names::snake(step),
             compensation,
             compensation_method: names::snake(compensation),
+            reply: saga
+                .replies
+                .get(step)
+                .map(|reply| (reply.success.as_str(), reply.failure.as_deref())),
+        })
+        .collect();
+    let replies = saga
+        .replies
+        .values()
+        .flat_map(|reply| std::iter::once(&reply.success).chain(&reply.failure))
+        .map(|event| ReplyEventPlan {
+            event,
+            producers: producers(arch, event),
         })
         .collect();
     Some(SagaPlan {
         name: &saga.name,
         steps,
         timeout_seconds: saga.timeout_seconds,
+        replies,
     })
+}
+
+/// The services of `arch` publishing `event`, or [`EXTERNAL_PRODUCER`] alone when none does.
+fn producers<'a>(arch: &'a Architecture, event: &str) -> Vec<&'a str> {
+    let mut producers: Vec<&str> = arch
+        .services()
+        .iter()
+        .filter(|s| s.publishes(event))
+        .map(ResolvedService::name)
+        .collect();
+    if producers.is_empty() {
+        producers.push(EXTERNAL_PRODUCER);
+    }
+    producers
 }
 
 /// A consumer's events, each with its handler method and publishers.
@@ -358,21 +401,10 @@ fn consumer<'a>(arch: &'a Architecture, service: &'a ResolvedService) -> Option<
     let events = table
         .events
         .iter()
-        .map(|event| {
-            let mut producers: Vec<&str> = arch
-                .services()
-                .iter()
-                .filter(|s| s.publishes(event))
-                .map(ResolvedService::name)
-                .collect();
-            if producers.is_empty() {
-                producers.push(EXTERNAL_PRODUCER);
-            }
-            ConsumedPlan {
-                event,
-                method: format!("on_{}", names::snake(event)),
-                producers,
-            }
+        .map(|event| ConsumedPlan {
+            event,
+            method: format!("on_{}", names::snake(event)),
+            producers: producers(arch, event),
         })
         .collect();
     let mut channels: Vec<Channel> = Vec::with_capacity(table.channels.len());
@@ -413,7 +445,12 @@ impl ServicePlan<'_> {
         if self.tracing.is_some() {
             features.push(RuntimeFeature::Otel);
         }
-        if self.messaging.is_some() || self.consumer.is_some() {
+        let consumes = self.consumer.is_some()
+            || self
+                .saga
+                .as_ref()
+                .is_some_and(|saga| !saga.replies.is_empty());
+        if self.messaging.is_some() || consumes {
             match self.bus {
                 EventBus::Nats => features.push(RuntimeFeature::Nats),
                 EventBus::Rabbitmq => features.push(RuntimeFeature::Rabbitmq),
@@ -450,6 +487,55 @@ mod tests {
     fn planned(text: &str, test: impl FnOnce(Result<ServicePlan<'_>, Vec<PlanError>>)) {
         let arch = check(&SourceFile::new("a.toml", text)).expect("a valid file");
         test(plan(&arch, &arch.services()[0]));
+    }
+
+    #[test]
+    fn a_saga_awaiting_replies_reads_them_from_their_publishers_on_the_production_bus() {
+        let text = r#"[architecture]
+name = "shop"
+[settings]
+event_bus = "kafka"
+[observability]
+tracing = "none"
+[[services]]
+name = "order-service"
+type = "saga-orchestrator"
+[services.saga]
+name = "CreateOrderSaga"
+steps = ["Reserve", "Ship"]
+compensation = ["Release", "Unship"]
+[services.saga.replies]
+Ship = { success = "Shipped", failure = "ShipRefused" }
+[[services]]
+name = "shipping"
+type = "stateless"
+[services.domain]
+entities = ["Shipment"]
+events = ["Shipped"]
+[services.messaging]
+"#;
+        planned(text, |plan| {
+            let plan = plan.expect("planned");
+            let saga = plan.saga.as_ref().expect("a saga");
+            assert_eq!(saga.steps[0].reply, None);
+            assert_eq!(saga.steps[1].reply, Some(("Shipped", Some("ShipRefused"))));
+            let replies: Vec<(&str, &[&str])> = saga
+                .replies
+                .iter()
+                .map(|reply| (reply.event, reply.producers.as_slice()))
+                .collect();
+            assert_eq!(
+                replies,
+                [
+                    ("Shipped", ["shipping"].as_slice()),
+                    ("ShipRefused", [EXTERNAL_PRODUCER].as_slice())
+                ]
+            );
+            assert!(
+                plan.features().contains(&RuntimeFeature::Kafka),
+                "the replies are consumed from the production bus"
+            );
+        });
     }
 
     #[test]

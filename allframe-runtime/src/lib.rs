@@ -162,7 +162,7 @@ pub mod __private {
         BreakerPolicy, BulkheadPolicy, InboundLimits, RateLimitKey, RateLimitPolicy,
         RetryPolicy as CallRetryPolicy,
     };
-    pub use crate::saga::{Orchestrate, SagaSettings, SagaStep, StepNames};
+    pub use crate::saga::{Orchestrate, Reply, SagaSettings, SagaStep, StepNames};
     pub use crate::settings::{
         DeferredValue, EmbeddedMigration, LogFormat, Segment, ServiceSettings,
     };

@@ -85,6 +85,21 @@ pub struct Saga {
     pub timeout_seconds: u64,
     /// Where the saga's state is kept (default: the service's database).
     pub state_store: Option<SagaStateStore>,
+    /// Steps whose participant answers on the bus, by step name: the step sends its command
+    /// and the saga waits for the event answering it.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub replies: std::collections::BTreeMap<String, SagaReply>,
+}
+
+/// `[services.saga.replies] <Step> = { success = "…", failure = "…" }`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SagaReply {
+    /// The event saying the participant applied the step, in PascalCase: its payload becomes
+    /// the step's output.
+    pub success: String,
+    /// The event saying the participant declined it (the steps before it are compensated).
+    pub failure: Option<String>,
 }
 
 fn default_saga_timeout() -> u64 {

@@ -74,17 +74,27 @@ impl Archetype {
     }
 
     /// The events the archetype receives, in order: `[services.consumer] events`,
-    /// `[services.subscriptions] events` or `[services.cache] invalidation`.
-    pub fn consumed_events(&self) -> &[String] {
-        match self {
+    /// `[services.subscriptions] events`, `[services.cache] invalidation`, or the events
+    /// answering a saga's steps (`[services.saga.replies]`: each success, then its failure).
+    pub fn consumed_events(&self) -> Vec<&str> {
+        let listed: &[String] = match self {
             Archetype::Consumer(consumer) => &consumer.events,
             Archetype::WebsocketGateway {
                 subscriptions: Some(subscriptions),
                 ..
             } => &subscriptions.events,
             Archetype::Cache(cache) => &cache.invalidation,
+            Archetype::SagaOrchestrator(saga) => {
+                return saga
+                    .replies
+                    .values()
+                    .flat_map(|reply| std::iter::once(&reply.success).chain(&reply.failure))
+                    .map(String::as_str)
+                    .collect();
+            }
             _ => &[],
-        }
+        };
+        listed.iter().map(String::as_str).collect()
     }
 
     /// The services a `bff` aggregates (empty for other types).

@@ -256,6 +256,19 @@ pub(super) fn identifiers(c: &mut Checker<'_>, service: &DraftService) {
             )
             .map(|(path, name)| Declared { name, path });
         unique_methods(c, methods, "saga step");
+        for (step, reply) in &saga.replies {
+            let at = path.key("replies").key(step);
+            check_type_name(
+                c,
+                &reply.success,
+                &at.key("success"),
+                "event",
+                Becomes::Type,
+            );
+            if let Some(failure) = &reply.failure {
+                check_type_name(c, failure, &at.key("failure"), "event", Becomes::Type);
+            }
+        }
     }
     for job in s.jobs.iter().flat_map(|j| j.keys()) {
         let path = base.key("jobs").key(job);

@@ -1,11 +1,16 @@
 //! The checks of a saga (`[services.saga]`): at least one step, one compensation per step, a
-//! deadline, a trait name of its own, and its state in the service's own database.
+//! deadline, a trait name of its own, its state in the service's own database, and replies
+//! (`[services.saga.replies]`) that answer steps it has, each event answering one step one way.
+
+use std::collections::HashMap;
 
 use super::{Checker, service_path};
 use crate::diagnostic::{Code, Diagnostic};
-use crate::model::SagaStateStore;
+use crate::model::{Saga, SagaStateStore};
 use crate::names::pascal;
 use crate::resolve::DraftService;
+use crate::source::KeyPath;
+use crate::suggest;
 
 pub(super) fn saga(c: &mut Checker<'_>, service: &DraftService) {
     let Some(saga) = &service.raw.saga else {
@@ -62,5 +67,61 @@ pub(super) fn saga(c: &mut Checker<'_>, service: &DraftService) {
             )
             .with_help(format!("name the saga after what it does, e.g. `{service_type}Saga`")),
         );
+    }
+    replies(c, saga, &path.key("replies"));
+}
+
+/// Each reply answers a step of the saga, with two different events, and no event answers
+/// two steps (the orchestrator tells which step an event answers by its type).
+fn replies(c: &mut Checker<'_>, saga: &Saga, path: &KeyPath) {
+    let steps: Vec<&str> = saga.steps.iter().map(String::as_str).collect();
+    let mut answering: HashMap<&str, &str> = HashMap::new();
+    for (step, reply) in &saga.replies {
+        let at = path.key(step);
+        if !steps.contains(&step.as_str()) {
+            c.push(
+                Diagnostic::error(
+                    Code::SagaMismatch,
+                    at.clone(),
+                    format!(
+                        "`{step}` is not a step of saga `{}`, so nothing awaits this reply",
+                        saga.name
+                    ),
+                )
+                .with_help(suggest::help(step, &steps))
+                .at_key(),
+            );
+        }
+        if reply.failure.as_deref() == Some(reply.success.as_str()) {
+            c.push(
+                Diagnostic::error(
+                    Code::SagaMismatch,
+                    at.key("failure"),
+                    format!("step `{step}` is answered by `{}` both when it succeeds and when it is declined", reply.success),
+                )
+                .with_help("name the event the participant sends when it declines the step, e.g. `failure = \"ShipmentRejected\"`, or remove `failure`"),
+            );
+        }
+        let events = [
+            ("success", Some(&reply.success)),
+            ("failure", reply.failure.as_ref()),
+        ];
+        for (key, event) in events {
+            let Some(event) = event else { continue };
+            match answering.get(event.as_str()) {
+                Some(other) if *other != step.as_str() => c.push(
+                    Diagnostic::error(
+                        Code::SagaMismatch,
+                        at.key(key),
+                        format!("event `{event}` already answers step `{other}`; the orchestrator tells which step an event answers by its type"),
+                    )
+                    .with_help(format!("let each step's participant answer with events of its own, e.g. `{step}Done`")),
+                ),
+                Some(_) => {}
+                None => {
+                    answering.insert(event, step);
+                }
+            }
+        }
     }
 }

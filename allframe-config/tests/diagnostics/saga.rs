@@ -53,3 +53,59 @@ fn a_zero_deadline_and_a_saga_named_like_its_service_are_errors() {
     assert_at(clash, "services[0].saga.name", 7);
     assert!(clash.message.contains("OrderService"), "{clash:?}");
 }
+
+#[test]
+fn replies_are_accepted_for_the_saga_s_steps() {
+    let text = format!(
+        "{HEAD}{ORCHESTRATOR}{SAGA}[services.saga.replies]\nReservePayment = {{ success = \"PaymentReserved\", failure = \"PaymentDeclined\" }}\n"
+    );
+    let arch = check(&SourceFile::new("arch.toml", text)).expect("valid");
+    assert_eq!(arch.warnings().count(), 0, "{:?}", arch.warning_report());
+    let Archetype::SagaOrchestrator(saga) = &arch.services()[0].archetype else {
+        panic!("a saga orchestrator")
+    };
+    let reply = &saga.replies["ReservePayment"];
+    assert_eq!(reply.success, "PaymentReserved");
+    assert_eq!(reply.failure.as_deref(), Some("PaymentDeclined"));
+}
+
+#[test]
+fn a_reply_to_no_step_one_event_both_ways_or_for_two_steps_are_errors() {
+    let d = diagnostics(&format!(
+        "{ORCHESTRATOR}[services.saga]\nname = \"CreateOrderSaga\"\nsteps = [\"ReservePayment\", \"Ship\"]\ncompensation = [\"Refund\", \"Unship\"]\n[services.saga.replies]\nReservePaymnet = {{ success = \"Done\" }}\nShip = {{ success = \"Done\" }}\n"
+    ));
+    let unknown = d
+        .iter()
+        .find(|e| e.message.contains("`ReservePaymnet` is not a step"))
+        .expect("the misspelt step");
+    assert_at(unknown, "services[0].saga.replies.ReservePaymnet", 11);
+    assert!(
+        unknown
+            .help
+            .as_deref()
+            .is_some_and(|h| h.contains("`ReservePayment`")),
+        "{unknown:?}"
+    );
+    let twice = d
+        .iter()
+        .find(|e| e.message.contains("already answers step"))
+        .expect("one event for two steps");
+    assert_at(twice, "services[0].saga.replies.Ship.success", 12);
+
+    let d = diagnostics(&format!(
+        "{ORCHESTRATOR}{SAGA}[services.saga.replies]\nReservePayment = {{ success = \"Paid\", failure = \"Paid\" }}\n"
+    ));
+    assert_at(
+        find(&d, Code::SagaMismatch),
+        "services[0].saga.replies.ReservePayment.failure",
+        11,
+    );
+    let d = diagnostics(&format!(
+        "{ORCHESTRATOR}{SAGA}[services.saga.replies]\nReservePayment = {{ success = \"payment-ok\" }}\n"
+    ));
+    assert_at(
+        find(&d, Code::InvalidName),
+        "services[0].saga.replies.ReservePayment.success",
+        11,
+    );
+}

@@ -225,6 +225,45 @@ impl TestService {
     /// its envelope), on the bus this service uses: how a test hands a consumer its events.
     /// Returns the event's id.
     pub async fn publish_as<E: Event>(&self, producer: &str, event: &E) -> Uuid {
+        let correlation = Uuid::now_v7().hyphenated().to_string();
+        let envelope = envelope(producer, &EventContext::default(), &correlation, event)
+            .unwrap_or_else(|error| panic!("cannot encode the event: {error}"));
+        self.publish_envelope(producer, envelope).await
+    }
+
+    /// Publishes the event `event_type` with the JSON `payload` as the service `producer`
+    /// answering the saga `saga_id` (the event's correlation id), as a participant does after
+    /// applying — or declining — the command of a step of `[services.saga.replies]`. Returns
+    /// the event's id.
+    pub async fn answer_saga(
+        &self,
+        producer: &str,
+        saga_id: &str,
+        event_type: &str,
+        payload: &serde_json::Value,
+    ) -> Uuid {
+        let envelope = Envelope {
+            id: Uuid::now_v7(),
+            event_type: event_type.to_owned(),
+            schema_version: 1,
+            aggregate_type: event_type.to_owned(),
+            aggregate_id: saga_id.to_owned(),
+            occurred_at: std::time::SystemTime::now(),
+            source: producer.to_owned(),
+            correlation_id: saga_id.to_owned(),
+            causation_id: None,
+            traceparent: None,
+            tracestate: None,
+            tenant_id: None,
+            format: crate::messaging::PayloadFormat::Json,
+            payload: serde_json::to_vec(payload)
+                .unwrap_or_else(|error| panic!("cannot encode the payload: {error}")),
+        };
+        self.publish_envelope(producer, envelope).await
+    }
+
+    /// Publishes `envelope` on `producer`'s topic of its type, on the bus this service uses.
+    async fn publish_envelope(&self, producer: &str, envelope: Envelope) -> Uuid {
         let bus = match (self.ctx().get::<ConsumerBus>(), self.ctx().messaging()) {
             (Some(ConsumerBus(bus)), _) => bus.clone(),
             (None, Some(messaging)) => messaging.bus().clone(),
@@ -232,11 +271,12 @@ impl TestService {
                 panic!("the service uses no event bus: it neither consumes nor publishes")
             }
         };
-        let correlation = Uuid::now_v7().hyphenated().to_string();
-        let envelope = envelope(producer, &EventContext::default(), &correlation, event)
-            .unwrap_or_else(|error| panic!("cannot encode the event: {error}"));
         let id = envelope.id;
-        let topic = topic_name(self.ctx().settings().architecture, producer, E::TYPE);
+        let topic = topic_name(
+            self.ctx().settings().architecture,
+            producer,
+            &envelope.event_type,
+        );
         bus.publish(&[OutboundMessage {
             topic: topic.clone(),
             envelope,

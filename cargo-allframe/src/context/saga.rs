@@ -1,6 +1,6 @@
 //! A `saga-orchestrator`'s context: its saga, one entry per step with its compensation.
 
-use allframe_codegen::plan::ServicePlan;
+use allframe_codegen::plan::{EXTERNAL_PRODUCER, ServicePlan};
 use serde::Serialize;
 
 /// What a `saga-orchestrator` crate's templates see besides the service (at their top level).
@@ -19,6 +19,8 @@ pub struct SagaTemplate {
     pub steps: Vec<SagaStepTemplate>,
     /// Deadline of a whole saga, in seconds.
     pub timeout_seconds: u64,
+    /// Whether a step awaits a reply on the bus.
+    pub awaits_replies: bool,
 }
 
 /// One step and its compensation.
@@ -32,6 +34,20 @@ pub struct SagaStepTemplate {
     pub compensation: String,
     /// `refund_payment`.
     pub compensation_method: String,
+    /// The events answering it, when its participant replies on the bus.
+    pub reply: Option<ReplyTemplate>,
+}
+
+/// The events answering a step (`[services.saga.replies]`).
+#[derive(Debug, Clone, Serialize)]
+pub struct ReplyTemplate {
+    /// The success event, `ShipmentCreated`.
+    pub success: String,
+    /// The decline event, when declared.
+    pub failure: Option<String>,
+    /// The service publishing the success event (the first one of the file; `external` when
+    /// none does): the topic a test answers on.
+    pub producer: String,
 }
 
 impl SagaContext {
@@ -50,9 +66,21 @@ impl SagaContext {
                         step_method: step.step_method.clone(),
                         compensation: step.compensation.to_owned(),
                         compensation_method: step.compensation_method.clone(),
+                        reply: step.reply.map(|(success, failure)| ReplyTemplate {
+                            success: success.to_owned(),
+                            failure: failure.map(str::to_owned),
+                            producer: saga
+                                .replies
+                                .iter()
+                                .find(|reply| reply.event == success)
+                                .and_then(|reply| reply.producers.first())
+                                .map_or(EXTERNAL_PRODUCER, |producer| *producer)
+                                .to_owned(),
+                        }),
                     })
                     .collect(),
                 timeout_seconds: saga.timeout_seconds,
+                awaits_replies: saga.steps.iter().any(|step| step.reply.is_some()),
             },
         })
     }

@@ -361,13 +361,13 @@ impl Scope<'_> {
     }
 }
 
-/// The events a service receives: `[services.consumer] events`, `[services.subscriptions]
-/// events` and `[services.cache] invalidation`, in that order, without duplicates.
+/// The events a service receives (`[services.consumer] events`, `[services.subscriptions]
+/// events`, `[services.cache] invalidation`, a saga's replies), in order, without duplicates.
 fn consumed_by(service: &ResolvedService) -> Vec<String> {
     let mut events: Vec<String> = Vec::new();
     for event in service.archetype.consumed_events() {
-        if !events.contains(event) {
-            events.push(event.clone());
+        if !events.iter().any(|known| known == event) {
+            events.push(event.to_owned());
         }
     }
     events
