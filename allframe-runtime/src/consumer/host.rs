@@ -141,6 +141,27 @@ fn inbox_retention(env: &Environment) -> Result<Duration, BoxError> {
     }
 }
 
+/// The bus and the group membership [`ConsumerComponent`] left for `host` (the consumer's, or
+/// a saga orchestrator's reply consumer).
+pub(crate) fn opened(
+    startup: &Startup,
+    host: &'static str,
+) -> Result<(EventBus, Membership), RuntimeError> {
+    let missing = |what: &str| RuntimeError::Component {
+        name: host,
+        source: format!("the consumer component did not start ({what} missing)").into(),
+    };
+    let ConsumerBus(bus) = startup
+        .get::<ConsumerBus>()
+        .cloned()
+        .ok_or_else(|| missing("bus"))?;
+    let membership = startup
+        .get::<Membership>()
+        .cloned()
+        .ok_or_else(|| missing("membership"))?;
+    Ok((bus, membership))
+}
+
 /// Runs the consumer once the user's service is built: see the module docs.
 #[derive(Debug)]
 pub(crate) struct ConsumerHost {
@@ -160,18 +181,7 @@ impl<S: Consume> Host<S> for ConsumerHost {
         Box::pin(async move {
             let ctx = app.ctx();
             let service = ctx.settings();
-            let missing = |what: &str| RuntimeError::Component {
-                name: "consumer",
-                source: format!("the consumer component did not start ({what} missing)").into(),
-            };
-            let ConsumerBus(bus) = startup
-                .get::<ConsumerBus>()
-                .cloned()
-                .ok_or_else(|| missing("bus"))?;
-            let membership = startup
-                .get::<Membership>()
-                .cloned()
-                .ok_or_else(|| missing("membership"))?;
+            let (bus, membership) = opened(startup, "consumer")?;
             let group = consumer_group(service.architecture, service.name);
             let options = SubscribeOptions::new(&group, self.settings.topics(service.architecture))
                 .redelivery_after(self.settings.policy.redelivery_after());

@@ -45,8 +45,8 @@ use tokio::sync::Notify;
 use tracing::Instrument as _;
 
 pub(crate) use admin::{DeadLetterDesk, router as dead_letter_router};
-pub(crate) use host::ConsumerBus;
 pub use host::{Consume, ConsumedEvent, ConsumerSettings, Payload};
+pub(crate) use host::{ConsumerBus, opened};
 pub(crate) use host::{ConsumerComponent, ConsumerHost};
 pub use metrics::ConsumerMetrics;
 pub use policy::{ATTEMPT_ALLOWANCE, Backoff, RetryPolicy};

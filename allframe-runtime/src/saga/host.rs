@@ -19,10 +19,8 @@ use super::{Input, Orchestrate, SagaError, SagaRecord, SagaSettings, SagaStatus}
 use crate::BoxError;
 use crate::admin::AdminSettings;
 use crate::component::{BoxFuture, Component, Host, Hosted, Startup};
-use crate::consumer::dispatch::{self, DispatchSettings, Membership};
-use crate::consumer::{
-    Consumer, ConsumerBus, DeadLetterDesk, RetryPolicy as ReplyPolicy, dead_letter_router,
-};
+use crate::consumer::dispatch::{self, DispatchSettings};
+use crate::consumer::{Consumer, DeadLetterDesk, RetryPolicy as ReplyPolicy, dead_letter_router};
 use crate::context::App;
 use crate::database::Database;
 use crate::error::RuntimeError;
@@ -250,18 +248,7 @@ async fn consume_replies<S: Orchestrate>(
     let ctx = app.ctx();
     let service = ctx.settings();
     let settings = sagas.inner.settings;
-    let missing = |what: &str| RuntimeError::Component {
-        name: "saga",
-        source: format!("the reply consumer did not start ({what} missing)").into(),
-    };
-    let ConsumerBus(bus) = startup
-        .get::<ConsumerBus>()
-        .cloned()
-        .ok_or_else(|| missing("bus"))?;
-    let membership = startup
-        .get::<Membership>()
-        .cloned()
-        .ok_or_else(|| missing("membership"))?;
+    let (bus, membership) = crate::consumer::opened(startup, "saga")?;
     let group = consumer_group(service.architecture, service.name);
     let topics: Vec<String> = settings
         .replies

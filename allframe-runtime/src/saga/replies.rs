@@ -187,11 +187,7 @@ pub(crate) async fn park(
     .bind(fence.epoch)
     .execute(&mut *conn)
     .await?;
-    if done.rows_affected() == 1 {
-        Ok(())
-    } else {
-        Err(WriteError::Fenced(fence.epoch))
-    }
+    store::fenced(done.rows_affected(), fence)
 }
 
 /// Takes the parked saga `fence` names back for `owner` (its reply came while it parked).
@@ -207,11 +203,7 @@ async fn unpark(conn: &mut AnyConnection, fence: &Fence, owner: &str) -> Result<
     .bind(fence.epoch)
     .execute(&mut *conn)
     .await?;
-    if done.rows_affected() == 1 {
-        Ok(())
-    } else {
-        Err(WriteError::Fenced(fence.epoch))
-    }
+    store::fenced(done.rows_affected(), fence)
 }
 
 /// The orchestrator's handlers of reply events, for the consumer runtime (which wakes the

@@ -534,7 +534,8 @@ pub(crate) async fn check_fence(conn: &mut AnyConnection, fence: &Fence) -> Resu
     fenced(done.rows_affected(), fence)
 }
 
-fn fenced(rows: u64, fence: &Fence) -> Result<(), WriteError> {
+/// `Ok` when the fenced write touched the saga's row, else [`WriteError::Fenced`].
+pub(crate) fn fenced(rows: u64, fence: &Fence) -> Result<(), WriteError> {
     if rows == 1 {
         Ok(())
     } else {
