@@ -3,7 +3,7 @@
 //! service on the embedded SQLite default, write through REST and read back (also after a
 //! restart), see the write's event published through the outbox to the local bus and handled
 //! once by the quick start's consumer, a repeated idempotent request replayed, then SIGTERM it
-//! and expect exit code 0 within the deadline.
+//! and expect exit code 0 within the deadline. Saga orchestrators are in `e2e/saga.rs`.
 //!
 //! The generated workspace builds into `<target dir>/e2e` (`CARGO_TARGET_DIR` when set, else
 //! the repository's `target/`) so repeated runs reuse its dependencies.
@@ -20,6 +20,9 @@ use allframe_tests::{free_port, repo_root};
 use cargo_allframe::dlq::{Action, DlqArgs};
 use cargo_allframe::ignite::{IgniteArgs, ignite};
 use cargo_allframe::report::Reporter;
+
+#[path = "e2e/saga.rs"]
+mod saga;
 
 fn e2e_target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
@@ -519,9 +522,8 @@ fn publish_users_created(data_dir: &Path, count: usize) {
     publish_user_created_payloads(data_dir, payloads);
 }
 
-/// Publishes one `UserCreated` per payload (of user `u-<index>`) to the local bus in
-/// `data_dir`, as `user-service` would.
-fn publish_user_created_payloads(data_dir: &Path, payloads: Vec<serde_json::Value>) {
+/// Publishes `messages` to the local bus in `data_dir`, as the services of the machine do.
+fn publish(data_dir: &Path, messages: &[OutboundMessage]) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -531,32 +533,38 @@ fn publish_user_created_payloads(data_dir: &Path, payloads: Vec<serde_json::Valu
         let bus = LocalBus::open(&data_dir.join(DEFAULT_BUS_FILE), LocalBusOptions::default())
             .await
             .expect("open the local bus");
-        let topic = topic_name("quickstart", "user-service", "UserCreated");
-        let messages: Vec<OutboundMessage> = payloads
-            .into_iter()
-            .enumerate()
-            .map(|(n, payload)| OutboundMessage {
-                topic: topic.clone(),
-                envelope: Envelope {
-                    id: uuid::Uuid::now_v7(),
-                    event_type: "UserCreated".into(),
-                    schema_version: 1,
-                    aggregate_type: "User".into(),
-                    aggregate_id: format!("u-{n}"),
-                    occurred_at: std::time::SystemTime::now(),
-                    source: "user-service".into(),
-                    correlation_id: format!("c-{n}"),
-                    causation_id: None,
-                    traceparent: None,
-                    tracestate: None,
-                    tenant_id: None,
-                    format: PayloadFormat::Json,
-                    payload: serde_json::to_vec(&payload).expect("json"),
-                },
-            })
-            .collect();
-        bus.publish(&messages).await.expect("publish");
+        bus.publish(messages).await.expect("publish");
     });
+}
+
+/// Publishes one `UserCreated` per payload (of user `u-<index>`) to the local bus in
+/// `data_dir`, as `user-service` would.
+fn publish_user_created_payloads(data_dir: &Path, payloads: Vec<serde_json::Value>) {
+    let topic = topic_name("quickstart", "user-service", "UserCreated");
+    let messages: Vec<OutboundMessage> = payloads
+        .into_iter()
+        .enumerate()
+        .map(|(n, payload)| OutboundMessage {
+            topic: topic.clone(),
+            envelope: Envelope {
+                id: uuid::Uuid::now_v7(),
+                event_type: "UserCreated".into(),
+                schema_version: 1,
+                aggregate_type: "User".into(),
+                aggregate_id: format!("u-{n}"),
+                occurred_at: std::time::SystemTime::now(),
+                source: "user-service".into(),
+                correlation_id: format!("c-{n}"),
+                causation_id: None,
+                traceparent: None,
+                tracestate: None,
+                tenant_id: None,
+                format: PayloadFormat::Json,
+                payload: serde_json::to_vec(&payload).expect("json"),
+            },
+        })
+        .collect();
+    publish(data_dir, &messages);
 }
 
 /// The mails the quickstart's notification-service wrote under `data_dir/channels/email` (no
@@ -742,104 +750,5 @@ fn dead_letters_are_listed_shown_replayed_and_purged_through_the_admin_api() {
         serde_json::json!([])
     );
     let (status, _) = consumer.terminate();
-    assert_eq!(status.code(), Some(0));
-}
-
-/// The quick start's saga orchestrator as its binary, on the embedded default: sagas started
-/// over REST complete; a second saga for a reserved reference fails its first step and is
-/// compensated; the process killed with SIGKILL while sagas run resumes them all on restart;
-/// the CLI lists and shows them through the admin API.
-#[test]
-fn sagas_run_over_rest_resume_after_sigkill_and_are_read_through_the_cli() {
-    let work = tempfile::tempdir().expect("tempdir");
-    let out = work.path().join("quickstart");
-    let config = repo_root().join("examples/quickstart/architecture.toml");
-    ignite_into(config.clone(), &out, false);
-    cargo(&out, &["build", "-p", "order-service"]);
-    let binary = e2e_target_dir().join("debug/order-service");
-    let data = work.path().join("data");
-    let admin_port = free_port().to_string();
-    let vars = [
-        ("ALLFRAME_ADMIN_TOKEN", "s3cret"),
-        ("ADMIN_PORT", admin_port.as_str()),
-        ("ALLFRAME_SAGA_LEASE_SECS", "1"),
-    ];
-    let client = reqwest::blocking::Client::new();
-    let start = |base: &str, reference: &str| -> String {
-        let reply = client
-            .post(format!("{base}/sagas"))
-            .json(&serde_json::json!({ "reference": reference }))
-            .send()
-            .expect("POST /sagas");
-        assert_eq!(reply.status(), 202);
-        let body: serde_json::Value = reply.json().expect("json");
-        body["id"].as_str().expect("an id").to_owned()
-    };
-    let settled = |base: &str, id: &str| -> serde_json::Value {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let saga: serde_json::Value = client
-                .get(format!("{base}/sagas/{id}"))
-                .send()
-                .and_then(|r| r.json())
-                .expect("GET /sagas/{id}");
-            if !matches!(saga["status"].as_str(), Some("running" | "compensating")) {
-                return saga;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "saga {id} did not settle: {saga}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    };
-
-    let first = Service::start_with(&binary, &data, &vars);
-    let done = start(&first.base, "order-1");
-    assert_eq!(settled(&first.base, &done)["status"], "completed");
-    let refused = start(&first.base, "order-1");
-    let saga = settled(&first.base, &refused);
-    assert_eq!(saga["status"], "compensated", "{saga}");
-    assert_eq!(saga["steps"][0]["status"], "failed", "{saga}");
-    let bad = client
-        .post(format!("{}/sagas", first.base))
-        .json(&serde_json::json!({ "reference": 7 }))
-        .send()
-        .expect("POST");
-    assert_eq!(bad.status(), 400);
-
-    // Many sagas at once, then SIGKILL wherever the orchestrator is.
-    let running: Vec<String> = (0..20)
-        .map(|n| start(&first.base, &format!("bulk-{n}")))
-        .collect();
-    first.kill();
-    let second = Service::start_with(&binary, &data, &vars);
-    for id in &running {
-        assert_eq!(settled(&second.base, id)["status"], "completed", "{id}");
-    }
-
-    let sagas = |action, id: Option<String>| {
-        let args = cargo_allframe::sagas::SagasArgs {
-            action,
-            id,
-            config: config.clone(),
-            service: "order-service".into(),
-            url: Some(format!("http://127.0.0.1:{admin_port}")),
-            status: None,
-            limit: Some(1000),
-            json: true,
-        };
-        let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
-        let mut reporter = Reporter::new(&mut stdout, &mut stderr, false);
-        cargo_allframe::sagas::run_with_token(&args, "s3cret", &mut reporter).expect("sagas");
-        drop(reporter);
-        serde_json::from_slice::<serde_json::Value>(&stdout).expect("json")
-    };
-    let listed = sagas(cargo_allframe::sagas::Action::List, None);
-    let listed = listed["sagas"].as_array().expect("sagas");
-    assert_eq!(listed.len(), 22, "every saga, once");
-    let shown = sagas(cargo_allframe::sagas::Action::Show, Some(refused.clone()));
-    assert_eq!(shown["status"], "compensated");
-    let (status, _) = second.terminate();
     assert_eq!(status.code(), Some(0));
 }
