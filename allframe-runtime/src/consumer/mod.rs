@@ -46,7 +46,9 @@ use tracing::Instrument as _;
 
 pub(crate) use admin::{DeadLetterDesk, router as dead_letter_router};
 pub use host::{Consume, ConsumedEvent, ConsumerSettings, Payload};
-pub(crate) use host::{ConsumerBus, opened};
+#[cfg(feature = "testing")]
+pub(crate) use host::ConsumerBus;
+pub(crate) use host::opened;
 pub(crate) use host::{ConsumerComponent, ConsumerHost};
 pub use metrics::ConsumerMetrics;
 pub use policy::{ATTEMPT_ALLOWANCE, Backoff, RetryPolicy};
