@@ -9,7 +9,7 @@ use allframe_config::model::{
     Backoff, Channel, IdempotencyStorage, MessagingPattern, RateLimitKey, SamplingStrategy,
 };
 use proc_macro2::{Literal, Span, TokenStream};
-use quote::{quote, quote_spanned};
+use quote::{ToTokens as _, quote, quote_spanned};
 
 use crate::plan::ServicePlan;
 
@@ -149,6 +149,10 @@ pub(crate) fn gateway(p: &TokenStream, plan: &ServicePlan<'_>) -> Option<TokenSt
     let retry = call_retry(p, plan);
     let providers = plan.providers.iter().map(|provider| {
         let name = provider.name;
+        let timeout = match provider.timeout_ms {
+            Some(ms) => Literal::u64_unsuffixed(ms).into_token_stream(),
+            None => quote!(#p::ProviderSettings::DEFAULT_TIMEOUT_MS),
+        };
         quote! {
             #p::ProviderSettings {
                 name: #name,
@@ -158,7 +162,7 @@ pub(crate) fn gateway(p: &TokenStream, plan: &ServicePlan<'_>) -> Option<TokenSt
                     timeout_ms: #open_ms,
                 },
                 retry: #retry,
-                timeout_ms: #p::ProviderSettings::DEFAULT_TIMEOUT_MS,
+                timeout_ms: #timeout,
                 idempotency_header: #p::ProviderSettings::DEFAULT_IDEMPOTENCY_HEADER,
             }
         }

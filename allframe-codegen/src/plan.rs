@@ -118,6 +118,9 @@ pub struct ProviderPlan<'a> {
     pub client: String,
     /// The accessor and module name, `legacy_erp`.
     pub method: String,
+    /// How long one attempt of a call may take (`[services.integrations] timeout_ms`); the
+    /// runtime's default when absent.
+    pub timeout_ms: Option<u64>,
 }
 
 /// A `saga-orchestrator`'s saga (`[services.saga]`).
@@ -338,6 +341,7 @@ fn providers(service: &ResolvedService) -> Vec<ProviderPlan<'_>> {
             name,
             client: names::pascal(name),
             method: names::snake(name),
+            timeout_ms: integrations.timeout_ms,
         })
         .collect()
 }
@@ -641,6 +645,12 @@ pattern = "outbox"
                 ]
             );
             assert!(plan.features().contains(&RuntimeFeature::Gateway));
+            assert!(plan.providers.iter().all(|p| p.timeout_ms.is_none()));
+        });
+        let timed = text.replace("providers =", "timeout_ms = 2500\nproviders =");
+        planned(&timed, |plan| {
+            let plan = plan.expect("planned");
+            assert!(plan.providers.iter().all(|p| p.timeout_ms == Some(2500)));
         });
     }
 }

@@ -116,6 +116,9 @@ pub struct Integrations {
     pub circuit_breaker: Option<CircuitBreakerConfig>,
     /// Retry policy for provider calls.
     pub retry: Option<RetryConfig>,
+    /// How long one attempt of a provider call may take (connecting, sending, reading the
+    /// answer), in milliseconds; 10 000 when absent.
+    pub timeout_ms: Option<u64>,
 }
 
 choice! {

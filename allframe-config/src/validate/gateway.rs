@@ -19,6 +19,16 @@ pub(super) fn gateway(c: &mut Checker<'_>, service: &DraftService) {
     };
     let path = service_path(service).key("integrations").key("providers");
     let name = service.name();
+    if integrations.timeout_ms == Some(0) {
+        c.push(
+            Diagnostic::error(
+                Code::InvalidValue,
+                service_path(service).key("integrations").key("timeout_ms"),
+                format!("gateway `{name}` has `timeout_ms = 0`: every provider call would time out before it is sent"),
+            )
+            .with_help("give one attempt of a provider call a limit in milliseconds, e.g. `timeout_ms = 5000`, or remove the key (10 s)"),
+        );
+    }
     if integrations.providers.is_empty() {
         c.push(
             Diagnostic::error(

@@ -80,3 +80,16 @@ fn a_retry_multiplier_that_would_not_grow_the_delays_is_refused_where_it_is_writ
         ]
     );
 }
+
+#[test]
+fn a_provider_call_timeout_of_zero_is_an_error() {
+    let d = diagnostics(&format!(
+        "{GATEWAY}[services.integrations]\nproviders = [\"stripe\"]\ntimeout_ms = 0\n"
+    ));
+    let e = find(&d, Code::InvalidValue);
+    assert_eq!(e.path.to_string(), "services[0].integrations.timeout_ms");
+    assert!(
+        e.help.as_deref().is_some_and(|h| h.contains("5000")),
+        "{e:?}"
+    );
+}

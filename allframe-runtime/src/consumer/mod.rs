@@ -45,10 +45,10 @@ use tokio::sync::Notify;
 use tracing::Instrument as _;
 
 pub(crate) use admin::{DeadLetterDesk, router as dead_letter_router};
-pub use host::{Consume, ConsumedEvent, ConsumerSettings, Payload};
 #[cfg(feature = "testing")]
 pub(crate) use host::ConsumerBus;
 pub(crate) use host::opened;
+pub use host::{Consume, ConsumedEvent, ConsumerSettings, Payload};
 pub(crate) use host::{ConsumerComponent, ConsumerHost};
 pub use metrics::ConsumerMetrics;
 pub use policy::{ATTEMPT_ALLOWANCE, Backoff, RetryPolicy};
