@@ -448,8 +448,9 @@ impl Engine {
         let spent = store::progress(self.db(), &fence.id, Phase::Compensation, index)
             .await?
             .attempts;
-        // Each operator retry gives the compensation a fresh budget.
-        let budget = i64::from(self.settings.retry.max_attempts.max(1)) * (saga.retries + 1);
+        // Each operator retry gives the compensation it was stuck on a fresh budget.
+        let retried = store::retries_at(self.db(), &fence.id, index).await?;
+        let budget = i64::from(self.settings.retry.max_attempts.max(1)) * (retried + 1);
         if spent >= budget {
             return self.stuck(fence, index, name, spent, None).await;
         }

@@ -125,7 +125,8 @@ impl Sagas {
         .await?)
     }
 
-    /// Retries the stuck saga `id`: its compensations run again, each with a fresh budget.
+    /// Retries the stuck saga `id`: its compensations run on, the one it is stuck on with a fresh
+    /// budget.
     pub async fn retry(&self, id: &str) -> Result<(), SagaError> {
         store::retry(&self.inner.db, id).await?;
         self.inner.wake.notify_one();

@@ -24,7 +24,7 @@ pub const STEPS_TABLE: &str = "allframe_saga_steps";
 /// Serialises the creation of the tables on PostgreSQL. An arbitrary constant ("allfsaga").
 const INSTALL_LOCK_KEY: i64 = 0x616c_6c66_7361_6761;
 
-const SCHEMA: [&str; 4] = [
+const SCHEMA: [&str; 5] = [
     "CREATE TABLE IF NOT EXISTS allframe_sagas (
         id TEXT PRIMARY KEY,
         saga TEXT NOT NULL,
@@ -56,6 +56,13 @@ const SCHEMA: [&str; 4] = [
         PRIMARY KEY (saga_id, phase, step_index)
     )",
     super::replies::SCHEMA,
+    // One row per operator retry, at the compensation the saga was stuck on: that one
+    // compensation gets a fresh budget per retry.
+    "CREATE TABLE IF NOT EXISTS allframe_saga_retries (
+        saga_id TEXT NOT NULL,
+        step_index BIGINT NOT NULL,
+        retried_at BIGINT NOT NULL
+    )",
 ];
 
 /// Which way a logged invocation went.
@@ -645,6 +652,18 @@ pub(crate) async fn finished(
     Ok(())
 }
 
+/// How many times an operator retried saga `id` while it was stuck on the compensation of
+/// step `index`.
+pub(crate) async fn retries_at(db: &Database, id: &str, index: usize) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT COUNT(*) FROM allframe_saga_retries WHERE saga_id = $1 AND step_index = $2",
+    )
+    .bind(id)
+    .bind(index as i64)
+    .fetch_one(db.pool())
+    .await
+}
+
 /// The outputs the completed steps of saga `id` recorded, by step name.
 pub(crate) async fn outputs(db: &Database, id: &str) -> Result<Vec<(String, String)>, sqlx::Error> {
     sqlx::query_as(
@@ -656,8 +675,8 @@ pub(crate) async fn outputs(db: &Database, id: &str) -> Result<Vec<(String, Stri
     .await
 }
 
-/// Puts the stuck saga `id` back to compensating, unowned, with a fresh retry budget for its
-/// compensations.
+/// Puts the stuck saga `id` back to compensating, unowned, with a fresh retry budget for the
+/// compensation it is stuck on.
 pub(crate) async fn retry(db: &Database, id: &str) -> Result<(), SagaError> {
     let mut tx = db.begin_write().await?;
     let done = sqlx::query(
@@ -670,6 +689,14 @@ pub(crate) async fn retry(db: &Database, id: &str) -> Result<(), SagaError> {
     .execute(&mut *tx)
     .await?;
     if done.rows_affected() == 1 {
+        sqlx::query(
+            "INSERT INTO allframe_saga_retries (saga_id, step_index, retried_at)
+             SELECT id, next_position, $1 FROM allframe_sagas WHERE id = $2",
+        )
+        .bind(now())
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         return Ok(());
     }

@@ -96,6 +96,17 @@ static FAILED_ONCE: Mutex<Vec<(String, usize)>> = Mutex::new(Vec::new());
 static PAUSED: Mutex<Vec<String>> = Mutex::new(Vec::new());
 /// Orders whose compensations fail.
 static BROKEN: Mutex<Vec<String>> = Mutex::new(Vec::new());
+/// The (order, step) pairs whose compensation fails.
+static BROKEN_AT: Mutex<Vec<(String, usize)>> = Mutex::new(Vec::new());
+
+/// Breaks (or mends) the compensation of step `index` of order `order`.
+fn break_compensation(order: &str, index: usize, broken: bool) {
+    let mut pairs = BROKEN_AT.lock().unwrap_or_else(|p| p.into_inner());
+    pairs.retain(|pair| *pair != (order.to_owned(), index));
+    if broken {
+        pairs.push((order.to_owned(), index));
+    }
+}
 
 fn participant() -> std::sync::MutexGuard<'static, Participant> {
     PARTICIPANT
@@ -175,14 +186,17 @@ impl Orchestrate for OrderService {
 
     fn compensate<'a>(
         &'a self,
-        _index: usize,
+        index: usize,
         step: &'a mut SagaStep<Order>,
     ) -> BoxFuture<'a, Result<(), BoxError>> {
         Box::pin(async move {
             let broken = BROKEN
                 .lock()
                 .is_ok_and(|broken| broken.contains(&step.input().order_id));
-            if step.input().compensations_break && broken {
+            let broken_here = BROKEN_AT
+                .lock()
+                .is_ok_and(|pairs| pairs.contains(&(step.input().order_id.clone(), index)));
+            if (step.input().compensations_break && broken) || broken_here {
                 return Err("the participant is down".into());
             }
             apply(step.key());
@@ -421,6 +435,48 @@ async fn a_compensation_failing_past_its_budget_is_stuck_until_retried() {
     assert_eq!(again.status(), 409, "not stuck any more");
     let error = sagas.retry(&id).await.expect_err("not stuck any more");
     assert!(error.to_string().contains("not stuck"), "{error}");
+    assert!(running.shutdown().await.is_clean());
+}
+
+#[tokio::test]
+async fn an_operator_retry_gives_a_fresh_budget_to_the_stuck_compensation_only() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let running = start(temp.path(), 60, &[]).await.expect("starts");
+    let sagas = sagas(&running);
+    let attempts = |saga: &Value, name: &str| {
+        saga["steps"]
+            .as_array()
+            .expect("steps")
+            .iter()
+            .find(|row| row["name"] == name)
+            .map_or(0, |row| row["attempts"].as_i64().unwrap_or(0))
+    };
+    break_compensation("budget-1", 1, true);
+    let id = started(&running, json!({ "order_id": "budget-1", "fail_at": 2 })).await;
+    let saga = settled(&running, &id).await;
+    assert_eq!(saga["status"], "stuck", "{saga}");
+    assert_eq!(attempts(&saga, "RefundPayment"), 2, "{saga}");
+
+    // Retried while its cause is still there: the stuck compensation gets 2 more attempts.
+    sagas.retry(&id).await.expect("retry");
+    let saga = settled(&running, &id).await;
+    assert_eq!(saga["status"], "stuck", "{saga}");
+    assert_eq!(attempts(&saga, "RefundPayment"), 4, "{saga}");
+
+    // Mended; the compensation before it breaks. It has the policy's budget, not one
+    // enlarged by the two retries of another compensation.
+    break_compensation("budget-1", 1, false);
+    break_compensation("budget-1", 0, true);
+    sagas.retry(&id).await.expect("retry");
+    let saga = settled(&running, &id).await;
+    assert_eq!(saga["status"], "stuck", "{saga}");
+    assert_eq!(attempts(&saga, "ReleaseInventory"), 2, "{saga}");
+
+    break_compensation("budget-1", 0, false);
+    sagas.retry(&id).await.expect("retry");
+    let saga = settled(&running, &id).await;
+    assert_eq!(saga["status"], "compensated", "{saga}");
+    assert_eq!(saga["retries"], 3);
     assert!(running.shutdown().await.is_clean());
 }
 
