@@ -132,7 +132,7 @@ impl Engine {
             }
             let passed = tokio::select! {
                 passed = self.pass(service, &fence) => passed,
-                () = &mut renewing => Err(WriteError::Fenced(fence.epoch)),
+                () = &mut renewing => self.lease_lost(&fence).await,
             };
             match passed {
                 Ok(Next::Continue) => {}
@@ -160,8 +160,22 @@ impl Engine {
         ended
     }
 
-    /// Renews the lease of `fence` every third of it; returns once another instance holds
-    /// the saga.
+    /// Why the lease of `fence` could not be renewed: this driver let the saga go itself (it
+    /// parked it for a reply, or finished it, in the pass the renewal raced), or another
+    /// instance took it over.
+    async fn lease_lost(&self, fence: &Fence) -> Result<Next, WriteError> {
+        let mut conn = self.db().pool().acquire().await?;
+        let saga = store::load(&mut conn, &fence.id).await?;
+        Ok(match saga {
+            None => Next::End(Ended::Gone),
+            Some(saga) if saga.epoch != fence.epoch => return Err(WriteError::Fenced(fence.epoch)),
+            Some(saga) if saga.status == SagaStatus::Running => Next::End(Ended::Parked),
+            Some(saga) => Next::End(Ended::Finished(saga.status)),
+        })
+    }
+
+    /// Renews the lease of `fence` every third of it; returns once the saga is no longer this
+    /// instance's to hold (taken over, parked or finished).
     async fn keep_lease(&self, fence: &Fence) {
         let mut every = tokio::time::interval(self.lease / 3);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
