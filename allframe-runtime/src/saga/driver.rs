@@ -219,8 +219,7 @@ impl Engine {
                     "the saga timed out after {} s",
                     self.settings.timeout_seconds
                 );
-                self.timed_out(fence, &saga, &failure).await?;
-                Ok(Next::Continue)
+                self.timed_out(fence, &saga, &failure).await
             }
             SagaStatus::Running => self.forward(service, fence, &saga).await,
             SagaStatus::Compensating if saga.next_position < 0 => {
@@ -278,15 +277,28 @@ impl Engine {
         fence: &Fence,
         saga: &SagaRecord,
         failure: &str,
-    ) -> Result<(), WriteError> {
+    ) -> Result<Next, WriteError> {
         let index = saga.next_position as usize;
         let progress = store::progress(self.db(), &fence.id, Phase::Step, index).await?;
+        if progress.awaiting
+            && let Some(names) = self.settings.steps.get(index)
+            && replies::answered_in_time(self.db(), saga).await?
+        {
+            // The reply came in time; only its handling is late.
+            let invocation = Invocation {
+                phase: Phase::Step,
+                index,
+                name: names.step,
+            };
+            return self.awaited(fence, saga, &invocation).await;
+        }
         let last = if progress.in_doubt {
             saga.next_position
         } else {
             saga.next_position - 1
         };
-        self.compensate_from(fence, last, failure).await
+        self.compensate_from(fence, last, failure).await?;
+        Ok(Next::Continue)
     }
 
     /// Runs the next step once and records how it went (or, when it awaits its reply, looks

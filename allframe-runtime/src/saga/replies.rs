@@ -170,6 +170,22 @@ pub(crate) async fn received(
     }))
 }
 
+/// Whether the step at `saga`'s position received its reply before the saga's deadline (a
+/// reply handled late, by an orchestrator that was down or busy, still counts).
+pub(crate) async fn answered_in_time(
+    db: &Database,
+    saga: &SagaRecord,
+) -> Result<bool, sqlx::Error> {
+    let received: Option<i64> = sqlx::query_scalar(
+        "SELECT received_at FROM allframe_saga_replies WHERE saga_id = $1 AND step_index = $2",
+    )
+    .bind(&saga.id)
+    .bind(saga.next_position)
+    .fetch_optional(db.pool())
+    .await?;
+    Ok(received.is_some_and(|at| at <= saga.deadline))
+}
+
 /// Leaves the saga `fence` names unowned until its `deadline` (in the caller's transaction):
 /// no instance drives it until a reply makes it due, or the deadline does.
 pub(crate) async fn park(

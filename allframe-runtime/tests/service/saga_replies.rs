@@ -17,7 +17,7 @@ use allframe_runtime::messaging::{
 };
 use allframe_runtime::resilience::RetryPolicy;
 use allframe_runtime::saga::{Orchestrate, Reply, SagaSettings, SagaStep, StepNames};
-use allframe_runtime::{BoxError, Ctx, Event, RestApi, Router, Service};
+use allframe_runtime::{BoxError, Ctx, Event, RestApi, Router, Service, sqlx};
 use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -313,16 +313,13 @@ async fn an_unanswered_step_is_compensated_at_the_deadline_as_in_doubt() {
     let participant = shipping(temp.path(), stop.clone());
 
     let id = started(&running, "o-3", "silent").await;
+    // A waiting saga holds no instance's lease.
     let parked = until(&running, &id, |saga| {
         log(saga, "step").last().map(String::as_str) == Some("CreateShipment:awaiting")
+            && saga["owner"].is_null()
     })
     .await;
     assert_eq!(parked["status"], "running");
-    assert_eq!(
-        parked["owner"],
-        Value::Null,
-        "a waiting saga holds no instance's lease: {parked}"
-    );
 
     let saga = until(&running, &id, settled).await;
     assert_eq!(saga["status"], "compensated", "{saga}");
@@ -370,5 +367,32 @@ async fn a_reply_sent_while_the_orchestrator_is_down_completes_the_saga_once_it_
     let saga = until(&running, &id, settled).await;
     assert_eq!(saga["status"], "completed", "{saga}");
     assert_eq!(saga["steps"][1]["output"], json!({ "tracking": "TRK-4" }));
+    assert!(running.shutdown().await.is_clean());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_received_before_the_deadline_counts_though_the_saga_is_driven_after_it() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let running = start(temp.path(), 1).await;
+    let id = started(&running, "o-5", "held").await;
+    until(&running, &id, |saga| {
+        log(saga, "step").last().map(String::as_str) == Some("CreateShipment:awaiting")
+    })
+    .await;
+    // Stored in time, but the wake that would have made the saga due is lost: it is driven
+    // again only at its deadline.
+    sqlx::query(
+        "INSERT INTO allframe_saga_replies (saga_id, step_index, event_type, answer, event_id,
+             payload, received_at)
+         VALUES ($1, 1, 'ShipmentCreated', 'success', 'e-5', '{\"tracking\":\"T-5\"}', $2)",
+    )
+    .bind(&id)
+    .bind(i64::try_from(std::time::UNIX_EPOCH.elapsed().expect("clock").as_millis()).expect("ms"))
+    .execute(running.ctx().db().pool())
+    .await
+    .expect("a reply row");
+    let saga = until(&running, &id, settled).await;
+    assert_eq!(saga["status"], "completed", "{saga}");
+    assert_eq!(saga["steps"][1]["output"], json!({ "tracking": "T-5" }));
     assert!(running.shutdown().await.is_clean());
 }
