@@ -136,9 +136,10 @@ timeout_seconds = 20
 CreateShipment = { success = "ShipmentCreated", failure = "ShipmentRejected" }
 "#;
 
-/// `shipping-service`'s answer `event` to saga `saga_id`, as its handler would publish it.
-fn answer(event: &str, saga_id: &str, payload: serde_json::Value) -> OutboundMessage {
-    OutboundMessage {
+/// Publishes `shipping-service`'s answer `event` to saga `saga_id` on the local bus in
+/// `data_dir`, as its handler would.
+fn answer(data_dir: &Path, event: &str, saga_id: &str, payload: serde_json::Value) {
+    let message = OutboundMessage {
         topic: topic_name("replies", "shipping-service", event),
         envelope: Envelope {
             id: uuid::Uuid::now_v7(),
@@ -156,7 +157,8 @@ fn answer(event: &str, saga_id: &str, payload: serde_json::Value) -> OutboundMes
             format: PayloadFormat::Json,
             payload: serde_json::to_vec(&payload).expect("json"),
         },
-    }
+    };
+    publish(data_dir, &[message]);
 }
 
 /// The ignited orchestrator of a file whose saga awaits replies, as its binary, the test
@@ -220,13 +222,11 @@ fn a_saga_awaiting_its_participants_reply_completes_declines_times_out_and_survi
     let first = Service::start(&binary, &data);
     let shipped = start(&first.base, "order-1");
     until(&first.base, &shipped, &awaiting);
-    publish(
+    answer(
         &data,
-        &[answer(
-            "ShipmentCreated",
-            &shipped,
-            serde_json::json!({ "tracking": "T-1" }),
-        )],
+        "ShipmentCreated",
+        &shipped,
+        serde_json::json!({ "tracking": "T-1" }),
     );
     let saga = until(&first.base, &shipped, &settled);
     assert_eq!(saga["status"], "completed", "{saga}");
@@ -234,13 +234,11 @@ fn a_saga_awaiting_its_participants_reply_completes_declines_times_out_and_survi
 
     let refused = start(&first.base, "order-2");
     until(&first.base, &refused, &awaiting);
-    publish(
+    answer(
         &data,
-        &[answer(
-            "ShipmentRejected",
-            &refused,
-            serde_json::json!({ "reason": "no carrier" }),
-        )],
+        "ShipmentRejected",
+        &refused,
+        serde_json::json!({ "reason": "no carrier" }),
     );
     let saga = until(&first.base, &refused, &settled);
     assert_eq!(saga["status"], "compensated", "{saga}");
@@ -253,13 +251,11 @@ fn a_saga_awaiting_its_participants_reply_completes_declines_times_out_and_survi
     until(&first.base, &silent, &awaiting);
     until(&first.base, &waiting, &awaiting);
     first.kill();
-    publish(
+    answer(
         &data,
-        &[answer(
-            "ShipmentCreated",
-            &waiting,
-            serde_json::json!({ "tracking": "T-4" }),
-        )],
+        "ShipmentCreated",
+        &waiting,
+        serde_json::json!({ "tracking": "T-4" }),
     );
     let second = Service::start(&binary, &data);
     let saga = until(&second.base, &waiting, &settled);
