@@ -5,6 +5,44 @@
 
 use super::*;
 
+/// Starts a saga for `reference` on the orchestrator at `base`; its id.
+fn start(base: &str, reference: &str) -> String {
+    let reply = reqwest::blocking::Client::new()
+        .post(format!("{base}/sagas"))
+        .json(&serde_json::json!({ "reference": reference }))
+        .send()
+        .expect("POST /sagas");
+    assert_eq!(reply.status(), 202);
+    let body: serde_json::Value = reply.json().expect("json");
+    body["id"].as_str().expect("an id").to_owned()
+}
+
+/// Polls saga `id` at `base` until `done` holds of it (30 s at most); the saga then.
+fn until(base: &str, id: &str, done: &dyn Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    let client = reqwest::blocking::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let saga: serde_json::Value = client
+            .get(format!("{base}/sagas/{id}"))
+            .send()
+            .and_then(|r| r.json())
+            .expect("GET /sagas/{id}");
+        if done(&saga) {
+            return saga;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "saga {id} never got there: {saga}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Whether a saga is no longer running or compensating.
+fn settled(saga: &serde_json::Value) -> bool {
+    !matches!(saga["status"].as_str(), Some("running" | "compensating"))
+}
+
 /// The quick start's saga orchestrator as its binary, on the embedded default: sagas started
 /// over REST complete; a second saga for a reserved reference fails its first step and is
 /// compensated; the process killed with SIGKILL while sagas run resumes them all on restart;
@@ -25,40 +63,12 @@ fn sagas_run_over_rest_resume_after_sigkill_and_are_read_through_the_cli() {
         ("ALLFRAME_SAGA_LEASE_SECS", "1"),
     ];
     let client = reqwest::blocking::Client::new();
-    let start = |base: &str, reference: &str| -> String {
-        let reply = client
-            .post(format!("{base}/sagas"))
-            .json(&serde_json::json!({ "reference": reference }))
-            .send()
-            .expect("POST /sagas");
-        assert_eq!(reply.status(), 202);
-        let body: serde_json::Value = reply.json().expect("json");
-        body["id"].as_str().expect("an id").to_owned()
-    };
-    let settled = |base: &str, id: &str| -> serde_json::Value {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let saga: serde_json::Value = client
-                .get(format!("{base}/sagas/{id}"))
-                .send()
-                .and_then(|r| r.json())
-                .expect("GET /sagas/{id}");
-            if !matches!(saga["status"].as_str(), Some("running" | "compensating")) {
-                return saga;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "saga {id} did not settle: {saga}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    };
 
     let first = Service::start_with(&binary, &data, &vars);
     let done = start(&first.base, "order-1");
-    assert_eq!(settled(&first.base, &done)["status"], "completed");
+    assert_eq!(until(&first.base, &done, &settled)["status"], "completed");
     let refused = start(&first.base, "order-1");
-    let saga = settled(&first.base, &refused);
+    let saga = until(&first.base, &refused, &settled);
     assert_eq!(saga["status"], "compensated", "{saga}");
     assert_eq!(saga["steps"][0]["status"], "failed", "{saga}");
     let bad = client
@@ -75,7 +85,11 @@ fn sagas_run_over_rest_resume_after_sigkill_and_are_read_through_the_cli() {
     first.kill();
     let second = Service::start_with(&binary, &data, &vars);
     for id in &running {
-        assert_eq!(settled(&second.base, id)["status"], "completed", "{id}");
+        assert_eq!(
+            until(&second.base, id, &settled)["status"],
+            "completed",
+            "{id}"
+        );
     }
 
     let sagas = |action, id: Option<String>| {
@@ -176,39 +190,7 @@ fn a_saga_awaiting_its_participants_reply_completes_declines_times_out_and_survi
     cargo(&out, &["build", "-p", "order-service"]);
     let binary = e2e_target_dir().join("debug/order-service");
     let data = work.path().join("data");
-    let client = reqwest::blocking::Client::new();
-    let start = |base: &str, reference: &str| -> String {
-        let reply = client
-            .post(format!("{base}/sagas"))
-            .json(&serde_json::json!({ "reference": reference }))
-            .send()
-            .expect("POST /sagas");
-        assert_eq!(reply.status(), 202);
-        let body: serde_json::Value = reply.json().expect("json");
-        body["id"].as_str().expect("an id").to_owned()
-    };
-    let until = |base: &str, id: &str, done: &dyn Fn(&serde_json::Value) -> bool| {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let saga: serde_json::Value = client
-                .get(format!("{base}/sagas/{id}"))
-                .send()
-                .and_then(|r| r.json())
-                .expect("GET /sagas/{id}");
-            if done(&saga) {
-                return saga;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "saga {id} never got there: {saga}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    };
     let awaiting = |saga: &serde_json::Value| saga["steps"][1]["status"] == "awaiting";
-    let settled = |saga: &serde_json::Value| {
-        !matches!(saga["status"].as_str(), Some("running" | "compensating"))
-    };
     let compensations = |saga: &serde_json::Value| -> Vec<String> {
         saga["steps"]
             .as_array()

@@ -282,7 +282,8 @@ impl Engine {
         let progress = store::progress(self.db(), &fence.id, Phase::Step, index).await?;
         if progress.awaiting
             && let Some(names) = self.settings.steps.get(index)
-            && replies::answered_in_time(self.db(), saga).await?
+            && let Some(reply) = replies::received(self.db(), &fence.id, index).await?
+            && reply.received_at <= saga.deadline
         {
             // The reply came in time; only its handling is late.
             let invocation = Invocation {
@@ -290,7 +291,7 @@ impl Engine {
                 index,
                 name: names.step,
             };
-            return self.awaited(fence, saga, &invocation).await;
+            return self.answered(fence, saga, &invocation, reply).await;
         }
         let last = if progress.in_doubt {
             saga.next_position

@@ -96,6 +96,8 @@ pub(crate) struct Received {
     pub(crate) event_type: String,
     pub(crate) answer: Answer,
     pub(crate) payload: String,
+    /// When the orchestrator stored it, in Unix milliseconds.
+    pub(crate) received_at: i64,
 }
 
 /// Stores the reply `delivery` brings for step `index` of saga `saga_id` (when that saga is
@@ -151,39 +153,26 @@ pub(crate) async fn received(
     id: &str,
     index: usize,
 ) -> Result<Option<Received>, sqlx::Error> {
-    let row: Option<(String, String, String)> = sqlx::query_as(
-        "SELECT event_type, answer, payload FROM allframe_saga_replies
+    let row: Option<(String, String, String, i64)> = sqlx::query_as(
+        "SELECT event_type, answer, payload, received_at FROM allframe_saga_replies
          WHERE saga_id = $1 AND step_index = $2",
     )
     .bind(id)
     .bind(index as i64)
     .fetch_optional(db.pool())
     .await?;
-    Ok(row.map(|(event_type, answer, payload)| Received {
-        event_type,
-        answer: if answer == Answer::Success.as_str() {
-            Answer::Success
-        } else {
-            Answer::Failure
-        },
-        payload,
-    }))
-}
-
-/// Whether the step at `saga`'s position received its reply before the saga's deadline (a
-/// reply handled late, by an orchestrator that was down or busy, still counts).
-pub(crate) async fn answered_in_time(
-    db: &Database,
-    saga: &SagaRecord,
-) -> Result<bool, sqlx::Error> {
-    let received: Option<i64> = sqlx::query_scalar(
-        "SELECT received_at FROM allframe_saga_replies WHERE saga_id = $1 AND step_index = $2",
+    Ok(
+        row.map(|(event_type, answer, payload, received_at)| Received {
+            event_type,
+            answer: if answer == Answer::Success.as_str() {
+                Answer::Success
+            } else {
+                Answer::Failure
+            },
+            payload,
+            received_at,
+        }),
     )
-    .bind(&saga.id)
-    .bind(saga.next_position)
-    .fetch_optional(db.pool())
-    .await?;
-    Ok(received.is_some_and(|at| at <= saga.deadline))
 }
 
 /// Leaves the saga `fence` names unowned until its `deadline` (in the caller's transaction):
@@ -272,9 +261,9 @@ impl Handlers for ReplyHandlers {
 }
 
 impl super::driver::Engine {
-    /// The step at the saga's position sent its command and awaits its reply: complete it with
-    /// the success event's payload, fail it on the failure event (compensating the steps before
-    /// it), or, with no answer yet, park the saga until one comes or the deadline does.
+    /// The step at the saga's position sent its command and awaits its reply: act on the
+    /// reply ([`Self::answered`]), or, with no answer yet, park the saga until one comes or the
+    /// deadline does.
     pub(super) async fn awaited(
         &self,
         fence: &Fence,
@@ -300,6 +289,20 @@ impl super::driver::Engine {
                 "saga parked until its step's reply or its deadline");
             return Ok(Next::End(Ended::Parked));
         };
+        self.answered(fence, saga, invocation, reply).await
+    }
+
+    /// Acts on the reply to the awaiting step at the saga's position: complete the step with
+    /// the success event's payload, or fail it on the failure event (compensating the steps
+    /// before it).
+    pub(super) async fn answered(
+        &self,
+        fence: &Fence,
+        saga: &SagaRecord,
+        invocation: &Invocation<'_>,
+        reply: Received,
+    ) -> Result<super::driver::Next, WriteError> {
+        use super::driver::Next;
         match reply.answer {
             Answer::Success => {
                 let mut tx = self.ctx.db().begin_write().await?;
