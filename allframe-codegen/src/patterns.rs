@@ -146,7 +146,7 @@ pub(crate) fn gateway(p: &TokenStream, plan: &ServicePlan<'_>) -> Option<TokenSt
         Literal::u32_unsuffixed(b.success_threshold),
         Literal::u64_unsuffixed(b.timeout_ms),
     );
-    let retry = call_retry(p, plan);
+    let retry = call_retry(p, &resilience.call_retry);
     let providers = plan.providers.iter().map(|provider| {
         let name = provider.name;
         let timeout = match provider.timeout_ms {
@@ -202,7 +202,7 @@ pub(crate) fn saga(p: &TokenStream, plan: &ServicePlan<'_>) -> Option<TokenStrea
             .iter()
             .map(move |producer| quote!(#p::ConsumedEvent { event: #event, producer: #producer }))
     });
-    let retry = call_retry(p, plan);
+    let retry = call_retry(p, &plan.service.common.resilience.retry);
     Some(quote! {
         .saga(#p::SagaSettings {
             name: #name,
@@ -214,10 +214,9 @@ pub(crate) fn saga(p: &TokenStream, plan: &ServicePlan<'_>) -> Option<TokenStrea
     })
 }
 
-/// The service's retry policy (`[resilience] retry`, overridden per service) as the runtime's
-/// `RetryPolicy { … }` for calls.
-fn call_retry(p: &TokenStream, plan: &ServicePlan<'_>) -> TokenStream {
-    let r = plan.service.common.resilience.retry;
+/// A resolved retry policy (the service's, or its provider calls') as the runtime's
+/// `CallRetryPolicy { … }`.
+fn call_retry(p: &TokenStream, r: &allframe_config::model::RetryPolicy) -> TokenStream {
     let (attempts, initial, max) = (
         Literal::u32_unsuffixed(r.max_attempts),
         Literal::u64_unsuffixed(r.initial_interval_ms),

@@ -108,7 +108,8 @@ impl ConsumedPlan<'_> {
     }
 }
 
-/// One provider of a `gateway` (`[services.integrations] providers`).
+/// One provider of `[services.integrations] providers`: a gateway's, or a participant a saga
+/// orchestrator calls.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProviderPlan<'a> {
     /// The name as written, e.g. `legacy-erp`: the runtime's provider name and `<NAME>_URL`.
@@ -226,7 +227,7 @@ pub struct ServicePlan<'a> {
     pub ingestions: Vec<IngestionPlan<'a>>,
     /// A `consumer`'s events and policy.
     pub consumer: Option<ConsumerPlan<'a>>,
-    /// A `gateway`'s providers, in the file's order (empty for other types).
+    /// The providers of `[services.integrations]`, in the file's order (empty without one).
     pub providers: Vec<ProviderPlan<'a>>,
     /// A `saga-orchestrator`'s saga.
     pub saga: Option<SagaPlan<'a>>,
@@ -329,9 +330,10 @@ fn ingestions(service: &ResolvedService) -> Vec<IngestionPlan<'_>> {
         .collect()
 }
 
-/// A gateway's providers, each with its client type and accessor.
+/// The providers of `[services.integrations]` (a gateway's, or the participants a saga
+/// orchestrator calls), each with its client type and accessor.
 fn providers(service: &ResolvedService) -> Vec<ProviderPlan<'_>> {
-    let Archetype::Gateway(integrations) = &service.archetype else {
+    let Some(integrations) = service.archetype.integrations() else {
         return Vec::new();
     };
     integrations
@@ -348,7 +350,7 @@ fn providers(service: &ResolvedService) -> Vec<ProviderPlan<'_>> {
 
 /// A saga orchestrator's steps, each with its method, its compensation's and its reply.
 fn saga<'a>(arch: &'a Architecture, service: &'a ResolvedService) -> Option<SagaPlan<'a>> {
-    let Archetype::SagaOrchestrator(saga) = &service.archetype else {
+    let Archetype::SagaOrchestrator { saga, .. } = &service.archetype else {
         return None;
     };
     let steps = saga
@@ -651,6 +653,26 @@ pattern = "outbox"
         planned(&timed, |plan| {
             let plan = plan.expect("planned");
             assert!(plan.providers.iter().all(|p| p.timeout_ms == Some(2500)));
+        });
+    }
+
+    #[test]
+    fn a_saga_calling_participants_gets_their_clients_and_the_gateway_feature() {
+        let text = "[architecture]\nname = \"shop\"\n[[services]]\nname = \"orders\"\ntype = \"saga-orchestrator\"\n[services.saga]\nname = \"Checkout\"\nsteps = [\"Pay\"]\ncompensation = [\"Refund\"]\n[services.integrations]\nproviders = [\"payment-gateway\"]\n";
+        planned(text, |plan| {
+            let plan = plan.expect("planned");
+            let clients: Vec<&str> = plan.providers.iter().map(|p| p.client.as_str()).collect();
+            assert_eq!(clients, ["PaymentGateway"]);
+            assert!(plan.features().contains(&RuntimeFeature::Gateway));
+        });
+        let alone = text.replace(
+            "[services.integrations]\nproviders = [\"payment-gateway\"]\n",
+            "",
+        );
+        planned(&alone, |plan| {
+            let plan = plan.expect("planned");
+            assert!(plan.providers.is_empty());
+            assert!(!plan.features().contains(&RuntimeFeature::Gateway));
         });
     }
 }

@@ -156,6 +156,18 @@ fn table_on_the_wrong_type() {
 }
 
 #[test]
+fn a_table_of_several_types_names_them_all_on_another() {
+    let d = diagnostics(
+        "[[services]]\nname = \"a\"\ntype = \"stateless\"\n[services.integrations]\nproviders = [\"x\"]\n",
+    );
+    let e = find(&d, Code::MisplacedTable);
+    assert!(
+        e.message.contains("type `gateway` or `saga-orchestrator`"),
+        "{e:?}"
+    );
+}
+
+#[test]
 fn table_missing_for_the_type() {
     let d = diagnostics("[[services]]\nname = \"orders\"\ntype = \"saga-orchestrator\"\n");
     let e = find(&d, Code::MissingTable);

@@ -182,7 +182,7 @@ fn reference_file_services() {
     );
 
     let order = arch.service("order-service").expect("order");
-    let Archetype::SagaOrchestrator(saga) = &order.archetype else {
+    let Archetype::SagaOrchestrator { saga, .. } = &order.archetype else {
         panic!("a saga orchestrator resolves with its [services.saga] table")
     };
     assert_eq!(Some(saga), entry(&file, "order-service").saga.as_ref());
@@ -199,10 +199,10 @@ fn reference_file_services() {
     assert_eq!(order.common.grpc_port, Some(9091), "next free gRPC port");
 
     let payment = arch.service("payment-gateway").expect("payment");
-    assert_eq!(payment.common.resilience.retry.max_attempts, 3);
-    assert!(payment.common.resilience.retry.idempotent_only);
+    assert_eq!(payment.common.resilience.call_retry.max_attempts, 3);
+    assert!(payment.common.resilience.call_retry.idempotent_only);
     assert_eq!(
-        payment.common.resilience.retry.initial_interval_ms, 100,
+        payment.common.resilience.call_retry.initial_interval_ms, 100,
         "inherited from [resilience]"
     );
     assert_eq!(

@@ -161,6 +161,7 @@ fn applies(template: &Template, service: &ServiceContext) -> bool {
         When::Always => true,
         When::Grpc => service.grpc,
         When::Messaging => service.messaging.is_some(),
+        When::Providers => !service.archetype.providers().is_empty(),
         // Workspace templates only (see `plan`).
         When::Events => true,
     }

@@ -25,6 +25,8 @@ pub enum When {
     Grpc,
     /// Only for services that declare `[services.messaging]`.
     Messaging,
+    /// Only for services that call providers through clients (`[services.integrations]`).
+    Providers,
     /// Only when the architecture names events (the workspace's shared event-types crate).
     Events,
 }

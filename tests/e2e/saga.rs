@@ -1,7 +1,15 @@
 //! Saga orchestrators as their binaries, on the embedded default: the quick start's, driven over
-//! REST, killed and resumed, read through the CLI; and one whose step awaits its participant's
+//! REST, killed and resumed, read through the CLI; one whose step awaits its participant's
 //! reply on the bus, the test playing the participant — answering, declining, keeping silent,
-//! and answering while the orchestrator is down.
+//! and answering while the orchestrator is down; and one whose steps call participants over
+//! HTTP, one of them through a gateway of the same file, the test playing the external APIs.
+
+use std::sync::{Arc, Mutex};
+
+use allframe::axum::extract::Path as UrlPath;
+use allframe::axum::http::{HeaderMap, HeaderValue, StatusCode};
+use allframe::axum::response::{IntoResponse, Response};
+use allframe::axum::routing::post;
 
 use super::*;
 
@@ -251,4 +259,227 @@ fn a_saga_awaiting_its_participants_reply_completes_declines_times_out_and_survi
     );
     let (status, _) = second.terminate();
     assert_eq!(status.code(), Some(0));
+}
+
+/// An orchestrator whose `ChargeCard` step calls `payment-gateway` (a gateway of this file,
+/// calling the external `payments` API) and whose `BookCourier` step calls `courier` directly.
+const CALLING: &str = r#"[architecture]
+name = "calling"
+
+[[services]]
+name = "payment-gateway"
+type = "gateway"
+
+[services.integrations]
+providers = ["payments"]
+retry = { max_attempts = 3, initial_interval_ms = 10, idempotent_only = true }
+
+[[services]]
+name = "order-service"
+type = "saga-orchestrator"
+retry = { max_attempts = 2, initial_interval_ms = 10 }
+
+[services.saga]
+name = "CheckoutSaga"
+steps = ["ReserveStock", "ChargeCard", "BookCourier"]
+compensation = ["ReleaseStock", "RefundCard", "CancelCourier"]
+timeout_seconds = 30
+
+[services.integrations]
+providers = ["payment-gateway", "courier"]
+"#;
+
+/// What a stand-in API was called with: the API, the idempotency key, the body.
+type Call = (String, String, serde_json::Value);
+
+/// Stand-ins for the external `payments` API and the courier at `<url>/payments` and
+/// `<url>/courier`, recording every call. Payments refuses (402) a reference starting with
+/// `refused` and is unavailable (503) for the first call about one starting with `flaky`; the
+/// courier refuses a reference starting with `nocourier`.
+struct Apis {
+    url: String,
+    calls: Arc<Mutex<Vec<Call>>>,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl Apis {
+    fn start() -> Self {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        let calls: Arc<Mutex<Vec<Call>>> = Arc::default();
+        let seen = calls.clone();
+        let answer =
+            move |UrlPath(api): UrlPath<String>,
+                  headers: HeaderMap,
+                  allframe::Json(body): allframe::Json<serde_json::Value>| {
+                let seen = seen.clone();
+                async move {
+                    let reference = body["reference"].as_str().unwrap_or_default().to_owned();
+                    let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok());
+                    let mut seen = seen.lock().expect("calls");
+                    let earlier = seen
+                        .iter()
+                        .filter(|(to, _, b)| *to == api && b["reference"] == reference.as_str())
+                        .count();
+                    seen.push((api.clone(), key.unwrap_or_default().to_owned(), body));
+                    let refused = (api == "payments" && reference.starts_with("refused"))
+                        || (api == "courier" && reference.starts_with("nocourier"));
+                    if refused {
+                        return StatusCode::PAYMENT_REQUIRED.into_response();
+                    }
+                    if api == "payments" && reference.starts_with("flaky") && earlier == 0 {
+                        let mut busy: Response = StatusCode::SERVICE_UNAVAILABLE.into_response();
+                        let now = HeaderValue::from_static("0");
+                        busy.headers_mut().insert("retry-after", now);
+                        return busy;
+                    }
+                    let id = serde_json::json!({ "id": format!("{api}-{reference}") });
+                    (StatusCode::CREATED, allframe::Json(id)).into_response()
+                }
+            };
+        let app = allframe::axum::Router::new().route("/{api}/calls", post(answer));
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("an address"));
+        runtime.spawn(async move { allframe::axum::serve(listener, app).await });
+        Self {
+            url,
+            calls,
+            _runtime: runtime,
+        }
+    }
+
+    /// The calls about `reference`, in order: the API and the idempotency key of each.
+    fn about(&self, reference: &str) -> Vec<(String, String)> {
+        let calls = self.calls.lock().expect("calls");
+        calls
+            .iter()
+            .filter(|(_, _, body)| body["reference"] == reference)
+            .map(|(api, key, _)| (api.clone(), key.clone()))
+            .collect()
+    }
+}
+
+/// Expected calls: each `(api, step)` as the API sees it, keyed `<saga id>:<step>`.
+fn keyed(id: &str, calls: &[(&str, &str)]) -> Vec<(String, String)> {
+    calls
+        .iter()
+        .map(|(api, step)| ((*api).to_owned(), format!("{id}:{step}")))
+        .collect()
+}
+
+/// The ignited orchestrator and gateway of a file whose saga steps call participants over HTTP,
+/// as their binaries on the embedded default, the test playing the external APIs. Started over
+/// REST, a saga completes with each API called once under its step's key (the card through the
+/// gateway); an API unavailable once is retried by the gateway under the same key; a refused
+/// charge compensates the reservation only; a refused courier refunds the card through the
+/// gateway, under the refund's own key, then releases the stock. The scaffold lints clean and
+/// its own tests pass.
+#[test]
+fn a_saga_calls_its_participants_through_a_gateway_and_compensates_what_they_refuse() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let config = work.path().join("architecture.toml");
+    std::fs::write(&config, CALLING).expect("write the file");
+    let out = work.path().join("calling");
+    ignite_into(config, &out, true);
+    clippy(&out);
+    cargo(&out, &["test", "--workspace"]);
+    let binaries = e2e_target_dir().join("debug");
+    let apis = Apis::start();
+
+    let payments = format!("{}/payments", apis.url);
+    let gateway = Service::start_with(
+        &binaries.join("payment-gateway"),
+        &work.path().join("gateway-data"),
+        &[("PAYMENTS_URL", payments.as_str())],
+    );
+    let (via_gateway, courier) = (
+        format!("{}/payments", gateway.base),
+        format!("{}/courier", apis.url),
+    );
+    let orders = Service::start_with(
+        &binaries.join("order-service"),
+        &work.path().join("order-data"),
+        &[
+            ("PAYMENT_GATEWAY_URL", via_gateway.as_str()),
+            ("COURIER_URL", courier.as_str()),
+        ],
+    );
+    let run = |reference: &str| {
+        let id = start(&orders.base, reference);
+        let saga = until(&orders.base, &id, &settled);
+        (id, saga)
+    };
+    let compensations = |saga: &serde_json::Value| -> Vec<String> {
+        let log = saga["steps"].as_array().expect("the step log");
+        log.iter()
+            .filter(|row| row["phase"] == "compensation")
+            .map(|row| row["name"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+
+    let (id, saga) = run("order-1");
+    assert_eq!(saga["status"], "completed", "{saga}");
+    let charged = &saga["steps"][1]["output"]["payment-gateway"]["id"];
+    assert_eq!(charged, "payments-order-1", "{saga}");
+    let expected = keyed(
+        &id,
+        &[("payments", "ChargeCard"), ("courier", "BookCourier")],
+    );
+    assert_eq!(apis.about("order-1"), expected);
+
+    let (id, saga) = run("flaky-2");
+    assert_eq!(saga["status"], "completed", "{saga}");
+    let retried = [
+        ("payments", "ChargeCard"),
+        ("payments", "ChargeCard"),
+        ("courier", "BookCourier"),
+    ];
+    let expected = keyed(&id, &retried);
+    assert_eq!(
+        apis.about("flaky-2"),
+        expected,
+        "the gateway retried the 503"
+    );
+
+    let (id, saga) = run("refused-3");
+    assert_eq!(saga["status"], "compensated", "{saga}");
+    assert_eq!(saga["steps"][1]["status"], "failed", "{saga}");
+    let error = saga["steps"][1]["error"].as_str().unwrap_or_default();
+    assert!(error.contains("402"), "{saga}");
+    assert_eq!(compensations(&saga), ["ReleaseStock"], "{saga}");
+    let attempts = [("payments", "ChargeCard"); 2];
+    assert_eq!(
+        apis.about("refused-3"),
+        keyed(&id, &attempts),
+        "the step's retries"
+    );
+
+    let (id, saga) = run("nocourier-4");
+    assert_eq!(saga["status"], "compensated", "{saga}");
+    assert_eq!(
+        compensations(&saga),
+        ["RefundCard", "ReleaseStock"],
+        "{saga}"
+    );
+    let calls = apis.about("nocourier-4");
+    let refund = ("payments".to_owned(), format!("{id}:RefundCard"));
+    assert_eq!(
+        calls.iter().filter(|c| **c == refund).count(),
+        1,
+        "{calls:?}"
+    );
+    assert_eq!(
+        calls[0],
+        ("payments".to_owned(), format!("{id}:ChargeCard"))
+    );
+
+    for service in [orders, gateway] {
+        let (status, _) = service.terminate();
+        assert_eq!(status.code(), Some(0));
+    }
 }

@@ -29,12 +29,25 @@ pub(crate) fn expand(
     env: &Env,
 ) -> Result<TokenStream, syn::Error> {
     emit::not_generic(item)?;
+    let items = integrations(args, item, plan);
+    emit::service(args, item, loaded, plan, env, items)
+}
+
+/// The `Integrations` trait beside the user's struct (one client type per provider of
+/// `[services.integrations]`) and an accessor per provider on the struct: what a gateway is
+/// made of, and what a saga orchestrator calling participants over HTTP gets too.
+pub(crate) fn integrations(
+    args: &ServiceArgs,
+    item: &syn::ItemStruct,
+    plan: &ServicePlan<'_>,
+) -> TokenStream {
     let krate = &args.krate;
     let p = quote!(#krate::__private);
     let ident = &item.ident;
     let span: Span = ident.span();
     let vis = &item.vis;
     let name = plan.service.name();
+    let kind = plan.service.kind();
 
     let integrations = Obligation {
         name: "Integrations".into(),
@@ -42,8 +55,8 @@ pub(crate) fn expand(
             "How `{name}` calls its providers, as `{}` declares them: one client type per provider, built over the runtime's client for it (breaker, retries, timeout, `<PROVIDER>_URL`).",
             args.config
         ),
-        message: format!("`{{Self}}` is the gateway `{name}`, so it must implement `Integrations`"),
-        label: "this gateway does not say how it calls its providers",
+        message: format!("`{{Self}}` is the {kind} `{name}`, which calls providers, so it must implement `Integrations`"),
+        label: "this service does not say how it calls its providers",
         items: plan
             .providers
             .iter()
@@ -76,12 +89,11 @@ pub(crate) fn expand(
             }
         }
     });
-    let items = quote! {
+    quote! {
         #integrations
 
         impl #ident {
             #(#accessors)*
         }
-    };
-    emit::service(args, item, loaded, plan, env, items)
+    }
 }

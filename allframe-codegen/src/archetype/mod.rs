@@ -28,7 +28,7 @@ pub(crate) fn expand(
         Archetype::Producer(_) => producer::expand(args, item, loaded, plan, env),
         Archetype::Consumer(_) => consumer::expand(args, item, loaded, plan, env),
         Archetype::Gateway(_) => gateway::expand(args, item, loaded, plan, env),
-        Archetype::SagaOrchestrator(_) => saga::expand(args, item, loaded, plan, env),
+        Archetype::SagaOrchestrator { .. } => saga::expand(args, item, loaded, plan, env),
         // `plan` refuses every type without a module above.
         other => Err(syn::Error::new(
             args.name_span,

@@ -11,6 +11,9 @@
 //! - `allframe::Service` and `allframe::RestApi` (the scaffold's routes are
 //!   `allframe::saga::routes::<Self>()`).
 //!
+//! - with `[services.integrations]`, the participants its steps call over HTTP: `Integrations`
+//!   and one accessor per provider, exactly as a `gateway`'s.
+//!
 //! Derived: `allframe::saga::Orchestrate`, dispatching each step and compensation by position
 //! to the user's methods.
 
@@ -70,8 +73,12 @@ pub(crate) fn expand(
     );
     // Spanned at the struct: without an impl of the saga's trait, the error points there.
     let input = quote_spanned!(span=> type Input = <Self as #trait_ident>::Input;);
+    // Participants called over HTTP: their clients, as a gateway's providers.
+    let integrations =
+        (!plan.providers.is_empty()).then(|| super::gateway::integrations(args, item, plan));
     let items = quote! {
         #obligation
+        #integrations
 
         impl #p::Orchestrate for #ident {
             #input

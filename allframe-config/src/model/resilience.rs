@@ -138,8 +138,11 @@ pub struct RateLimitPolicy {
 pub struct ResiliencePolicy {
     /// Circuit breaker for outbound calls.
     pub circuit_breaker: CircuitBreakerPolicy,
-    /// Retry policy for outbound calls.
+    /// The service's retry policy (`[resilience] retry`, then the service's `retry`): a saga's
+    /// steps, a consumer's redeliveries, the outbox relay's publish backoff.
     pub retry: RetryPolicy,
+    /// The retry policy of provider calls (`[services.integrations] retry` over `retry`).
+    pub call_retry: RetryPolicy,
     /// Concurrency limit for inbound requests, when declared (`[resilience]` or the
     /// service's own table; fields not given there take the built-in values).
     pub bulkhead: Option<BulkheadPolicy>,

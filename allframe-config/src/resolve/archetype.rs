@@ -19,7 +19,13 @@ pub enum Archetype {
     /// Event history with CQRS projections.
     EventSourced(Cqrs),
     /// Coordinates a distributed transaction.
-    SagaOrchestrator(Saga),
+    SagaOrchestrator {
+        /// The saga it drives.
+        saga: Saga,
+        /// The participants its steps call over HTTP (`[services.integrations]`), when
+        /// declared: each gets a client as a gateway's providers do.
+        integrations: Option<Integrations>,
+    },
     /// Integrates external providers.
     Gateway(Integrations),
     /// Processes events.
@@ -61,7 +67,7 @@ impl Archetype {
             Archetype::Stateless => T::Stateless,
             Archetype::Producer(_) => T::Producer,
             Archetype::EventSourced(_) => T::EventSourced,
-            Archetype::SagaOrchestrator(_) => T::SagaOrchestrator,
+            Archetype::SagaOrchestrator { .. } => T::SagaOrchestrator,
             Archetype::Gateway(_) => T::Gateway,
             Archetype::Consumer(_) => T::Consumer,
             Archetype::StreamProcessor(_) => T::StreamProcessor,
@@ -84,7 +90,7 @@ impl Archetype {
                 ..
             } => &subscriptions.events,
             Archetype::Cache(cache) => &cache.invalidation,
-            Archetype::SagaOrchestrator(saga) => {
+            Archetype::SagaOrchestrator { saga, .. } => {
                 return saga
                     .replies
                     .values()
@@ -95,6 +101,16 @@ impl Archetype {
             _ => &[],
         };
         listed.iter().map(String::as_str).collect()
+    }
+
+    /// What the service calls over HTTP through provider clients: a `gateway`'s
+    /// `[services.integrations]`, or a saga orchestrator's when it declares one.
+    pub fn integrations(&self) -> Option<&Integrations> {
+        match self {
+            Archetype::Gateway(integrations) => Some(integrations),
+            Archetype::SagaOrchestrator { integrations, .. } => integrations.as_ref(),
+            _ => None,
+        }
     }
 
     /// The services a `bff` aggregates (empty for other types).
@@ -114,7 +130,10 @@ impl Archetype {
             T::Stateless => Archetype::Stateless,
             T::Producer => Archetype::Producer(Producer::resolve(s)),
             T::EventSourced => Archetype::EventSourced(s.cqrs.clone().ok_or("cqrs")?),
-            T::SagaOrchestrator => Archetype::SagaOrchestrator(s.saga.clone().ok_or("saga")?),
+            T::SagaOrchestrator => Archetype::SagaOrchestrator {
+                saga: s.saga.clone().ok_or("saga")?,
+                integrations: s.integrations.clone(),
+            },
             T::Gateway => Archetype::Gateway(s.integrations.clone().ok_or("integrations")?),
             T::Consumer => Archetype::Consumer(s.consumer.clone().ok_or("consumer")?),
             T::StreamProcessor => Archetype::StreamProcessor(s.stream.clone().ok_or("stream")?),
@@ -181,27 +200,30 @@ impl Producer {
     }
 }
 
-/// Each table tied to one service type, with the type it belongs to (`graphql` is not among
-/// them: any service speaking GraphQL may carry it).
-pub const TYPE_TABLES: &[(&str, ServiceType)] = &[
-    ("bff", ServiceType::Bff),
-    ("saga", ServiceType::SagaOrchestrator),
-    ("integrations", ServiceType::Gateway),
-    ("cqrs", ServiceType::EventSourced),
-    ("consumer", ServiceType::Consumer),
-    ("websocket", ServiceType::WebsocketGateway),
-    ("subscriptions", ServiceType::WebsocketGateway),
-    ("schedule", ServiceType::Scheduled),
-    ("jobs", ServiceType::Scheduled),
-    ("acl", ServiceType::AntiCorruptionLayer),
-    ("stream", ServiceType::StreamProcessor),
-    ("cache", ServiceType::Cache),
+/// Each table tied to service types, with the types that may carry it, the one it is made
+/// for first (`graphql` is not among them: any service speaking GraphQL may carry it).
+pub const TYPE_TABLES: &[(&str, &[ServiceType])] = &[
+    ("bff", &[ServiceType::Bff]),
+    ("saga", &[ServiceType::SagaOrchestrator]),
+    (
+        "integrations",
+        &[ServiceType::Gateway, ServiceType::SagaOrchestrator],
+    ),
+    ("cqrs", &[ServiceType::EventSourced]),
+    ("consumer", &[ServiceType::Consumer]),
+    ("websocket", &[ServiceType::WebsocketGateway]),
+    ("subscriptions", &[ServiceType::WebsocketGateway]),
+    ("schedule", &[ServiceType::Scheduled]),
+    ("jobs", &[ServiceType::Scheduled]),
+    ("acl", &[ServiceType::AntiCorruptionLayer]),
+    ("stream", &[ServiceType::StreamProcessor]),
+    ("cache", &[ServiceType::Cache]),
 ];
 
 /// The type-tied tables `service` carries, in [`TYPE_TABLES`] order, with their owners.
 pub(crate) fn tables_present(
     service: &Service,
-) -> impl Iterator<Item = (&'static str, ServiceType)> {
+) -> impl Iterator<Item = (&'static str, &'static [ServiceType])> {
     let s = service;
     let present = [
         s.bff.is_some(),
@@ -229,7 +251,8 @@ mod tests {
 
     #[test]
     fn every_type_tied_table_resolves_into_its_owner() {
-        for &(table, owner) in TYPE_TABLES {
+        for &(table, owners) in TYPE_TABLES {
+            let owner = owners[0];
             let text = format!(
                 "name = \"s\"\ntype = \"{owner}\"\n{}",
                 match table {
@@ -250,7 +273,7 @@ mod tests {
             );
             let service: Service = toml::from_str(&text).expect(&text);
             let present: Vec<_> = tables_present(&service).collect();
-            assert!(present.contains(&(table, owner)), "{table}: {present:?}");
+            assert!(present.contains(&(table, owners)), "{table}: {present:?}");
             let archetype = Archetype::resolve(&service).expect(table);
             assert_eq!(archetype.kind(), owner);
         }
@@ -264,5 +287,22 @@ mod tests {
         let service: Service =
             toml::from_str("name = \"s\"\ntype = \"stateless\"").expect("a service");
         assert_eq!(Archetype::resolve(&service), Ok(Archetype::Stateless));
+    }
+
+    #[test]
+    fn a_saga_orchestrator_keeps_the_participants_it_calls() {
+        let text = "name = \"s\"\ntype = \"saga-orchestrator\"\n[saga]\nname = \"x\"\nsteps = []\ncompensation = []\n[integrations]\nproviders = [\"payments\"]";
+        let service: Service = toml::from_str(text).expect(text);
+        let archetype = Archetype::resolve(&service).expect("a saga");
+        let providers = archetype.integrations().map(|i| i.providers.clone());
+        assert_eq!(providers, Some(vec!["payments".to_owned()]));
+        let service: Service =
+            toml::from_str("name = \"s\"\ntype = \"stateless\"").expect("a service");
+        assert_eq!(
+            Archetype::resolve(&service)
+                .expect("stateless")
+                .integrations(),
+            None
+        );
     }
 }

@@ -359,9 +359,12 @@ fn resilience_of(file: &ArchitectureFile, service: &Service) -> ResiliencePolicy
     if let Some(own) = &service.retry {
         retry = own.over(retry);
     }
-    if let Some(own) = integrations.and_then(|i| i.retry.as_ref()) {
-        retry = own.over(retry);
-    }
+    // Provider calls retry by their own table when it has one; a saga's steps keep the
+    // service's policy, wrapped around the calls they make.
+    let call_retry = match integrations.and_then(|i| i.retry.as_ref()) {
+        Some(own) => own.over(retry),
+        None => retry,
+    };
     // Requests are limited only where the file declares a limit: each table over the last.
     let bulkhead = [global.bulkhead.as_ref(), service.bulkhead.as_ref()]
         .into_iter()
@@ -383,6 +386,7 @@ fn resilience_of(file: &ArchitectureFile, service: &Service) -> ResiliencePolicy
     ResiliencePolicy {
         circuit_breaker,
         retry,
+        call_retry,
         bulkhead,
         rate_limit,
     }

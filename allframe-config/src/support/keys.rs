@@ -48,13 +48,17 @@ const RETRY: Support = Partial(
     "a gateway's provider calls and a saga's steps follow it in full; this service makes no outgoing calls, so only its intervals are used (the outbox relay's publish backoff, a consumer's redeliveries)",
 );
 const CIRCUIT_BREAKER: Support = NotHonoured(
-    "only a gateway's provider calls go through a circuit breaker; this service makes no outgoing calls to guard",
+    "only provider calls (`[services.integrations]` of a gateway or a saga orchestrator) go through a circuit breaker; this service makes no outgoing calls to guard",
 );
 
-/// A generated service other than a gateway: it makes no outgoing calls for a breaker or a
-/// retry policy to act on (the relay's publish retries aside).
+/// A generated service without provider clients: it makes no outgoing calls for a breaker or
+/// a retry policy to act on (the relay's publish retries aside).
 fn calls_out_through_nothing(service: &DraftService) -> bool {
-    service.kind() != ServiceType::Gateway && super::is_generated(service.kind())
+    let calls_out = match &service.archetype {
+        Ok(archetype) => archetype.integrations().is_some(),
+        Err(_) => service.kind() == ServiceType::Gateway,
+    };
+    !calls_out && super::is_generated(service.kind())
 }
 
 /// A generated service whose calls the retry policy does not govern (a gateway's provider

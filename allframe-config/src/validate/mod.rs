@@ -3,7 +3,7 @@
 
 mod consumer;
 mod events;
-mod gateway;
+mod integrations;
 mod names;
 mod producer;
 mod saga;
@@ -115,7 +115,7 @@ pub(crate) fn validate(arch: &Draft, source: &SourceFile, out: &mut Diagnostics)
         schedule(&mut c, service);
         messaging(&mut c, service);
         producer::producer(&mut c, service);
-        gateway::gateway(&mut c, service);
+        integrations::integrations(&mut c, service);
         consumer::consumer(&mut c, service);
         references(&mut c, service);
     }
@@ -147,15 +147,23 @@ fn tables_match_type(c: &mut Checker<'_>, service: &DraftService) {
             .with_help("add \"graphql\" to `protocols`, or remove the table"),
         );
     }
-    for (table, owner) in tables_present(&service.raw) {
-        if owner != kind {
+    for (table, owners) in tables_present(&service.raw) {
+        if !owners.contains(&kind) {
+            let types: Vec<String> = owners.iter().map(|o| format!("`{o}`")).collect();
+            let owner = owners[0];
             c.push(
                 Diagnostic::error(
                     Code::MisplacedTable,
                     service_path(service).key(table),
-                    format!("`[services.{table}]` belongs to services of type `{owner}`, but `{}` is `{kind}`", service.name()),
+                    format!(
+                        "`[services.{table}]` belongs to services of type {}, but `{}` is `{kind}`",
+                        types.join(" or "),
+                        service.name()
+                    ),
                 )
-                .with_help(format!("set `type = \"{owner}\"`, or remove `[services.{table}]`"))
+                .with_help(format!(
+                    "set `type = \"{owner}\"`, or remove `[services.{table}]`"
+                ))
                 .at_key(),
             );
         }

@@ -24,7 +24,7 @@ fn a_gateways_breaker_and_retry_are_honoured_without_warnings() {
         service.common.resilience.circuit_breaker.failure_threshold,
         2
     );
-    assert_eq!(service.common.resilience.retry.max_attempts, 5);
+    assert_eq!(service.common.resilience.call_retry.max_attempts, 5);
 }
 
 #[test]

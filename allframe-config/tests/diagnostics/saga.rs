@@ -7,6 +7,8 @@ use allframe_config::{Archetype, SourceFile, check};
 
 use super::{HEAD, assert_at, diagnostics, find};
 
+const CALLS: &str = "[services.integrations]\nproviders = [\"payment-gateway\"]\nretry = { max_attempts = 2 }\ncircuit_breaker = { failure_threshold = 4 }\n";
+
 const ORCHESTRATOR: &str = "[[services]]\nname = \"order-service\"\ntype = \"saga-orchestrator\"\n";
 const SAGA: &str = "[services.saga]\nname = \"CreateOrderSaga\"\nsteps = [\"ReservePayment\"]\ncompensation = [\"RefundPayment\"]\n";
 
@@ -18,11 +20,37 @@ fn a_saga_with_postgres_state_and_a_retry_policy_is_honoured_without_warnings() 
     let arch = check(&SourceFile::new("arch.toml", text)).expect("valid");
     assert_eq!(arch.warnings().count(), 0, "{:?}", arch.warning_report());
     let service = &arch.services()[0];
-    let Archetype::SagaOrchestrator(saga) = &service.archetype else {
+    let Archetype::SagaOrchestrator { saga, .. } = &service.archetype else {
         panic!("a saga orchestrator")
     };
     assert_eq!(saga.steps, ["ReservePayment"]);
     assert_eq!(service.common.resilience.retry.max_attempts, 5);
+}
+
+#[test]
+fn a_saga_calling_participants_over_http_keeps_its_steps_retry_apart_from_its_calls() {
+    let text = format!("{HEAD}{ORCHESTRATOR}retry = {{ max_attempts = 5 }}\n{SAGA}{CALLS}");
+    let arch = check(&SourceFile::new("arch.toml", text)).expect("valid");
+    assert_eq!(arch.warnings().count(), 0, "{:?}", arch.warning_report());
+    let service = &arch.services()[0];
+    let providers = service
+        .archetype
+        .integrations()
+        .map(|i| i.providers.clone());
+    assert_eq!(providers, Some(vec!["payment-gateway".to_owned()]));
+    let resilience = &service.common.resilience;
+    assert_eq!(resilience.retry.max_attempts, 5, "the steps' own policy");
+    assert_eq!(resilience.call_retry.max_attempts, 2, "each call's");
+    assert_eq!(resilience.circuit_breaker.failure_threshold, 4);
+
+    let none = diagnostics(&format!(
+        "{ORCHESTRATOR}{SAGA}[services.integrations]\nproviders = []\n"
+    ));
+    let e = find(&none, Code::MissingKey);
+    assert!(
+        e.message.contains("saga-orchestrator `order-service`"),
+        "{e:?}"
+    );
 }
 
 #[test]
@@ -61,7 +89,7 @@ fn replies_are_accepted_for_the_saga_s_steps() {
     );
     let arch = check(&SourceFile::new("arch.toml", text)).expect("valid");
     assert_eq!(arch.warnings().count(), 0, "{:?}", arch.warning_report());
-    let Archetype::SagaOrchestrator(saga) = &arch.services()[0].archetype else {
+    let Archetype::SagaOrchestrator { saga, .. } = &arch.services()[0].archetype else {
         panic!("a saga orchestrator")
     };
     let reply = &saga.replies["ReservePayment"];

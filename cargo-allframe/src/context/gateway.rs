@@ -13,7 +13,7 @@ pub struct GatewayContext {
     pub providers: Vec<ProviderContext>,
 }
 
-/// One provider a `gateway` calls.
+/// One provider a `gateway` (or a saga orchestrator's step) calls.
 #[derive(Debug, Clone, Serialize)]
 pub struct ProviderContext {
     /// The name as written, `legacy-erp`.
@@ -22,17 +22,16 @@ pub struct ProviderContext {
     pub client: String,
     /// The accessor the macro derives, `legacy_erp`.
     pub method: String,
-    /// The route forwarding to it, `/legacy-erp/calls`.
+    /// The gateway's route forwarding to it, `/legacy-erp/calls`.
     pub path: String,
     /// Its base URL's variable, `LEGACY_ERP_URL`.
     pub url_var: String,
 }
 
-impl GatewayContext {
-    /// The context of the `gateway` `plan` is about.
-    pub fn new(plan: &ServicePlan<'_>) -> Self {
-        let providers = plan
-            .providers
+impl ProviderContext {
+    /// The providers of `[services.integrations]` of the service `plan` is about, in order.
+    pub fn all(plan: &ServicePlan<'_>) -> Vec<Self> {
+        plan.providers
             .iter()
             .map(|provider| ProviderContext {
                 name: provider.name.to_owned(),
@@ -41,7 +40,14 @@ impl GatewayContext {
                 path: format!("/{}/calls", provider.method.replace('_', "-")),
                 url_var: allframe_env::provider_url(provider.name),
             })
-            .collect();
+            .collect()
+    }
+}
+
+impl GatewayContext {
+    /// The context of the `gateway` `plan` is about.
+    pub fn new(plan: &ServicePlan<'_>) -> Self {
+        let providers = ProviderContext::all(plan);
         let key_header = plan
             .idempotency
             .map_or("Idempotency-Key", |policy| policy.key_header.as_str())

@@ -133,6 +133,15 @@ impl ArchetypeContext {
         }
     }
 
+    /// The providers the service calls through clients (`[services.integrations]`).
+    pub fn providers(&self) -> &[ProviderContext] {
+        match self {
+            Self::Gateway(gateway) => &gateway.providers,
+            Self::SagaOrchestrator(saga) => &saga.providers,
+            _ => &[],
+        }
+    }
+
     /// The events the scaffold's own code publishes, for the shared event-types crate: a
     /// `stateless` service's create event, a `producer`'s event per entity. What a consumer
     /// takes comes from the file's declarations; a gateway and a saga orchestrator publish nothing

@@ -91,7 +91,7 @@ impl ComposeWiring<'_> {
         if redis {
             compose_env.push(env(vars::REDIS_URL.name, "redis://redis:6379"));
         }
-        if let Archetype::Gateway(integrations) = &s.archetype {
+        if let Some(integrations) = s.archetype.integrations() {
             // A provider's base URL (a sandbox, a stand-in) comes from the developer's shell.
             for provider in &integrations.providers {
                 compose_env.push(shell_env(&vars::provider_url(provider)));
@@ -109,9 +109,15 @@ impl ComposeWiring<'_> {
             }
         }
         for target in calls {
+            let var = format!("{}_URL", target.to_snake_case().to_uppercase());
+            // A provider of the same name keeps its URL from the shell: a provider client's
+            // base URL may carry a path (a gateway's `/<provider>` route).
+            if compose_env.iter().any(|set| set.name == var) {
+                continue;
+            }
             if let Some(peer) = self.by_name.get(target.as_str()) {
                 compose_env.push(env(
-                    &format!("{}_URL", target.to_snake_case().to_uppercase()),
+                    &var,
                     format!("http://{target}:{}", peer.common.http_port),
                 ));
             }

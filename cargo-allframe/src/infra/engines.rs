@@ -14,7 +14,7 @@ use super::model::{Dependency, Engine, Engines, EnvVar, TfVariable, preferred_po
 
 pub(super) fn uses_redis(service: &ResolvedService) -> bool {
     let archetype_uses_redis = match &service.archetype {
-        Archetype::SagaOrchestrator(saga) => saga.state_store == Some(SagaStateStore::Redis),
+        Archetype::SagaOrchestrator { saga, .. } => saga.state_store == Some(SagaStateStore::Redis),
         Archetype::Cache(cache) => cache.backend == CacheBackend::Redis,
         Archetype::WebsocketGateway {
             websocket: Some(websocket),

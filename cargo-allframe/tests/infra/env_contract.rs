@@ -68,14 +68,11 @@ fn every_variable_the_infrastructure_sets_is_in_the_contract() {
             .iter()
             .map(|s| s.name().to_owned())
             .collect();
-        // `<PROVIDER>_URL`: where a gateway's provider answers.
+        // `<PROVIDER>_URL`: where a provider of a gateway or a saga orchestrator answers.
         let providers: Vec<String> = arch
             .services()
             .iter()
-            .filter_map(|s| match &s.archetype {
-                allframe_config::Archetype::Gateway(integrations) => Some(&integrations.providers),
-                _ => None,
-            })
+            .filter_map(|s| s.archetype.integrations().map(|i| &i.providers))
             .flatten()
             .map(|p| allframe_env::provider_url(p))
             .collect();

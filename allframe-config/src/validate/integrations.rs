@@ -1,6 +1,7 @@
-//! The checks of a `gateway`: it calls the providers of `[services.integrations]`, each through
-//! a client type named after it (`stripe` → `Stripe`, module and accessor `stripe`), so it needs
-//! at least one, and two names may not make the same client.
+//! The checks of `[services.integrations]`, a gateway's or a saga orchestrator's: the service
+//! calls each provider through a client type named after it (`stripe` → `Stripe`, module and
+//! accessor `stripe`), so the table lists at least one, and two names may not make the same
+//! client.
 
 use std::collections::BTreeMap;
 
@@ -10,8 +11,9 @@ use crate::model::ServiceType;
 use crate::names::{is_keyword, pascal, snake};
 use crate::resolve::DraftService;
 
-pub(super) fn gateway(c: &mut Checker<'_>, service: &DraftService) {
-    if service.kind() != ServiceType::Gateway {
+pub(super) fn integrations(c: &mut Checker<'_>, service: &DraftService) {
+    let kind = service.kind();
+    if !matches!(kind, ServiceType::Gateway | ServiceType::SagaOrchestrator) {
         return;
     }
     let Some(integrations) = &service.raw.integrations else {
@@ -24,7 +26,7 @@ pub(super) fn gateway(c: &mut Checker<'_>, service: &DraftService) {
             Diagnostic::error(
                 Code::InvalidValue,
                 service_path(service).key("integrations").key("timeout_ms"),
-                format!("gateway `{name}` has `timeout_ms = 0`: every provider call would time out before it is sent"),
+                format!("{kind} `{name}` has `timeout_ms = 0`: every provider call would time out before it is sent"),
             )
             .with_help("give one attempt of a provider call a limit in milliseconds, e.g. `timeout_ms = 5000`, or remove the key (10 s)"),
         );
@@ -34,7 +36,7 @@ pub(super) fn gateway(c: &mut Checker<'_>, service: &DraftService) {
             Diagnostic::error(
                 Code::MissingKey,
                 path.clone(),
-                format!("gateway `{name}` calls the providers of `[services.integrations] providers`, and lists none"),
+                format!("{kind} `{name}` calls the providers of `[services.integrations] providers`, and lists none"),
             )
             .with_help("name each external API it calls, e.g. `providers = [\"stripe\", \"paypal\"]`: each gets a client and a `<PROVIDER>_URL` variable"),
         );
@@ -58,7 +60,7 @@ pub(super) fn gateway(c: &mut Checker<'_>, service: &DraftService) {
                 Diagnostic::error(
                     Code::NameClash,
                     path.clone().index(i),
-                    format!("providers `{other}` and `{provider}` of gateway `{name}` would both make the client `{client}`"),
+                    format!("providers `{other}` and `{provider}` of {kind} `{name}` would both make the client `{client}`"),
                 )
                 .with_help("list each provider once, under one spelling"),
             ),
