@@ -388,6 +388,7 @@ fn a_saga_calls_its_participants_through_a_gateway_and_compensates_what_they_ref
     ignite_into(config, &out, true);
     clippy(&out);
     cargo(&out, &["test", "--workspace"]);
+    cargo(&out, &["build", "--workspace"]);
     let binaries = e2e_target_dir().join("debug");
     let apis = Apis::start();
 
@@ -414,10 +415,15 @@ fn a_saga_calls_its_participants_through_a_gateway_and_compensates_what_they_ref
         let saga = until(&orders.base, &id, &settled);
         (id, saga)
     };
+    // The compensations that ran, in the order they started (the log lists them by position).
     let compensations = |saga: &serde_json::Value| -> Vec<String> {
         let log = saga["steps"].as_array().expect("the step log");
-        log.iter()
+        let mut ran: Vec<_> = log
+            .iter()
             .filter(|row| row["phase"] == "compensation")
+            .collect();
+        ran.sort_by_key(|row| row["started_at"].as_i64());
+        ran.iter()
             .map(|row| row["name"].as_str().unwrap_or_default().to_owned())
             .collect()
     };
