@@ -36,6 +36,7 @@ pub mod database;
 pub mod deferred;
 mod env;
 pub mod error;
+pub mod eventstore;
 pub mod extract;
 #[cfg(feature = "gateway")]
 pub mod gateway;

@@ -69,6 +69,7 @@ pub use topic::{
     topic_name,
 };
 pub use transaction::BusTransaction;
+pub(crate) use unit_of_work::EventParts;
 pub use unit_of_work::UnitOfWork;
 #[cfg(feature = "testing")]
 pub(crate) use unit_of_work::envelope;

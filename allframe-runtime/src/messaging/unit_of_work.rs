@@ -135,6 +135,19 @@ impl UnitOfWork {
         Ok(id)
     }
 
+    /// Adds an event stored by the event store in this unit of work, published only if it
+    /// commits; `false` (and nothing to publish) when the service declares no messaging.
+    pub(crate) fn publish_stored(&mut self, what: EventParts<'_>) -> bool {
+        let Some(publisher) = &self.publisher else {
+            return false;
+        };
+        let topic = publisher.topic(what.event_type);
+        let source = publisher.config().service;
+        let envelope = envelope_of(source, &self.context, &self.correlation_id, what);
+        self.events.push(OutboundMessage { topic, envelope });
+        true
+    }
+
     /// The events published into this unit of work so far.
     pub fn events(&self) -> &[OutboundMessage] {
         &self.events
@@ -294,18 +307,47 @@ pub(crate) fn envelope<E: Event>(
         event_type: E::TYPE,
         source,
     })?;
+    let what = EventParts {
+        id: Uuid::now_v7(),
+        event_type: E::TYPE,
+        schema_version: E::VERSION,
+        aggregate_type: E::AGGREGATE_TYPE,
+        aggregate_id: event.aggregate_id(),
+        payload,
+    };
+    Ok(envelope_of(source, context, correlation_id, what))
+}
+
+/// What an envelope says about its event, the rest coming from where it is published.
+pub(crate) struct EventParts<'a> {
+    pub(crate) id: Uuid,
+    pub(crate) event_type: &'a str,
+    pub(crate) schema_version: u32,
+    pub(crate) aggregate_type: &'a str,
+    pub(crate) aggregate_id: String,
+    pub(crate) payload: Vec<u8>,
+}
+
+/// The envelope of `what` as the service `source` publishes it, carrying `context` and
+/// `correlation_id`.
+pub(crate) fn envelope_of(
+    source: &str,
+    context: &EventContext,
+    correlation_id: &str,
+    what: EventParts<'_>,
+) -> Envelope {
     // With span export on, the span publishing the event (the request's) is the parent its
     // consumers continue; otherwise the trace context the request or message brought.
     let (traceparent, tracestate) = match crate::telemetry::current_trace_context() {
         Some((traceparent, tracestate)) => (Some(traceparent), tracestate),
         None => (context.traceparent.clone(), context.tracestate.clone()),
     };
-    Ok(Envelope {
-        id: Uuid::now_v7(),
-        event_type: E::TYPE.to_owned(),
-        schema_version: E::VERSION,
-        aggregate_type: E::AGGREGATE_TYPE.to_owned(),
-        aggregate_id: event.aggregate_id(),
+    Envelope {
+        id: what.id,
+        event_type: what.event_type.to_owned(),
+        schema_version: what.schema_version,
+        aggregate_type: what.aggregate_type.to_owned(),
+        aggregate_id: what.aggregate_id,
         occurred_at: truncate_to_millis(SystemTime::now()),
         source: source.to_owned(),
         correlation_id: correlation_id.to_owned(),
@@ -314,6 +356,6 @@ pub(crate) fn envelope<E: Event>(
         tracestate,
         tenant_id: context.tenant_id.clone(),
         format: PayloadFormat::Json,
-        payload,
-    })
+        payload: what.payload,
+    }
 }

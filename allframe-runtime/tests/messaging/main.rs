@@ -1,5 +1,5 @@
 //! Messaging in-process, with no external service, as one test binary: the envelope's header
-//! mapping, the local bus, the outbox relay, the unit of work, `transactional` publishing (on the
+//! mapping, the event store (on SQLite), the local bus, the outbox relay, the unit of work, `transactional` publishing (on the
 //! local bus, and on librdkafka's in-process mock Kafka cluster), and
 //! a service started by the launcher with the outbox. The local bus runs the bus conformance
 //! suite (`bus_support::conformance`) that the real-services suite runs on NATS, RabbitMQ and
@@ -18,6 +18,7 @@ mod messaging_support;
 mod channels;
 mod consumer;
 mod envelope;
+mod eventstore;
 mod kafka_transactions;
 mod local_bus;
 mod outbox_sqlite;

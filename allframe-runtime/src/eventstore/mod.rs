@@ -1,0 +1,221 @@
+//! The event store of an `event-sourced` service, in the service's own database (SQLite by
+//! default, PostgreSQL with `DATABASE_URL`), so an append shares its unit of work with the
+//! outbox and whatever else the command writes.
+//!
+//! - **Streams.** Each aggregate instance (`aggregate_type`, `aggregate_id`) is a stream whose
+//!   events are numbered 1, 2, 3 … (its *version*). An append names the version it expects
+//!   ([`ExpectedVersion`]); one that finds another fails with [`EventStoreError::Conflict`] and
+//!   writes nothing.
+//! - **One global order, the commit order.** Every event also gets a *position* across all
+//!   streams. Positions are handed out under a lock held until the appending transaction ends
+//!   (a row lock on PostgreSQL, the write lock on SQLite), so a transaction cannot take a
+//!   position below one already committed: a reader that has seen position *n* has seen every
+//!   event below it, and a projection reading by position never skips a late commit.
+//!   (A PostgreSQL sequence would not give this: values are taken in one order and committed
+//!   in another.) The price is that appends commit one at a time.
+//! - **Out through the outbox only.** When the service declares messaging, each appended event
+//!   is put in the unit of work's outbox too, under the same id: it reaches the bus only once
+//!   it is durable, and never when the append rolls back.
+//! - **Streaming reads.** [`EventStore::read_stream`] and [`EventStore::read_all`] read pages
+//!   of [`PAGE`] events, so a long stream is never held in memory whole.
+//! - **Snapshots.** [`EventStore::save_snapshot`] keeps the latest state of a stream with the
+//!   schema version of its type; [`EventStore::load_snapshot`] ignores a snapshot of another
+//!   schema (it is rebuilt by replay, never misread).
+
+mod append;
+mod read;
+mod schema;
+mod snapshot;
+
+use serde_json::Value;
+
+pub use read::EventStream;
+
+use crate::database::Database;
+use crate::messaging::MessagingError;
+
+/// How many events a read fetches per query.
+pub const PAGE: i64 = 500;
+
+/// One aggregate instance: the stream of its events.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct StreamId {
+    /// Its type, e.g. `"Order"`.
+    pub aggregate_type: String,
+    /// Its id, e.g. the order's.
+    pub aggregate_id: String,
+}
+
+impl StreamId {
+    /// The stream of aggregate `aggregate_id` of type `aggregate_type`.
+    pub fn new(aggregate_type: impl Into<String>, aggregate_id: impl Into<String>) -> Self {
+        Self {
+            aggregate_type: aggregate_type.into(),
+            aggregate_id: aggregate_id.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for StreamId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.aggregate_type, self.aggregate_id)
+    }
+}
+
+/// The version an append expects its stream at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpectedVersion {
+    /// Whatever it is: the append never conflicts.
+    Any,
+    /// The stream has no event yet.
+    NoStream,
+    /// The stream's last event is this version.
+    Exactly(u64),
+}
+
+impl ExpectedVersion {
+    /// Whether a stream at `actual` (0: no event) is what this expects.
+    pub fn admits(self, actual: u64) -> bool {
+        match self {
+            Self::Any => true,
+            Self::NoStream => actual == 0,
+            Self::Exactly(version) => actual == version,
+        }
+    }
+}
+
+impl std::fmt::Display for ExpectedVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Any => f.write_str("any version"),
+            Self::NoStream => f.write_str("no stream"),
+            Self::Exactly(version) => write!(f, "version {version}"),
+        }
+    }
+}
+
+/// An event to append: its type, the schema version of its payload, and the payload.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    /// Its type name, e.g. `"OrderPlaced"` (1 to 128 characters of `[A-Za-z0-9_-]`: it is
+    /// part of a topic name when published).
+    pub event_type: String,
+    /// The schema version of `payload`, from 1.
+    pub schema_version: u32,
+    /// The payload.
+    pub payload: Value,
+}
+
+impl NewEvent {
+    /// The user's event `event`, as its [`crate::messaging::Event`] implementation names it.
+    pub fn of<E: crate::messaging::Event>(event: &E) -> Result<Self, EventStoreError> {
+        let payload = serde_json::to_value(event).map_err(|source| EventStoreError::Payload {
+            event_type: E::TYPE.to_owned(),
+            source,
+        })?;
+        Ok(Self {
+            event_type: E::TYPE.to_owned(),
+            schema_version: E::VERSION,
+            payload,
+        })
+    }
+}
+
+/// An event as stored.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct RecordedEvent {
+    /// Its place in the order of all events (commit order; gaps are possible).
+    pub position: i64,
+    /// Its stream.
+    pub aggregate_type: String,
+    /// Its stream.
+    pub aggregate_id: String,
+    /// Its place in its stream, from 1.
+    pub version: u64,
+    /// Its id, also the id of its envelope on the bus.
+    pub event_id: String,
+    /// Its type.
+    pub event_type: String,
+    /// The schema version its payload was written with.
+    pub schema_version: u32,
+    /// Its payload.
+    pub payload: Value,
+    /// The correlation id of the unit of work that appended it.
+    pub correlation_id: String,
+    /// When it was appended, in Unix milliseconds.
+    pub recorded_at: i64,
+}
+
+/// What an append did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    /// The stream's version after it.
+    pub version: u64,
+    /// The position of its last event (of the last one before it when it appended none).
+    pub last_position: i64,
+}
+
+/// The latest saved state of a stream.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    /// The version of the last event it includes.
+    pub version: u64,
+    /// The state.
+    pub state: Value,
+}
+
+/// Why the event store did not do what was asked.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EventStoreError {
+    /// The stream is not at the version the append expected; nothing was written.
+    #[error("stream {stream} is at version {actual}, the append expected {expected}")]
+    Conflict {
+        /// The stream.
+        stream: StreamId,
+        /// What the append expected.
+        expected: ExpectedVersion,
+        /// Its version.
+        actual: u64,
+    },
+    /// A type name that cannot be stored and published.
+    #[error("`{0}` is not a valid event or aggregate type: 1 to 128 characters of [A-Za-z0-9_-]")]
+    InvalidName(String),
+    /// A payload that does not serialise, or a stored one that does not parse.
+    #[error("the payload of `{event_type}` is not valid JSON for it: {source}")]
+    Payload {
+        /// The event type.
+        event_type: String,
+        /// What serde said.
+        source: serde_json::Error,
+    },
+    /// A stored value out of range (a negative version or schema version).
+    #[error("stored event data is corrupt: {0}")]
+    Corrupt(String),
+    /// The unit of work could not take the events.
+    #[error(transparent)]
+    Messaging(#[from] MessagingError),
+    /// The database failed.
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+/// The event store of one service database. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct EventStore {
+    db: Database,
+}
+
+impl EventStore {
+    /// The store in `db`, its tables created when missing (idempotent, safe when several
+    /// instances start at once).
+    pub async fn open(db: &Database) -> Result<Self, EventStoreError> {
+        schema::install(db).await?;
+        Ok(Self { db: db.clone() })
+    }
+
+    /// The database it lives in.
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+}
