@@ -21,7 +21,11 @@
 //! - **Snapshots.** [`EventStore::save_snapshot`] keeps the latest state of a stream with the
 //!   schema version of its type; [`EventStore::load_snapshot`] ignores a snapshot of another
 //!   schema (it is rebuilt by replay, never misread).
+//! - **Aggregates.** [`Repository`] loads an [`Aggregate`] from its latest snapshot and the
+//!   events after it, upcasting old events ([`AggregateEvent::upcast`]), runs a command at the
+//!   version the caller expects and snapshots every `snapshot_every` events.
 
+mod aggregate;
 mod append;
 mod read;
 mod schema;
@@ -29,6 +33,9 @@ mod snapshot;
 
 use serde_json::Value;
 
+pub use aggregate::{
+    Aggregate, AggregateEvent, CommandError, Loaded, Repository, UpcastError, decode,
+};
 pub use read::EventStream;
 
 use crate::database::Database;
@@ -189,7 +196,11 @@ pub enum EventStoreError {
         /// What serde said.
         source: serde_json::Error,
     },
-    /// A stored value out of range (a negative version or schema version).
+    /// A stored event this code cannot carry to today's schema.
+    #[error(transparent)]
+    Upcast(#[from] UpcastError),
+    /// A stored value out of range (a negative version or schema version), or an event type
+    /// or schema version this code does not know.
     #[error("stored event data is corrupt: {0}")]
     Corrupt(String),
     /// The unit of work could not take the events.

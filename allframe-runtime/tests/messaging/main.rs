@@ -15,6 +15,7 @@ mod kafka_proxy;
 #[path = "../messaging_support/mod.rs"]
 mod messaging_support;
 
+mod aggregates;
 mod channels;
 mod consumer;
 mod envelope;
