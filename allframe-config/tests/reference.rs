@@ -220,7 +220,7 @@ fn reference_file_services() {
         .expect("cqrs");
     assert_eq!(
         (cqrs.event_store, cqrs.snapshot_frequency),
-        (EventStoreKind::Postgres, 100)
+        (Some(EventStoreKind::Postgres), 100)
     );
 
     assert!(matches!(

@@ -122,10 +122,14 @@ pub struct Integrations {
 }
 
 choice! {
-    /// An event store engine.
+    /// An event store engine. The store lives in the service's own database (its appends
+    /// share a transaction with the outbox), so only `sqlite` and `postgres` are built;
+    /// `allsource` and `eventstore` are refused by validation.
     pub enum EventStoreKind {
-        /// PostgreSQL.
+        /// PostgreSQL (the service's database, through `DATABASE_URL`).
         Postgres = "postgres",
+        /// SQLite (the service's embedded database, the default).
+        Sqlite = "sqlite",
         /// AllSource.
         Allsource = "allsource",
         /// EventStoreDB.
@@ -137,9 +141,9 @@ choice! {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Cqrs {
-    /// The event store.
-    #[serde(default = "default_event_store")]
-    pub event_store: EventStoreKind,
+    /// The event store; absent, the service's database (SQLite by default, PostgreSQL with
+    /// `DATABASE_URL`).
+    pub event_store: Option<EventStoreKind>,
     /// Projections (read models), in PascalCase.
     #[serde(default)]
     pub projections: Vec<String>,
@@ -148,9 +152,6 @@ pub struct Cqrs {
     pub snapshot_frequency: u32,
 }
 
-fn default_event_store() -> EventStoreKind {
-    EventStoreKind::Postgres
-}
 fn default_snapshot() -> u32 {
     100
 }

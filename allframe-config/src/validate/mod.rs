@@ -2,6 +2,7 @@
 //! stops the others. Each check is one function; the checks of names live in `names`.
 
 mod consumer;
+mod event_sourced;
 mod events;
 mod integrations;
 mod names;
@@ -112,6 +113,7 @@ pub(crate) fn validate(arch: &Draft, source: &SourceFile, out: &mut Diagnostics)
         tokens::service_tokens(&mut c, service);
         idempotency(&mut c, service);
         saga::saga(&mut c, service);
+        event_sourced::event_sourced(&mut c, service);
         schedule(&mut c, service);
         messaging(&mut c, service);
         producer::producer(&mut c, service);

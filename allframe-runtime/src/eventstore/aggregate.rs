@@ -217,10 +217,7 @@ impl<A: Aggregate> Repository<A> {
             });
         }
         let events = state.handle(command).map_err(CommandError::Refused)?;
-        let new: Vec<NewEvent> = events
-            .iter()
-            .map(encode)
-            .collect::<Result<_, _>>()?;
+        let new: Vec<NewEvent> = events.iter().map(encode).collect::<Result<_, _>>()?;
         let at = if version == 0 {
             ExpectedVersion::NoStream
         } else {
