@@ -24,9 +24,13 @@
 //! - **Aggregates.** [`Repository`] loads an [`Aggregate`] from its latest snapshot and the
 //!   events after it, upcasting old events ([`AggregateEvent::upcast`]), runs a command at the
 //!   version the caller expects and snapshots every `snapshot_every` events.
+//! - **Projections.** [`Projections`] keeps read models up to date from every event, in commit
+//!   order, each from a checkpoint moved in the transaction that changes it, and rebuilds one
+//!   beside the current version, switching once the new one has caught up.
 
 mod aggregate;
 mod append;
+mod projection;
 mod read;
 mod schema;
 mod snapshot;
@@ -36,6 +40,7 @@ use serde_json::Value;
 pub use aggregate::{
     Aggregate, AggregateEvent, CommandError, Loaded, Repository, UpcastError, decode,
 };
+pub use projection::{Projection, ProjectionError, ProjectionStatus, Projections, ReadModel};
 pub use read::EventStream;
 
 use crate::database::Database;

@@ -6,6 +6,7 @@ pub mod eventstore;
 #[path = "../launch_env/mod.rs"]
 pub mod launch_env;
 pub mod ledger;
+pub mod projections;
 pub mod relay_scenarios;
 
 use std::collections::{HashMap, HashSet};

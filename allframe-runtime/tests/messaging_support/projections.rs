@@ -1,0 +1,214 @@
+//! Projections over the event store on one database, run on SQLite by the messaging binary and
+//! on PostgreSQL by the real-services suite: a count-based read model resumes from its
+//! checkpoint after a failed batch with no event applied twice, and a rebuild serves the old
+//! version until the new one caught up, then equals a fresh run.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use allframe_runtime::eventstore::{
+    EventStore, ExpectedVersion, NewEvent, Projection, ProjectionError, Projections, ReadModel,
+    RecordedEvent, StreamId,
+};
+use allframe_runtime::{BoxError, Database, component::BoxFuture, sqlx};
+use serde_json::json;
+
+use super::{RecordingBus, outbox_messaging};
+
+/// Per stream: how many `Counted` events it saw and the sum of their `n`. An event applied
+/// twice shows in both.
+struct Counts {
+    /// Fails the event at this position (0: never), as a crash in the middle of a batch would.
+    fail_at: AtomicI64,
+}
+
+impl Counts {
+    fn failing_at(fail_at: i64) -> Arc<dyn Projection> {
+        Arc::new(Self {
+            fail_at: AtomicI64::new(fail_at),
+        })
+    }
+}
+
+impl Projection for Counts {
+    fn name(&self) -> &'static str {
+        "Counts"
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["counted"]
+    }
+
+    fn create<'a>(
+        &'a self,
+        conn: &'a mut sqlx::AnyConnection,
+        model: &'a ReadModel,
+    ) -> BoxFuture<'a, Result<(), BoxError>> {
+        Box::pin(async move {
+            let table = model.table("counted");
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "CREATE TABLE {table} (stream TEXT PRIMARY KEY, seen BIGINT NOT NULL, total BIGINT NOT NULL)"
+            )))
+            .execute(conn)
+            .await?;
+            Ok(())
+        })
+    }
+
+    fn apply<'a>(
+        &'a self,
+        conn: &'a mut sqlx::AnyConnection,
+        model: &'a ReadModel,
+        event: &'a RecordedEvent,
+    ) -> BoxFuture<'a, Result<(), BoxError>> {
+        Box::pin(async move {
+            if event.position == self.fail_at.load(Ordering::SeqCst) {
+                return Err(format!("crashed at {}", event.position).into());
+            }
+            let table = model.table("counted");
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO {table} (stream, seen, total) VALUES ($1, 1, $2)
+                 ON CONFLICT (stream) DO UPDATE SET seen = {table}.seen + 1,
+                     total = {table}.total + excluded.total"
+            )))
+            .bind(&event.aggregate_id)
+            .bind(event.payload["n"].as_i64().unwrap_or_default())
+            .execute(conn)
+            .await?;
+            Ok(())
+        })
+    }
+}
+
+/// `count` events `n = 1..=count` over three streams, in batches of 50 per unit of work.
+async fn append_events(db: &Database, count: i64) -> EventStore {
+    let store = EventStore::open(db).await.expect("the store");
+    let messaging = outbox_messaging(db, &RecordingBus::new());
+    for chunk in (1..=count).collect::<Vec<_>>().chunks(50) {
+        let mut uow = messaging.begin().await.expect("begin");
+        for &n in chunk {
+            let stream = StreamId::new("Counter", format!("s{}", n % 3));
+            let event = NewEvent {
+                event_type: "Counted".into(),
+                schema_version: 1,
+                payload: json!({ "n": n }),
+            };
+            store
+                .append(&mut uow, &stream, ExpectedVersion::Any, &[event])
+                .await
+                .expect("append");
+        }
+        uow.commit().await.expect("commit");
+    }
+    store
+}
+
+/// The read model of `model`: (stream, seen, total), by stream.
+async fn rows(db: &Database, model: &ReadModel) -> Vec<(String, i64, i64)> {
+    let table = model.table("counted");
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT stream, seen, total FROM {table} ORDER BY stream"
+    )))
+    .fetch_all(db.pool())
+    .await
+    .expect("the read model")
+}
+
+async fn until_idle(projections: &Projections) {
+    while projections.catch_up(500).await.expect("a pass") > 0 {}
+}
+
+/// What a complete, once-only read model of `append_events(count)` holds.
+fn expected(count: i64) -> Vec<(String, i64, i64)> {
+    (0..3)
+        .map(|s| {
+            let ns: Vec<i64> = (1..=count).filter(|n| n % 3 == s).collect();
+            (format!("s{s}"), ns.len() as i64, ns.iter().sum())
+        })
+        .collect()
+}
+
+/// Stopped after one batch, then failing in the middle of the next (its transaction rolled
+/// back), a projection resumes from its checkpoint and applies every event exactly once.
+pub async fn a_projection_resumes_from_its_checkpoint_applying_each_event_once(db: &Database) {
+    let store = append_events(db, 1_203).await;
+    let first = Projections::open(&store, vec![Counts::failing_at(0)])
+        .await
+        .expect("open");
+    assert_eq!(first.catch_up(500).await.expect("a batch"), 500);
+    drop(first);
+
+    let crashing = Projections::open(&store, vec![Counts::failing_at(700)])
+        .await
+        .expect("open");
+    let failed = crashing.catch_up(500).await;
+    assert!(
+        matches!(failed, Err(ProjectionError::Apply { position: 700, .. })),
+        "{failed:?}"
+    );
+    let status = crashing.status().await.expect("status");
+    assert_eq!(status[0].position, 500, "the failed batch moved nothing");
+
+    let resumed = Projections::open(&store, vec![Counts::failing_at(0)])
+        .await
+        .expect("open");
+    until_idle(&resumed).await;
+    let model = resumed.current("Counts").await.expect("current");
+    assert_eq!(rows(db, &model).await, expected(1_203));
+    let last = store
+        .version(&StreamId::new("Counter", "s0"))
+        .await
+        .expect("version");
+    assert_eq!(last, 401);
+    assert_eq!(resumed.status().await.expect("status")[0].position, 1_203);
+}
+
+/// A rebuild builds version 2 from position zero while version 1 keeps serving; once caught
+/// up, version 2 is current, version 1's tables are gone, and it equals a fresh run.
+pub async fn a_rebuild_serves_the_old_version_until_the_new_one_caught_up(db: &Database) {
+    let store = append_events(db, 600).await;
+    let projections = Projections::open(&store, vec![Counts::failing_at(0)])
+        .await
+        .expect("open");
+    until_idle(&projections).await;
+    let v1 = projections.current("Counts").await.expect("current");
+    let fresh = rows(db, &v1).await;
+    assert_eq!(fresh, expected(600));
+
+    assert_eq!(projections.rebuild("Counts").await.expect("rebuild"), 2);
+    projections.catch_up(100).await.expect("a pass");
+    assert_eq!(
+        projections.current("Counts").await.expect("current"),
+        v1,
+        "still serving v1"
+    );
+    assert_eq!(rows(db, &v1).await, fresh);
+
+    until_idle(&projections).await;
+    let v2 = projections.current("Counts").await.expect("current");
+    assert_eq!(v2.version(), 2);
+    assert_eq!(
+        rows(db, &v2).await,
+        fresh,
+        "the rebuilt read model equals the fresh run"
+    );
+    let gone = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT COUNT(*) FROM {}",
+        v1.table("counted")
+    )))
+    .fetch_one(db.pool())
+    .await;
+    assert!(gone.is_err(), "version 1's table is dropped");
+    let states: Vec<(i64, String)> = projections
+        .status()
+        .await
+        .expect("status")
+        .into_iter()
+        .map(|s| (s.version, s.state))
+        .collect();
+    assert_eq!(states, [(2, "active".to_owned())]);
+    assert!(matches!(
+        projections.rebuild("Nope").await,
+        Err(ProjectionError::Unknown(_))
+    ));
+}
