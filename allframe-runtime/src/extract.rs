@@ -69,6 +69,32 @@ impl<T: Serialize> IntoResponse for Json<T> {
     }
 }
 
+/// `body` as JSON deserialised into `T`, or a 400 marked [`Rejected`] naming `what` and the
+/// field that does not deserialize (e.g. "the command does not deserialize at `amount`: …").
+pub(crate) fn json_naming_the_field<T: DeserializeOwned>(
+    body: &[u8],
+    what: &str,
+) -> Result<T, ApiError> {
+    let mut json = serde_json::Deserializer::from_slice(body);
+    let value = serde_path_to_error::deserialize(&mut json).map_err(|error| {
+        let path = error.path().to_string();
+        let at = if path == "." {
+            String::new()
+        } else {
+            format!(" at `{path}`")
+        };
+        ApiError::bad_request(format!(
+            "{what} does not deserialize{at}: {}",
+            error.inner()
+        ))
+        .rejected()
+    })?;
+    json.end().map_err(|error| {
+        ApiError::bad_request(format!("{what} is followed by more than JSON: {error}")).rejected()
+    })?;
+    Ok(value)
+}
+
 /// Path parameters (`/users/{id}`) deserialised into `T`; a segment that does not parse is a
 /// problem details 400, marked [`Rejected`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -274,6 +274,22 @@ impl<S> Launcher<S> {
             .host(crate::saga::SagaHost)
     }
 
+    /// Keeps its aggregates' events in the service's database (`type = "event-sourced"`,
+    /// `[services.cqrs]`): the component opens [`crate::eventstore::EventStore`] and the
+    /// [`crate::eventstore::Projections`] `projections` returns, leaves them in the context
+    /// with `settings`, and keeps the projections caught up until shutdown. Add it after the
+    /// messaging component, so appends publish through the outbox.
+    pub fn event_sourced(
+        self,
+        settings: crate::eventstore::EventSourcedSettings,
+        projections: fn() -> Vec<std::sync::Arc<dyn crate::eventstore::Projection>>,
+    ) -> Self {
+        self.component(crate::eventstore::EventSourcedComponent {
+            settings,
+            projections,
+        })
+    }
+
     /// Reads variables from `env` instead of the process environment (for tests).
     pub fn env(mut self, env: Environment) -> Self {
         self.env = env;

@@ -30,6 +30,8 @@
 
 mod aggregate;
 mod append;
+mod component;
+mod http;
 mod projection;
 mod read;
 mod schema;
@@ -40,6 +42,9 @@ use serde_json::Value;
 pub use aggregate::{
     Aggregate, AggregateEvent, CommandError, Loaded, Repository, UpcastError, decode,
 };
+pub(crate) use component::EventSourcedComponent;
+pub use component::EventSourcedSettings;
+pub use http::aggregate_routes;
 pub use projection::{Projection, ProjectionError, ProjectionStatus, Projections, ReadModel};
 pub use read::EventStream;
 

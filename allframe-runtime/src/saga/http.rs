@@ -12,7 +12,7 @@ use serde_json::json;
 use super::{Orchestrate, SagaError, SagaStatus, Sagas};
 use crate::context::Ctx;
 use crate::error::ApiError;
-use crate::extract::{Json, Path, Query};
+use crate::extract::{Json, Path, Query, json_naming_the_field};
 
 /// Most sagas one `GET /sagas` lists.
 const MAX_LISTED: u32 = 1000;
@@ -55,26 +55,7 @@ fn failed(error: &SagaError) -> ApiError {
 
 /// `POST /sagas`.
 async fn start<S: Orchestrate>(cx: Ctx, body: Bytes) -> Result<Response, ApiError> {
-    let mut json = serde_json::Deserializer::from_slice(&body);
-    let input: S::Input = serde_path_to_error::deserialize(&mut json).map_err(|error| {
-        let path = error.path().to_string();
-        let at = if path == "." {
-            String::new()
-        } else {
-            format!(" at `{path}`")
-        };
-        ApiError::bad_request(format!(
-            "the saga input does not deserialize{at}: {}",
-            error.inner()
-        ))
-        .rejected()
-    })?;
-    json.end().map_err(|error| {
-        ApiError::bad_request(format!(
-            "the saga input is followed by more than JSON: {error}"
-        ))
-        .rejected()
-    })?;
+    let input: S::Input = json_naming_the_field(&body, "the saga input")?;
     let id = sagas(&cx)?
         .start(&input)
         .await

@@ -17,6 +17,7 @@ mod launch_env;
 mod saga_support;
 
 mod database;
+mod event_sourced;
 mod gateway;
 mod grpc;
 mod idempotency;
