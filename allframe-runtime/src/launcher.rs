@@ -277,17 +277,22 @@ impl<S> Launcher<S> {
     /// Keeps its aggregates' events in the service's database (`type = "event-sourced"`,
     /// `[services.cqrs]`): the component opens [`crate::eventstore::EventStore`] and the
     /// [`crate::eventstore::Projections`] `projections` returns, leaves them in the context
-    /// with `settings`, and keeps the projections caught up until shutdown. Add it after the
+    /// with `settings`, and keeps the projections caught up until shutdown; with
+    /// `ALLFRAME_ADMIN_TOKEN` set, the admin API lists them and rebuilds one. Add it after the
     /// messaging component, so appends publish through the outbox.
     pub fn event_sourced(
         self,
         settings: crate::eventstore::EventSourcedSettings,
         projections: fn() -> Vec<std::sync::Arc<dyn crate::eventstore::Projection>>,
-    ) -> Self {
+    ) -> Self
+    where
+        S: Send + Sync + 'static,
+    {
         self.component(crate::eventstore::EventSourcedComponent {
             settings,
             projections,
         })
+        .host(crate::eventstore::EventSourcedHost)
     }
 
     /// Reads variables from `env` instead of the process environment (for tests).

@@ -1,14 +1,17 @@
 //! The event-sourcing component of a service: at start-up it opens the event store and the
 //! service's projections in its database, leaves [`EventStore`], [`Projections`] and the
 //! [`EventSourcedSettings`] in the context, and keeps the projections caught up in the
-//! background until shutdown.
+//! background until shutdown. Its host serves the projections on the admin API.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::{EventStore, Projection, Projections};
 use crate::BoxError;
-use crate::component::{BoxFuture, Component, Startup};
+use crate::admin::AdminSettings;
+use crate::component::{BoxFuture, Component, Host, Hosted, Startup};
+use crate::context::App;
+use crate::error::RuntimeError;
 
 /// What `[services.cqrs]` declares, as the macro bakes it in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +55,41 @@ impl Component for EventSourcedComponent {
             startup.insert(projections);
             startup.insert(self.settings);
             Ok(())
+        })
+    }
+}
+
+/// Serves the projections on the admin API when `ALLFRAME_ADMIN_TOKEN` is set.
+#[derive(Debug)]
+pub(crate) struct EventSourcedHost;
+
+impl<S: Send + Sync + 'static> Host<S> for EventSourcedHost {
+    fn name(&self) -> &'static str {
+        "event-store"
+    }
+
+    fn start<'a>(
+        self: Box<Self>,
+        app: &'a App<S>,
+        startup: &'a Startup,
+    ) -> BoxFuture<'a, Result<Hosted, RuntimeError>> {
+        Box::pin(async move {
+            let failed = |source: BoxError| RuntimeError::Component {
+                name: "event-store",
+                source,
+            };
+            let projections = startup
+                .get::<Projections>()
+                .cloned()
+                .ok_or_else(|| failed("the event store component did not start".into()))?;
+            let mut hosted = Hosted::default();
+            let admin = AdminSettings::from_env(startup.env(), app.ctx().settings().rest_port)
+                .map_err(failed)?;
+            if let Some(admin) = admin {
+                let routes = super::admin::admin_router(projections);
+                hosted.servers.push(admin.serve(routes, startup).await?);
+            }
+            Ok(hosted)
         })
     }
 }

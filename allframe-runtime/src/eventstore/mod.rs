@@ -28,6 +28,7 @@
 //!   order, each from a checkpoint moved in the transaction that changes it, and rebuilds one
 //!   beside the current version, switching once the new one has caught up.
 
+mod admin;
 mod aggregate;
 mod append;
 mod component;
@@ -42,8 +43,8 @@ use serde_json::Value;
 pub use aggregate::{
     Aggregate, AggregateEvent, CommandError, Loaded, Repository, UpcastError, decode,
 };
-pub(crate) use component::EventSourcedComponent;
 pub use component::EventSourcedSettings;
+pub(crate) use component::{EventSourcedComponent, EventSourcedHost};
 pub use http::aggregate_routes;
 pub use projection::{Projection, ProjectionError, ProjectionStatus, Projections, ReadModel};
 pub use read::EventStream;

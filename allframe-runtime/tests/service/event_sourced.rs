@@ -1,7 +1,8 @@
 //! An event-sourced service run in-process on SQLite: commands over REST change an aggregate
 //! and answer its version as an `ETag`; `If-Match` makes them conditional, and a conflict is a
 //! 409 with the current version that frees the idempotency key, so the retry succeeds; a
-//! refused command is a 422, a malformed one a 400 naming the field; the projection follows.
+//! refused command is a 422, a malformed one a 400 naming the field; the projection follows,
+//! and is rebuilt through the admin API.
 #![cfg(feature = "sqlite")]
 
 use std::sync::Arc;
@@ -150,7 +151,7 @@ fn projections() -> Vec<Arc<dyn Projection>> {
     vec![Arc::new(GrandTotal)]
 }
 
-async fn start(dir: &std::path::Path) -> RunningService {
+async fn start(dir: &std::path::Path, extra: &[(&str, &str)]) -> RunningService {
     Launcher::<TallyService>::new(&SETTINGS)
         .metrics(MetricsSettings { port: None })
         .idempotency(IdempotencySettings {
@@ -165,7 +166,7 @@ async fn start(dir: &std::path::Path) -> RunningService {
             },
             projections,
         )
-        .env(test_env(dir, &[]))
+        .env(test_env(dir, extra))
         .start()
         .await
         .expect("the service starts")
@@ -197,7 +198,7 @@ fn etag(response: &reqwest::Response) -> String {
 #[tokio::test]
 async fn commands_change_the_aggregate_at_the_version_they_expect_and_the_projection_follows() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let running = start(dir.path()).await;
+    let running = start(dir.path(), &[]).await;
     let add = |amount: i64| json!({ "Add": { "amount": amount } });
 
     let first = send(&running, "t-1", add(5), &[]).await;
@@ -266,6 +267,68 @@ async fn commands_change_the_aggregate_at_the_version_they_expect_and_the_projec
         total().await,
         13,
         "the projection followed every command once"
+    );
+    running.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_admin_api_lists_the_projections_and_rebuilds_one() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|probe| probe.local_addr())
+        .expect("free port")
+        .port()
+        .to_string();
+    let admin = [
+        ("ALLFRAME_ADMIN_TOKEN", "s3cret"),
+        ("ADMIN_PORT", port.as_str()),
+    ];
+    let running = start(dir.path(), &admin).await;
+    send(&running, "t-1", json!({ "Add": { "amount": 4 } }), &[]).await;
+    let client = reqwest::Client::new();
+    let url = |path: &str| format!("http://127.0.0.1:{port}{path}");
+    let anonymous = client.get(url("/projections")).send().await.expect("GET");
+    assert_eq!(anonymous.status(), 401);
+
+    let rebuild = client
+        .post(url("/projections/GrandTotal/rebuild"))
+        .bearer_auth("s3cret")
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(rebuild.status(), 202);
+    assert_eq!(rebuild.json::<Value>().await.expect("json")["version"], 2);
+    let unknown = client
+        .post(url("/projections/Nope/rebuild"))
+        .bearer_auth("s3cret")
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(unknown.status(), 404);
+
+    let mut listed = Value::Null;
+    for _ in 0..200 {
+        listed = client
+            .get(url("/projections"))
+            .bearer_auth("s3cret")
+            .send()
+            .await
+            .expect("GET")
+            .json()
+            .await
+            .expect("json");
+        if listed["projections"]
+            == json!([{ "name": "GrandTotal", "version": 2, "state": "active", "position": 1 }])
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let expected =
+        json!([{ "name": "GrandTotal", "version": 2, "state": "active", "position": 1 }]);
+    assert_eq!(
+        listed["projections"], expected,
+        "the rebuilt version caught up and is current"
     );
     running.shutdown().await;
 }
