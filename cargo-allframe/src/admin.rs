@@ -17,6 +17,7 @@ use serde_json::Value;
 pub use reqwest::Method;
 
 use crate::error::CliError;
+use crate::report::Reporter;
 
 /// How long one admin request may take (a replay of every dead letter can be slow).
 const TIMEOUT: Duration = Duration::from_secs(60);
@@ -27,6 +28,12 @@ pub fn token_from_env() -> Result<String, CliError> {
         .ok()
         .filter(|token| !token.trim().is_empty())
         .ok_or(CliError::AdminToken)
+}
+
+/// Prints the admin API's `answer` as indented JSON (`--json`).
+pub fn print_json(answer: &Value, reporter: &mut Reporter<'_>) -> Result<(), CliError> {
+    reporter.line(serde_json::to_string_pretty(answer).unwrap_or_default());
+    Ok(())
 }
 
 /// The service `name` of `architecture`, which `cargo allframe <command>` only works on when it
@@ -177,6 +184,21 @@ impl Admin {
                 &self.service,
                 status.as_u16(),
                 format!("the answer is not JSON: {error}"),
+            )
+        })
+    }
+
+    /// `answer` as `T`, or an error saying it is not `what`.
+    pub fn parse<T: serde::de::DeserializeOwned>(
+        &self,
+        answer: Value,
+        what: &str,
+    ) -> Result<T, CliError> {
+        serde_json::from_value(answer).map_err(|error| {
+            CliError::refused(
+                self.service(),
+                200,
+                format!("the answer is not {what}: {error}"),
             )
         })
     }

@@ -358,6 +358,21 @@ pub enum CliError {
         id: String,
     },
 
+    /// `projections rebuild` named a projection the file does not declare for the service.
+    #[error("`{service}` has no projection `{projection}` in the architecture file")]
+    #[diagnostic(
+        code(allframe::unknown_projection),
+        help("{hint}; pass one of `[services.cqrs] projections` with --projection")
+    )]
+    UnknownProjection {
+        /// The event-sourced service.
+        service: String,
+        /// The name given.
+        projection: String,
+        /// A likely fix: the nearest declared name, or the declared ones.
+        hint: String,
+    },
+
     /// Only a stuck saga can be retried.
     #[error("cannot retry saga `{id}` of `{service}`: {detail}")]
     #[diagnostic(

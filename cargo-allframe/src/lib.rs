@@ -1,8 +1,8 @@
 //! `cargo allframe`: turns one `architecture.toml` into a workspace of service crates
 //! (`ignite`) with its infrastructure and docs, checks a file with source-snippet diagnostics
 //! (`check`), prints its JSON Schema (`schema`) and its diagram (`graph`), and operates running
-//! services through their admin API ([`admin`]): a consumer's dead letters (`dlq`) and a saga
-//! orchestrator's sagas (`sagas`).
+//! services through their admin API ([`admin`]): a consumer's dead letters (`dlq`), a saga
+//! orchestrator's sagas (`sagas`) and an event-sourced service's projections (`projections`).
 //!
 //! The binary only parses arguments and calls [`run`]. One module per stage of ignite:
 //! [`config`] (read + check) → [`plan`] (render [`templates`] with a [`context`]) →
@@ -24,6 +24,7 @@ pub mod ignite;
 pub mod infra;
 pub mod names;
 pub mod plan;
+pub mod projections;
 pub mod report;
 pub mod rustfmt;
 pub mod sagas;
@@ -64,6 +65,8 @@ pub enum Command {
     Dlq(dlq::DlqArgs),
     /// List, show or retry a saga orchestrator's sagas, through its admin API.
     Sagas(sagas::SagasArgs),
+    /// List an event-sourced service's projections or rebuild one, through its admin API.
+    Projections(projections::ProjectionsArgs),
 }
 
 /// The options of `cargo allframe graph`.
@@ -136,6 +139,7 @@ pub fn execute(command: Command, reporter: &mut Reporter<'_>) -> Result<(), CliE
         }
         Command::Dlq(args) => dlq::run(&args, reporter)?,
         Command::Sagas(args) => sagas::run(&args, reporter)?,
+        Command::Projections(args) => projections::run(&args, reporter)?,
     }
     Ok(())
 }

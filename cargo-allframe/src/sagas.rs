@@ -149,9 +149,9 @@ pub fn run_with_token(
             }
             let answer = admin.send(Method::GET, url)?;
             if args.json {
-                return print_json(&answer, reporter);
+                return admin::print_json(&answer, reporter);
             }
-            let listing: Listing = parse(&admin, answer, "a list of sagas")?;
+            let listing: Listing = admin.parse(answer, "a list of sagas")?;
             print_list(&listing.sagas, args.status, reporter);
             if listing.sagas.len() >= limit as usize {
                 reporter.note(format!(
@@ -164,9 +164,9 @@ pub fn run_with_token(
                 .send(Method::GET, admin.url(&["sagas", id]))
                 .map_err(|error| for_saga(error, id))?;
             if args.json {
-                return print_json(&answer, reporter);
+                return admin::print_json(&answer, reporter);
             }
-            let saga: Saga = parse(&admin, answer, "a saga")?;
+            let saga: Saga = admin.parse(answer, "a saga")?;
             print_saga(&saga, reporter);
             if saga.status == Status::Stuck.as_str() {
                 reporter.note(format!(
@@ -180,7 +180,7 @@ pub fn run_with_token(
                 .send(Method::POST, admin.url(&["sagas", id, "retry"]))
                 .map_err(|error| for_saga(error, id))?;
             if args.json {
-                return print_json(&answer, reporter);
+                return admin::print_json(&answer, reporter);
             }
             let status = answer["status"].as_str().unwrap_or("compensating");
             reporter.line(format!(
@@ -215,26 +215,6 @@ fn for_saga(error: CliError, id: &str) -> CliError {
         },
         other => other,
     }
-}
-
-fn print_json(answer: &Value, reporter: &mut Reporter<'_>) -> Result<(), CliError> {
-    reporter.line(serde_json::to_string_pretty(answer).unwrap_or_default());
-    Ok(())
-}
-
-/// `answer` as `T`, or an error saying it is not `what`.
-fn parse<T: serde::de::DeserializeOwned>(
-    admin: &Admin,
-    answer: Value,
-    what: &str,
-) -> Result<T, CliError> {
-    serde_json::from_value(answer).map_err(|error| {
-        CliError::refused(
-            admin.service(),
-            200,
-            format!("the answer is not {what}: {error}"),
-        )
-    })
 }
 
 /// The answer of `GET /sagas`.
