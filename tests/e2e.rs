@@ -703,10 +703,12 @@ fn dead_letters_are_listed_shown_replayed_and_purged_through_the_admin_api() {
         let args = DlqArgs {
             action,
             id,
-            config: config.clone(),
-            service: "notification-service".into(),
-            url: Some(format!("http://127.0.0.1:{admin_port}")),
-            json: true,
+            target: cargo_allframe::admin::Target {
+                config: config.clone(),
+                service: "notification-service".into(),
+                url: Some(format!("http://127.0.0.1:{admin_port}")),
+                json: true,
+            },
             yes: true,
         };
         let (mut stdout, mut stderr) = (Vec::new(), Vec::new());

@@ -427,6 +427,23 @@ impl Database {
         }
     }
 
+    /// A write transaction for creating tables: on PostgreSQL it first takes the advisory
+    /// lock `lock_key` (held until it ends), so instances starting at once do not race on
+    /// `CREATE TABLE IF NOT EXISTS`; SQLite's write lock serialises them already.
+    pub(crate) async fn begin_install(
+        &self,
+        lock_key: i64,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        let mut tx = self.begin_write().await?;
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT COUNT(*) FROM (SELECT pg_advisory_xact_lock($1)) AS locked")
+                .bind(lock_key)
+                .execute(&mut *tx)
+                .await?;
+        }
+        Ok(tx)
+    }
+
     /// The engine behind the pool.
     pub fn backend(&self) -> Backend {
         self.backend

@@ -1,11 +1,13 @@
 //! The client side of a running service's admin API, shared by the operational commands
-//! (`cargo allframe dlq`, `cargo allframe sagas`): which service of the file a command may talk
-//! to, where its admin API listens, the token, and one request with its answer or a typed error.
+//! (`cargo allframe dlq`, `sagas`, `projections`): their common options ([`Target`]), which
+//! service of the file a command may talk to, where its admin API listens, the token, and one
+//! request with its answer or a typed error.
 //!
 //! The address is `--url`, else `http://127.0.0.1:<ADMIN_PORT>` with the port the service's
 //! runtime derives from the file (`allframe_env::default_admin_port`) unless `ADMIN_PORT` is
 //! set; the token is `ALLFRAME_ADMIN_TOKEN`, as the service reads it.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use allframe_config::model::ServiceType;
@@ -16,6 +18,7 @@ use serde_json::Value;
 
 pub use reqwest::Method;
 
+use crate::config::{self, Loaded};
 use crate::error::CliError;
 use crate::report::Reporter;
 
@@ -28,6 +31,46 @@ pub fn token_from_env() -> Result<String, CliError> {
         .ok()
         .filter(|token| !token.trim().is_empty())
         .ok_or(CliError::AdminToken)
+}
+
+/// The options every operational command shares: the file, the service, its admin API, and
+/// JSON output.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Target {
+    /// The architecture file.
+    #[arg(long, value_name = "FILE", default_value = config::DEFAULT_CONFIG)]
+    pub config: PathBuf,
+    /// The service (of the type the command works on).
+    #[arg(long, value_name = "NAME")]
+    pub service: String,
+    /// The service's admin API (default: loopback at its admin port).
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl Target {
+    /// Reads the file, checks that `--service` is of type `needed` (the type whose admin
+    /// routes `command` calls), and readies its admin API with `token`; the file is returned
+    /// too, for what the command checks in it.
+    pub fn open(
+        &self,
+        needed: ServiceType,
+        command: &'static str,
+        token: &str,
+    ) -> Result<(Loaded, Admin), CliError> {
+        let loaded = config::load(&self.config, false)?;
+        let service = target(&loaded.architecture, &self.service, needed, command)?;
+        let admin = Admin::connect(
+            &self.service,
+            self.url.as_deref(),
+            service.common.http_port,
+            token,
+        )?;
+        Ok((loaded, admin))
+    }
 }
 
 /// Prints the admin API's `answer` as indented JSON (`--json`).

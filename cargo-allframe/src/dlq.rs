@@ -4,13 +4,12 @@
 //! [`crate::admin`] says.
 
 use std::io::BufRead as _;
-use std::path::PathBuf;
 
 use allframe_config::model::ServiceType;
 use serde_json::Value;
 
-use crate::admin::{self, Admin, Method};
-use crate::config;
+use crate::admin::{self, Method};
+
 use crate::error::CliError;
 use crate::report::Reporter;
 
@@ -35,18 +34,9 @@ pub struct DlqArgs {
     pub action: Action,
     /// The dead letter's id (`show` needs one; `replay` and `purge` without one take all).
     pub id: Option<i64>,
-    /// The architecture file.
-    #[arg(long, value_name = "FILE", default_value = config::DEFAULT_CONFIG)]
-    pub config: PathBuf,
-    /// The consumer service.
-    #[arg(long, value_name = "NAME")]
-    pub service: String,
-    /// The service's admin API (default: loopback at its admin port).
-    #[arg(long, value_name = "URL")]
-    pub url: Option<String>,
-    /// Print JSON instead of a table.
-    #[arg(long)]
-    pub json: bool,
+    /// The file, the service, its admin API, JSON output.
+    #[command(flatten)]
+    pub target: admin::Target,
     /// Purge without asking.
     #[arg(long)]
     pub yes: bool,
@@ -63,22 +53,10 @@ pub fn run_with_token(
     token: &str,
     reporter: &mut Reporter<'_>,
 ) -> Result<(), CliError> {
-    let loaded = config::load(&args.config, false)?;
-    let service = admin::target(
-        &loaded.architecture,
-        &args.service,
-        ServiceType::Consumer,
-        "dlq",
-    )?;
+    let (_, admin) = args.target.open(ServiceType::Consumer, "dlq", token)?;
     if let (Action::Show, None) = (args.action, args.id) {
         return Err(CliError::MissingId { action: "show" });
     }
-    let admin = Admin::connect(
-        &args.service,
-        args.url.as_deref(),
-        service.common.http_port,
-        token,
-    )?;
     let one = |id: i64, rest: &[&str]| {
         let id = id.to_string();
         let mut segments = vec!["dead-letters", id.as_str()];
@@ -94,7 +72,7 @@ pub fn run_with_token(
             admin.send(Method::POST, admin.url(&["dead-letters", "replay"]))?
         }
         (Action::Purge, id) => {
-            if !args.yes && !confirmed(&args.service, id, reporter) {
+            if !args.yes && !confirmed(&args.target.service, id, reporter) {
                 return Err(CliError::NotConfirmed);
             }
             match id {
@@ -103,7 +81,7 @@ pub fn run_with_token(
             }
         }
     };
-    if args.json {
+    if args.target.json {
         reporter.line(serde_json::to_string_pretty(&answer).unwrap_or_default());
     } else {
         print_human(args.action, args.id, &answer, reporter);
@@ -184,11 +162,13 @@ mod tests {
         DlqArgs {
             action: Action::List,
             id: None,
-            config: PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("../examples/quickstart/architecture.toml"),
-            service: service.into(),
-            url: Some(url.into()),
-            json: true,
+            target: admin::Target {
+                config: std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                    .join("../examples/quickstart/architecture.toml"),
+                service: service.into(),
+                url: Some(url.into()),
+                json: true,
+            },
             yes: false,
         }
     }
@@ -250,7 +230,7 @@ mod tests {
             (404, problem(404, "no dead letter has the id 8")),
         ]);
         let mut list = args("notification-service", &stand_in.url);
-        list.json = false;
+        list.target.json = false;
         let (mut out, mut err) = (Vec::new(), Vec::new());
         run_with_token(&list, "t", &mut Reporter::new(&mut out, &mut err, false)).expect("list");
         let received = stand_in.received();

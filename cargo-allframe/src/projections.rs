@@ -4,14 +4,12 @@
 //! the current one, which keeps serving until the new one has caught up. The address and the
 //! token are found as [`crate::admin`] says.
 
-use std::path::PathBuf;
-
 use allframe_config::Archetype;
 use allframe_config::model::ServiceType;
 use serde::Deserialize;
 
-use crate::admin::{self, Admin, Method};
-use crate::config;
+use crate::admin::{self, Method};
+
 use crate::error::CliError;
 use crate::report::Reporter;
 
@@ -33,18 +31,9 @@ pub struct ProjectionsArgs {
     /// The projection to rebuild, as `[services.cqrs] projections` names it.
     #[arg(long, value_name = "NAME", required_if_eq("action", "rebuild"))]
     pub projection: Option<String>,
-    /// The architecture file.
-    #[arg(long, value_name = "FILE", default_value = config::DEFAULT_CONFIG)]
-    pub config: PathBuf,
-    /// The event-sourced service.
-    #[arg(long, value_name = "NAME")]
-    pub service: String,
-    /// The service's admin API (default: loopback at its admin port).
-    #[arg(long, value_name = "URL")]
-    pub url: Option<String>,
-    /// Print JSON instead of a table.
-    #[arg(long)]
-    pub json: bool,
+    /// The file, the service, its admin API, JSON output.
+    #[command(flatten)]
+    pub target: admin::Target,
 }
 
 /// Runs `cargo allframe projections` with the token in `ALLFRAME_ADMIN_TOKEN`.
@@ -58,15 +47,13 @@ pub fn run_with_token(
     token: &str,
     reporter: &mut Reporter<'_>,
 ) -> Result<(), CliError> {
-    let loaded = config::load(&args.config, false)?;
-    let service = admin::target(
-        &loaded.architecture,
-        &args.service,
-        ServiceType::EventSourced,
-        "projections",
-    )?;
-    let declared: Vec<&str> = match &service.archetype {
-        Archetype::EventSourced(cqrs) => cqrs.projections.iter().map(String::as_str).collect(),
+    let target = &args.target;
+    let (loaded, admin) = target.open(ServiceType::EventSourced, "projections", token)?;
+    let service = loaded.architecture.service(&target.service);
+    let declared: Vec<&str> = match service.map(|s| &s.archetype) {
+        Some(Archetype::EventSourced(cqrs)) => {
+            cqrs.projections.iter().map(String::as_str).collect()
+        }
         _ => Vec::new(),
     };
     // Checked against the file before anything is sent.
@@ -83,22 +70,16 @@ pub fn run_with_token(
                 None => format!("its projections: {}", declared.join(", ")),
             };
             return Err(CliError::UnknownProjection {
-                service: args.service.clone(),
+                service: target.service.clone(),
                 projection: given.to_owned(),
                 hint,
             });
         }
     };
-    let admin = Admin::connect(
-        &args.service,
-        args.url.as_deref(),
-        service.common.http_port,
-        token,
-    )?;
     match projection {
         None => {
             let answer = admin.send(Method::GET, admin.url(&["projections"]))?;
-            if args.json {
+            if target.json {
                 return admin::print_json(&answer, reporter);
             }
             let listing: Listing = admin.parse(answer, "a list of projections")?;
@@ -106,13 +87,13 @@ pub fn run_with_token(
         }
         Some(name) => {
             let answer = admin.send(Method::POST, admin.url(&["projections", name, "rebuild"]))?;
-            if args.json {
+            if target.json {
                 return admin::print_json(&answer, reporter);
             }
             let version = answer["version"].as_i64().unwrap_or_default();
             reporter.line(format!(
                 "projection {name}: version {version} is being built from the first event; the current version serves reads until it has caught up, then is dropped. `cargo allframe projections list --service {}` follows it",
-                args.service
+                target.service
             ));
         }
     }
@@ -184,10 +165,12 @@ projections = ["StockLevels", "StockHistory"]
         let args = ProjectionsArgs {
             action,
             projection: projection.map(str::to_owned),
-            config,
-            service: "inventory".into(),
-            url: Some(url.into()),
-            json: false,
+            target: admin::Target {
+                config,
+                service: "inventory".into(),
+                url: Some(url.into()),
+                json: false,
+            },
         };
         let (mut out, mut err) = (Vec::new(), Vec::new());
         let result = run_with_token(

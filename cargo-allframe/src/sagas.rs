@@ -5,14 +5,13 @@
 //! the token are found as [`crate::admin`] says.
 
 use std::fmt::Write as _;
-use std::path::PathBuf;
 
 use allframe_config::model::ServiceType;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::admin::{self, Admin, Method};
-use crate::config;
+use crate::admin::{self, Method};
+
 use crate::error::CliError;
 use crate::report::Reporter;
 
@@ -78,24 +77,15 @@ pub struct SagasArgs {
     /// The saga's id (`show` and `retry` need one).
     #[arg(required_if_eq_any([("action", "show"), ("action", "retry")]))]
     pub id: Option<String>,
-    /// The architecture file.
-    #[arg(long, value_name = "FILE", default_value = config::DEFAULT_CONFIG)]
-    pub config: PathBuf,
-    /// The saga-orchestrator service.
-    #[arg(long, value_name = "NAME")]
-    pub service: String,
-    /// The service's admin API (default: loopback at its admin port).
-    #[arg(long, value_name = "URL")]
-    pub url: Option<String>,
+    /// The file, the service, its admin API, JSON output.
+    #[command(flatten)]
+    pub target: admin::Target,
     /// `list`: only the sagas in this status.
     #[arg(long, value_enum)]
     pub status: Option<Status>,
     /// `list`: at most this many sagas, newest first (default 100).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub limit: Option<u32>,
-    /// Print JSON instead of a table.
-    #[arg(long)]
-    pub json: bool,
 }
 
 /// Runs `cargo allframe sagas` with the token in `ALLFRAME_ADMIN_TOKEN`.
@@ -109,13 +99,9 @@ pub fn run_with_token(
     token: &str,
     reporter: &mut Reporter<'_>,
 ) -> Result<(), CliError> {
-    let loaded = config::load(&args.config, false)?;
-    let service = admin::target(
-        &loaded.architecture,
-        &args.service,
-        ServiceType::SagaOrchestrator,
-        "sagas",
-    )?;
+    let (_, admin) = args
+        .target
+        .open(ServiceType::SagaOrchestrator, "sagas", token)?;
     let id = args
         .id
         .as_deref()
@@ -130,12 +116,6 @@ pub fn run_with_token(
             });
         }
     };
-    let admin = Admin::connect(
-        &args.service,
-        args.url.as_deref(),
-        service.common.http_port,
-        token,
-    )?;
     match args.action {
         Action::List => {
             let limit = args.limit.unwrap_or(DEFAULT_LIMIT);
@@ -148,7 +128,7 @@ pub fn run_with_token(
                 query.append_pair("limit", &limit.to_string());
             }
             let answer = admin.send(Method::GET, url)?;
-            if args.json {
+            if args.target.json {
                 return admin::print_json(&answer, reporter);
             }
             let listing: Listing = admin.parse(answer, "a list of sagas")?;
@@ -163,7 +143,7 @@ pub fn run_with_token(
             let answer = admin
                 .send(Method::GET, admin.url(&["sagas", id]))
                 .map_err(|error| for_saga(error, id))?;
-            if args.json {
+            if args.target.json {
                 return admin::print_json(&answer, reporter);
             }
             let saga: Saga = admin.parse(answer, "a saga")?;
@@ -171,7 +151,7 @@ pub fn run_with_token(
             if saga.status == Status::Stuck.as_str() {
                 reporter.note(format!(
                     "once the cause is fixed, `cargo allframe sagas retry {} --service {}` compensates it again",
-                    saga.id, args.service
+                    saga.id, args.target.service
                 ));
             }
         }
@@ -179,13 +159,13 @@ pub fn run_with_token(
             let answer = admin
                 .send(Method::POST, admin.url(&["sagas", id, "retry"]))
                 .map_err(|error| for_saga(error, id))?;
-            if args.json {
+            if args.target.json {
                 return admin::print_json(&answer, reporter);
             }
             let status = answer["status"].as_str().unwrap_or("compensating");
             reporter.line(format!(
                 "saga {id} retried: it is {status} again; `cargo allframe sagas show {id} --service {}` follows it",
-                args.service
+                args.target.service
             ));
         }
     }
@@ -433,7 +413,7 @@ responsibility = "Users"
 
     struct Fixture {
         _dir: tempfile::TempDir,
-        config: PathBuf,
+        config: std::path::PathBuf,
     }
 
     fn fixture() -> Fixture {
@@ -447,12 +427,14 @@ responsibility = "Users"
         SagasArgs {
             action,
             id: id.map(str::to_owned),
-            config: fixture.config.clone(),
-            service: "order-service".into(),
-            url: Some(url.into()),
+            target: admin::Target {
+                config: fixture.config.clone(),
+                service: "order-service".into(),
+                url: Some(url.into()),
+                json: false,
+            },
             status: None,
             limit: None,
-            json: false,
         }
     }
 
@@ -551,7 +533,7 @@ responsibility = "Users"
         let answer = json!({ "sagas": [stuck_saga()] });
         let stand_in = StandIn::serve(vec![(200, answer.to_string())]);
         let mut list = args(&fixture, Action::List, None, &stand_in.url);
-        list.json = true;
+        list.target.json = true;
         let (result, out, _) = run_args(&list);
         result.expect("listed");
         assert_eq!(serde_json::from_str::<Value>(&out).expect("JSON"), answer);
@@ -752,7 +734,7 @@ responsibility = "Users"
         let fixture = fixture();
         let stand_in = StandIn::serve(vec![(200, "{}".to_owned())]);
         let mut other = args(&fixture, Action::List, None, &stand_in.url);
-        other.service = "user-service".into();
+        other.target.service = "user-service".into();
         match run_args(&other).0 {
             Err(error @ CliError::WrongServiceType { .. }) => {
                 assert_eq!(
@@ -767,7 +749,7 @@ responsibility = "Users"
             }
             other => panic!("{other:?}"),
         }
-        other.service = "order-servce".into();
+        other.target.service = "order-servce".into();
         match run_args(&other).0 {
             Err(CliError::UnknownService { known, .. }) => {
                 assert_eq!(known, "order-service, user-service");

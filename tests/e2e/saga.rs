@@ -104,12 +104,14 @@ fn sagas_run_over_rest_resume_after_sigkill_and_are_read_through_the_cli() {
         let args = cargo_allframe::sagas::SagasArgs {
             action,
             id,
-            config: config.clone(),
-            service: "order-service".into(),
-            url: Some(format!("http://127.0.0.1:{admin_port}")),
+            target: cargo_allframe::admin::Target {
+                config: config.clone(),
+                service: "order-service".into(),
+                url: Some(format!("http://127.0.0.1:{admin_port}")),
+                json: true,
+            },
             status: None,
             limit: Some(1000),
-            json: true,
         };
         let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
         let mut reporter = Reporter::new(&mut stdout, &mut stderr, false);

@@ -62,15 +62,9 @@ const SCHEMA: [&str; 4] = [
 
 /// Creates the tables if missing (idempotent; safe when several instances start at once).
 pub async fn install(db: &Database) -> Result<(), sqlx::Error> {
-    let mut tx = db.begin_write().await?;
+    let mut tx = db.begin_install(INSTALL_LOCK_KEY).await?;
     let (id, payload) = match db.backend() {
-        Backend::Postgres => {
-            sqlx::query("SELECT COUNT(*) FROM (SELECT pg_advisory_xact_lock($1)) AS locked")
-                .bind(INSTALL_LOCK_KEY)
-                .execute(&mut *tx)
-                .await?;
-            ("BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY", "BYTEA")
-        }
+        Backend::Postgres => ("BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY", "BYTEA"),
         Backend::Sqlite => ("INTEGER PRIMARY KEY AUTOINCREMENT", "BLOB"),
     };
     let tables = SCHEMA

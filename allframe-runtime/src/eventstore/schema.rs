@@ -2,7 +2,7 @@
 //! `allframe_event_positions` (one row: the last position handed out, whose lock orders the
 //! appends) and `allframe_snapshots` (the latest state per stream).
 
-use crate::database::{Backend, Database};
+use crate::database::Database;
 
 /// Serialises the creation of the tables on PostgreSQL. An arbitrary constant ("allfevst").
 const INSTALL_LOCK_KEY: i64 = 0x616c_6c66_6576_7374;
@@ -39,13 +39,7 @@ const SCHEMA: [&str; 4] = [
 
 /// Creates the tables if missing.
 pub(super) async fn install(db: &Database) -> Result<(), sqlx::Error> {
-    let mut tx = db.begin_write().await?;
-    if db.backend() == Backend::Postgres {
-        sqlx::query("SELECT COUNT(*) FROM (SELECT pg_advisory_xact_lock($1)) AS locked")
-            .bind(INSTALL_LOCK_KEY)
-            .execute(&mut *tx)
-            .await?;
-    }
+    let mut tx = db.begin_install(INSTALL_LOCK_KEY).await?;
     for statement in SCHEMA {
         sqlx::query(statement).execute(&mut *tx).await?;
     }

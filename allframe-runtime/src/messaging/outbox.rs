@@ -96,13 +96,9 @@ pub async fn install(db: &Database) -> Result<(), sqlx::Error> {
     }
     partitions.push_str(" ON CONFLICT (partition_no) DO NOTHING");
 
-    let mut tx = db.begin_write().await?;
+    let mut tx = db.begin_install(INSTALL_LOCK_KEY).await?;
     match db.backend() {
         Backend::Postgres => {
-            sqlx::query("SELECT COUNT(*) FROM (SELECT pg_advisory_xact_lock($1)) AS locked")
-                .bind(INSTALL_LOCK_KEY)
-                .execute(&mut *tx)
-                .await?;
             for statement in POSTGRES_SCHEMA {
                 sqlx::query(statement).execute(&mut *tx).await?;
             }

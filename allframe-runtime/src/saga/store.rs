@@ -13,7 +13,7 @@ use serde_json::Value;
 use sqlx::AnyConnection;
 
 use super::{SagaError, SagaStatus};
-use crate::database::{Backend, Database};
+use crate::database::Database;
 use crate::messaging::envelope::unix_millis;
 
 /// The sagas table.
@@ -184,13 +184,7 @@ pub(crate) fn now() -> i64 {
 
 /// Creates the tables if missing (idempotent; safe when several instances start at once).
 pub(crate) async fn install(db: &Database) -> Result<(), sqlx::Error> {
-    let mut tx = db.begin_write().await?;
-    if db.backend() == Backend::Postgres {
-        sqlx::query("SELECT COUNT(*) FROM (SELECT pg_advisory_xact_lock($1)) AS locked")
-            .bind(INSTALL_LOCK_KEY)
-            .execute(&mut *tx)
-            .await?;
-    }
+    let mut tx = db.begin_install(INSTALL_LOCK_KEY).await?;
     for statement in SCHEMA {
         sqlx::query(statement).execute(&mut *tx).await?;
     }
