@@ -230,15 +230,7 @@ impl Projections {
     pub async fn rebuild(&self, name: &str) -> Result<i64, ProjectionError> {
         let projection = self.find(name)?;
         let mut tx = self.db.begin_write().await?;
-        let building: Vec<i64> = sqlx::query_scalar(
-            "SELECT version FROM allframe_projections WHERE name = $1 AND state = 'building'",
-        )
-        .bind(projection.name())
-        .fetch_all(&mut *tx)
-        .await?;
-        for version in building {
-            retire(&mut tx, projection.as_ref(), version).await?;
-        }
+        retire_all(&mut tx, projection.as_ref(), "building").await?;
         let last: i64 =
             sqlx::query_scalar("SELECT MAX(version) FROM allframe_projections WHERE name = $1")
                 .bind(projection.name())
@@ -349,15 +341,7 @@ impl Projections {
         if newer.is_some() {
             return Ok(());
         }
-        let old: Vec<i64> = sqlx::query_scalar(
-            "SELECT version FROM allframe_projections WHERE name = $1 AND state = 'active'",
-        )
-        .bind(projection.name())
-        .fetch_all(&mut *tx)
-        .await?;
-        for version in old {
-            retire(&mut tx, projection, version).await?;
-        }
+        retire_all(&mut tx, projection, "active").await?;
         sqlx::query(
             "UPDATE allframe_projections SET state = 'active' WHERE name = $1 AND version = $2",
         )
@@ -432,6 +416,25 @@ async fn start_version(
     .bind(state)
     .execute(tx)
     .await?;
+    Ok(())
+}
+
+/// Retires every version of `projection` in `state`.
+async fn retire_all(
+    tx: &mut AnyConnection,
+    projection: &dyn Projection,
+    state: &str,
+) -> Result<(), ProjectionError> {
+    let versions: Vec<i64> = sqlx::query_scalar(
+        "SELECT version FROM allframe_projections WHERE name = $1 AND state = $2",
+    )
+    .bind(projection.name())
+    .bind(state)
+    .fetch_all(&mut *tx)
+    .await?;
+    for version in versions {
+        retire(tx, projection, version).await?;
+    }
     Ok(())
 }
 

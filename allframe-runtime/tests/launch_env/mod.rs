@@ -42,3 +42,12 @@ pub const fn stateless_settings(architecture: &'static str, name: &'static str) 
         deferred: &[],
     }
 }
+
+/// A TCP port free on loopback right now (for an admin API).
+pub fn free_port() -> String {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|probe| probe.local_addr())
+        .expect("free port")
+        .port()
+        .to_string()
+}

@@ -21,7 +21,7 @@ use allframe_runtime::{BoxError, Ctx, RestApi, Router, Service, sqlx};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::launch_env::{stateless_settings, test_env};
+use crate::launch_env::{free_port, stateless_settings, test_env};
 
 static SETTINGS: ServiceSettings = ServiceSettings {
     archetype: "event-sourced",
@@ -274,11 +274,7 @@ async fn commands_change_the_aggregate_at_the_version_they_expect_and_the_projec
 #[tokio::test]
 async fn the_admin_api_lists_the_projections_and_rebuilds_one() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|probe| probe.local_addr())
-        .expect("free port")
-        .port()
-        .to_string();
+    let port = free_port();
     let admin = [
         ("ALLFRAME_ADMIN_TOKEN", "s3cret"),
         ("ADMIN_PORT", port.as_str()),

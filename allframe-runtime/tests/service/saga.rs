@@ -17,7 +17,7 @@ use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::launch_env::{stateless_settings, test_env};
+use crate::launch_env::{free_port, stateless_settings, test_env};
 
 static SETTINGS: ServiceSettings = ServiceSettings {
     archetype: "saga-orchestrator",
@@ -352,11 +352,7 @@ async fn the_deadline_compensates_the_step_in_flight_too() {
 #[tokio::test]
 async fn a_compensation_failing_past_its_budget_is_stuck_until_retried() {
     let temp = tempfile::tempdir().expect("temp dir");
-    let admin_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|probe| probe.local_addr())
-        .expect("free port")
-        .port()
-        .to_string();
+    let admin_port = free_port();
     let admin = [
         ("ALLFRAME_ADMIN_TOKEN", "s3cret"),
         ("ADMIN_PORT", admin_port.as_str()),
