@@ -6,8 +6,8 @@
 //!    many clients.
 //! 2. **Load time against stream length** (10 … 100,000 events): a full replay, and a load
 //!    from a snapshot taken at the last multiple of 100 — the snapshot curve must stay flat.
-//! 3. **Projection catch-up**, events per second applied by a projection (one row updated per
-//!    event, a transaction per batch of 500) — beside reading the same events alone.
+//! 3. **Projection catch-up**, events per second applied by a projection (one row upserted per
+//!    event, a transaction per batch of 500) — beside the same statements replayed straight.
 //!
 //! ```sh
 //! cargo bench -p allframe-runtime --all-features --bench eventstore -- --appends 4000 --writers 16
@@ -354,10 +354,12 @@ impl Projection for Totals {
     }
 }
 
-/// Events per second: a projection catching up on `events`, and reading them alone.
+/// Events per second: a projection catching up on `events`, and the same statements replayed
+/// straight (reading the events, then the same upsert per event, 500 per transaction).
 async fn catch_up(events: u64) -> (f64, f64) {
     let Scratch {
         schema,
+        db,
         store,
         messaging,
         ..
@@ -375,9 +377,30 @@ async fn catch_up(events: u64) -> (f64, f64) {
         uow.commit().await.expect("commit");
         written = events.min(written + 1000);
     }
+    // The limit: the same upserts, replayed straight in transactions of 500, into a table of
+    // the same shape.
+    sqlx::query("CREATE TABLE limit_totals (stream TEXT PRIMARY KEY, total BIGINT NOT NULL)")
+        .execute(db.pool())
+        .await
+        .expect("the limit's table");
     let started = Instant::now();
     let read: Vec<RecordedEvent> = store.read_all(0).try_collect().await.expect("read");
-    let read_rate = read.len() as f64 / started.elapsed().as_secs_f64();
+    for page in read.chunks(500) {
+        let mut tx = db.pool().begin().await.expect("begin");
+        for event in page {
+            sqlx::query(
+                "INSERT INTO limit_totals (stream, total) VALUES ($1, $2)
+                 ON CONFLICT (stream) DO UPDATE SET total = limit_totals.total + excluded.total",
+            )
+            .bind(&event.aggregate_id)
+            .bind(event.payload["n"].as_i64().unwrap_or_default())
+            .execute(&mut *tx)
+            .await
+            .expect("upsert");
+        }
+        tx.commit().await.expect("commit");
+    }
+    let limit_rate = read.len() as f64 / started.elapsed().as_secs_f64();
     let projections = Projections::open(&store, vec![Arc::new(Totals)])
         .await
         .expect("projections");
@@ -392,7 +415,7 @@ async fn catch_up(events: u64) -> (f64, f64) {
     }
     let rate = applied as f64 / started.elapsed().as_secs_f64();
     schema.remove().await;
-    (rate, read_rate)
+    (rate, limit_rate)
 }
 
 fn main() {
@@ -421,10 +444,10 @@ fn main() {
             println!("| {length} | {full:.2?} | {snapshotted:.2?} |");
         }
 
-        let (rate, read) = catch_up(100_000).await;
+        let (rate, limit) = catch_up(100_000).await;
         println!("\nprojection catch-up over 100,000 events\n");
-        println!("| projection (events/s) | reading the events alone (the limit, events/s) | ratio |");
+        println!("| projection (events/s) | its statements replayed (the limit, events/s) | ratio |");
         println!("|---|---|---|");
-        println!("| {rate:.0} | {read:.0} | {:.2} |", rate / read);
+        println!("| {rate:.0} | {limit:.0} | {:.2} |", rate / limit);
     });
 }
