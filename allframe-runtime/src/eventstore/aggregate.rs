@@ -223,8 +223,8 @@ impl<A: Aggregate> Repository<A> {
         } else {
             ExpectedVersion::Exactly(version)
         };
-        let appended = match self.store.append(uow, &stream, at, &new).await {
-            Ok(appended) => appended,
+        let reached = match self.store.append(uow, &stream, at, &new).await {
+            Ok(reached) => reached,
             Err(EventStoreError::Conflict { actual, .. }) => {
                 return Err(CommandError::Conflict {
                     stream,
@@ -238,26 +238,20 @@ impl<A: Aggregate> Repository<A> {
             state.apply(event);
         }
         let every = self.snapshot_every;
-        if every > 0 && appended.version / every > version / every {
+        if every > 0 && reached / every > version / every {
             let snapshot =
                 serde_json::to_value(&state).map_err(|source| EventStoreError::Payload {
                     event_type: format!("{} snapshot", A::TYPE),
                     source,
                 })?;
             self.store
-                .save_snapshot(
-                    uow,
-                    &stream,
-                    appended.version,
-                    A::SNAPSHOT_VERSION,
-                    &snapshot,
-                )
+                .save_snapshot(uow, &stream, reached, A::SNAPSHOT_VERSION, &snapshot)
                 .await?;
         }
         Ok(Loaded {
             id: id.to_owned(),
             state,
-            version: appended.version,
+            version: reached,
         })
     }
 }

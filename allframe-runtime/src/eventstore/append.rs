@@ -3,7 +3,8 @@
 
 use uuid::Uuid;
 
-use super::{Appended, EventStore, EventStoreError, ExpectedVersion, NewEvent, StreamId};
+use super::read::stream_version;
+use super::{EventStore, EventStoreError, ExpectedVersion, NewEvent, StreamId};
 use crate::messaging::{EventParts, UnitOfWork, is_valid_name};
 
 impl EventStore {
@@ -12,14 +13,14 @@ impl EventStore {
     /// commits. Until it ends, `uow` holds the lock that orders appends, so commit it soon.
     ///
     /// On [`EventStoreError::Conflict`] nothing was written; roll `uow` back (dropping it
-    /// does) and retry with the stream's new version.
+    /// does) and retry with the stream's new version. The stream's version after it.
     pub async fn append(
         &self,
         uow: &mut UnitOfWork,
         stream: &StreamId,
         expected: ExpectedVersion,
         events: &[NewEvent],
-    ) -> Result<Appended, EventStoreError> {
+    ) -> Result<u64, EventStoreError> {
         if !is_valid_name(&stream.aggregate_type) {
             return Err(EventStoreError::InvalidName(stream.aggregate_type.clone()));
         }
@@ -32,15 +33,7 @@ impl EventStore {
         )
         .fetch_one(uow.conn())
         .await?;
-        let current: i64 = sqlx::query_scalar(
-            "SELECT COALESCE(MAX(version), 0) FROM allframe_events
-             WHERE aggregate_type = $1 AND aggregate_id = $2",
-        )
-        .bind(&stream.aggregate_type)
-        .bind(&stream.aggregate_id)
-        .fetch_one(uow.conn())
-        .await?;
-        let actual = to_u64(current)?;
+        let actual = stream_version(uow.conn(), stream).await?;
         if !expected.admits(actual) {
             return Err(EventStoreError::Conflict {
                 stream: stream.clone(),
@@ -51,7 +44,7 @@ impl EventStore {
         let recorded_at = crate::messaging::envelope::unix_millis(std::time::SystemTime::now());
         let correlation_id = uow.correlation_id().to_owned();
         let mut position = last;
-        let mut version = current;
+        let mut version = i64::try_from(actual).unwrap_or(i64::MAX);
         for event in events {
             position += 1;
             version += 1;
@@ -94,10 +87,7 @@ impl EventStore {
                 .execute(uow.conn())
                 .await?;
         }
-        Ok(Appended {
-            version: to_u64(version)?,
-            last_position: position,
-        })
+        to_u64(version)
     }
 }
 

@@ -124,21 +124,6 @@ pub struct NewEvent {
     pub payload: Value,
 }
 
-impl NewEvent {
-    /// The user's event `event`, as its [`crate::messaging::Event`] implementation names it.
-    pub fn of<E: crate::messaging::Event>(event: &E) -> Result<Self, EventStoreError> {
-        let payload = serde_json::to_value(event).map_err(|source| EventStoreError::Payload {
-            event_type: E::TYPE.to_owned(),
-            source,
-        })?;
-        Ok(Self {
-            event_type: E::TYPE.to_owned(),
-            schema_version: E::VERSION,
-            payload,
-        })
-    }
-}
-
 /// An event as stored.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct RecordedEvent {
@@ -162,15 +147,6 @@ pub struct RecordedEvent {
     pub correlation_id: String,
     /// When it was appended, in Unix milliseconds.
     pub recorded_at: i64,
-}
-
-/// What an append did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Appended {
-    /// The stream's version after it.
-    pub version: u64,
-    /// The position of its last event (of the last one before it when it appended none).
-    pub last_position: i64,
 }
 
 /// The latest saved state of a stream.

@@ -128,18 +128,9 @@ pub struct ProjectionStatus {
     pub position: i64,
 }
 
-const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS allframe_projections (
-    name TEXT NOT NULL,
-    version BIGINT NOT NULL,
-    state TEXT NOT NULL,
-    position BIGINT NOT NULL,
-    PRIMARY KEY (name, version)
-)";
-
 /// The projections of a service over its event store. Cheap to clone.
 #[derive(Clone)]
 pub struct Projections {
-    db: Database,
     store: EventStore,
     all: Arc<[Arc<dyn Projection>]>,
 }
@@ -152,8 +143,9 @@ impl std::fmt::Debug for Projections {
 }
 
 impl Projections {
-    /// `all` over `store`: the checkpoint table created when missing, and version 1 of each
-    /// projection that has none yet (its tables created, at position 0).
+    /// `all` over `store`: version 1 of each projection that has none yet (its tables
+    /// created, at position 0), recorded under the store's install lock so instances starting
+    /// at once record it once.
     pub async fn open(
         store: &EventStore,
         all: Vec<Arc<dyn Projection>>,
@@ -166,17 +158,11 @@ impl Projections {
                 });
             }
         }
-        let db = store.database().clone();
-        let mut tx = db.begin_write().await?;
-        sqlx::query(SCHEMA).execute(&mut *tx).await?;
-        tx.commit().await?;
-        let projections = Self {
-            db,
-            store: store.clone(),
-            all: all.into(),
-        };
-        for projection in projections.all.iter() {
-            let mut tx = projections.db.begin_write().await?;
+        let mut tx = store
+            .database()
+            .begin_install(super::schema::INSTALL_LOCK_KEY)
+            .await?;
+        for projection in &all {
             let known: i64 =
                 sqlx::query_scalar("SELECT COUNT(*) FROM allframe_projections WHERE name = $1")
                     .bind(projection.name())
@@ -185,9 +171,16 @@ impl Projections {
             if known == 0 {
                 start_version(&mut tx, projection.as_ref(), 1, "active").await?;
             }
-            tx.commit().await?;
         }
-        Ok(projections)
+        tx.commit().await?;
+        Ok(Self {
+            store: store.clone(),
+            all: all.into(),
+        })
+    }
+
+    fn db(&self) -> &Database {
+        self.store.database()
     }
 
     /// The read model the service serves of projection `name`: its active version.
@@ -197,7 +190,7 @@ impl Projections {
             "SELECT version FROM allframe_projections WHERE name = $1 AND state = 'active'",
         )
         .bind(projection.name())
-        .fetch_one(self.db.pool())
+        .fetch_one(self.db().pool())
         .await?;
         Ok(ReadModel {
             projection: projection.name(),
@@ -211,7 +204,7 @@ impl Projections {
             "SELECT name, version, state, position FROM allframe_projections
              ORDER BY name, version",
         )
-        .fetch_all(self.db.pool())
+        .fetch_all(self.db().pool())
         .await?;
         Ok(rows
             .into_iter()
@@ -229,7 +222,7 @@ impl Projections {
     /// already under way is started over. The new version.
     pub async fn rebuild(&self, name: &str) -> Result<i64, ProjectionError> {
         let projection = self.find(name)?;
-        let mut tx = self.db.begin_write().await?;
+        let mut tx = self.db().begin_write().await?;
         retire_all(&mut tx, projection.as_ref(), "building").await?;
         let last: i64 =
             sqlx::query_scalar("SELECT MAX(version) FROM allframe_projections WHERE name = $1")
@@ -254,7 +247,7 @@ impl Projections {
                  ORDER BY version",
             )
             .bind(projection.name())
-            .fetch_all(self.db.pool())
+            .fetch_all(self.db().pool())
             .await?;
             for (version, state, position) in versions {
                 let model = ReadModel {
@@ -292,7 +285,7 @@ impl Projections {
         let Some(last) = events.last().map(|e| e.position) else {
             return Ok((0, position));
         };
-        let mut tx = self.db.begin_write().await?;
+        let mut tx = self.db().begin_write().await?;
         for event in &events {
             projection
                 .apply(&mut tx, model, event)
@@ -331,7 +324,7 @@ impl Projections {
         model: &ReadModel,
         reached: i64,
     ) -> Result<(), ProjectionError> {
-        let mut tx = self.db.begin_write().await?;
+        let mut tx = self.db().begin_write().await?;
         let newer: Option<i64> = sqlx::query_scalar(
             "SELECT position FROM allframe_events WHERE position > $1 ORDER BY position LIMIT 1",
         )

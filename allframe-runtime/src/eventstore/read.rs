@@ -28,7 +28,6 @@ macro_rules! select_events {
 }
 
 /// What a paged read is reading.
-#[derive(Clone)]
 enum Scope {
     /// One stream, by version.
     Stream(StreamId),
@@ -59,16 +58,24 @@ impl EventStore {
 
     /// The version of `stream`: its last event's (0 when it has none).
     pub async fn version(&self, stream: &StreamId) -> Result<u64, EventStoreError> {
-        let version: i64 = sqlx::query_scalar(
-            "SELECT COALESCE(MAX(version), 0) FROM allframe_events
-             WHERE aggregate_type = $1 AND aggregate_id = $2",
-        )
-        .bind(&stream.aggregate_type)
-        .bind(&stream.aggregate_id)
-        .fetch_one(self.db.pool())
-        .await?;
-        to_u64(version)
+        stream_version(self.db.pool(), stream).await
     }
+}
+
+/// The version of `stream` read through `executor` (a pool, or an append's transaction).
+pub(super) async fn stream_version<'e>(
+    executor: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    stream: &StreamId,
+) -> Result<u64, EventStoreError> {
+    let version: i64 = sqlx::query_scalar(
+        "SELECT COALESCE(MAX(version), 0) FROM allframe_events
+         WHERE aggregate_type = $1 AND aggregate_id = $2",
+    )
+    .bind(&stream.aggregate_type)
+    .bind(&stream.aggregate_id)
+    .fetch_one(executor)
+    .await?;
+    to_u64(version)
 }
 
 fn paged(db: Database, scope: Scope, after: i64) -> EventStream {

@@ -1,13 +1,14 @@
 //! The event store's tables: `allframe_events` (every event, by position and by stream),
 //! `allframe_event_positions` (one row: the last position handed out, whose lock orders the
-//! appends) and `allframe_snapshots` (the latest state per stream).
+//! appends), `allframe_snapshots` (the latest state per stream) and `allframe_projections`
+//! (each version of each read model, with its state and checkpoint).
 
 use crate::database::Database;
 
 /// Serialises the creation of the tables on PostgreSQL. An arbitrary constant ("allfevst").
-const INSTALL_LOCK_KEY: i64 = 0x616c_6c66_6576_7374;
+pub(super) const INSTALL_LOCK_KEY: i64 = 0x616c_6c66_6576_7374;
 
-const SCHEMA: [&str; 4] = [
+const SCHEMA: [&str; 5] = [
     "CREATE TABLE IF NOT EXISTS allframe_events (
         position BIGINT PRIMARY KEY,
         aggregate_type TEXT NOT NULL,
@@ -34,6 +35,13 @@ const SCHEMA: [&str; 4] = [
         state TEXT NOT NULL,
         taken_at BIGINT NOT NULL,
         PRIMARY KEY (aggregate_type, aggregate_id)
+    )",
+    "CREATE TABLE IF NOT EXISTS allframe_projections (
+        name TEXT NOT NULL,
+        version BIGINT NOT NULL,
+        state TEXT NOT NULL,
+        position BIGINT NOT NULL,
+        PRIMARY KEY (name, version)
     )",
 ];
 

@@ -42,9 +42,9 @@ async fn append(
     events: &[NewEvent],
 ) -> Result<u64, EventStoreError> {
     let mut uow = messaging.begin().await.expect("begin");
-    let appended = store.append(&mut uow, stream, expected, events).await?;
+    let version = store.append(&mut uow, stream, expected, events).await?;
     uow.commit().await.expect("commit");
-    Ok(appended.version)
+    Ok(version)
 }
 
 async fn all(store: &EventStore) -> Vec<RecordedEvent> {
