@@ -8,9 +8,12 @@
 //! `patterns` → `fallback`
 //! (errors plus a skeleton, so one mistake does not cascade). Generated code reaches the runtime only through
 //! `<crate>::__private`.
+//!
+//! [`expand_aggregate_event`] is `#[derive(allframe::AggregateEvent)]` (module `derive_event`).
 
 mod archetype;
 pub mod args;
+mod derive_event;
 mod emit;
 mod fallback;
 pub mod load;
@@ -25,6 +28,7 @@ use std::path::PathBuf;
 use proc_macro2::TokenStream;
 
 pub use args::ServiceArgs;
+pub use derive_event::expand_aggregate_event;
 
 /// What the expansion needs from the compiler's environment.
 #[derive(Debug, Clone)]

@@ -235,7 +235,7 @@ impl Aggregate for Counter {
     type Command = u64;
     type Error = std::convert::Infallible;
 
-    fn handle(&self, n: u64) -> Result<Vec<Counted>, Self::Error> {
+    fn handle(&self, _id: &str, n: u64) -> Result<Vec<Counted>, Self::Error> {
         Ok(vec![Counted(n)])
     }
     fn apply(&mut self, event: &Counted) {

@@ -66,6 +66,10 @@ pub mod testing;
 /// from `architecture.toml`.
 pub use allframe_macros::service;
 
+/// `#[derive(allframe::AggregateEvent)]`: implements [`eventstore::AggregateEvent`] for an enum
+/// whose variants each hold one [`Event`] type, e.g. `Opened(AccountOpened)`.
+pub use allframe_macros::AggregateEvent;
+
 pub use context::{App, Ctx};
 pub use database::{Backend, Database};
 pub use error::ApiError;
@@ -134,6 +138,8 @@ pub trait GrpcApi: Service {
 #[doc(hidden)]
 pub mod __private {
     pub use ::axum;
+    pub use ::serde;
+    pub use ::serde_json;
     pub use ::sqlx;
     pub use ::tokio;
     #[cfg(feature = "grpc")]
@@ -149,6 +155,7 @@ pub mod __private {
         Backoff, Consume, ConsumedEvent, ConsumerSettings, HandleError, RetryPolicy,
     };
     pub use crate::env::Environment;
+    pub use crate::eventstore::{EventSourcedSettings, declared as declared_projection};
     #[cfg(feature = "gateway")]
     pub use crate::gateway::{GatewaySettings, ProviderSettings, client as provider_client};
     #[cfg(feature = "grpc")]

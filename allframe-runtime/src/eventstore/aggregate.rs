@@ -14,10 +14,60 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::{EventStore, EventStoreError, ExpectedVersion, NewEvent, RecordedEvent, StreamId};
-use crate::messaging::UnitOfWork;
+use crate::messaging::{UnitOfWork, UpcastError};
 
 /// An aggregate's events: the user's type (typically an enum with one variant per event
 /// type), stored by type name with the schema version of its payload.
+///
+/// An enum whose variants each hold one [`Event`](crate::messaging::Event) type derives it,
+/// taking each variant's type name, schema version and upcasting from its `Event` impl. In a
+/// service crate that is `#[derive(allframe::AggregateEvent)]`; `#[allframe(crate = …)]` names
+/// the runtime crate when it is not `allframe`:
+///
+/// ```
+/// use allframe_runtime::eventstore::AggregateEvent as _;
+/// use allframe_runtime::messaging::Event;
+///
+/// #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+/// pub struct AccountOpened { id: String }
+/// impl Event for AccountOpened {
+///     const TYPE: &'static str = "AccountOpened";
+///     const VERSION: u32 = 1;
+///     const AGGREGATE_TYPE: &'static str = "Account";
+///     fn aggregate_id(&self) -> String { self.id.clone() }
+/// }
+///
+/// #[derive(Debug, Clone, allframe_runtime::AggregateEvent)]
+/// #[allframe(crate = allframe_runtime)]
+/// pub enum AccountEvent {
+///     Opened(AccountOpened),
+/// }
+///
+/// let opened = AccountEvent::Opened(AccountOpened { id: "a".into() });
+/// assert_eq!(opened.event_type(), "AccountOpened");
+/// assert_eq!(AccountEvent::schema_version("AccountOpened"), Some(1));
+/// ```
+///
+/// Two variants holding events of the same `Event::TYPE` fail the build (the second could
+/// never be read back):
+///
+/// ```compile_fail,E0080
+/// # use allframe_runtime::messaging::Event;
+/// # #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+/// # pub struct AccountOpened { id: String }
+/// # impl Event for AccountOpened {
+/// #     const TYPE: &'static str = "AccountOpened";
+/// #     const VERSION: u32 = 1;
+/// #     const AGGREGATE_TYPE: &'static str = "Account";
+/// #     fn aggregate_id(&self) -> String { self.id.clone() }
+/// # }
+/// #[derive(Debug, Clone, allframe_runtime::AggregateEvent)]
+/// #[allframe(crate = allframe_runtime)]
+/// pub enum AccountEvent {
+///     Opened(AccountOpened),
+///     OpenedAgain(AccountOpened),
+/// }
+/// ```
 pub trait AggregateEvent: Sized + Send + Sync + 'static {
     /// The stored type name of this event, e.g. `"OrderPlaced"`.
     fn event_type(&self) -> &'static str;
@@ -33,7 +83,8 @@ pub trait AggregateEvent: Sized + Send + Sync + 'static {
 
     /// The payload of `event_type` written at schema `from`, carried to `from + 1`. Events
     /// are upcast on read, one version at a time, up to today's; override this when you bump
-    /// a version (the default refuses, naming the type and version).
+    /// a version (the default refuses, naming the type and version). The derived impl calls
+    /// the variant's [`Event::upcast`](crate::messaging::Event::upcast).
     fn upcast(event_type: &str, from: u32, payload: Value) -> Result<Value, UpcastError> {
         let _ = payload;
         Err(UpcastError::Missing {
@@ -41,30 +92,6 @@ pub trait AggregateEvent: Sized + Send + Sync + 'static {
             from,
         })
     }
-}
-
-/// A stored payload that cannot be carried to today's schema.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum UpcastError {
-    /// No upcaster for this version.
-    #[error("no upcaster carries `{event_type}` from schema version {from}")]
-    Missing {
-        /// The event type.
-        event_type: String,
-        /// The version it is at.
-        from: u32,
-    },
-    /// The upcaster refused the payload.
-    #[error("`{event_type}` at schema version {from} cannot be upcast: {reason}")]
-    Invalid {
-        /// The event type.
-        event_type: String,
-        /// The version it is at.
-        from: u32,
-        /// Why.
-        reason: String,
-    },
 }
 
 /// An event-sourced aggregate: the user's state type.
@@ -82,8 +109,9 @@ pub trait Aggregate: Default + Serialize + DeserializeOwned + Send + Sync + 'sta
     /// Why it refuses a command.
     type Error: std::error::Error + Send + Sync + 'static;
 
-    /// The events `command` produces on this state (none: nothing changes), or why not.
-    fn handle(&self, command: Self::Command) -> Result<Vec<Self::Event>, Self::Error>;
+    /// The events `command` produces on this state of aggregate `id` (none: nothing
+    /// changes), or why not. `id` is the aggregate's stream id, for events that carry it.
+    fn handle(&self, id: &str, command: Self::Command) -> Result<Vec<Self::Event>, Self::Error>;
 
     /// The state after `event`.
     fn apply(&mut self, event: &Self::Event);
@@ -216,7 +244,7 @@ impl<A: Aggregate> Repository<A> {
                 actual: version,
             });
         }
-        let events = state.handle(command).map_err(CommandError::Refused)?;
+        let events = state.handle(id, command).map_err(CommandError::Refused)?;
         let new: Vec<NewEvent> = events.iter().map(encode).collect::<Result<_, _>>()?;
         let at = if version == 0 {
             ExpectedVersion::NoStream

@@ -10,7 +10,10 @@ use axum::routing::{get, post};
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
-use super::{Aggregate, CommandError, EventSourcedSettings, EventStore, Loaded, Repository};
+use super::{
+    Aggregate, CommandError, EventSourcedSettings, EventStore, Loaded, Projections, ReadModel,
+    Repository,
+};
 use crate::context::Ctx;
 use crate::error::ApiError;
 use crate::extract::{Json, Path, Rejected, json_naming_the_field};
@@ -33,6 +36,19 @@ where
     crate::Router::new()
         .route(&format!("{path}/{{id}}/commands"), post(command::<A>))
         .route(&format!("{path}/{{id}}"), get(state::<A>))
+}
+
+/// The read model of projection `name` that the service serves: the version whose tables a
+/// read handler queries (`model.table("account_balances")`). A `500` when the projection does
+/// not run here.
+pub async fn read_model(cx: &Ctx, name: &str) -> Result<ReadModel, ApiError> {
+    let projections = cx.get::<Projections>().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the projections are not running: the service was not started as event-sourced",
+        )
+    })?;
+    projections.current(name).await.map_err(internal)
 }
 
 fn repository<A: Aggregate>(cx: &Ctx) -> Result<Repository<A>, ApiError> {

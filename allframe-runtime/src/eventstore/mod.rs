@@ -40,13 +40,14 @@ mod snapshot;
 
 use serde_json::Value;
 
-pub use aggregate::{
-    Aggregate, AggregateEvent, CommandError, Loaded, Repository, UpcastError, decode,
-};
+pub use crate::messaging::UpcastError;
+pub use aggregate::{Aggregate, AggregateEvent, CommandError, Loaded, Repository, decode};
 pub use component::EventSourcedSettings;
 pub(crate) use component::{EventSourcedComponent, EventSourcedHost};
-pub use http::aggregate_routes;
-pub use projection::{Projection, ProjectionError, ProjectionStatus, Projections, ReadModel};
+pub use http::{aggregate_routes, read_model};
+pub use projection::{
+    Projection, ProjectionError, ProjectionStatus, Projections, ReadModel, declared,
+};
 pub use read::EventStream;
 
 use crate::database::Database;

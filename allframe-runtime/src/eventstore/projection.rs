@@ -47,8 +47,14 @@ impl ReadModel {
 
 /// A projection: the user's code building one read model from the events.
 pub trait Projection: Send + Sync + 'static {
-    /// Its name, e.g. `"StockLevels"`.
-    fn name(&self) -> &'static str;
+    /// Its name, e.g. `"StockLevels"`: by default the type's own name. A service generated
+    /// from `architecture.toml` names each projection as `[services.cqrs] projections` does
+    /// ([`declared`]), whatever this returns.
+    fn name(&self) -> &'static str {
+        let path = std::any::type_name::<Self>();
+        let bare = path.split('<').next().unwrap_or(path);
+        bare.rsplit("::").next().unwrap_or(bare)
+    }
 
     /// The base names of the tables it owns (lowercase letters, digits and `_`): each
     /// version gets its own, named by [`ReadModel::table`], and the runtime drops a version's
@@ -70,6 +76,45 @@ pub trait Projection: Send + Sync + 'static {
         model: &'a ReadModel,
         event: &'a RecordedEvent,
     ) -> BoxFuture<'a, Result<(), BoxError>>;
+}
+
+/// `projection` under the name `name`, as the file declares it: what the macro hands the
+/// runtime for each name of `[services.cqrs] projections`.
+pub fn declared<P: Projection>(name: &'static str, projection: P) -> Arc<dyn Projection> {
+    Arc::new(Declared { name, projection })
+}
+
+/// A projection named by the file.
+struct Declared<P> {
+    name: &'static str,
+    projection: P,
+}
+
+impl<P: Projection> Projection for Declared<P> {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        self.projection.tables()
+    }
+
+    fn create<'a>(
+        &'a self,
+        conn: &'a mut AnyConnection,
+        model: &'a ReadModel,
+    ) -> BoxFuture<'a, Result<(), BoxError>> {
+        self.projection.create(conn, model)
+    }
+
+    fn apply<'a>(
+        &'a self,
+        conn: &'a mut AnyConnection,
+        model: &'a ReadModel,
+        event: &'a RecordedEvent,
+    ) -> BoxFuture<'a, Result<(), BoxError>> {
+        self.projection.apply(conn, model, event)
+    }
 }
 
 /// Why a projection did not move on.

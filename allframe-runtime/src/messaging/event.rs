@@ -2,9 +2,11 @@
 //!
 //! [`Event`] is what a user's serde type implements to be published: a stable type name, a
 //! schema version and the aggregate it belongs to, all as associated constants the compiler
-//! demands, checked at compile time for their form. [`EventContext`] carries correlation,
-//! causation, W3C trace context and tenant from an incoming request (it is an axum extractor)
-//! or an incoming message into the envelopes a unit of work writes. Nothing here does I/O.
+//! demands, checked at compile time for their form, and how a payload stored at an older
+//! schema version is carried to today's ([`Event::upcast`], failing with [`UpcastError`]).
+//! [`EventContext`] carries correlation, causation, W3C trace context and tenant from an
+//! incoming request (it is an axum extractor) or an incoming message into the envelopes a unit
+//! of work writes. Nothing here does I/O.
 
 use std::convert::Infallible;
 
@@ -17,10 +19,10 @@ use crate::context::App;
 
 /// A domain event: the user's serde type, published through a unit of work.
 ///
-/// Every item is required, so forgetting one is a compile error naming it. The constants are
-/// also checked wherever the event is published: `TYPE` and `AGGREGATE_TYPE` must be
-/// non-empty, at most 128 characters of `[A-Za-z0-9_-]` (they become parts of topic names), and
-/// `VERSION` at least 1 — a violation fails the build.
+/// Every item but [`Event::upcast`] is required, so forgetting one is a compile error naming
+/// it. The constants are also checked wherever the event is published: `TYPE` and
+/// `AGGREGATE_TYPE` must be non-empty, at most 128 characters of `[A-Za-z0-9_-]` (they become
+/// parts of topic names), and `VERSION` at least 1 — a violation fails the build.
 ///
 /// ```
 /// #[derive(serde::Serialize, serde::Deserialize)]
@@ -82,6 +84,85 @@ pub trait Event: serde::Serialize + Send + 'static {
     /// The aggregate instance, e.g. the user's id; events of one aggregate are published in
     /// the order they were written.
     fn aggregate_id(&self) -> String;
+
+    /// The payload written at schema `from`, carried to `from + 1`.
+    ///
+    /// Stored events are upcast on read, one version at a time, up to [`Event::VERSION`]:
+    /// override this when you bump `VERSION` (the default refuses, naming the type and
+    /// version). An aggregate's events read through `#[derive(allframe::AggregateEvent)]` are
+    /// upcast by this function.
+    ///
+    /// ```
+    /// use allframe_runtime::messaging::{Event, UpcastError};
+    /// use serde_json::{Value, json};
+    ///
+    /// /// Schema 2 renamed `name` to `title`.
+    /// #[derive(serde::Serialize, serde::Deserialize)]
+    /// struct AccountRenamed { id: i64, title: String }
+    ///
+    /// impl Event for AccountRenamed {
+    ///     const TYPE: &'static str = "AccountRenamed";
+    ///     const VERSION: u32 = 2;
+    ///     const AGGREGATE_TYPE: &'static str = "Account";
+    ///     fn aggregate_id(&self) -> String { self.id.to_string() }
+    ///
+    ///     fn upcast(from: u32, mut payload: Value) -> Result<Value, UpcastError> {
+    ///         if from != 1 {
+    ///             return Err(UpcastError::Missing { event_type: Self::TYPE.into(), from });
+    ///         }
+    ///         match payload.as_object_mut().and_then(|fields| fields.remove("name")) {
+    ///             Some(name) => {
+    ///                 payload["title"] = name;
+    ///                 Ok(payload)
+    ///             }
+    ///             None => Err(UpcastError::Invalid {
+    ///                 event_type: Self::TYPE.into(),
+    ///                 from,
+    ///                 reason: "no `name`".into(),
+    ///             }),
+    ///         }
+    ///     }
+    /// }
+    ///
+    /// let v1 = json!({ "id": 7, "name": "Savings" });
+    /// let v2 = AccountRenamed::upcast(1, v1).expect("schema 1 is carried to 2");
+    /// assert_eq!(v2, json!({ "id": 7, "title": "Savings" }));
+    /// assert!(AccountRenamed::upcast(2, json!({})).is_err(), "2 is today's version");
+    /// ```
+    fn upcast(from: u32, payload: serde_json::Value) -> Result<serde_json::Value, UpcastError>
+    where
+        Self: Sized,
+    {
+        let _ = payload;
+        Err(UpcastError::Missing {
+            event_type: Self::TYPE.to_owned(),
+            from,
+        })
+    }
+}
+
+/// A stored payload that cannot be carried to today's schema.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum UpcastError {
+    /// No upcaster for this version.
+    #[error("no upcaster carries `{event_type}` from schema version {from}")]
+    Missing {
+        /// The event type.
+        event_type: String,
+        /// The version it is at.
+        from: u32,
+    },
+    /// The upcaster refused the payload.
+    #[error("`{event_type}` at schema version {from} cannot be upcast: {reason}")]
+    Invalid {
+        /// The event type.
+        event_type: String,
+        /// The version it is at.
+        from: u32,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// The longest `TYPE` / `AGGREGATE_TYPE` accepted.

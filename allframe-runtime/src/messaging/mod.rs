@@ -49,7 +49,7 @@ pub use bus::{
 };
 pub(crate) use component::{MessagingComponent, MessagingPlan};
 pub use envelope::{Envelope, EnvelopeError, PayloadFormat};
-pub use event::{Event, EventContext, MAX_NAME_LEN, is_valid_name};
+pub use event::{Event, EventContext, MAX_NAME_LEN, UpcastError, is_valid_name};
 #[cfg(feature = "kafka")]
 pub use kafka::{KafkaBus, KafkaBusOptions, KafkaSubscription};
 #[cfg(feature = "kafka")]

@@ -1,13 +1,14 @@
 //! Aggregates over the event store on SQLite: commands at an expected version, snapshots that
 //! load the same state as a full replay (a property over random command sequences), snapshots
-//! this code cannot read rebuilt by replay, and events written at schema 1 read by code at 2.
+//! this code cannot read rebuilt by replay, events written at schema 1 read by code at 2, and
+//! `#[derive(AggregateEvent)]` over shared `Event` types, upcast through `Event::upcast`.
 #![cfg(feature = "sqlite")]
 
 use allframe_runtime::eventstore::{
     Aggregate, AggregateEvent, CommandError, EventStore, ExpectedVersion, NewEvent, Repository,
     StreamId, UpcastError,
 };
-use allframe_runtime::messaging::Messaging;
+use allframe_runtime::messaging::{Event, Messaging};
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -109,7 +110,7 @@ impl Aggregate for Account {
     type Command = Command;
     type Error = Refusal;
 
-    fn handle(&self, command: Command) -> Result<Vec<AccountEvent>, Refusal> {
+    fn handle(&self, _id: &str, command: Command) -> Result<Vec<AccountEvent>, Refusal> {
         match command {
             Command::Open if self.open => Err(Refusal::Open),
             Command::Open => Ok(vec![AccountEvent::Opened]),
@@ -305,4 +306,241 @@ proptest! {
             Ok(())
         })?;
     }
+}
+
+/// A shared event type, as a generated workspace's events crate declares it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct ProfileCreated {
+    id: String,
+    email: String,
+}
+
+impl Event for ProfileCreated {
+    const TYPE: &'static str = "ProfileCreated";
+    const VERSION: u32 = 1;
+    const AGGREGATE_TYPE: &'static str = "Profile";
+    fn aggregate_id(&self) -> String {
+        self.id.clone()
+    }
+}
+
+/// Schema 2 renamed schema 1's `name` to `display_name`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct ProfileRenamed {
+    id: String,
+    display_name: String,
+}
+
+impl Event for ProfileRenamed {
+    const TYPE: &'static str = "ProfileRenamed";
+    const VERSION: u32 = 2;
+    const AGGREGATE_TYPE: &'static str = "Profile";
+    fn aggregate_id(&self) -> String {
+        self.id.clone()
+    }
+
+    /// The same type as `allframe_runtime::eventstore::UpcastError`.
+    fn upcast(
+        from: u32,
+        mut payload: Value,
+    ) -> Result<Value, allframe_runtime::messaging::UpcastError> {
+        let name = payload
+            .as_object_mut()
+            .filter(|_| from == 1)
+            .and_then(|fields| fields.remove("name"));
+        match name {
+            Some(name) => {
+                payload["display_name"] = name;
+                Ok(payload)
+            }
+            None => Err(UpcastError::Invalid {
+                event_type: Self::TYPE.to_owned(),
+                from,
+                reason: format!("no `name` in {payload}"),
+            }),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, allframe_runtime::AggregateEvent)]
+#[allframe(crate = allframe_runtime)]
+enum ProfileEvent {
+    Created(ProfileCreated),
+    Renamed(ProfileRenamed),
+}
+
+/// A profile: its events are the shared types above, through the derive.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct Profile {
+    email: String,
+    display_name: String,
+    renames: u32,
+}
+
+impl Aggregate for Profile {
+    const TYPE: &'static str = "Profile";
+    type Event = ProfileEvent;
+    /// The new display name.
+    type Command = String;
+    type Error = std::convert::Infallible;
+
+    fn handle(&self, _id: &str, display_name: String) -> Result<Vec<ProfileEvent>, Self::Error> {
+        Ok(vec![ProfileEvent::Renamed(ProfileRenamed {
+            id: "p".into(),
+            display_name,
+        })])
+    }
+
+    fn apply(&mut self, event: &ProfileEvent) {
+        match event {
+            ProfileEvent::Created(created) => self.email.clone_from(&created.email),
+            ProfileEvent::Renamed(renamed) => {
+                self.display_name.clone_from(&renamed.display_name);
+                self.renames += 1;
+            }
+        }
+    }
+}
+
+#[test]
+fn a_derived_aggregate_event_stores_each_variant_under_its_event_type() {
+    let events = [
+        ProfileEvent::Created(ProfileCreated {
+            id: "p".into(),
+            email: "p@example.com".into(),
+        }),
+        ProfileEvent::Renamed(ProfileRenamed {
+            id: "p".into(),
+            display_name: "Pat".into(),
+        }),
+    ];
+    for event in events {
+        let event_type = event.event_type();
+        let payload = event.to_payload().expect("serialises");
+        assert_eq!(
+            ProfileEvent::decode(event_type, payload).expect("decodes"),
+            event
+        );
+    }
+    assert_eq!(
+        ProfileEvent::Renamed(ProfileRenamed {
+            id: "p".into(),
+            display_name: "Pat".into(),
+        })
+        .to_payload()
+        .expect("serialises"),
+        json!({ "id": "p", "display_name": "Pat" })
+    );
+    assert_eq!(ProfileEvent::schema_version("ProfileCreated"), Some(1));
+    assert_eq!(ProfileEvent::schema_version("ProfileRenamed"), Some(2));
+    assert_eq!(ProfileEvent::schema_version("ProfileDeleted"), None);
+
+    let unknown =
+        ProfileEvent::decode("ProfileDeleted", json!({})).expect_err("an unknown type is refused");
+    assert_eq!(
+        unknown.to_string(),
+        "`ProfileEvent` has no event type `ProfileDeleted`; it knows `ProfileCreated`, \
+         `ProfileRenamed`"
+    );
+    let wrong_shape = ProfileEvent::decode("ProfileRenamed", json!({ "id": "p", "name": "Pat" }));
+    assert!(wrong_shape.is_err(), "{wrong_shape:?}");
+
+    assert_eq!(
+        ProfileEvent::upcast("ProfileRenamed", 1, json!({ "id": "p", "name": "Pat" }))
+            .expect("1 to 2"),
+        json!({ "id": "p", "display_name": "Pat" })
+    );
+    let no_upcaster = ProfileEvent::upcast("ProfileCreated", 1, json!({}));
+    assert!(
+        matches!(&no_upcaster, Err(UpcastError::Missing { event_type, from: 1 }) if event_type == "ProfileCreated"),
+        "the default `Event::upcast` refuses: {no_upcaster:?}"
+    );
+    let unknown = ProfileEvent::upcast("ProfileDeleted", 1, json!({}));
+    assert!(
+        matches!(&unknown, Err(UpcastError::Missing { event_type, from: 1 }) if event_type == "ProfileDeleted"),
+        "{unknown:?}"
+    );
+}
+
+#[tokio::test]
+async fn derived_events_written_at_schema_1_are_upcast_through_event_upcast() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let db = sqlite_db(temp.path(), "profiles.db").await;
+    let store = EventStore::open(&db).await.expect("the store");
+    let messaging = outbox_messaging(&db, &RecordingBus::new());
+    let repo = Repository::<Profile>::new(store.clone(), 0);
+    let stream = StreamId::new("Profile", "p");
+    let written_by_v1 = [
+        NewEvent {
+            event_type: "ProfileCreated".into(),
+            schema_version: 1,
+            payload: json!({ "id": "p", "email": "p@example.com" }),
+        },
+        NewEvent {
+            event_type: "ProfileRenamed".into(),
+            schema_version: 1,
+            payload: json!({ "id": "p", "name": "Pat" }),
+        },
+    ];
+    let mut uow = messaging.begin().await.expect("begin");
+    store
+        .append(&mut uow, &stream, ExpectedVersion::NoStream, &written_by_v1)
+        .await
+        .expect("append");
+    uow.commit().await.expect("commit");
+
+    let loaded = repo.load("p").await.expect("upcast on read");
+    assert_eq!(loaded.version, 2);
+    assert_eq!(
+        loaded.state,
+        Profile {
+            email: "p@example.com".into(),
+            display_name: "Pat".into(),
+            renames: 1,
+        },
+        "the v1 `name` is read as the v2 `display_name`"
+    );
+
+    let mut uow = messaging.begin().await.expect("begin");
+    let renamed = repo
+        .execute(&mut uow, "p", Some(2), "Patricia".to_owned())
+        .await
+        .expect("a v2 command");
+    uow.commit().await.expect("commit");
+    assert_eq!((renamed.version, renamed.state.renames), (3, 2));
+    let mut stored = store.read_stream(&stream, 2);
+    let written_by_v2 = futures_util::TryStreamExt::try_next(&mut stored)
+        .await
+        .expect("read")
+        .expect("the third event");
+    assert_eq!(
+        (written_by_v2.schema_version, written_by_v2.payload),
+        (2, json!({ "id": "p", "display_name": "Patricia" }))
+    );
+    assert_eq!(
+        repo.load("p").await.expect("load").state.display_name,
+        "Patricia"
+    );
+
+    let unreadable = NewEvent {
+        event_type: "ProfileRenamed".into(),
+        schema_version: 1,
+        payload: json!({ "id": "p", "nickname": "P" }),
+    };
+    let mut uow = messaging.begin().await.expect("begin");
+    store
+        .append(&mut uow, &stream, ExpectedVersion::Any, &[unreadable])
+        .await
+        .expect("append");
+    uow.commit().await.expect("commit");
+    let error = repo
+        .load("p")
+        .await
+        .expect_err("an upcaster refusing is an error");
+    assert!(
+        error
+            .to_string()
+            .contains("`ProfileRenamed` at schema version 1 cannot be upcast"),
+        "{error}"
+    );
 }

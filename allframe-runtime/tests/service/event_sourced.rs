@@ -70,7 +70,7 @@ impl Aggregate for Tally {
     type Command = TallyCommand;
     type Error = NotPositive;
 
-    fn handle(&self, command: TallyCommand) -> Result<Vec<Added>, NotPositive> {
+    fn handle(&self, _id: &str, command: TallyCommand) -> Result<Vec<Added>, NotPositive> {
         let TallyCommand::Add { amount } = command;
         if amount <= 0 {
             return Err(NotPositive(amount));
