@@ -41,6 +41,7 @@ pub(crate) fn service(
     let limits = patterns::limits(&p, plan);
     let gateway = patterns::gateway(&p, plan);
     let saga = patterns::saga(&p, plan);
+    let event_sourced = patterns::event_sourced(&p, plan);
     let tracing = patterns::tracing(&p, plan);
     let tenant = patterns::tenant(plan);
     let launcher = quote_spanned! {span=>
@@ -53,6 +54,7 @@ pub(crate) fn service(
             #metrics
             #gateway
             #saga
+            #event_sourced
             #limits
             #tracing
             #tenant

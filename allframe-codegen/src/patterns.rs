@@ -214,6 +214,33 @@ pub(crate) fn saga(p: &TokenStream, plan: &ServicePlan<'_>) -> Option<TokenStrea
     })
 }
 
+/// `.event_sourced(EventSourcedSettings { … }, || vec![…])` for an `event-sourced` service: its
+/// snapshot frequency, and each projection of `[services.cqrs] projections` built by its
+/// `Default` and named as the file names it.
+pub(crate) fn event_sourced(p: &TokenStream, plan: &ServicePlan<'_>) -> Option<TokenStream> {
+    let es = plan.event_sourced.as_ref()?;
+    let frequency = Literal::u64_unsuffixed(u64::from(es.snapshot_frequency));
+    let projections = es.projections.iter().map(|projection| {
+        let name = projection.name;
+        let assoc = quote::format_ident!("{}", name);
+        quote! {
+            #p::declared_projection(
+                #name,
+                <<Self as EventSourced>::#assoc as ::core::default::Default>::default(),
+            )
+        }
+    });
+    Some(quote! {
+        .event_sourced(
+            #p::EventSourcedSettings {
+                snapshot_frequency: #frequency,
+                projection_idle: #p::EventSourcedSettings::DEFAULT_PROJECTION_IDLE,
+            },
+            || ::std::vec![#(#projections),*],
+        )
+    })
+}
+
 /// A resolved retry policy (the service's, or its provider calls') as the runtime's
 /// `CallRetryPolicy { … }`.
 fn call_retry(p: &TokenStream, r: &allframe_config::model::RetryPolicy) -> TokenStream {

@@ -163,6 +163,37 @@ pub struct SagaStepPlan<'a> {
     pub reply: Option<(&'a str, Option<&'a str>)>,
 }
 
+/// An `event-sourced` service's aggregates and projections (`[services.cqrs]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventSourcedPlan<'a> {
+    /// Its aggregates, in the file's order.
+    pub aggregates: Vec<AggregatePlan<'a>>,
+    /// Its projections, in the file's order.
+    pub projections: Vec<ProjectionPlan<'a>>,
+    /// Snapshot an aggregate every this many events.
+    pub snapshot_frequency: u32,
+}
+
+/// One aggregate type: an associated type of the `EventSourced` obligation, and its routes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AggregatePlan<'a> {
+    /// Its type name, `Account`: the associated type, and the type of its streams.
+    pub entity: &'a str,
+    /// Its resource path, `/accounts`.
+    pub path: String,
+    /// The events it records, as written in the file.
+    pub events: &'a [String],
+}
+
+/// One projection of `[services.cqrs] projections`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProjectionPlan<'a> {
+    /// Its name as written, `AccountBalances`: the associated type and the runtime's name.
+    pub name: &'a str,
+    /// The accessor of its current read model, `account_balances`.
+    pub method: String,
+}
+
 /// How a notification channel is spelt in `allframe::channel`: what the macro declares and the
 /// scaffold writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -231,6 +262,8 @@ pub struct ServicePlan<'a> {
     pub providers: Vec<ProviderPlan<'a>>,
     /// A `saga-orchestrator`'s saga.
     pub saga: Option<SagaPlan<'a>>,
+    /// An `event-sourced` service's aggregates and projections.
+    pub event_sourced: Option<EventSourcedPlan<'a>>,
 }
 
 /// A problem found while planning, for the macro to report at its span.
@@ -303,6 +336,7 @@ pub fn plan<'a>(
         consumer: consumer(arch, service),
         providers: providers(service),
         saga: saga(arch, service),
+        event_sourced: event_sourced(service),
     };
     if errors.is_empty() {
         Ok(plan)
@@ -382,6 +416,36 @@ fn saga<'a>(arch: &'a Architecture, service: &'a ResolvedService) -> Option<Saga
         steps,
         timeout_seconds: saga.timeout_seconds,
         replies,
+    })
+}
+
+/// An event-sourced service's aggregates, each at `/<plural>`, and its projections.
+fn event_sourced(service: &ResolvedService) -> Option<EventSourcedPlan<'_>> {
+    let Archetype::EventSourced(es) = &service.archetype else {
+        return None;
+    };
+    let aggregates = es
+        .aggregates
+        .iter()
+        .map(|aggregate| AggregatePlan {
+            entity: &aggregate.entity,
+            path: format!("/{}", plural::plural_kebab(&aggregate.entity)),
+            events: &aggregate.events,
+        })
+        .collect();
+    let projections = es
+        .cqrs
+        .projections
+        .iter()
+        .map(|name| ProjectionPlan {
+            name,
+            method: names::snake(name),
+        })
+        .collect();
+    Some(EventSourcedPlan {
+        aggregates,
+        projections,
+        snapshot_frequency: es.cqrs.snapshot_frequency,
     })
 }
 
@@ -622,7 +686,7 @@ pattern = "outbox"
             assert_eq!(errors.len(), 1);
             assert!(
                 errors[0].message.contains(
-                    "(it generates: stateless, producer, consumer, gateway, saga-orchestrator)"
+                    "(it generates: stateless, producer, consumer, gateway, saga-orchestrator, event-sourced)"
                 ),
                 "{errors:?}"
             );

@@ -392,7 +392,7 @@ fn errors_become_compile_errors_with_a_skeleton() {
     let bff = compile_errors(&c.expand(quote!(config = "architecture.toml", name = "web")));
     assert!(
         bff[0].contains(
-            "does not generate yet (it generates: stateless, producer, consumer, gateway, saga-orchestrator)"
+            "does not generate yet (it generates: stateless, producer, consumer, gateway, saga-orchestrator, event-sourced)"
         ),
         "{bff:?}"
     );

@@ -38,6 +38,8 @@ impl EventsCrate {
 pub enum Shape {
     /// A `stateless` service's create event: the new entity's `id` and `name`.
     Created,
+    /// An `event-sourced` aggregate's event: the aggregate's `id` and its `name`.
+    Recorded,
     /// A `producer`'s event: the input's `id` and `value`.
     Ingested,
     /// Declared or consumed only: an `id` to extend.

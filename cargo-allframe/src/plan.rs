@@ -5,10 +5,7 @@
 
 use allframe_config::Architecture;
 
-use crate::context::{
-    ArchetypeContext, CrateContext, IngestionContext, RuntimeSource, ServiceContext, Skipped,
-    WorkspaceContext,
-};
+use crate::context::{CrateContext, RuntimeSource, ServiceContext, Skipped, WorkspaceContext};
 use crate::error::CliError;
 use crate::events::{EventsCrate, shared_events};
 use crate::scaffold::Scaffold;
@@ -72,6 +69,10 @@ pub fn plan(
         architecture: architecture.name(),
         services: &services,
         skipped: &skipped,
+        generated: allframe_config::support::GENERATED_TYPES
+            .iter()
+            .map(|kind| kind.as_str())
+            .collect(),
         events_crate: &events_crate,
         events: &events,
         event: None,
@@ -80,7 +81,7 @@ pub fn plan(
     };
     let scaffold = Scaffold::get()?;
     for template in &scaffold.workspace {
-        if template.when == When::Events && events.is_empty() {
+        if template.when == When::Included || (template.when == When::Events && events.is_empty()) {
             continue;
         }
         let rendered = match template.each {
@@ -89,6 +90,7 @@ pub fn plan(
                 .map(|event| {
                     let each = WorkspaceContext {
                         event: Some(event),
+                        generated: workspace.generated.clone(),
                         ..workspace
                     };
                     renderer.render(template, &each)
@@ -110,11 +112,19 @@ pub fn plan(
         for template in templates.iter().filter(|t| applies(t, service)) {
             let rendered = match template.each {
                 Each::Once | Each::Event => vec![renderer.render(template, &context)?],
-                Each::Ingestion => ingestions(service)
-                    .iter()
-                    .map(|ingestion| {
+                Each::Item(name) => service
+                    .archetype
+                    .items(name)
+                    .ok_or_else(|| CliError::Scaffold {
+                        reason: format!(
+                            "`{}` says `each = \"{name}\"`, which a `{}` service does not list",
+                            template.name, service.kind
+                        ),
+                    })?
+                    .into_iter()
+                    .map(|item| {
                         let each = CrateContext {
-                            ingestion: Some(ingestion),
+                            each: [(name, item)].into(),
                             ..CrateContext::new(service, runtime, &events_crate)
                         };
                         renderer.render(template, &each)
@@ -138,14 +148,6 @@ pub fn plan(
     })
 }
 
-/// A `producer`'s ingestions (none for other types).
-fn ingestions(service: &ServiceContext) -> &[IngestionContext] {
-    match &service.archetype {
-        ArchetypeContext::Producer(producer) => &producer.ingestions,
-        _ => &[],
-    }
-}
-
 /// The services whose crates ignite generates (the types it has archetypes for).
 pub fn generated_services(architecture: &Architecture) -> std::collections::BTreeSet<String> {
     architecture
@@ -162,8 +164,13 @@ fn applies(template: &Template, service: &ServiceContext) -> bool {
         When::Grpc => service.grpc,
         When::Messaging => service.messaging.is_some(),
         When::Providers => !service.archetype.providers().is_empty(),
+        When::Listed(name) => service
+            .archetype
+            .items(name)
+            .is_some_and(|items| !items.is_empty()),
         // Workspace templates only (see `plan`).
         When::Events => true,
+        When::Included => false,
     }
 }
 
@@ -208,6 +215,20 @@ pattern = "direct"
 
 [services.idempotency]
 enabled = true
+
+[[services]]
+name = "ledger"
+type = "event-sourced"
+
+[services.domain]
+entities = ["Account", "Card"]
+events = ["AccountOpened", "AccountRenamed"]
+
+[services.cqrs]
+projections = ["Balances"]
+
+[services.messaging]
+pattern = "outbox"
 "#;
 
     fn shop_plan() -> Plan {
@@ -232,8 +253,10 @@ enabled = true
         }
         // Stateless: main, build, domain (2), application (3), presentation (2, + grpc),
         // tests. Producer: main, tests, the inputs module and one input per entity. The
-        // shared events crate: lib, tests, one file per event.
-        assert_eq!(checked, 11 + 10 + (3 + 2) + (2 + 3));
+        // shared events crate: lib, tests, one file per event. Event-sourced: main, tests, the
+        // aggregates module and one file per aggregate, the projections module and one file
+        // per projection.
+        assert_eq!(checked, 11 + 10 + (3 + 2) + (2 + 3 + 3) + (2 + 3 + 2));
     }
 
     /// PascalCase names a file brings into scope from elsewhere (`use` leaves and renames) and
@@ -280,6 +303,10 @@ enabled = true
             "PositionReported",
             "Alert",
             "AlertRaised",
+            "Ledger",
+            "Account",
+            "Card",
+            "Balances",
         ];
         let mut checked = 0;
         for file in plan.files.iter().filter(|f| f.path.ends_with(".rs")) {

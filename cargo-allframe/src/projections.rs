@@ -51,8 +51,8 @@ pub fn run_with_token(
     let (loaded, admin) = target.open(ServiceType::EventSourced, "projections", token)?;
     let service = loaded.architecture.service(&target.service);
     let declared: Vec<&str> = match service.map(|s| &s.archetype) {
-        Some(Archetype::EventSourced(cqrs)) => {
-            cqrs.projections.iter().map(String::as_str).collect()
+        Some(Archetype::EventSourced(es)) => {
+            es.cqrs.projections.iter().map(String::as_str).collect()
         }
         _ => Vec::new(),
     };

@@ -28,7 +28,8 @@ struct Entry {
     /// When it applies.
     #[serde(default = "always")]
     when: When,
-    /// How many files it renders to: `once` (the default) or one per `ingestion`.
+    /// How many files it renders to: `once` (the default), or one per item of the
+    /// archetype's list of that name (`ingestion`, `aggregate`, `projection`).
     #[serde(default)]
     each: Each,
 }
@@ -37,11 +38,22 @@ fn always() -> When {
     When::Always
 }
 
-/// A manifest: its files, in order.
+/// One `[[partials]]` entry of a manifest: a template rendered only where another includes it
+/// (`{% include "stateless/README.section.md.jinja" %}`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Partial {
+    /// The template, relative to the archetype's folder.
+    template: String,
+}
+
+/// A manifest: its files, in order, and its partials.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Manifest {
     files: Vec<Entry>,
+    #[serde(default)]
+    partials: Vec<Partial>,
 }
 
 /// The scaffold templates of every archetype folder, read once.
@@ -102,9 +114,16 @@ fn folder(kind: &str) -> Result<Vec<Template>, String> {
         .ok_or_else(|| format!("archetypes/{path} is missing"))?;
     let manifest: Manifest =
         toml::from_str(text).map_err(|e| format!("archetypes/{path} is invalid: {e}"))?;
+    let partials = manifest.partials.into_iter().map(|partial| Entry {
+        output: String::new(),
+        template: partial.template,
+        when: When::Included,
+        each: Each::Once,
+    });
     manifest
         .files
         .into_iter()
+        .chain(partials)
         .map(|entry| {
             let name = format!("{kind}/{}", entry.template);
             let source = ARCHETYPES

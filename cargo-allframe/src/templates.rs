@@ -16,34 +16,74 @@ use crate::error::CliError;
 use crate::escape::Language;
 
 /// When a template applies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum When {
-    /// Always.
+    /// Always (`always`).
     Always,
-    /// Only for services that speak gRPC.
+    /// Only for services that speak gRPC (`grpc`).
     Grpc,
-    /// Only for services that declare `[services.messaging]`.
+    /// Only for services that declare `[services.messaging]` (`messaging`).
     Messaging,
-    /// Only for services that call providers through clients (`[services.integrations]`).
+    /// Only for services that call providers through clients (`[services.integrations]`,
+    /// `providers`).
     Providers,
-    /// Only when the architecture names events (the workspace's shared event-types crate).
+    /// Only when the architecture names events (`events`: the workspace's shared event-types
+    /// crate).
     Events,
+    /// Only when the service's archetype lists at least one item of this name
+    /// ([`crate::context::ArchetypeContext::items`]), e.g. `projection`.
+    Listed(&'static str),
+    /// Never on its own: a partial another template includes (a manifest's `[[partials]]`,
+    /// e.g. each archetype's section of the workspace README).
+    Included,
+}
+
+impl<'de> serde::Deserialize<'de> for When {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        Ok(match name.as_str() {
+            "always" => When::Always,
+            "grpc" => When::Grpc,
+            "messaging" => When::Messaging,
+            "providers" => When::Providers,
+            "events" => When::Events,
+            // Read once per process and kept for its life, like the manifests themselves.
+            _ => When::Listed(name.leak()),
+        })
+    }
 }
 
 /// How many files a scaffold template renders to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Each {
     /// One.
     #[default]
     Once,
-    /// One per ingestion of a `producer` (entity and its event), with `ingestion` in the
-    /// context.
-    Ingestion,
     /// One per event of the shared event-types crate (workspace templates), with `event` in
     /// the context.
     Event,
+    /// One per item the service's archetype lists under this name
+    /// ([`crate::context::ArchetypeContext::items`]), with the item under it in the context:
+    /// `ingestion` (a `producer`'s), `aggregate` and `projection` (an `event-sourced`
+    /// service's).
+    Item(&'static str),
+}
+
+impl<'de> serde::Deserialize<'de> for Each {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(Each::from)
+    }
+}
+
+impl From<String> for Each {
+    fn from(name: String) -> Self {
+        match name.as_str() {
+            "once" => Each::Once,
+            "event" => Each::Event,
+            // Read once per process and kept for its life, like the manifests themselves.
+            _ => Each::Item(name.leak()),
+        }
+    }
 }
 
 /// One embedded template.

@@ -3,6 +3,7 @@
 //! accepting its type in [`crate::plan`]).
 
 mod consumer;
+mod event_sourced;
 mod gateway;
 mod producer;
 mod saga;
@@ -29,6 +30,7 @@ pub(crate) fn expand(
         Archetype::Consumer(_) => consumer::expand(args, item, loaded, plan, env),
         Archetype::Gateway(_) => gateway::expand(args, item, loaded, plan, env),
         Archetype::SagaOrchestrator { .. } => saga::expand(args, item, loaded, plan, env),
+        Archetype::EventSourced(_) => event_sourced::expand(args, item, loaded, plan, env),
         // `plan` refuses every type without a module above.
         other => Err(syn::Error::new(
             args.name_span,

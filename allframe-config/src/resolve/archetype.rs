@@ -17,7 +17,7 @@ pub enum Archetype {
     /// Validates input and emits events; stores no entities.
     Producer(Producer),
     /// Event history with CQRS projections.
-    EventSourced(Cqrs),
+    EventSourced(EventSourced),
     /// Coordinates a distributed transaction.
     SagaOrchestrator {
         /// The saga it drives.
@@ -129,7 +129,7 @@ impl Archetype {
         Ok(match s.kind {
             T::Stateless => Archetype::Stateless,
             T::Producer => Archetype::Producer(Producer::resolve(s)),
-            T::EventSourced => Archetype::EventSourced(s.cqrs.clone().ok_or("cqrs")?),
+            T::EventSourced => Archetype::EventSourced(EventSourced::resolve(s)?),
             T::SagaOrchestrator => Archetype::SagaOrchestrator {
                 saga: s.saga.clone().ok_or("saga")?,
                 integrations: s.integrations.clone(),
@@ -197,6 +197,69 @@ impl Producer {
                 })
                 .collect(),
         }
+    }
+}
+
+/// An `event-sourced` service's resolved shape: its store and projections, and its aggregates
+/// with the events each records.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventSourced {
+    /// `[services.cqrs]`.
+    pub cqrs: Cqrs,
+    /// One aggregate per entity of `[services.domain] entities`, in the file's order; one named
+    /// after the service (`ledger-service` → `Ledger`) when it declares none.
+    pub aggregates: Vec<AggregateShape>,
+}
+
+/// One aggregate type of an `event-sourced` service and the events it records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AggregateShape {
+    /// The entity in PascalCase: the aggregate's type and the type of its streams.
+    pub entity: String,
+    /// Its events, as written in `[services.domain] events`: each declared event belongs to
+    /// the aggregate whose name is its longest prefix (`AccountOpened` → `Account`), or to the
+    /// first aggregate. An aggregate given none records `<Entity>Created`.
+    pub events: Vec<String>,
+}
+
+impl EventSourced {
+    fn resolve(service: &Service) -> Result<Self, &'static str> {
+        let cqrs = service.cqrs.clone().ok_or("cqrs")?;
+        let domain = service.domain.as_ref();
+        let declared = domain.map(|d| d.entities.as_slice()).unwrap_or_default();
+        let entities: Vec<String> = if declared.is_empty() {
+            let name = service.name.as_str();
+            let stem = name.strip_suffix("-service").unwrap_or(name);
+            vec![crate::names::pascal(stem)]
+        } else {
+            declared.iter().map(|e| crate::names::pascal(e)).collect()
+        };
+        let mut aggregates: Vec<AggregateShape> = entities
+            .into_iter()
+            .map(|entity| AggregateShape {
+                entity,
+                events: Vec::new(),
+            })
+            .collect();
+        for event in domain.map(|d| d.events.as_slice()).unwrap_or_default() {
+            let owner = aggregates
+                .iter()
+                .enumerate()
+                .filter(|(_, a)| event.starts_with(a.entity.as_str()))
+                .max_by_key(|(_, a)| a.entity.len())
+                .map_or(0, |(index, _)| index);
+            if !aggregates[owner].events.contains(event) {
+                aggregates[owner].events.push(event.clone());
+            }
+        }
+        for aggregate in &mut aggregates {
+            if aggregate.events.is_empty() {
+                aggregate
+                    .events
+                    .push(format!("{}Created", aggregate.entity));
+            }
+        }
+        Ok(Self { cqrs, aggregates })
     }
 }
 

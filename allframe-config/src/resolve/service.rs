@@ -97,7 +97,9 @@ impl ResolvedService {
 
     /// True when the service publishes `event` on its own topic: it has `[services.messaging]`
     /// and declares the event, or it is a `stateless` service declaring no events, whose
-    /// generated create command publishes `<Entity>Created`.
+    /// generated create command publishes `<Entity>Created`, or an `event-sourced` service
+    /// whose aggregate records it (an aggregate given no declared event records
+    /// `<Entity>Created`).
     pub fn publishes(&self, event: &str) -> bool {
         if self.common.messaging.is_none() {
             return false;
@@ -109,6 +111,12 @@ impl ResolvedService {
                 .first()
                 .map_or(crate::names::DEFAULT_ENTITY, String::as_str);
             return event.strip_suffix("Created") == Some(crate::names::pascal(entity).as_str());
+        }
+        if let crate::Archetype::EventSourced(es) = &self.archetype {
+            return es
+                .aggregates
+                .iter()
+                .any(|a| a.events.iter().any(|e| e == event));
         }
         self.common.events.iter().any(|declared| declared == event)
     }

@@ -26,6 +26,19 @@ pub(super) fn event_sourced(c: &mut Checker<'_>, service: &DraftService) {
                 .with_help("write `event_store = \"sqlite\"` (the embedded default) or `\"postgres\"` (with DATABASE_URL), or remove the key"),
             );
         }
+        let database = service.common.database;
+        if let Some(kind @ (EventStoreKind::Postgres | EventStoreKind::Sqlite)) = cqrs.event_store
+            && kind.as_str() != database.as_str()
+        {
+            c.push(
+                Diagnostic::error(
+                    Code::Unsupported,
+                    base.key("cqrs").key("event_store"),
+                    format!("`{name}` keeps its events in its own database, which is `{database}`, not `{kind}`: an append commits in the same transaction as the outbox"),
+                )
+                .with_help(format!("write `event_store = \"{database}\"`, or remove the key (the event store is the service's database)")),
+            );
+        }
         if cqrs.snapshot_frequency == 0 {
             c.push(
                 Diagnostic::error(
@@ -36,6 +49,25 @@ pub(super) fn event_sourced(c: &mut Checker<'_>, service: &DraftService) {
                 .with_help("snapshot every 100 events (`snapshot_frequency = 100`, the default), or remove the key"),
             );
         }
+    }
+    // Without entities, the aggregate is named after the service: that name must be a type.
+    if let Ok(crate::Archetype::EventSourced(es)) = &service.archetype
+        && service
+            .raw
+            .domain
+            .as_ref()
+            .is_none_or(|d| d.entities.is_empty())
+        && let Some(aggregate) = es.aggregates.first()
+        && let Some(why) = crate::names::type_name_conflict(&aggregate.entity)
+    {
+        c.push(
+            Diagnostic::error(
+                Code::InvalidName,
+                base.key("name"),
+                format!("`{name}` declares no entity, so its aggregate is named after it, `{}`, which is {why}", aggregate.entity),
+            )
+            .with_help("name its aggregates in `[services.domain] entities`, e.g. `entities = [\"Account\"]`"),
+        );
     }
     if let Some(messaging) = &service.raw.messaging
         && messaging.pattern != MessagingPattern::Outbox

@@ -17,14 +17,55 @@ fn the_event_store_defaults_to_the_services_database_and_may_name_it() {
         ("", None),
         ("event_store = \"sqlite\"\n", Some(EventStoreKind::Sqlite)),
     ] {
-        let text = format!("{HEAD}{INVENTORY}{line}projections = [\"Stock\"]\n");
+        let database = match store {
+            Some(_) => "[services.database]\ntype = \"sqlite\"\n",
+            None => "",
+        };
+        let text = format!("{HEAD}{INVENTORY}{line}projections = [\"Stock\"]\n{database}");
         let arch = check(&SourceFile::new("arch.toml", text)).expect("valid");
-        let Archetype::EventSourced(cqrs) = &arch.services()[0].archetype else {
+        let Archetype::EventSourced(es) = &arch.services()[0].archetype else {
             panic!("an event-sourced service")
         };
-        assert_eq!(cqrs.event_store, store);
-        assert_eq!(cqrs.snapshot_frequency, 100);
+        assert_eq!(es.cqrs.event_store, store);
+        assert_eq!(es.cqrs.snapshot_frequency, 100);
     }
+}
+
+#[test]
+fn aggregates_come_from_the_entities_or_the_service_and_each_declared_event_has_one_owner() {
+    let shapes = |text: String| {
+        let arch = check(&SourceFile::new("arch.toml", text)).expect("valid");
+        let Archetype::EventSourced(es) = &arch.services()[0].archetype else {
+            panic!("an event-sourced service")
+        };
+        es.aggregates
+            .iter()
+            .map(|a| (a.entity.clone(), a.events.clone()))
+            .collect::<Vec<_>>()
+    };
+    let alone =
+        "[[services]]\nname = \"ledger-service\"\ntype = \"event-sourced\"\n[services.cqrs]\n";
+    assert_eq!(
+        shapes(format!("{HEAD}{alone}")),
+        [("Ledger".to_owned(), vec!["LedgerCreated".to_owned()])],
+        "no entity: one aggregate named after the service, recording `<Entity>Created`"
+    );
+    let domain = "[services.domain]\nentities = [\"Account\", \"AccountHold\", \"Card\"]\nevents = [\"AccountOpened\", \"AccountHoldPlaced\", \"Audited\"]\n";
+    assert_eq!(
+        shapes(format!("{HEAD}{alone}{domain}")),
+        [
+            (
+                "Account".to_owned(),
+                vec!["AccountOpened".to_owned(), "Audited".to_owned()]
+            ),
+            (
+                "AccountHold".to_owned(),
+                vec!["AccountHoldPlaced".to_owned()]
+            ),
+            ("Card".to_owned(), vec!["CardCreated".to_owned()]),
+        ],
+        "the longest name prefix owns an event; the first aggregate takes the rest"
+    );
 }
 
 #[test]
@@ -66,5 +107,35 @@ fn events_leave_through_the_outbox_only_and_snapshots_need_a_frequency() {
         find(&d, Code::InvalidValue),
         "services[0].cqrs.snapshot_frequency",
         7,
+    );
+}
+
+#[test]
+fn an_event_store_naming_another_engine_than_the_services_database_is_an_error() {
+    let text =
+        format!("{INVENTORY}event_store = \"postgres\"\n[services.database]\ntype = \"sqlite\"\n");
+    let d = diagnostics(&text);
+    let e = find(&d, Code::Unsupported);
+    assert_at(e, "services[0].cqrs.event_store", 7);
+    assert!(
+        e.help
+            .as_deref()
+            .is_some_and(|h| h.contains("event_store = \"sqlite\"")),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn an_aggregate_named_after_a_service_must_be_a_type_name() {
+    let text =
+        "[[services]]\nname = \"option-service\"\ntype = \"event-sourced\"\n[services.cqrs]\n";
+    let d = diagnostics(text);
+    let e = find(&d, Code::InvalidName);
+    assert_at(e, "services[0].name", 4);
+    assert!(e.message.contains("`Option`"), "{e:?}");
+    let named = format!("{HEAD}{text}[services.domain]\nentities = [\"Account\"]\n");
+    assert!(
+        check(&SourceFile::new("arch.toml", named)).is_ok(),
+        "declared entities name the aggregates"
     );
 }

@@ -16,12 +16,14 @@ use crate::events::{EventsCrate, SharedEvent};
 use crate::names::ServiceNames;
 
 mod consumer;
+mod event_sourced;
 mod gateway;
 mod producer;
 mod saga;
 mod stateless;
 
 pub use consumer::{ConsumedContext, ConsumerContext};
+pub use event_sourced::{AggregateTemplate, EventSourcedContext, ProjectionTemplate};
 pub use gateway::{GatewayContext, ProviderContext};
 pub use producer::{IngestionContext, ProducerContext};
 pub use saga::{SagaContext, SagaStepTemplate, SagaTemplate};
@@ -117,6 +119,8 @@ pub enum ArchetypeContext {
     Gateway(GatewayContext),
     /// `type = "saga-orchestrator"`.
     SagaOrchestrator(SagaContext),
+    /// `type = "event-sourced"`.
+    EventSourced(EventSourcedContext),
 }
 
 impl ArchetypeContext {
@@ -129,6 +133,7 @@ impl ArchetypeContext {
             ServiceType::Consumer => Some(Self::Consumer(ConsumerContext::new(plan))),
             ServiceType::Gateway => Some(Self::Gateway(GatewayContext::new(plan))),
             ServiceType::SagaOrchestrator => SagaContext::new(plan).map(Self::SagaOrchestrator),
+            ServiceType::EventSourced => EventSourcedContext::new(plan).map(Self::EventSourced),
             _ => None,
         }
     }
@@ -142,8 +147,26 @@ impl ArchetypeContext {
         }
     }
 
+    /// The items of the list `each` names, for a template rendered once per item
+    /// (`each = "ingestion"` in a manifest); `None` when this archetype lists no such thing.
+    pub fn items(&self, each: &str) -> Option<Vec<serde_json::Value>> {
+        fn values<T: Serialize>(items: &[T]) -> Option<Vec<serde_json::Value>> {
+            items
+                .iter()
+                .map(|item| serde_json::to_value(item).ok())
+                .collect()
+        }
+        match (self, each) {
+            (Self::Producer(producer), "ingestion") => values(&producer.ingestions),
+            (Self::EventSourced(es), "aggregate") => values(&es.aggregates),
+            (Self::EventSourced(es), "projection") => values(&es.projections),
+            _ => None,
+        }
+    }
+
     /// The events the scaffold's own code publishes, for the shared event-types crate: a
-    /// `stateless` service's create event, a `producer`'s event per entity. What a consumer
+    /// `stateless` service's create event, a `producer`'s event per entity, every event an
+    /// `event-sourced` service's aggregates record. What a consumer
     /// takes comes from the file's declarations; a gateway and a saga orchestrator publish nothing
     /// of their own.
     pub fn published(&self) -> Vec<crate::events::Published<'_>> {
@@ -165,6 +188,17 @@ impl ArchetypeContext {
                     event: &ingestion.event,
                     aggregate: &ingestion.entity.pascal,
                     shape: Shape::Ingested,
+                })
+                .collect(),
+            Self::EventSourced(es) => es
+                .aggregates
+                .iter()
+                .flat_map(|aggregate| {
+                    aggregate.events.iter().map(|event| Published {
+                        event,
+                        aggregate: &aggregate.entity.pascal,
+                        shape: Shape::Recorded,
+                    })
                 })
                 .collect(),
             Self::Consumer(_) | Self::Gateway(_) | Self::SagaOrchestrator(_) => Vec::new(),
@@ -206,7 +240,15 @@ impl ServiceContext {
             .as_deref()
             .map(one_line)
             .filter(|r| !r.is_empty())
-            .unwrap_or_else(|| format!("A {} service", service.kind().as_str()));
+            .unwrap_or_else(|| {
+                let kind = service.kind().as_str();
+                let article = if kind.starts_with(['a', 'e', 'i', 'o', 'u']) {
+                    "An"
+                } else {
+                    "A"
+                };
+                format!("{article} {kind} service")
+            });
         let messaging = service.common.messaging.as_ref().map(|m| MessagingContext {
             pattern: m.pattern.as_str(),
         });
@@ -260,8 +302,10 @@ pub struct CrateContext<'a> {
     pub messaging: Option<&'a MessagingContext>,
     /// Shorthand for `service.idempotency`.
     pub idempotency: Option<&'a IdempotencyContext>,
-    /// The ingestion a per-ingestion template (`each = "ingestion"`) renders.
-    pub ingestion: Option<&'a IngestionContext>,
+    /// The item a per-item template renders (`each = "ingestion"`: `ingestion`), at the top
+    /// level under its name; empty for other templates.
+    #[serde(flatten)]
+    pub each: std::collections::BTreeMap<&'static str, serde_json::Value>,
     /// The runtime's directory with `--runtime-path`.
     pub runtime_path: Option<&'a str>,
     /// The runtime's version otherwise.
@@ -288,7 +332,7 @@ impl<'a> CrateContext<'a> {
             features: &service.features,
             messaging: service.messaging.as_ref(),
             idempotency: service.idempotency.as_ref(),
-            ingestion: None,
+            each: std::collections::BTreeMap::new(),
             runtime_path,
             runtime_version,
             versions: crate::versions::grpc(),
@@ -315,6 +359,8 @@ pub struct WorkspaceContext<'a> {
     pub services: &'a [ServiceContext],
     /// The services not generated.
     pub skipped: &'a [Skipped],
+    /// The service types ignite generates, in the support stage's order.
+    pub generated: Vec<&'static str>,
     /// The shared event-types crate.
     pub events_crate: &'a EventsCrate,
     /// Its event types.
