@@ -3,7 +3,8 @@
 //! service on the embedded SQLite default, write through REST and read back (also after a
 //! restart), see the write's event published through the outbox to the local bus and handled
 //! once by the quick start's consumer, a repeated idempotent request replayed, then SIGTERM it
-//! and expect exit code 0 within the deadline. Saga orchestrators are in `e2e/saga.rs`.
+//! and expect exit code 0 within the deadline. Saga orchestrators are in `e2e/saga.rs`, the
+//! event-sourced service in `e2e/event_sourced.rs`.
 //!
 //! The generated workspace builds into `<target dir>/e2e` (`CARGO_TARGET_DIR` when set, else
 //! the repository's `target/`) so repeated runs reuse its dependencies.
@@ -21,6 +22,8 @@ use cargo_allframe::dlq::{Action, DlqArgs};
 use cargo_allframe::ignite::{IgniteArgs, ignite};
 use cargo_allframe::report::Reporter;
 
+#[path = "e2e/event_sourced.rs"]
+mod event_sourced;
 #[path = "e2e/saga.rs"]
 mod saga;
 
