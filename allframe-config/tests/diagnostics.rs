@@ -4,6 +4,8 @@
 use allframe_config::diagnostic::Code;
 use allframe_config::{Diagnostic, Diagnostics, Severity, SourceFile, check};
 
+#[path = "diagnostics/cache.rs"]
+mod cache;
 #[path = "diagnostics/event_sourced.rs"]
 mod event_sourced;
 #[path = "diagnostics/events.rs"]

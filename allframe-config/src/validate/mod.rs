@@ -1,6 +1,7 @@
 //! Stage 3: checks across the whole file, after types are known. Every problem is pushed; none
 //! stops the others. Each check is one function; the checks of names live in `names`.
 
+mod cache;
 mod consumer;
 mod event_sourced;
 mod events;
@@ -114,6 +115,7 @@ pub(crate) fn validate(arch: &Draft, source: &SourceFile, out: &mut Diagnostics)
         idempotency(&mut c, service);
         saga::saga(&mut c, service);
         event_sourced::event_sourced(&mut c, service);
+        cache::cache(&mut c, service);
         schedule(&mut c, service);
         messaging(&mut c, service);
         producer::producer(&mut c, service);
