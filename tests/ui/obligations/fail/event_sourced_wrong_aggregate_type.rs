@@ -1,0 +1,85 @@
+// The aggregate `Account` of `ledger` says its streams are of type `Acct`: the type of its streams
+// is the entity the file names, so the expansion refuses it at compile time, naming both.
+use allframe::eventstore::Aggregate;
+use serde::{Deserialize, Serialize};
+
+#[allframe::service(config = "architecture.toml", name = "ledger")]
+pub struct Ledger;
+
+impl allframe::Service for Ledger {
+    async fn init(_: &allframe::Ctx) -> Result<Self, allframe::BoxError> {
+        Ok(Self)
+    }
+}
+
+impl allframe::RestApi for Ledger {
+    fn routes() -> allframe::Router<Self> {
+        Self::aggregate_routes()
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AccountOpened {
+    id: String,
+}
+
+impl allframe::Event for AccountOpened {
+    const TYPE: &'static str = "AccountOpened";
+    const VERSION: u32 = 1;
+    const AGGREGATE_TYPE: &'static str = "Account";
+    fn aggregate_id(&self) -> String {
+        self.id.clone()
+    }
+}
+
+#[derive(Debug, Clone, allframe::AggregateEvent)]
+pub enum AccountEvent {
+    Opened(AccountOpened),
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Account;
+
+impl Aggregate for Account {
+    const TYPE: &'static str = "Acct";
+    type Event = AccountEvent;
+    type Command = String;
+    type Error = std::fmt::Error;
+
+    fn handle(&self, id: &str, _: String) -> Result<Vec<AccountEvent>, std::fmt::Error> {
+        Ok(vec![AccountEvent::Opened(AccountOpened { id: id.to_owned() })])
+    }
+
+    fn apply(&mut self, _: &AccountEvent) {}
+}
+
+#[derive(Default)]
+pub struct Balances;
+
+impl allframe::eventstore::Projection for Balances {
+    fn tables(&self) -> &'static [&'static str] {
+        &["balances"]
+    }
+
+    fn create<'a>(
+        &'a self,
+        _: &'a mut allframe::sqlx::AnyConnection,
+        _: &'a allframe::eventstore::ReadModel,
+    ) -> allframe::component::BoxFuture<'a, Result<(), allframe::BoxError>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn apply<'a>(
+        &'a self,
+        _: &'a mut allframe::sqlx::AnyConnection,
+        _: &'a allframe::eventstore::ReadModel,
+        _: &'a allframe::eventstore::RecordedEvent,
+    ) -> allframe::component::BoxFuture<'a, Result<(), allframe::BoxError>> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+impl EventSourced for Ledger {
+    type Account = Account;
+    type Balances = Balances;
+}
