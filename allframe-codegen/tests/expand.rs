@@ -700,3 +700,35 @@ concurrency = 8
         pretty(&quote!(#file)).replace(&c.dir.path().to_string_lossy().into_owned(), "$CRATE");
     insta::assert_snapshot!(text);
 }
+
+#[test]
+fn event_sourced_expansion_snapshot() {
+    let c = Crate::new(
+        r#"[architecture]
+name = "harbour"
+[observability]
+tracing = "none"
+metrics = "none"
+[[services]]
+name = "berth-ledger"
+type = "event-sourced"
+[services.domain]
+entities = ["Berth", "Pilot"]
+events = ["BerthBooked", "BerthFreed"]
+[services.cqrs]
+projections = ["Occupancy"]
+snapshot_frequency = 50
+[services.messaging]
+pattern = "outbox"
+"#,
+    );
+    let file = c.expand(quote!(config = "architecture.toml", name = "berth-ledger"));
+    assert!(
+        compile_errors(&file).is_empty(),
+        "{:?}",
+        compile_errors(&file)
+    );
+    let text =
+        pretty(&quote!(#file)).replace(&c.dir.path().to_string_lossy().into_owned(), "$CRATE");
+    insta::assert_snapshot!(text);
+}
