@@ -8,7 +8,6 @@
 //! --features failpoints`.
 
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use allframe_runtime::__private::{Launcher, ServiceSettings};
 use allframe_runtime::resilience::RetryPolicy;
@@ -16,6 +15,9 @@ use allframe_runtime::saga::{Orchestrate, SagaSettings, SagaStep, StepNames};
 use allframe_runtime::{BoxError, Ctx, LogFormat, RestApi, Router, Service};
 use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
+
+#[path = "support/crash.rs"]
+mod crash;
 
 static SETTINGS: ServiceSettings = ServiceSettings {
     architecture: "crash",
@@ -112,41 +114,8 @@ impl Orchestrate for Orders {
     }
 }
 
-/// Arms `SAGA_CRASH`, if set.
-fn arm_crash() -> Result<(), String> {
-    let Ok(spec) = std::env::var("SAGA_CRASH") else {
-        return Ok(());
-    };
-    let (point, rest) = spec
-        .split_once('@')
-        .ok_or_else(|| format!("SAGA_CRASH `{spec}`: expected <fail point>@<n>[:stop]"))?;
-    let (count, signal) = match rest.split_once(':') {
-        Some((count, "stop")) => (count, "-STOP"),
-        _ => (rest, "-KILL"),
-    };
-    let target: u32 = count
-        .parse()
-        .map_err(|_| format!("SAGA_CRASH `{spec}`: `{count}` is not a count"))?;
-    let reached = AtomicU32::new(0);
-    let point_name = point.to_owned();
-    fail::cfg_callback(point, move || {
-        if reached.fetch_add(1, Ordering::SeqCst) + 1 != target {
-            return;
-        }
-        eprintln!("crash point {point_name} reached; sending {signal}");
-        let pid = std::process::id().to_string();
-        let _ = std::process::Command::new("kill")
-            .args([signal, &pid])
-            .status();
-        if signal == "-KILL" {
-            // The signal is on its way: nothing after this point runs.
-            std::thread::sleep(std::time::Duration::from_secs(60));
-        }
-    })
-}
-
 fn main() -> ExitCode {
-    if let Err(error) = arm_crash() {
+    if let Err(error) = crash::arm("SAGA_CRASH") {
         eprintln!("{error}");
         return ExitCode::FAILURE;
     }

@@ -27,6 +27,15 @@
 
 use std::future::Future;
 
+/// A point where the crash tests stop the process (feature `failpoints`: the `fail` crate);
+/// nothing in other builds. Sagas and projections have them.
+macro_rules! crash_point {
+    ($name:literal) => {
+        #[cfg(feature = "failpoints")]
+        fail::fail_point!($name);
+    };
+}
+
 mod admin;
 pub mod channel;
 pub mod component;

@@ -40,7 +40,9 @@ pub(super) fn cache(c: &mut Checker<'_>, service: &DraftService) {
                 base.key("ttl_seconds"),
                 format!("`{name}` has `ttl_seconds = 0`: an entry would expire as it is written"),
             )
-            .with_help("keep entries an hour (`ttl_seconds = 3600`, the default), or remove the key"),
+            .with_help(
+                "keep entries an hour (`ttl_seconds = 3600`, the default), or remove the key",
+            ),
         );
     }
 }

@@ -341,6 +341,7 @@ impl Projections {
                     source,
                 })?;
         }
+        crash_point!("projection-batch-applied");
         // Moves only from where this pass read: a second runner that got here first makes
         // this update miss, and the batch rolls back instead of applying twice.
         let moved = sqlx::query(
@@ -358,6 +359,7 @@ impl Projections {
             return Ok((0, position));
         }
         tx.commit().await?;
+        crash_point!("projection-batch-committed");
         Ok((events.len(), last))
     }
 

@@ -21,15 +21,6 @@ use crate::context::Ctx;
 use crate::database::Database;
 use crate::messaging::{Messaging, MessagingError, UnitOfWork};
 
-/// A point where the crash tests stop the orchestrator (feature `failpoints`: the `fail`
-/// crate); nothing in other builds.
-macro_rules! crash_point {
-    ($name:literal) => {
-        #[cfg(feature = "failpoints")]
-        fail::fail_point!($name);
-    };
-}
-
 /// How long a step still in flight at the saga's deadline is awaited before it counts as
 /// failed.
 pub(crate) const DEFAULT_GRACE: Duration = Duration::from_secs(5);

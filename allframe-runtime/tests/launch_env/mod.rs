@@ -51,3 +51,20 @@ pub fn free_port() -> String {
         .port()
         .to_string()
 }
+
+/// The runtime's example `name` (a crash-test process), built by `cargo test` beside the test
+/// binary.
+pub fn example_binary(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("test binary");
+    let profile = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>");
+    let binary = profile.join("examples").join(name);
+    assert!(
+        binary.exists(),
+        "{} is missing: `cargo test --all-features` builds it (alone: `cargo build -p allframe-runtime --example {name} --all-features`)",
+        binary.display()
+    );
+    binary
+}

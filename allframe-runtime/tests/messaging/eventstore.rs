@@ -26,3 +26,14 @@ on_sqlite!(
     projections::a_projection_resumes_from_its_checkpoint_applying_each_event_once,
     projections::a_rebuild_serves_the_old_version_until_the_new_one_caught_up,
 );
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_projection_process_killed_mid_catch_up_applies_each_event_once() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let db = sqlite_db(temp.path(), "events.db").await;
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        temp.path().join("events.db").display()
+    );
+    projections::a_projection_process_killed_mid_catch_up_applies_each_event_once(&db, &url).await;
+}

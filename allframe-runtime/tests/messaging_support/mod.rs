@@ -2,6 +2,7 @@
 //! helpers that open databases, write events and check per-aggregate order.
 #![allow(dead_code)]
 
+pub mod counts;
 pub mod eventstore;
 #[path = "../launch_env/mod.rs"]
 pub mod launch_env;

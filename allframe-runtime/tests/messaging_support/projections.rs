@@ -3,82 +3,14 @@
 //! checkpoint after a failed batch with no event applied twice, and a rebuild serves the old
 //! version until the new one caught up, then equals a fresh run.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
-
 use allframe_runtime::eventstore::{
-    EventStore, ExpectedVersion, NewEvent, Projection, ProjectionError, Projections, ReadModel,
-    RecordedEvent, StreamId,
+    EventStore, ExpectedVersion, NewEvent, ProjectionError, Projections, ReadModel, StreamId,
 };
-use allframe_runtime::{BoxError, Database, component::BoxFuture, sqlx};
+use allframe_runtime::{Database, sqlx};
 use serde_json::json;
 
+use super::counts::Counts;
 use super::{RecordingBus, outbox_messaging};
-
-/// Per stream: how many `Counted` events it saw and the sum of their `n`. An event applied
-/// twice shows in both.
-struct Counts {
-    /// Fails the event at this position (0: never), as a crash in the middle of a batch would.
-    fail_at: AtomicI64,
-}
-
-impl Counts {
-    fn failing_at(fail_at: i64) -> Arc<dyn Projection> {
-        Arc::new(Self {
-            fail_at: AtomicI64::new(fail_at),
-        })
-    }
-}
-
-impl Projection for Counts {
-    fn name(&self) -> &'static str {
-        "Counts"
-    }
-
-    fn tables(&self) -> &'static [&'static str] {
-        &["counted"]
-    }
-
-    fn create<'a>(
-        &'a self,
-        conn: &'a mut sqlx::AnyConnection,
-        model: &'a ReadModel,
-    ) -> BoxFuture<'a, Result<(), BoxError>> {
-        Box::pin(async move {
-            let table = model.table("counted");
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "CREATE TABLE {table} (stream TEXT PRIMARY KEY, seen BIGINT NOT NULL, total BIGINT NOT NULL)"
-            )))
-            .execute(conn)
-            .await?;
-            Ok(())
-        })
-    }
-
-    fn apply<'a>(
-        &'a self,
-        conn: &'a mut sqlx::AnyConnection,
-        model: &'a ReadModel,
-        event: &'a RecordedEvent,
-    ) -> BoxFuture<'a, Result<(), BoxError>> {
-        Box::pin(async move {
-            if event.position == self.fail_at.load(Ordering::SeqCst) {
-                return Err(format!("crashed at {}", event.position).into());
-            }
-            let table = model.table("counted");
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "INSERT INTO {table} (stream, seen, total) VALUES ($1, 1, $2)
-                 ON CONFLICT (stream) DO UPDATE SET seen = {table}.seen + 1,
-                     total = {table}.total + excluded.total"
-            )))
-            .bind(&event.aggregate_id)
-            .bind(event.payload["n"].as_i64().unwrap_or_default())
-            .execute(conn)
-            .await?;
-            Ok(())
-        })
-    }
-}
 
 /// `count` events `n = 1..=count` over three streams, in batches of 50 per unit of work.
 async fn append_events(db: &Database, count: i64) -> EventStore {
@@ -211,4 +143,90 @@ pub async fn a_rebuild_serves_the_old_version_until_the_new_one_caught_up(db: &D
         projections.rebuild("Nope").await,
         Err(ProjectionError::Unknown(_))
     ));
+}
+
+/// Runs the projection runner process on `url` with `vars`; its exit status.
+async fn run_projection_process(url: &str, vars: &[(&str, &str)]) -> std::process::ExitStatus {
+    let mut command =
+        tokio::process::Command::new(super::launch_env::example_binary("projection_runner"));
+    command
+        .env("DATABASE_URL", url)
+        .env("BATCH", "100")
+        .envs(vars.iter().copied())
+        .kill_on_drop(true);
+    tokio::time::timeout(std::time::Duration::from_secs(60), command.status())
+        .await
+        .expect("the projection runner ends")
+        .expect("the projection runner runs")
+}
+
+/// The projection of `store` at `url`: where each version stands.
+async fn standing(store: &EventStore) -> Vec<(i64, String, i64)> {
+    let projections = Projections::open(store, vec![Counts::failing_at(0)])
+        .await
+        .expect("open");
+    projections
+        .status()
+        .await
+        .expect("status")
+        .into_iter()
+        .map(|s| (s.version, s.state, s.position))
+        .collect()
+}
+
+/// The projection runner **process**, killed with SIGKILL with a batch applied but not
+/// committed, then run again, resumes from its checkpoint; killed again just after a batch of a
+/// rebuild committed, then run again, finishes the rebuild. Each time the count-based read
+/// model holds every event exactly once.
+pub async fn a_projection_process_killed_mid_catch_up_applies_each_event_once(
+    db: &Database,
+    url: &str,
+) {
+    use std::os::unix::process::ExitStatusExt as _;
+
+    let store = append_events(db, 1_000).await;
+    let killed =
+        run_projection_process(url, &[("PROJECTION_CRASH", "projection-batch-applied@3")]).await;
+    assert_eq!(
+        killed.signal(),
+        Some(9),
+        "killed at the fail point: {killed:?}"
+    );
+    assert_eq!(
+        standing(&store).await,
+        [(1, "active".to_owned(), 200)],
+        "the two committed batches, not the third"
+    );
+    assert!(run_projection_process(url, &[]).await.success());
+    let projections = Projections::open(&store, vec![Counts::failing_at(0)])
+        .await
+        .expect("open");
+    let v1 = projections.current("Counts").await.expect("current");
+    assert_eq!(rows(db, &v1).await, expected(1_000));
+
+    let killed = run_projection_process(
+        url,
+        &[
+            ("REBUILD", "1"),
+            ("PROJECTION_CRASH", "projection-batch-committed@4"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        killed.signal(),
+        Some(9),
+        "killed at the fail point: {killed:?}"
+    );
+    assert_eq!(
+        standing(&store).await,
+        [
+            (1, "active".to_owned(), 1_000),
+            (2, "building".to_owned(), 400)
+        ],
+        "version 1 serves while version 2 is built"
+    );
+    assert!(run_projection_process(url, &[]).await.success());
+    let v2 = projections.current("Counts").await.expect("current");
+    assert_eq!(v2.version(), 2);
+    assert_eq!(rows(db, &v2).await, expected(1_000));
 }

@@ -30,3 +30,17 @@ on_postgres!(
     projections::a_projection_resumes_from_its_checkpoint_applying_each_event_once,
     projections::a_rebuild_serves_the_old_version_until_the_new_one_caught_up,
 );
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "real-services: needs PostgreSQL on 127.0.0.1:5432"]
+async fn a_projection_process_killed_mid_catch_up_applies_each_event_once() {
+    let schema = PgSchema::create("es_projection_process").await;
+    let db = schema.connect().await;
+    prepare(&db).await;
+    projections::a_projection_process_killed_mid_catch_up_applies_each_event_once(
+        &db,
+        schema.url(),
+    )
+    .await;
+    schema.remove().await;
+}

@@ -19,6 +19,9 @@ use serde_json::{Value, json};
 use tokio::io::AsyncReadExt as _;
 use tokio::process::{Child, Command};
 
+#[path = "../launch_env/mod.rs"]
+mod launch_env;
+
 const STEPS: [&str; 3] = ["ValidateInventory", "ReservePayment", "CreateShipment"];
 const FORWARD_POINTS: [&str; 3] = [
     "saga-step-started",
@@ -97,18 +100,7 @@ impl Participant {
 
 /// The orchestrator example, built by `cargo test` beside this test binary.
 fn binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary");
-    let profile = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target/<profile>");
-    let binary = profile.join("examples").join("saga_orchestrator");
-    assert!(
-        binary.exists(),
-        "{} is missing: `cargo test --all-features` builds it (alone: `cargo build -p allframe-runtime --example saga_orchestrator --all-features`)",
-        binary.display()
-    );
-    binary
+    launch_env::example_binary("saga_orchestrator")
 }
 
 /// One orchestrator process and its REST address.
