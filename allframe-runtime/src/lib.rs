@@ -37,6 +37,7 @@ macro_rules! crash_point {
 }
 
 mod admin;
+pub mod cache;
 pub mod channel;
 pub mod component;
 pub mod consumer;

@@ -35,6 +35,7 @@ mod saga_support;
 mod bus_kafka;
 mod bus_nats;
 mod bus_rabbitmq;
+mod cache_redis;
 mod eventstore_postgres;
 mod idempotency_postgres;
 mod idempotency_redis;
