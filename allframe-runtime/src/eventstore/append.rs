@@ -27,6 +27,7 @@ impl EventStore {
         if let Some(bad) = events.iter().find(|e| !is_valid_name(&e.event_type)) {
             return Err(EventStoreError::InvalidName(bad.event_type.clone()));
         }
+        uow.wake_on_commit(&self.appended);
         // The lock: held until `uow` ends, so positions follow commit order.
         let last: i64 = sqlx::query_scalar(
             "UPDATE allframe_event_positions SET position = position WHERE id = 1 RETURNING position",

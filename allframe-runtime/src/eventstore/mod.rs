@@ -38,7 +38,10 @@ mod read;
 mod schema;
 mod snapshot;
 
+use std::sync::Arc;
+
 use serde_json::Value;
+use tokio::sync::Notify;
 
 pub use crate::messaging::UpcastError;
 pub use aggregate::{Aggregate, AggregateEvent, CommandError, Loaded, Repository, decode};
@@ -203,6 +206,9 @@ pub enum EventStoreError {
 #[derive(Debug, Clone)]
 pub struct EventStore {
     db: Database,
+    /// Woken when an append has committed: the projection runner of this process catches up
+    /// at once rather than at its next idle tick.
+    appended: Arc<Notify>,
 }
 
 impl EventStore {
@@ -210,7 +216,15 @@ impl EventStore {
     /// instances start at once).
     pub async fn open(db: &Database) -> Result<Self, EventStoreError> {
         schema::install(db).await?;
-        Ok(Self { db: db.clone() })
+        Ok(Self {
+            db: db.clone(),
+            appended: Arc::new(Notify::new()),
+        })
+    }
+
+    /// Woken each time an append to this store commits (in this process).
+    pub(crate) fn appended(&self) -> Arc<Notify> {
+        Arc::clone(&self.appended)
     }
 
     /// The database it lives in.

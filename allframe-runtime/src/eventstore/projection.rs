@@ -399,11 +399,15 @@ impl Projections {
     }
 
     /// Keeps every projection caught up until `shutdown`: a pass whenever the last one applied
-    /// a full batch, else every `idle`. A failing pass is logged and retried after `idle`
-    /// (its batch rolled back, so nothing is applied twice).
+    /// events, or an append of this process committed, else every `idle` (appends of other
+    /// instances are seen then). A failing pass is logged and retried after `idle` (its batch
+    /// rolled back, so nothing is applied twice).
     pub async fn run(&self, shutdown: CancellationToken, idle: Duration) {
         let batch = usize::try_from(PAGE).unwrap_or(500);
+        let appended = self.store.appended();
         loop {
+            // Registered before the pass, so an append committing during it still wakes us.
+            let woken = appended.notified();
             let wait = match self.catch_up(batch).await {
                 Ok(applied) if applied > 0 => Duration::ZERO,
                 Ok(_) => idle,
@@ -415,6 +419,7 @@ impl Projections {
             tokio::select! {
                 () = shutdown.cancelled() => return,
                 () = tokio::time::sleep(wait) => {}
+                () = woken => {}
             }
         }
     }

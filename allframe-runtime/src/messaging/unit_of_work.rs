@@ -14,9 +14,11 @@
 //! worked is recorded in the database's [`WriteHealth`](crate::database::WriteHealth), which readiness reads; the bus's
 //! failures are not.
 
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use sqlx::{Any, AnyConnection, Transaction};
+use tokio::sync::Notify;
 use uuid::Uuid;
 
 use super::bus::OutboundMessage;
@@ -52,6 +54,9 @@ pub struct UnitOfWork {
     context: EventContext,
     correlation_id: String,
     events: Vec<OutboundMessage>,
+    /// Woken once the transaction has committed (e.g. the projection runner of an event
+    /// store appended to).
+    after_commit: Vec<Arc<Notify>>,
 }
 
 impl std::fmt::Debug for UnitOfWork {
@@ -90,6 +95,7 @@ impl UnitOfWork {
             context,
             correlation_id,
             events: Vec::new(),
+            after_commit: Vec::new(),
         })
     }
 
@@ -185,8 +191,26 @@ impl UnitOfWork {
         Ok(())
     }
 
+    /// Wakes `notify` once this unit of work has committed (never when it rolls back).
+    pub(crate) fn wake_on_commit(&mut self, notify: &Arc<Notify>) {
+        if !self.after_commit.iter().any(|n| Arc::ptr_eq(n, notify)) {
+            self.after_commit.push(Arc::clone(notify));
+        }
+    }
+
     /// Commits the state change and the events together (see the module docs for `direct`).
-    pub async fn commit(self) -> Result<(), MessagingError> {
+    pub async fn commit(mut self) -> Result<(), MessagingError> {
+        let after_commit = std::mem::take(&mut self.after_commit);
+        let result = self.commit_all().await;
+        if result.is_ok() {
+            for notify in after_commit {
+                notify.notify_waiters();
+            }
+        }
+        result
+    }
+
+    async fn commit_all(self) -> Result<(), MessagingError> {
         let Self {
             mut tx,
             backend,

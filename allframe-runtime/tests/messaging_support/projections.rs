@@ -230,3 +230,54 @@ pub async fn a_projection_process_killed_mid_catch_up_applies_each_event_once(
     assert_eq!(v2.version(), 2);
     assert_eq!(rows(db, &v2).await, expected(1_000));
 }
+
+/// A runner idle for a minute applies an append of its own process as soon as it commits: the
+/// append wakes it.
+pub async fn a_committed_append_wakes_the_projection_runner(db: &Database) {
+    let store = append_events(db, 3).await;
+    let projections = Projections::open(&store, vec![Counts::failing_at(0)])
+        .await
+        .expect("open");
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let runner = projections.clone();
+    let stop = shutdown.clone();
+    let running = tokio::spawn(async move {
+        runner.run(stop, std::time::Duration::from_secs(60)).await;
+    });
+    let model = projections.current("Counts").await.expect("current");
+    let caught_up = |count: i64| {
+        let model = model.clone();
+        async move {
+            let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+            while rows(db, &model).await != expected(count) {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "not applied within 5 s of the commit, with the runner idle for 60 s"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        }
+    };
+    caught_up(3).await;
+
+    let messaging = outbox_messaging(db, &RecordingBus::new());
+    let mut uow = messaging.begin().await.expect("begin");
+    let event = NewEvent {
+        event_type: "Counted".into(),
+        schema_version: 1,
+        payload: json!({ "n": 4 }),
+    };
+    store
+        .append(
+            &mut uow,
+            &StreamId::new("Counter", "s1"),
+            ExpectedVersion::Any,
+            &[event],
+        )
+        .await
+        .expect("append");
+    uow.commit().await.expect("commit");
+    caught_up(4).await;
+    shutdown.cancel();
+    running.await.expect("the runner stops");
+}

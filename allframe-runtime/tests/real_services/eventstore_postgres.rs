@@ -29,6 +29,7 @@ on_postgres!(
     eventstore::snapshots_are_read_with_their_schema_only,
     projections::a_projection_resumes_from_its_checkpoint_applying_each_event_once,
     projections::a_rebuild_serves_the_old_version_until_the_new_one_caught_up,
+    projections::a_committed_append_wakes_the_projection_runner,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
