@@ -95,7 +95,6 @@ pub const GENERATED_NAMES: &[&str] = &[
     "Serialize",
     "Status",
     "StatusCode",
-    "TestService",
     "Uuid",
     "Value",
 ];
