@@ -92,7 +92,7 @@ pub fn run_with_token(
             }
             let version = answer["version"].as_i64().unwrap_or_default();
             reporter.line(format!(
-                "projection {name}: version {version} is being built from the first event; the current version serves reads until it has caught up, then is dropped. `cargo allframe projections list --service {}` follows it",
+                "projection {name}: version {version} is being built from the first event; the current version serves reads until it has caught up, then is retired (its tables dropped a minute later). `cargo allframe projections list --service {}` follows it",
                 target.service
             ));
         }

@@ -191,7 +191,8 @@ fn commands_change_aggregates_at_their_version_and_the_projection_and_a_consumer
                 )
             })
             .collect();
-        if versions == [(2, "active".to_owned())] {
+        // Version 1 is retired: its tables stay for a grace (reads that took its name).
+        if versions == [(1, "retired".to_owned()), (2, "active".to_owned())] {
             break;
         }
         assert!(

@@ -178,6 +178,7 @@ pub struct ProjectionStatus {
 pub struct Projections {
     store: EventStore,
     all: Arc<[Arc<dyn Projection>]>,
+    retire_grace: Duration,
 }
 
 impl std::fmt::Debug for Projections {
@@ -221,7 +222,19 @@ impl Projections {
         Ok(Self {
             store: store.clone(),
             all: all.into(),
+            retire_grace: Self::RETIRE_GRACE,
         })
+    }
+
+    /// How long a version replaced by a rebuild keeps its tables: a read that took its name
+    /// just before the switch still finds them. 60 s.
+    pub const RETIRE_GRACE: Duration = Duration::from_secs(60);
+
+    /// These projections, dropping a replaced version's tables `grace` after the switch
+    /// (at the first pass after it) instead of [`Self::RETIRE_GRACE`].
+    pub fn with_retire_grace(mut self, grace: Duration) -> Self {
+        self.retire_grace = grace;
+        self
     }
 
     fn db(&self) -> &Database {
@@ -287,6 +300,7 @@ impl Projections {
     pub async fn catch_up(&self, batch: usize) -> Result<usize, ProjectionError> {
         let mut applied = 0;
         for projection in self.all.iter() {
+            self.drop_retired(projection.as_ref()).await?;
             let versions: Vec<(i64, String, i64)> = sqlx::query_as(
                 "SELECT version, state, position FROM allframe_projections WHERE name = $1
                  ORDER BY version",
@@ -295,6 +309,9 @@ impl Projections {
             .fetch_all(self.db().pool())
             .await?;
             for (version, state, position) in versions {
+                if state == "retired" {
+                    continue;
+                }
                 let model = ReadModel {
                     projection: projection.name(),
                     version,
@@ -364,7 +381,7 @@ impl Projections {
     }
 
     /// Makes the rebuilt `model` current when nothing is left past `reached`, retiring the
-    /// version it replaces (its tables dropped), in one transaction.
+    /// version it replaces (its tables dropped after the grace), in one transaction.
     async fn switch_if_caught_up(
         &self,
         projection: &dyn Projection,
@@ -381,7 +398,7 @@ impl Projections {
         if newer.is_some() {
             return Ok(());
         }
-        retire_all(&mut tx, projection, "active").await?;
+        retire_later(&mut tx, projection, now_millis()).await?;
         sqlx::query(
             "UPDATE allframe_projections SET state = 'active' WHERE name = $1 AND version = $2",
         )
@@ -483,6 +500,71 @@ async fn retire_all(
     Ok(())
 }
 
+impl Projections {
+    /// Drops the tables of the versions of `projection` retired at least the grace ago.
+    async fn drop_retired(&self, projection: &dyn Projection) -> Result<(), ProjectionError> {
+        let grace = i64::try_from(self.retire_grace.as_millis()).unwrap_or(i64::MAX);
+        let due: Vec<i64> = sqlx::query_scalar(
+            "SELECT version FROM allframe_projection_retirements
+             WHERE name = $1 AND retired_at <= $2",
+        )
+        .bind(projection.name())
+        .bind(now_millis().saturating_sub(grace))
+        .fetch_all(self.db().pool())
+        .await?;
+        if due.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.db().begin_write().await?;
+        for version in due {
+            retire(&mut tx, projection, version).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// Marks the active version of `projection` retired at `now` (Unix ms): it no longer serves
+/// nor applies, and its tables are dropped once the grace has passed.
+async fn retire_later(
+    tx: &mut AnyConnection,
+    projection: &dyn Projection,
+    now: i64,
+) -> Result<(), ProjectionError> {
+    let versions: Vec<i64> = sqlx::query_scalar(
+        "SELECT version FROM allframe_projections WHERE name = $1 AND state = 'active'",
+    )
+    .bind(projection.name())
+    .fetch_all(&mut *tx)
+    .await?;
+    for version in versions {
+        sqlx::query(
+            "UPDATE allframe_projections SET state = 'retired' WHERE name = $1 AND version = $2",
+        )
+        .bind(projection.name())
+        .bind(version)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO allframe_projection_retirements (name, version, retired_at)
+             VALUES ($1, $2, $3)",
+        )
+        .bind(projection.name())
+        .bind(version)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Now, in Unix milliseconds.
+fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
 /// Forgets version `version` of `projection` and drops its tables.
 async fn retire(
     tx: &mut AnyConnection,
@@ -496,11 +578,15 @@ async fn retire(
     for table in projection.tables() {
         drop_table(tx, &model.table(table)).await?;
     }
-    sqlx::query("DELETE FROM allframe_projections WHERE name = $1 AND version = $2")
+    for table in ["allframe_projections", "allframe_projection_retirements"] {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM {table} WHERE name = $1 AND version = $2"
+        )))
         .bind(projection.name())
         .bind(version)
-        .execute(tx)
+        .execute(&mut *tx)
         .await?;
+    }
     Ok(())
 }
 

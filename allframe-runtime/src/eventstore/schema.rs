@@ -1,14 +1,16 @@
 //! The event store's tables: `allframe_events` (every event, by position and by stream),
 //! `allframe_event_positions` (one row: the last position handed out, whose lock orders the
 //! appends), `allframe_snapshots` (the latest state per stream) and `allframe_projections`
-//! (each version of each read model, with its state and checkpoint).
+//! (each version of each read model, with its state and checkpoint), and
+//! `allframe_projection_retirements` (when a version replaced by a rebuild was retired: its
+//! tables are dropped once the grace has passed).
 
 use crate::database::Database;
 
 /// Serialises the creation of the tables on PostgreSQL. An arbitrary constant ("allfevst").
 pub(super) const INSTALL_LOCK_KEY: i64 = 0x616c_6c66_6576_7374;
 
-const SCHEMA: [&str; 5] = [
+const SCHEMA: [&str; 6] = [
     "CREATE TABLE IF NOT EXISTS allframe_events (
         position BIGINT PRIMARY KEY,
         aggregate_type TEXT NOT NULL,
@@ -41,6 +43,12 @@ const SCHEMA: [&str; 5] = [
         version BIGINT NOT NULL,
         state TEXT NOT NULL,
         position BIGINT NOT NULL,
+        PRIMARY KEY (name, version)
+    )",
+    "CREATE TABLE IF NOT EXISTS allframe_projection_retirements (
+        name TEXT NOT NULL,
+        version BIGINT NOT NULL,
+        retired_at BIGINT NOT NULL,
         PRIMARY KEY (name, version)
     )",
 ];

@@ -1,7 +1,8 @@
 //! Projections over the event store on one database, run on SQLite by the messaging binary and
 //! on PostgreSQL by the real-services suite: a count-based read model resumes from its
 //! checkpoint after a failed batch with no event applied twice, and a rebuild serves the old
-//! version until the new one caught up, then equals a fresh run.
+//! version until the new one caught up, then equals a fresh run (the old version's tables kept
+//! for a grace after the switch).
 
 use allframe_runtime::eventstore::{
     EventStore, ExpectedVersion, NewEvent, ProjectionError, Projections, ReadModel, StreamId,
@@ -99,9 +100,11 @@ pub async fn a_projection_resumes_from_its_checkpoint_applying_each_event_once(d
 /// up, version 2 is current, version 1's tables are gone, and it equals a fresh run.
 pub async fn a_rebuild_serves_the_old_version_until_the_new_one_caught_up(db: &Database) {
     let store = append_events(db, 600).await;
+    let grace = std::time::Duration::from_millis(300);
     let projections = Projections::open(&store, vec![Counts::failing_at(0)])
         .await
-        .expect("open");
+        .expect("open")
+        .with_retire_grace(grace);
     until_idle(&projections).await;
     let v1 = projections.current("Counts").await.expect("current");
     let fresh = rows(db, &v1).await;
@@ -124,21 +127,38 @@ pub async fn a_rebuild_serves_the_old_version_until_the_new_one_caught_up(db: &D
         fresh,
         "the rebuilt read model equals the fresh run"
     );
+    let states = |projections: Projections| async move {
+        let status = projections.status().await.expect("status");
+        status
+            .into_iter()
+            .map(|s| (s.version, s.state))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        states(projections.clone()).await,
+        [(1, "retired".to_owned()), (2, "active".to_owned())]
+    );
+    assert_eq!(
+        rows(db, &v1).await,
+        fresh,
+        "a read that took version 1's name before the switch still finds its table"
+    );
+    tokio::time::sleep(grace).await;
+    projections.catch_up(100).await.expect("a pass");
     let gone = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT COUNT(*) FROM {}",
         v1.table("counted")
     )))
     .fetch_one(db.pool())
     .await;
-    assert!(gone.is_err(), "version 1's table is dropped");
-    let states: Vec<(i64, String)> = projections
-        .status()
-        .await
-        .expect("status")
-        .into_iter()
-        .map(|s| (s.version, s.state))
-        .collect();
-    assert_eq!(states, [(2, "active".to_owned())]);
+    assert!(
+        gone.is_err(),
+        "version 1's table is dropped after the grace"
+    );
+    assert_eq!(
+        states(projections.clone()).await,
+        [(2, "active".to_owned())]
+    );
     assert!(matches!(
         projections.rebuild("Nope").await,
         Err(ProjectionError::Unknown(_))

@@ -302,6 +302,11 @@ async fn the_admin_api_lists_the_projections_and_rebuilds_one() {
         .expect("POST");
     assert_eq!(unknown.status(), 404);
 
+    // Version 1 keeps its tables for a grace after the switch (reads that took its name).
+    let switched = json!([
+        { "name": "GrandTotal", "version": 1, "state": "retired", "position": 1 },
+        { "name": "GrandTotal", "version": 2, "state": "active", "position": 1 },
+    ]);
     let mut listed = Value::Null;
     for _ in 0..200 {
         listed = client
@@ -313,17 +318,13 @@ async fn the_admin_api_lists_the_projections_and_rebuilds_one() {
             .json()
             .await
             .expect("json");
-        if listed["projections"]
-            == json!([{ "name": "GrandTotal", "version": 2, "state": "active", "position": 1 }])
-        {
+        if listed["projections"] == switched {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let expected =
-        json!([{ "name": "GrandTotal", "version": 2, "state": "active", "position": 1 }]);
     assert_eq!(
-        listed["projections"], expected,
+        listed["projections"], switched,
         "the rebuilt version caught up and is current"
     );
     running.shutdown().await;
