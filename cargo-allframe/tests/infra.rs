@@ -353,20 +353,17 @@ default_database = "mysql"
 
 [[services]]
 name = "orders"
-type = "event-sourced"
+type = "cache"
 
-[services.domain]
-events = ["OrderPlaced"]
-
-[services.cqrs]
-projections = []
+[services.cache]
+invalidation = ["OrderPlaced"]
 "#,
     );
     let compose = yaml(&files, "infrastructure/docker/docker-compose.yml");
     let services = &compose["services"];
     assert_eq!(
         keys(services),
-        set(&["orders", "mysql", "rabbitmq", "otel-collector"])
+        set(&["orders", "mysql", "rabbitmq", "redis", "otel-collector"])
     );
     let orders = &services["orders"];
     assert_eq!(
@@ -452,15 +449,16 @@ fn reignite_keeps_an_edited_infrastructure_file() {
 
 #[test]
 fn services_without_a_crate_get_no_infrastructure() {
-    // Ignite generates `stateless`, `producer`, `consumer`, `gateway` and `saga-orchestrator`
-    // crates: of the reference file's services, `user-service`, `order-service`,
-    // `payment-gateway` and `notification-service` have images, so they alone are deployed;
-    // the others are listed as left out.
+    // Ignite generates `stateless`, `producer`, `consumer`, `gateway`, `saga-orchestrator` and
+    // `event-sourced` crates: of the reference file's services, `user-service`,
+    // `order-service`, `payment-gateway`, `notification-service` and `inventory-service` have
+    // images, so they alone are deployed; the others are listed as left out.
     let files = ignited(&reference());
     let generated = [
         "user-service",
         "order-service",
         "payment-gateway",
+        "inventory-service",
         "notification-service",
     ];
     let skipped: Vec<&str> = REFERENCE_SERVICES
