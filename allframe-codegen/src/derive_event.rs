@@ -40,8 +40,7 @@ struct AggregateEvents {
 }
 
 /// Expands `#[derive(AggregateEvent)]` on `input`. Never panics: a refused input becomes
-/// spanned `compile_error!`s (next to a placeholder impl when the type can still carry one, so
-/// uses of the trait do not add errors of their own).
+/// spanned `compile_error!`s.
 pub fn expand_aggregate_event(input: TokenStream) -> TokenStream {
     let input: syn::DeriveInput = match syn::parse2(input) {
         Ok(input) => input,
@@ -49,7 +48,7 @@ pub fn expand_aggregate_event(input: TokenStream) -> TokenStream {
     };
     match check(&input) {
         Ok(events) => implement(&events),
-        Err(error) => refusal(&input, &error),
+        Err(error) => error.to_compile_error(),
     }
 }
 
@@ -314,42 +313,6 @@ fn distinct_types_check(events: &AggregateEvents, as_event: &[TokenStream]) -> T
     }
 }
 
-/// The errors, with a placeholder impl when the type is not generic (a generic one would add
-/// errors about its parameters), so code naming the type as an aggregate's events compiles on.
-fn refusal(input: &syn::DeriveInput, error: &syn::Error) -> TokenStream {
-    let errors = error.to_compile_error();
-    if !input.generics.params.is_empty() || input.generics.where_clause.is_some() {
-        return errors;
-    }
-    let krate = ContainerOptions::from_attributes(&input.attrs)
-        .ok()
-        .and_then(|options| options.krate)
-        .unwrap_or_else(|| syn::parse_quote!(::allframe));
-    let name = &input.ident;
-    let json = quote!(#krate::__private::serde_json);
-    let result = quote!(::core::result::Result);
-    let str_type = quote!(::core::primitive::str);
-    let u32_type = quote!(::core::primitive::u32);
-    quote! {
-        #errors
-
-        impl #krate::eventstore::AggregateEvent for #name {
-            fn event_type(&self) -> &'static #str_type {
-                ::core::unreachable!()
-            }
-            fn schema_version(_: &#str_type) -> ::core::option::Option<#u32_type> {
-                ::core::unreachable!()
-            }
-            fn to_payload(&self) -> #result<#json::Value, #json::Error> {
-                ::core::unreachable!()
-            }
-            fn decode(_: &#str_type, _: #json::Value) -> #result<Self, #json::Error> {
-                ::core::unreachable!()
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -460,7 +423,7 @@ mod tests {
     }
 
     #[test]
-    fn a_refusal_is_a_compile_error_beside_a_placeholder_impl() {
+    fn a_refusal_is_a_compile_error_and_nothing_else() {
         let tokens = expand_aggregate_event(quote!(
             enum AccountEvent {
                 Closed,
@@ -468,17 +431,7 @@ mod tests {
         ))
         .to_string();
         assert!(tokens.contains("compile_error"), "{tokens}");
-        assert!(
-            tokens.contains(":: allframe :: eventstore :: AggregateEvent for AccountEvent"),
-            "{tokens}"
-        );
-        let generic = expand_aggregate_event(quote!(
-            enum AccountEvent<E> {
-                Opened(E),
-            }
-        ))
-        .to_string();
-        assert!(!generic.contains("impl"), "{generic}");
+        assert!(!tokens.contains("impl"), "{tokens}");
         let not_a_type = expand_aggregate_event(quote!(
             fn opened() {}
         ))
