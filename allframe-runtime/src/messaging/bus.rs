@@ -257,6 +257,10 @@ pub struct SubscribeOptions {
     /// A consumer that waits out retries while holding a delivery asks for more than its
     /// longest wait, so that the bus does not hand the message to another member meanwhile.
     pub redelivery_after: Option<Duration>,
+    /// This subscriber is a group of its own (see [`SubscribeOptions::per_instance`]): it sees
+    /// every message published to the topics after it subscribed, whatever other subscribers
+    /// of `group` see, and the bus forgets it once it closes.
+    pub per_instance: bool,
 }
 
 /// How the members of a consumer group share a topic's partitions on a bus.
@@ -283,7 +287,22 @@ impl SubscribeOptions {
             start: StartFrom::Earliest,
             partitions: None,
             redelivery_after: None,
+            per_instance: false,
         }
+    }
+
+    /// Makes this subscriber a group of its own, for work every instance of a service must
+    /// do (an in-process cache evicting what an event made stale): each per-instance
+    /// subscriber receives every message published after it subscribed, none published
+    /// before ([`StartFrom::Latest`]), on every partition. `group` only names it (the bus adds
+    /// a unique suffix). The bus forgets the group when the subscription closes, and soon
+    /// after a process that died without closing: RabbitMQ deletes its exclusive queue with
+    /// the connection, NATS its ephemeral consumer once inactive, Kafka the group's offsets
+    /// by retention, the local bus its rows on close (and those whose leases lapsed long ago).
+    pub fn per_instance(mut self) -> Self {
+        self.per_instance = true;
+        self.start = StartFrom::Latest;
+        self
     }
 
     /// Sets where a new group starts.

@@ -12,6 +12,15 @@
 //! delivery (cumulative per partition); `nack` hands the delivery and what followed it on its
 //! partition out again from this member's own copies, without a seek (see [`KafkaSubscription::nack`]).
 //!
+//! A per-instance subscriber ([`SubscribeOptions::per_instance`]) joins no group: it has a
+//! unique `group.id` (`<group>.instance~<uuid>`) but assigns itself every partition the topics
+//! have when it subscribes, at their ends (the high watermark, read with the consumer's
+//! `read_committed` isolation), so it gets exactly what is published from then on, with no
+//! rebalance to wait for. Its acks commit nothing (nobody resumes from its offsets): the
+//! cluster keeps no trace of it. A topic must exist when it subscribes (the consumer may
+//! create it where the cluster creates topics automatically); partitions added later are not
+//! read.
+//!
 //! Pattern `transactional` ([`KafkaBus::with_transactions`]) adds a pool of transactional
 //! producers (`transactional.id` = `<architecture>.<service>.<instance uuid>-<i>`) whose
 //! transactions hold a unit of work's events; consumers read with
@@ -40,6 +49,7 @@ use super::bus::{
     StartFrom, SubscribeOptions,
 };
 use super::kafka_transaction::{KafkaTransaction, TransactionalProducers};
+use super::topic::per_instance_group;
 
 pub(super) const BUS: &str = "kafka";
 
@@ -227,6 +237,9 @@ impl KafkaBus {
         let mut topics = options.topics;
         topics.sort();
         topics.dedup();
+        if options.per_instance {
+            return self.subscribe_per_instance(&options.group, topics).await;
+        }
         let reset = match options.start {
             StartFrom::Earliest => "earliest",
             StartFrom::Latest => "latest",
@@ -249,6 +262,75 @@ impl KafkaBus {
         Ok(KafkaSubscription {
             consumer: Arc::new(consumer),
             group: options.group,
+            commits: true,
+            topics,
+            next_tag: 1,
+            pending: BTreeMap::new(),
+            replay: VecDeque::new(),
+        })
+    }
+
+    /// A per-instance subscriber of `group`: every partition of `topics` assigned at its end.
+    async fn subscribe_per_instance(
+        &self,
+        group: &str,
+        topics: Vec<String>,
+    ) -> Result<KafkaSubscription, BusError> {
+        let group = per_instance_group(group);
+        let consumer: StreamConsumer<RebalanceWatch> = ClientConfig::new()
+            .set("bootstrap.servers", &self.inner.servers)
+            .set("group.id", &group)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("isolation.level", "read_committed")
+            .set("auto.offset.reset", "latest")
+            .set("allow.auto.create.topics", "true")
+            .create_with_context(RebalanceWatch::default())
+            .map_err(kafka_error)?;
+        let consumer = Arc::new(consumer);
+        let (probe, names, timeout) = (
+            Arc::clone(&consumer),
+            topics.clone(),
+            self.inner.options.request_timeout,
+        );
+        tokio::task::spawn_blocking(move || {
+            let mut list = TopicPartitionList::new();
+            for topic in &names {
+                let metadata = probe
+                    .fetch_metadata(Some(topic), timeout)
+                    .map_err(kafka_error)?;
+                let partitions: Vec<i32> = metadata
+                    .topics()
+                    .iter()
+                    .filter(|t| t.name() == topic && t.error().is_none())
+                    .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+                    .collect();
+                if partitions.is_empty() {
+                    return Err(BusError::Adapter {
+                        bus: BUS,
+                        source: format!(
+                            "topic `{topic}` does not exist: a per-instance subscriber reads \
+                             the partitions a topic has when it subscribes"
+                        )
+                        .into(),
+                    });
+                }
+                for partition in partitions {
+                    let (_, end) = probe
+                        .fetch_watermarks(topic, partition, timeout)
+                        .map_err(kafka_error)?;
+                    list.add_partition_offset(topic, partition, Offset::Offset(end))
+                        .map_err(kafka_error)?;
+                }
+            }
+            probe.assign(&list).map_err(kafka_error)
+        })
+        .await
+        .map_err(join_error)??;
+        Ok(KafkaSubscription {
+            consumer,
+            group,
+            commits: false,
             topics,
             next_tag: 1,
             pending: BTreeMap::new(),
@@ -409,6 +491,9 @@ impl RebalanceWatch {
 pub struct KafkaSubscription {
     consumer: Arc<StreamConsumer<RebalanceWatch>>,
     group: String,
+    /// Whether acks commit offsets (not for a per-instance subscriber: nobody resumes from
+    /// them).
+    commits: bool,
     topics: Vec<String>,
     next_tag: u64,
     /// Handed out and not yet acknowledged, by this subscription's own tag.
@@ -527,14 +612,16 @@ impl KafkaSubscription {
             .map(|(_, held)| held.offset + 1)
             .max()
             .unwrap_or(0);
-        let mut list = TopicPartitionList::new();
-        list.add_partition_offset(delivery.topic(), partition, Offset::Offset(next))
-            .map_err(kafka_error)?;
-        let consumer = Arc::clone(&self.consumer);
-        tokio::task::spawn_blocking(move || consumer.commit(&list, CommitMode::Sync))
-            .await
-            .map_err(join_error)?
-            .map_err(kafka_error)?;
+        if self.commits {
+            let mut list = TopicPartitionList::new();
+            list.add_partition_offset(delivery.topic(), partition, Offset::Offset(next))
+                .map_err(kafka_error)?;
+            let consumer = Arc::clone(&self.consumer);
+            tokio::task::spawn_blocking(move || consumer.commit(&list, CommitMode::Sync))
+                .await
+                .map_err(join_error)?
+                .map_err(kafka_error)?;
+        }
         self.pending.retain(|tag, held| !covered(*tag, held));
         Ok(())
     }
@@ -574,7 +661,8 @@ impl KafkaSubscription {
     }
 
     /// Leaves the group at once (the group rebalances without waiting for the session
-    /// timeout); what is unacknowledged goes to the partitions' next owners.
+    /// timeout); what is unacknowledged goes to the partitions' next owners. A per-instance
+    /// subscriber just stops.
     pub async fn close(self) -> Result<(), BusError> {
         let consumer = self.consumer;
         tokio::task::spawn_blocking(move || {
@@ -619,6 +707,7 @@ mod tests {
         KafkaSubscription {
             consumer: Arc::new(consumer),
             group: "offline".into(),
+            commits: true,
             topics: vec!["t".into()],
             next_tag: 1,
             pending: BTreeMap::new(),

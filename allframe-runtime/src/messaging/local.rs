@@ -16,8 +16,10 @@
 //! each aggregate's events stay in order. Delivery is at least once: the owner reads from its
 //! position, the committed offset moves only on ack, and a new owner starts from the committed
 //! offset. Subscribers in other processes notice new messages by polling (`poll_interval`); in
-//! the publishing process they are woken at once. This module is the local adapter only: no
-//! retry or dead-letter policy.
+//! the publishing process they are woken at once. A per-instance subscriber
+//! ([`SubscribeOptions::per_instance`]) is a group of its own under a unique name, deleted when
+//! it closes (and, if its process died, once its leases lapsed long ago: `per_instance.rs`).
+//! This module is the local adapter only: no retry or dead-letter policy.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -38,7 +40,9 @@ use super::bus::{
     StartFrom, SubscribeOptions,
 };
 use super::envelope::{Envelope, unix_millis};
-use super::topic::{BUS_PARTITIONS, bus_partition};
+use super::topic::{BUS_PARTITIONS, bus_partition, per_instance_group};
+
+mod per_instance;
 
 /// Tuning of the local bus.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -259,6 +263,7 @@ impl LocalBus {
                 tracing::warn!(error = %error, "local event bus: pruning failed; retrying in an hour")
             }
         }
+        self.forget_dead_instances().await;
     }
 
     /// Deletes messages published more than `older_than` ago; returns how many.
@@ -325,13 +330,19 @@ impl LocalBus {
     }
 
     /// Joins a consumer group on some topics: on every partition of them, or on
-    /// `options.partitions`.
+    /// `options.partitions`. A per-instance subscriber joins a group of its own
+    /// (`<group>.instance~<uuid>`) on every partition, from the topics' ends.
     pub async fn subscribe(
         &self,
-        options: SubscribeOptions,
+        mut options: SubscribeOptions,
     ) -> Result<LocalSubscription, BusError> {
         if options.topics.is_empty() {
             return Err(BusError::NoTopics);
+        }
+        if options.per_instance {
+            options.group = per_instance_group(&options.group);
+            options.partitions = None;
+            options.start = StartFrom::Latest;
         }
         let mut topics: Vec<String> = options.topics;
         topics.sort();
@@ -361,6 +372,7 @@ impl LocalBus {
         Ok(LocalSubscription {
             bus: self.clone(),
             group: options.group,
+            per_instance: options.per_instance,
             member: uuid::Uuid::new_v4().simple().to_string(),
             topics: topics
                 .into_iter()
@@ -410,6 +422,8 @@ impl BusAdapter for LocalBus {
 pub struct LocalSubscription {
     bus: LocalBus,
     group: String,
+    /// A group of its own, deleted on close.
+    per_instance: bool,
     member: String,
     topics: Vec<TopicState>,
     buffer: VecDeque<Delivery>,
@@ -733,8 +747,12 @@ impl LocalSubscription {
         Ok(())
     }
 
-    /// Releases this member's leases so another member takes over at once.
+    /// Releases this member's leases so another member takes over at once; a per-instance
+    /// subscriber's group is deleted instead.
     pub async fn close(self) -> Result<(), BusError> {
+        if self.per_instance {
+            return self.bus.forget_group(&self.group).await;
+        }
         sqlx::query(
             "UPDATE bus_partition_offsets SET owner = NULL, lease_until = 0
              WHERE group_name = $1 AND owner = $2",

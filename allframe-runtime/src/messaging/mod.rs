@@ -65,8 +65,8 @@ pub use rabbitmq::{
 };
 pub use relay::{OutboxSettings, Relay, RelayError, RetrySettings};
 pub use topic::{
-    BUS_PARTITIONS, bus_partition, consumer_group, partition_subject, split_partition_subject,
-    topic_name,
+    BUS_PARTITIONS, bus_partition, consumer_group, is_per_instance_group, partition_subject,
+    split_partition_subject, topic_name,
 };
 pub use transaction::BusTransaction;
 pub(crate) use unit_of_work::EventParts;

@@ -25,6 +25,12 @@
 //! body. Acks are explicit and confirmed by the server (`double_ack`); a nack naks the delivery
 //! and every later unacknowledged delivery of its partition, so they come back in order.
 //!
+//! A per-instance subscriber ([`SubscribeOptions::per_instance`]) gets the same consumers,
+//! ephemeral (no durable name; named after a unique group `<group>.instance~<uuid>`), starting
+//! with what is published after it subscribed (`DeliverPolicy::New`): closing deletes them, and
+//! the server deletes those of a process that died once they have been inactive for
+//! [`per_instance_inactivity`].
+//!
 //! This module is the adapter only: no retry or dead-letter policy.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
@@ -41,7 +47,9 @@ use super::bus::{
     BusAdapter, BusError, BusSubscription, Delivery, DeliveryTag, OutboundMessage, PublishError,
     StartFrom, SubscribeOptions,
 };
-use super::topic::{BUS_PARTITIONS, bus_partition, partition_subject, split_partition_subject};
+use super::topic::{
+    BUS_PARTITIONS, bus_partition, partition_subject, per_instance_group, split_partition_subject,
+};
 
 const BUS: &str = "nats";
 
@@ -54,6 +62,13 @@ const PULL_EXPIRES: Duration = Duration::from_secs(2);
 
 /// The delay of the naks of a closing member: past the expiry of its last pull requests.
 const CLOSE_NAK_DELAY: Duration = Duration::from_millis(2_500);
+
+/// How long a per-instance subscriber's ephemeral consumers may go without a pull request
+/// before the server deletes them (`inactive_threshold`): a minute, or twice the redelivery
+/// wait if longer (a member holding a delivery that long pulls nothing meanwhile).
+fn per_instance_inactivity(ack_wait: Duration) -> Duration {
+    Duration::from_secs(60).max(ack_wait.saturating_mul(2))
+}
 
 /// Tuning of the NATS adapter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -250,10 +265,14 @@ impl NatsBus {
     }
 
     /// Joins `options.group` on `options.topics`: one durable pull consumer per topic
-    /// partition (of `options.partitions`, every one by default).
+    /// partition (of `options.partitions`, every one by default); for a per-instance
+    /// subscriber, one ephemeral consumer per topic partition.
     pub async fn subscribe(&self, options: SubscribeOptions) -> Result<NatsSubscription, BusError> {
         if options.topics.is_empty() {
             return Err(BusError::NoTopics);
+        }
+        if options.per_instance {
+            return self.subscribe_per_instance(options).await;
         }
         let mut topics = options.topics;
         topics.sort();
@@ -337,11 +356,80 @@ impl NatsBus {
             group: options.group,
             topics,
             consumers,
+            ephemeral: None,
             messages: SelectAll::new(),
             pending: BTreeMap::new(),
             rewinds: HashMap::new(),
         };
         subscription.open_streams().await?;
+        Ok(subscription)
+    }
+
+    /// A per-instance subscriber: an ephemeral consumer per topic partition, every partition,
+    /// delivering what is published from now on.
+    async fn subscribe_per_instance(
+        &self,
+        options: SubscribeOptions,
+    ) -> Result<NatsSubscription, BusError> {
+        let group = per_instance_group(&options.group);
+        let mut topics = options.topics;
+        topics.sort();
+        topics.dedup();
+        let ack_wait = options
+            .redelivery_after
+            .unwrap_or(self.inner.options.ack_wait);
+        let mut subscription = NatsSubscription {
+            group,
+            topics: topics.clone(),
+            consumers: Vec::new(),
+            ephemeral: Some(Ephemeral {
+                jetstream: self.inner.jetstream.clone(),
+                consumers: Vec::new(),
+            }),
+            messages: SelectAll::new(),
+            pending: BTreeMap::new(),
+            rewinds: HashMap::new(),
+        };
+        // On a failure, what was created is deleted.
+        let opened = async {
+            for topic in &topics {
+                let stream = self.stream_for(topic).await?;
+                for partition in 0..BUS_PARTITIONS {
+                    let name = consumer_name(&subscription.group, topic, partition);
+                    let config = pull::Config {
+                        durable_name: None,
+                        name: Some(name.clone()),
+                        description: Some(format!(
+                            "AllFrame per-instance subscriber `{}` on `{topic}`, partition \
+                             {partition}",
+                            subscription.group
+                        )),
+                        filter_subject: partition_subject(topic, partition),
+                        deliver_policy: jetstream::consumer::DeliverPolicy::New,
+                        ack_policy: jetstream::consumer::AckPolicy::Explicit,
+                        ack_wait,
+                        max_deliver: -1,
+                        max_ack_pending: i64::from(self.inner.options.max_in_flight.max(1)),
+                        inactive_threshold: per_instance_inactivity(ack_wait),
+                        ..Default::default()
+                    };
+                    let consumer = stream
+                        .create_consumer(config)
+                        .await
+                        .map_err(adapter_error)?;
+                    subscription.consumers.push(consumer);
+                    if let Some(ephemeral) = &mut subscription.ephemeral {
+                        ephemeral.consumers.push((stream_name(topic), name));
+                    }
+                }
+            }
+            subscription.open_streams().await
+        }
+        .await;
+        if let Err(error) = opened {
+            let _ = subscription.close().await;
+            return Err(error);
+        }
         Ok(subscription)
     }
 }
@@ -412,6 +500,8 @@ pub struct NatsSubscription {
     group: String,
     topics: Vec<String>,
     consumers: Vec<jetstream::consumer::PullConsumer>,
+    /// A per-instance subscriber's ephemeral consumers, deleted on close.
+    ephemeral: Option<Ephemeral>,
     messages: SelectAll<pull::Stream>,
     /// Handed out and not yet acknowledged, by (topic, partition, stream sequence).
     pending: BTreeMap<(String, u32, u64), jetstream::Message>,
@@ -423,6 +513,12 @@ pub struct NatsSubscription {
 struct Rewind {
     from: u64,
     bounced: HashSet<u64>,
+}
+
+/// The ephemeral consumers of a per-instance subscriber: (stream, consumer) names.
+struct Ephemeral {
+    jetstream: jetstream::Context,
+    consumers: Vec<(String, String)>,
 }
 
 impl fmt::Debug for NatsSubscription {
@@ -587,9 +683,33 @@ impl NatsSubscription {
     /// The naks are delayed until this member's last pull requests have expired: the server
     /// redelivers a nak'd message to a waiting pull request at once, and one of this member's
     /// (it stays on the server after the stream is dropped) would swallow it until `ack_wait`
-    /// ran out.
+    /// ran out. A per-instance subscriber deletes its consumers instead (one the server already
+    /// deleted for inactivity is no failure).
     pub async fn close(mut self) -> Result<(), BusError> {
         self.messages = SelectAll::new();
+        if let Some(ephemeral) = self.ephemeral.take() {
+            self.pending.clear();
+            let mut failure = None;
+            for (stream, consumer) in &ephemeral.consumers {
+                match ephemeral
+                    .jetstream
+                    .delete_consumer_from_stream(consumer, stream)
+                    .await
+                {
+                    Ok(_) => {}
+                    Err(error)
+                        if matches!(
+                            error.kind(),
+                            jetstream::stream::ConsumerErrorKind::JetStream(ref js)
+                                if js.error_code() == jetstream::ErrorCode::CONSUMER_NOT_FOUND
+                        ) => {}
+                    Err(error) => {
+                        failure.get_or_insert(error);
+                    }
+                }
+            }
+            return failure.map_or(Ok(()), |error| Err(adapter_error(error)));
+        }
         let mut failure = None;
         for (_, message) in std::mem::take(&mut self.pending) {
             if let Err(error) = message.ack_with(AckKind::Nak(Some(CLOSE_NAK_DELAY))).await {

@@ -25,6 +25,9 @@
 //! before the events it must see. When a connection fails it is dropped and the next publish,
 //! or the subscription's next `next`, opens a new one.
 //!
+//! A per-instance subscriber ([`SubscribeOptions::per_instance`]) consumes an exclusive,
+//! auto-deleted queue of its own instead of the group's queues (`rabbitmq/per_instance.rs`).
+//!
 //! This module is the adapter only: no retry or dead-letter policy.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -51,7 +54,11 @@ use super::bus::{
     SubscribeOptions,
 };
 use super::envelope::Envelope;
-use super::topic::{BUS_PARTITIONS, bus_partition, partition_subject, split_partition_subject};
+use super::topic::{
+    BUS_PARTITIONS, bus_partition, partition_subject, per_instance_group, split_partition_subject,
+};
+
+mod per_instance;
 
 const BUS: &str = "rabbitmq";
 
@@ -378,7 +385,8 @@ impl RabbitBus {
     /// Joins `options.group`: declares its partition queues (every one, so that none misses
     /// events), binds them to every topic, and consumes from those of `options.partitions`
     /// (all by default). `options.start` has no effect: a queue holds what was published after
-    /// it was bound, from the first subscription on.
+    /// it was bound, from the first subscription on. A per-instance subscriber declares an
+    /// exclusive queue of its own instead, bound to every partition.
     pub async fn subscribe(
         &self,
         options: SubscribeOptions,
@@ -389,11 +397,18 @@ impl RabbitBus {
         let mut topics = options.topics;
         topics.sort();
         topics.dedup();
-        let partitions = options.partitions.unwrap_or_else(all_partitions);
+        let (group, instance_queue, partitions) = if options.per_instance {
+            let queue = per_instance_group(&options.group);
+            (queue.clone(), Some(queue), all_partitions())
+        } else {
+            let partitions = options.partitions.unwrap_or_else(all_partitions);
+            (options.group, None, partitions)
+        };
         let mut subscription = RabbitSubscription {
             url: self.inner.url.clone(),
             options: self.inner.options,
-            group: options.group,
+            group,
+            instance_queue,
             topics,
             partitions,
             link: None,
@@ -474,6 +489,8 @@ pub struct RabbitSubscription {
     url: String,
     options: RabbitBusOptions,
     group: String,
+    /// A per-instance subscriber's exclusive queue, consumed instead of the group's.
+    instance_queue: Option<String>,
     topics: Vec<String>,
     /// The partitions consumed.
     partitions: Vec<u32>,
@@ -513,6 +530,7 @@ impl fmt::Debug for RabbitSubscription {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RabbitSubscription")
             .field("group", &self.group)
+            .field("per_instance", &self.instance_queue.is_some())
             .field("topics", &self.topics)
             .field("partitions", &self.partitions)
             .field("connected", &self.link.is_some())
@@ -542,6 +560,13 @@ impl RabbitSubscription {
             declare_exchange(&channel, exchange_name(topic)).await?;
         }
         let mut consumers = futures_util::stream::SelectAll::new();
+        if let Some(queue) = &self.instance_queue {
+            consumers.push(per_instance::consume(&channel, queue, &self.topics).await?);
+            return Ok(Box::new(Link {
+                connection,
+                consumers,
+            }));
+        }
         for partition in 0..BUS_PARTITIONS {
             let queue = queue_name(&self.group, partition);
             self.declare_partition(&channel, &queue, partition).await?;
@@ -762,9 +787,14 @@ impl RabbitSubscription {
     }
 
     /// Leaves the group: unacknowledged deliveries are requeued at once and the connection
-    /// closed.
+    /// closed (a per-instance subscriber's queue goes with it).
     pub async fn close(mut self) -> Result<(), BusError> {
         let mut failure = None;
+        if self.instance_queue.is_some() {
+            // No other member: the broker deletes the queue, and what it holds, with the
+            // connection.
+            self.pending.clear();
+        }
         for (_, pending) in std::mem::take(&mut self.pending) {
             let requeue = BasicNackOptions {
                 multiple: false,

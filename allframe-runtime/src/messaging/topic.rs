@@ -66,6 +66,28 @@ pub fn consumer_group(architecture: &str, service: &str) -> String {
     [architecture, service].map(part).join(".")
 }
 
+/// What separates a per-instance group's name from its unique suffix
+/// ([`SubscribeOptions::per_instance`](super::SubscribeOptions::per_instance)): `~` never
+/// occurs in a [`consumer_group`], so the bus recognises the groups it may forget.
+const PER_INSTANCE_MARK: &str = ".instance~";
+
+/// The name of a new per-instance group of `group`: `<group>.instance~<uuid>`, unique to one
+/// subscription (a Kafka `group.id`, a RabbitMQ queue, a NATS consumer's, the local bus's).
+pub(crate) fn per_instance_group(group: &str) -> String {
+    format!(
+        "{group}{PER_INSTANCE_MARK}{}",
+        uuid::Uuid::new_v4().simple()
+    )
+}
+
+/// Whether `name` is one the bus gave a per-instance subscriber: `<group>.instance~<uuid>`.
+pub fn is_per_instance_group(name: &str) -> bool {
+    name.rsplit_once(PER_INSTANCE_MARK)
+        .is_some_and(|(_, suffix)| {
+            suffix.len() == 32 && suffix.bytes().all(|b| b.is_ascii_hexdigit())
+        })
+}
+
 /// One name part: `[A-Za-z0-9_-]` only, never empty.
 fn part(raw: &str) -> String {
     let cleaned: String = raw
@@ -94,6 +116,17 @@ mod tests {
         assert_eq!(topic_name("my shop", "a.b", "X>*"), "my_shop.a_b.X__");
         assert_eq!(topic_name("", "svc", "E"), "_.svc.E");
         assert_eq!(consumer_group("shop", "n/s"), "shop.n_s");
+    }
+
+    #[test]
+    fn per_instance_groups_are_unique_and_recognised() {
+        let group = consumer_group("shop", "instance-service");
+        let (a, b) = (per_instance_group(&group), per_instance_group(&group));
+        assert_ne!(a, b);
+        assert!(a.starts_with("shop.instance-service.instance~"), "{a}");
+        assert!(is_per_instance_group(&a));
+        assert!(!is_per_instance_group(&group));
+        assert!(!is_per_instance_group("shop.instance-x"));
     }
 
     #[test]

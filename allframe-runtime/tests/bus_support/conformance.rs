@@ -1,5 +1,6 @@
 //! The bus conformance suite: one set of scenarios every [`EventBus`] adapter must pass — round
-//! trip, groups, order per aggregate, nack, and a broker restart while publishing. Each bus's
+//! trip, groups, order per aggregate, nack, per-instance subscribers, and a broker restart
+//! while publishing. Each bus's
 //! test file supplies a [`Fixture`] (how to connect, name topics and groups, stop and start
 //! its broker) and declares the tests with [`conformance_tests!`]; a new adapter (SQS, Pub/Sub)
 //! only plugs in here.
@@ -10,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use allframe_runtime::messaging::{
-    BusSubscription as _, Delivery, EventBus, OutboundMessage, Subscription, Uuid,
+    BusSubscription as _, Delivery, EventBus, OutboundMessage, SubscribeOptions, Subscription, Uuid,
 };
 
 use super::{TRACEPARENT, assert_quiet, message, n_of, next_within, subscribe};
@@ -51,6 +52,18 @@ pub trait Fixture: Send + Sync {
     /// may land a retried publish after a later one).
     fn ordered_across_restart(&self) -> bool {
         false
+    }
+
+    /// What the bus still holds of the per-instance subscribers of `group` on `topic` (their
+    /// rows, queues or consumers, by name); `None` where the fixture cannot tell cheaply.
+    fn per_instance_leftovers(
+        &self,
+        bus: &EventBus,
+        group: &str,
+        topic: &str,
+    ) -> impl Future<Output = Option<Vec<String>>> + Send {
+        let _ = (bus, group, topic);
+        async { None }
     }
 }
 
@@ -110,6 +123,12 @@ macro_rules! conformance_tests {
             $(#[ignore = $reason])?
             async fn the_lag_counts_what_the_group_has_not_handled() {
                 scenario::lag_counts_what_the_group_has_not_handled(&$fixture).await;
+            }
+
+            #[tokio::test]
+            $(#[ignore = $reason])?
+            async fn per_instance_subscribers_each_get_what_follows_and_are_forgotten() {
+                scenario::per_instance_subscribers(&$fixture).await;
             }
 
             #[cfg(feature = "sqlite")]
@@ -374,6 +393,102 @@ pub async fn lag_counts_what_the_group_has_not_handled(fixture: &impl Fixture) {
     lag_becomes(0).await;
 }
 
+/// Per-instance subscribers ([`SubscribeOptions::per_instance`]) are groups of their own. A
+/// member of an ordinary group subscribes, event 1 is published, then two per-instance
+/// subscribers with the same group name subscribe, and events 2–8 are published (2 and 3 of
+/// one aggregate, the others of six more, spread over the partitions). Each per-instance
+/// subscriber gets 2 and 3 in that order and every one of 2–8, never 1; a nack brings an event
+/// back as for a group; the ordinary member, unaffected, gets 1–8. Once they closed, the bus
+/// holds nothing of them (where the fixture can tell).
+pub async fn per_instance_subscribers(fixture: &impl Fixture) {
+    let bus = fixture.bus().await;
+    let topic = fixture.topic("CacheStale", 3);
+    let group = fixture.group("cache");
+    let mut ordinary = subscribe(&bus, &group, &[&topic]).await;
+    bus.publish(&[message(&topic, "o-1", 1)])
+        .await
+        .expect("publish");
+    let mut instances = Vec::new();
+    for _ in 0..2 {
+        let options = SubscribeOptions::new(group.as_str(), [topic.as_str()]).per_instance();
+        instances.push(
+            bus.subscribe(options)
+                .await
+                .expect("subscribe per instance"),
+        );
+    }
+    let mut batch = vec![message(&topic, "o-2", 2), message(&topic, "o-2", 3)];
+    batch.extend((4..=8).map(|n| message(&topic, &format!("o-{n}"), n)));
+    bus.publish(&batch).await.expect("publish");
+
+    let everything_after: HashSet<u32> = (2..=8).collect();
+    for (index, instance) in instances.iter_mut().enumerate() {
+        let mut order = Vec::new();
+        let mut nacked = false;
+        while order.iter().copied().collect::<HashSet<u32>>() != everything_after {
+            let delivery = next(fixture, instance).await;
+            let n = n_of(&delivery);
+            assert_ne!(
+                n, 1,
+                "instance {index} got an event published before it subscribed"
+            );
+            if n == 2 && !nacked {
+                // Back again, before 3.
+                instance.nack(&delivery).await.expect("nack");
+                nacked = true;
+                continue;
+            }
+            order.push(n);
+            instance.ack(&delivery).await.expect("ack");
+        }
+        let aggregate: Vec<u32> = order.iter().copied().filter(|n| *n <= 3).collect();
+        assert_eq!(
+            aggregate,
+            [2, 3],
+            "instance {index}: one aggregate's events in order"
+        );
+        assert_eq!(order.len(), 7, "instance {index}, each once: {order:?}");
+    }
+    for instance in &mut instances {
+        assert_quiet(instance, Duration::from_secs(1)).await;
+    }
+
+    let mut seen = HashSet::new();
+    while seen.len() < 8 {
+        let delivery = next(fixture, &mut ordinary).await;
+        seen.insert(n_of(&delivery));
+        ordinary.ack(&delivery).await.expect("ack");
+    }
+    assert_eq!(
+        seen,
+        (1..=8).collect(),
+        "the ordinary group gets everything"
+    );
+    ordinary.close().await.expect("close");
+
+    if let Some(held) = fixture.per_instance_leftovers(&bus, &group, &topic).await {
+        assert!(
+            !held.is_empty(),
+            "the open per-instance subscribers are seen"
+        );
+    }
+    for instance in instances {
+        instance.close().await.expect("close per instance");
+    }
+    let deadline = tokio::time::Instant::now() + fixture.patience();
+    loop {
+        match fixture.per_instance_leftovers(&bus, &group, &topic).await {
+            None => break,
+            Some(left) if left.is_empty() => break,
+            Some(left) => assert!(
+                tokio::time::Instant::now() < deadline,
+                "the bus still holds the closed per-instance subscribers: {left:?}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// 10,000 events of 16 aggregates, published in chunks of 100 (a failed publish retried from
 /// the first unconfirmed event) while one member consumes; the broker stops for two seconds
 /// when a fifth is out. Every event arrives (at least once), and on a bus that keeps it, each
@@ -511,6 +626,16 @@ pub trait SharedBroker: Send + Sync + 'static {
 
     /// Stops the broker until the returned value is dropped.
     fn stop() -> Self::Outage;
+
+    /// See [`Fixture::per_instance_leftovers`].
+    fn per_instance_leftovers(
+        bus: &EventBus,
+        group: &str,
+        topic: &str,
+    ) -> impl Future<Output = Option<Vec<String>>> + Send {
+        let _ = (bus, group, topic);
+        async { None }
+    }
 }
 
 /// A fresh architecture on a [`SharedBroker`] (its own topics and groups), holding the
@@ -563,6 +688,15 @@ impl<B: SharedBroker> Fixture for OnBroker<B> {
 
     fn group(&self, name: &str) -> String {
         format!("{}.{name}", self.arch)
+    }
+
+    fn per_instance_leftovers(
+        &self,
+        bus: &EventBus,
+        group: &str,
+        topic: &str,
+    ) -> impl Future<Output = Option<Vec<String>>> + Send {
+        B::per_instance_leftovers(bus, group, topic)
     }
 }
 

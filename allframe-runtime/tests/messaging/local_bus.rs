@@ -2,7 +2,8 @@
 //! intact, consumer groups with per-group offsets across two pools on one file (as two
 //! processes), one active member per group and partition with take-over, members sharing a
 //! topic's partitions, at-least-once redelivery, nack, `Latest` start, deduplication, a bus
-//! file from before partitions, and the outbox relay feeding it.
+//! file from before partitions, per-instance groups forgotten once their process died, and the
+//! outbox relay feeding it.
 #![cfg(feature = "sqlite")]
 
 use std::path::Path;
@@ -13,7 +14,7 @@ use allframe_runtime::CancellationToken;
 use allframe_runtime::messaging::{
     BusError, BusSubscription, Delivery, EventBus, LocalBus, LocalBusOptions, Messaging,
     OutboundMessage, OutboxSettings, PublishPattern, StartFrom, SubscribeOptions, bus_partition,
-    consumer_group,
+    consumer_group, is_per_instance_group,
 };
 
 fn options() -> LocalBusOptions {
@@ -70,6 +71,26 @@ impl crate::bus_support::conformance::Fixture for Local {
     fn group(&self, name: &str) -> String {
         format!("{}.{name}", self.arch)
     }
+
+    async fn per_instance_leftovers(
+        &self,
+        _bus: &EventBus,
+        group: &str,
+        _topic: &str,
+    ) -> Option<Vec<String>> {
+        Some(per_instance_groups(&self.bus, group).await)
+    }
+}
+
+/// The per-instance groups of `group` that have rows on `bus`.
+async fn per_instance_groups(bus: &LocalBus, group: &str) -> Vec<String> {
+    let prefix = format!("{group}.");
+    bus.groups()
+        .await
+        .expect("groups")
+        .into_iter()
+        .filter(|name| name.starts_with(&prefix) && is_per_instance_group(name))
+        .collect()
 }
 
 crate::conformance_tests!(fixture = Local::new().await);
@@ -511,4 +532,53 @@ async fn a_bus_file_from_before_partitions_gets_each_message_its_partition() {
         [(b, 0, pb), (a.clone(), 1, bus_partition(&old[0].envelope))]
     );
     assert!(next_within(&mut sub, 100).await.is_none());
+}
+
+#[tokio::test]
+async fn a_per_instance_group_whose_process_died_is_forgotten_once_its_leases_lapsed() {
+    let temp = tempfile::tempdir().expect("temp dir");
+    let bus = open(&temp.path().join("bus.db")).await;
+    bus.publish(&[message("alice", 0)]).await.expect("publish");
+    let mut ordinary = bus
+        .subscribe(SubscribeOptions::new("bank.cache", [TOPIC]))
+        .await
+        .expect("subscribe");
+    let delivery = next_within(&mut ordinary, 2_000).await.expect("delivered");
+    ordinary.ack(&delivery).await.expect("ack");
+    ordinary.close().await.expect("close");
+    let mut instance = bus
+        .subscribe(SubscribeOptions::new("bank.cache", [TOPIC]).per_instance())
+        .await
+        .expect("subscribe per instance");
+    assert!(
+        next_within(&mut instance, 200).await.is_none(),
+        "nothing from before it subscribed"
+    );
+    let groups = per_instance_groups(&bus, "bank.cache").await;
+    assert_eq!(groups.len(), 1, "the instance took its leases: {groups:?}");
+    // The process dies: the subscription is never closed.
+    drop(instance);
+
+    let forgotten = bus
+        .forget_dead_per_instance_groups(Duration::from_secs(3600))
+        .await
+        .expect("forget");
+    assert_eq!(forgotten, 0, "its leases lapsed only now");
+    tokio::time::sleep(options().lease + Duration::from_millis(100)).await;
+    let forgotten = bus
+        .forget_dead_per_instance_groups(Duration::ZERO)
+        .await
+        .expect("forget");
+    assert_eq!(forgotten, 1);
+    assert_eq!(
+        bus.groups().await.expect("groups"),
+        ["bank.cache"],
+        "the ordinary group, its leases lapsed too, keeps its offsets"
+    );
+    assert_eq!(
+        bus.committed_offset("bank.cache", TOPIC, bus_partition(delivery.envelope()))
+            .await
+            .expect("offset"),
+        Some(2)
+    );
 }

@@ -81,6 +81,37 @@ impl SharedBroker for Nats {
     fn stop() -> Restart {
         Restart::stop()
     }
+
+    /// The per-instance subscribers' ephemeral consumers still on the architecture's stream.
+    async fn per_instance_leftovers(
+        bus: &EventBus,
+        group: &str,
+        _topic: &str,
+    ) -> Option<Vec<String>> {
+        use futures_util::TryStreamExt as _;
+
+        let EventBus::Nats(nats) = bus else {
+            return None;
+        };
+        let architecture = group.split('.').next().expect("architecture");
+        let stream = nats
+            .jetstream()
+            .get_stream(format!("ALLFRAME_{architecture}"))
+            .await
+            .expect("the architecture's stream");
+        let names: Vec<String> = stream
+            .consumer_names()
+            .try_collect()
+            .await
+            .expect("consumer names");
+        let prefix = format!("{}_instance~", group.replace('.', "_"));
+        Some(
+            names
+                .into_iter()
+                .filter(|name| name.starts_with(&prefix))
+                .collect(),
+        )
+    }
 }
 
 crate::conformance_tests!(
@@ -394,4 +425,49 @@ mod producer_on_nats {
         }
         service.stop().await;
     }
+}
+
+#[tokio::test]
+#[ignore = "real-services: NATS JetStream at 127.0.0.1:4222"]
+async fn per_instance_consumers_are_ephemeral_new_only_and_expire_when_inactive() {
+    use allframe_runtime::messaging::SubscribeOptions;
+    use async_nats::jetstream::consumer::DeliverPolicy;
+    use futures_util::TryStreamExt as _;
+
+    let _shared = BROKER.read().await;
+    let bus = connect().await;
+    let arch = architecture();
+    let topic = format!("{arch}.order-service.CacheStale");
+    let group = format!("{arch}.cache");
+    let subscription = bus
+        .subscribe(SubscribeOptions::new(group.as_str(), [topic.as_str()]).per_instance())
+        .await
+        .expect("subscribe per instance");
+    let EventBus::Nats(nats) = &bus else {
+        panic!("a NATS bus");
+    };
+    let stream = nats
+        .jetstream()
+        .get_stream(format!("ALLFRAME_{arch}"))
+        .await
+        .expect("stream");
+    let consumers: Vec<_> = stream.consumers().try_collect().await.expect("consumers");
+    assert_eq!(
+        consumers.len(),
+        16,
+        "one per partition, none of the group's"
+    );
+    for info in &consumers {
+        assert!(info.name.contains("_instance~"), "{}", info.name);
+        assert_eq!(info.config.durable_name, None, "{}", info.name);
+        assert_eq!(info.config.deliver_policy, DeliverPolicy::New);
+        assert_eq!(info.config.inactive_threshold, Duration::from_secs(60));
+    }
+    subscription.close().await.expect("close");
+    let left: Vec<String> = stream
+        .consumer_names()
+        .try_collect()
+        .await
+        .expect("consumer names");
+    assert!(left.is_empty(), "deleted on close: {left:?}");
 }

@@ -15,7 +15,8 @@ use std::sync::LazyLock;
 use crate::bus_support::conformance::{self, OnBroker, SharedBroker};
 use crate::bus_support::{architecture, subscribe, two_members_keep_order_per_aggregate};
 use allframe_runtime::messaging::{
-    BusError, BusSubscription as _, EventBus, SubscribeOptions, rabbit_queue_name,
+    BusError, BusSubscription as _, EventBus, SubscribeOptions, is_per_instance_group,
+    rabbit_queue_name,
 };
 use tokio::sync::RwLock;
 
@@ -53,6 +54,32 @@ impl SharedBroker for Rabbit {
 
     fn stop() -> Restart {
         Restart::stop()
+    }
+
+    /// The per-instance subscribers' queues the broker still has (`rabbitmqctl list_queues`).
+    async fn per_instance_leftovers(
+        _bus: &EventBus,
+        group: &str,
+        _topic: &str,
+    ) -> Option<Vec<String>> {
+        let output = tokio::process::Command::new("rabbitmqctl")
+            .args(["-q", "list_queues", "name", "--no-table-headers"])
+            .output()
+            .await
+            .expect("run rabbitmqctl");
+        assert!(
+            output.status.success(),
+            "rabbitmqctl list_queues: {output:?}"
+        );
+        let prefix = format!("{group}.");
+        Some(
+            String::from_utf8_lossy(&output.stdout)
+                .lines()
+                .map(str::trim)
+                .filter(|name| name.starts_with(&prefix) && is_per_instance_group(name))
+                .map(str::to_owned)
+                .collect(),
+        )
     }
 }
 
@@ -169,4 +196,40 @@ impl Drop for Restart {
             eprintln!("rabbitmqctl start_app failed: {status:?}");
         }
     }
+}
+
+#[tokio::test]
+#[ignore = "real-services: RabbitMQ at 127.0.0.1:5672"]
+async fn a_per_instance_subscriber_declares_none_of_the_group_queues() {
+    use lapin::options::QueueDeclareOptions;
+    use lapin::types::{FieldTable, ShortString};
+
+    let _shared = BROKER.read().await;
+    let arch = architecture();
+    let group = format!("{arch}.cache");
+    let topic = format!("{arch}.order-service.OrderPlaced");
+    let bus = connect().await;
+    let subscription = bus
+        .subscribe(SubscribeOptions::new(group.as_str(), [topic.as_str()]).per_instance())
+        .await
+        .expect("subscribe per instance");
+    let connection = lapin::Connection::connect(&url(), lapin::ConnectionProperties::default())
+        .await
+        .expect("connect");
+    for partition in [0, 15] {
+        let channel = connection.create_channel().await.expect("channel");
+        let queue = rabbit_queue_name(&group, partition);
+        let found = channel
+            .queue_declare(
+                ShortString::from(queue.as_str()),
+                QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            )
+            .await;
+        assert!(found.is_err(), "the group's queue `{queue}` was declared");
+    }
+    subscription.close().await.expect("close");
 }
