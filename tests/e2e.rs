@@ -4,7 +4,7 @@
 //! restart), see the write's event published through the outbox to the local bus and handled
 //! once by the quick start's consumer, a repeated idempotent request replayed, then SIGTERM it
 //! and expect exit code 0 within the deadline. Saga orchestrators are in `e2e/saga.rs`, the
-//! event-sourced service in `e2e/event_sourced.rs`.
+//! event-sourced service in `e2e/event_sourced.rs`, the cache in `e2e/cache.rs`.
 //!
 //! The generated workspace builds into `<target dir>/e2e` (`CARGO_TARGET_DIR` when set, else
 //! the repository's `target/`) so repeated runs reuse its dependencies.
@@ -22,6 +22,8 @@ use cargo_allframe::dlq::{Action, DlqArgs};
 use cargo_allframe::ignite::{IgniteArgs, ignite};
 use cargo_allframe::report::Reporter;
 
+#[path = "e2e/cache.rs"]
+mod cache;
 #[path = "e2e/event_sourced.rs"]
 mod event_sourced;
 #[path = "e2e/saga.rs"]

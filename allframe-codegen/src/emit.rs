@@ -42,6 +42,7 @@ pub(crate) fn service(
     let gateway = patterns::gateway(&p, plan);
     let saga = patterns::saga(&p, plan);
     let event_sourced = patterns::event_sourced(&p, plan);
+    let cache = patterns::cache(&p, plan);
     let tracing = patterns::tracing(&p, plan);
     let tenant = patterns::tenant(plan);
     let launcher = quote_spanned! {span=>
@@ -55,6 +56,7 @@ pub(crate) fn service(
             #gateway
             #saga
             #event_sourced
+            #cache
             #limits
             #tracing
             #tenant

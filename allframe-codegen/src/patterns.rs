@@ -6,7 +6,8 @@
 //! ask for the pattern, so the expansion only wires what is declared.
 
 use allframe_config::model::{
-    Backoff, Channel, IdempotencyStorage, MessagingPattern, RateLimitKey, SamplingStrategy,
+    Backoff, CacheWriteStrategy, Channel, IdempotencyStorage, MessagingPattern, RateLimitKey,
+    SamplingStrategy,
 };
 use proc_macro2::{Literal, Span, TokenStream};
 use quote::{ToTokens as _, quote, quote_spanned};
@@ -238,6 +239,32 @@ pub(crate) fn event_sourced(p: &TokenStream, plan: &ServicePlan<'_>) -> Option<T
             },
             || ::std::vec![#(#projections),*],
         )
+    })
+}
+
+/// `.cache(CacheServiceSettings { … })` for a `cache` service: its strategy, TTL, and each
+/// invalidation event with its publishers.
+pub(crate) fn cache(p: &TokenStream, plan: &ServicePlan<'_>) -> Option<TokenStream> {
+    let cache = plan.cache.as_ref()?;
+    let strategy = match cache.strategy {
+        CacheWriteStrategy::CacheAside => quote!(#p::WriteStrategy::CacheAside),
+        CacheWriteStrategy::WriteThrough => quote!(#p::WriteStrategy::WriteThrough),
+        CacheWriteStrategy::WriteBehind => quote!(#p::WriteStrategy::WriteBehind),
+    };
+    let ttl = Literal::u64_unsuffixed(cache.ttl_seconds);
+    let invalidations = cache.invalidations.iter().flat_map(|consumed| {
+        let event = consumed.event;
+        consumed
+            .producers
+            .iter()
+            .map(move |producer| quote!(#p::ConsumedEvent { event: #event, producer: #producer }))
+    });
+    Some(quote! {
+        .cache(#p::CacheServiceSettings {
+            strategy: #strategy,
+            ttl_seconds: #ttl,
+            invalidations: &[#(#invalidations),*],
+        })
     })
 }
 

@@ -7,8 +7,8 @@
 //! mistakes give two errors.
 
 use allframe_config::model::{
-    Channel, DatabaseKind, EventBus, IdempotencyStorage, Messaging, MetricsBackend, Propagation,
-    SamplingStrategy, ServiceType, TelemetryBackend,
+    CacheWriteStrategy, Channel, DatabaseKind, EventBus, IdempotencyStorage, Messaging,
+    MetricsBackend, Propagation, SamplingStrategy, ServiceType, TelemetryBackend,
 };
 use allframe_config::resolve::IdempotencyPolicy;
 use allframe_config::{Archetype, Architecture, ResolvedService, names, plural, support};
@@ -194,6 +194,22 @@ pub struct ProjectionPlan<'a> {
     pub method: String,
 }
 
+/// A `cache` service's entity, strategy and invalidations (`[services.cache]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CachePlan<'a> {
+    /// The cached entity, `Product`: what its routes serve.
+    pub entity: &'a str,
+    /// Its resource path, `/products`.
+    pub path: String,
+    /// How a write reaches the source.
+    pub strategy: CacheWriteStrategy,
+    /// How long a cached value is served, in seconds.
+    pub ttl_seconds: u64,
+    /// The events of `invalidation`, each with the method naming the keys it makes stale
+    /// (`on_product_updated`) and its publishers: the topics every instance follows.
+    pub invalidations: Vec<ConsumedPlan<'a>>,
+}
+
 /// How a notification channel is spelt in `allframe::channel`: what the macro declares and the
 /// scaffold writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -264,6 +280,8 @@ pub struct ServicePlan<'a> {
     pub saga: Option<SagaPlan<'a>>,
     /// An `event-sourced` service's aggregates and projections.
     pub event_sourced: Option<EventSourcedPlan<'a>>,
+    /// A `cache` service's entity, strategy and invalidations.
+    pub cache: Option<CachePlan<'a>>,
 }
 
 /// A problem found while planning, for the macro to report at its span.
@@ -337,6 +355,7 @@ pub fn plan<'a>(
         providers: providers(service),
         saga: saga(arch, service),
         event_sourced: event_sourced(service),
+        cache: cache(arch, service),
     };
     if errors.is_empty() {
         Ok(plan)
@@ -449,6 +468,30 @@ fn event_sourced(service: &ResolvedService) -> Option<EventSourcedPlan<'_>> {
     })
 }
 
+/// A cache's entity at `/<plural>`, and each invalidation event with its publishers.
+fn cache<'a>(arch: &'a Architecture, service: &'a ResolvedService) -> Option<CachePlan<'a>> {
+    let Archetype::Cache(cache) = &service.archetype else {
+        return None;
+    };
+    let invalidations = cache
+        .table
+        .invalidation
+        .iter()
+        .map(|event| ConsumedPlan {
+            event,
+            method: format!("on_{}", names::snake(event)),
+            producers: producers(arch, event),
+        })
+        .collect();
+    Some(CachePlan {
+        entity: &cache.entity,
+        path: format!("/{}", plural::plural_kebab(&cache.entity)),
+        strategy: cache.table.strategy,
+        ttl_seconds: cache.table.ttl_seconds,
+        invalidations,
+    })
+}
+
 /// The services of `arch` publishing `event`, or [`EXTERNAL_PRODUCER`] alone when none does.
 fn producers<'a>(arch: &'a Architecture, event: &str) -> Vec<&'a str> {
     let mut producers: Vec<&str> = arch
@@ -504,10 +547,12 @@ impl ServicePlan<'_> {
         if self.grpc {
             features.push(RuntimeFeature::Grpc);
         }
-        // A rate limit is shared by the replicas through Redis when `REDIS_URL` is set.
-        if self
-            .idempotency
-            .is_some_and(|i| i.storage == IdempotencyStorage::Redis)
+        // A rate limit is shared by the replicas through Redis when `REDIS_URL` is set, and
+        // so is a cache's engine.
+        if self.cache.is_some()
+            || self
+                .idempotency
+                .is_some_and(|i| i.storage == IdempotencyStorage::Redis)
             || self.service.common.resilience.rate_limit.is_some()
         {
             features.push(RuntimeFeature::Redis);
@@ -516,6 +561,10 @@ impl ServicePlan<'_> {
             features.push(RuntimeFeature::Otel);
         }
         let consumes = self.consumer.is_some()
+            || self
+                .cache
+                .as_ref()
+                .is_some_and(|cache| !cache.invalidations.is_empty())
             || self
                 .saga
                 .as_ref()
@@ -679,6 +728,41 @@ pattern = "outbox"
     }
 
     #[test]
+    fn a_cache_follows_its_invalidations_from_their_publishers_on_the_production_bus() {
+        let text = "[architecture]\nname = \"shop\"\n[settings]\nevent_bus = \"kafka\"\n\
+            [[services]]\nname = \"catalog\"\ntype = \"stateless\"\n[services.domain]\nentities = [\"Product\"]\nevents = [\"ProductUpdated\"]\n[services.messaging]\npattern = \"outbox\"\n\
+            [[services]]\nname = \"product-cache\"\ntype = \"cache\"\n[services.cache]\nstrategy = \"write-behind\"\nttl_seconds = 60\ninvalidation = [\"ProductUpdated\", \"PriceChanged\"]\n";
+        let arch = check(&SourceFile::new("a.toml", text)).expect("a valid file");
+        let plan = plan(&arch, &arch.services()[1]).expect("a cache is generated");
+        let cache = plan.cache.as_ref().expect("a cache plan");
+        assert_eq!(
+            (cache.entity, cache.path.as_str()),
+            ("Product", "/products")
+        );
+        assert_eq!(
+            (cache.strategy, cache.ttl_seconds),
+            (CacheWriteStrategy::WriteBehind, 60)
+        );
+        let invalidations: Vec<_> = cache
+            .invalidations
+            .iter()
+            .map(|i| (i.event, i.method.as_str(), i.producers.clone()))
+            .collect();
+        assert_eq!(
+            invalidations,
+            [
+                ("ProductUpdated", "on_product_updated", vec!["catalog"]),
+                ("PriceChanged", "on_price_changed", vec![EXTERNAL_PRODUCER]),
+            ]
+        );
+        let features = plan.features();
+        assert!(
+            features.contains(&RuntimeFeature::Redis) && features.contains(&RuntimeFeature::Kafka),
+            "Redis when REDIS_URL is set; the bus its invalidations come on: {features:?}"
+        );
+    }
+
+    #[test]
     fn a_type_without_an_expansion_is_refused_with_the_types_there_are() {
         let text = "[architecture]\nname = \"shop\"\n[[services]]\nname = \"web\"\ntype = \"bff\"\n[services.bff]\naggregates = []\n";
         planned(text, |plan| {
@@ -686,7 +770,7 @@ pattern = "outbox"
             assert_eq!(errors.len(), 1);
             assert!(
                 errors[0].message.contains(
-                    "(it generates: stateless, producer, consumer, gateway, saga-orchestrator, event-sourced)"
+                    "(it generates: stateless, producer, consumer, gateway, saga-orchestrator, event-sourced, cache)"
                 ),
                 "{errors:?}"
             );

@@ -392,7 +392,7 @@ fn errors_become_compile_errors_with_a_skeleton() {
     let bff = compile_errors(&c.expand(quote!(config = "architecture.toml", name = "web")));
     assert!(
         bff[0].contains(
-            "does not generate yet (it generates: stateless, producer, consumer, gateway, saga-orchestrator, event-sourced)"
+            "does not generate yet (it generates: stateless, producer, consumer, gateway, saga-orchestrator, event-sourced, cache)"
         ),
         "{bff:?}"
     );
@@ -723,6 +723,34 @@ pattern = "outbox"
 "#,
     );
     let file = c.expand(quote!(config = "architecture.toml", name = "berth-ledger"));
+    assert!(
+        compile_errors(&file).is_empty(),
+        "{:?}",
+        compile_errors(&file)
+    );
+    let text =
+        pretty(&quote!(#file)).replace(&c.dir.path().to_string_lossy().into_owned(), "$CRATE");
+    insta::assert_snapshot!(text);
+}
+
+#[test]
+fn cache_expansion_snapshot() {
+    let c = Crate::new(
+        r#"[architecture]
+name = "harbour"
+[observability]
+tracing = "none"
+metrics = "none"
+[[services]]
+name = "berth-cache"
+type = "cache"
+[services.cache]
+strategy = "write-behind"
+ttl_seconds = 120
+invalidation = ["BerthBooked"]
+"#,
+    );
+    let file = c.expand(quote!(config = "architecture.toml", name = "berth-cache"));
     assert!(
         compile_errors(&file).is_empty(),
         "{:?}",

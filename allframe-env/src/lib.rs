@@ -318,8 +318,8 @@ pub fn provider_url(provider: &str) -> String {
 /// Redis, for idempotency keys stored there and for rate limits shared by replicas.
 pub const REDIS_URL: Var = Var {
     name: "REDIS_URL",
-    meaning: "Redis for `[services.idempotency] storage = \"redis\"`, and where a rate limit is counted for every replica",
-    default: "none: start-up fails when the idempotency storage needs it; rate limits count per replica",
+    meaning: "Redis for `[services.idempotency] storage = \"redis\"`, where a rate limit is counted for every replica, and where a `cache` service keeps its entries (shared by its instances)",
+    default: "none: start-up fails when the idempotency storage needs it; rate limits count per replica; a cache keeps its entries in its own process",
     kind: Kind::Url,
 };
 /// Overrides the lifetime of idempotency keys.

@@ -295,6 +295,23 @@ impl<S> Launcher<S> {
         .host(crate::eventstore::EventSourcedHost)
     }
 
+    /// Caches what the service's source holds (`type = "cache"`, `[services.cache]`): the
+    /// cache component opens the engine (Redis with `REDIS_URL`, else embedded), the source
+    /// and the [`crate::cache::Cache`], leaves it in the context
+    /// ([`crate::cache::cache_of`]) and stores write-behind's pending writes on shutdown;
+    /// once the service is built, every instance evicts what the `invalidation` events make
+    /// stale. Add it after [`Launcher::metrics`] so its counters are exported.
+    pub fn cache(self, settings: crate::cache::CacheServiceSettings) -> Self
+    where
+        S: crate::cache::CacheService,
+    {
+        self.component(crate::cache::CacheComponent::<S> {
+            settings,
+            service: std::marker::PhantomData,
+        })
+        .host(crate::cache::InvalidationHost { settings })
+    }
+
     /// Reads variables from `env` instead of the process environment (for tests).
     pub fn env(mut self, env: Environment) -> Self {
         self.env = env;

@@ -160,6 +160,7 @@ pub mod __private {
 
     #[cfg(feature = "grpc")]
     pub use crate::GrpcApi;
+    pub use crate::cache::{CacheService, CacheServiceSettings, WriteStrategy};
     pub use crate::channel::{Channel, Notifications};
     pub use crate::consumer::{
         Backoff, Consume, ConsumedEvent, ConsumerSettings, HandleError, RetryPolicy,

@@ -160,6 +160,7 @@ struct Inner {
     consumer: ConsumerMetricsSlot,
     resilience: ResilienceMetrics,
     saga: crate::saga::SagaMetricsSlot,
+    cache: crate::cache::CacheMetricsSlot,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -205,6 +206,8 @@ impl Metrics {
         resilience.register(&mut registry);
         let saga = crate::saga::SagaMetricsSlot::default();
         registry.register_collector(Box::new(saga.clone()));
+        let cache = crate::cache::CacheMetricsSlot::default();
+        registry.register_collector(Box::new(cache.clone()));
         Self {
             inner: Arc::new(Inner {
                 registry,
@@ -214,6 +217,7 @@ impl Metrics {
                 consumer,
                 resilience,
                 saga,
+                cache,
             }),
         }
     }
@@ -227,6 +231,11 @@ impl Metrics {
     /// The saga series (`allframe_sagas_*`), rendered from the first call on.
     pub fn saga(&self) -> crate::saga::SagaMetrics {
         self.inner.saga.get()
+    }
+
+    /// Exports the counters of a cache service's cache (`allframe_cache_*`).
+    pub fn observe_cache(&self, collector: crate::cache::CacheCollector) {
+        self.inner.cache.set(collector);
     }
 
     /// The consumer series (`allframe_consumer_*`), rendered from the first call on.

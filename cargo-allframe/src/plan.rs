@@ -5,7 +5,9 @@
 
 use allframe_config::Architecture;
 
-use crate::context::{CrateContext, RuntimeSource, ServiceContext, Skipped, WorkspaceContext};
+use crate::context::{
+    ArchetypeContext, CrateContext, RuntimeSource, ServiceContext, Skipped, WorkspaceContext,
+};
 use crate::error::CliError;
 use crate::events::{EventsCrate, shared_events};
 use crate::scaffold::Scaffold;
@@ -64,6 +66,11 @@ pub fn plan(
     let mut files = Vec::new();
     let events_crate = EventsCrate::new(architecture.name());
     let events = shared_events(architecture, &services);
+    for service in &mut services {
+        if let ArchetypeContext::Cache(cache) = &mut service.archetype {
+            cache.shape_events(&events);
+        }
+    }
     let (runtime_path, runtime_version) = runtime.dependency();
     let workspace = WorkspaceContext {
         architecture: architecture.name(),

@@ -353,10 +353,13 @@ default_database = "mysql"
 
 [[services]]
 name = "orders"
-type = "cache"
+type = "websocket-gateway"
 
-[services.cache]
-invalidation = ["OrderPlaced"]
+[services.websocket]
+scaling = "redis-adapter"
+
+[services.subscriptions]
+events = ["OrderPlaced"]
 "#,
     );
     let compose = yaml(&files, "infrastructure/docker/docker-compose.yml");
@@ -449,10 +452,11 @@ fn reignite_keeps_an_edited_infrastructure_file() {
 
 #[test]
 fn services_without_a_crate_get_no_infrastructure() {
-    // Ignite generates `stateless`, `producer`, `consumer`, `gateway`, `saga-orchestrator` and
-    // `event-sourced` crates: of the reference file's services, `user-service`,
-    // `order-service`, `payment-gateway`, `notification-service` and `inventory-service` have
-    // images, so they alone are deployed; the others are listed as left out.
+    // Ignite generates `stateless`, `producer`, `consumer`, `gateway`, `saga-orchestrator`,
+    // `event-sourced` and `cache` crates: of the reference file's services, `user-service`,
+    // `order-service`, `payment-gateway`, `notification-service`, `inventory-service` and
+    // `product-cache` have images, so they alone are deployed; the others are listed as left
+    // out.
     let files = ignited(&reference());
     let generated = [
         "user-service",
@@ -460,6 +464,7 @@ fn services_without_a_crate_get_no_infrastructure() {
         "payment-gateway",
         "inventory-service",
         "notification-service",
+        "product-cache",
     ];
     let skipped: Vec<&str> = REFERENCE_SERVICES
         .iter()

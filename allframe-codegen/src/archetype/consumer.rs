@@ -21,7 +21,7 @@ use allframe_config::model::Channel;
 
 use crate::load::Loaded;
 use crate::obligations::{Obligation, Required, Shape};
-use crate::plan::{ChannelApi, ConsumerPlan, ServicePlan};
+use crate::plan::{ChannelApi, ConsumedPlan, ConsumerPlan, ServicePlan};
 use crate::{Env, ServiceArgs, emit};
 
 pub(crate) fn expand(
@@ -70,17 +70,10 @@ pub(crate) fn expand(
     });
     let type_checks = consumer.events.iter().enumerate().map(|(index, consumed)| {
         let event = consumed.event;
-        let payload = format_ident!("{}", event, span = span);
         let message = format!(
             "architecture.toml: `{name}` consumes `{event}` (events[{index}]), but the `Event::TYPE` of `<{ident} as Consumes>::{event}` is another name: use the `{event}` type of the event-types crate"
         );
-        quote_spanned! {span=>
-            const _: () = {
-                if !#p::str_eq(<<#ident as Consumes>::#payload as #krate::Event>::TYPE, #event) {
-                    ::core::panic!(#message);
-                }
-            };
-        }
+        payload_check(krate, ident, "Consumes", event, &message)
     });
     let items = quote! {
         #consumes
@@ -132,16 +125,7 @@ fn obligation(args: &ServiceArgs, consumer: &ConsumerPlan<'_>, name: &str) -> Ob
     for consumed in &consumer.events {
         let event = consumed.event;
         let payload = format_ident!("{}", event);
-        let from = if consumed.is_external() {
-            "published outside this architecture".to_owned()
-        } else {
-            format!("published by {}", consumed.producers.join(", "))
-        };
-        items.push(Required {
-            name: event.to_owned(),
-            shape: Shape::Type(quote!(#krate::consumer::Payload)),
-            doc: format!("The payload of `{event}` ({from}): its type in the event-types crate."),
-        });
+        items.push(payload_type(krate, consumed));
         items.push(Required {
             name: consumed.method.clone(),
             shape: Shape::Method(quote! {
@@ -168,6 +152,43 @@ fn obligation(args: &ServiceArgs, consumer: &ConsumerPlan<'_>, name: &str) -> Ob
         message: format!("`{{Self}}` is the consumer `{name}`, so it must implement `Consumes`"),
         label: "this consumer does not say how it handles its events",
         items,
+    }
+}
+
+/// The payload type of a consumed event: an associated type named after it, bound by
+/// `allframe::consumer::Payload` (a consumer's handlers, a cache's invalidations).
+pub(super) fn payload_type(krate: &syn::Path, consumed: &ConsumedPlan<'_>) -> Required {
+    let event = consumed.event;
+    let from = if consumed.is_external() {
+        "published outside this architecture".to_owned()
+    } else {
+        format!("published by {}", consumed.producers.join(", "))
+    };
+    Required {
+        name: event.to_owned(),
+        shape: Shape::Type(quote!(#krate::consumer::Payload)),
+        doc: format!("The payload of `{event}` ({from}): its type in the event-types crate."),
+    }
+}
+
+/// A constant check failing the build with `message` when the `Event::TYPE` of the payload
+/// type `<ident as obligation>::<event>` is not `event`, spanned at the user's struct.
+pub(super) fn payload_check(
+    krate: &syn::Path,
+    ident: &syn::Ident,
+    obligation: &str,
+    event: &str,
+    message: &str,
+) -> TokenStream {
+    let span = ident.span();
+    let obligation = format_ident!("{}", obligation, span = span);
+    let payload = format_ident!("{}", event, span = span);
+    quote_spanned! {span=>
+        const _: () = {
+            if !#krate::__private::str_eq(<<#ident as #obligation>::#payload as #krate::Event>::TYPE, #event) {
+                ::core::panic!(#message);
+            }
+        };
     }
 }
 

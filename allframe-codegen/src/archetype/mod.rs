@@ -2,6 +2,7 @@
 //! planned service's type. Adding an archetype is adding its module and its arm here (and
 //! accepting its type in [`crate::plan`]).
 
+mod cache;
 mod consumer;
 mod event_sourced;
 mod gateway;
@@ -31,6 +32,7 @@ pub(crate) fn expand(
         Archetype::Gateway(_) => gateway::expand(args, item, loaded, plan, env),
         Archetype::SagaOrchestrator { .. } => saga::expand(args, item, loaded, plan, env),
         Archetype::EventSourced(_) => event_sourced::expand(args, item, loaded, plan, env),
+        Archetype::Cache(_) => cache::expand(args, item, loaded, plan, env),
         // `plan` refuses every type without a module above.
         other => Err(syn::Error::new(
             args.name_span,

@@ -56,7 +56,7 @@ pub enum Archetype {
     /// Adapts a legacy system.
     AntiCorruptionLayer(Acl),
     /// Distributed cache.
-    Cache(Cache),
+    Cache(CacheService),
 }
 
 impl Archetype {
@@ -89,7 +89,7 @@ impl Archetype {
                 subscriptions: Some(subscriptions),
                 ..
             } => &subscriptions.events,
-            Archetype::Cache(cache) => &cache.invalidation,
+            Archetype::Cache(cache) => &cache.table.invalidation,
             Archetype::SagaOrchestrator { saga, .. } => {
                 return saga
                     .replies
@@ -160,7 +160,7 @@ impl Archetype {
                 }
             }
             T::AntiCorruptionLayer => Archetype::AntiCorruptionLayer(s.acl.clone().ok_or("acl")?),
-            T::Cache => Archetype::Cache(s.cache.clone().ok_or("cache")?),
+            T::Cache => Archetype::Cache(CacheService::resolve(s)?),
         })
     }
 }
@@ -260,6 +260,36 @@ impl EventSourced {
             }
         }
         Ok(Self { cqrs, aggregates })
+    }
+}
+
+/// A `cache` service's resolved shape: `[services.cache]` and the entity it caches.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CacheService {
+    /// `[services.cache]`.
+    pub table: Cache,
+    /// The cached entity in PascalCase, served at `/<plural>/{key}`: the first of
+    /// `[services.domain] entities`, or one named after the service (`product-cache` →
+    /// `Product`) when it declares none.
+    pub entity: String,
+}
+
+impl CacheService {
+    fn resolve(service: &Service) -> Result<Self, &'static str> {
+        let table = service.cache.clone().ok_or("cache")?;
+        let declared = service.domain.as_ref().and_then(|d| d.entities.first());
+        let entity = match declared {
+            Some(entity) => crate::names::pascal(entity),
+            None => {
+                let name = service.name.as_str();
+                let stem = ["-cache", "-service"]
+                    .iter()
+                    .find_map(|suffix| name.strip_suffix(suffix))
+                    .unwrap_or(name);
+                crate::names::pascal(stem)
+            }
+        };
+        Ok(Self { table, entity })
     }
 }
 
@@ -367,5 +397,20 @@ mod tests {
                 .integrations(),
             None
         );
+    }
+
+    #[test]
+    fn a_cache_caches_its_first_entity_or_one_named_after_it() {
+        let resolve = |text: &str| {
+            let service: Service = toml::from_str(text).expect(text);
+            match Archetype::resolve(&service) {
+                Ok(Archetype::Cache(cache)) => cache.entity,
+                other => panic!("not a cache: {other:?}"),
+            }
+        };
+        let named = "name = \"product-cache\"\ntype = \"cache\"\n[cache]";
+        assert_eq!(resolve(named), "Product");
+        let declared = "name = \"product-cache\"\ntype = \"cache\"\n[cache]\n[domain]\nentities = [\"sku_entry\", \"Other\"]";
+        assert_eq!(resolve(declared), "SkuEntry");
     }
 }

@@ -9,7 +9,9 @@ mod archetype;
 mod service;
 
 pub(crate) use archetype::tables_present;
-pub use archetype::{AggregateShape, Archetype, EventSourced, Ingestion, Producer, TYPE_TABLES};
+pub use archetype::{
+    AggregateShape, Archetype, CacheService, EventSourced, Ingestion, Producer, TYPE_TABLES,
+};
 pub use service::{CommonService, IdempotencyPolicy, ResolvedService};
 
 use std::collections::BTreeSet;

@@ -250,12 +250,22 @@ pub(super) const KEY_RULES: &[KeyRule] = &[
     row_if(
         "services[].protocols",
         NotHonoured(
-            "only a stateless service serves gRPC: a producer, gateway and saga orchestrator serve REST only, and a consumer only its health and metrics over HTTP; no gRPC, GraphQL or WebSocket endpoint is generated for them",
+            "only a stateless service serves gRPC: a producer, gateway, saga orchestrator, event-sourced service and cache serve REST only, and a consumer only its health and metrics over HTTP; no gRPC, GraphQL or WebSocket endpoint is generated for them",
         ),
         |_, s| {
             s.is_some_and(|s| {
                 s.kind() != ServiceType::Stateless
                     && s.common.protocols.iter().any(|p| *p != Protocol::Rest)
+            })
+        },
+    ),
+    row_if(
+        "services[].domain.entities",
+        Partial("a cache service caches its first entity; the others get no cache or routes"),
+        |_, s| {
+            s.is_some_and(|s| {
+                s.kind() == ServiceType::Cache
+                    && s.raw.domain.as_ref().is_some_and(|d| d.entities.len() > 1)
             })
         },
     ),

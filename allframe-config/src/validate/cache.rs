@@ -1,6 +1,7 @@
 //! The checks of a `cache` service (`[services.cache]`): its engine is one the runtime can
 //! open — Redis, or the embedded in-process cache with the same semantics when `REDIS_URL` is
-//! unset — and its entries live for at least a second.
+//! unset — its entries live for at least a second, and the entity it caches (named after the
+//! service when it declares none) can be a type.
 
 use super::{Checker, service_path};
 use crate::diagnostic::{Code, Diagnostic};
@@ -43,6 +44,24 @@ pub(super) fn cache(c: &mut Checker<'_>, service: &DraftService) {
             .with_help(
                 "keep entries an hour (`ttl_seconds = 3600`, the default), or remove the key",
             ),
+        );
+    }
+    // Without entities, the cached entity is named after the service: that name must be a type.
+    if let Ok(crate::Archetype::Cache(shape)) = &service.archetype
+        && service
+            .raw
+            .domain
+            .as_ref()
+            .is_none_or(|d| d.entities.is_empty())
+        && let Some(why) = crate::names::type_name_conflict(&shape.entity)
+    {
+        c.push(
+            Diagnostic::error(
+                Code::InvalidName,
+                service_path(service).key("name"),
+                format!("`{name}` declares no entity, so the entity it caches is named after it, `{}`, which is {why}", shape.entity),
+            )
+            .with_help("name what it caches in `[services.domain] entities`, e.g. `entities = [\"Product\"]`"),
         );
     }
 }

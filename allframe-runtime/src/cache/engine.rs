@@ -80,6 +80,12 @@ impl CacheEngine {
         }
     }
 
+    /// True when caches of one namespace share their entries across processes (Redis): one
+    /// eviction reaches every instance.
+    pub fn is_shared(&self) -> bool {
+        !matches!(self.kind, Kind::Embedded { .. })
+    }
+
     /// Checks that the engine answers (Redis `PING`; the embedded engine always does).
     pub async fn ping(&self) -> Result<(), CacheError> {
         match &self.kind {

@@ -25,14 +25,17 @@
 //!   flusher stores pending writes in batches, coalesced per key (last write wins), retrying
 //!   with backoff and keeping the rows until the source took them. See [`write_behind`].
 //! - [`Cache::evict`] / [`Cache::evict_all`]: idempotent eviction, for the events the file's
-//!   `invalidation` list names (wiring them to the bus is not this module's job).
+//!   `invalidation` list names.
+//!
+//! A `type = "cache"` service ([`CacheService`], [`Launcher::cache`](crate::__private::Launcher::cache)) opens one cache
+//! at start-up, serves it at `/<plural>/{key}` ([`cache_routes`]) and evicts what each
+//! invalidation event makes stale, on every instance (see [`service`'s docs](CacheService)).
 //!
 //! Engines ([`CacheEngine`]): **embedded** (in this process, `moka`; each [`Cache`] has its
 //! own entries) or **Redis** (feature `redis`, when `REDIS_URL` is set; every cache of a
 //! namespace shares its entries, keys `<namespace>:cache:<key>`, values JSON).
 //!
-//! This module never decides *when* to evict (the bus does) and never talks to the source
-//! except through [`CacheSource`].
+//! The cache never talks to the source except through [`CacheSource`].
 
 use std::borrow::Cow;
 use std::time::Duration;
@@ -43,8 +46,10 @@ mod error;
 mod flight;
 mod flusher;
 mod handle;
+mod http;
 #[cfg(feature = "redis")]
 mod redis_store;
+mod service;
 mod source;
 mod stats;
 pub mod write_behind;
@@ -52,7 +57,11 @@ pub mod write_behind;
 pub use engine::CacheEngine;
 pub use error::{CacheError, ReadOnlySource};
 pub use handle::Cache;
+pub use http::cache_routes;
+pub(crate) use service::{CacheComponent, InvalidationHost};
+pub use service::{CacheService, CacheServiceSettings, cache_of};
 pub use source::CacheSource;
+pub(crate) use stats::CacheMetricsSlot;
 pub use stats::{CacheCollector, CacheStats};
 
 /// The variable naming the Redis server; set, the cache uses Redis (feature `redis`).

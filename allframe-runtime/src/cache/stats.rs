@@ -167,6 +167,29 @@ impl Collector for CacheCollector {
     }
 }
 
+/// The cache series of one service's registry, empty until a cache service's cache is
+/// observed ([`crate::metrics::Metrics::observe_cache`]).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct CacheMetricsSlot(Arc<std::sync::OnceLock<CacheCollector>>);
+
+impl CacheMetricsSlot {
+    /// Renders `collector` from now on; a second cache is ignored (a service has one).
+    pub(crate) fn set(&self, collector: CacheCollector) {
+        if self.0.set(collector).is_err() {
+            tracing::warn!("a second cache's metrics are not exported: a service has one cache");
+        }
+    }
+}
+
+impl Collector for CacheMetricsSlot {
+    fn encode(&self, encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        match self.0.get() {
+            Some(collector) => collector.encode(encoder),
+            None => Ok(()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

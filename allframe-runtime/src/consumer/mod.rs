@@ -45,7 +45,6 @@ use tokio::sync::Notify;
 use tracing::Instrument as _;
 
 pub(crate) use admin::{DeadLetterDesk, router as dead_letter_router};
-#[cfg(feature = "testing")]
 pub(crate) use host::ConsumerBus;
 pub(crate) use host::opened;
 pub use host::{Consume, ConsumedEvent, ConsumerSettings, Payload};

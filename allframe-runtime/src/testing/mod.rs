@@ -176,6 +176,16 @@ impl TestService {
         self.send(request.json(&body)).await
     }
 
+    /// `PUT path` with `body` as JSON.
+    pub async fn put(&self, path: &str, body: impl Serialize) -> Reply {
+        self.send(self.request(Method::PUT, path).json(&body)).await
+    }
+
+    /// `DELETE path`.
+    pub async fn delete(&self, path: &str) -> Reply {
+        self.send(self.request(Method::DELETE, path)).await
+    }
+
     /// A request to build further (headers, a raw body), then [`TestService::send`].
     pub fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
         self.http.request(method, self.url(path))

@@ -25,9 +25,9 @@ use allframe_runtime::messaging::{
 use tokio::sync::RwLock;
 
 /// Held for reading by ordinary tests, for writing by the test that restarts the server.
-static BROKER: LazyLock<RwLock<()>> = LazyLock::new(|| RwLock::new(()));
+pub(crate) static BROKER: LazyLock<RwLock<()>> = LazyLock::new(|| RwLock::new(()));
 
-fn url() -> String {
+pub(crate) fn url() -> String {
     std::env::var("NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_owned())
 }
 

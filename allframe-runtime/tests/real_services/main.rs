@@ -36,6 +36,7 @@ mod bus_kafka;
 mod bus_nats;
 mod bus_rabbitmq;
 mod cache_redis;
+mod cache_service;
 mod eventstore_postgres;
 mod idempotency_postgres;
 mod idempotency_redis;

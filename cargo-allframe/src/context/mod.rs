@@ -15,6 +15,7 @@ use crate::error::CliError;
 use crate::events::{EventsCrate, SharedEvent};
 use crate::names::ServiceNames;
 
+mod cache;
 mod consumer;
 mod event_sourced;
 mod gateway;
@@ -22,6 +23,7 @@ mod producer;
 mod saga;
 mod stateless;
 
+pub use cache::{CacheContext, InvalidationContext};
 pub use consumer::{ConsumedContext, ConsumerContext};
 pub use event_sourced::{AggregateTemplate, EventSourcedContext, ProjectionTemplate};
 pub use gateway::{GatewayContext, ProviderContext};
@@ -121,6 +123,8 @@ pub enum ArchetypeContext {
     SagaOrchestrator(SagaContext),
     /// `type = "event-sourced"`.
     EventSourced(EventSourcedContext),
+    /// `type = "cache"`.
+    Cache(CacheContext),
 }
 
 impl ArchetypeContext {
@@ -134,6 +138,7 @@ impl ArchetypeContext {
             ServiceType::Gateway => Some(Self::Gateway(GatewayContext::new(plan))),
             ServiceType::SagaOrchestrator => SagaContext::new(plan).map(Self::SagaOrchestrator),
             ServiceType::EventSourced => EventSourcedContext::new(plan).map(Self::EventSourced),
+            ServiceType::Cache => CacheContext::new(plan).map(Self::Cache),
             _ => None,
         }
     }
@@ -167,8 +172,8 @@ impl ArchetypeContext {
     /// The events the scaffold's own code publishes, for the shared event-types crate: a
     /// `stateless` service's create event, a `producer`'s event per entity, every event an
     /// `event-sourced` service's aggregates record. What a consumer
-    /// takes comes from the file's declarations; a gateway and a saga orchestrator publish nothing
-    /// of their own.
+    /// takes comes from the file's declarations; a gateway, a saga orchestrator and a cache publish
+    /// nothing of their own.
     pub fn published(&self) -> Vec<crate::events::Published<'_>> {
         use crate::events::{Published, Shape};
         match self {
@@ -201,7 +206,9 @@ impl ArchetypeContext {
                     })
                 })
                 .collect(),
-            Self::Consumer(_) | Self::Gateway(_) | Self::SagaOrchestrator(_) => Vec::new(),
+            Self::Consumer(_) | Self::Gateway(_) | Self::SagaOrchestrator(_) | Self::Cache(_) => {
+                Vec::new()
+            }
         }
     }
 }

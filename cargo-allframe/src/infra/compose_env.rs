@@ -98,7 +98,7 @@ impl ComposeWiring<'_> {
             }
         }
         if let Archetype::Cache(cache) = &s.archetype {
-            match cache.backend {
+            match cache.table.backend {
                 CacheBackend::Memcached => {
                     compose_env.push(env(vars::MEMCACHED_URL.name, "memcache://memcached:11211"));
                 }

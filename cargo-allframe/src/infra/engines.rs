@@ -15,7 +15,7 @@ use super::model::{Dependency, Engine, Engines, EnvVar, TfVariable, preferred_po
 pub(super) fn uses_redis(service: &ResolvedService) -> bool {
     let archetype_uses_redis = match &service.archetype {
         Archetype::SagaOrchestrator { saga, .. } => saga.state_store == Some(SagaStateStore::Redis),
-        Archetype::Cache(cache) => cache.backend == CacheBackend::Redis,
+        Archetype::Cache(cache) => cache.table.backend == CacheBackend::Redis,
         Archetype::WebsocketGateway {
             websocket: Some(websocket),
             ..
@@ -53,7 +53,7 @@ pub(super) fn engines_of(
     let db = |kind: DatabaseKind| all.iter().any(|s| s.common.database == kind);
     let cache = |backend: CacheBackend| {
         all.iter()
-            .any(|s| matches!(&s.archetype, Archetype::Cache(c) if c.backend == backend))
+            .any(|s| matches!(&s.archetype, Archetype::Cache(c) if c.table.backend == backend))
     };
     // A registry is only useful next to a local broker with a Confluent-compatible API.
     let local_bus = matches!(
