@@ -38,6 +38,8 @@ pub enum RuntimeFeature {
     Webhook,
     /// A gateway's provider clients over HTTP.
     Gateway,
+    /// A `cache` service's cache.
+    Cache,
 }
 
 impl RuntimeFeature {
@@ -55,6 +57,7 @@ impl RuntimeFeature {
             RuntimeFeature::Email => "email",
             RuntimeFeature::Webhook => "webhook",
             RuntimeFeature::Gateway => "gateway",
+            RuntimeFeature::Cache => "cache",
         }
     }
 }
@@ -537,8 +540,8 @@ impl ServicePlan<'_> {
     /// The `allframe-runtime` features the crate needs, in a stable order: SQLite always (the
     /// embedded default), the production database, gRPC, Redis idempotency, span export, and
     /// the production bus when the service publishes or consumes (the embedded local bus needs
-    /// none), and the transports of a consumer's channels (SMTP for `email`, HTTP for the
-    /// others).
+    /// none), the transports of a consumer's channels (SMTP for `email`, HTTP for the
+    /// others), a gateway's clients, and a cache service's cache.
     pub fn features(&self) -> Vec<RuntimeFeature> {
         let mut features = vec![RuntimeFeature::Sqlite];
         if self.service.common.database == DatabaseKind::Postgres {
@@ -579,6 +582,9 @@ impl ServicePlan<'_> {
         }
         if !self.providers.is_empty() {
             features.push(RuntimeFeature::Gateway);
+        }
+        if self.cache.is_some() {
+            features.push(RuntimeFeature::Cache);
         }
         if let Some(consumer) = &self.consumer {
             if consumer.channels.contains(&Channel::Email) {
@@ -757,8 +763,14 @@ pattern = "outbox"
         );
         let features = plan.features();
         assert!(
-            features.contains(&RuntimeFeature::Redis) && features.contains(&RuntimeFeature::Kafka),
-            "Redis when REDIS_URL is set; the bus its invalidations come on: {features:?}"
+            [
+                RuntimeFeature::Cache,
+                RuntimeFeature::Redis,
+                RuntimeFeature::Kafka
+            ]
+            .iter()
+            .all(|feature| features.contains(feature)),
+            "the cache, Redis when REDIS_URL is set, the bus its invalidations come on: {features:?}"
         );
     }
 

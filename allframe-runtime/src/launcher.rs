@@ -301,6 +301,7 @@ impl<S> Launcher<S> {
     /// ([`crate::cache::cache_of`]) and stores write-behind's pending writes on shutdown;
     /// once the service is built, every instance evicts what the `invalidation` events make
     /// stale. Add it after [`Launcher::metrics`] so its counters are exported.
+    #[cfg(feature = "cache")]
     pub fn cache(self, settings: crate::cache::CacheServiceSettings) -> Self
     where
         S: crate::cache::CacheService,

@@ -37,6 +37,7 @@ macro_rules! crash_point {
 }
 
 mod admin;
+#[cfg(feature = "cache")]
 pub mod cache;
 pub mod channel;
 pub mod component;
@@ -160,6 +161,7 @@ pub mod __private {
 
     #[cfg(feature = "grpc")]
     pub use crate::GrpcApi;
+    #[cfg(feature = "cache")]
     pub use crate::cache::{CacheService, CacheServiceSettings, WriteStrategy};
     pub use crate::channel::{Channel, Notifications};
     pub use crate::consumer::{

@@ -160,6 +160,7 @@ struct Inner {
     consumer: ConsumerMetricsSlot,
     resilience: ResilienceMetrics,
     saga: crate::saga::SagaMetricsSlot,
+    #[cfg(feature = "cache")]
     cache: crate::cache::CacheMetricsSlot,
 }
 
@@ -206,7 +207,9 @@ impl Metrics {
         resilience.register(&mut registry);
         let saga = crate::saga::SagaMetricsSlot::default();
         registry.register_collector(Box::new(saga.clone()));
+        #[cfg(feature = "cache")]
         let cache = crate::cache::CacheMetricsSlot::default();
+        #[cfg(feature = "cache")]
         registry.register_collector(Box::new(cache.clone()));
         Self {
             inner: Arc::new(Inner {
@@ -217,6 +220,7 @@ impl Metrics {
                 consumer,
                 resilience,
                 saga,
+                #[cfg(feature = "cache")]
                 cache,
             }),
         }
@@ -234,6 +238,7 @@ impl Metrics {
     }
 
     /// Exports the counters of a cache service's cache (`allframe_cache_*`).
+    #[cfg(feature = "cache")]
     pub fn observe_cache(&self, collector: crate::cache::CacheCollector) {
         self.inner.cache.set(collector);
     }

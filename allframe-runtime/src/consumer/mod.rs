@@ -45,6 +45,7 @@ use tokio::sync::Notify;
 use tracing::Instrument as _;
 
 pub(crate) use admin::{DeadLetterDesk, router as dead_letter_router};
+#[cfg(any(feature = "cache", feature = "testing"))]
 pub(crate) use host::ConsumerBus;
 pub(crate) use host::opened;
 pub use host::{Consume, ConsumedEvent, ConsumerSettings, Payload};

@@ -16,6 +16,7 @@ mod kafka_proxy;
 mod messaging_support;
 
 mod aggregates;
+#[cfg(feature = "cache")]
 mod cache;
 mod channels;
 mod consumer;

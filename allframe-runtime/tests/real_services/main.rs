@@ -35,7 +35,9 @@ mod saga_support;
 mod bus_kafka;
 mod bus_nats;
 mod bus_rabbitmq;
+#[cfg(feature = "cache")]
 mod cache_redis;
+#[cfg(feature = "cache")]
 mod cache_service;
 mod eventstore_postgres;
 mod idempotency_postgres;
