@@ -27,8 +27,8 @@ use crate::component::{BoxFuture, Component, Host, Hosted, Startup};
 use crate::consumer::{ConsumedEvent, ConsumerBus, HandleError};
 use crate::error::{ApiError, RuntimeError};
 use crate::messaging::{
-    BusError, BusSubscription, Delivery, EventBus, Messaging, StartFrom, SubscribeOptions,
-    Subscription, consumer_group, topic_name,
+    BusError, BusSubscription, Delivery, EventBus, StartFrom, SubscribeOptions, Subscription,
+    consumer_group,
 };
 use crate::metrics::Metrics;
 use crate::{App, BoxError, Ctx, Service};
@@ -74,7 +74,7 @@ impl CacheServiceSettings {
     pub fn topics(&self, architecture: &str) -> Vec<String> {
         self.invalidations
             .iter()
-            .map(|consumed| topic_name(architecture, consumed.producer, consumed.event))
+            .map(|consumed| consumed.topic(architecture))
             .collect()
     }
 }
@@ -113,12 +113,7 @@ impl<S: CacheService> Component for CacheComponent<S> {
                 metrics.observe_cache(cache.collector());
             }
             if !self.settings.invalidations.is_empty() {
-                // The publishing bus when the service also publishes, else `EVENT_BUS_URL`'s.
-                let bus = match startup.get::<Messaging>() {
-                    Some(messaging) => messaging.bus().clone(),
-                    None => EventBus::from_env(startup.env()).await?,
-                };
-                startup.insert(ConsumerBus(bus));
+                startup.insert(ConsumerBus::open(startup).await?);
             }
             tracing::info!(engine = engine.name(), strategy = %self.settings.strategy,
                 ttl_seconds = self.settings.ttl_seconds, "cache opened");

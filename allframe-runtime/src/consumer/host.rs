@@ -20,7 +20,8 @@ use crate::context::App;
 use crate::env::Environment;
 use crate::error::RuntimeError;
 use crate::messaging::{
-    Delivery, EventBus, Messaging, SubscribeOptions, UnitOfWork, consumer_group, topic_name,
+    BusError, Delivery, EventBus, Messaging, SubscribeOptions, UnitOfWork, consumer_group,
+    topic_name,
 };
 use crate::metrics::Metrics;
 use crate::{BoxError, Event, Service};
@@ -59,6 +60,13 @@ pub struct ConsumedEvent {
     pub producer: &'static str,
 }
 
+impl ConsumedEvent {
+    /// Its topic in `architecture`: the producer's topic of the event.
+    pub fn topic(&self, architecture: &str) -> String {
+        topic_name(architecture, self.producer, self.event)
+    }
+}
+
 /// `[services.consumer]` as the consumer host applies it. Constant data the macro emits.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ConsumerSettings {
@@ -78,7 +86,7 @@ impl ConsumerSettings {
     pub fn topics(&self, architecture: &str) -> Vec<String> {
         self.events
             .iter()
-            .map(|consumed| topic_name(architecture, consumed.producer, consumed.event))
+            .map(|consumed| consumed.topic(architecture))
             .collect()
     }
 }
@@ -86,6 +94,17 @@ impl ConsumerSettings {
 /// The bus the consumer reads, opened at start-up.
 #[derive(Clone)]
 pub(crate) struct ConsumerBus(pub(crate) EventBus);
+
+impl ConsumerBus {
+    /// The bus messaging opened when the service also publishes, else the one `EVENT_BUS_URL`
+    /// names.
+    pub(crate) async fn open(startup: &Startup) -> Result<Self, BusError> {
+        Ok(Self(match startup.get::<Messaging>() {
+            Some(messaging) => messaging.bus().clone(),
+            None => EventBus::from_env(startup.env()).await?,
+        }))
+    }
+}
 
 /// Creates the consumer's tables (inbox, attempts, dead letters) and opens the bus: the one
 /// messaging opened when the service also publishes, else the one `EVENT_BUS_URL` names.
@@ -115,11 +134,7 @@ impl Component for ConsumerComponent {
                     store::keep_inbox_pruned(db, retention, every, shutdown).await;
                     Ok(())
                 });
-            let bus = match startup.get::<Messaging>() {
-                Some(messaging) => messaging.bus().clone(),
-                None => EventBus::from_env(startup.env()).await?,
-            };
-            startup.insert(ConsumerBus(bus));
+            startup.insert(ConsumerBus::open(startup).await?);
             startup.insert(Membership::default());
             Ok(())
         })

@@ -24,7 +24,7 @@ use crate::consumer::{Consumer, DeadLetterDesk, RetryPolicy as ReplyPolicy, dead
 use crate::context::App;
 use crate::database::Database;
 use crate::error::RuntimeError;
-use crate::messaging::{Messaging, SubscribeOptions, consumer_group, topic_name};
+use crate::messaging::{Messaging, SubscribeOptions, consumer_group};
 use crate::metrics::Metrics;
 
 /// How long a lease lasts when `ALLFRAME_SAGA_LEASE_SECS` is unset.
@@ -254,7 +254,7 @@ async fn consume_replies<S: Orchestrate>(
     let topics: Vec<String> = settings
         .replies
         .iter()
-        .map(|reply| topic_name(service.architecture, reply.producer, reply.event))
+        .map(|reply| reply.topic(service.architecture))
         .collect();
     let policy = reply_policy(settings.retry);
     let options = SubscribeOptions::new(&group, topics).redelivery_after(policy.redelivery_after());

@@ -1,11 +1,12 @@
 //! A `cache` service's context: the entity it caches, its strategy, and the events that
 //! invalidate it.
 
-use allframe_codegen::plan::{EXTERNAL_PRODUCER, ServicePlan};
+use allframe_codegen::plan::ServicePlan;
 use serde::Serialize;
 
+use super::ConsumedContext;
 use crate::events::{Shape, SharedEvent};
-use crate::names::{EntityNames, EventNames};
+use crate::names::EntityNames;
 
 /// What a `cache` crate's templates see besides the service (at their top level).
 #[derive(Debug, Clone, Serialize)]
@@ -26,12 +27,10 @@ pub struct CacheContext {
 /// One event that makes cached keys stale.
 #[derive(Debug, Clone, Serialize)]
 pub struct InvalidationContext {
-    /// The event's names in the shared event-types crate.
-    pub event: EventNames,
-    /// The method of the `Caches` obligation naming its stale keys: `on_product_updated`.
-    pub method: String,
-    /// The first service of the file publishing it, or `external`.
-    pub producer: String,
+    /// `event`, `method` (of the `Caches` obligation, naming its stale keys:
+    /// `on_product_updated`) and `producer`, as a consumer's events have them.
+    #[serde(flatten)]
+    pub consumed: ConsumedContext,
     /// The fields its shared type starts with (see [`CacheContext::shape_events`]).
     pub shape: Shape,
 }
@@ -44,14 +43,7 @@ impl CacheContext {
             .invalidations
             .iter()
             .map(|consumed| InvalidationContext {
-                event: EventNames::shared(consumed.event),
-                method: consumed.method.clone(),
-                producer: consumed
-                    .producers
-                    .first()
-                    .copied()
-                    .unwrap_or(EXTERNAL_PRODUCER)
-                    .to_owned(),
+                consumed: ConsumedContext::new(consumed),
                 shape: Shape::Plain,
             })
             .collect();
@@ -70,7 +62,7 @@ impl CacheContext {
         for invalidation in &mut self.invalidations {
             if let Some(event) = shared
                 .iter()
-                .find(|event| event.names.name == invalidation.event.name)
+                .find(|event| event.names.name == invalidation.consumed.event.name)
             {
                 invalidation.shape = event.shape;
             }

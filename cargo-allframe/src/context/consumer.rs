@@ -1,7 +1,7 @@
 //! A `consumer`'s context: the events it handles, one entry per event, and the channels its
 //! handlers send through.
 
-use allframe_codegen::plan::{ChannelApi, EXTERNAL_PRODUCER, ServicePlan};
+use allframe_codegen::plan::{ChannelApi, ConsumedPlan, EXTERNAL_PRODUCER, ServicePlan};
 use allframe_config::model::Channel;
 use serde::Serialize;
 
@@ -53,6 +53,22 @@ pub struct ConsumedContext {
     pub producer: String,
 }
 
+impl ConsumedContext {
+    /// The context of one consumed event (a consumer's, or a cache's invalidation).
+    pub fn new(consumed: &ConsumedPlan<'_>) -> Self {
+        Self {
+            event: EventNames::shared(consumed.event),
+            method: consumed.method.clone(),
+            producer: consumed
+                .producers
+                .first()
+                .copied()
+                .unwrap_or(EXTERNAL_PRODUCER)
+                .to_owned(),
+        }
+    }
+}
+
 impl ConsumerContext {
     /// The context of the `consumer` `plan` is about.
     pub fn new(plan: &ServicePlan<'_>) -> Self {
@@ -60,16 +76,7 @@ impl ConsumerContext {
             .consumer
             .iter()
             .flat_map(|consumer| &consumer.events)
-            .map(|consumed| ConsumedContext {
-                event: EventNames::shared(consumed.event),
-                method: consumed.method.clone(),
-                producer: consumed
-                    .producers
-                    .first()
-                    .copied()
-                    .unwrap_or(EXTERNAL_PRODUCER)
-                    .to_owned(),
-            })
+            .map(ConsumedContext::new)
             .collect();
         let channels = plan
             .consumer
