@@ -133,6 +133,10 @@ fn evictions(service: &TestService) -> u64 {
 /// Two instances cache `id`, its name changes behind them, one `ShelfRenamed` is published;
 /// `done` when both serve the new name. Answers the evictions of both.
 async fn rename_behind_two_instances(vars: &[(&str, &str)], id: &str) -> (u64, u64) {
+    // Both tests share the architecture (its stream): one at a time, so that a single
+    // service creates it.
+    static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _turn = ONE_AT_A_TIME.lock().await;
     let (a, b) = (
         TestService::start_with::<ShelfCache>(vars).await,
         TestService::start_with::<ShelfCache>(vars).await,
